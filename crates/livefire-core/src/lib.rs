@@ -2,3 +2,4 @@
 //! engine grows) events and undo records. No I/O lives here.
 
 pub mod metrics;
+pub mod window;

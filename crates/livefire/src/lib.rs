@@ -23,7 +23,11 @@ where
             // clap prints help/version to stdout with exit 0, usage errors with exit 2;
             // livefire reserves 2 for "aborted", so a bad flag is "invalid" (3).
             let _ = err.print();
-            return if err.use_stderr() { ExitCode::from(3) } else { ExitCode::SUCCESS };
+            return if err.use_stderr() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     cli::dispatch(cli)
