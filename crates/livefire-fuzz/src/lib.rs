@@ -1,0 +1,1 @@
+//! livefire-fuzz: the OpenAPI-driven API fuzzer and security checks.

@@ -1,0 +1,8 @@
+//! The one integration-test binary of livefire-fuzz.
+//!
+//! - `target`: the planted-defect service and its spec (test support, no tests).
+//! - `target_self`: the target's planted defects fire and its correct mode does not
+//!   (checked with a raw TCP client, so fuzzer tests stand on a known target).
+
+mod target;
+mod target_self;
