@@ -1,0 +1,16 @@
+//! livefire-proxy: a fault-injecting TCP proxy whose toxics and admin API follow
+//! Toxiproxy's, so existing Toxiproxy clients drive it unchanged.
+//!
+//! The library side is [`Proxy`]: start one with [`Proxy::start`], change its toxics
+//! with [`Proxy::add_toxic`] / [`Proxy::update_toxic`] / [`Proxy::remove_toxic`] (open
+//! connections feel the change at once), take it down with [`Proxy::set_enabled`], and
+//! drop it to stop it. No global state, no printing: logs go through `tracing`.
+
+mod error;
+mod link;
+mod proxy;
+mod toxic;
+
+pub use error::{ProxyError, ToxicError};
+pub use proxy::{DirectionStats, Proxy, ProxyConfig, ProxyStats};
+pub use toxic::{Stream, TOXIC_TYPES, Toxic, ToxicKind};

@@ -1,0 +1,718 @@
+//! One proxied connection: two pumps (client to server, server to client), each either
+//! on the fast path (plain copy, no buffer held while idle) or on the toxic path (a
+//! queue of timestamped chunks walked through the current toxic chain).
+//!
+//! Toxics are read from a `watch` channel, so a change reaches every open connection
+//! at once: a removed toxic stops acting on the very next wake-up of the pump, and data
+//! already queued behind it moves on immediately.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::proxy::{Chain, Chains, DirStats, Shared};
+use crate::toxic::{Stream, ToxicKind};
+
+/// Bytes read per wake-up on the fast path. Allocated only while data flows.
+const FAST_BUF: usize = 64 * 1024;
+/// Bytes read per chunk on the toxic path (Toxiproxy reads 32 KiB).
+const TOXIC_READ: usize = 16 * 1024;
+/// Chunks a toxic pump holds before it stops reading, so TCP pushes back.
+const MAX_QUEUED_ITEMS: usize = 1024;
+/// How long to wait for the upstream to accept a connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a pump (or the whole connection) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The source sent EOF and it was passed on; the other direction may go on.
+    Eof,
+    /// Close the whole connection (error, limit reached, timeout, proxy disabled).
+    Close,
+    /// Close both sockets with a TCP RST.
+    Reset,
+}
+
+/// Serves one accepted client until both directions end or `epoch` is cancelled.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    client: TcpStream,
+    upstream_addr: String,
+    epoch: CancellationToken,
+    conn_id: u64,
+) {
+    let stats = &shared.stats;
+    stats.connections_total.fetch_add(1, Ordering::Relaxed);
+    stats.connections_active.fetch_add(1, Ordering::Relaxed);
+    let _active = ActiveGuard(&shared);
+
+    let upstream = tokio::select! {
+        _ = epoch.cancelled() => return,
+        r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&upstream_addr)) => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(err)) => {
+                stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(proxy = %shared.name, upstream = %upstream_addr, %err,
+                    "unable to open connection to upstream; closing the client");
+                return;
+            }
+            Err(_) => {
+                stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(proxy = %shared.name, upstream = %upstream_addr,
+                    "upstream did not accept within 10s; closing the client");
+                return;
+            }
+        }
+    };
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+
+    let up = Pump {
+        dir: Stream::Upstream,
+        src: &client,
+        dst: &upstream,
+        rx: shared.chains.subscribe(),
+        stats: &stats.up,
+        conn_id,
+    }
+    .run();
+    let down = Pump {
+        dir: Stream::Downstream,
+        src: &upstream,
+        dst: &client,
+        rx: shared.chains.subscribe(),
+        stats: &stats.down,
+        conn_id,
+    }
+    .run();
+    tokio::pin!(up, down);
+    let (mut up_done, mut down_done) = (false, false);
+    let end = loop {
+        tokio::select! {
+            _ = epoch.cancelled() => break End::Close,
+            e = &mut up, if !up_done => match e {
+                End::Eof => up_done = true,
+                other => break other,
+            },
+            e = &mut down, if !down_done => match e {
+                End::Eof => down_done = true,
+                other => break other,
+            },
+        }
+        if up_done && down_done {
+            break End::Eof;
+        }
+    };
+    if end == End::Reset {
+        // SO_LINGER 0 makes close() send RST instead of FIN.
+        // A zero linger never blocks on close, unlike the positive values tokio warns of.
+        let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
+        let _ = socket2::SockRef::from(&upstream).set_linger(Some(Duration::ZERO));
+    }
+}
+
+struct ActiveGuard<'a>(&'a Shared);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0
+            .stats
+            .connections_active
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// One direction of one connection.
+struct Pump<'a> {
+    dir: Stream,
+    src: &'a TcpStream,
+    dst: &'a TcpStream,
+    rx: watch::Receiver<Arc<Chains>>,
+    stats: &'a DirStats,
+    conn_id: u64,
+}
+
+enum Mode {
+    /// The toxic chain changed: pick the path again.
+    Switch,
+    End(End),
+}
+
+impl Pump<'_> {
+    async fn run(mut self) -> End {
+        loop {
+            let chain = self.rx.borrow_and_update().get(self.dir);
+            let mode = if chain.is_empty() {
+                self.fast().await
+            } else {
+                ToxicLink::new(self.conn_id, self.dir)
+                    .run(&mut self, chain)
+                    .await
+            };
+            match mode {
+                Mode::Switch => continue,
+                Mode::End(e) => return e,
+            }
+        }
+    }
+
+    /// Plain copy. While idle the pump holds no buffer: it waits for readiness, then
+    /// allocates one buffer for the burst and frees it when the socket would block.
+    async fn fast(&mut self) -> Mode {
+        loop {
+            tokio::select! {
+                biased;
+                c = self.rx.changed() => {
+                    if c.is_err() {
+                        return Mode::End(End::Close);
+                    }
+                    return Mode::Switch;
+                }
+                r = self.src.readable() => if r.is_err() {
+                    return Mode::End(End::Close);
+                },
+            }
+            let mut buf = Vec::with_capacity(FAST_BUF);
+            loop {
+                buf.clear();
+                match self.src.try_read_buf(&mut buf) {
+                    Ok(0) => {
+                        shutdown_write(self.dst);
+                        return Mode::End(End::Eof);
+                    }
+                    Ok(n) => {
+                        self.stats.received.fetch_add(n as u64, Ordering::Relaxed);
+                        if write_all(self.dst, &buf).await.is_err() {
+                            return Mode::End(End::Close);
+                        }
+                        self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
+                        if self.rx.has_changed().unwrap_or(true) {
+                            return Mode::Switch;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => return Mode::End(End::Close),
+                }
+            }
+        }
+    }
+}
+
+async fn write_all(dst: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        match dst.try_write(data) {
+            Ok(n) => data = &data[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => dst.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn shutdown_write(s: &TcpStream) {
+    let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
+}
+
+/// What travels through a toxic pump's queue.
+#[derive(Debug)]
+enum ItemKind {
+    Data(Bytes),
+    /// The source's EOF, passed on once everything before it was written.
+    Eof,
+    /// A pause between slices.
+    Pause(Duration),
+    /// Close the connection when this point is reached.
+    Close,
+}
+
+#[derive(Debug)]
+struct Item {
+    kind: ItemKind,
+    /// Index of the next toxic in the chain to act on this item.
+    stage: usize,
+    /// When the item was read, advanced by latency toxics.
+    ts: Instant,
+    /// The instant the toxic at `stage` released this item for, once computed.
+    wait: Option<Instant>,
+}
+
+/// Per-connection state of one toxic.
+struct LinkState {
+    toxicity: f32,
+    /// Whether the toxicity roll picked this connection.
+    active: bool,
+    started: Instant,
+    transmitted: u64,
+    next_free: Instant,
+    reset_at: Option<Instant>,
+    rng: StdRng,
+}
+
+enum Step {
+    Write,
+    Eof,
+    Wait(Instant),
+    Idle,
+    End(End),
+}
+
+struct ToxicLink {
+    conn_id: u64,
+    dir: Stream,
+    chain: Chain,
+    work: VecDeque<Item>,
+    states: HashMap<u64, LinkState>,
+    eof_read: bool,
+}
+
+impl ToxicLink {
+    fn new(conn_id: u64, dir: Stream) -> ToxicLink {
+        ToxicLink {
+            conn_id,
+            dir,
+            chain: Chain::default(),
+            work: VecDeque::new(),
+            states: HashMap::new(),
+            eof_read: false,
+        }
+    }
+
+    async fn run(mut self, p: &mut Pump<'_>, chain: Chain) -> Mode {
+        if let Some(end) = self.sync(chain, Instant::now()) {
+            return Mode::End(end);
+        }
+        let mut scratch = vec![0u8; TOXIC_READ];
+        loop {
+            let now = Instant::now();
+            let mut want_write = false;
+            let mut wait = None;
+            match self.advance(now) {
+                Step::Write => {
+                    let Some(Item {
+                        kind: ItemKind::Data(data),
+                        ..
+                    }) = self.work.front_mut()
+                    else {
+                        continue;
+                    };
+                    match p.dst.try_write(data) {
+                        Ok(n) => {
+                            p.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
+                            data.advance(n);
+                            if data.is_empty() {
+                                self.work.pop_front();
+                            }
+                            continue;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => want_write = true,
+                        Err(_) => return Mode::End(End::Close),
+                    }
+                }
+                Step::Eof => {
+                    shutdown_write(p.dst);
+                    return Mode::End(End::Eof);
+                }
+                Step::End(e) => return Mode::End(e),
+                Step::Wait(t) => wait = Some(t),
+                Step::Idle => {
+                    if self.chain.is_empty() {
+                        return Mode::Switch;
+                    }
+                }
+            }
+            let deadline = self.link_deadline();
+            let can_read = !self.eof_read && self.work.len() < MAX_QUEUED_ITEMS;
+            tokio::select! {
+                biased;
+                c = p.rx.changed() => {
+                    if c.is_err() {
+                        return Mode::End(End::Close);
+                    }
+                    let chain = p.rx.borrow_and_update().get(self.dir);
+                    if let Some(end) = self.sync(chain, Instant::now()) {
+                        return Mode::End(end);
+                    }
+                }
+                _ = sleep_opt(deadline.map(|d| d.0)) => {
+                    return Mode::End(deadline.map_or(End::Close, |d| d.1));
+                }
+                _ = sleep_opt(wait) => {}
+                r = p.dst.writable(), if want_write => if r.is_err() {
+                    return Mode::End(End::Close);
+                },
+                r = p.src.readable(), if can_read => {
+                    if r.is_err() {
+                        return Mode::End(End::Close);
+                    }
+                    if let Err(end) = self.read_some(p, &mut scratch) {
+                        return Mode::End(end);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads what is available (bounded) into the queue, stamping each chunk.
+    fn read_some(&mut self, p: &mut Pump<'_>, scratch: &mut [u8]) -> Result<(), End> {
+        for _ in 0..16 {
+            if self.work.len() >= MAX_QUEUED_ITEMS {
+                break;
+            }
+            match p.src.try_read(scratch) {
+                Ok(0) => {
+                    self.eof_read = true;
+                    self.push(ItemKind::Eof);
+                    break;
+                }
+                Ok(n) => {
+                    p.stats.received.fetch_add(n as u64, Ordering::Relaxed);
+                    self.push(ItemKind::Data(Bytes::copy_from_slice(&scratch[..n])));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => return Err(End::Close),
+            }
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, kind: ItemKind) {
+        self.work.push_back(Item {
+            kind,
+            stage: 0,
+            ts: Instant::now(),
+            wait: None,
+        });
+    }
+
+    /// The earliest connection-wide deadline: a `timeout` toxic closing it, or a
+    /// `reset_peer` toxic resetting it.
+    fn link_deadline(&self) -> Option<(Instant, End)> {
+        let mut best: Option<(Instant, End)> = None;
+        for entry in self.chain.iter() {
+            let Some(st) = self.states.get(&entry.id).filter(|s| s.active) else {
+                continue;
+            };
+            let cand = match entry.toxic.kind {
+                ToxicKind::Timeout { timeout } if timeout > 0 => {
+                    Some((st.started + Duration::from_millis(timeout), End::Close))
+                }
+                ToxicKind::ResetPeer { .. } => st.reset_at.map(|t| (t, End::Reset)),
+                _ => None,
+            };
+            if let Some(c) = cand
+                && best.is_none_or(|b| c.0 < b.0)
+            {
+                best = Some(c);
+            }
+        }
+        best
+    }
+
+    /// Adopts a new chain: keeps per-toxic state of toxics still there, rolls the
+    /// toxicity of new ones, and moves queued items to the same point in the new chain.
+    fn sync(&mut self, chain: Chain, now: Instant) -> Option<End> {
+        let old = std::mem::replace(&mut self.chain, chain);
+        for item in self.work.iter_mut() {
+            let mut new_stage = self.chain.len();
+            for (j, e) in old.iter().enumerate().skip(item.stage) {
+                if let Some(k) = self.chain.iter().position(|n| n.id == e.id) {
+                    new_stage = k;
+                    let same = j == item.stage && Arc::ptr_eq(e, &self.chain[k]);
+                    if !same {
+                        item.wait = None;
+                    }
+                    break;
+                }
+            }
+            if new_stage == self.chain.len() {
+                item.wait = None;
+            }
+            item.stage = new_stage;
+        }
+        let mut ended = None;
+        let chain = &self.chain;
+        self.states.retain(|id, st| {
+            let Some(entry) = chain.iter().find(|e| e.id == *id) else {
+                // Toxiproxy closes a connection whose data a timeout toxic dropped when
+                // that toxic is removed: the stream is already broken.
+                let was_timeout = old
+                    .iter()
+                    .any(|e| e.id == *id && matches!(e.toxic.kind, ToxicKind::Timeout { .. }));
+                if st.active && was_timeout {
+                    ended = Some(End::Close);
+                }
+                return false;
+            };
+            st.toxicity == entry.toxic.toxicity
+        });
+        for entry in self.chain.iter() {
+            if self.states.contains_key(&entry.id) {
+                continue;
+            }
+            let toxicity = entry.toxic.toxicity;
+            let active = toxicity >= 1.0 || rand::rng().random::<f32>() < toxicity;
+            let seed = match entry.toxic.kind {
+                ToxicKind::Corrupt { seed, .. } => seed,
+                _ => rand::random(),
+            };
+            let dir_salt = if self.dir == Stream::Upstream {
+                0x5555
+            } else {
+                0xaaaa
+            };
+            let rng = StdRng::seed_from_u64(
+                seed ^ self.conn_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ dir_salt,
+            );
+            self.states.insert(
+                entry.id,
+                LinkState {
+                    toxicity,
+                    active,
+                    started: now,
+                    transmitted: 0,
+                    next_free: now,
+                    reset_at: None,
+                    rng,
+                },
+            );
+        }
+        ended
+    }
+
+    /// Moves the front of the queue through the chain as far as it can go now.
+    fn advance(&mut self, now: Instant) -> Step {
+        loop {
+            let Some(item) = self.work.front_mut() else {
+                return Step::Idle;
+            };
+            match &item.kind {
+                ItemKind::Close => return Step::End(End::Close),
+                ItemKind::Pause(d) => {
+                    let due = *item.wait.get_or_insert(now + *d);
+                    if now < due {
+                        return Step::Wait(due);
+                    }
+                    self.work.pop_front();
+                    continue;
+                }
+                ItemKind::Data(_) if item.stage >= self.chain.len() => return Step::Write,
+                ItemKind::Eof if item.stage >= self.chain.len() => {
+                    self.work.pop_front();
+                    return Step::Eof;
+                }
+                _ => {}
+            }
+            let entry = self.chain[item.stage].clone();
+            let Some(st) = self.states.get_mut(&entry.id) else {
+                item.stage += 1;
+                continue;
+            };
+            if !st.active {
+                item.stage += 1;
+                item.wait = None;
+                continue;
+            }
+            let is_eof = matches!(item.kind, ItemKind::Eof);
+            match entry.toxic.kind {
+                ToxicKind::Latency { latency, jitter } if !is_eof => {
+                    let due = *item.wait.get_or_insert_with(|| {
+                        let mut ms = latency as i64;
+                        if jitter > 0 {
+                            let j = jitter.min(i64::MAX as u64 / 4) as i64;
+                            ms += st.rng.random_range(-j..j);
+                        }
+                        item.ts + Duration::from_millis(ms.max(0) as u64)
+                    });
+                    if now < due {
+                        return Step::Wait(due);
+                    }
+                    item.ts = due;
+                }
+                ToxicKind::Bandwidth { rate } if !is_eof && rate > 0 => {
+                    let bytes_per_sec = rate.saturating_mul(1000);
+                    // Pieces of 50 ms worth, so the rate holds over short windows too.
+                    let piece = (bytes_per_sec / 20).max(1) as usize;
+                    if item.wait.is_none()
+                        && let ItemKind::Data(data) = &mut item.kind
+                        && data.len() > piece
+                    {
+                        let rest = data.split_off(piece);
+                        let (stage, ts) = (item.stage, item.ts);
+                        self.work.insert(
+                            1,
+                            Item {
+                                kind: ItemKind::Data(rest),
+                                stage,
+                                ts,
+                                wait: None,
+                            },
+                        );
+                        continue;
+                    }
+                    let len = match &item.kind {
+                        ItemKind::Data(d) => d.len(),
+                        _ => 0,
+                    };
+                    let due = *item.wait.get_or_insert_with(|| {
+                        let release = st.next_free.max(now);
+                        st.next_free =
+                            release + Duration::from_secs_f64(len as f64 / bytes_per_sec as f64);
+                        release
+                    });
+                    if now < due {
+                        return Step::Wait(due);
+                    }
+                }
+                ToxicKind::Slicer {
+                    average_size,
+                    size_variation,
+                    delay,
+                } if !is_eof => {
+                    let avg = average_size.max(1);
+                    let var = size_variation.min(avg - 1);
+                    if let ItemKind::Data(data) = &item.kind
+                        && (data.len() as u64) > avg + var
+                    {
+                        let mut data = data.clone();
+                        let (stage, ts) = (item.stage + 1, item.ts);
+                        self.work.pop_front();
+                        let mut pieces = Vec::new();
+                        while !data.is_empty() {
+                            let size = if var > 0 {
+                                avg - var + st.rng.random_range(0..=2 * var)
+                            } else {
+                                avg
+                            };
+                            let size = (size.max(1) as usize).min(data.len());
+                            pieces.push(data.split_to(size));
+                        }
+                        let pause = Duration::from_micros(delay);
+                        for piece in pieces.into_iter().rev() {
+                            if !pause.is_zero() {
+                                self.work.push_front(Item {
+                                    kind: ItemKind::Pause(pause),
+                                    stage,
+                                    ts,
+                                    wait: None,
+                                });
+                            }
+                            self.work.push_front(Item {
+                                kind: ItemKind::Data(piece),
+                                stage,
+                                ts,
+                                wait: None,
+                            });
+                        }
+                        continue;
+                    }
+                }
+                ToxicKind::LimitData { bytes } if !is_eof => {
+                    let remaining = bytes.saturating_sub(st.transmitted);
+                    if remaining == 0 {
+                        self.work.pop_front();
+                        return Step::End(End::Close);
+                    }
+                    if let ItemKind::Data(data) = &mut item.kind {
+                        data.truncate(remaining.min(usize::MAX as u64) as usize);
+                        st.transmitted += data.len() as u64;
+                    }
+                    if st.transmitted >= bytes {
+                        let (stage, ts) = (item.stage + 1, item.ts);
+                        item.stage = stage;
+                        item.wait = None;
+                        self.work.insert(
+                            1,
+                            Item {
+                                kind: ItemKind::Close,
+                                stage,
+                                ts,
+                                wait: None,
+                            },
+                        );
+                        continue;
+                    }
+                }
+                ToxicKind::Timeout { .. } => {
+                    if is_eof {
+                        return Step::End(End::Close);
+                    }
+                    self.work.pop_front();
+                    continue;
+                }
+                ToxicKind::ResetPeer { timeout } => {
+                    let at = *st
+                        .reset_at
+                        .get_or_insert(now + Duration::from_millis(timeout));
+                    if is_eof {
+                        return Step::Wait(at);
+                    }
+                    self.work.pop_front();
+                    continue;
+                }
+                ToxicKind::SlowClose { delay } if is_eof => {
+                    let due = *item.wait.get_or_insert(now + Duration::from_millis(delay));
+                    if now < due {
+                        return Step::Wait(due);
+                    }
+                }
+                ToxicKind::Drop { rate }
+                    if !is_eof && rate > 0.0 && st.rng.random::<f64>() < rate =>
+                {
+                    self.work.pop_front();
+                    continue;
+                }
+                ToxicKind::Corrupt { rate, .. } if !is_eof => {
+                    if rate > 0.0
+                        && st.rng.random::<f64>() < rate
+                        && let ItemKind::Data(data) = &mut item.kind
+                    {
+                        *data = corrupt(data, &mut st.rng);
+                    }
+                }
+                _ => {}
+            }
+            item.stage += 1;
+            item.wait = None;
+        }
+    }
+}
+
+/// One mutation of a chunk: a flipped bit, a truncation, or an inserted byte.
+fn corrupt(data: &Bytes, rng: &mut StdRng) -> Bytes {
+    let mut v = data.to_vec();
+    if v.is_empty() {
+        return Bytes::new();
+    }
+    match rng.random_range(0..3u8) {
+        0 => {
+            let i = rng.random_range(0..v.len());
+            v[i] ^= 1 << rng.random_range(0..8u8);
+        }
+        1 => {
+            let keep = rng.random_range(0..v.len());
+            v.truncate(keep);
+        }
+        _ => {
+            let i = rng.random_range(0..=v.len());
+            v.insert(i, rng.random());
+        }
+    }
+    Bytes::from(v)
+}
+
+async fn sleep_opt(at: Option<Instant>) {
+    match at {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}

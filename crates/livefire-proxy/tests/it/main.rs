@@ -1,0 +1,8 @@
+//! Integration tests of livefire-proxy: real sockets on 127.0.0.1, ephemeral ports.
+
+/// Runtime changes: add / remove / update under traffic, enable / disable.
+mod runtime;
+/// Shared helpers: upstream servers and a proxy in front of them.
+mod support;
+/// The toxics' semantics, measured through real connections.
+mod toxics;
