@@ -3,6 +3,10 @@
 //! - `target`: the planted-defect service and its spec (test support, no tests).
 //! - `target_self`: the target's planted defects fire and its correct mode does not
 //!   (checked with a raw TCP client, so fuzzer tests stand on a known target).
+//! - `spec`: loading specs (formats, versions, files, URLs, refs) and located errors.
+//! - `generate`: seeded, reproducible generation; boundary values first.
 
+mod generate;
+mod spec;
 mod target;
 mod target_self;
