@@ -1,9 +1,10 @@
 //! Flags and subcommands. Each subcommand's arguments live beside the crate that does
 //! the work where that crate has a standalone mode (proxy, load, fuzz).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// livefire: break a running system on purpose, drive it with real traffic, and probe
 /// it for crashes and vulnerabilities while it is degraded, under control.
@@ -16,12 +17,40 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the version and build information.
+    /// Check an experiment file; every error is shown as FILE:LINE:COL (exit 3).
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of the experiment file format.
+    Schema,
+    /// Print the version.
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The experiment file (YAML or JSON).
+    pub file: PathBuf,
+    /// Set a variable used as `${name}` (repeatable); overrides the file's `vars:`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = livefire_spec::parse_var)]
+    pub vars: Vec<(String, String)>,
+}
+
+/// Exit codes of livefire (DESIGN.md).
+pub mod exit {
+    /// Invalid experiment, flag or setup: nothing was applied.
+    pub const INVALID: u8 = 3;
 }
 
 pub(crate) fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
+        Command::Validate(args) => crate::validate(args),
+        Command::Schema => {
+            let schema = livefire_spec::json_schema();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
         Command::Version => {
             println!("livefire {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -32,3 +32,33 @@ where
     };
     cli::dispatch(cli)
 }
+
+/// `livefire validate`: all errors at once, located; exit 3 when there are any.
+fn validate(args: cli::ValidateArgs) -> ExitCode {
+    match livefire_spec::load_file(&args.file, &args.vars) {
+        Ok(loaded) => {
+            if !loaded.warnings.diagnostics.is_empty() {
+                eprint!("{}", loaded.warnings);
+            }
+            let e = &loaded.experiment;
+            println!(
+                "{}: valid: {} target(s), {} setup process(es), {} activit{}, {} hypothesis condition(s), {} guardrail(s)",
+                args.file.display(),
+                e.targets.len(),
+                e.setup.len(),
+                e.timeline.len(),
+                if e.timeline.len() == 1 { "y" } else { "ies" },
+                e.hypothesis.len(),
+                e.guardrails.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprint!("{err}");
+            if matches!(err, livefire_spec::LoadError::Read { .. }) {
+                eprintln!();
+            }
+            ExitCode::from(cli::exit::INVALID)
+        }
+    }
+}

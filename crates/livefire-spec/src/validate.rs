@@ -1,0 +1,978 @@
+//! Typing and checking the document: each section (and each list entry) is typed on
+//! its own so that one mistake does not hide the next, then the rules that types cannot
+//! state (exactly one kind, known targets, unique names) are checked with positions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::de::DeserializeOwned;
+
+use crate::de::from_node;
+use crate::diag::Diagnostic;
+use crate::types::*;
+use crate::yaml::{Node, Pos};
+
+const TOP_LEVEL: &[&str] = &[
+    "version",
+    "title",
+    "settings",
+    "vars",
+    "targets",
+    "setup",
+    "hypothesis",
+    "guardrails",
+    "timeline",
+    "scenario",
+    "rollbacks",
+];
+
+/// Types and checks `tree`; returns the experiment when it could be typed at all.
+pub fn validate(tree: &Node, out: &mut Vec<Diagnostic>) -> Option<Experiment> {
+    let Some(entries) = tree.entries() else {
+        out.push(Diagnostic::error(
+            tree.pos,
+            format!(
+                "expected a mapping with `version`, `title` and `timeline`, found {}",
+                tree.describe()
+            ),
+        ));
+        return None;
+    };
+    for (k, _) in entries {
+        let key = k.as_str().unwrap_or_default();
+        if !TOP_LEVEL.contains(&key) {
+            out.push(Diagnostic::error(
+                k.pos,
+                format!("unknown field `{key}`, expected one of {}", list(TOP_LEVEL)),
+            ));
+        }
+    }
+    let before = out.len();
+    let version: Option<u32> = required(tree, "version", out);
+    let title: Option<String> = required(tree, "title", out);
+    let settings: Settings = optional(tree, "settings", out).unwrap_or_default();
+    let vars: BTreeMap<String, String> = optional(tree, "vars", out).unwrap_or_default();
+    let targets: BTreeMap<String, Target> = map_each(tree.get("targets"), out);
+    let mut index = Index::default();
+    let setup: Vec<SetupProcess> = list_each(tree.get("setup"), out, &mut index.setup);
+    let hypothesis: Vec<Condition> = list_each(tree.get("hypothesis"), out, &mut index.hypothesis);
+    let guardrails: Vec<Condition> = list_each(tree.get("guardrails"), out, &mut index.guardrails);
+    let timeline: Vec<Activity> = match tree.get("timeline") {
+        Some(node) => list_each(Some(node), out, &mut index.timeline),
+        None if tree.get("scenario").is_some() => Vec::new(),
+        None => {
+            out.push(Diagnostic::error(
+                tree.pos,
+                "missing field `timeline`: list the activities (it may be `[]`)",
+            ));
+            Vec::new()
+        }
+    };
+    // A timeline entry that failed to type may hide more mistakes in its other fields:
+    // type those on their own, so that every error shows at once.
+    if let Some(items) = tree.get("timeline").and_then(Node::items) {
+        for (i, item) in items.iter().enumerate() {
+            if index.timeline.contains(&i) || item.entries().is_none() {
+                continue;
+            }
+            let _: Option<crate::values::Duration> = optional(item, "at", out);
+            let _: Option<crate::values::Duration> = optional(item, "for", out);
+            let _: Option<Load> = optional(item, "load", out);
+            let _: Option<Fuzz> = optional(item, "fuzz", out);
+            if let Some(fault) = optional::<Fault>(item, "fault", out) {
+                index.partial_faults.push((i, fault));
+            }
+        }
+    }
+    let scenario: Option<Scenario> = optional(tree, "scenario", out);
+    let rollbacks: Vec<RollbackStep> = list_each(tree.get("rollbacks"), out, &mut index.rollbacks);
+    if let Some(v) = version {
+        if v != 1 {
+            let pos = at(tree, &[K("version")]);
+            let msg = if v > 1 {
+                format!(
+                    "experiment version {v} is newer than this livefire understands (1): upgrade livefire"
+                )
+            } else {
+                format!("unsupported version {v}: write `version: 1`")
+            };
+            out.push(Diagnostic::error(pos, msg));
+        }
+    }
+    let typed_ok = out.len() == before;
+    let experiment = Experiment {
+        version: version.unwrap_or(1),
+        title: title.unwrap_or_default(),
+        settings,
+        vars,
+        targets,
+        setup,
+        hypothesis,
+        guardrails,
+        timeline,
+        scenario,
+        rollbacks,
+    };
+    Checker {
+        tree,
+        exp: &experiment,
+        out,
+        index,
+    }
+    .check();
+    typed_ok.then_some(experiment)
+}
+
+fn list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn push_de(out: &mut Vec<Diagnostic>, e: crate::de::DeError, fallback: Pos) {
+    out.push(Diagnostic::error(e.pos.unwrap_or(fallback), e.message));
+}
+
+fn required<T: DeserializeOwned>(tree: &Node, key: &str, out: &mut Vec<Diagnostic>) -> Option<T> {
+    match tree.get(key) {
+        Some(node) => from_node(node).map_err(|e| push_de(out, e, node.pos)).ok(),
+        None => {
+            out.push(Diagnostic::error(
+                tree.pos,
+                format!("missing field `{key}`"),
+            ));
+            None
+        }
+    }
+}
+
+fn optional<T: DeserializeOwned>(tree: &Node, key: &str, out: &mut Vec<Diagnostic>) -> Option<T> {
+    let node = tree.get(key)?;
+    if node.is_null() {
+        return None;
+    }
+    from_node(node).map_err(|e| push_de(out, e, node.pos)).ok()
+}
+
+/// Types each entry of a list on its own; returns the typed entries and, for each, its
+/// index in the document (entries that failed to type are skipped).
+fn list_each<T: DeserializeOwned>(
+    node: Option<&Node>,
+    out: &mut Vec<Diagnostic>,
+    index: &mut Vec<usize>,
+) -> Vec<T> {
+    let Some(node) = node.filter(|n| !n.is_null()) else {
+        return Vec::new();
+    };
+    let Some(items) = node.items() else {
+        out.push(Diagnostic::error(
+            node.pos,
+            format!("expected a list, found {}", node.describe()),
+        ));
+        return Vec::new();
+    };
+    let mut typed = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Ok(t) = from_node(item).map_err(|e| push_de(out, e, item.pos)) {
+            typed.push(t);
+            index.push(i);
+        }
+    }
+    typed
+}
+
+fn map_each<T: DeserializeOwned>(
+    node: Option<&Node>,
+    out: &mut Vec<Diagnostic>,
+) -> BTreeMap<String, T> {
+    let Some(node) = node.filter(|n| !n.is_null()) else {
+        return BTreeMap::new();
+    };
+    let Some(entries) = node.entries() else {
+        out.push(Diagnostic::error(
+            node.pos,
+            format!("expected a mapping of names, found {}", node.describe()),
+        ));
+        return BTreeMap::new();
+    };
+    let mut map = BTreeMap::new();
+    for (k, v) in entries {
+        let Some(name) = k.as_str() else { continue };
+        if map.contains_key(name) {
+            out.push(Diagnostic::error(k.pos, format!("duplicate name `{name}`")));
+            continue;
+        }
+        if let Ok(t) = from_node(v).map_err(|e| push_de(out, e, v.pos)) {
+            map.insert(name.to_owned(), t);
+        }
+    }
+    map
+}
+
+/// A step in a path through the document.
+#[derive(Clone, Copy)]
+enum Seg<'a> {
+    K(&'a str),
+    I(usize),
+}
+use Seg::{I, K};
+
+/// The position of the deepest node along `path` that exists.
+fn at(tree: &Node, path: &[Seg]) -> Pos {
+    let mut node = tree;
+    for seg in path {
+        let next = match seg {
+            K(k) => node.get(k),
+            I(i) => node.items().and_then(|items| items.get(*i)),
+        };
+        match next {
+            Some(n) => node = n,
+            None => break,
+        }
+    }
+    node.pos
+}
+
+/// The position of the key `key` inside the node at `path` (for "this key is wrong").
+fn key_at(tree: &Node, path: &[Seg], key: &str) -> Pos {
+    let mut node = tree;
+    for seg in path {
+        let next = match seg {
+            K(k) => node.get(k),
+            I(i) => node.items().and_then(|items| items.get(*i)),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return node.pos,
+        }
+    }
+    node.key(key).map(|k| k.pos).unwrap_or(node.pos)
+}
+
+/// For each typed list, the document index of each entry.
+#[derive(Default)]
+struct Index {
+    setup: Vec<usize>,
+    hypothesis: Vec<usize>,
+    guardrails: Vec<usize>,
+    timeline: Vec<usize>,
+    rollbacks: Vec<usize>,
+    /// Faults of timeline entries that failed to type as a whole, by document index.
+    partial_faults: Vec<(usize, Fault)>,
+}
+
+struct Checker<'a> {
+    tree: &'a Node,
+    exp: &'a Experiment,
+    out: &'a mut Vec<Diagnostic>,
+    index: Index,
+}
+
+impl Checker<'_> {
+    /// The document index of the `i`th typed entry of `section`.
+    fn ix(&self, section: &str, i: usize) -> usize {
+        let index = match section {
+            "setup" => &self.index.setup,
+            "hypothesis" => &self.index.hypothesis,
+            "guardrails" => &self.index.guardrails,
+            "timeline" => &self.index.timeline,
+            _ => &self.index.rollbacks,
+        };
+        index.get(i).copied().unwrap_or(i)
+    }
+
+    fn err(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.out.push(Diagnostic::error(pos, msg));
+    }
+
+    fn check(&mut self) {
+        self.check_targets();
+        self.check_setup();
+        let workloads = self.check_timeline();
+        for (section, required_name) in [("hypothesis", true), ("guardrails", false)] {
+            let conditions = if section == "hypothesis" {
+                &self.exp.hypothesis
+            } else {
+                &self.exp.guardrails
+            };
+            let mut names = BTreeSet::new();
+            for (i, c) in conditions.iter().enumerate() {
+                let i = self.ix(section, i);
+                let path = [K(section), I(i)];
+                match &c.name {
+                    Some(n) if !names.insert(n.clone()) => self.err(
+                        at(self.tree, &[K(section), I(i), K("name")]),
+                        format!("duplicate {section} name `{n}`"),
+                    ),
+                    None if required_name => self.err(
+                        at(self.tree, &path),
+                        "a hypothesis condition needs a `name` (reports and `compare` use it)",
+                    ),
+                    _ => {}
+                }
+                self.check_condition(c, &path, &workloads);
+            }
+        }
+        for (i, fault) in std::mem::take(&mut self.index.partial_faults) {
+            self.check_fault(&fault, &[K("timeline"), I(i), K("fault")]);
+        }
+        self.check_scenario();
+        self.check_settings();
+        for (i, step) in self.exp.rollbacks.iter().enumerate() {
+            let i = self.ix("rollbacks", i);
+            let RollbackStep::Command(c) = step;
+            self.check_user(
+                c.user.as_deref(),
+                &[K("rollbacks"), I(i), K("command"), K("user")],
+            );
+        }
+    }
+
+    fn check_targets(&mut self) {
+        for (name, t) in &self.exp.targets {
+            let path = [K("targets"), K(name)];
+            self.check_name(name, key_at(self.tree, &[K("targets")], name), "target");
+            let kinds = t.kinds();
+            if kinds.len() != 1 {
+                let found: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+                self.err(
+                    at(self.tree, &path),
+                    format!(
+                        "target `{name}` must have exactly one of `http`, `process`, `postgres`, `proxy`, `netns`, `host`, `path`; found {}",
+                        if found.is_empty() { "none".to_string() } else { found.join(", ") }
+                    ),
+                );
+            }
+            if let Some(url) = &t.http {
+                if !is_url(url) {
+                    self.err(
+                        at(self.tree, &[K("targets"), K(name), K("http")]),
+                        format!("`{url}` is not an http:// or https:// URL"),
+                    );
+                }
+            }
+            if let Some(p) = &t.process {
+                let n = [p.pid.is_some(), p.pidfile.is_some(), p.name.is_some()]
+                    .iter()
+                    .filter(|b| **b)
+                    .count();
+                if n != 1 {
+                    self.err(
+                        at(self.tree, &[K("targets"), K(name), K("process")]),
+                        "a process target needs exactly one of `pid`, `pidfile`, `name`",
+                    );
+                }
+                if p.pid == Some(0) || p.pid == Some(1) {
+                    self.err(
+                        at(self.tree, &[K("targets"), K(name), K("process"), K("pid")]),
+                        "pid 0 and 1 are never a target",
+                    );
+                }
+            }
+            if (t.restart.is_some() || t.user.is_some()) && t.process.is_none() {
+                let key = if t.restart.is_some() {
+                    "restart"
+                } else {
+                    "user"
+                };
+                self.err(
+                    key_at(self.tree, &path, key),
+                    format!("`{key}` applies to process targets only"),
+                );
+            }
+            if let Some(restart) = &t.restart {
+                self.check_program(restart, &[K("targets"), K(name), K("restart")]);
+            }
+            self.check_user(t.user.as_deref(), &[K("targets"), K(name), K("user")]);
+            if let Some(p) = &t.proxy {
+                let own = p.listen.is_some() || p.upstream.is_some();
+                let ext = p.api.is_some() || p.name.is_some();
+                let ok = (own && !ext && p.listen.is_some() && p.upstream.is_some())
+                    || (ext && !own && p.api.is_some() && p.name.is_some());
+                if !ok {
+                    self.err(
+                        at(self.tree, &[K("targets"), K(name), K("proxy")]),
+                        "a proxy target needs `listen` and `upstream` (a proxy the run owns) or `api` and `name` (an existing proxy server)",
+                    );
+                }
+                for key in ["listen", "upstream"] {
+                    let v = if key == "listen" {
+                        &p.listen
+                    } else {
+                        &p.upstream
+                    };
+                    if let Some(addr) = v {
+                        if !is_host_port(addr) {
+                            self.err(
+                                at(self.tree, &[K("targets"), K(name), K("proxy"), K(key)]),
+                                format!("`{addr}` is not HOST:PORT"),
+                            );
+                        }
+                    }
+                }
+            }
+            if let Some(pg) = &t.postgres {
+                if !(pg.dsn.starts_with("postgres://")
+                    || pg.dsn.starts_with("postgresql://")
+                    || pg.dsn.contains("host="))
+                {
+                    self.err(at(self.tree, &[K("targets"), K(name), K("postgres"), K("dsn")]), format!("`{}` is not a PostgreSQL connection string (postgres://user@host:port/db)", pg.dsn));
+                }
+                self.check_user(
+                    pg.user.as_deref(),
+                    &[K("targets"), K(name), K("postgres"), K("user")],
+                );
+            }
+        }
+    }
+
+    fn check_setup(&mut self) {
+        let mut names = BTreeSet::new();
+        for (i, s) in self.exp.setup.iter().enumerate() {
+            let i = self.ix("setup", i);
+            let pos = at(self.tree, &[K("setup"), I(i), K("name")]);
+            self.check_name(&s.name, pos, "setup process");
+            if !names.insert(s.name.clone()) {
+                self.err(pos, format!("duplicate setup name `{}`", s.name));
+            } else if self.exp.targets.contains_key(&s.name) {
+                self.err(pos, format!("setup `{}` has the name of a target: a setup process becomes a target of its name", s.name));
+            }
+            self.check_program(&s.command, &[K("setup"), I(i), K("command")]);
+            if let Some(r) = &s.restart {
+                self.check_program(r, &[K("setup"), I(i), K("restart")]);
+            }
+            self.check_user(s.user.as_deref(), &[K("setup"), I(i), K("user")]);
+            if let Some(Ready::Tcp(t)) = &s.ready {
+                if !is_host_port(&t.address) {
+                    self.err(
+                        at(
+                            self.tree,
+                            &[K("setup"), I(i), K("ready"), K("tcp"), K("address")],
+                        ),
+                        format!("`{}` is not HOST:PORT", t.address),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Checks the timeline; returns the metric prefixes the workloads publish.
+    fn check_timeline(&mut self) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let mut workloads = BTreeSet::new();
+        let (mut loads, mut fuzzes) = (0, 0);
+        for (i, a) in self.exp.timeline.iter().enumerate() {
+            let i = self.ix("timeline", i);
+            let path = [K("timeline"), I(i)];
+            let kinds = [a.fault.is_some(), a.load.is_some(), a.fuzz.is_some()]
+                .iter()
+                .filter(|b| **b)
+                .count();
+            if kinds != 1 {
+                self.err(
+                    at(self.tree, &path),
+                    "a timeline entry needs exactly one of `fault`, `load`, `fuzz`",
+                );
+            }
+            if a.for_.0.is_zero() {
+                self.err(
+                    at(self.tree, &[K("timeline"), I(i), K("for")]),
+                    "`for` must be longer than 0s",
+                );
+            }
+            let name = a.name.clone().unwrap_or_else(|| format!("timeline[{i}]"));
+            if !names.insert(name.clone()) {
+                self.err(
+                    at(self.tree, &[K("timeline"), I(i), K("name")]),
+                    format!("duplicate activity name `{name}`"),
+                );
+            }
+            if let Some(f) = &a.fault {
+                self.check_fault(f, &[K("timeline"), I(i), K("fault")]);
+            }
+            if let Some(l) = &a.load {
+                loads += 1;
+                let lname = l.name.clone().unwrap_or_else(|| {
+                    if loads == 1 {
+                        "load".into()
+                    } else {
+                        format!("load-{loads}")
+                    }
+                });
+                if !workloads.insert(lname.clone()) {
+                    self.err(
+                        at(self.tree, &[K("timeline"), I(i), K("load"), K("name")]),
+                        format!("duplicate workload name `{lname}`"),
+                    );
+                }
+                self.check_load(l, &[K("timeline"), I(i), K("load")]);
+            }
+            if let Some(f) = &a.fuzz {
+                fuzzes += 1;
+                let fname = f.name.clone().unwrap_or_else(|| {
+                    if fuzzes == 1 {
+                        "fuzz".into()
+                    } else {
+                        format!("fuzz-{fuzzes}")
+                    }
+                });
+                if !workloads.insert(fname.clone()) {
+                    self.err(
+                        at(self.tree, &[K("timeline"), I(i), K("fuzz"), K("name")]),
+                        format!("duplicate workload name `{fname}`"),
+                    );
+                }
+                if f.auth
+                    .as_ref()
+                    .is_some_and(|a| a.value.is_some() == a.login.is_some())
+                {
+                    self.err(
+                        at(self.tree, &[K("timeline"), I(i), K("fuzz"), K("auth")]),
+                        "`auth` needs exactly one of `value` and `login`",
+                    );
+                }
+            }
+        }
+        workloads
+    }
+
+    fn check_load(&mut self, l: &Load, path: &[Seg]) {
+        let pos = at(self.tree, path);
+        let models = [l.rate.is_some(), l.vus.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
+        if models > 1 || (models == 0 && l.stages.is_empty()) {
+            self.err(pos, "a load needs exactly one of `rate` (open model) or `vus` (closed model), or `stages`");
+        }
+        let closed = l.vus.is_some();
+        for (i, s) in l.stages.iter().enumerate() {
+            let mismatch = matches!(
+                (s.to, closed),
+                (StageTarget::Rate(_), true) | (StageTarget::Vus(_), false)
+            );
+            if mismatch && models == 1 {
+                let mut p = path.to_vec();
+                p.extend([K("stages"), I(i), K("to")]);
+                let want = if closed {
+                    "a number of VUs (the load uses `vus`)"
+                } else {
+                    "a rate such as `500/s` (the load uses `rate`)"
+                };
+                self.err(at(self.tree, &p), format!("stage target must be {want}"));
+            }
+        }
+        if l.think.is_some() && !closed {
+            self.err(
+                key_at(self.tree, path, "think"),
+                "`think` applies to the closed model (`vus`) only",
+            );
+        }
+        let http = !l.requests.is_empty();
+        let sql = l.postgres.is_some() || !l.statements.is_empty();
+        if http == sql {
+            self.err(
+                pos,
+                "a load needs either `requests` (HTTP) or `postgres` with `statements` (SQL)",
+            );
+        } else if sql && (l.postgres.is_none() || l.statements.is_empty()) {
+            self.err(pos, "a SQL load needs both `postgres` and `statements`");
+        }
+        for (i, r) in l.requests.iter().enumerate() {
+            let mut p = path.to_vec();
+            p.extend([K("requests"), I(i)]);
+            if !is_url(&r.url) {
+                let mut q = p.clone();
+                q.push(K("url"));
+                self.err(
+                    at(self.tree, &q),
+                    format!("`{}` is not an http:// or https:// URL", r.url),
+                );
+            }
+            if r.body.is_some() && r.json.is_some() {
+                self.err(
+                    at(self.tree, &p),
+                    "a request has `body` or `json`, not both",
+                );
+            }
+            for c in &r.checks {
+                for path_text in c.json.keys() {
+                    if !path_text.starts_with('$') {
+                        self.err(
+                            at(self.tree, &p),
+                            format!("JSON path `{path_text}` must start with `$`"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_fault(&mut self, f: &Fault, path: &[Seg]) {
+        if let Some((target, accepted)) = f.target() {
+            let mut p = path.to_vec();
+            p.extend([K(f.kind()), K("target")]);
+            let pos = at(self.tree, &p);
+            let setup = self.exp.setup.iter().any(|s| s.name == target);
+            let kinds = match self.exp.targets.get(target) {
+                Some(t) => t.kinds(),
+                None if setup => vec![TargetKind::Process],
+                None => {
+                    let known: Vec<String> = self
+                        .exp
+                        .targets
+                        .keys()
+                        .cloned()
+                        .chain(self.exp.setup.iter().map(|s| s.name.clone()))
+                        .map(|k| format!("`{k}`"))
+                        .collect();
+                    self.err(
+                        pos,
+                        if known.is_empty() {
+                            format!("unknown target `{target}`: declare it under `targets:`")
+                        } else {
+                            format!(
+                                "unknown target `{target}`; declared targets: {}",
+                                known.join(", ")
+                            )
+                        },
+                    );
+                    return;
+                }
+            };
+            if !kinds.iter().any(|k| accepted.contains(k)) {
+                let want: Vec<&str> = accepted.iter().map(|k| k.name()).collect();
+                let have: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+                self.err(
+                    pos,
+                    format!(
+                        "`{}` acts on a {} target; `{target}` is a {} target",
+                        f.kind(),
+                        want.join(" or "),
+                        have.join("/")
+                    ),
+                );
+            }
+            if let Fault::ProcessKill(_) | Fault::ProcessRestart(_) = f {
+                let restart = self
+                    .exp
+                    .targets
+                    .get(target)
+                    .and_then(|t| t.restart.as_ref())
+                    .is_some()
+                    || self
+                        .exp
+                        .setup
+                        .iter()
+                        .any(|s| s.name == target && s.restart.is_some());
+                if matches!(f, Fault::ProcessRestart(_)) && !restart && !setup {
+                    self.err(
+                        pos,
+                        format!("`process.restart` needs target `{target}` to declare `restart:`"),
+                    );
+                }
+            }
+            if let Fault::NetPartition(n) = f {
+                let host = self
+                    .exp
+                    .targets
+                    .get(target)
+                    .is_some_and(|t| t.host.is_some());
+                if host && n.peers.is_empty() {
+                    self.err(pos, "`net.partition` on the host needs explicit `peers` (it refuses to cut the whole machine off)");
+                }
+            }
+        }
+        let signal = match f {
+            Fault::ProcessKill(k) | Fault::ProcessRestart(k) => k.signal.as_deref(),
+            _ => None,
+        };
+        if let Some(sig) = signal {
+            if parse_signal(sig).is_none() {
+                let mut p = path.to_vec();
+                p.extend([K(f.kind()), K("signal")]);
+                self.err(
+                    at(self.tree, &p),
+                    format!("unknown signal `{sig}`: write e.g. `SIGKILL`, `TERM` or `9`"),
+                );
+            }
+        }
+        if let Fault::Command(c) = f {
+            let mut p = path.to_vec();
+            p.push(K("command"));
+            let mut a = p.clone();
+            a.push(K("apply"));
+            self.check_program(&c.apply, &a);
+            if let Some(r) = &c.rollback {
+                let mut q = p.clone();
+                q.push(K("rollback"));
+                self.check_program(r, &q);
+            }
+            p.push(K("user"));
+            self.check_user(c.user.as_deref(), &p);
+        }
+    }
+
+    fn check_condition(&mut self, c: &Condition, path: &[Seg], workloads: &BTreeSet<String>) {
+        let pos = at(self.tree, path);
+        let comparisons = c.comparisons();
+        match (&c.probe, &c.metric) {
+            (Some(probe), None) => {
+                if !comparisons.is_empty() {
+                    self.err(pos, "`below`/`above`/`at_most`/`at_least`/`equals` apply to a `metric`; a probe states `expect`");
+                }
+                match &c.expect {
+                    None => self.err(pos, "a probe condition needs `expect` (what the probe must show)"),
+                    Some(e) => {
+                        let kind = probe.kind();
+                        let keys = e.keys();
+                        if keys.is_empty() {
+                            self.err(key_at(self.tree, path, "expect"), "`expect` is empty: say what the probe must show");
+                        }
+                        for (key, kinds) in keys {
+                            if !kinds.contains(&kind) {
+                                let mut p = path.to_vec();
+                                p.push(K("expect"));
+                                self.err(key_at(self.tree, &p, key), format!("`{key}` does not apply to a `{kind}` probe"));
+                            }
+                        }
+                        for json_path in e.json.keys() {
+                            if !json_path.starts_with('$') {
+                                self.err(key_at(self.tree, path, "expect"), format!("JSON path `{json_path}` must start with `$`"));
+                            }
+                        }
+                    }
+                }
+                let mut p = path.to_vec();
+                p.push(K("probe"));
+                match probe {
+                    Probe::Http(h) => {
+                        if !is_url(&h.url) {
+                            p.extend([K("http"), K("url")]);
+                            self.err(at(self.tree, &p), format!("`{}` is not an http:// or https:// URL", h.url));
+                        }
+                    }
+                    Probe::Tcp(t) => {
+                        if !is_host_port(&t.address) {
+                            p.extend([K("tcp"), K("address")]);
+                            self.err(at(self.tree, &p), format!("`{}` is not HOST:PORT", t.address));
+                        }
+                    }
+                    Probe::Command(cmd) => {
+                        p.extend([K("command"), K("run")]);
+                        self.check_program(&cmd.run, &p);
+                    }
+                    Probe::Sql(_) => {}
+                }
+            }
+            (None, Some(metric)) => {
+                if c.expect.is_some() {
+                    self.err(key_at(self.tree, path, "expect"), "`expect` applies to a `probe`; a metric states one of `below`, `above`, `at_most`, `at_least`, `equals`");
+                }
+                if comparisons.len() != 1 {
+                    self.err(pos, format!("metric `{metric}` needs exactly one of `below`, `above`, `at_most`, `at_least`, `equals`"));
+                }
+                let mpos = at(self.tree, &[path[0], path[1], K("metric")]);
+                match metric.split_once('.') {
+                    Some(("failover", rest)) if rest == "write_gap" => {}
+                    Some((source, _)) if workloads.contains(source) => {}
+                    _ => {
+                        let known: Vec<String> = workloads.iter().map(|w| format!("`{w}`")).collect();
+                        self.err(
+                            mpos,
+                            if known.is_empty() {
+                                format!("metric `{metric}` names no workload: the timeline has no `load` or `fuzz`")
+                            } else {
+                                format!("metric `{metric}` names no workload; workloads are {}", known.join(", "))
+                            },
+                        );
+                    }
+                }
+                if let Some((_, q)) = comparisons.first() {
+                    let latency = metric.contains(".latency.") || metric.ends_with("write_gap");
+                    let is_duration = matches!(q, crate::values::Quantity::Duration(_));
+                    if latency && !is_duration && q.value() != 0.0 {
+                        self.err(mpos, format!("`{metric}` is a duration: compare it with a duration such as `300ms`"));
+                    }
+                }
+            }
+            _ => self.err(pos, "a condition needs exactly one of `probe` (with `expect`) or `metric` (with a comparison)"),
+        }
+        if c.tolerate.is_some() && path[0].is_key("guardrails") {
+            self.err(
+                key_at(self.tree, path, "tolerate"),
+                "`tolerate` applies to hypothesis conditions; a guardrail uses `for`",
+            );
+        }
+    }
+
+    fn check_scenario(&mut self) {
+        let Some(s) = &self.exp.scenario else { return };
+        if s.window[0] > s.window[1] {
+            self.err(
+                at(self.tree, &[K("scenario"), K("window")]),
+                "`window` must be [earliest, latest] with earliest <= latest",
+            );
+        }
+        if s.duration[0] > s.duration[1] || s.duration[0].0.is_zero() {
+            self.err(
+                at(self.tree, &[K("scenario"), K("duration")]),
+                "`duration` must be [shortest, longest], longer than 0s",
+            );
+        }
+        if s.pool.is_empty() {
+            self.err(
+                at(self.tree, &[K("scenario"), K("pool")]),
+                "`pool` is empty: list the curveballs to draw from",
+            );
+        }
+        for (i, c) in s.pool.iter().enumerate() {
+            self.check_fault(&c.fault, &[K("scenario"), K("pool"), I(i), K("fault")]);
+        }
+    }
+
+    fn check_settings(&mut self) {
+        let end = self
+            .exp
+            .timeline
+            .iter()
+            .map(|a| a.at.0 + a.for_.0)
+            .max()
+            .unwrap_or_default();
+        if let Some(max) = self.exp.settings.max_duration {
+            if max.0 < end {
+                self.err(
+                    at(self.tree, &[K("settings"), K("max_duration")]),
+                    format!(
+                        "`max_duration` ({max}) is shorter than the timeline ({})",
+                        crate::values::Duration(end)
+                    ),
+                );
+            }
+        }
+        if self.exp.settings.probe_every.is_some_and(|d| d.0.is_zero()) {
+            self.err(
+                at(self.tree, &[K("settings"), K("probe_every")]),
+                "`probe_every` must be longer than 0s",
+            );
+        }
+    }
+
+    fn check_name(&mut self, name: &str, pos: Pos, what: &str) {
+        let ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        if !ok {
+            self.err(
+                pos,
+                format!("{what} name `{name}` may use only letters, digits, `-`, `_` and `.`"),
+            );
+        }
+    }
+
+    /// A command's program must exist (a `restart` that cannot run is caught now, not
+    /// during rollback).
+    fn check_program(&mut self, command: &str, path: &[Seg]) {
+        let Some(program) = first_word(command) else {
+            self.err(at(self.tree, path), "the command is empty");
+            return;
+        };
+        if program_exists(&program) {
+            return;
+        }
+        self.err(
+            at(self.tree, path),
+            format!("program `{program}` not found: install it or give its full path"),
+        );
+    }
+
+    fn check_user(&mut self, user: Option<&str>, path: &[Seg]) {
+        let Some(user) = user else { return };
+        if !user_exists(user) {
+            self.err(
+                at(self.tree, path),
+                format!("user `{user}` does not exist on this machine"),
+            );
+        }
+    }
+}
+
+impl Seg<'_> {
+    fn is_key(&self, key: &str) -> bool {
+        matches!(self, K(k) if *k == key)
+    }
+}
+
+/// An http(s) URL, or one whose start is filled at run time (an unknown name there is
+/// reported by substitution already).
+fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://") || s.starts_with("${")
+}
+
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
+        None => false,
+    }
+}
+
+/// The program a `sh -c` command runs first, skipping `VAR=value` assignments and
+/// `exec`. Returns `None` for an empty command.
+pub(crate) fn first_word(command: &str) -> Option<String> {
+    command
+        .split_whitespace()
+        .find(|w| !(w.contains('=') && !w.starts_with('=')) && *w != "exec")
+        .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_owned())
+}
+
+/// Shell built-ins and keywords that need no program on disk.
+const SHELL_WORDS: &[&str] = &[
+    "cd", "echo", "exit", "export", "kill", "printf", "read", "sleep", "test", "true", "false",
+    "[", ":", ".", "set", "trap", "wait", "if", "for", "while", "until", "case", "{", "(", "!",
+];
+
+fn program_exists(program: &str) -> bool {
+    if SHELL_WORDS.contains(&program) || program == "livefire" {
+        return true;
+    }
+    if program.contains('/') {
+        return std::path::Path::new(program).exists();
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+fn user_exists(user: &str) -> bool {
+    // /etc/passwd is what getpwnam reads on the machines livefire targets; reading it
+    // keeps this crate free of libc.
+    std::fs::read_to_string("/etc/passwd")
+        .map(|p| p.lines().any(|l| l.split(':').next() == Some(user)))
+        .unwrap_or(true)
+}
+
+/// Signal number from `SIGKILL`, `KILL`, `kill` or `9`.
+pub fn parse_signal(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Some(match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ABRT" => 6,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        "CONT" => 18,
+        "STOP" => 19,
+        _ => return None,
+    })
+}

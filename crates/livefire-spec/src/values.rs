@@ -1,0 +1,541 @@
+//! The value types of the format: durations, rates, percentages, sizes, and the untyped
+//! quantity a metric condition compares against. Each parses from its written form and
+//! says what it expected when it cannot.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// Implements Deserialize (from a scalar's text or a number), Serialize (as the written
+/// form) and JsonSchema (a string with a pattern) for a type that implements FromStr and
+/// Display.
+macro_rules! text_value {
+    ($ty:ident, $expecting:literal, $pattern:literal, $accept_numbers:literal) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl<'de> Visitor<'de> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: de::Error>(self, s: &str) -> Result<$ty, E> {
+                        s.parse().map_err(E::custom)
+                    }
+                    fn visit_i64<E: de::Error>(self, n: i64) -> Result<$ty, E> {
+                        $ty::from_number(n as f64).map_err(E::custom)
+                    }
+                    fn visit_u64<E: de::Error>(self, n: u64) -> Result<$ty, E> {
+                        $ty::from_number(n as f64).map_err(E::custom)
+                    }
+                    fn visit_f64<E: de::Error>(self, n: f64) -> Result<$ty, E> {
+                        $ty::from_number(n).map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+
+        impl Serialize for $ty {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl JsonSchema for $ty {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($ty).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                if $accept_numbers {
+                    json_schema!({ "description": $expecting, "anyOf": [
+                        { "type": "string", "pattern": $pattern }, { "type": "number" } ] })
+                } else {
+                    json_schema!({ "description": $expecting, "type": "string", "pattern": $pattern })
+                }
+            }
+        }
+    };
+}
+
+/// A duration written with a unit: `250ms`, `5s`, `2m`, `1h`, `1.5s`, `500us`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Duration(pub StdDuration);
+
+impl Duration {
+    pub fn from_secs(s: u64) -> Self {
+        Duration(StdDuration::from_secs(s))
+    }
+    pub fn from_millis(ms: u64) -> Self {
+        Duration(StdDuration::from_millis(ms))
+    }
+    pub fn as_millis(&self) -> u64 {
+        self.0.as_millis() as u64
+    }
+    fn from_number(n: f64) -> Result<Self, String> {
+        Err(format!("a duration needs a unit: write `{n}s` or `{n}ms`"))
+    }
+}
+
+fn split_number(s: &str) -> Option<(f64, &str)> {
+    let s = s.trim();
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(end);
+    let n: f64 = num.parse().ok()?;
+    n.is_finite().then_some((n, unit.trim()))
+}
+
+impl FromStr for Duration {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "invalid duration `{s}`: write a number and a unit, e.g. `250ms`, `5s`, `2m`, `1h`"
+            )
+        };
+        let (n, unit) = split_number(s).ok_or_else(bad)?;
+        let secs = match unit {
+            "us" | "µs" => n / 1e6,
+            "ms" => n / 1e3,
+            "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            "" => return Err(format!("a duration needs a unit: write `{s}s` or `{s}ms`")),
+            _ => return Err(bad()),
+        };
+        if secs > 366.0 * 86400.0 {
+            return Err(format!("duration `{s}` is longer than a year"));
+        }
+        Ok(Duration(StdDuration::from_secs_f64(secs)))
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let us = self.0.as_micros();
+        if us % 3_600_000_000 == 0 && us > 0 {
+            write!(f, "{}h", us / 3_600_000_000)
+        } else if us % 60_000_000 == 0 && us > 0 {
+            write!(f, "{}m", us / 60_000_000)
+        } else if us % 1_000_000 == 0 {
+            write!(f, "{}s", us / 1_000_000)
+        } else if us % 1000 == 0 {
+            write!(f, "{}ms", us / 1000)
+        } else {
+            write!(f, "{us}us")
+        }
+    }
+}
+
+text_value!(
+    Duration,
+    "a duration such as `250ms`, `5s`, `2m`, `1h`",
+    r"^[0-9.]+ *(us|µs|ms|s|m|h)$",
+    false
+);
+
+/// A Toxiproxy time attribute: a number in the toxic's own unit (milliseconds, or
+/// microseconds for `slicer.delay`) as Toxiproxy reads it, or a duration with a unit.
+/// The number is kept as written; the consumer knows the unit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ToxTime {
+    Number(f64),
+    Duration(Duration),
+}
+
+impl ToxTime {
+    fn from_number(n: f64) -> Result<Self, String> {
+        if n < 0.0 {
+            Err(format!("{n} is negative"))
+        } else {
+            Ok(ToxTime::Number(n))
+        }
+    }
+    /// The value as a duration, reading a bare number in `unit` (1e-3 for milliseconds).
+    pub fn to_duration(&self, unit_secs: f64) -> StdDuration {
+        match self {
+            ToxTime::Number(n) => StdDuration::from_secs_f64(n * unit_secs),
+            ToxTime::Duration(d) => d.0,
+        }
+    }
+}
+
+impl FromStr for ToxTime {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().parse::<f64>() {
+            Ok(n) => ToxTime::from_number(n),
+            Err(_) => s.parse().map(ToxTime::Duration),
+        }
+    }
+}
+
+impl fmt::Display for ToxTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ToxTime::Number(n) => write!(f, "{n}"),
+            ToxTime::Duration(d) => write!(f, "{d}"),
+        }
+    }
+}
+
+text_value!(
+    ToxTime,
+    "a number in Toxiproxy's unit for this attribute, or a duration such as `500ms`",
+    r"^[0-9.]+ *(us|µs|ms|s|m|h)?$",
+    true
+);
+
+/// A rate: `200/s`, `12000/m`, `5/h`. Stored per second.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Rate {
+    pub per_second: f64,
+    written: (f64, char),
+}
+
+impl Rate {
+    pub fn per_second(n: f64) -> Self {
+        Rate {
+            per_second: n,
+            written: (n, 's'),
+        }
+    }
+    fn from_number(n: f64) -> Result<Self, String> {
+        Err(format!("a rate needs a unit: write `{n}/s` or `{n}/m`"))
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!("invalid rate `{s}`: write a count per unit of time, e.g. `200/s`, `12000/m`")
+        };
+        if let Ok(n) = s.trim().parse::<f64>() {
+            return Rate::from_number(n);
+        }
+        let (num, unit) = s.trim().split_once('/').ok_or_else(bad)?;
+        let n: f64 = num.trim().parse().map_err(|_| bad())?;
+        if !n.is_finite() || n < 0.0 {
+            return Err(bad());
+        }
+        let (div, c) = match unit.trim() {
+            "s" => (1.0, 's'),
+            "m" => (60.0, 'm'),
+            "h" => (3600.0, 'h'),
+            _ => return Err(bad()),
+        };
+        Ok(Rate {
+            per_second: n / div,
+            written: (n, c),
+        })
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.written.0, self.written.1)
+    }
+}
+
+text_value!(
+    Rate,
+    "a rate such as `200/s` or `12000/m`",
+    r"^[0-9.]+ */ *(s|m|h)$",
+    false
+);
+
+/// A percentage, `1%` or `0.5%`, stored as a fraction (0.01, 0.005).
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Percent(pub f64);
+
+impl Percent {
+    fn from_number(n: f64) -> Result<Self, String> {
+        Err(format!("a percentage needs `%`: write `{n}%`"))
+    }
+}
+
+impl FromStr for Percent {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid percentage `{s}`: write e.g. `1%` or `0.5%`");
+        if let Ok(n) = s.trim().parse::<f64>() {
+            return Percent::from_number(n);
+        }
+        let num = s.trim().strip_suffix('%').ok_or_else(bad)?;
+        let n: f64 = num.trim().parse().map_err(|_| bad())?;
+        if !(0.0..=100.0).contains(&n) {
+            return Err(format!("percentage `{s}` is outside 0% to 100%"));
+        }
+        Ok(Percent(n / 100.0))
+    }
+}
+
+impl fmt::Display for Percent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.0 * 100.0)
+    }
+}
+
+text_value!(
+    Percent,
+    "a percentage such as `1%` or `0.5%`",
+    r"^[0-9.]+ *%$",
+    false
+);
+
+/// A share as Toxiproxy writes `toxicity` (0.0 to 1.0) or as a percentage.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+pub struct Share(pub f64);
+
+impl Share {
+    fn from_number(n: f64) -> Result<Self, String> {
+        if (0.0..=1.0).contains(&n) {
+            Ok(Share(n))
+        } else {
+            Err(format!(
+                "{n} is outside 0.0 to 1.0 (or write a percentage such as `25%`)"
+            ))
+        }
+    }
+}
+
+impl FromStr for Share {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().ends_with('%') {
+            return s.parse::<Percent>().map(|p| Share(p.0));
+        }
+        let n: f64 = s.trim().parse().map_err(|_| {
+            format!("invalid share `{s}`: write 0.0 to 1.0 or a percentage such as `25%`")
+        })?;
+        Share::from_number(n)
+    }
+}
+
+impl fmt::Display for Share {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+text_value!(
+    Share,
+    "a share from 0.0 to 1.0, or a percentage such as `25%`",
+    r"^[0-9.]+ *%?$",
+    true
+);
+
+/// A size: `64KiB`, `10MiB`, `1GB`, `512B`; a bare number is bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Size(pub u64);
+
+impl Size {
+    fn from_number(n: f64) -> Result<Self, String> {
+        if n >= 0.0 && n.fract() == 0.0 {
+            Ok(Size(n as u64))
+        } else {
+            Err(format!(
+                "invalid size {n}: write whole bytes or e.g. `64KiB`"
+            ))
+        }
+    }
+}
+
+impl FromStr for Size {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid size `{s}`: write e.g. `512B`, `64KiB`, `10MiB`, `1GB`");
+        let (n, unit) = split_number(s).ok_or_else(bad)?;
+        let mult: f64 = match unit {
+            "" | "B" => 1.0,
+            "KB" | "kB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            "TB" => 1e12,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            "TiB" => 1024.0f64.powi(4),
+            _ => return Err(bad()),
+        };
+        Ok(Size((n * mult).round() as u64))
+    }
+}
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}B", self.0)
+    }
+}
+
+text_value!(
+    Size,
+    "a size such as `64KiB`, `10MiB`, `1GB` (a bare number is bytes)",
+    r"^[0-9.]+ *(B|KB|kB|MB|GB|TB|KiB|MiB|GiB|TiB)?$",
+    true
+);
+
+/// What a metric condition compares against: a plain number, a duration, a percentage,
+/// a rate or a size, in the canonical unit (seconds, fraction, per second, bytes).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quantity {
+    Number(f64),
+    Duration(Duration),
+    Percent(Percent),
+    Rate(Rate),
+    Size(Size),
+}
+
+impl Quantity {
+    /// The canonical value: seconds, fraction, per second, bytes or the number itself.
+    pub fn value(&self) -> f64 {
+        match self {
+            Quantity::Number(n) => *n,
+            Quantity::Duration(d) => d.0.as_secs_f64(),
+            Quantity::Percent(p) => p.0,
+            Quantity::Rate(r) => r.per_second,
+            Quantity::Size(s) => s.0 as f64,
+        }
+    }
+    fn from_number(n: f64) -> Result<Self, String> {
+        Ok(Quantity::Number(n))
+    }
+}
+
+impl FromStr for Quantity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim();
+        if let Ok(n) = t.parse::<f64>() {
+            return Ok(Quantity::Number(n));
+        }
+        if t.ends_with('%') {
+            return t.parse().map(Quantity::Percent);
+        }
+        if t.contains('/') {
+            return t.parse().map(Quantity::Rate);
+        }
+        if let Ok(d) = t.parse() {
+            return Ok(Quantity::Duration(d));
+        }
+        t.parse().map(Quantity::Size).map_err(|_| {
+            format!("invalid value `{s}`: write a number, a duration (`300ms`), a percentage (`1%`), a rate (`200/s`) or a size (`10MiB`)")
+        })
+    }
+}
+
+impl fmt::Display for Quantity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Quantity::Number(n) => write!(f, "{n}"),
+            Quantity::Duration(d) => write!(f, "{d}"),
+            Quantity::Percent(p) => write!(f, "{p}"),
+            Quantity::Rate(r) => write!(f, "{r}"),
+            Quantity::Size(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+text_value!(
+    Quantity,
+    "a number, a duration (`300ms`), a percentage (`1%`), a rate (`200/s`) or a size (`10MiB`)",
+    r"^-?[0-9.]+ *(%|/s|/m|/h|us|µs|ms|s|m|h|B|KB|kB|MB|GB|TB|KiB|MiB|GiB|TiB)?$",
+    true
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_need_units_and_parse_each_unit() {
+        let cases = [
+            ("250ms", 250),
+            ("5s", 5000),
+            ("2m", 120_000),
+            ("1h", 3_600_000),
+            ("1.5s", 1500),
+        ];
+        for (text, ms) in cases {
+            assert_eq!(text.parse::<Duration>().unwrap().as_millis(), ms, "{text}");
+        }
+        for bad in ["5", "5 parsecs", "", "s", "-1s", "NaNs"] {
+            assert!(bad.parse::<Duration>().is_err(), "{bad} should not parse");
+        }
+        assert!(
+            "5".parse::<Duration>()
+                .unwrap_err()
+                .contains("needs a unit")
+        );
+    }
+
+    #[test]
+    fn durations_round_trip_through_display() {
+        for text in ["250ms", "5s", "2m", "1h", "1500ms", "500us"] {
+            assert_eq!(text.parse::<Duration>().unwrap().to_string(), text);
+        }
+    }
+
+    #[test]
+    fn rates_percentages_sizes_shares() {
+        assert_eq!("200/s".parse::<Rate>().unwrap().per_second, 200.0);
+        assert_eq!("12000/m".parse::<Rate>().unwrap().per_second, 200.0);
+        assert!("200".parse::<Rate>().is_err());
+        assert!("200/d".parse::<Rate>().is_err());
+        assert_eq!("0.5%".parse::<Percent>().unwrap().0, 0.005);
+        assert!("150%".parse::<Percent>().is_err());
+        assert!("0.5".parse::<Percent>().is_err());
+        assert_eq!("64KiB".parse::<Size>().unwrap().0, 65536);
+        assert_eq!("1GB".parse::<Size>().unwrap().0, 1_000_000_000);
+        assert_eq!("0.25".parse::<Share>().unwrap().0, 0.25);
+        assert_eq!("25%".parse::<Share>().unwrap().0, 0.25);
+        assert!("1.5".parse::<Share>().is_err());
+    }
+
+    #[test]
+    fn quantities_pick_their_unit_from_the_text() {
+        assert_eq!("300ms".parse::<Quantity>().unwrap().value(), 0.3);
+        assert_eq!("20%".parse::<Quantity>().unwrap().value(), 0.2);
+        assert_eq!("0".parse::<Quantity>().unwrap().value(), 0.0);
+        assert_eq!("100/s".parse::<Quantity>().unwrap().value(), 100.0);
+        assert!("fast".parse::<Quantity>().is_err());
+    }
+}
+
+/// The text of a scalar, whatever YAML type it would read as (`8080`, `true`, `x`);
+/// for value types that parse text themselves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScalarText(pub String);
+
+impl<'de> Deserialize<'de> for ScalarText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ScalarText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a scalar")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<ScalarText, E> {
+                Ok(ScalarText(s.to_owned()))
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<ScalarText, E> {
+                Ok(ScalarText(n.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<ScalarText, E> {
+                Ok(ScalarText(n.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<ScalarText, E> {
+                Ok(ScalarText(n.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the experiment file: located errors, the whole format, schema.
+
+mod errors;
+mod format;

@@ -1,0 +1,4 @@
+//! End-to-end tests of the `livefire` binary: real processes, real sockets.
+
+mod support;
+mod validate;
