@@ -23,6 +23,8 @@ pub enum Command {
     Schema,
     /// Print the version.
     Version,
+    /// Load a URL at a rate (-r) or with virtual users (-c) and print a latency summary.
+    Load(livefire_load::cli::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -51,6 +53,11 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Load(args) => ExitCode::from(livefire_load::cli::command(
+            &args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
         Command::Version => {
             println!("livefire {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

@@ -1,0 +1,267 @@
+//! `livefire load URL`: an ad-hoc load without an experiment file, printing a summary like
+//! oha / wrk2. The binary calls [`command`]; it returns the exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use livefire_core::window::WindowStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Body, Check, Executor, HttpVersion, LoadConfig, RequestSpec, Segment};
+use crate::data::DataSet;
+
+/// Flags of `livefire load`.
+#[derive(Debug, Clone, Args)]
+pub struct LoadArgs {
+    /// The URL to load (http:// or https://); may hold templates such as ${random.int(1,100)}.
+    pub url: String,
+    /// Open model: send at this rate whatever the answers take (e.g. 200, 200/s, 12000/m).
+    #[arg(short = 'r', long, conflicts_with = "vus")]
+    pub rate: Option<String>,
+    /// Closed model: this many virtual users, each sending as soon as its last answer came.
+    #[arg(short = 'c', long = "vus")]
+    pub vus: Option<u32>,
+    /// How long to run (e.g. 10s, 2m).
+    #[arg(short = 'd', long, default_value = "10s")]
+    pub duration: String,
+    /// HTTP method.
+    #[arg(short = 'm', long, default_value = "GET")]
+    pub method: String,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// A request body (text template).
+    #[arg(short = 'b', long, conflicts_with = "json_body")]
+    pub body: Option<String>,
+    /// A JSON request body; its strings may hold templates.
+    #[arg(long = "json-body")]
+    pub json_body: Option<String>,
+    /// Per-request timeout.
+    #[arg(short = 't', long, default_value = "5s")]
+    pub timeout: String,
+    /// Open model: at most this many requests in flight; later sends are dropped.
+    #[arg(long, default_value_t = 1000)]
+    pub max_in_flight: usize,
+    /// The status every response must have (a check; others count as check_failed).
+    #[arg(long)]
+    pub expect_status: Option<u16>,
+    /// A CSV or JSON-lines file whose rows feed ${data.COLUMN}.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Use HTTP/2 (h2c for http://, ALPN for https://).
+    #[arg(long)]
+    pub http2: bool,
+    /// Accept any TLS certificate.
+    #[arg(short = 'k', long)]
+    pub insecure: bool,
+    /// Take share i of N of the rate, VUs and data rows (e.g. 2/4) for a split run.
+    #[arg(long)]
+    pub segment: Option<String>,
+    /// Seed for template values.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print the summary as JSON (with the full latency histogram).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses a duration: `250ms`, `5s`, `2m`, `1h`; a bare number is an error.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let bad = || format!("bad duration `{s}`: write it with a unit, like 250ms, 10s, 2m or 1h");
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(bad)?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    if !secs.is_finite() || secs > 365.0 * 86400.0 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses a rate: `200`, `200/s`, `12000/m`, `3600/h`.
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let bad = || {
+        format!("bad rate `{s}`: give a positive number per second, like 200 or 200/s or 12000/m")
+    };
+    let (num, per) = match t.split_once('/') {
+        Some((n, u)) => (n, u),
+        None => (t, "s"),
+    };
+    let n: f64 = num.trim().parse().map_err(|_| bad())?;
+    let per_s = match per.trim() {
+        "s" => n,
+        "m" => n / 60.0,
+        "h" => n / 3600.0,
+        _ => return Err(bad()),
+    };
+    if !per_s.is_finite() || per_s <= 0.0 || per_s > 10_000_000.0 {
+        return Err(bad());
+    }
+    Ok(per_s)
+}
+
+impl LoadArgs {
+    /// The config these flags describe, or a message saying what to fix.
+    pub fn to_config(&self) -> Result<LoadConfig, String> {
+        let duration = parse_duration(&self.duration)?;
+        let timeout = parse_duration(&self.timeout)?;
+        let executor = match (&self.rate, self.vus) {
+            (Some(r), _) => Executor::Rate {
+                rate: parse_rate(r)?,
+                stages: Vec::new(),
+            },
+            (None, Some(0)) => return Err("-c 0: give at least one virtual user".into()),
+            (None, Some(v)) => Executor::Vus {
+                vus: v,
+                stages: Vec::new(),
+                think: Duration::ZERO,
+            },
+            (None, None) => Executor::Vus {
+                vus: 50,
+                stages: Vec::new(),
+                think: Duration::ZERO,
+            },
+        };
+        let uri: http::Uri = self.url.parse().map_err(|e| {
+            format!(
+                "bad URL `{}`: {e}; write it like http://127.0.0.1:8080/path",
+                self.url
+            )
+        })?;
+        crate::client::Key::of(&uri).map_err(|e| format!("bad URL `{}`: {e}", self.url))?;
+        let method = http::Method::from_bytes(self.method.as_bytes())
+            .map_err(|_| format!("bad method `{}`: use GET, POST, PUT, ...", self.method))?;
+        let mut headers = Vec::new();
+        for h in &self.headers {
+            let (n, v) = h
+                .split_once(':')
+                .ok_or_else(|| format!("bad header `{h}`: write it as `Name: value`"))?;
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+        let body = match (&self.body, &self.json_body) {
+            (Some(b), _) => Body::Text(b.clone()),
+            (None, Some(j)) => {
+                Body::Json(serde_json::from_str(j).map_err(|e| format!("bad --json-body: {e}"))?)
+            }
+            (None, None) => Body::Empty,
+        };
+        let checks = self.expect_status.map(Check::Status).into_iter().collect();
+        let data = match &self.data {
+            Some(p) => Some(DataSet::from_file(p).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let segment = match &self.segment {
+            Some(s) => Segment::parse(s)?,
+            None => Segment::WHOLE,
+        };
+        Ok(LoadConfig {
+            name: "load".into(),
+            executor,
+            duration,
+            max_in_flight: self.max_in_flight,
+            timeout,
+            requests: vec![RequestSpec {
+                name: "get".into(),
+                weight: 1,
+                method,
+                url: self.url.clone(),
+                headers,
+                body,
+                checks,
+            }],
+            data,
+            http_version: if self.http2 {
+                HttpVersion::Http2
+            } else {
+                HttpVersion::Http1
+            },
+            insecure: self.insecure,
+            segment,
+            seed: self.seed,
+        })
+    }
+}
+
+/// Runs `livefire load` and returns its exit code: 0 when the load ran (whatever the
+/// target answered: errors are in the summary), 3 for invalid input. Ctrl-C stops the
+/// load early and still prints the summary.
+pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let config = match args.to_config() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return 3;
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot start the runtime: {e}");
+            return 3;
+        }
+    };
+    let result = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        let c2 = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                c2.cancel();
+            }
+        });
+        crate::run(config, Instant::now(), cancel, Arc::new(WindowStore::new())).await
+    });
+    match result {
+        Ok(report) => {
+            if args.json {
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&report.to_json()).unwrap_or_default()
+                );
+            } else {
+                let _ = write!(out, "{}", report.render_text());
+            }
+            0
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            3
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rates_and_durations() {
+        assert_eq!(parse_rate("200").unwrap(), 200.0);
+        assert_eq!(parse_rate("200/s").unwrap(), 200.0);
+        assert_eq!(parse_rate("120/m").unwrap(), 2.0);
+        for bad in ["", "0", "-5", "abc", "5/x", "NaN", "inf"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        for bad in ["", "5", "s", "5x", "1e999s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+}

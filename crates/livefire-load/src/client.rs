@@ -1,0 +1,436 @@
+//! The HTTP client: HTTP/1.1 with one kept-alive connection per worker, HTTP/2 (h2c or
+//! TLS with ALPN) with one multiplexed connection per target shared by the workers, and
+//! the mapping of every failure to an `Outcome` (a refused connection is a measurement).
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use livefire_core::window::Outcome;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::HttpVersion;
+
+/// Where a request goes: one connection (HTTP/1.1) or one multiplexed stream set
+/// (HTTP/2) per key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Key {
+    /// The scheme, host and port of an absolute `http://` or `https://` URI.
+    pub fn of(uri: &http::Uri) -> Result<Key, String> {
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            Some(other) => {
+                return Err(format!(
+                    "scheme `{other}` is not supported; use http:// or https://"
+                ));
+            }
+            None => {
+                return Err(
+                    "the URL has no scheme; write it like http://127.0.0.1:8080/path".into(),
+                );
+            }
+        };
+        let host = uri
+            .host()
+            .ok_or("the URL has no host; write it like http://127.0.0.1:8080/path")?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        Ok(Key { https, host, port })
+    }
+}
+
+/// A request ready to send: `uri` is absolute.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub key: Arc<Key>,
+    pub method: http::Method,
+    pub uri: http::Uri,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// What came back.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// The body, when the caller asked for it (checks need it).
+    pub body: Bytes,
+}
+
+/// Shared by all workers of a load.
+pub struct Client {
+    version: HttpVersion,
+    tls: Option<TlsConnector>,
+    h2: Mutex<HashMap<Key, http2::SendRequest<Full<Bytes>>>>,
+    /// Held while opening an HTTP/2 connection, so workers starting together share one.
+    h2_connecting: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// A worker's own HTTP/1.1 connections.
+#[derive(Default)]
+pub struct Conns {
+    h1: Vec<(Arc<Key>, http1::SendRequest<Full<Bytes>>)>,
+}
+
+impl std::fmt::Debug for Conns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conns").field("h1", &self.h1.len()).finish()
+    }
+}
+
+impl Conns {
+    /// Forgets the connection to `key` (after a timeout or error its state is unknown).
+    pub fn forget(&mut self, key: &Key) {
+        self.h1.retain(|(k, _)| **k != *key);
+    }
+}
+
+enum Sender {
+    H1(http1::SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
+}
+
+impl Client {
+    /// A client for `version`; `insecure` accepts any TLS certificate.
+    pub fn new(version: HttpVersion, insecure: bool, needs_tls: bool) -> Client {
+        let tls = needs_tls.then(|| TlsConnector::from(Arc::new(tls_config(version, insecure))));
+        Client {
+            version,
+            tls,
+            h2: Mutex::new(HashMap::new()),
+            h2_connecting: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Sends one request on a kept-alive connection (opening one if needed) and reads the
+    /// whole response; `want_body` keeps the body for checks. Every failure is an outcome.
+    pub async fn send(
+        &self,
+        conns: &mut Conns,
+        req: Outgoing,
+        want_body: bool,
+    ) -> Result<Answer, Outcome> {
+        let key = req.key.clone();
+        let resp = if self.version == HttpVersion::Http1 {
+            let s = self.h1_sender(conns, &key).await?;
+            let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            let mut r = http::Request::builder()
+                .method(req.method)
+                .uri(pq)
+                .body(Full::new(req.body))
+                .map_err(|_| Outcome::Other)?;
+            *r.headers_mut() = req.headers;
+            if !r.headers().contains_key(http::header::HOST)
+                && let Some(a) = req.uri.authority()
+                && let Ok(v) = http::HeaderValue::from_str(a.as_str())
+            {
+                r.headers_mut().insert(http::header::HOST, v);
+            }
+            let res = s.send_request(r).await;
+            if res.is_err() {
+                conns.forget(&key);
+            }
+            res.map_err(|e| classify(&e))?
+        } else {
+            let mut s = self.h2_sender(&key).await?;
+            let mut r = http::Request::builder()
+                .method(req.method)
+                .uri(req.uri)
+                .body(Full::new(req.body))
+                .map_err(|_| Outcome::Other)?;
+            *r.headers_mut() = req.headers;
+            r.headers_mut().remove(http::header::HOST);
+            let res = s.send_request(r).await;
+            if res.is_err() {
+                self.h2
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+            }
+            res.map_err(|e| classify(&e))?
+        };
+        let status = resp.status().as_u16();
+        let mut body = resp.into_body();
+        let mut buf = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                conns.forget(&key);
+                classify(&e)
+            })?;
+            if want_body && let Some(d) = frame.data_ref() {
+                buf.extend_from_slice(d);
+            }
+        }
+        Ok(Answer {
+            status,
+            body: buf.freeze(),
+        })
+    }
+
+    async fn h2_sender(&self, key: &Arc<Key>) -> Result<http2::SendRequest<Full<Bytes>>, Outcome> {
+        let existing = self
+            .h2
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&**key)
+            .cloned();
+        if let Some(mut s) = existing {
+            if s.ready().await.is_ok() {
+                return Ok(s);
+            }
+            self.h2
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&**key);
+        }
+        let _connecting = self.h2_connecting.lock().await;
+        let fresh = self
+            .h2
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&**key)
+            .cloned();
+        if let Some(mut s) = fresh
+            && s.ready().await.is_ok()
+        {
+            return Ok(s);
+        }
+        match self.connect(key).await? {
+            Sender::H2(h) => {
+                self.h2
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert((**key).clone(), h.clone());
+                Ok(h)
+            }
+            // The server refused h2 over ALPN: an HTTP/2 load cannot fall back silently.
+            Sender::H1(_) => Err(Outcome::Other),
+        }
+    }
+
+    async fn h1_sender<'c>(
+        &self,
+        conns: &'c mut Conns,
+        key: &Arc<Key>,
+    ) -> Result<&'c mut http1::SendRequest<Full<Bytes>>, Outcome> {
+        if let Some(pos) = conns.h1.iter().position(|(k, _)| **k == **key) {
+            // A connection the server closed (Connection: close, idle timeout) is replaced
+            // before sending, so keep-alive churn is not counted as an error.
+            let usable = {
+                let s = &mut conns.h1[pos].1;
+                !s.is_closed() && s.ready().await.is_ok()
+            };
+            if usable {
+                return Ok(&mut conns.h1[pos].1);
+            }
+            conns.h1.swap_remove(pos);
+        }
+        match self.connect(key).await? {
+            Sender::H1(s) => {
+                conns.h1.push((key.clone(), s));
+                let last = conns.h1.len() - 1;
+                Ok(&mut conns.h1[last].1)
+            }
+            Sender::H2(_) => Err(Outcome::Other),
+        }
+    }
+
+    async fn connect(&self, key: &Key) -> Result<Sender, Outcome> {
+        let addr = tokio::net::lookup_host((key.host.as_str(), key.port))
+            .await
+            .map_err(|_| Outcome::Other)?
+            .next()
+            .ok_or(Outcome::Other)?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| classify_io(&e))?;
+        let _ = tcp.set_nodelay(true);
+        if key.https {
+            let tls = self.tls.as_ref().ok_or(Outcome::Tls)?;
+            let name = ServerName::try_from(key.host.clone()).map_err(|_| Outcome::Tls)?;
+            let stream = tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| match classify_io(&e) {
+                    Outcome::Other => Outcome::Tls,
+                    o => o,
+                })?;
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            handshake(stream, h2).await
+        } else {
+            handshake(tcp, self.version == HttpVersion::Http2).await
+        }
+    }
+}
+
+async fn handshake<T>(io: T, h2: bool) -> Result<Sender, Outcome>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
+    if h2 {
+        let (s, conn) = http2::handshake(TokioExecutor::new(), io)
+            .await
+            .map_err(|e| classify(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Sender::H2(s))
+    } else {
+        let (s, conn) = http1::handshake(io).await.map_err(|e| classify(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Sender::H1(s))
+    }
+}
+
+/// Maps a hyper error (or anything wrapping an I/O error) to an outcome.
+pub fn classify(e: &(dyn StdError + 'static)) -> Outcome {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<io::Error>() {
+            return classify_io(io);
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>() {
+            if h.is_timeout() {
+                return Outcome::Timeout;
+            }
+            if h.source().is_none()
+                && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
+            {
+                return Outcome::Reset;
+            }
+        }
+        cur = err.source();
+    }
+    if let Some(h) = e.downcast_ref::<hyper::Error>()
+        && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
+    {
+        return Outcome::Reset;
+    }
+    Outcome::Other
+}
+
+/// Maps an I/O error to an outcome.
+pub fn classify_io(e: &io::Error) -> Outcome {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => Outcome::ConnectRefused,
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | NotConnected => {
+            Outcome::Reset
+        }
+        TimedOut => Outcome::Timeout,
+        _ => {
+            if e.get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+            {
+                Outcome::Tls
+            } else {
+                Outcome::Other
+            }
+        }
+    }
+}
+
+fn tls_config(version: HttpVersion, insecure: bool) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap_or_else(|_| {
+            rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(rustls::DEFAULT_VERSIONS)
+                .expect("ring supports the default versions")
+        });
+    let mut cfg = if insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+            .with_no_client_auth()
+    } else {
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    cfg.alpn_protocols = match version {
+        HttpVersion::Http2 => vec![b"h2".to_vec()],
+        HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
+    };
+    cfg
+}
+
+/// `--insecure`: accepts any certificate, still checking the handshake signatures.
+#[derive(Debug)]
+struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

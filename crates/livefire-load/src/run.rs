@@ -1,0 +1,535 @@
+//! The one worker loop. An executor is data (`Executor`); `Shared::next` turns it into
+//! tickets (send now, this send is dropped, stop), and every worker, whatever the model,
+//! runs the same loop: take a ticket, build the request, send it, record the outcome.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use livefire_core::window::{Outcome, WindowStore};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::LoadError;
+use crate::check::Compiled;
+use crate::client::{Client, Conns, Key, Outgoing};
+use crate::config::{Body, Executor, LoadConfig, Segment};
+use crate::data::DataSet;
+use crate::recorder::{Intent, Recorder};
+use crate::report::LoadReport;
+use crate::schedule::{RateSchedule, VuSchedule};
+use crate::template::{Fill, Template};
+
+/// Runs one load from `start` (the run's clock: windows are numbered in seconds since
+/// it) until its duration ends or `cancel` fires, publishing a window per second into
+/// `store`. Errors only for an invalid config, before anything is sent; failed requests
+/// are outcomes in the report.
+pub async fn run(
+    config: LoadConfig,
+    start: Instant,
+    cancel: CancellationToken,
+    store: Arc<WindowStore>,
+) -> Result<LoadReport, LoadError> {
+    let plan = Plan::prepare(&config)?;
+    let names: Vec<String> = config.requests.iter().map(|r| r.name.clone()).collect();
+    let (mode, intent, initial_workers) = match &config.executor {
+        Executor::Rate { rate, stages } => {
+            let sched = RateSchedule::new(*rate, stages, config.duration);
+            let intent = Intent::Schedule(sched.clone(), config.segment);
+            (
+                Mode::Open {
+                    sched,
+                    next: tokio::sync::Mutex::new(0),
+                },
+                intent,
+                1,
+            )
+        }
+        Executor::Vus { vus, stages, think } => {
+            let sched = VuSchedule::new(*vus, stages, config.duration);
+            let workers = config.segment.share_of(sched.max_vus()) as usize;
+            (
+                Mode::Closed {
+                    sched,
+                    think: *think,
+                },
+                Intent::Sent,
+                workers,
+            )
+        }
+    };
+    let needs_tls = config
+        .requests
+        .iter()
+        .any(|r| r.url.trim_start().starts_with("https"));
+    let shared = Arc::new(Shared {
+        start,
+        end: start + config.duration,
+        timeout: config.timeout,
+        max_in_flight: config.max_in_flight.max(1),
+        segment: config.segment,
+        seed: config.seed,
+        mode,
+        plan,
+        data: config.data.clone(),
+        client: Client::new(config.http_version, config.insecure, needs_tls),
+        recorder: Recorder::new(start, config.name.clone(), names, intent, store),
+        cancel: cancel.clone(),
+        tracker: TaskTracker::new(),
+        workers: AtomicUsize::new(0),
+        idle: AtomicUsize::new(0),
+        closed_seq: AtomicU64::new(0),
+    });
+
+    for k in 0..initial_workers {
+        shared.spawn_worker(k);
+    }
+    let ticker = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut s = 1u64;
+            loop {
+                let at = shared.start + Duration::from_secs(s) + Duration::from_millis(2);
+                tokio::select! {
+                    _ = shared.cancel.cancelled() => break,
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                }
+                shared.recorder.tick(Instant::now());
+                s += 1;
+            }
+        })
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = wait_workers(&shared) => {}
+    }
+    // On cancel, workers stop at their next await; requests in flight are not recorded.
+    shared.tracker.close();
+    shared.tracker.wait().await;
+    ticker.abort();
+    let end = Instant::now();
+    let (requests, intended) = shared.recorder.finish(end);
+    Ok(LoadReport::new(
+        config.name.clone(),
+        end.saturating_duration_since(start),
+        requests,
+        intended,
+    ))
+}
+
+async fn wait_workers(shared: &Arc<Shared>) {
+    // Workers spawn workers (open model), so wait until the count is zero rather than
+    // closing the tracker early.
+    loop {
+        if shared.workers.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A config checked and compiled: templates parsed, checks validated.
+struct Plan {
+    requests: Vec<PlannedRequest>,
+    weights: Vec<u32>,
+    weight_total: u32,
+}
+
+struct PlannedRequest {
+    method: http::Method,
+    url: Template,
+    /// The URL and key when the URL has no template (parsed once).
+    fixed: Option<(http::Uri, Arc<Key>)>,
+    headers: Vec<(http::HeaderName, Template)>,
+    body: Option<(Template, bool)>,
+    checks: Vec<Compiled>,
+    has_status_check: bool,
+    wants_body: bool,
+}
+
+impl Plan {
+    fn prepare(config: &LoadConfig) -> Result<Plan, LoadError> {
+        let cfg = |m: String| LoadError::Config(m);
+        if config.requests.is_empty() {
+            return Err(cfg("the load has no requests; give it at least one".into()));
+        }
+        match &config.executor {
+            Executor::Rate { rate, stages } => {
+                if !rate.is_finite()
+                    || *rate < 0.0
+                    || stages.iter().any(|s| !s.to.is_finite() || s.to < 0.0)
+                {
+                    return Err(cfg(format!(
+                        "bad rate {rate}: give a positive rate such as 200/s"
+                    )));
+                }
+                if *rate == 0.0 && stages.iter().all(|s| s.to == 0.0) {
+                    return Err(cfg(
+                        "the rate is 0: give a positive rate such as 200/s".into()
+                    ));
+                }
+            }
+            Executor::Vus { vus, stages, .. } => {
+                if *vus == 0 && stages.iter().all(|s| s.to < 1.0) {
+                    return Err(cfg("0 virtual users: give at least 1 (-c 10)".into()));
+                }
+                if stages
+                    .iter()
+                    .any(|s| !s.to.is_finite() || s.to < 0.0 || s.to > 100_000.0)
+                {
+                    return Err(cfg("a VU stage must be between 0 and 100000".into()));
+                }
+                let max = VuSchedule::new(*vus, stages, config.duration).max_vus();
+                if max > 100_000 {
+                    return Err(cfg(format!(
+                        "{max} virtual users is more than 100000; split the load with --segment"
+                    )));
+                }
+            }
+        }
+        if config.duration.is_zero() {
+            return Err(cfg("the duration is 0: give one such as 10s".into()));
+        }
+        if config.timeout.is_zero() {
+            return Err(cfg("the timeout is 0: give one such as 5s".into()));
+        }
+        if config.segment.count == 0 || config.segment.index >= config.segment.count {
+            return Err(cfg("bad segment: write i/N with 1 <= i <= N".into()));
+        }
+        let columns = crate::template::columns_of(config.data.as_ref());
+        let mut requests = Vec::new();
+        let mut weights = Vec::new();
+        for r in &config.requests {
+            let terr = |message: String| LoadError::Template {
+                request: r.name.clone(),
+                message,
+            };
+            if r.name.is_empty() || r.name.contains(['.', ' ']) {
+                return Err(cfg(format!(
+                    "request name `{}`: use a non-empty name without dots or spaces",
+                    r.name
+                )));
+            }
+            let url = Template::parse(&r.url, &columns).map_err(terr)?;
+            // Fill the URL once to check it is an absolute http(s) URL.
+            let mut rng = SmallRng::seed_from_u64(0);
+            let sample_row = config.data.as_ref().and_then(|d| d.row(0));
+            let sample = url.render(&mut Fill {
+                rng: &mut rng,
+                seq: 0,
+                row: sample_row,
+            });
+            let uri: http::Uri = sample.parse().map_err(|e| {
+                terr(format!(
+                    "bad URL `{sample}`: {e}; write it like http://127.0.0.1:8080/path"
+                ))
+            })?;
+            let key = Key::of(&uri).map_err(|m| terr(format!("bad URL `{sample}`: {m}")))?;
+            let fixed = url.is_static().then(|| (uri, Arc::new(key)));
+            let mut headers = Vec::new();
+            for (name, value) in &r.headers {
+                let hn = http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| terr(format!("bad header name `{name}`")))?;
+                headers.push((hn, Template::parse(value, &columns).map_err(terr)?));
+            }
+            let body = match &r.body {
+                Body::Empty => None,
+                Body::Text(t) => Some((Template::parse(t, &columns).map_err(terr)?, false)),
+                Body::Json(v) => {
+                    let text = serde_json::to_string(v)
+                        .map_err(|e| terr(format!("bad JSON body: {e}")))?;
+                    Some((Template::parse_json(&text, &columns).map_err(terr)?, true))
+                }
+            };
+            let checks = r
+                .checks
+                .iter()
+                .map(Compiled::new)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(terr)?;
+            let has_status_check = checks.iter().any(|c| matches!(c, Compiled::Status(_)));
+            let wants_body = checks.iter().any(Compiled::needs_body);
+            requests.push(PlannedRequest {
+                method: r.method.clone(),
+                url,
+                fixed,
+                headers,
+                body,
+                checks,
+                has_status_check,
+                wants_body,
+            });
+            weights.push(r.weight);
+        }
+        let weight_total: u32 = weights.iter().sum();
+        if weight_total == 0 {
+            return Err(cfg(
+                "every request has weight 0: give at least one a positive weight".into(),
+            ));
+        }
+        Ok(Plan {
+            requests,
+            weights,
+            weight_total,
+        })
+    }
+}
+
+enum Mode {
+    Open {
+        sched: RateSchedule,
+        next: tokio::sync::Mutex<u64>,
+    },
+    Closed {
+        sched: VuSchedule,
+        think: Duration,
+    },
+}
+
+enum Ticket {
+    Send { seq: u64, intended: Instant },
+    Drop { seq: u64, intended: Instant },
+    Done,
+}
+
+struct Shared {
+    start: Instant,
+    end: Instant,
+    timeout: Duration,
+    max_in_flight: usize,
+    segment: Segment,
+    seed: u64,
+    mode: Mode,
+    plan: Plan,
+    data: Option<DataSet>,
+    client: Client,
+    recorder: Recorder,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    workers: AtomicUsize,
+    /// Open model: workers waiting for (or holding) the dispatcher.
+    idle: AtomicUsize,
+    closed_seq: AtomicU64,
+}
+
+impl Shared {
+    fn spawn_worker(self: &Arc<Self>, k: usize) {
+        self.workers.fetch_add(1, Ordering::AcqRel);
+        let shared = self.clone();
+        self.tracker.spawn(async move {
+            worker(&shared, k).await;
+            shared.workers.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    /// The next ticket for worker `k`: the executor, as data, decides.
+    async fn next(self: &Arc<Self>, k: usize) -> Ticket {
+        match &self.mode {
+            Mode::Open { sched, next } => {
+                self.idle.fetch_add(1, Ordering::AcqRel);
+                let mut j = next.lock().await;
+                // Only the worker holding the dispatcher waits for the next send time, so
+                // idle workers (and their connections) are reused rather than all woken.
+                let i = self.segment.index as u64 + *j * self.segment.count as u64;
+                let ticket = match sched.offset(i) {
+                    None => Ticket::Done,
+                    Some(offset) => {
+                        *j += 1;
+                        let intended = self.start + Duration::from_secs_f64(offset);
+                        let now = Instant::now();
+                        if now > intended + self.timeout {
+                            // Every worker was busy (max_in_flight reached) or the generator
+                            // fell behind for longer than the timeout: this send never starts.
+                            Ticket::Drop { seq: i, intended }
+                        } else {
+                            if intended > now {
+                                tokio::time::sleep_until(intended.into()).await;
+                            }
+                            Ticket::Send { seq: i, intended }
+                        }
+                    }
+                };
+                drop(j);
+                let idle_others = self.idle.fetch_sub(1, Ordering::AcqRel) - 1;
+                if matches!(ticket, Ticket::Send { .. })
+                    && idle_others == 0
+                    && self.workers.load(Ordering::Acquire) < self.max_in_flight
+                {
+                    // Keep one worker waiting at the dispatcher while this one sends.
+                    self.spawn_worker(self.workers.load(Ordering::Acquire));
+                }
+                ticket
+            }
+            Mode::Closed { sched, .. } => loop {
+                let now = Instant::now();
+                if now >= self.end {
+                    return Ticket::Done;
+                }
+                let t = now.saturating_duration_since(self.start).as_secs_f64();
+                let active = self.segment.share_of(sched.vus_at(t));
+                if (k as u64) < active {
+                    let local = self.closed_seq.fetch_add(1, Ordering::Relaxed);
+                    let seq = self.segment.index as u64 + local * self.segment.count as u64;
+                    return Ticket::Send { seq, intended: now };
+                }
+                // Not active yet (or ramped down): look again shortly.
+                let wake = (now + Duration::from_millis(50)).min(self.end);
+                tokio::time::sleep_until(wake.into()).await;
+            },
+        }
+    }
+
+    fn rng(&self, seq: u64) -> SmallRng {
+        SmallRng::seed_from_u64(self.seed ^ seq.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+
+    fn pick(&self, rng: &mut SmallRng) -> usize {
+        if self.plan.requests.len() == 1 {
+            return 0;
+        }
+        let mut x = rng.random_range(0..self.plan.weight_total);
+        for (i, w) in self.plan.weights.iter().enumerate() {
+            if x < *w {
+                return i;
+            }
+            x -= w;
+        }
+        self.plan.weights.len() - 1
+    }
+
+    fn build(&self, idx: usize, seq: u64, rng: &mut SmallRng) -> Result<Outgoing, Outcome> {
+        let r = &self.plan.requests[idx];
+        let row = self.data.as_ref().and_then(|d| d.row(seq));
+        let mut fill = Fill { rng, seq, row };
+        let (uri, key) = match &r.fixed {
+            Some((u, k)) => (u.clone(), k.clone()),
+            None => {
+                let s = r.url.render(&mut fill);
+                let uri: http::Uri = s.parse().map_err(|_| Outcome::Other)?;
+                let key = Key::of(&uri).map_err(|_| Outcome::Other)?;
+                (uri, Arc::new(key))
+            }
+        };
+        let mut headers = http::HeaderMap::with_capacity(r.headers.len() + 1);
+        for (name, t) in &r.headers {
+            let v =
+                http::HeaderValue::from_str(&t.render(&mut fill)).map_err(|_| Outcome::Other)?;
+            headers.append(name.clone(), v);
+        }
+        let body = match &r.body {
+            None => Bytes::new(),
+            Some((t, json)) => {
+                if *json && !headers.contains_key(http::header::CONTENT_TYPE) {
+                    headers.insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
+                }
+                Bytes::from(t.render(&mut fill))
+            }
+        };
+        Ok(Outgoing {
+            key,
+            method: r.method.clone(),
+            uri,
+            headers,
+            body,
+        })
+    }
+
+    fn judge(&self, idx: usize, status: u16, body: &[u8]) -> Outcome {
+        let r = &self.plan.requests[idx];
+        let mut json = None;
+        if r.has_status_check {
+            for c in r.checks.iter().filter(|c| matches!(c, Compiled::Status(_))) {
+                if !c.passes(status, body, &mut json) {
+                    return status_class(status).unwrap_or(Outcome::CheckFailed);
+                }
+            }
+        } else if let Some(o) = status_class(status) {
+            return o;
+        }
+        if r.checks.iter().all(|c| c.passes(status, body, &mut json)) {
+            Outcome::Ok
+        } else {
+            Outcome::CheckFailed
+        }
+    }
+}
+
+fn status_class(status: u16) -> Option<Outcome> {
+    match status {
+        400..=499 => Some(Outcome::Http4xx),
+        500..=599 => Some(Outcome::Http5xx),
+        _ => None,
+    }
+}
+
+/// The one worker loop, for every executor.
+async fn worker(shared: &Arc<Shared>, k: usize) {
+    let mut conns = Conns::default();
+    let think = match &shared.mode {
+        Mode::Closed { think, .. } => *think,
+        Mode::Open { .. } => Duration::ZERO,
+    };
+    loop {
+        let ticket = tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => return,
+            t = shared.next(k) => t,
+        };
+        let (seq, intended, dropped) = match ticket {
+            Ticket::Done => return,
+            Ticket::Send { seq, intended } => (seq, intended, false),
+            Ticket::Drop { seq, intended } => (seq, intended, true),
+        };
+        let mut rng = shared.rng(seq);
+        let idx = shared.pick(&mut rng);
+        if dropped {
+            let now = Instant::now();
+            shared.recorder.record(
+                idx,
+                Outcome::Dropped,
+                now.saturating_duration_since(intended),
+                now,
+            );
+            continue;
+        }
+        let sent_at = Instant::now();
+        shared.recorder.sent(idx, sent_at);
+        let outcome = match shared.build(idx, seq, &mut rng) {
+            Err(o) => o,
+            Ok(req) => {
+                let key = req.key.clone();
+                let want_body = shared.plan.requests[idx].wants_body;
+                let result = tokio::select! {
+                    biased;
+                    _ = shared.cancel.cancelled() => return,
+                    r = tokio::time::timeout(shared.timeout, shared.client.send(&mut conns, req, want_body)) => r,
+                };
+                match result {
+                    Err(_) => {
+                        // The connection is mid-request; it cannot be reused.
+                        conns.forget(&key);
+                        Outcome::Timeout
+                    }
+                    Ok(Err(o)) => o,
+                    Ok(Ok(answer)) => shared.judge(idx, answer.status, &answer.body),
+                }
+            }
+        };
+        let now = Instant::now();
+        shared
+            .recorder
+            .record(idx, outcome, now.saturating_duration_since(intended), now);
+        if !think.is_zero() {
+            tokio::select! {
+                _ = shared.cancel.cancelled() => return,
+                _ = tokio::time::sleep(think) => {}
+            }
+        }
+    }
+}
