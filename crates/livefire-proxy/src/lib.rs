@@ -6,11 +6,14 @@
 //! connections feel the change at once), take it down with [`Proxy::set_enabled`], and
 //! drop it to stop it. No global state, no printing: logs go through `tracing`.
 
+pub mod api;
 mod error;
 mod link;
 mod proxy;
+pub mod server;
 mod toxic;
 
 pub use error::{ProxyError, ToxicError};
 pub use proxy::{DirectionStats, Proxy, ProxyConfig, ProxyStats};
+pub use server::{ProxyArgs, ServeError, run};
 pub use toxic::{Stream, TOXIC_TYPES, Toxic, ToxicKind};

@@ -120,8 +120,24 @@ pub(crate) struct Shared {
 struct State {
     listen: String,
     upstream: String,
-    /// Set while enabled: cancelling it stops the listener and cuts connections.
-    epoch: Option<CancellationToken>,
+    /// Set while enabled: stopping it closes the listener and cuts connections.
+    epoch: Option<Epoch>,
+}
+
+/// One enabled period of a proxy.
+struct Epoch {
+    token: CancellationToken,
+    listener: Arc<TcpListener>,
+}
+
+impl Epoch {
+    /// Stops listening now (not when the accept task next runs), so a connect right
+    /// after a disable is refused, then cuts every connection of the period.
+    fn stop(self) {
+        // On Linux, shutdown() on a listening socket leaves the listening state at once.
+        let _ = socket2::SockRef::from(self.listener.as_ref()).shutdown(std::net::Shutdown::Both);
+        self.token.cancel();
+    }
 }
 
 /// A running proxy. Dropping it stops it: the listener closes and every connection
@@ -142,6 +158,9 @@ impl std::fmt::Debug for Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        if let Some(epoch) = self.lock().epoch.take() {
+            epoch.stop();
+        }
         self.root.cancel();
     }
 }
@@ -203,7 +222,7 @@ impl Proxy {
             (true, false) => self.start_listener(&mut st),
             (false, true) => {
                 if let Some(epoch) = st.epoch.take() {
-                    epoch.cancel();
+                    epoch.stop();
                 }
                 Ok(())
             }
@@ -219,7 +238,7 @@ impl Proxy {
         let differs = st.upstream != upstream || !same_listen(&st.listen, listen);
         if differs {
             if let Some(epoch) = st.epoch.take() {
-                epoch.cancel();
+                epoch.stop();
             }
             st.listen = listen.to_string();
             st.upstream = upstream.to_string();
@@ -228,7 +247,7 @@ impl Proxy {
             (true, false) => self.start_listener(&mut st),
             (false, true) => {
                 if let Some(epoch) = st.epoch.take() {
-                    epoch.cancel();
+                    epoch.stop();
                 }
                 Ok(())
             }
@@ -417,8 +436,12 @@ impl Proxy {
         if let Ok(addr) = listener.local_addr() {
             st.listen = addr.to_string();
         }
+        let listener = Arc::new(listener);
         let epoch = self.root.child_token();
-        st.epoch = Some(epoch.clone());
+        st.epoch = Some(Epoch {
+            token: epoch.clone(),
+            listener: listener.clone(),
+        });
         let shared = self.shared.clone();
         let upstream = st.upstream.clone();
         tracing::info!(proxy = %shared.name, listen = %st.listen, %upstream, "proxy listening");
@@ -429,12 +452,13 @@ impl Proxy {
 
 async fn accept_loop(
     shared: Arc<Shared>,
-    listener: TcpListener,
+    listener: Arc<TcpListener>,
     upstream: String,
     epoch: CancellationToken,
 ) {
     loop {
         let accepted = tokio::select! {
+            biased;
             _ = epoch.cancelled() => return,
             r = listener.accept() => r,
         };

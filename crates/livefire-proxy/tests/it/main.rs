@@ -1,5 +1,9 @@
 //! Integration tests of livefire-proxy: real sockets on 127.0.0.1, ephemeral ports.
 
+/// The admin HTTP API against Toxiproxy's contract.
+mod api;
+/// The API body parsers under malformed input: never a panic.
+mod api_fuzz;
 /// Runtime changes: add / remove / update under traffic, enable / disable.
 mod runtime;
 /// Shared helpers: upstream servers and a proxy in front of them.

@@ -108,3 +108,61 @@ pub async fn read_to_end(s: &mut TcpStream) -> (Vec<u8>, std::io::Result<()>) {
         .expect("read did not end within 20s");
     (out, r.map(|_| ()))
 }
+
+/// Starts the admin API exactly as `livefire proxy` does, on an ephemeral port.
+/// The server stops when the returned token is dropped... or cancelled.
+pub async fn api_server() -> (SocketAddr, tokio_util::sync::DropGuard) {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let args = livefire_proxy::ProxyArgs {
+        host: "127.0.0.1".into(),
+        port: 0,
+        config: None,
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        livefire_proxy::server::run_until(&args, c, move |a| {
+            let _ = tx.send(a);
+        })
+        .await
+        .unwrap();
+    });
+    (rx.await.unwrap(), cancel.drop_guard())
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns status and body.
+pub async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    http_with(addr, method, path, body, "livefire-tests").await
+}
+
+pub async fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    user_agent: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let body = body.unwrap_or("");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: {user_agent}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+pub fn json(body: &str) -> serde_json::Value {
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
