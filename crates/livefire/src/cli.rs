@@ -21,6 +21,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema of the experiment file format.
     Schema,
+    /// Run a fault-injecting TCP proxy server with a Toxiproxy-compatible HTTP API.
+    Proxy(livefire_proxy::ProxyArgs),
     /// Print the version.
     Version,
     /// Load a URL at a rate (-r) or with virtual users (-c) and print a latency summary.
@@ -58,6 +60,20 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         )),
+        Command::Proxy(args) => {
+            let ready = |addr| {
+                println!(
+                    "livefire proxy: API on http://{addr} (Toxiproxy-compatible), Ctrl-C to stop"
+                );
+            };
+            match livefire_proxy::run(args, ready) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(err) => {
+                    eprintln!("error: {err}");
+                    ExitCode::from(exit::INVALID)
+                }
+            }
+        }
         Command::Version => {
             println!("livefire {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
