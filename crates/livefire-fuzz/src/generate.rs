@@ -188,25 +188,26 @@ impl Generator {
     /// A value that conforms to `schema`.
     pub fn value(&mut self, schema: &Value, rng: &mut StdRng, depth: usize) -> Value {
         let schema = &merged(schema);
-        if let Some(Value::Array(options)) = schema.get("enum") {
-            if let Some(v) = options.choose(rng) {
-                return v.clone();
-            }
+        if let Some(Value::Array(options)) = schema.get("enum")
+            && let Some(v) = options.choose(rng)
+        {
+            return v.clone();
         }
         if let Some(c) = schema.get("const") {
             return c.clone();
         }
         for key in ["oneOf", "anyOf"] {
-            if let Some(Value::Array(options)) = schema.get(key) {
-                if let Some(sub) = options.choose(rng) {
-                    return self.value(sub, rng, depth + 1);
-                }
+            if let Some(Value::Array(options)) = schema.get(key)
+                && let Some(sub) = options.choose(rng)
+            {
+                return self.value(sub, rng, depth + 1);
             }
         }
-        if let Some(example) = schema.get("example") {
-            if rng.random_bool(0.25) && self.validator.validate(schema, example).is_none() {
-                return example.clone();
-            }
+        if let Some(example) = schema.get("example")
+            && rng.random_bool(0.25)
+            && self.validator.validate(schema, example).is_none()
+        {
+            return example.clone();
         }
         match main_type(schema) {
             "object" => {

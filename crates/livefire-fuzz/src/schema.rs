@@ -104,9 +104,7 @@ impl Validator {
     }
 
     fn check(&mut self, schema: &Value, v: &Value, at: &str, depth: usize) -> Option<Mismatch> {
-        let Some(s) = schema.as_object() else {
-            return None;
-        };
+        let s = schema.as_object()?;
         if depth > 64 {
             return None;
         }
@@ -123,15 +121,15 @@ impl Validator {
         if !ts.is_empty() && !ts.iter().any(|t| type_matches(t, v)) {
             return miss(format!("expected {}", ts.join(" or ")));
         }
-        if let Some(Value::Array(allowed)) = s.get("enum") {
-            if !allowed.iter().any(|a| json_eq(a, v)) {
-                return miss("value not in enum".into());
-            }
+        if let Some(Value::Array(allowed)) = s.get("enum")
+            && !allowed.iter().any(|a| json_eq(a, v))
+        {
+            return miss("value not in enum".into());
         }
-        if let Some(c) = s.get("const") {
-            if !json_eq(c, v) {
-                return miss("value differs from const".into());
-            }
+        if let Some(c) = s.get("const")
+            && !json_eq(c, v)
+        {
+            return miss("value differs from const".into());
         }
         if let Some(Value::Array(all)) = s.get("allOf") {
             for sub in all {
@@ -141,61 +139,59 @@ impl Validator {
             }
         }
         for key in ["anyOf", "oneOf"] {
-            if let Some(Value::Array(any)) = s.get(key) {
-                if !any.is_empty()
-                    && !any
-                        .iter()
-                        .any(|sub| self.check(sub, v, at, depth + 1).is_none())
-                {
-                    return miss(format!("matches none of {key}"));
-                }
+            if let Some(Value::Array(any)) = s.get(key)
+                && !any.is_empty()
+                && !any
+                    .iter()
+                    .any(|sub| self.check(sub, v, at, depth + 1).is_none())
+            {
+                return miss(format!("matches none of {key}"));
             }
         }
         match v {
             Value::String(text) => {
                 let len = text.chars().count() as u64;
-                if let Some(min) = s.get("minLength").and_then(Value::as_u64) {
-                    if len < min {
-                        return miss("shorter than minLength".into());
-                    }
+                if let Some(min) = s.get("minLength").and_then(Value::as_u64)
+                    && len < min
+                {
+                    return miss("shorter than minLength".into());
                 }
-                if let Some(max) = s.get("maxLength").and_then(Value::as_u64) {
-                    if len > max {
-                        return miss("longer than maxLength".into());
-                    }
+                if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
+                    && len > max
+                {
+                    return miss("longer than maxLength".into());
                 }
-                if let Some(p) = s.get("pattern").and_then(Value::as_str) {
-                    if let Some(re) = self.pattern(p) {
-                        if !re.is_match(text) {
-                            return miss("does not match pattern".into());
-                        }
-                    }
+                if let Some(p) = s.get("pattern").and_then(Value::as_str)
+                    && let Some(re) = self.pattern(p)
+                    && !re.is_match(text)
+                {
+                    return miss("does not match pattern".into());
                 }
             }
             Value::Number(n) => {
                 let x = n.as_f64().unwrap_or(0.0);
                 let (lower, lx, upper, ux) = bounds(schema);
-                if let Some(l) = lower {
-                    if x < l || (lx && x == l) {
-                        return miss("below minimum".into());
-                    }
+                if let Some(l) = lower
+                    && (x < l || (lx && x == l))
+                {
+                    return miss("below minimum".into());
                 }
-                if let Some(u) = upper {
-                    if x > u || (ux && x == u) {
-                        return miss("above maximum".into());
-                    }
+                if let Some(u) = upper
+                    && (x > u || (ux && x == u))
+                {
+                    return miss("above maximum".into());
                 }
             }
             Value::Array(items) => {
-                if let Some(min) = s.get("minItems").and_then(Value::as_u64) {
-                    if (items.len() as u64) < min {
-                        return miss("fewer items than minItems".into());
-                    }
+                if let Some(min) = s.get("minItems").and_then(Value::as_u64)
+                    && (items.len() as u64) < min
+                {
+                    return miss("fewer items than minItems".into());
                 }
-                if let Some(max) = s.get("maxItems").and_then(Value::as_u64) {
-                    if (items.len() as u64) > max {
-                        return miss("more items than maxItems".into());
-                    }
+                if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
+                    && (items.len() as u64) > max
+                {
+                    return miss("more items than maxItems".into());
                 }
                 if let Some(item_schema) = s.get("items") {
                     for (i, item) in items.iter().enumerate() {

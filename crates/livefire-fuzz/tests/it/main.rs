@@ -5,8 +5,12 @@
 //!   (checked with a raw TCP client, so fuzzer tests stand on a known target).
 //! - `spec`: loading specs (formats, versions, files, URLs, refs) and located errors.
 //! - `generate`: seeded, reproducible generation; boundary values first.
+//! - `rules`: each rule finds its planted defect; the correct service yields nothing.
+//! - `campaign`: same seed same requests, the rate cap, hostile answers.
 
+mod campaign;
 mod generate;
+mod rules;
 mod spec;
 mod target;
 mod target_self;

@@ -301,15 +301,16 @@ fn decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(
                 std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
                 16,
-            ) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+            )
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -380,10 +381,10 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::
             if !(1..=100).contains(&limit) {
                 return Ok(error(400, "limit out of range"));
             }
-            if let Some(tag) = q.get("tag") {
-                if !["red", "green", "blue"].contains(&tag.as_str()) {
-                    return Ok(error(400, "bad tag"));
-                }
+            if let Some(tag) = q.get("tag")
+                && !["red", "green", "blue"].contains(&tag.as_str())
+            {
+                return Ok(error(400, "bad tag"));
             }
             let items: Vec<serde_json::Value> = state
                 .items

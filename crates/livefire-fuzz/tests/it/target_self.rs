@@ -79,7 +79,7 @@ async fn planted_defects_fire_only_in_defective_mode() {
         dep.restart().await;
         let (s, _) = target::raw_request(
             t.addr,
-            &format!("TRACE /items HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n"),
+            "TRACE /items HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n",
         )
         .await;
         assert_eq!(s, 501);

@@ -1,0 +1,1199 @@
+//! The campaign: the engine-facing entry point `run`, which schedules requests (boundary
+//! values first, then invalid inputs, auth probes, undeclared methods, injection
+//! payloads, then seeded random cases), feeds values from answers into later requests
+//! (links, `Location`, ids), applies the rules, confirms and minimizes, and reports each
+//! deduplicated finding through a callback.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::Method;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{AuthConfig, Identity};
+use crate::checks::{self, Baseline, Confirm, Context, Draft};
+use crate::error::FuzzError;
+use crate::finding::{Finding, RequestRecord, ResponseRecord, Rule};
+use crate::generate::{self, Case, CaseBody, Creds, Expect, Generator, Origin, Pool};
+use crate::http::{Client, FailKind, Outcome, Prepared, Target};
+use crate::render;
+use crate::schema::Validator;
+use crate::signatures::PAYLOADS;
+use crate::spec::{self, Operation, ParamIn, SecurityScheme, Spec};
+
+/// What a campaign needs; plain data so the engine can build it from an experiment.
+#[derive(Debug, Clone)]
+pub struct FuzzConfig {
+    /// Spec file path or `http://` URL.
+    pub spec: String,
+    /// Where requests go: `http://host:port[/base]`.
+    pub base_url: String,
+    /// Wall-clock budget.
+    pub duration: Duration,
+    /// Stop after this many scheduled requests (for reproducible runs).
+    pub max_requests: Option<u64>,
+    /// Rules to apply; empty means `Rule::defaults()` (plus `object_access` when a
+    /// second identity is given).
+    pub checks: Vec<Rule>,
+    /// Every random choice derives from it.
+    pub seed: u64,
+    /// Requests per second at most (all requests, confirmations included).
+    pub rate: Option<f64>,
+    /// Requests in flight at once. With 1, the same seed sends the same requests in
+    /// the same order against a deterministic target.
+    pub concurrency: usize,
+    /// Response time cap per request.
+    pub timeout: Duration,
+    /// Response body cap in bytes.
+    pub max_body: usize,
+    pub auth: Option<AuthConfig>,
+    /// A second identity for `object_access`.
+    pub second_identity: Option<AuthConfig>,
+    /// Interval between `auth_enforced` probe rounds while the campaign runs (each
+    /// round sends one secured operation without credentials and with a garbage
+    /// token, operations in turn), so a fail-open window that lasts only while a
+    /// fault is active is caught.
+    pub auth_probe_every: Duration,
+    /// Nothing faster than this is `slow`.
+    pub slow_floor: Duration,
+}
+
+impl Default for FuzzConfig {
+    fn default() -> FuzzConfig {
+        FuzzConfig {
+            spec: String::new(),
+            base_url: String::new(),
+            duration: Duration::from_secs(60),
+            max_requests: None,
+            checks: Vec::new(),
+            seed: 0,
+            rate: None,
+            concurrency: 8,
+            timeout: Duration::from_secs(5),
+            max_body: 1 << 20,
+            auth: None,
+            second_identity: None,
+            auth_probe_every: Duration::from_millis(100),
+            slow_floor: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What a campaign did, for the run summary.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub spec: String,
+    pub base_url: String,
+    pub seed: u64,
+    pub checks: Vec<Rule>,
+    pub operations: usize,
+    pub requests: u64,
+    pub elapsed_ms: u64,
+    /// Answers by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    /// Exchanges without an answer, by kind.
+    pub failures: BTreeMap<String, u64>,
+    pub findings: usize,
+    /// Skipped constructs and operations.
+    pub warnings: Vec<String>,
+    /// `duration`, `max_requests` or `cancelled`.
+    pub stopped_by: String,
+}
+
+enum JobKind {
+    Send,
+    ConfirmSlow {
+        draft: Draft,
+        threshold: Duration,
+    },
+    ConfirmDelay {
+        draft: Draft,
+        threshold: Duration,
+        control: Box<Case>,
+    },
+    Minimize {
+        draft: Draft,
+    },
+}
+
+struct Job {
+    case: Case,
+    kind: JobKind,
+    /// Already resent once after a token refresh.
+    retried: bool,
+}
+
+struct Done {
+    client: Client,
+    job: Job,
+    prepared: Prepared,
+    outcome: Outcome,
+    crash_confirmed: bool,
+    /// For confirmations: whether the draft held.
+    confirmed: bool,
+    /// For minimization: the smallest case that still shows the finding.
+    minimized: Option<(Case, Prepared, Outcome)>,
+    sent: u64,
+}
+
+/// Spaces requests evenly when a rate cap is set.
+struct Limiter {
+    interval: Option<Duration>,
+    next: Mutex<Instant>,
+}
+
+impl Limiter {
+    async fn acquire(&self) {
+        let Some(interval) = self.interval else {
+            return;
+        };
+        let at = {
+            let mut next = self.next.lock().await;
+            let at = (*next).max(Instant::now());
+            *next = at + interval;
+            at
+        };
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// What a worker needs to evaluate rules on its own (minimization).
+#[derive(Clone)]
+struct RuleCtx {
+    rules: HashSet<Rule>,
+    baseline: Baseline,
+    slow_floor: Duration,
+    benign: HashSet<&'static str>,
+}
+
+/// Runs a campaign until the duration ends, `max_requests` are sent, or `cancel`
+/// fires. Each new finding goes to `on_finding` as soon as it is known (confirmed and
+/// minimized where that applies). Errors are for what stops a campaign before it
+/// starts: an invalid spec, an unusable base URL, a failed login.
+pub async fn run(
+    config: FuzzConfig,
+    cancel: CancellationToken,
+    on_finding: impl FnMut(Finding),
+) -> Result<Summary, FuzzError> {
+    let spec = spec::load(&config.spec).await?;
+    run_spec(spec, config, cancel, on_finding).await
+}
+
+/// `run` with an already loaded spec.
+pub async fn run_spec(
+    spec: Spec,
+    config: FuzzConfig,
+    cancel: CancellationToken,
+    mut on_finding: impl FnMut(Finding),
+) -> Result<Summary, FuzzError> {
+    let target = Target::from_base_url(&config.base_url).map_err(FuzzError::Config)?;
+    if config.concurrency == 0 {
+        return Err(FuzzError::Config("concurrency must be at least 1".into()));
+    }
+    if let Some(rate) = config.rate
+        && !(rate > 0.0 && rate.is_finite())
+    {
+        return Err(FuzzError::Config(format!(
+            "rate must be a positive number of requests per second, not {rate}"
+        )));
+    }
+    let mut identity = match &config.auth {
+        Some(a) => Some(Identity::new(a.clone(), &target, config.timeout).await?),
+        None => None,
+    };
+    let second = match &config.second_identity {
+        Some(a) => Some(Identity::new(a.clone(), &target, config.timeout).await?),
+        None => None,
+    };
+    let mut rules: HashSet<Rule> = if config.checks.is_empty() {
+        let mut r: HashSet<Rule> = Rule::defaults().into_iter().collect();
+        if second.is_some() {
+            r.insert(Rule::ObjectAccess);
+        }
+        r
+    } else {
+        config.checks.iter().copied().collect()
+    };
+    if second.is_none() {
+        rules.remove(&Rule::ObjectAccess);
+    }
+    let mut checks_list: Vec<Rule> = rules.iter().copied().collect();
+    checks_list.sort();
+
+    let spec = Arc::new(spec);
+    let start = Instant::now();
+    let deadline = start + config.duration;
+    let limiter = Arc::new(Limiter {
+        interval: config.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+        next: Mutex::new(Instant::now()),
+    });
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut generator = Generator::new();
+    let mut validator = Validator::new();
+    let mut pool = Pool::default();
+
+    // The deterministic plan.
+    let n_ops = spec.operations.len();
+    let mut edge_cache: Vec<Vec<Case>> = Vec::with_capacity(n_ops);
+    let mut injection_cache: Vec<Vec<Case>> = Vec::with_capacity(n_ops);
+    let mut plan: VecDeque<Case> = VecDeque::new();
+    let mut order: Vec<usize> = (0..n_ops).collect();
+    // Creating operations first, so ids exist before they are needed.
+    order.sort_by_key(|&i| {
+        if spec.operations[i].method == Method::POST {
+            0
+        } else {
+            1
+        }
+    });
+    for &i in &order {
+        plan.push_back(generator.valid_case(i, &spec.operations[i], &mut rng, &pool));
+    }
+    for (i, op) in spec.operations.iter().enumerate() {
+        edge_cache.push(generator.edge_cases(i, op, &mut rng, &pool));
+        injection_cache.push(if rules.contains(&Rule::Injection) {
+            injection_cases(&mut generator, i, op, &mut rng, &pool)
+        } else {
+            Vec::new()
+        });
+    }
+    interleave(&mut plan, &edge_cache);
+    let secured: Vec<usize> = (0..n_ops)
+        .filter(|&i| spec.operations[i].secured())
+        .collect();
+    if rules.contains(&Rule::AuthEnforced) {
+        for &i in &secured {
+            for creds in [Creds::Missing, Creds::Garbage] {
+                plan.push_back(auth_probe(
+                    &mut generator,
+                    i,
+                    &spec.operations[i],
+                    creds,
+                    &mut rng,
+                    &pool,
+                ));
+            }
+        }
+    }
+    plan.extend(undeclared_method_cases(
+        &spec,
+        &mut generator,
+        &mut rng,
+        &pool,
+    ));
+    interleave(&mut plan, &injection_cache);
+
+    let mut summary = Summary {
+        spec: spec.source.clone(),
+        base_url: config.base_url.clone(),
+        seed: config.seed,
+        checks: checks_list,
+        operations: n_ops,
+        warnings: spec.warnings.clone(),
+        ..Summary::default()
+    };
+    let mut idle: Vec<Client> = (0..config.concurrency)
+        .map(|_| Client::new(target.clone(), config.timeout, config.max_body))
+        .collect();
+    let mut inflight: JoinSet<Done> = JoinSet::new();
+    let mut urgent: VecDeque<Job> = VecDeque::new();
+    let mut seen: HashSet<(String, Rule, String)> = HashSet::new();
+    let mut pending: HashMap<(String, Rule, String), Finding> = HashMap::new();
+    let mut confirm_tries: HashMap<(String, Rule, String), u32> = HashMap::new();
+    let mut latencies: VecDeque<Duration> = VecDeque::with_capacity(512);
+    let mut baseline = Baseline::default();
+    let mut since_baseline = 0usize;
+    let mut benign: Vec<HashSet<&'static str>> = vec![HashSet::new(); n_ops];
+    let mut other_identity_sent = vec![0u32; n_ops];
+    let probes_on = rules.contains(&Rule::AuthEnforced) && !secured.is_empty();
+    let mut next_probe = start + config.auth_probe_every;
+    let mut probe_index = 0usize;
+    let mut scheduled: u64 = 0;
+
+    loop {
+        if cancel.is_cancelled() {
+            summary.stopped_by = "cancelled".into();
+            break;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            summary.stopped_by = "duration".into();
+            break;
+        }
+        let budget_left = config.max_requests.is_none_or(|m| scheduled < m);
+        if !budget_left && inflight.is_empty() {
+            summary.stopped_by = "max_requests".into();
+            break;
+        }
+        if probes_on && now >= next_probe && budget_left {
+            // One round: one secured operation, without credentials and with garbage.
+            let i = secured[probe_index % secured.len()];
+            probe_index += 1;
+            for creds in [Creds::Garbage, Creds::Missing] {
+                let case = auth_probe(
+                    &mut generator,
+                    i,
+                    &spec.operations[i],
+                    creds,
+                    &mut rng,
+                    &pool,
+                );
+                urgent.push_front(Job {
+                    case,
+                    kind: JobKind::Send,
+                    retried: false,
+                });
+            }
+            next_probe = now + config.auth_probe_every;
+        }
+        while config.max_requests.is_none_or(|m| scheduled < m) {
+            let Some(client) = idle.pop() else { break };
+            let job = match urgent.pop_front() {
+                Some(job) => job,
+                None => {
+                    let case = match plan.pop_front() {
+                        Some(c) => c,
+                        None => random_case(
+                            &mut generator,
+                            &spec,
+                            &edge_cache,
+                            &injection_cache,
+                            &mut rng,
+                            &pool,
+                        ),
+                    };
+                    Job {
+                        case,
+                        kind: JobKind::Send,
+                        retried: false,
+                    }
+                }
+            };
+            scheduled += 1;
+            let auth = credentials(&spec, &job.case, identity.as_ref(), second.as_ref());
+            let ctx = RuleCtx {
+                rules: rules.clone(),
+                baseline,
+                slow_floor: config.slow_floor,
+                benign: benign[job.case.op].clone(),
+            };
+            let spec = spec.clone();
+            let target = target.clone();
+            let limiter = limiter.clone();
+            inflight
+                .spawn(async move { work(client, spec, target, job, auth, limiter, ctx).await });
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = tokio::time::sleep_until(next_probe.into()), if probes_on => {}
+            joined = inflight.join_next(), if !inflight.is_empty() => {
+                let done = match joined {
+                    Some(Ok(done)) => done,
+                    Some(Err(_)) => {
+                        // A worker panicked or was aborted: replace its connection.
+                        idle.push(Client::new(target.clone(), config.timeout, config.max_body));
+                        continue;
+                    }
+                    None => continue,
+                };
+                let Done { client, job, prepared, outcome, crash_confirmed, confirmed, minimized, sent } = done;
+                idle.push(client);
+                summary.requests += sent;
+                let op = &spec.operations[job.case.op];
+                match &outcome {
+                    Outcome::Response(r) => *summary.statuses.entry(r.status).or_default() += 1,
+                    Outcome::Failed { error, .. } => *summary.failures.entry(fail_name(*error).into()).or_default() += 1,
+                }
+                let at_ms = start.elapsed().as_millis() as u64;
+                match job.kind {
+                    JobKind::ConfirmSlow { draft, .. } | JobKind::ConfirmDelay { draft, .. } => {
+                        let key = (op.name.clone(), draft.rule, draft.signature.clone());
+                        if confirmed {
+                            let f = finding(&draft, op, &job.case, &prepared, &outcome, &target, false, at_ms);
+                            summary.findings += 1;
+                            on_finding(f);
+                        } else {
+                            seen.remove(&key);
+                        }
+                        continue;
+                    }
+                    JobKind::Minimize { draft } => {
+                        let key = (op.name.clone(), draft.rule, draft.signature.clone());
+                        if let Some(first) = pending.remove(&key) {
+                            let f = match minimized {
+                                Some((case, prepared, outcome)) => {
+                                    let mut f = finding(&draft, op, &case, &prepared, &outcome, &target, true, first.at_ms);
+                                    f.unix_ms = first.unix_ms;
+                                    f
+                                }
+                                None => first,
+                            };
+                            summary.findings += 1;
+                            on_finding(f);
+                        }
+                        continue;
+                    }
+                    JobKind::Send => {}
+                }
+                let case = job.case;
+                let resp = match &outcome {
+                    Outcome::Response(r) => Some(r),
+                    Outcome::Failed { .. } => None,
+                };
+                if let Some(r) = resp {
+                    let ordinary = matches!(case.origin, Origin::Valid | Origin::FollowUp | Origin::Boundary);
+                    if ordinary && r.status < 500 {
+                        if latencies.len() == 512 {
+                            latencies.pop_front();
+                        }
+                        latencies.push_back(r.latency);
+                        since_baseline += 1;
+                        if since_baseline >= 32 || baseline.samples < 32 {
+                            baseline = compute_baseline(&latencies);
+                            since_baseline = 0;
+                        }
+                    }
+                    if !matches!(case.origin, Origin::Injection(_)) {
+                        for s in checks::benign_signatures(&String::from_utf8_lossy(&r.body)) {
+                            benign[case.op].insert(s);
+                        }
+                    }
+                    // An expired token: log in again and resend once.
+                    if r.status == 401 && case.creds == Creds::Primary && !job.retried
+                        && let Some(id) = identity.as_mut()
+                            && let Ok(true) = id.refresh(&target, config.timeout).await {
+                                urgent.push_front(Job { case: case.clone(), kind: JobKind::Send, retried: true });
+                                continue;
+                            }
+                }
+                let ctx = Context { rules: &rules, baseline, slow_floor: config.slow_floor, benign: &benign[case.op] };
+                for draft in checks::evaluate(&ctx, &mut validator, op, &case, &outcome, crash_confirmed) {
+                    let key = (op.name.clone(), draft.rule, draft.signature.clone());
+                    if seen.contains(&key) {
+                        continue;
+                    }
+                    match draft.confirm {
+                        Confirm::Slow { threshold } => {
+                            let tries = confirm_tries.entry(key.clone()).or_default();
+                            if *tries >= 3 {
+                                continue;
+                            }
+                            *tries += 1;
+                            seen.insert(key);
+                            urgent.push_front(Job { case: case.clone(), kind: JobKind::ConfirmSlow { draft, threshold }, retried: true });
+                        }
+                        Confirm::Delay { threshold } => {
+                            let tries = confirm_tries.entry(key.clone()).or_default();
+                            if *tries >= 3 {
+                                continue;
+                            }
+                            *tries += 1;
+                            seen.insert(key);
+                            let control = Box::new(benign_control(&mut generator, op, &case, &mut rng));
+                            urgent.push_front(Job { case: case.clone(), kind: JobKind::ConfirmDelay { draft, threshold, control }, retried: true });
+                        }
+                        Confirm::No => {
+                            seen.insert(key.clone());
+                            let f = finding(&draft, op, &case, &prepared, &outcome, &target, false, at_ms);
+                            if minimizable(&draft, &case, op) {
+                                pending.insert(key, f);
+                                urgent.push_back(Job { case: case.clone(), kind: JobKind::Minimize { draft }, retried: true });
+                            } else {
+                                summary.findings += 1;
+                                on_finding(f);
+                            }
+                        }
+                    }
+                }
+                if let Some(r) = resp
+                    && (200..300).contains(&r.status) && !matches!(case.origin, Origin::Auth | Origin::OtherIdentity) {
+                        follow_ups(&spec, op, &case, r, &mut generator, &mut rng, &mut pool, &mut urgent);
+                        let wants_other = rules.contains(&Rule::ObjectAccess)
+                            && second.is_some()
+                            && op.secured()
+                            && op.method == Method::GET
+                            && case.creds == Creds::Primary
+                            && op.params.iter().any(|p| p.location == ParamIn::Path)
+                            && other_identity_sent[case.op] < 16;
+                        if wants_other {
+                            other_identity_sent[case.op] += 1;
+                            let mut other = case.clone();
+                            other.creds = Creds::Second;
+                            other.origin = Origin::OtherIdentity;
+                            other.note = "the same request with the second identity".into();
+                            urgent.push_back(Job { case: other, kind: JobKind::Send, retried: true });
+                        }
+                    }
+            }
+        }
+    }
+    inflight.abort_all();
+    // Findings still being minimized are reported as first seen.
+    let mut left: Vec<Finding> = pending.into_values().collect();
+    left.sort_by_key(|f| f.at_ms);
+    for f in left {
+        summary.findings += 1;
+        on_finding(f);
+    }
+    summary.elapsed_ms = start.elapsed().as_millis() as u64;
+    Ok(summary)
+}
+
+fn fail_name(kind: FailKind) -> &'static str {
+    match kind {
+        FailKind::Refused => "refused",
+        FailKind::Closed => "closed",
+        FailKind::Timeout => "timeout",
+        FailKind::Protocol => "protocol",
+        FailKind::Io => "io",
+    }
+}
+
+fn compute_baseline(latencies: &VecDeque<Duration>) -> Baseline {
+    let mut sorted: Vec<Duration> = latencies.iter().copied().collect();
+    sorted.sort();
+    let at = |q: f64| {
+        sorted
+            .get(((sorted.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Baseline {
+        samples: sorted.len(),
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+fn interleave(plan: &mut VecDeque<Case>, lists: &[Vec<Case>]) {
+    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
+    for k in 0..longest {
+        for list in lists {
+            if let Some(c) = list.get(k) {
+                plan.push_back(c.clone());
+            }
+        }
+    }
+}
+
+fn auth_probe(
+    g: &mut Generator,
+    i: usize,
+    op: &Operation,
+    creds: Creds,
+    rng: &mut StdRng,
+    pool: &Pool,
+) -> Case {
+    let mut c = g.valid_case(i, op, rng, pool);
+    c.creds = creds;
+    c.origin = Origin::Auth;
+    c.expect = Expect::Invalid { unambiguous: false };
+    c.note = if creds == Creds::Missing {
+        "no credentials".into()
+    } else {
+        "a garbage token".into()
+    };
+    c
+}
+
+fn undeclared_method_cases(
+    spec: &Spec,
+    g: &mut Generator,
+    rng: &mut StdRng,
+    pool: &Pool,
+) -> Vec<Case> {
+    let mut out = Vec::new();
+    let mut paths: Vec<&str> = spec.operations.iter().map(|o| o.path.as_str()).collect();
+    paths.dedup();
+    for path in paths {
+        let declared: Vec<&Method> = spec
+            .operations
+            .iter()
+            .filter(|o| o.path == path)
+            .map(|o| &o.method)
+            .collect();
+        let Some(i) = spec.operations.iter().position(|o| o.path == path) else {
+            continue;
+        };
+        for m in [
+            Method::TRACE,
+            Method::PATCH,
+            Method::PUT,
+            Method::DELETE,
+            Method::POST,
+        ] {
+            if declared.contains(&&m) {
+                continue;
+            }
+            let mut c = g.valid_case(i, &spec.operations[i], rng, pool);
+            c.body = None;
+            c.method = m.clone();
+            c.origin = Origin::UndeclaredMethod;
+            c.expect = Expect::Invalid { unambiguous: false };
+            c.note = format!("undeclared method {m}");
+            out.push(c);
+            if m != Method::TRACE {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// One case per (string field, payload): path, query and header parameters and
+/// top-level string properties of the body.
+fn injection_cases(
+    g: &mut Generator,
+    i: usize,
+    op: &Operation,
+    rng: &mut StdRng,
+    pool: &Pool,
+) -> Vec<Case> {
+    let mut out = Vec::new();
+    for (pi, payload) in PAYLOADS.iter().enumerate() {
+        for p in op
+            .params
+            .iter()
+            .filter(|p| p.location != ParamIn::Cookie && generate::main_type(&p.schema) == "string")
+        {
+            let mut c = full_valid(g, i, op, rng, pool);
+            c.params
+                .retain(|(l, n, _)| !(*l == p.location && *n == p.name));
+            c.params.push((
+                p.location,
+                p.name.clone(),
+                Value::String(payload.text.into()),
+            ));
+            c.origin = Origin::Injection(pi);
+            c.expect = Expect::Invalid { unambiguous: false };
+            c.note = format!(
+                "{} {} = {} payload {:?}",
+                generate::location_name(p.location),
+                p.name,
+                payload.family,
+                payload.text
+            );
+            out.push(c);
+        }
+        if let Some(b) = &op.body {
+            let props = b
+                .schema
+                .get("properties")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for (name, sub) in props
+                .iter()
+                .filter(|(_, s)| generate::main_type(s) == "string")
+            {
+                let mut c = full_valid(g, i, op, rng, pool);
+                let mut obj = match g.value(&b.schema, rng, 0) {
+                    Value::Object(m) => m,
+                    _ => serde_json::Map::new(),
+                };
+                let _ = sub;
+                obj.insert(name.clone(), Value::String(payload.text.into()));
+                c.body = Some(generate::encode_body(
+                    &b.kind,
+                    &b.media_type,
+                    Value::Object(obj),
+                ));
+                c.origin = Origin::Injection(pi);
+                c.expect = Expect::Invalid { unambiguous: false };
+                c.note = format!(
+                    "body {name} = {} payload {:?}",
+                    payload.family, payload.text
+                );
+                out.push(c);
+            }
+        }
+    }
+    out
+}
+
+fn full_valid(g: &mut Generator, i: usize, op: &Operation, rng: &mut StdRng, pool: &Pool) -> Case {
+    let mut c = g.valid_case(i, op, rng, pool);
+    for p in &op.params {
+        if !c
+            .params
+            .iter()
+            .any(|(l, n, _)| *l == p.location && *n == p.name)
+        {
+            let v = g.value(&p.schema, rng, 1);
+            c.params.push((p.location, p.name.clone(), v));
+        }
+    }
+    c
+}
+
+/// The same request with the injected field back to an ordinary value.
+fn benign_control(g: &mut Generator, op: &Operation, case: &Case, rng: &mut StdRng) -> Case {
+    let mut c = case.clone();
+    c.origin = Origin::Valid;
+    for (l, n, v) in c.params.iter_mut() {
+        if PAYLOADS.iter().any(|p| v.as_str() == Some(p.text))
+            && let Some(p) = op.params.iter().find(|p| p.location == *l && p.name == *n)
+        {
+            *v = g.value(&p.schema, rng, 1);
+        }
+    }
+    if let (Some(CaseBody::Json(Value::Object(obj))), Some(b)) = (&mut c.body, &op.body) {
+        for (k, v) in obj.iter_mut() {
+            if PAYLOADS.iter().any(|p| v.as_str() == Some(p.text))
+                && let Some(sub) = b.schema.get("properties").and_then(|p| p.get(k))
+            {
+                *v = g.value(sub, rng, 1);
+            }
+        }
+    }
+    c
+}
+
+fn random_case(
+    g: &mut Generator,
+    spec: &Spec,
+    edges: &[Vec<Case>],
+    injections: &[Vec<Case>],
+    rng: &mut StdRng,
+    pool: &Pool,
+) -> Case {
+    let i = rng.random_range(0..spec.operations.len());
+    let roll: f64 = rng.random();
+    if roll < 0.25 && !edges[i].is_empty() {
+        return edges[i][rng.random_range(0..edges[i].len())].clone();
+    }
+    if roll < 0.35 && !injections[i].is_empty() {
+        return injections[i][rng.random_range(0..injections[i].len())].clone();
+    }
+    g.valid_case(i, &spec.operations[i], rng, pool)
+}
+
+/// The headers (and query parameters) a case's credentials add.
+fn credentials(
+    spec: &Spec,
+    case: &Case,
+    primary: Option<&Identity>,
+    second: Option<&Identity>,
+) -> Vec<(String, String)> {
+    match case.creds {
+        Creds::Primary => primary.map(|i| i.headers().to_vec()).unwrap_or_default(),
+        Creds::Second => second.map(|i| i.headers().to_vec()).unwrap_or_default(),
+        Creds::Missing => Vec::new(),
+        Creds::Garbage => {
+            let op = &spec.operations[case.op];
+            let mut out: Vec<(String, String)> = Vec::new();
+            for name in &op.security {
+                match spec.security_schemes.get(name) {
+                    Some(SecurityScheme::Http { scheme }) if scheme == "basic" => {
+                        out.push(("authorization".into(), "Basic bGY6Z2FyYmFnZQ==".into()));
+                    }
+                    Some(SecurityScheme::ApiKey {
+                        name,
+                        location: ParamIn::Header,
+                    }) => {
+                        out.push((name.to_ascii_lowercase(), "lf-garbage-key".into()));
+                    }
+                    _ => out.push(("authorization".into(), "Bearer lf-garbage-token".into())),
+                }
+            }
+            if let Some(id) = primary {
+                let h = id.header_name().to_ascii_lowercase();
+                if !out.iter().any(|(k, _)| *k == h) {
+                    out.push((h, "lf-garbage-token".into()));
+                }
+            }
+            out.sort();
+            out.dedup_by(|a, b| a.0 == b.0);
+            out
+        }
+    }
+}
+
+fn minimizable(draft: &Draft, case: &Case, op: &Operation) -> bool {
+    let rule_ok = matches!(
+        draft.rule,
+        Rule::ServerError
+            | Rule::StatusConformance
+            | Rule::ContentType
+            | Rule::ResponseSchema
+            | Rule::NegativeAccepted
+            | Rule::Leak
+            | Rule::Injection
+    );
+    let optional_params = case.params.iter().any(|(l, n, _)| {
+        op.params
+            .iter()
+            .any(|p| p.location == *l && p.name == *n && !p.required)
+    });
+    let optional_body =
+        matches!(&case.body, Some(CaseBody::Json(Value::Object(m))) if !m.is_empty());
+    rule_ok && (optional_params || optional_body)
+}
+
+/// Smaller variants of a case: one optional parameter or one body property fewer.
+fn reductions(case: &Case, op: &Operation) -> Vec<Case> {
+    let mut out = Vec::new();
+    for (k, (l, n, _)) in case.params.iter().enumerate() {
+        if op
+            .params
+            .iter()
+            .any(|p| p.location == *l && p.name == *n && !p.required)
+        {
+            let mut c = case.clone();
+            c.params.remove(k);
+            out.push(c);
+        }
+    }
+    if let Some(CaseBody::Json(Value::Object(obj))) = &case.body {
+        let required: Vec<&str> = op
+            .body
+            .as_ref()
+            .and_then(|b| b.schema.get("required"))
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for key in obj.keys().filter(|k| !required.contains(&k.as_str())) {
+            let mut smaller = obj.clone();
+            smaller.remove(key);
+            let mut c = case.clone();
+            c.body = Some(CaseBody::Json(Value::Object(smaller)));
+            out.push(c);
+        }
+    }
+    out
+}
+
+async fn work(
+    mut client: Client,
+    spec: Arc<Spec>,
+    target: Target,
+    job: Job,
+    auth: Vec<(String, String)>,
+    limiter: Arc<Limiter>,
+    ctx: RuleCtx,
+) -> Done {
+    let op = &spec.operations[job.case.op];
+    let prepared = render::render(&job.case, op, &target, &auth);
+    limiter.acquire().await;
+    let outcome = client.send(&prepared).await;
+    let mut sent = 1;
+    let mut crash_confirmed = false;
+    let mut confirmed = false;
+    let mut minimized = None;
+    match &job.kind {
+        JobKind::Send => {
+            if matches!(
+                outcome,
+                Outcome::Failed {
+                    error: FailKind::Closed,
+                    ..
+                }
+            ) {
+                // A stale keep-alive connection closes too: only a fresh connection
+                // closing again on the same request counts.
+                client.reset();
+                limiter.acquire().await;
+                let again = client.send(&prepared).await;
+                sent += 1;
+                crash_confirmed = matches!(
+                    again,
+                    Outcome::Failed {
+                        error: FailKind::Closed | FailKind::Refused,
+                        ..
+                    }
+                );
+            }
+        }
+        JobKind::ConfirmSlow { threshold, .. } => {
+            confirmed = outcome.latency() > *threshold;
+        }
+        JobKind::ConfirmDelay {
+            threshold, control, ..
+        } => {
+            let control_req = render::render(control, op, &target, &auth);
+            limiter.acquire().await;
+            let control_outcome = client.send(&control_req).await;
+            sent += 1;
+            confirmed =
+                outcome.latency() >= *threshold && control_outcome.latency() < *threshold / 2;
+        }
+        JobKind::Minimize { draft } => {
+            let mut best: Option<(Case, Prepared, Outcome)> = None;
+            let mut current = job.case.clone();
+            let mut validator = Validator::new();
+            let context = Context {
+                rules: &ctx.rules,
+                baseline: ctx.baseline,
+                slow_floor: ctx.slow_floor,
+                benign: &ctx.benign,
+            };
+            let mut tries = 0;
+            'outer: loop {
+                let mut progressed = false;
+                for candidate in reductions(&current, op) {
+                    if tries >= 8 {
+                        break 'outer;
+                    }
+                    tries += 1;
+                    let req = render::render(&candidate, op, &target, &auth);
+                    limiter.acquire().await;
+                    let out = client.send(&req).await;
+                    sent += 1;
+                    let holds =
+                        checks::evaluate(&context, &mut validator, op, &candidate, &out, false)
+                            .iter()
+                            .any(|d| d.rule == draft.rule && d.signature == draft.signature);
+                    if holds {
+                        current = candidate.clone();
+                        best = Some((candidate, req, out));
+                        progressed = true;
+                        break;
+                    }
+                }
+                if !progressed {
+                    break;
+                }
+            }
+            minimized = best;
+        }
+    }
+    Done {
+        client,
+        job,
+        prepared,
+        outcome,
+        crash_confirmed,
+        confirmed,
+        minimized,
+        sent,
+    }
+}
+
+/// Feeds values from a 2xx answer into later requests: declared links first, else the
+/// create -> get -> delete convention on `{path}/{id}`; ids also go to the pool.
+#[allow(clippy::too_many_arguments)]
+fn follow_ups(
+    spec: &Spec,
+    op: &Operation,
+    case: &Case,
+    resp: &crate::http::Response,
+    g: &mut Generator,
+    rng: &mut StdRng,
+    pool: &mut Pool,
+    urgent: &mut VecDeque<Job>,
+) {
+    let body: Option<Value> = serde_json::from_slice(&resp.body).ok();
+    if let Some(Value::Object(obj)) = &body {
+        for (k, v) in obj {
+            let idish = k == "id" || k.ends_with("Id") || k.ends_with("_id");
+            if idish && (v.is_number() || v.is_string()) {
+                pool.add(k, v.clone());
+            }
+        }
+    }
+    let location_id = resp
+        .header("location")
+        .and_then(|l| l.trim_end_matches('/').rsplit('/').next())
+        .map(|s| {
+            s.parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| Value::String(s.to_string()))
+        });
+    if let Some(id) = &location_id {
+        pool.add("id", id.clone());
+    }
+    if urgent.len() > 256 {
+        return;
+    }
+    let links = op
+        .response_for(resp.status)
+        .map(|r| r.links.clone())
+        .unwrap_or_default();
+    if !links.is_empty() {
+        for link in links {
+            let Some(ti) = spec
+                .operations
+                .iter()
+                .position(|o| o.id == link.operation_id)
+            else {
+                continue;
+            };
+            let target_op = &spec.operations[ti];
+            let mut c = full_valid(g, ti, target_op, rng, pool);
+            for (name, expr) in &link.parameters {
+                let name = name.rsplit('.').next().unwrap_or(name);
+                let Some(value) = link_value(expr, body.as_ref(), resp, case) else {
+                    continue;
+                };
+                if let Some((_, _, v)) = c.params.iter_mut().find(|(_, n, _)| n == name) {
+                    *v = value;
+                }
+            }
+            c.origin = Origin::FollowUp;
+            c.note = format!("follow-up of {} via link to {}", op.name, target_op.id);
+            urgent.push_back(Job {
+                case: c,
+                kind: JobKind::Send,
+                retried: false,
+            });
+        }
+        return;
+    }
+    if !(op.method == Method::POST || op.method == Method::PUT) {
+        return;
+    }
+    let id = body
+        .as_ref()
+        .and_then(|b| b.get("id").cloned())
+        .filter(|v| v.is_number() || v.is_string())
+        .or(location_id);
+    let Some(id) = id else { return };
+    let prefix = format!("{}/{{", op.path.trim_end_matches('/'));
+    let mut next: Vec<usize> = (0..spec.operations.len())
+        .filter(|&j| {
+            let p = &spec.operations[j].path;
+            p.starts_with(&prefix) && p.ends_with('}') && p[prefix.len()..].find('/').is_none()
+        })
+        .collect();
+    let rank = |m: &Method| match *m {
+        Method::GET => 0,
+        Method::DELETE => 2,
+        _ => 1,
+    };
+    next.sort_by_key(|&j| rank(&spec.operations[j].method));
+    for j in next {
+        let target_op = &spec.operations[j];
+        let mut c = full_valid(g, j, target_op, rng, pool);
+        let param = target_op
+            .path
+            .rsplit('{')
+            .next()
+            .unwrap_or("")
+            .trim_end_matches('}')
+            .to_string();
+        for (l, n, v) in c.params.iter_mut() {
+            if *l == ParamIn::Path && *n == param {
+                *v = id.clone();
+            }
+        }
+        c.origin = Origin::FollowUp;
+        c.note = format!("follow-up of {} with id {}", op.name, generate::text(&id));
+        urgent.push_back(Job {
+            case: c,
+            kind: JobKind::Send,
+            retried: false,
+        });
+    }
+}
+
+fn link_value(
+    expr: &Value,
+    body: Option<&Value>,
+    resp: &crate::http::Response,
+    case: &Case,
+) -> Option<Value> {
+    let Value::String(s) = expr else {
+        return Some(expr.clone());
+    };
+    if let Some(ptr) = s.strip_prefix("$response.body#") {
+        return body?.pointer(ptr).cloned();
+    }
+    if s == "$response.body" {
+        return body.cloned();
+    }
+    if let Some(h) = s.strip_prefix("$response.header.") {
+        return resp.header(h).map(|v| Value::String(v.to_string()));
+    }
+    for (prefix, loc) in [
+        ("$request.path.", ParamIn::Path),
+        ("$request.query.", ParamIn::Query),
+        ("$request.header.", ParamIn::Header),
+    ] {
+        if let Some(name) = s.strip_prefix(prefix) {
+            return case
+                .params
+                .iter()
+                .find(|(l, n, _)| *l == loc && n == name)
+                .map(|(_, _, v)| v.clone());
+        }
+    }
+    if s.starts_with('$') {
+        None
+    } else {
+        Some(expr.clone())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finding(
+    draft: &Draft,
+    op: &Operation,
+    case: &Case,
+    prepared: &Prepared,
+    outcome: &Outcome,
+    target: &Target,
+    minimized: bool,
+    at_ms: u64,
+) -> Finding {
+    let body_text = String::from_utf8_lossy(&prepared.body);
+    let request = RequestRecord {
+        method: prepared.method.to_string(),
+        url: format!("http://{}{}", target.authority, prepared.path_and_query),
+        headers: prepared.headers.clone(),
+        body: cut(&body_text, 4096),
+        body_bytes: prepared.body.len(),
+    };
+    let response = match outcome {
+        Outcome::Response(r) => ResponseRecord {
+            status: Some(r.status),
+            content_type: r.content_type(),
+            body: cut(&String::from_utf8_lossy(&r.body), 2048),
+            latency_ms: r.latency.as_secs_f64() * 1000.0,
+            error: None,
+        },
+        Outcome::Failed { error, latency } => ResponseRecord {
+            status: None,
+            content_type: None,
+            body: String::new(),
+            latency_ms: latency.as_secs_f64() * 1000.0,
+            error: Some(error.to_string()),
+        },
+    };
+    Finding {
+        rule: draft.rule,
+        severity: draft.rule.severity(),
+        operation: op.name.clone(),
+        signature: draft.signature.clone(),
+        title: draft.title.clone(),
+        input: case.note.clone(),
+        request,
+        response,
+        curl: render::curl(prepared, target),
+        minimized,
+        at_ms,
+        unix_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+        active_faults: Vec::new(),
+    }
+}
+
+fn cut(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes in all)", &s[..end], s.len())
+}

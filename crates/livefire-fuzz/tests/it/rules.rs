@@ -1,0 +1,177 @@
+//! Every rule finds its planted defect in the defective target, and the correct target
+//! yields no finding at all, even while its auth dependency is down.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use livefire_fuzz::{AuthConfig, CancellationToken, Finding, FuzzConfig, Rule};
+
+use crate::target::{self, AuthDep, Mode};
+
+pub fn spec_file(dir: &tempfile::TempDir) -> String {
+    let path = dir.path().join("openapi.yaml");
+    std::fs::write(&path, target::SPEC_YAML).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+pub fn bearer(token: &str) -> AuthConfig {
+    AuthConfig::Header {
+        header: "Authorization".into(),
+        value: format!("Bearer {token}"),
+    }
+}
+
+/// Runs a campaign; stops early once `stop_when` holds for the findings so far.
+pub async fn campaign(
+    config: FuzzConfig,
+    stop_when: impl Fn(&[Finding]) -> bool + Send + 'static,
+) -> (livefire_fuzz::Summary, Vec<Finding>) {
+    let found: Arc<Mutex<Vec<Finding>>> = Arc::default();
+    let cancel = CancellationToken::new();
+    let sink = found.clone();
+    let stopper = cancel.clone();
+    let summary = livefire_fuzz::run(config, cancel, move |f| {
+        let mut all = sink.lock().unwrap();
+        all.push(f);
+        if stop_when(&all) {
+            stopper.cancel();
+        }
+    })
+    .await
+    .expect("campaign runs");
+    let found = found.lock().unwrap().clone();
+    (summary, found)
+}
+
+fn expected() -> BTreeSet<(String, String)> {
+    target::DEFECTS
+        .iter()
+        .map(|(r, o)| (r.to_string(), o.to_string()))
+        .collect()
+}
+
+fn got(findings: &[Finding]) -> BTreeSet<(String, String)> {
+    findings
+        .iter()
+        .map(|f| (f.rule.name().to_string(), f.operation.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_rule_finds_its_planted_defect() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dep = AuthDep::start().await;
+    let t = target::start(Mode::Defective, Some(dep.addr), "127.0.0.1:0").await;
+    // The auth dependency goes down 1.5 s in: only then does GET /account fail open.
+    let outage = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        dep.stop();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(dep);
+    });
+    let config = FuzzConfig {
+        spec: spec_file(&dir),
+        base_url: t.base_url(),
+        duration: Duration::from_secs(30),
+        seed: 1,
+        auth: Some(bearer(target::ALICE_TOKEN)),
+        second_identity: Some(bearer(target::BOB_TOKEN)),
+        ..FuzzConfig::default()
+    };
+    let want = expected();
+    let (summary, findings) = campaign(config, move |f| expected().is_subset(&got(f))).await;
+    outage.abort();
+    let have = got(&findings);
+    let missing: Vec<_> = want.difference(&have).collect();
+    assert!(
+        missing.is_empty(),
+        "not found: {missing:?}\nsummary: {summary:?}\nfound: {:#?}",
+        got(&findings)
+    );
+
+    for f in &findings {
+        eprintln!(
+            "{:>6} ms {:<18} {:<24} {:<8} {} [{}]",
+            f.at_ms,
+            f.rule.name(),
+            f.operation,
+            f.severity.name(),
+            f.title.lines().next().unwrap_or(""),
+            f.minimized
+        );
+    }
+    eprintln!("{summary:?}");
+    let fail_open = findings
+        .iter()
+        .find(|f| f.operation == "GET /account")
+        .unwrap();
+    assert!(
+        fail_open.at_ms >= 1400,
+        "fail-open reported before the outage: {} ms",
+        fail_open.at_ms
+    );
+    assert_eq!(fail_open.severity, livefire_fuzz::Severity::Critical);
+    let boundary = findings
+        .iter()
+        .find(|f| f.rule == Rule::ServerError && f.operation == "GET /items")
+        .unwrap();
+    assert!(
+        boundary.request.url.contains("limit=0"),
+        "{:?}",
+        boundary.request
+    );
+    assert!(
+        boundary.curl.starts_with("curl ") && boundary.curl.contains("limit=0"),
+        "{}",
+        boundary.curl
+    );
+    let injection = findings.iter().find(|f| f.rule == Rule::Injection).unwrap();
+    assert_eq!(injection.signature, "sql:postgres");
+    let negative = findings
+        .iter()
+        .find(|f| f.rule == Rule::NegativeAccepted)
+        .unwrap();
+    assert_eq!(negative.input, "required body property name missing");
+    // Deduplicated: one finding per (operation, rule, signature).
+    let keys: BTreeSet<_> = findings.iter().map(Finding::key).collect();
+    assert_eq!(keys.len(), findings.len());
+    assert!(t.stats.requests.load(std::sync::atomic::Ordering::Relaxed) > 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_service_yields_no_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dep = AuthDep::start().await;
+    let t = target::start(Mode::Correct, Some(dep.addr), "127.0.0.1:0").await;
+    let outage = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        dep.stop();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(dep);
+    });
+    let config = FuzzConfig {
+        spec: spec_file(&dir),
+        base_url: t.base_url(),
+        duration: Duration::from_secs(4),
+        seed: 2,
+        auth: Some(bearer(target::ALICE_TOKEN)),
+        second_identity: Some(bearer(target::BOB_TOKEN)),
+        ..FuzzConfig::default()
+    };
+    let (summary, findings) = campaign(config, |_| false).await;
+    outage.abort();
+    assert!(findings.is_empty(), "false alarms: {findings:#?}");
+    // It did exercise the target: undeclared TRACE got its 501, the dependency
+    // outage its 503s, and create -> get -> delete sequences reached real items.
+    assert!(summary.requests > 500, "{summary:?}");
+    assert!(summary.statuses.contains_key(&501), "{summary:?}");
+    assert!(summary.statuses.contains_key(&503), "{summary:?}");
+    assert!(
+        t.stats
+            .deleted_created
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0,
+        "no created item was deleted"
+    );
+}
