@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use livefire_core::window::Outcome;
 use rustls::pki_types::ServerName;
@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::config::HttpVersion;
+use crate::h1;
 
 /// Where a request goes: one connection (HTTP/1.1) or one multiplexed stream set
 /// (HTTP/2) per key.
@@ -95,7 +96,8 @@ impl std::fmt::Debug for Client {
 /// A worker's own HTTP/1.1 connections.
 #[derive(Default)]
 pub struct Conns {
-    h1: Vec<(Arc<Key>, http1::SendRequest<Full<Bytes>>)>,
+    h1: Vec<(Arc<Key>, h1::Conn)>,
+    body: Vec<u8>,
 }
 
 impl std::fmt::Debug for Conns {
@@ -112,7 +114,7 @@ impl Conns {
 }
 
 enum Sender {
-    H1(http1::SendRequest<Full<Bytes>>),
+    H1(h1::Conn),
     H2(http2::SendRequest<Full<Bytes>>),
 }
 
@@ -137,27 +139,49 @@ impl Client {
         want_body: bool,
     ) -> Result<Answer, Outcome> {
         let key = req.key.clone();
-        let resp = if self.version == HttpVersion::Http1 {
-            let s = self.h1_sender(conns, &key).await?;
+        if self.version == HttpVersion::Http1 {
             let pq = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            let mut r = http::Request::builder()
-                .method(req.method)
-                .uri(pq)
-                .body(Full::new(req.body))
-                .map_err(|_| Outcome::Other)?;
-            *r.headers_mut() = req.headers;
-            if !r.headers().contains_key(http::header::HOST)
-                && let Some(a) = req.uri.authority()
-                && let Ok(v) = http::HeaderValue::from_str(a.as_str())
-            {
-                r.headers_mut().insert(http::header::HOST, v);
-            }
-            let res = s.send_request(r).await;
-            if res.is_err() {
-                conns.forget(&key);
-            }
-            res.map_err(|e| classify(&e))?
-        } else {
+            let host = req.uri.authority().map(|a| a.as_str()).unwrap_or("");
+            let mut body = std::mem::take(&mut conns.body);
+            let mut attempt = 0;
+            let result = loop {
+                attempt += 1;
+                let (conn, reused) = self.h1_conn(conns, &key).await?;
+                let r = conn
+                    .round_trip(
+                        &req.method,
+                        pq,
+                        host,
+                        &req.headers,
+                        &req.body,
+                        want_body,
+                        &mut body,
+                    )
+                    .await;
+                let (closed, stale) = (conn.closed, conn.stale);
+                if closed {
+                    conns.forget(&key);
+                }
+                // A kept-alive connection the server closed while idle fails before any
+                // byte of the answer: the request never arrived, so it goes out once more
+                // on a fresh connection rather than counting as a reset.
+                if r.is_err() && reused && stale && attempt == 1 {
+                    continue;
+                }
+                break r;
+            };
+            let answer = result.map(|status| Answer {
+                status,
+                body: if want_body {
+                    Bytes::copy_from_slice(&body)
+                } else {
+                    Bytes::new()
+                },
+            });
+            conns.body = body;
+            return answer;
+        }
+        let resp = {
             let mut s = self.h2_sender(&key).await?;
             let mut r = http::Request::builder()
                 .method(req.method)
@@ -234,28 +258,20 @@ impl Client {
         }
     }
 
-    async fn h1_sender<'c>(
+    async fn h1_conn<'c>(
         &self,
         conns: &'c mut Conns,
         key: &Arc<Key>,
-    ) -> Result<&'c mut http1::SendRequest<Full<Bytes>>, Outcome> {
-        if let Some(pos) = conns.h1.iter().position(|(k, _)| **k == **key) {
-            // A connection the server closed (Connection: close, idle timeout) is replaced
-            // before sending, so keep-alive churn is not counted as an error.
-            let usable = {
-                let s = &mut conns.h1[pos].1;
-                !s.is_closed() && s.ready().await.is_ok()
-            };
-            if usable {
-                return Ok(&mut conns.h1[pos].1);
-            }
-            conns.h1.swap_remove(pos);
+    ) -> Result<(&'c mut h1::Conn, bool), Outcome> {
+        if let Some(pos) = conns.h1.iter().position(|(k, c)| **k == **key && !c.closed) {
+            return Ok((&mut conns.h1[pos].1, true));
         }
+        conns.forget(key);
         match self.connect(key).await? {
-            Sender::H1(s) => {
-                conns.h1.push((key.clone(), s));
+            Sender::H1(c) => {
+                conns.h1.push((key.clone(), c));
                 let last = conns.h1.len() - 1;
-                Ok(&mut conns.h1[last].1)
+                Ok((&mut conns.h1[last].1, false))
             }
             Sender::H2(_) => Err(Outcome::Other),
         }
@@ -281,34 +297,30 @@ impl Client {
                     Outcome::Other => Outcome::Tls,
                     o => o,
                 })?;
-            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-            handshake(stream, h2).await
+            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                handshake_h2(stream).await
+            } else {
+                Ok(Sender::H1(h1::Conn::new(Box::new(stream))))
+            }
+        } else if self.version == HttpVersion::Http2 {
+            handshake_h2(tcp).await
         } else {
-            handshake(tcp, self.version == HttpVersion::Http2).await
+            Ok(Sender::H1(h1::Conn::new(Box::new(tcp))))
         }
     }
 }
 
-async fn handshake<T>(io: T, h2: bool) -> Result<Sender, Outcome>
+async fn handshake_h2<T>(io: T) -> Result<Sender, Outcome>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(io);
-    if h2 {
-        let (s, conn) = http2::handshake(TokioExecutor::new(), io)
-            .await
-            .map_err(|e| classify(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Sender::H2(s))
-    } else {
-        let (s, conn) = http1::handshake(io).await.map_err(|e| classify(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Sender::H1(s))
-    }
+    let (s, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+        .await
+        .map_err(|e| classify(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Sender::H2(s))
 }
 
 /// Maps a hyper error (or anything wrapping an I/O error) to an outcome.

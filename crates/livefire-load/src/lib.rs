@@ -10,6 +10,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod data;
+mod h1;
 mod recorder;
 pub mod report;
 pub mod run;

@@ -13,3 +13,7 @@ mod outcomes;
 mod requests;
 // `livefire load` flags and summary.
 mod cli;
+// The lean HTTP/1.1 client: framings, closes, garbage.
+mod h1;
+// HTTPS with rustls: both versions, and an untrusted certificate.
+mod tls;
