@@ -28,6 +28,14 @@ pub const API_VERSION: &str = concat!("2.12.0+livefire.", env!("CARGO_PKG_VERSIO
 /// Bodies larger than this are refused; every valid body is far smaller.
 const MAX_BODY: usize = 1024 * 1024;
 
+/// A per-proxy metric: name, help, type, and how to read it from the stats.
+type SimpleMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::ProxyStats) -> u64,
+);
+
 /// An error as the API answers it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -339,7 +347,7 @@ impl Registry {
                 );
             }
         }
-        let simple: [(&str, &str, &str, fn(&crate::ProxyStats) -> u64); 3] = [
+        let simple: [SimpleMetric; 3] = [
             (
                 "livefire_proxy_connections_total",
                 "Client connections accepted.",

@@ -8,12 +8,14 @@
 
 pub mod api;
 mod error;
+mod http;
 mod link;
 mod proxy;
 pub mod server;
 mod toxic;
 
 pub use error::{ProxyError, ToxicError};
+pub use http::HttpMatch;
 pub use proxy::{DirectionStats, Proxy, ProxyConfig, ProxyStats};
 pub use server::{ProxyArgs, ServeError, run};
 pub use toxic::{Stream, TOXIC_TYPES, Toxic, ToxicKind};

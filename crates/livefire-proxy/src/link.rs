@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::http::{Parsed, RequestParser, abort_response};
 use crate::proxy::{Chain, Chains, DirStats, Shared};
 use crate::toxic::{Stream, ToxicKind};
 
@@ -233,6 +234,9 @@ enum ItemKind {
     Pause(Duration),
     /// Close the connection when this point is reached.
     Close,
+    /// An answer for the client made by the proxy (`http.abort`), written back to the
+    /// source side instead of passed on.
+    Reply(Bytes),
 }
 
 #[derive(Debug)]
@@ -256,10 +260,15 @@ struct LinkState {
     next_free: Instant,
     reset_at: Option<Instant>,
     rng: StdRng,
+    /// Request boundaries, for `http.*` toxics.
+    http: RequestParser,
+    /// Drop body bytes: the request they belong to was answered by `http.abort`.
+    http_discard: bool,
 }
 
 enum Step {
     Write,
+    Reply,
     Eof,
     Wait(Instant),
     Idle,
@@ -295,6 +304,7 @@ impl ToxicLink {
         loop {
             let now = Instant::now();
             let mut want_write = false;
+            let mut want_reply = false;
             let mut wait = None;
             match self.advance(now) {
                 Step::Write => {
@@ -315,6 +325,26 @@ impl ToxicLink {
                             continue;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => want_write = true,
+                        Err(_) => return Mode::End(End::Close),
+                    }
+                }
+                Step::Reply => {
+                    let Some(Item {
+                        kind: ItemKind::Reply(data),
+                        ..
+                    }) = self.work.front_mut()
+                    else {
+                        continue;
+                    };
+                    match p.src.try_write(data) {
+                        Ok(n) => {
+                            data.advance(n);
+                            if data.is_empty() {
+                                self.work.pop_front();
+                            }
+                            continue;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => want_reply = true,
                         Err(_) => return Mode::End(End::Close),
                     }
                 }
@@ -348,6 +378,9 @@ impl ToxicLink {
                 }
                 _ = sleep_opt(wait) => {}
                 r = p.dst.writable(), if want_write => if r.is_err() {
+                    return Mode::End(End::Close);
+                },
+                r = p.src.writable(), if want_reply => if r.is_err() {
                     return Mode::End(End::Close);
                 },
                 r = p.src.readable(), if can_read => {
@@ -422,6 +455,30 @@ impl ToxicLink {
     /// toxicity of new ones, and moves queued items to the same point in the new chain.
     fn sync(&mut self, chain: Chain, now: Instant) -> Option<End> {
         let old = std::mem::replace(&mut self.chain, chain);
+        // A removed http toxic may hold part of a request head: pass it on, in order.
+        for (i, e) in old.iter().enumerate() {
+            if self.chain.iter().any(|n| n.id == e.id) {
+                continue;
+            }
+            let Some(st) = self.states.get_mut(&e.id) else {
+                continue;
+            };
+            let buf = st.http.take_buffered();
+            if !buf.is_empty() {
+                let pos = self
+                    .work
+                    .iter()
+                    .position(|it| it.stage <= i)
+                    .unwrap_or(self.work.len());
+                let item = Item {
+                    kind: ItemKind::Data(buf),
+                    stage: i + 1,
+                    ts: now,
+                    wait: None,
+                };
+                self.work.insert(pos, item);
+            }
+        }
         for item in self.work.iter_mut() {
             let mut new_stage = self.chain.len();
             for (j, e) in old.iter().enumerate().skip(item.stage) {
@@ -483,6 +540,8 @@ impl ToxicLink {
                     next_free: now,
                     reset_at: None,
                     rng,
+                    http: RequestParser::default(),
+                    http_discard: false,
                 },
             );
         }
@@ -497,6 +556,7 @@ impl ToxicLink {
             };
             match &item.kind {
                 ItemKind::Close => return Step::End(End::Close),
+                ItemKind::Reply(_) => return Step::Reply,
                 ItemKind::Pause(d) => {
                     let due = *item.wait.get_or_insert(now + *d);
                     if now < due {
@@ -670,6 +730,81 @@ impl ToxicLink {
                 {
                     self.work.pop_front();
                     continue;
+                }
+                ToxicKind::HttpAbort { .. } | ToxicKind::HttpDelay { .. } => {
+                    let (stage, ts) = (item.stage + 1, item.ts);
+                    let mk = |kind| Item {
+                        kind,
+                        stage,
+                        ts,
+                        wait: None,
+                    };
+                    if is_eof {
+                        let buf = st.http.take_buffered();
+                        if !buf.is_empty() {
+                            self.work.push_front(mk(ItemKind::Data(buf)));
+                            continue;
+                        }
+                    } else {
+                        let Some(Item {
+                            kind: ItemKind::Data(mut data),
+                            ..
+                        }) = self.work.pop_front()
+                        else {
+                            continue;
+                        };
+                        let mut out = Vec::new();
+                        while !data.is_empty() {
+                            match st.http.next(&mut data) {
+                                Parsed::NeedMore => break,
+                                Parsed::Body(b) => {
+                                    if !st.http_discard {
+                                        out.push(mk(ItemKind::Data(b)));
+                                    }
+                                }
+                                Parsed::Head(h) => {
+                                    st.http_discard = false;
+                                    let (matching, abort, delay) = match &entry.toxic.kind {
+                                        ToxicKind::HttpAbort {
+                                            status,
+                                            body,
+                                            matching,
+                                        } => (matching, Some((*status, body)), None),
+                                        ToxicKind::HttpDelay { delay, matching } => {
+                                            (matching, None, Some(*delay))
+                                        }
+                                        _ => continue,
+                                    };
+                                    let act = matching.matches(&h) && {
+                                        let n = entry.hits.fetch_add(1, Ordering::Relaxed);
+                                        (matching.first == 0 || n < matching.first)
+                                            && (matching.rate >= 1.0
+                                                || st.rng.random::<f64>() < matching.rate)
+                                    };
+                                    match (act, abort, delay) {
+                                        (true, Some((status, body)), _) => {
+                                            st.http_discard = true;
+                                            let reply = abort_response(status, body, h.close);
+                                            out.push(mk(ItemKind::Reply(reply)));
+                                            if h.close {
+                                                out.push(mk(ItemKind::Close));
+                                            }
+                                        }
+                                        (true, _, Some(ms)) => {
+                                            let d = Duration::from_millis(ms);
+                                            out.push(mk(ItemKind::Pause(d)));
+                                            out.push(mk(ItemKind::Data(h.raw)));
+                                        }
+                                        _ => out.push(mk(ItemKind::Data(h.raw))),
+                                    }
+                                }
+                            }
+                        }
+                        for it in out.into_iter().rev() {
+                            self.work.push_front(it);
+                        }
+                        continue;
+                    }
                 }
                 ToxicKind::Corrupt { rate, .. } if !is_eof => {
                     if rate > 0.0

@@ -84,6 +84,8 @@ pub struct ProxyStats {
 pub(crate) struct Entry {
     pub(crate) id: u64,
     pub(crate) toxic: Toxic,
+    /// Matching requests seen through the whole proxy (for `http.*`'s `first`).
+    pub(crate) hits: Arc<AtomicU64>,
 }
 
 pub(crate) type Chain = Arc<Vec<Arc<Entry>>>;
@@ -267,6 +269,7 @@ impl Proxy {
             let entry = Arc::new(Entry {
                 id,
                 toxic: toxic.clone(),
+                hits: Arc::new(AtomicU64::new(0)),
             });
             let mut next = Chains {
                 up: chains.up.clone(),
@@ -312,6 +315,7 @@ impl Proxy {
                 v[i] = Arc::new(Entry {
                     id: chain[i].id,
                     toxic: updated.clone(),
+                    hits: chain[i].hits.clone(),
                 });
                 let mut next = Chains {
                     up: chains.up.clone(),

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::ToxicError;
+use crate::http::HttpMatch;
 
 /// The direction a toxic acts on. `Upstream` is client to server, `Downstream` is
 /// server to client (Toxiproxy's words).
@@ -81,10 +82,18 @@ impl Toxic {
             ToxicError::BadBody("expected a JSON object like {\"type\": \"latency\"}".into())
         })?;
         let type_name = opt_str(obj, "type")?.unwrap_or_default();
+        let is_http = type_name.starts_with("http.");
         let stream = match opt_str(obj, "stream")? {
+            // HTTP toxics act on requests, so their natural stream is upstream.
+            None | Some("") if is_http => Stream::Upstream,
             None | Some("") => Stream::Downstream,
             Some(s) => Stream::parse(s).ok_or(ToxicError::InvalidStream)?,
         };
+        if is_http && stream == Stream::Downstream {
+            return Err(ToxicError::BadBody(format!(
+                "{type_name} acts on requests: use stream upstream (or leave it out)"
+            )));
+        }
         let toxicity = match obj.get("toxicity") {
             None | Some(Value::Null) => 1.0,
             Some(v) => toxicity_value(v)?,
@@ -164,6 +173,15 @@ pub enum ToxicKind {
     /// Mutate each chunk with probability `rate`: a bit flip, a truncation or an
     /// inserted byte, drawn from a generator seeded by `seed` and the connection number.
     Corrupt { rate: f64, seed: u64 },
+    /// Answer matching HTTP/1.1 requests with `status` and `body` without reaching the
+    /// upstream (upstream stream only).
+    HttpAbort {
+        status: u16,
+        body: String,
+        matching: HttpMatch,
+    },
+    /// Hold matching HTTP/1.1 requests for `delay` milliseconds before forwarding them.
+    HttpDelay { delay: u64, matching: HttpMatch },
 }
 
 /// Every toxic type name the proxy accepts, for error messages and docs.
@@ -177,6 +195,8 @@ pub const TOXIC_TYPES: &[&str] = &[
     "limit_data",
     "drop",
     "corrupt",
+    "http.abort",
+    "http.delay",
 ];
 
 impl ToxicKind {
@@ -191,6 +211,8 @@ impl ToxicKind {
             ToxicKind::LimitData { .. } => "limit_data",
             ToxicKind::Drop { .. } => "drop",
             ToxicKind::Corrupt { .. } => "corrupt",
+            ToxicKind::HttpAbort { .. } => "http.abort",
+            ToxicKind::HttpDelay { .. } => "http.delay",
         }
     }
 
@@ -217,13 +239,23 @@ impl ToxicKind {
                 rate: 0.0,
                 seed: rand::random(),
             },
+            // New kinds get useful defaults: every request, 503.
+            "http.abort" => ToxicKind::HttpAbort {
+                status: 503,
+                body: String::new(),
+                matching: HttpMatch::default(),
+            },
+            "http.delay" => ToxicKind::HttpDelay {
+                delay: 0,
+                matching: HttpMatch::default(),
+            },
             _ => return None,
         })
     }
 
     /// The attributes as Toxiproxy shows them.
     pub fn attributes(&self) -> Value {
-        match *self {
+        match self {
             ToxicKind::Latency { latency, jitter } => json!({"latency": latency, "jitter": jitter}),
             ToxicKind::Bandwidth { rate } => json!({"rate": rate}),
             ToxicKind::SlowClose { delay } => json!({"delay": delay}),
@@ -239,6 +271,21 @@ impl ToxicKind {
             ToxicKind::LimitData { bytes } => json!({"bytes": bytes}),
             ToxicKind::Drop { rate } => json!({"rate": rate}),
             ToxicKind::Corrupt { rate, seed } => json!({"rate": rate, "seed": seed}),
+            ToxicKind::HttpAbort {
+                status,
+                body,
+                matching,
+            } => {
+                let mut v = match_json(matching);
+                v["status"] = json!(status);
+                v["body"] = json!(body);
+                v
+            }
+            ToxicKind::HttpDelay { delay, matching } => {
+                let mut v = match_json(matching);
+                v["delay"] = json!(delay);
+                v
+            }
         }
     }
 
@@ -281,7 +328,64 @@ impl ToxicKind {
                 frac("rate", rate)?;
                 int("seed", seed)
             }
+            ToxicKind::HttpAbort {
+                status,
+                body,
+                matching,
+            } => {
+                let mut st = u64::from(*status);
+                int("status", &mut st)?;
+                if !(100..=599).contains(&st) {
+                    return Err(ToxicError::BadBody(format!(
+                        "attribute status must be an HTTP status from 100 to 599, got {st}"
+                    )));
+                }
+                *status = st as u16;
+                string_attr(attrs, "body", body)?;
+                merge_match(attrs, matching)
+            }
+            ToxicKind::HttpDelay { delay, matching } => {
+                int("delay", delay)?;
+                merge_match(attrs, matching)
+            }
         }
+    }
+}
+
+fn match_json(m: &HttpMatch) -> Value {
+    json!({
+        "method": m.method, "path_prefix": m.path_prefix, "header": m.header,
+        "rate": m.rate, "first": m.first,
+    })
+}
+
+fn merge_match(attrs: &Map<String, Value>, m: &mut HttpMatch) -> Result<(), ToxicError> {
+    string_attr(attrs, "method", &mut m.method)?;
+    string_attr(attrs, "path_prefix", &mut m.path_prefix)?;
+    string_attr(attrs, "header", &mut m.header)?;
+    if let Some(v) = attrs.get("rate") {
+        m.rate = rate_attr("rate", v)?;
+    }
+    if let Some(v) = attrs.get("first") {
+        m.first = uint_attr("first", v)?;
+    }
+    Ok(())
+}
+
+fn string_attr(attrs: &Map<String, Value>, key: &str, cur: &mut String) -> Result<(), ToxicError> {
+    match attrs.get(key) {
+        None => Ok(()),
+        Some(Value::Null) => {
+            cur.clear();
+            Ok(())
+        }
+        Some(Value::String(s)) => {
+            *cur = s.clone();
+            Ok(())
+        }
+        Some(v) => Err(ToxicError::BadBody(format!(
+            "attribute {key} must be a string, got {v}"
+        ))),
     }
 }
 

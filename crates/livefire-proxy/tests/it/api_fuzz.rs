@@ -10,6 +10,8 @@ const SEEDS: &[&str] = &[
     r#"{"type": "latency", "stream": "upstream", "toxicity": 0.5, "attributes": {"latency": 10, "jitter": 2}}"#,
     r#"{"type": "slicer", "attributes": {"average_size": 1, "size_variation": 9, "delay": 1}}"#,
     r#"{"type": "corrupt", "attributes": {"rate": 0.5, "seed": 7}}"#,
+    r#"{"type": "http.abort", "attributes": {"status": 503, "body": "x", "first": 2, "method": "GET", "path_prefix": "/a", "header": "X: y", "rate": 0.5}}"#,
+    r#"{"type": "http.delay", "stream": "upstream", "attributes": {"delay": 5, "header": null}}"#,
     r#"{"attributes": {"rate": 1e308}, "toxicity": -1}"#,
     r#"{"name": "p", "upstream": "127.0.0.1:9", "enabled": false}"#,
     r#"[{"name": "q", "upstream": "127.0.0.1:9", "enabled": false}]"#,

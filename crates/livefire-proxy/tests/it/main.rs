@@ -4,6 +4,8 @@
 mod api;
 /// The API body parsers under malformed input: never a panic.
 mod api_fuzz;
+/// L7 faults on plain HTTP/1.1: http.abort and http.delay.
+mod http_faults;
 /// Runtime changes: add / remove / update under traffic, enable / disable.
 mod runtime;
 /// Shared helpers: upstream servers and a proxy in front of them.
