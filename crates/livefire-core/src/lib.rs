@@ -1,5 +1,7 @@
-//! What every part of livefire shares: the metric source the referee reads, and (as the
-//! engine grows) events and undo records. No I/O lives here.
+//! What every part of livefire shares: journal events, undo records, metric windows,
+//! and the metric source the referee reads. No I/O lives here.
 
+pub mod events;
 pub mod metrics;
+pub mod undo;
 pub mod window;

@@ -19,6 +19,16 @@ pub struct Cli {
 pub enum Command {
     /// Check an experiment file; every error is shown as FILE:LINE:COL (exit 3).
     Validate(ValidateArgs),
+    /// Run an experiment: hypothesis before, timeline, rollback of every fault, after.
+    /// Exit 0 held, 1 deviated, 2 aborted, 3 invalid, 4 rollback incomplete.
+    Run(RunArgs),
+    /// Stop an active run from another shell: full rollback, the run exits 2.
+    Halt(HaltArgs),
+    /// Undo what crashed runs left in the ledger ($LIVEFIRE_HOME/ledger), newest first.
+    Recover,
+    /// Local targets for examples and tests.
+    #[command(subcommand)]
+    Sandbox(SandboxCommand),
     /// Print the JSON Schema of the experiment file format.
     Schema,
     /// Run a fault-injecting TCP proxy server with a Toxiproxy-compatible HTTP API.
@@ -38,6 +48,40 @@ pub struct ValidateArgs {
     pub vars: Vec<(String, String)>,
 }
 
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The experiment file (YAML or JSON).
+    pub file: PathBuf,
+    /// Parent folder of the run folder (default: settings.out, else .livefire/runs).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the plan (a timeline table) and apply nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Set a variable used as `${name}` (repeatable); overrides the file's `vars:`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = livefire_spec::parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// No live status line.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HaltArgs {
+    /// The run to halt (a run id, as `livefire halt` lists); optional with one active run.
+    pub run_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// A small HTTP server: GET /health answers 200 `ok`.
+    Http {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:18080")]
+        listen: String,
+    },
+}
+
 /// Exit codes of livefire (DESIGN.md).
 pub mod exit {
     /// Invalid experiment, flag or setup: nothing was applied.
@@ -47,6 +91,18 @@ pub mod exit {
 pub(crate) fn dispatch(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Validate(args) => crate::validate(args),
+        Command::Run(args) => crate::run(args),
+        Command::Halt(args) => crate::halt(args),
+        Command::Recover => crate::recover(),
+        Command::Sandbox(SandboxCommand::Http { listen }) => {
+            match livefire_sandbox::serve_http(&listen) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("livefire: {e}");
+                    ExitCode::from(exit::INVALID)
+                }
+            }
+        }
         Command::Schema => {
             let schema = livefire_spec::json_schema();
             println!(

@@ -62,3 +62,96 @@ fn validate(args: cli::ValidateArgs) -> ExitCode {
         }
     }
 }
+
+/// `livefire run`.
+fn run(args: cli::RunArgs) -> ExitCode {
+    use std::io::IsTerminal;
+    let outcome = livefire_engine::run(livefire_engine::RunOptions {
+        file: args.file,
+        vars: args.vars,
+        out: args.out,
+        dry_run: args.dry_run,
+        live: !args.quiet && std::io::stderr().is_terminal(),
+    });
+    ExitCode::from(outcome.exit_code.clamp(0, 255) as u8)
+}
+
+/// `livefire halt`: asks an active run to stop, through its control socket.
+fn halt(args: cli::HaltArgs) -> ExitCode {
+    let runs = livefire_engine::control::active_runs();
+    let id_of = |p: &std::path::Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let socket = match (&args.run_id, runs.len()) {
+        (Some(id), _) => match runs.iter().find(|p| id_of(p) == *id) {
+            Some(p) => p.clone(),
+            None => {
+                eprintln!(
+                    "livefire: no active run `{id}`; active runs: {}",
+                    runs.iter().map(|p| id_of(p)).collect::<Vec<_>>().join(", ")
+                );
+                return ExitCode::from(cli::exit::INVALID);
+            }
+        },
+        (None, 0) => {
+            eprintln!(
+                "livefire: no active run to halt (looked in {})",
+                livefire_engine::home::active_dir().display()
+            );
+            return ExitCode::from(cli::exit::INVALID);
+        }
+        (None, 1) => runs[0].clone(),
+        (None, _) => {
+            eprintln!("livefire: several runs are active; name one:");
+            for p in &runs {
+                eprintln!("  livefire halt {}", id_of(p));
+            }
+            return ExitCode::from(cli::exit::INVALID);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("livefire: {e}");
+            return ExitCode::from(cli::exit::INVALID);
+        }
+    };
+    match rt.block_on(livefire_engine::control::send(&socket, "halt")) {
+        Ok(reply) => {
+            println!("{}: {}", id_of(&socket), reply.trim());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "livefire: cannot reach run {} ({e}); if it crashed, run `livefire recover`",
+                id_of(&socket)
+            );
+            let _ = std::fs::remove_file(&socket);
+            ExitCode::from(cli::exit::INVALID)
+        }
+    }
+}
+
+/// `livefire recover`: exit 0 when the ledger is empty afterwards, 4 otherwise.
+fn recover() -> ExitCode {
+    let r = livefire_engine::recover::recover();
+    if r.undone.is_empty() && r.failed.is_empty() {
+        println!("the ledger is empty: nothing to recover");
+    }
+    for line in &r.undone {
+        println!("undone: {line}");
+    }
+    for line in &r.failed {
+        eprintln!("livefire: NOT undone (stays in the ledger): {line}");
+    }
+    if r.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(4)
+    }
+}

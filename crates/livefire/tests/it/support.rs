@@ -33,3 +33,146 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
         String::from_utf8_lossy(&stderr).into_owned(),
     )
 }
+
+/// A throwaway process to target: `sleep 300`, killed when dropped.
+pub struct Victim(pub std::process::Child);
+
+impl Victim {
+    pub fn start() -> Victim {
+        Victim(
+            Command::new("sleep")
+                .arg("300")
+                .spawn()
+                .expect("sleep starts"),
+        )
+    }
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+    /// The process state letter: `T` when stopped (paused).
+    pub fn state(&self) -> char {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .and_then(|s| s.chars().next())
+            .unwrap_or('?')
+    }
+    /// Waits until the process is in `state` (up to 20 s); false if it never was.
+    pub fn wait_state(&self, state: char) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(20) {
+            if self.state() == state {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.pid().to_string()])
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A private livefire home and run folder parent, so tests never share a ledger.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new() -> Home {
+        Home {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    /// `livefire <args>` with this home and `--out` under it for `run`.
+    pub fn livefire(&self) -> Command {
+        let mut cmd = livefire();
+        cmd.env("LIVEFIRE_HOME", self.path().join("home"));
+        cmd
+    }
+    pub fn run(&self, file: &Path) -> Command {
+        let mut cmd = self.livefire();
+        cmd.arg("run")
+            .arg(file)
+            .arg("--out")
+            .arg(self.path().join("runs"));
+        cmd
+    }
+    /// Writes an experiment file here.
+    pub fn file(&self, text: &str) -> PathBuf {
+        write(self.path(), "exp.yaml", text)
+    }
+    /// The one run folder's summary.json, parsed.
+    pub fn summary(&self) -> serde_json::Value {
+        let dir = self.run_dir();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+    }
+    pub fn run_dir(&self) -> PathBuf {
+        let runs: Vec<_> = std::fs::read_dir(self.path().join("runs"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(runs.len(), 1, "{runs:?}");
+        runs[0].clone()
+    }
+    pub fn journal(&self) -> String {
+        std::fs::read_to_string(self.run_dir().join("journal.jsonl")).unwrap()
+    }
+    /// The pending ledger lines in the home's ledger index.
+    pub fn ledger_index(&self) -> String {
+        let dir = self.path().join("home/ledger");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return String::new();
+        };
+        entries
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect()
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Sends a signal to a child process.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Waits for a child with a generous limit; returns its exit code and output.
+pub fn finish(child: std::process::Child) -> (i32, String, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An experiment that pauses `pid` from t=0 for `secs` seconds.
+pub fn pause_experiment(pid: u32, secs: u32, extra: &str) -> String {
+    format!(
+        "version: 1\ntitle: pause the victim\ntargets:\n  victim: {{ process: {{ pid: {pid} }} }}\n{extra}timeline:\n  - at: 0s\n    for: {secs}s\n    name: victim paused\n    fault: {{ process.pause: {{ target: victim }} }}\n"
+    )
+}

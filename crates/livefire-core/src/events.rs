@@ -1,0 +1,189 @@
+//! Journal events: everything that happens in a run, stamped by one clock. The journal
+//! is these events, one JSON object a line; every report is a function of them.
+
+use serde::{Deserialize, Serialize};
+
+/// The journal format version this livefire writes and reads.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// One line of `journal.jsonl`: `{"v":1,"seq":N,"t":ms,"type":...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub v: u32,
+    pub seq: u64,
+    /// Milliseconds since the run started (monotonic clock).
+    pub t: u64,
+    #[serde(flatten)]
+    pub event: Event,
+}
+
+/// The phase of a run, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Setup,
+    Before,
+    During,
+    Rollback,
+    After,
+    Teardown,
+}
+
+/// Why a run was aborted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "by", rename_all = "snake_case")]
+pub enum AbortCause {
+    Guardrail { condition: String, detail: String },
+    Signal { signal: String },
+    Halt,
+    MaxDuration,
+    Panic { activity: String, message: String },
+    Error { message: String },
+}
+
+impl AbortCause {
+    pub fn describe(&self) -> String {
+        match self {
+            AbortCause::Guardrail { condition, detail } => {
+                format!("guardrail `{condition}` tripped: {detail}")
+            }
+            AbortCause::Signal { signal } => format!("{signal} received"),
+            AbortCause::Halt => "halted by `livefire halt`".into(),
+            AbortCause::MaxDuration => "settings.max_duration reached".into(),
+            AbortCause::Panic { activity, message } => {
+                format!("activity `{activity}` panicked: {message}")
+            }
+            AbortCause::Error { message } => message.clone(),
+        }
+    }
+}
+
+/// Everything the journal records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// The first event: wall-clock start and the seed, so journals from many machines merge.
+    RunStarted {
+        run_id: String,
+        title: String,
+        /// RFC 3339 UTC.
+        wall_start: String,
+        seed: u64,
+        livefire: String,
+        /// Planned end of the timeline, in milliseconds.
+        planned_ms: u64,
+    },
+    PhaseStarted {
+        phase: Phase,
+    },
+    SetupStarted {
+        name: String,
+        pid: u32,
+    },
+    SetupStopped {
+        name: String,
+    },
+    /// One sample of a probe condition.
+    Probe {
+        condition: String,
+        role: Role,
+        phase: Phase,
+        ok: bool,
+        detail: String,
+        latency_ms: f64,
+    },
+    /// A metric condition judged.
+    Metric {
+        condition: String,
+        role: Role,
+        phase: Phase,
+        ok: bool,
+        value: Option<f64>,
+        bound: f64,
+    },
+    /// A hypothesis condition stopped holding beyond its tolerance.
+    Deviation {
+        condition: String,
+        phase: Phase,
+        detail: String,
+    },
+    GuardrailTripped {
+        condition: String,
+        detail: String,
+    },
+    FaultApplied {
+        activity: String,
+        kind: String,
+        target: String,
+        detail: String,
+    },
+    FaultRolledBack {
+        activity: String,
+        kind: String,
+        ok: bool,
+        detail: String,
+        by: String,
+    },
+    ActivityStarted {
+        activity: String,
+        kind: String,
+    },
+    ActivityEnded {
+        activity: String,
+        kind: String,
+    },
+    RollbackStep {
+        step: String,
+        ok: bool,
+        detail: String,
+    },
+    /// The hypothesis held again after rollback (or `settle` ran out).
+    Settled {
+        ok: bool,
+        after_ms: u64,
+    },
+    Aborted {
+        cause: AbortCause,
+    },
+    Warning {
+        message: String,
+    },
+    RunEnded {
+        verdict: Verdict,
+        exit_code: i32,
+        ledger_left: usize,
+    },
+}
+
+/// Whether a condition is part of the hypothesis or a guardrail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Hypothesis,
+    Guardrail,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The hypothesis held: exit 0.
+    Held,
+    /// The hypothesis did not hold (or it failed the pre-check): exit 1.
+    Deviated,
+    /// A guardrail, an operator or a signal stopped the run: exit 2.
+    Aborted,
+    /// Something could not be rolled back and stays in the ledger: exit 4.
+    RollbackIncomplete,
+}
+
+impl Verdict {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Held => 0,
+            Verdict::Deviated => 1,
+            Verdict::Aborted => 2,
+            Verdict::RollbackIncomplete => 4,
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! Undo records: what the ledger holds for each applied fault. Each variant carries
+//! enough to roll back from a fresh process (`livefire recover`), and names the
+//! resource it touches so a new run can refuse to touch it while it is pending.
+
+use serde::{Deserialize, Serialize};
+
+/// The version of the undo-record format; the ledger refuses records it does not know.
+pub const UNDO_VERSION: u32 = 1;
+
+/// A process, identified so that a reused pid is never mistaken for it: the start time
+/// (clock ticks since boot, `/proc/PID/stat` field 22) must match too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProcessId {
+    pub pid: u32,
+    pub start_time: u64,
+}
+
+/// One variant per fault family. Closed and versioned: later fault families add
+/// variants (proxy toxic, nftables table, qdisc, stress child, file, saved page,
+/// PostgreSQL role, Kubernetes objects).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum UndoRecord {
+    /// Send `signal` to the process (SIGCONT after a pause).
+    Signal { process: ProcessId, signal: i32 },
+    /// Run a shell command (a `restart:` after a kill, a `command` fault's rollback).
+    Command {
+        run: String,
+        user: Option<String>,
+        cwd: Option<String>,
+        timeout_ms: u64,
+    },
+}
+
+impl UndoRecord {
+    /// The resource this record touches, as "the same target" is judged.
+    pub fn resource(&self) -> String {
+        match self {
+            UndoRecord::Signal { process, .. } => {
+                format!("process:{}@{}", process.pid, process.start_time)
+            }
+            UndoRecord::Command { run, .. } => format!("command:{run}"),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            UndoRecord::Signal { process, signal } => {
+                format!("send signal {signal} to pid {}", process.pid)
+            }
+            UndoRecord::Command { run, user, .. } => match user {
+                Some(u) => format!("run `{run}` as {u}"),
+                None => format!("run `{run}`"),
+            },
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The engine: turns a validated experiment into a run. It owns the clock, the journal,
+//! the ledger, the referee (the only part that decides verdicts), signals, the control
+//! socket and the watchdog. Activities only report facts.
+
+pub mod clock;
+pub mod control;
+pub mod home;
+pub mod journal;
+pub mod ledger;
+pub mod plan;
+pub mod probe;
+pub mod recover;
+pub mod run;
+
+pub use run::{Outcome, RunOptions, run};

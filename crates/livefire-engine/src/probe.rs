@@ -1,0 +1,281 @@
+//! Probes: each samples one fact and judges it against `expect`. A failed sample is data
+//! (`Sample { ok: false, detail }`), never an error that stops the run.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use livefire_spec::{Expect, Probe};
+use tokio::net::TcpStream;
+
+/// The probe kinds this build can run; `run` refuses the others with exit 3.
+pub const BUILT: &[&str] = &["http", "tcp", "command"];
+
+/// One sample of a probe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub ok: bool,
+    pub detail: String,
+    pub latency: Duration,
+}
+
+/// Largest response body a probe reads.
+const MAX_BODY: usize = 1 << 20;
+
+/// Takes one sample and judges it.
+pub async fn sample(probe: &Probe, expect: &Expect, cwd: Option<&str>) -> Sample {
+    let start = Instant::now();
+    let result = match probe {
+        Probe::Http(h) => {
+            let timeout = h.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(2));
+            match tokio::time::timeout(timeout, http(h)).await {
+                Ok(Ok((status, body))) => judge_http(status, &body, expect),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(format!(
+                    "no answer within {}",
+                    livefire_spec::values::Duration(timeout)
+                )),
+            }
+        }
+        Probe::Tcp(t) => {
+            let timeout = t.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(2));
+            let connected =
+                match tokio::time::timeout(timeout, TcpStream::connect(&t.address)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("connect to {}: {e}", t.address)),
+                    Err(_) => Err(format!("connect to {} timed out", t.address)),
+                };
+            match (connected, expect.ok.unwrap_or(true)) {
+                (Ok(()), true) => Ok(format!("connected to {}", t.address)),
+                (Err(e), false) => Ok(format!("refused as expected ({e})")),
+                (Ok(()), false) => Err(format!("connected to {}, expected it to fail", t.address)),
+                (Err(e), true) => Err(e),
+            }
+        }
+        Probe::Command(c) => {
+            let timeout = c.timeout.map(|d| d.as_millis()).unwrap_or(10_000);
+            let (run, user, cwd) = (c.run.clone(), c.user.clone(), cwd.map(str::to_owned));
+            let out = tokio::task::spawn_blocking(move || {
+                livefire_faults::exec::run(&run, user.as_deref(), cwd.as_deref(), timeout)
+            })
+            .await;
+            match out {
+                Ok(Ok(out)) => judge_command(&out, expect),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(format!("probe task failed: {e}")),
+            }
+        }
+        Probe::Sql(_) => Err("sql probes are not built in this livefire yet".into()),
+    };
+    let latency = start.elapsed();
+    let mut result = result;
+    if let (Ok(_), Some(limit)) = (&result, expect.latency_below) {
+        if latency >= limit.0 {
+            result = Err(format!(
+                "took {} ms, expected below {limit}",
+                latency.as_millis()
+            ));
+        }
+    }
+    match result {
+        Ok(detail) => Sample {
+            ok: true,
+            detail,
+            latency,
+        },
+        Err(detail) => Sample {
+            ok: false,
+            detail,
+            latency,
+        },
+    }
+}
+
+async fn http(h: &livefire_spec::HttpProbe) -> Result<(u16, Bytes), String> {
+    let uri: hyper::Uri = h
+        .url
+        .parse()
+        .map_err(|e| format!("bad URL {}: {e}", h.url))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "{}: only http:// probes are built in this livefire yet",
+            h.url
+        ));
+    }
+    let host = uri
+        .host()
+        .ok_or_else(|| format!("{} has no host", h.url))?
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = TcpStream::connect((host.trim_matches(|c| c == '[' || c == ']'), port))
+        .await
+        .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("HTTP handshake with {host}:{port}: {e}"))?;
+    tokio::spawn(conn);
+    let mut req = Request::builder()
+        .method(h.method.as_deref().unwrap_or("GET"))
+        .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .header(hyper::header::USER_AGENT, "livefire-probe");
+    for (k, v) in &h.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    let body = Full::new(Bytes::from(h.body.clone().unwrap_or_default()));
+    let req = req.body(body).map_err(|e| format!("bad request: {e}"))?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("request to {}: {e}", h.url))?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the body of {}: {e}", h.url))?
+        .to_bytes();
+    Ok((status, body))
+}
+
+fn judge_http(status: u16, body: &[u8], expect: &Expect) -> Result<String, String> {
+    let text = String::from_utf8_lossy(body);
+    if let Some(want) = expect.status {
+        if status != want {
+            return Err(format!("status {status}, expected {want}"));
+        }
+    }
+    if let Some(needle) = &expect.body_contains {
+        if !text.contains(needle.as_str()) {
+            return Err(format!("body does not contain {needle:?}"));
+        }
+    }
+    if !expect.json.is_empty() {
+        let doc: serde_json::Value =
+            serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+        for (path, want) in &expect.json {
+            match json_path(&doc, path) {
+                Some(got) if json_equal(got, want) => {}
+                Some(got) => return Err(format!("{path} is {got}, expected {want}")),
+                None => return Err(format!("{path} is absent")),
+            }
+        }
+    }
+    if expect.ok == Some(false) {
+        return Err(format!("status {status}: answered, expected it to fail"));
+    }
+    Ok(format!("status {status}"))
+}
+
+fn judge_command(out: &livefire_faults::exec::Output, expect: &Expect) -> Result<String, String> {
+    let want = expect.exit_code.unwrap_or(0);
+    match out.code {
+        Some(code) if code == want => {}
+        Some(code) => {
+            return Err(format!(
+                "exited {code}, expected {want}: {}",
+                out.stderr.trim()
+            ));
+        }
+        None => return Err("killed by a signal".into()),
+    }
+    if let Some(needle) = &expect.stdout_contains {
+        if !out.stdout.contains(needle.as_str()) {
+            return Err(format!("stdout does not contain {needle:?}"));
+        }
+    }
+    Ok(format!("exited {want}"))
+}
+
+/// Equality that reads `"200"` and `200` alike, as YAML authors expect.
+fn json_equal(got: &serde_json::Value, want: &serde_json::Value) -> bool {
+    if got == want {
+        return true;
+    }
+    match (got, want) {
+        (serde_json::Value::Number(a), serde_json::Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (a, serde_json::Value::String(b)) => a.to_string() == *b,
+        _ => false,
+    }
+}
+
+/// Evaluates a simple JSON path: `$`, `.key`, `["key"]`, `[index]`.
+pub fn json_path<'a>(doc: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    let mut rest = path.strip_prefix('$')?;
+    let mut node = doc;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('.') {
+            let end = r.find(['.', '[']).unwrap_or(r.len());
+            node = node.get(&r[..end])?;
+            rest = &r[end..];
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let inner = r[..end].trim();
+            node = match inner.parse::<usize>() {
+                Ok(i) => node.get(i)?,
+                Err(_) => node.get(inner.trim_matches(|c| c == '"' || c == '\''))?,
+            };
+            rest = &r[end + 1..];
+        } else {
+            return None;
+        }
+    }
+    Some(node)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_paths() {
+        let doc = serde_json::json!({"a": {"b": [1, {"c": "x"}]}, "k-1": true});
+        assert_eq!(json_path(&doc, "$.a.b[0]"), Some(&serde_json::json!(1)));
+        assert_eq!(json_path(&doc, "$.a.b[1].c"), Some(&serde_json::json!("x")));
+        assert_eq!(
+            json_path(&doc, "$[\"k-1\"]"),
+            Some(&serde_json::json!(true))
+        );
+        assert_eq!(json_path(&doc, "$.nope"), None);
+        assert_eq!(json_path(&doc, "a.b"), None);
+    }
+
+    #[tokio::test]
+    async fn tcp_probe_sees_open_and_closed_ports() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let probe = Probe::Tcp(livefire_spec::TcpProbe {
+            address: addr.clone(),
+            timeout: None,
+        });
+        let expect = Expect {
+            ok: Some(true),
+            ..Default::default()
+        };
+        assert!(sample(&probe, &expect, None).await.ok);
+        drop(listener);
+        let s = sample(&probe, &expect, None).await;
+        assert!(!s.ok, "{s:?}");
+    }
+
+    #[tokio::test]
+    async fn command_probe_judges_exit_code_and_stdout() {
+        let probe = Probe::Command(livefire_spec::CommandProbe {
+            run: "echo hello; exit 3".into(),
+            user: None,
+            timeout: None,
+        });
+        let expect = Expect {
+            exit_code: Some(3),
+            stdout_contains: Some("hello".into()),
+            ..Default::default()
+        };
+        assert!(sample(&probe, &expect, None).await.ok);
+        let expect = Expect {
+            exit_code: Some(0),
+            ..Default::default()
+        };
+        assert!(!sample(&probe, &expect, None).await.ok);
+    }
+}

@@ -1,0 +1,192 @@
+//! `livefire run` as a user runs it: the example, the plan, verdicts and exit codes.
+
+use std::process::Stdio;
+
+use crate::support::*;
+
+#[test]
+fn the_example_runs_holds_and_leaves_a_run_folder() {
+    let home = Home::new();
+    let (code, out, err) = run(&mut home.run(&repo().join("examples/pause-a-worker.yaml")));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.contains("verdict: held"), "{out}");
+    assert!(
+        out.contains(&format!("run folder: {}", home.run_dir().display())),
+        "{out}"
+    );
+    let s = home.summary();
+    assert_eq!(s["verdict"], "held");
+    assert_eq!(s["faults"][0]["kind"], "process.pause");
+    assert_eq!(s["faults"][0]["rollback_ok"], true);
+    // The hypothesis probe saw the pause (the worker did not answer) and was tolerated.
+    let health = s["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "health answers")
+        .unwrap();
+    assert!(health["failures"].as_u64().unwrap() >= 1, "{health}");
+    let journal = home.journal();
+    assert!(
+        journal
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\"type\":\"run_started\"")
+    );
+    assert!(journal.contains("\"type\":\"setup_stopped\""));
+    for f in [
+        "experiment.yaml",
+        "journal.jsonl",
+        "summary.json",
+        "ledger.jsonl",
+    ] {
+        assert!(home.run_dir().join(f).exists(), "{f} missing");
+    }
+    // The worker the experiment started is gone: nothing listens on its port.
+    assert!(std::net::TcpStream::connect("127.0.0.1:18080").is_err());
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_applies_nothing() {
+    let home = Home::new();
+    let victim = Victim::start();
+    let file = home.file(&pause_experiment(victim.pid(), 5, ""));
+    let mut cmd = home.livefire();
+    cmd.arg("run").arg(&file).arg("--dry-run");
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("victim paused")
+            && out.contains("process.pause")
+            && out.contains("0s")
+            && out.contains("5s"),
+        "{out}"
+    );
+    assert_eq!(victim.state(), 'S');
+    assert!(
+        !home.path().join("runs").exists(),
+        "a dry run writes no run folder"
+    );
+    // The plan is the same text every time (no times or paths that change).
+    let (_, again, _) = run(&mut cmd);
+    assert_eq!(out, again);
+}
+
+#[test]
+fn hypothesis_failing_before_applies_nothing_and_exits_1() {
+    let home = Home::new();
+    let victim = Victim::start();
+    let port = free_port();
+    let extra = format!(
+        "hypothesis:\n  - name: port open\n    probe: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }}\n    expect: {{ ok: true }}\n"
+    );
+    let file = home.file(&pause_experiment(victim.pid(), 5, &extra));
+    let (code, _, err) = run(&mut home.run(&file));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not hold before"), "{err}");
+    assert!(!home.journal().contains("fault_applied"));
+    assert_eq!(victim.state(), 'S', "the victim was never paused");
+    assert_eq!(home.summary()["verdict"], "deviated");
+}
+
+#[test]
+fn hypothesis_deviating_during_the_fault_exits_1_after_full_rollback() {
+    let home = Home::new();
+    let victim = Victim::start();
+    // The probe fails while the victim is stopped (its state is T), with no tolerance.
+    let extra = format!(
+        "hypothesis:\n  - name: victim running\n    probe: {{ command: {{ run: \"! grep -q ') T' /proc/{}/stat\" }} }}\n    expect: {{ exit_code: 0 }}\n    every: 200ms\n",
+        victim.pid()
+    );
+    let file = home.file(&pause_experiment(victim.pid(), 2, &extra));
+    let (code, _, err) = run(&mut home.run(&file));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(victim.state(), 'S');
+    let s = home.summary();
+    assert_eq!(s["verdict"], "deviated");
+    assert_eq!(s["conditions"][0]["held"], false);
+    assert_eq!(s["faults"][0]["rollback_ok"], true);
+}
+
+#[test]
+fn kinds_not_built_yet_are_refused_with_exit_3() {
+    let home = Home::new();
+    let file = home.file(
+        "version: 1\ntitle: t\ntargets:\n  link: { proxy: { listen: \"127.0.0.1:19999\", upstream: \"127.0.0.1:9\" } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { proxy.latency: { target: link, latency: 100 } } }\n",
+    );
+    let (code, _, err) = run(&mut home.run(&file));
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("does not build these yet") && err.contains("proxy.latency"),
+        "{err}"
+    );
+    assert!(!home.path().join("runs").exists());
+}
+
+#[test]
+fn setup_errors_exit_3_and_apply_nothing() {
+    let home = Home::new();
+    // A missing pidfile.
+    let file = home.file("version: 1\ntitle: t\ntargets:\n  w: { process: { pidfile: /no/such.pid } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { process.pause: { target: w } } }\n");
+    let (code, _, err) = run(&mut home.run(&file));
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("pidfile /no/such.pid") && err.contains("nothing was applied"),
+        "{err}"
+    );
+    // An unknown process name.
+    let file = home.file("version: 1\ntitle: t\ntargets:\n  w: { process: { name: no-such-process-xyz } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { process.pause: { target: w } } }\n");
+    let (code, _, err) = run(&mut home.run(&file));
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("no running process named `no-such-process-xyz`"),
+        "{err}"
+    );
+    // A setup process that never gets ready.
+    let port = free_port();
+    let file = home.file(&format!(
+        "version: 1\ntitle: t\nsetup:\n  - {{ name: w, command: \"sleep 30\", ready: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }}, timeout: 1s }}\ntimeline:\n  - {{ at: 0s, for: 1s, fault: {{ process.pause: {{ target: w }} }} }}\n"
+    ));
+    let (code, _, err) = run(&mut home.run(&file));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("setup `w` was not ready within 1s"), "{err}");
+    // A run folder that cannot be written.
+    let victim = Victim::start();
+    let file = home.file(&pause_experiment(victim.pid(), 1, ""));
+    let blocker = home.path().join("blocker");
+    std::fs::write(&blocker, "a file, not a folder").unwrap();
+    let mut cmd = home.livefire();
+    cmd.arg("run")
+        .arg(&file)
+        .arg("--out")
+        .arg(blocker.join("runs"));
+    let (code, _, err) = run(&mut cmd);
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("cannot create a run folder") && err.contains("--out"),
+        "{err}"
+    );
+    assert_eq!(victim.state(), 'S');
+}
+
+#[test]
+fn live_line_is_quiet_when_not_a_terminal() {
+    let home = Home::new();
+    let victim = Victim::start();
+    let file = home.file(&pause_experiment(victim.pid(), 1, ""));
+    let child = home
+        .run(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, out, err) = finish(child);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains('\r'), "no live line on a pipe: {err:?}");
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "only the verdict and the run folder: {out}"
+    );
+}
