@@ -8,11 +8,13 @@
 pub mod auth;
 pub mod campaign;
 pub mod checks;
+pub mod cli;
 pub mod error;
 pub mod finding;
 pub mod generate;
 pub mod http;
 pub mod render;
+pub mod sarif;
 pub mod schema;
 pub mod signatures;
 pub mod spec;

@@ -37,6 +37,8 @@ pub enum Command {
     Version,
     /// Load a URL at a rate (-r) or with virtual users (-c) and print a latency summary.
     Load(livefire_load::cli::LoadArgs),
+    /// Fuzz an API from its OpenAPI spec and report security and conformance findings.
+    Fuzz(livefire_fuzz::cli::FuzzArgs),
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +114,11 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Load(args) => ExitCode::from(livefire_load::cli::command(
+            &args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
+        Command::Fuzz(args) => ExitCode::from(livefire_fuzz::cli::command(
             &args,
             &mut std::io::stdout(),
             &mut std::io::stderr(),

@@ -7,8 +7,10 @@
 //! - `generate`: seeded, reproducible generation; boundary values first.
 //! - `rules`: each rule finds its planted defect; the correct service yields nothing.
 //! - `campaign`: same seed same requests, the rate cap, hostile answers.
+//! - `cli`: `livefire fuzz` exit codes, terminal output, SARIF and JSON files.
 
 mod campaign;
+mod cli;
 mod generate;
 mod rules;
 mod spec;
