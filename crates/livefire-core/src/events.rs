@@ -137,6 +137,18 @@ pub enum Event {
         ok: bool,
         detail: String,
     },
+    /// One second of a load's measurements (`series` is the load, or `load.request`).
+    /// Windows merge exactly, so reports and split runs recompute any percentile.
+    Window {
+        series: String,
+        second: u64,
+        window: crate::window::Window,
+    },
+    /// A load finished: its totals as `livefire load --json` prints them.
+    LoadEnded {
+        load: String,
+        report: serde_json::Value,
+    },
     /// The hypothesis held again after rollback (or `settle` ran out).
     Settled {
         ok: bool,

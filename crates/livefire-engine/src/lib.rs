@@ -11,5 +11,6 @@ pub mod plan;
 pub mod probe;
 pub mod recover;
 pub mod run;
+pub mod workload;
 
 pub use run::{Outcome, RunOptions, run};

@@ -265,6 +265,18 @@ async fn run_async(opts: RunOptions) -> Outcome {
         .map(|p| p.to_path_buf())
         .unwrap_or_else(|| PathBuf::from("."));
     let cwd_str = cwd.to_string_lossy().into_owned();
+    let seed = exp.settings.seed.unwrap_or_else(rand::random);
+    // Loads are built now: a missing or malformed data file is an error before anything
+    // is applied.
+    let mut loads = Vec::new();
+    for (i, name) in crate::workload::load_names(&exp) {
+        let a = &exp.timeline[i];
+        let Some(l) = &a.load else { continue };
+        match crate::workload::config(&name, l, a.for_.0, &cwd, seed) {
+            Ok(c) => loads.push((a.at.0, c)),
+            Err(e) => return invalid(format!("{e} (nothing was applied)")),
+        }
+    }
 
     // Resolve declared process targets now: a missing pidfile or an unknown name is a
     // setup error, before anything is applied.
@@ -339,7 +351,6 @@ async fn run_async(opts: RunOptions) -> Outcome {
             ));
         }
     };
-    let seed = exp.settings.seed.unwrap_or_else(rand::random);
     let planned = plan::timeline_end(&exp);
     journal.emit(Event::RunStarted {
         run_id: run_id.clone(),
@@ -444,7 +455,8 @@ async fn run_async(opts: RunOptions) -> Outcome {
         }
     }
 
-    let metrics: Arc<Vec<Arc<dyn MetricSource>>> = Arc::new(Vec::new());
+    let store = Arc::new(livefire_core::window::WindowStore::new());
+    let metrics: Arc<Vec<Arc<dyn MetricSource>>> = Arc::new(vec![crate::workload::source(&store)]);
     let deviated = Arc::new(AtomicBool::new(false));
     if !setup_failed && aborted.is_none() {
         journal.emit(Event::PhaseStarted {
@@ -461,18 +473,19 @@ async fn run_async(opts: RunOptions) -> Outcome {
         journal.emit(Event::PhaseStarted {
             phase: Phase::During,
         });
-        aborted = during(
-            &exp,
-            &targets,
-            &shared,
-            &metrics,
-            &deviated,
-            &abort_tx,
-            &mut abort_rx,
-            opts.live,
-            &cwd_str,
-        )
-        .await;
+        let ctx = During {
+            exp: &exp,
+            targets: &targets,
+            shared: &shared,
+            metrics: &metrics,
+            store: &store,
+            loads,
+            deviated: &deviated,
+            abort_tx: &abort_tx,
+            live: opts.live,
+            cwd: &cwd_str,
+        };
+        aborted = during(ctx, &mut abort_rx).await;
     }
 
     // Rollback: every way out comes through here.
@@ -869,19 +882,38 @@ async fn check_after(
     }
 }
 
-/// The timeline with the referee. Returns the abort cause, if the run was aborted.
-#[allow(clippy::too_many_arguments)]
-async fn during(
-    exp: &Experiment,
-    targets: &Targets,
-    shared: &Shared,
-    metrics: &Arc<Vec<Arc<dyn MetricSource>>>,
-    deviated: &Arc<AtomicBool>,
-    abort_tx: &mpsc::UnboundedSender<AbortCause>,
-    abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
+/// What the timeline phase works with.
+struct During<'a> {
+    exp: &'a Experiment,
+    targets: &'a Targets,
+    shared: &'a Shared,
+    metrics: &'a Arc<Vec<Arc<dyn MetricSource>>>,
+    store: &'a Arc<livefire_core::window::WindowStore>,
+    /// Each load's start offset and config.
+    loads: Vec<(Duration, livefire_load::LoadConfig)>,
+    deviated: &'a Arc<AtomicBool>,
+    abort_tx: &'a mpsc::UnboundedSender<AbortCause>,
     live: bool,
-    cwd: &str,
+    cwd: &'a str,
+}
+
+/// The timeline with the referee. Returns the abort cause, if the run was aborted.
+async fn during(
+    ctx: During<'_>,
+    abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
 ) -> Option<AbortCause> {
+    let During {
+        exp,
+        targets,
+        shared,
+        metrics,
+        store,
+        loads,
+        deviated,
+        abort_tx,
+        live,
+        cwd,
+    } = ctx;
     let start = shared.journal.start();
     let during_start = Instant::now();
     let end = during_start + plan::timeline_end(exp);
@@ -934,7 +966,54 @@ async fn during(
         });
         names.insert(handle.id(), name);
     }
+    // Loads run on the same clock and publish into the store the referee reads.
+    let cancel_loads = tokio_util::sync::CancellationToken::new();
+    let mut load_tasks = tokio::task::JoinSet::new();
+    for (at, config) in loads {
+        let (store, cancel, journal) =
+            (store.clone(), cancel_loads.clone(), shared.journal.clone());
+        let begin = during_start + at;
+        load_tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep_until(begin.into()) => {}
+                _ = cancel.cancelled() => return,
+            }
+            let name = config.name.clone();
+            journal.emit(Event::ActivityStarted {
+                activity: name.clone(),
+                kind: "load".into(),
+            });
+            match livefire_load::run(config, journal.start(), cancel, store).await {
+                Ok(report) => journal.emit(Event::LoadEnded {
+                    load: name,
+                    report: report.to_json(),
+                }),
+                Err(e) => journal.emit(Event::Warning {
+                    message: format!("load `{name}` could not run: {e}"),
+                }),
+            }
+        });
+    }
     let mut referee = tokio::task::JoinSet::new();
+    // Which seconds of each series are journaled already.
+    let journaled = Arc::new(Mutex::new(BTreeMap::new()));
+    {
+        let (store, journal, journaled) =
+            (store.clone(), shared.journal.clone(), journaled.clone());
+        referee.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let mut done = journaled.lock().unwrap_or_else(|p| p.into_inner());
+                crate::workload::journal_windows(
+                    &store,
+                    &journal,
+                    journal.start(),
+                    &mut done,
+                    false,
+                );
+            }
+        });
+    }
     let probe_every = exp
         .settings
         .probe_every
@@ -1033,10 +1112,24 @@ async fn during(
     if live {
         eprintln!();
     }
+    cancel_loads.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while load_tasks.join_next().await.is_some() {}
+    })
+    .await;
+    load_tasks.abort_all();
     referee.abort_all();
     tasks.abort_all();
     while tasks.join_next().await.is_some() {}
     while referee.join_next().await.is_some() {}
+    // The windows not journaled yet, now that every load has stopped.
+    crate::workload::journal_windows(
+        store,
+        &shared.journal,
+        start,
+        &mut journaled.lock().unwrap_or_else(|p| p.into_inner()),
+        true,
+    );
     stop_watchdog.store(true, Ordering::SeqCst);
     if let Ok(w) = watchdog {
         let _ = w.join();
@@ -1206,12 +1299,15 @@ async fn watch_condition(
             (&c.metric, c.comparisons().first().copied())
         {
             let now = Instant::now();
-            let window = match role {
-                Role::Guardrail => c.for_.map(|d| d.0).unwrap_or(Duration::from_secs(1)),
-                Role::Hypothesis => now - during_start,
+            let window = match (role, c.for_) {
+                (_, Some(d)) => d.0,
+                (Role::Guardrail, None) => Duration::from_secs(1),
+                (Role::Hypothesis, None) => now - during_start,
             };
-            let to = now.duration_since(journal.start()).as_millis() as u64;
-            let from = to.saturating_sub(window.as_millis() as u64);
+            // Judge complete one-second windows only: the window ends at the last whole
+            // second, so "the last second" is the one that just finished.
+            let to = now.duration_since(journal.start()).as_millis() as u64 / 1000 * 1000;
+            let from = to.saturating_sub(window.as_millis().max(1000) as u64);
             match metrics.iter().find_map(|m| m.value(metric, from, to)) {
                 // No data yet: not judged.
                 None => (None, String::new()),

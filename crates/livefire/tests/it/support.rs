@@ -58,6 +58,22 @@ impl Victim {
             .and_then(|s| s.chars().next())
             .unwrap_or('?')
     }
+    /// True when the process is alive and not stopped (waiting up to 2 s for a resume
+    /// to show in /proc).
+    pub fn running(&self) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            let s = self.state();
+            if matches!(s, 'R' | 'S' | 'D') {
+                return true;
+            }
+            if start.elapsed() > std::time::Duration::from_secs(2) {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Waits until the process is in `state` (up to 20 s); false if it never was.
     pub fn wait_state(&self, state: char) -> bool {
         let start = std::time::Instant::now();

@@ -1,0 +1,181 @@
+//! Loads in experiments: a `load:` activity becomes a `livefire_load::LoadConfig`, run on
+//! the experiment's clock, publishing one-second windows into the store the referee
+//! reads; each finished window is journaled.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use livefire_core::events::Event;
+use livefire_core::window::WindowStore;
+use livefire_load::{
+    Body, Check, Executor, HttpVersion, JsonExpect, LoadConfig, RequestSpec, Segment, Stage,
+};
+use livefire_spec::{Experiment, Load, StageTarget};
+
+use crate::journal::Journal;
+
+/// The metric-name prefix of each load activity, by timeline index: its `name`, else
+/// `load`, `load-2`, ... in timeline order (as the spec's validation names them).
+pub fn load_names(exp: &Experiment) -> Vec<(usize, String)> {
+    let mut n = 0;
+    exp.timeline
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let l = a.load.as_ref()?;
+            n += 1;
+            Some((
+                i,
+                l.name.clone().unwrap_or_else(|| {
+                    if n == 1 {
+                        "load".into()
+                    } else {
+                        format!("load-{n}")
+                    }
+                }),
+            ))
+        })
+        .collect()
+}
+
+/// Builds the load's config; errors name the load and say what to fix.
+pub fn config(
+    name: &str,
+    l: &Load,
+    duration: Duration,
+    cwd: &Path,
+    seed: u64,
+) -> Result<LoadConfig, String> {
+    let stages: Vec<Stage> = l
+        .stages
+        .iter()
+        .map(|s| Stage {
+            to: match s.to {
+                StageTarget::Rate(r) => r.per_second,
+                StageTarget::Vus(v) => v as f64,
+            },
+            over: s.over.0,
+        })
+        .collect();
+    let executor = match (l.rate, l.vus) {
+        (_, Some(vus)) => Executor::Vus {
+            vus,
+            stages,
+            think: l.think.map(|d| d.0).unwrap_or_default(),
+        },
+        (Some(rate), None) => Executor::Rate {
+            rate: rate.per_second,
+            stages,
+        },
+        (None, None) => Executor::Rate { rate: 0.0, stages },
+    };
+    let mut requests = Vec::new();
+    for (i, r) in l.requests.iter().enumerate() {
+        let rname = r.name.clone().unwrap_or_else(|| format!("req{}", i + 1));
+        let method = r
+            .method
+            .as_deref()
+            .unwrap_or("GET")
+            .parse::<http::Method>()
+            .map_err(|e| format!("load `{name}` request `{rname}`: bad method: {e}"))?;
+        let body = match (&r.json, &r.body) {
+            (Some(j), _) => Body::Json(j.clone()),
+            (None, Some(b)) => Body::Text(b.clone()),
+            (None, None) => Body::Empty,
+        };
+        let mut checks = Vec::new();
+        for c in &r.checks {
+            if let Some(s) = c.status {
+                checks.push(Check::Status(s));
+            }
+            if let Some(b) = &c.body_contains {
+                checks.push(Check::BodyContains(b.clone()));
+            }
+            for (path, want) in &c.json {
+                let expect = match want.get("type").and_then(|t| t.as_str()) {
+                    Some(t) if want.as_object().is_some_and(|o| o.len() == 1) => {
+                        JsonExpect::Type(t.to_owned())
+                    }
+                    _ => JsonExpect::Equals(want.clone()),
+                };
+                checks.push(Check::Json {
+                    path: path.clone(),
+                    expect,
+                });
+            }
+        }
+        requests.push(RequestSpec {
+            name: rname,
+            weight: r.weight.unwrap_or(1),
+            method,
+            url: r.url.clone(),
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            body,
+            checks,
+        });
+    }
+    let data = match &l.data {
+        Some(d) => Some(
+            livefire_load::DataSet::from_file(&cwd.join(&d.file))
+                .map_err(|e| format!("load `{name}`: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok(LoadConfig {
+        name: name.to_owned(),
+        executor,
+        duration,
+        max_in_flight: l.max_in_flight.unwrap_or(1000) as usize,
+        timeout: l.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(5)),
+        requests,
+        data,
+        http_version: if l.http2 == Some(true) {
+            HttpVersion::Http2
+        } else {
+            HttpVersion::Http1
+        },
+        insecure: false,
+        segment: Segment::WHOLE,
+        seed,
+    })
+}
+
+/// Journals every window that is complete (its second has passed) and not journaled
+/// yet. Call once a second, and once more with `all` at the end.
+pub fn journal_windows(
+    store: &WindowStore,
+    journal: &Journal,
+    start: Instant,
+    done: &mut std::collections::BTreeMap<String, u64>,
+    all: bool,
+) {
+    let now_s = start.elapsed().as_secs();
+    for series in store.series() {
+        let next = done.get(&series).copied().unwrap_or(0);
+        let mut last = None;
+        for (second, window) in store.windows(&series) {
+            if second < next || (!all && second + 1 >= now_s) {
+                continue;
+            }
+            journal.emit(Event::Window {
+                series: series.clone(),
+                second,
+                window,
+            });
+            last = Some(second + 1);
+        }
+        if let Some(l) = last {
+            done.insert(series, l);
+        }
+    }
+}
+
+/// A shared store, as the referee's metric source.
+pub fn source(store: &Arc<WindowStore>) -> Arc<dyn livefire_core::metrics::MetricSource> {
+    store.clone()
+}
