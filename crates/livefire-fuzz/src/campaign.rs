@@ -105,6 +105,20 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// `duration`, `max_requests` or `cancelled`.
     pub stopped_by: String,
+    /// Every (operation, rule, signature) seen, with when it was first and last seen
+    /// and how often: an `auth_enforced` window's end is its `last_ms`.
+    pub sightings: Vec<Sighting>,
+}
+
+/// How often and when a finding's signature showed up during the campaign.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sighting {
+    pub operation: String,
+    pub rule: Rule,
+    pub signature: String,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    pub count: u64,
 }
 
 enum JobKind {
@@ -316,6 +330,7 @@ pub async fn run_spec(
     let mut next_probe = start + config.auth_probe_every;
     let mut probe_index = 0usize;
     let mut scheduled: u64 = 0;
+    let mut sightings: BTreeMap<(String, Rule, String), (u64, u64, u64)> = BTreeMap::new();
 
     loop {
         if cancel.is_cancelled() {
@@ -477,6 +492,9 @@ pub async fn run_spec(
                 let ctx = Context { rules: &rules, baseline, slow_floor: config.slow_floor, benign: &benign[case.op] };
                 for draft in checks::evaluate(&ctx, &mut validator, op, &case, &outcome, crash_confirmed) {
                     let key = (op.name.clone(), draft.rule, draft.signature.clone());
+                    let seen_at = sightings.entry(key.clone()).or_insert((at_ms, at_ms, 0));
+                    seen_at.1 = at_ms;
+                    seen_at.2 += 1;
                     if seen.contains(&key) {
                         continue;
                     }
@@ -544,6 +562,20 @@ pub async fn run_spec(
         on_finding(f);
     }
     summary.elapsed_ms = start.elapsed().as_millis() as u64;
+    summary.sightings = sightings
+        .into_iter()
+        .filter(|(key, _)| seen.contains(key))
+        .map(
+            |((operation, rule, signature), (first_ms, last_ms, count))| Sighting {
+                operation,
+                rule,
+                signature,
+                first_ms,
+                last_ms,
+                count,
+            },
+        )
+        .collect();
     Ok(summary)
 }
 

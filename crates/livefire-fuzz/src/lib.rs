@@ -20,7 +20,7 @@ pub mod signatures;
 pub mod spec;
 
 pub use auth::{AuthConfig, LoginRequest};
-pub use campaign::{FuzzConfig, Summary, run, run_spec};
+pub use campaign::{FuzzConfig, Sighting, Summary, run, run_spec};
 pub use error::FuzzError;
 pub use finding::{Finding, Rule, Severity};
 pub use tokio_util::sync::CancellationToken;

@@ -175,3 +175,45 @@ async fn correct_service_yields_no_finding() {
         "no created item was deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_open_window_is_bounded_by_the_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dep = AuthDep::start().await;
+    let t = target::start(Mode::Defective, Some(dep.addr), "127.0.0.1:0").await;
+    let outage = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        dep.stop();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        dep.restart().await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(dep);
+    });
+    let config = FuzzConfig {
+        spec: spec_file(&dir),
+        base_url: t.base_url(),
+        duration: Duration::from_secs(5),
+        checks: vec![Rule::AuthEnforced],
+        auth: Some(bearer(target::ALICE_TOKEN)),
+        rate: Some(200.0),
+        ..FuzzConfig::default()
+    };
+    let (summary, findings) = campaign(config, |_| false).await;
+    outage.abort();
+    let account: Vec<_> = findings
+        .iter()
+        .filter(|f| f.operation == "GET /account")
+        .collect();
+    assert_eq!(account.len(), 1, "{findings:#?}");
+    let s = summary
+        .sightings
+        .iter()
+        .find(|s| s.operation == "GET /account")
+        .unwrap();
+    assert!(s.first_ms >= 900, "seen before the outage: {s:?}");
+    assert!(
+        s.last_ms < 4000,
+        "still seen long after the dependency came back: {s:?}"
+    );
+    assert!(s.count >= 2, "{s:?}");
+}
