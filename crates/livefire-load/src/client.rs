@@ -300,12 +300,12 @@ impl Client {
             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 handshake_h2(stream).await
             } else {
-                Ok(Sender::H1(h1::Conn::new(Box::new(stream))))
+                Ok(Sender::H1(h1::Conn::new(h1::Io::Other(Box::new(stream)))))
             }
         } else if self.version == HttpVersion::Http2 {
             handshake_h2(tcp).await
         } else {
-            Ok(Sender::H1(h1::Conn::new(Box::new(tcp))))
+            Ok(Sender::H1(h1::Conn::new(h1::Io::Tcp(tcp))))
         }
     }
 }

@@ -16,10 +16,47 @@ use crate::client::classify_io;
 pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
+/// The stream under a connection. Plain TCP is kept concrete so the client can tell
+/// tokio a drained socket is not readable (see `forget_read_readiness`).
+pub enum Io {
+    Tcp(tokio::net::TcpStream),
+    Other(Box<dyn Stream>),
+}
+
+impl Io {
+    async fn write_all(&mut self, b: &[u8]) -> io::Result<()> {
+        match self {
+            Io::Tcp(t) => t.write_all(b).await,
+            Io::Other(o) => o.write_all(b).await,
+        }
+    }
+
+    async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Io::Tcp(t) => t.read_buf(buf).await,
+            Io::Other(o) => o.read_buf(buf).await,
+        }
+    }
+
+    /// After a short read drained the socket, tokio still holds it as readable, so the
+    /// next response would start with a read that fails with WouldBlock: one wasted
+    /// system call per request. Clearing the readiness here saves it; tokio only clears
+    /// it if no new readiness event arrived since, so no wake-up is lost.
+    fn forget_read_readiness(&mut self) {
+        if let Io::Tcp(t) = self {
+            let _ = t.try_io(tokio::io::Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+    }
+}
+
 /// One kept-alive HTTP/1.1 connection.
 pub struct Conn {
-    io: Box<dyn Stream>,
+    io: Io,
     buf: BytesMut,
+    /// The last read left room in the buffer: the socket was drained then.
+    drained: bool,
     head: Vec<u8>,
     /// The server asked to close, or the response ended with the connection.
     pub closed: bool,
@@ -48,9 +85,10 @@ enum BodyLen {
 }
 
 impl Conn {
-    pub fn new(io: Box<dyn Stream>) -> Conn {
+    pub fn new(io: Io) -> Conn {
         Conn {
             io,
+            drained: false,
             buf: BytesMut::with_capacity(8 * 1024),
             head: Vec::with_capacity(512),
             closed: false,
@@ -122,6 +160,9 @@ impl Conn {
             }
             self.read_body(len, want_body, out_body).await?;
             self.served += 1;
+            if self.drained && self.buf.is_empty() {
+                self.io.forget_read_readiness();
+            }
             return Ok(status);
         }
     }
@@ -135,11 +176,12 @@ impl Conn {
         if self.buf.capacity() - self.buf.len() < 4096 {
             self.buf.reserve(8 * 1024);
         }
-        let n = self
-            .io
-            .read_buf(&mut self.buf)
-            .await
-            .map_err(|e| self.fail(&e))?;
+        let room = self.buf.capacity() - self.buf.len();
+        let n = match self.io.read_buf(&mut self.buf).await {
+            Ok(n) => n,
+            Err(e) => return Err(self.fail(&e)),
+        };
+        self.drained = n < room;
         Ok(n)
     }
 

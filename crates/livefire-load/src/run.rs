@@ -320,7 +320,13 @@ impl Shared {
         self.workers.fetch_add(1, Ordering::AcqRel);
         let shared = self.clone();
         self.tracker.spawn(async move {
-            worker(&shared, k).await;
+            // One cancellation wait per worker (not per request): the loop's awaits stop
+            // where they are when the run is cancelled.
+            tokio::select! {
+                biased;
+                _ = shared.cancel.cancelled() => {}
+                _ = worker(&shared, k) => {}
+            }
             shared.workers.fetch_sub(1, Ordering::AcqRel);
         });
     }
@@ -413,7 +419,11 @@ impl Shared {
                 (uri, Arc::new(key))
             }
         };
-        let mut headers = http::HeaderMap::with_capacity(r.headers.len() + 1);
+        let mut headers = if r.headers.is_empty() && r.body.is_none() {
+            http::HeaderMap::new()
+        } else {
+            http::HeaderMap::with_capacity(r.headers.len() + 1)
+        };
         for (name, t) in &r.headers {
             let v =
                 http::HeaderValue::from_str(&t.render(&mut fill)).map_err(|_| Outcome::Other)?;
@@ -476,11 +486,7 @@ async fn worker(shared: &Arc<Shared>, k: usize) {
         Mode::Open { .. } => Duration::ZERO,
     };
     loop {
-        let ticket = tokio::select! {
-            biased;
-            _ = shared.cancel.cancelled() => return,
-            t = shared.next(k) => t,
-        };
+        let ticket = shared.next(k).await;
         let (seq, intended, dropped) = match ticket {
             Ticket::Done => return,
             Ticket::Send { seq, intended } => (seq, intended, false),
@@ -505,11 +511,11 @@ async fn worker(shared: &Arc<Shared>, k: usize) {
             Ok(req) => {
                 let key = req.key.clone();
                 let want_body = shared.plan.requests[idx].wants_body;
-                let result = tokio::select! {
-                    biased;
-                    _ = shared.cancel.cancelled() => return,
-                    r = tokio::time::timeout(shared.timeout, shared.client.send(&mut conns, req, want_body)) => r,
-                };
+                let result = tokio::time::timeout(
+                    shared.timeout,
+                    shared.client.send(&mut conns, req, want_body),
+                )
+                .await;
                 match result {
                     Err(_) => {
                         // The connection is mid-request; it cannot be reused.
@@ -526,10 +532,7 @@ async fn worker(shared: &Arc<Shared>, k: usize) {
             .recorder
             .record(idx, outcome, now.saturating_duration_since(intended), now);
         if !think.is_zero() {
-            tokio::select! {
-                _ = shared.cancel.cancelled() => return,
-                _ = tokio::time::sleep(think) => {}
-            }
+            tokio::time::sleep(think).await;
         }
     }
 }
