@@ -418,6 +418,8 @@ pub const METRIC_SUFFIXES: [&str; 10] = [
 pub struct WindowStore {
     // series name ("browse", "browse.search") -> second -> window
     series: Mutex<BTreeMap<String, BTreeMap<u64, Stored>>>,
+    // whole-run facts known only at the end (`browse.writes.lost`), by full metric name
+    facts: Mutex<BTreeMap<String, f64>>,
 }
 
 impl WindowStore {
@@ -459,6 +461,13 @@ impl WindowStore {
             }
         }
         (n > 0).then_some((out, n))
+    }
+
+    /// Sets a whole-run fact (`browse.writes.lost`): it answers for any time range, since
+    /// it is known only once, after the run (write tracking's read-back).
+    pub fn set_fact(&self, metric: &str, value: f64) {
+        let mut facts = self.facts.lock().unwrap_or_else(|e| e.into_inner());
+        facts.insert(metric.to_string(), value);
     }
 
     /// Every series name (loads and `load.request`).
@@ -527,13 +536,25 @@ pub fn metric_value(w: &Window, seconds: u64, suffix: &str) -> Option<f64> {
 
 impl MetricSource for WindowStore {
     fn names(&self) -> Vec<String> {
-        self.series()
+        let mut names: Vec<String> = self
+            .series()
             .into_iter()
             .flat_map(|s| METRIC_SUFFIXES.iter().map(move |m| format!("{s}.{m}")))
-            .collect()
+            .collect();
+        let facts = self.facts.lock().unwrap_or_else(|e| e.into_inner());
+        names.extend(facts.keys().cloned());
+        names
     }
 
     fn value(&self, metric: &str, from_ms: u64, to_ms: u64) -> Option<f64> {
+        if let Some(v) = self
+            .facts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(metric)
+        {
+            return Some(*v);
+        }
         let (series, suffix) = self.split_metric(metric)?;
         let (w, seconds) = self.merged(series, from_ms, to_ms)?;
         metric_value(&w, seconds, suffix)
@@ -681,6 +702,9 @@ mod tests {
                 .names()
                 .contains(&"browse.search.latency.p999".to_string())
         );
+        store.set_fact("browse.writes.lost", 2.0);
+        assert_eq!(v("browse.writes.lost", 0, 1), Some(2.0));
+        assert!(store.names().contains(&"browse.writes.lost".to_string()));
 
         // The same second published again (another process) merges exactly.
         store.publish(&w1);

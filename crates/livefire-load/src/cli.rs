@@ -181,6 +181,7 @@ impl LoadArgs {
                 headers,
                 body,
                 checks,
+                track_write: None,
             }],
             data,
             http_version: if self.http2 {
@@ -191,6 +192,7 @@ impl LoadArgs {
             insecure: self.insecure,
             segment,
             seed: self.seed,
+            postgres: None,
         })
     }
 }

@@ -31,6 +31,8 @@ pub struct LoadConfig {
     pub segment: Segment,
     /// Seed for every random template value and request choice.
     pub seed: u64,
+    /// A PostgreSQL load: statements instead of HTTP requests (`requests` stays empty).
+    pub postgres: Option<PostgresLoad>,
 }
 
 impl LoadConfig {
@@ -48,8 +50,77 @@ impl LoadConfig {
             insecure: false,
             segment: Segment::WHOLE,
             seed: 0,
+            postgres: None,
         }
     }
+
+    /// A PostgreSQL load running `statements` against `dsn`.
+    pub fn postgres(
+        name: &str,
+        dsn: &str,
+        statements: Vec<SqlStatement>,
+        executor: Executor,
+        duration: Duration,
+    ) -> Self {
+        let mut c = LoadConfig::get(name, "http://unused/", executor, duration);
+        c.requests.clear();
+        c.postgres = Some(PostgresLoad {
+            dsn: dsn.to_string(),
+            read_write: false,
+            statements,
+        });
+        c
+    }
+}
+
+/// The PostgreSQL side of a load.
+#[derive(Debug, Clone)]
+pub struct PostgresLoad {
+    /// `postgres://user@h1:5432,h2:5433/db` or `host=h1,h2 port=5432,5433 ...`.
+    pub dsn: String,
+    /// Connect only to a read-write server (`target_session_attrs=read-write`), so after a
+    /// failover the next connection goes to the new primary.
+    pub read_write: bool,
+    pub statements: Vec<SqlStatement>,
+}
+
+/// One kind of statement in a PostgreSQL load.
+#[derive(Debug, Clone)]
+pub struct SqlStatement {
+    /// Per-statement metrics are named after it.
+    pub name: String,
+    pub weight: u32,
+    /// SQL with `$1`, `$2`, ... placeholders.
+    pub sql: String,
+    /// Parameter templates, converted to the types the server expects.
+    pub params: Vec<String>,
+    /// Record every acknowledged write's key and read it back after the run.
+    pub track_write: Option<TrackWrite>,
+}
+
+impl SqlStatement {
+    pub fn new(name: &str, sql: &str, params: &[&str]) -> Self {
+        SqlStatement {
+            name: name.to_string(),
+            weight: 1,
+            sql: sql.to_string(),
+            params: params.iter().map(|p| p.to_string()).collect(),
+            track_write: None,
+        }
+    }
+}
+
+/// Write tracking (Jepsen's set checker): which key a write made, and how to read it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackWrite {
+    /// HTTP: a JSON path into the response (`$.id`). SQL: a column of the returned row
+    /// (`id`), or a parameter (`$1`), which also makes unacknowledged writes' keys known,
+    /// so phantoms can be counted.
+    pub key: String,
+    /// HTTP: a URL template where `{key}` is the key (2xx: present, 404/410: missing).
+    /// SQL: a query with `$1` for the key; the number of rows it returns is how many times
+    /// the write is present.
+    pub read: String,
 }
 
 /// How sends are scheduled.
@@ -141,6 +212,8 @@ pub struct RequestSpec {
     pub body: Body,
     /// Every check must pass for the outcome to be `ok`; a failing one is `check_failed`.
     pub checks: Vec<Check>,
+    /// Record each acknowledged write's key and read it back after the run.
+    pub track_write: Option<TrackWrite>,
 }
 
 impl RequestSpec {
@@ -154,6 +227,7 @@ impl RequestSpec {
             headers: Vec::new(),
             body: Body::Empty,
             checks: Vec::new(),
+            track_write: None,
         }
     }
 }

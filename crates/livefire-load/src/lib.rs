@@ -11,18 +11,22 @@ pub mod client;
 pub mod config;
 pub mod data;
 mod h1;
+pub mod pg;
 mod recorder;
 pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod template;
+pub mod writes;
 
 pub use config::{
-    Body, Check, Executor, HttpVersion, JsonExpect, LoadConfig, RequestSpec, Segment, Stage,
+    Body, Check, Executor, HttpVersion, JsonExpect, LoadConfig, PostgresLoad, RequestSpec, Segment,
+    SqlStatement, Stage, TrackWrite,
 };
 pub use data::DataSet;
 pub use report::LoadReport;
 pub use run::run;
+pub use writes::{WriteCounts, verify_writes};
 
 /// Everything that can stop a load before it starts. Once running, failures of requests
 /// are measurements (outcomes), never errors.

@@ -20,6 +20,9 @@ pub struct LoadReport {
     pub total: Window,
     /// Per request name.
     pub requests: BTreeMap<String, Window>,
+    /// The keys of tracked writes, for `verify_writes` (not serialized).
+    #[serde(skip)]
+    pub write_log: Option<std::sync::Arc<crate::writes::WriteLog>>,
 }
 
 /// Percentiles shown in summaries.
@@ -43,6 +46,7 @@ impl LoadReport {
             intended,
             total,
             requests: requests.into_iter().collect(),
+            write_log: None,
         }
     }
 

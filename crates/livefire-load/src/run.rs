@@ -18,10 +18,12 @@ use crate::check::Compiled;
 use crate::client::{Client, Conns, Key, Outgoing};
 use crate::config::{Body, Executor, LoadConfig, Segment};
 use crate::data::DataSet;
+use crate::pg::{PgConn, PgTarget};
 use crate::recorder::{Intent, Recorder};
 use crate::report::LoadReport;
 use crate::schedule::{RateSchedule, VuSchedule};
 use crate::template::{Fill, Template};
+use crate::writes::WriteLog;
 
 /// Runs one load from `start` (the run's clock: windows are numbered in seconds since
 /// it) until its duration ends or `cancel` fires, publishing a window per second into
@@ -34,7 +36,15 @@ pub async fn run(
     store: Arc<WindowStore>,
 ) -> Result<LoadReport, LoadError> {
     let plan = Plan::prepare(&config)?;
-    let names: Vec<String> = config.requests.iter().map(|r| r.name.clone()).collect();
+    let names: Vec<String> = match &config.postgres {
+        Some(p) => p.statements.iter().map(|s| s.name.clone()).collect(),
+        None => config.requests.iter().map(|r| r.name.clone()).collect(),
+    };
+    let writes = plan
+        .tracks
+        .iter()
+        .any(Option::is_some)
+        .then(|| Arc::new(WriteLog::default()));
     let (mode, intent, initial_workers) = match &config.executor {
         Executor::Rate { rate, stages } => {
             let sched = RateSchedule::new(*rate, stages, config.duration);
@@ -82,6 +92,7 @@ pub async fn run(
         workers: AtomicUsize::new(0),
         idle: AtomicUsize::new(0),
         closed_seq: AtomicU64::new(0),
+        writes: writes.clone(),
     });
 
     for k in 0..initial_workers {
@@ -112,12 +123,15 @@ pub async fn run(
     ticker.abort();
     let end = Instant::now();
     let (requests, intended) = shared.recorder.finish(end);
-    Ok(LoadReport::new(
-        config.name.clone(),
-        end.saturating_duration_since(start),
-        requests,
-        intended,
-    ))
+    // A load that ran its course lasted its duration (the last send of 10/s for 1 s is
+    // due at 0.9 s); a cancelled one lasted until it was stopped.
+    let mut lasted = end.saturating_duration_since(start);
+    if !cancel.is_cancelled() {
+        lasted = lasted.max(config.duration);
+    }
+    let mut report = LoadReport::new(config.name.clone(), lasted, requests, intended);
+    report.write_log = writes;
+    Ok(report)
 }
 
 async fn wait_workers(shared: &Arc<Shared>) {
@@ -133,9 +147,30 @@ async fn wait_workers(shared: &Arc<Shared>) {
 
 /// A config checked and compiled: templates parsed, checks validated.
 struct Plan {
+    /// HTTP requests (empty for a PostgreSQL load).
     requests: Vec<PlannedRequest>,
+    /// SQL statements (empty for an HTTP load), and where they go.
+    sql: Vec<PlannedSql>,
+    pg: Option<PgTarget>,
+    /// Per request or statement: how its write's key is found, when tracked.
+    tracks: Vec<Option<Track>>,
     weights: Vec<u32>,
     weight_total: u32,
+}
+
+struct PlannedSql {
+    sql: String,
+    params: Vec<Template>,
+}
+
+/// Where a tracked write's key comes from.
+enum Track {
+    /// A JSON path into the HTTP answer.
+    Json(Vec<crate::check::Step>),
+    /// A column of the first returned row.
+    Column(String),
+    /// A statement parameter (0-based), known before sending.
+    Param(usize),
 }
 
 struct PlannedRequest {
@@ -153,7 +188,15 @@ struct PlannedRequest {
 impl Plan {
     fn prepare(config: &LoadConfig) -> Result<Plan, LoadError> {
         let cfg = |m: String| LoadError::Config(m);
-        if config.requests.is_empty() {
+        let statements = config
+            .postgres
+            .as_ref()
+            .map(|p| p.statements.as_slice())
+            .unwrap_or(&[]);
+        if config.postgres.is_some() && !config.requests.is_empty() {
+            return Err(cfg("a load sends either HTTP requests or PostgreSQL statements, not both; split it in two loads".into()));
+        }
+        if config.requests.is_empty() && statements.is_empty() {
             return Err(cfg("the load has no requests; give it at least one".into()));
         }
         match &config.executor {
@@ -264,6 +307,73 @@ impl Plan {
             });
             weights.push(r.weight);
         }
+        let mut tracks: Vec<Option<Track>> = Vec::new();
+        for r in &config.requests {
+            let terr = |message: String| LoadError::Template {
+                request: r.name.clone(),
+                message,
+            };
+            tracks.push(match &r.track_write {
+                None => None,
+                Some(t) => {
+                    if !t.read.contains("{key}") {
+                        return Err(terr(format!(
+                            "track_write.read `{}` must hold `{{key}}` where the key goes",
+                            t.read
+                        )));
+                    }
+                    Some(Track::Json(crate::check::parse_path(&t.key).map_err(terr)?))
+                }
+            });
+        }
+        let mut sql = Vec::new();
+        let mut pg = None;
+        if let Some(p) = &config.postgres {
+            pg = Some(PgTarget::new(&p.dsn, p.read_write, config.timeout).map_err(cfg)?);
+            for s in &p.statements {
+                let terr = |message: String| LoadError::Template {
+                    request: s.name.clone(),
+                    message,
+                };
+                if s.name.is_empty() || s.name.contains(['.', ' ']) {
+                    return Err(cfg(format!(
+                        "statement name `{}`: use a non-empty name without dots or spaces",
+                        s.name
+                    )));
+                }
+                if s.sql.trim().is_empty() {
+                    return Err(terr("the statement's SQL is empty".into()));
+                }
+                let params = s
+                    .params
+                    .iter()
+                    .map(|p| Template::parse(p, &columns))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(terr)?;
+                tracks.push(match &s.track_write {
+                    None => None,
+                    Some(t) => {
+                        if t.read.trim().is_empty() {
+                            return Err(terr("track_write.read is empty: give a query with $1 for the key".into()));
+                        }
+                        match t.key.strip_prefix('$') {
+                            Some(n) => {
+                                let n: usize = n.parse().ok().filter(|n| (1..=params.len()).contains(n)).ok_or_else(|| {
+                                    terr(format!("track_write.key `{}`: name a column, or a parameter $1..${}", t.key, params.len()))
+                                })?;
+                                Some(Track::Param(n - 1))
+                            }
+                            None => Some(Track::Column(t.key.clone())),
+                        }
+                    }
+                });
+                sql.push(PlannedSql {
+                    sql: s.sql.clone(),
+                    params,
+                });
+                weights.push(s.weight);
+            }
+        }
         let weight_total: u32 = weights.iter().sum();
         if weight_total == 0 {
             return Err(cfg(
@@ -272,6 +382,9 @@ impl Plan {
         }
         Ok(Plan {
             requests,
+            sql,
+            pg,
+            tracks,
             weights,
             weight_total,
         })
@@ -313,6 +426,7 @@ struct Shared {
     /// Open model: workers waiting for (or holding) the dispatcher.
     idle: AtomicUsize,
     closed_seq: AtomicU64,
+    writes: Option<Arc<WriteLog>>,
 }
 
 impl Shared {
@@ -393,7 +507,7 @@ impl Shared {
     }
 
     fn pick(&self, rng: &mut SmallRng) -> usize {
-        if self.plan.requests.len() == 1 {
+        if self.plan.weights.len() == 1 {
             return 0;
         }
         let mut x = rng.random_range(0..self.plan.weight_total);
@@ -450,6 +564,87 @@ impl Shared {
         })
     }
 
+    /// Sends HTTP request `idx` and judges the answer; records a tracked write's key.
+    async fn execute_http(
+        &self,
+        idx: usize,
+        seq: u64,
+        rng: &mut SmallRng,
+        conns: &mut Conns,
+    ) -> Outcome {
+        let req = match self.build(idx, seq, rng) {
+            Err(o) => return o,
+            Ok(req) => req,
+        };
+        let key = req.key.clone();
+        let track = self.plan.tracks.get(idx).and_then(Option::as_ref);
+        let want_body = self.plan.requests[idx].wants_body || track.is_some();
+        let result =
+            tokio::time::timeout(self.timeout, self.client.send(conns, req, want_body)).await;
+        match result {
+            Err(_) => {
+                // The connection is mid-request; it cannot be reused.
+                conns.forget(&key);
+                Outcome::Timeout
+            }
+            Ok(Err(o)) => o,
+            Ok(Ok(answer)) => {
+                let outcome = self.judge(idx, answer.status, &answer.body);
+                if let (Some(Track::Json(path)), Some(log), Outcome::Ok) =
+                    (track, &self.writes, outcome)
+                {
+                    let key = serde_json::from_slice::<serde_json::Value>(&answer.body)
+                        .ok()
+                        .and_then(|doc| crate::check::lookup(&doc, path).map(json_key));
+                    log.acked(idx, key);
+                }
+                outcome
+            }
+        }
+    }
+
+    /// Runs SQL statement `idx`; records a tracked write's key (acknowledged, or of
+    /// unknown fate when the key is a parameter and the answer never came).
+    async fn execute_sql(
+        &self,
+        pg: &PgTarget,
+        idx: usize,
+        seq: u64,
+        rng: &mut SmallRng,
+        conn: &mut PgConn,
+    ) -> Outcome {
+        let st = &self.plan.sql[idx];
+        let row = self.data.as_ref().and_then(|d| d.row(seq));
+        let mut fill = Fill { rng, seq, row };
+        let params: Vec<String> = st.params.iter().map(|t| t.render(&mut fill)).collect();
+        let result =
+            tokio::time::timeout(self.timeout, conn.query(pg, idx, &st.sql, &params)).await;
+        let outcome = match &result {
+            Err(_) => Outcome::Timeout,
+            Ok(Err(o)) => *o,
+            Ok(Ok(_)) => Outcome::Ok,
+        };
+        if let (Some(track), Some(log)) = (
+            self.plan.tracks.get(idx).and_then(Option::as_ref),
+            &self.writes,
+        ) {
+            match (track, &result) {
+                (Track::Param(n), Ok(Ok(_))) => log.acked(idx, params.get(*n).cloned()),
+                (Track::Column(c), Ok(Ok(rows))) => {
+                    log.acked(idx, rows.first().and_then(|r| crate::pg::column_text(r, c)))
+                }
+                // Refused: the write surely never happened. Otherwise its fate is unknown.
+                (Track::Param(n), _) if outcome != Outcome::ConnectRefused => {
+                    if let Some(k) = params.get(*n) {
+                        log.unknown(idx, k.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        outcome
+    }
+
     fn judge(&self, idx: usize, status: u16, body: &[u8]) -> Outcome {
         let r = &self.plan.requests[idx];
         let mut json = None;
@@ -470,6 +665,13 @@ impl Shared {
     }
 }
 
+fn json_key(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 fn status_class(status: u16) -> Option<Outcome> {
     match status {
         400..=499 => Some(Outcome::Http4xx),
@@ -481,6 +683,7 @@ fn status_class(status: u16) -> Option<Outcome> {
 /// The one worker loop, for every executor.
 async fn worker(shared: &Arc<Shared>, k: usize) {
     let mut conns = Conns::default();
+    let mut pg_conn = PgConn::default();
     let think = match &shared.mode {
         Mode::Closed { think, .. } => *think,
         Mode::Open { .. } => Duration::ZERO,
@@ -506,26 +709,12 @@ async fn worker(shared: &Arc<Shared>, k: usize) {
         }
         let sent_at = Instant::now();
         shared.recorder.sent(idx, sent_at);
-        let outcome = match shared.build(idx, seq, &mut rng) {
-            Err(o) => o,
-            Ok(req) => {
-                let key = req.key.clone();
-                let want_body = shared.plan.requests[idx].wants_body;
-                let result = tokio::time::timeout(
-                    shared.timeout,
-                    shared.client.send(&mut conns, req, want_body),
-                )
-                .await;
-                match result {
-                    Err(_) => {
-                        // The connection is mid-request; it cannot be reused.
-                        conns.forget(&key);
-                        Outcome::Timeout
-                    }
-                    Ok(Err(o)) => o,
-                    Ok(Ok(answer)) => shared.judge(idx, answer.status, &answer.body),
-                }
-            }
+        let outcome = if let Some(pg) = &shared.plan.pg {
+            shared
+                .execute_sql(pg, idx, seq, &mut rng, &mut pg_conn)
+                .await
+        } else {
+            shared.execute_http(idx, seq, &mut rng, &mut conns).await
         };
         let now = Instant::now();
         shared

@@ -42,6 +42,12 @@ async fn constant_rate_sends_the_same_number_every_run_and_feeds_the_store() {
         assert_eq!(rep.total.sent, 300);
         assert_eq!(rep.total.counts.get(Outcome::Ok), 300);
         assert_eq!(rep.rate_achieved(), Some(1.0));
+        assert!(
+            (rep.rps() - 200.0).abs() < 20.0,
+            "{} req/s over {} s",
+            rep.rps(),
+            rep.duration_secs
+        );
         // The live store saw the same requests, per second.
         assert_eq!(store.value("browse.requests", 0, 10_000), Some(300.0));
         assert_eq!(store.value("browse.rate_achieved", 0, 10_000), Some(1.0));

@@ -17,3 +17,7 @@ mod cli;
 mod h1;
 // HTTPS with rustls: both versions, and an untrusted certificate.
 mod tls;
+// Write tracking over HTTP: acked, lost, duplicated.
+mod writes;
+// PostgreSQL loads against a real server started by the test.
+mod postgres;

@@ -14,6 +14,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+static CREATES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 pub struct Server {
     pub addr: SocketAddr,
     /// Connections accepted.
@@ -123,6 +125,21 @@ async fn handle(
             .unwrap()
     };
     match path.as_str() {
+        // A store that acknowledges creates, answers the 25th, 50th, 75th with the id
+        // before (a duplicate), and "loses" every id divisible by 10.
+        "/create" => {
+            let n = CREATES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let id = if n % 25 == 0 && n > 0 { n - 1 } else { n };
+            resp(201, Bytes::from(format!(r#"{{"id":{id}}}"#)))
+        }
+        p if p.starts_with("/item/") => {
+            let id: u64 = p[6..].parse().unwrap_or(0);
+            if id % 10 == 0 {
+                resp(404, Bytes::new())
+            } else {
+                resp(200, Bytes::from_static(b"{}"))
+            }
+        }
         "/json" => resp(200, Bytes::from_static(br#"{"items":[1,2],"id":7}"#)),
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(2)).await;

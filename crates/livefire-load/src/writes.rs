@@ -1,0 +1,257 @@
+//! Write tracking for data-loss checks (Jepsen's set checker): during the run, the key of
+//! every acknowledged write (and, where the key is known before sending, of every write
+//! whose fate is unknown); after the run, `verify_writes` reads every key back and counts
+//! writes `acked`, `lost` (acknowledged, then missing), `phantom` (present though never
+//! acknowledged), `duplicated` (acknowledged or present more than once), and
+//! `unverified` (the read-back itself failed).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use livefire_core::window::{Outcome, WindowStore};
+use serde::{Deserialize, Serialize};
+
+use crate::LoadError;
+use crate::client::{Client, Conns, Key, Outgoing};
+use crate::config::LoadConfig;
+use crate::pg::{PgConn, PgTarget};
+use crate::report::LoadReport;
+
+/// The keys a load wrote, kept only for requests with `track_write`.
+#[derive(Debug, Default)]
+pub struct WriteLog {
+    inner: Mutex<LogInner>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+struct LogInner {
+    /// (request index, key) of each acknowledged write.
+    acked: Vec<(usize, String)>,
+    /// Acknowledged writes whose answer did not carry the key.
+    acked_without_key: u64,
+    /// (request index, key) of writes sent but not acknowledged (timeouts, resets).
+    unknown: Vec<(usize, String)>,
+}
+
+impl PartialEq for WriteLog {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self, other) || *self.lock() == *other.lock()
+    }
+}
+
+impl WriteLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn acked(&self, req: usize, key: Option<String>) {
+        let mut l = self.lock();
+        match key {
+            Some(k) => l.acked.push((req, k)),
+            None => l.acked_without_key += 1,
+        }
+    }
+
+    pub(crate) fn unknown(&self, req: usize, key: String) {
+        self.lock().unknown.push((req, key));
+    }
+
+    /// How many acknowledged writes were recorded.
+    pub fn acked_count(&self) -> u64 {
+        let l = self.lock();
+        l.acked.len() as u64 + l.acked_without_key
+    }
+}
+
+/// The result of reading every tracked write back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteCounts {
+    pub acked: u64,
+    pub lost: u64,
+    pub phantom: u64,
+    pub duplicated: u64,
+    pub unverified: u64,
+}
+
+/// Reads back every tracked write of `report` (run it after rollback and recovery) and
+/// publishes `<load>.writes.acked|lost|phantom|duplicated` into `store`.
+pub async fn verify_writes(
+    config: &LoadConfig,
+    report: &LoadReport,
+    store: &WindowStore,
+    concurrency: usize,
+) -> Result<WriteCounts, LoadError> {
+    let Some(log) = report.write_log.as_ref() else {
+        return Ok(WriteCounts::default());
+    };
+    let inner = log.lock().clone();
+    let mut counts = WriteCounts {
+        acked: inner.acked.len() as u64 + inner.acked_without_key,
+        ..Default::default()
+    };
+    counts.unverified = inner.acked_without_key;
+
+    // Distinct keys per request, with how many times each was acknowledged.
+    let mut acked: BTreeMap<(usize, String), u64> = BTreeMap::new();
+    for (r, k) in &inner.acked {
+        *acked.entry((*r, k.clone())).or_default() += 1;
+    }
+    let unknown: BTreeSet<(usize, String)> = inner
+        .unknown
+        .iter()
+        .filter(|rk| !acked.contains_key(*rk))
+        .cloned()
+        .collect();
+    let keys: Vec<(usize, String)> = acked
+        .keys()
+        .cloned()
+        .chain(unknown.iter().cloned())
+        .collect();
+    let present = read_back(config, keys, concurrency.max(1)).await?;
+
+    for ((r, k), times) in &acked {
+        match present.get(&(*r, k.clone())) {
+            Some(Some(0)) => counts.lost += 1,
+            Some(Some(n)) => {
+                if *n > 1 || *times > 1 {
+                    counts.duplicated += 1;
+                }
+            }
+            _ => counts.unverified += 1,
+        }
+    }
+    for rk in &unknown {
+        match present.get(rk) {
+            Some(Some(n)) if *n > 0 => counts.phantom += 1,
+            Some(Some(_)) => {}
+            _ => counts.unverified += 1,
+        }
+    }
+    let name = &report.name;
+    store.set_fact(&format!("{name}.writes.acked"), counts.acked as f64);
+    store.set_fact(&format!("{name}.writes.lost"), counts.lost as f64);
+    store.set_fact(&format!("{name}.writes.phantom"), counts.phantom as f64);
+    store.set_fact(
+        &format!("{name}.writes.duplicated"),
+        counts.duplicated as f64,
+    );
+    Ok(counts)
+}
+
+/// How many times each key is present (`None`: the read failed).
+async fn read_back(
+    config: &LoadConfig,
+    keys: Vec<(usize, String)>,
+    concurrency: usize,
+) -> Result<BTreeMap<(usize, String), Option<u64>>, LoadError> {
+    let timeout = config.timeout;
+    let reader = Arc::new(Reader::new(config)?);
+    let chunk = keys.len().div_ceil(concurrency).max(1);
+    let mut tasks = Vec::new();
+    for part in keys.chunks(chunk) {
+        let part = part.to_vec();
+        let reader = reader.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut conns = Conns::default();
+            let mut pg = PgConn::default();
+            let mut out = Vec::with_capacity(part.len());
+            for (r, k) in part {
+                let n = tokio::time::timeout(timeout, reader.count(r, &k, &mut conns, &mut pg))
+                    .await
+                    .ok()
+                    .flatten();
+                out.push(((r, k), n));
+            }
+            out
+        }));
+    }
+    let mut all = BTreeMap::new();
+    for t in tasks {
+        if let Ok(part) = t.await {
+            all.extend(part);
+        }
+    }
+    Ok(all)
+}
+
+struct Reader {
+    /// Per request index: the read template (URL or SQL), if tracked.
+    reads: Vec<Option<String>>,
+    http: Client,
+    pg: Option<PgTarget>,
+}
+
+impl Reader {
+    fn new(config: &LoadConfig) -> Result<Reader, LoadError> {
+        let (reads, pg) = match &config.postgres {
+            Some(p) => (
+                p.statements
+                    .iter()
+                    .map(|s| s.track_write.as_ref().map(|t| t.read.clone()))
+                    .collect(),
+                Some(
+                    PgTarget::new(&p.dsn, p.read_write, config.timeout)
+                        .map_err(LoadError::Config)?,
+                ),
+            ),
+            None => (
+                config
+                    .requests
+                    .iter()
+                    .map(|r| r.track_write.as_ref().map(|t| t.read.clone()))
+                    .collect(),
+                None,
+            ),
+        };
+        let tls = config.requests.iter().any(|r| {
+            r.track_write
+                .as_ref()
+                .is_some_and(|t| t.read.starts_with("https"))
+        });
+        Ok(Reader {
+            reads,
+            http: Client::new(config.http_version, config.insecure, tls),
+            pg,
+        })
+    }
+
+    async fn count(
+        &self,
+        req: usize,
+        key: &str,
+        conns: &mut Conns,
+        pg: &mut PgConn,
+    ) -> Option<u64> {
+        let read = self.reads.get(req)?.as_ref()?;
+        if let Some(target) = &self.pg {
+            // Statement indexes past the load's own keep the read statements apart.
+            let rows = pg
+                .query(target, 10_000 + req, read, &[key.to_string()])
+                .await
+                .ok()?;
+            return Some(rows.len() as u64);
+        }
+        let url = read.replace("{key}", key);
+        let uri: http::Uri = url.parse().ok()?;
+        let k = Key::of(&uri).ok()?;
+        let req = Outgoing {
+            key: Arc::new(k),
+            method: http::Method::GET,
+            uri,
+            headers: http::HeaderMap::new(),
+            body: bytes::Bytes::new(),
+        };
+        for _ in 0..3 {
+            match self.http.send(conns, req.clone(), false).await {
+                Ok(a) if (200..300).contains(&a.status) => return Some(1),
+                Ok(a) if a.status == 404 || a.status == 410 => return Some(0),
+                Ok(_) => return None,
+                Err(Outcome::Reset) => continue,
+                Err(_) => return None,
+            }
+        }
+        let _ = Duration::ZERO;
+        None
+    }
+}

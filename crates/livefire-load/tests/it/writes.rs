@@ -1,0 +1,83 @@
+//! Write tracking over HTTP: acknowledged keys read back after the run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use livefire_core::metrics::MetricSource;
+use livefire_core::window::{Outcome, WindowStore};
+use livefire_load::{Check, Executor, LoadConfig, TrackWrite, WriteCounts, run, verify_writes};
+use tokio_util::sync::CancellationToken;
+
+use crate::server::{Opts, start};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_writes_are_read_back_and_losses_counted() {
+    // The only test using /create, so the server's counter starts at 0 for it.
+    let srv = start(Opts::default()).await;
+    let mut cfg = LoadConfig::get(
+        "orders",
+        &srv.url("/create"),
+        Executor::Rate {
+            rate: 200.0,
+            stages: vec![],
+        },
+        Duration::from_millis(500),
+    );
+    cfg.requests[0].method = http::Method::POST;
+    cfg.requests[0].checks = vec![Check::Status(201)];
+    cfg.requests[0].track_write = Some(TrackWrite {
+        key: "$.id".into(),
+        read: srv.url("/item/{key}"),
+    });
+    let store = Arc::new(WindowStore::new());
+    let report = run(
+        cfg.clone(),
+        Instant::now(),
+        CancellationToken::new(),
+        store.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.total.counts.get(Outcome::Ok), 100);
+    let counts = verify_writes(&cfg, &report, &store, 4).await.unwrap();
+    // 100 creates, ids 0..99 except 25/50/75 answered as 24/49/74 (3 duplicates); of the
+    // 97 distinct ids, the multiples of 10 but 50 are missing (9 lost).
+    assert_eq!(
+        counts,
+        WriteCounts {
+            acked: 100,
+            lost: 9,
+            phantom: 0,
+            duplicated: 3,
+            unverified: 0
+        }
+    );
+    assert_eq!(store.value("orders.writes.lost", 0, 1), Some(9.0));
+    assert_eq!(store.value("orders.writes.acked", 0, 1), Some(100.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_url_without_key_is_refused() {
+    let mut cfg = LoadConfig::get(
+        "o",
+        "http://127.0.0.1:9/",
+        Executor::Rate {
+            rate: 1.0,
+            stages: vec![],
+        },
+        Duration::from_secs(1),
+    );
+    cfg.requests[0].track_write = Some(TrackWrite {
+        key: "$.id".into(),
+        read: "http://127.0.0.1:9/item".into(),
+    });
+    let err = run(
+        cfg,
+        Instant::now(),
+        CancellationToken::new(),
+        Arc::new(WindowStore::new()),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("{key}"), "{err}");
+}
