@@ -117,6 +117,8 @@ pub fn config(
                 .collect(),
             body,
             checks,
+            // livefire-load reads tracked writes back (verify_writes); not mapped yet.
+            track_write: None,
         });
     }
     let data = match &l.data {
@@ -142,6 +144,8 @@ pub fn config(
         insecure: false,
         segment: Segment::WHOLE,
         seed,
+        // livefire-load runs PostgreSQL statements (PostgresLoad); not mapped yet.
+        postgres: None,
     })
 }
 
