@@ -80,6 +80,12 @@ pub enum Event {
         name: String,
         pid: u32,
     },
+    /// A proxy the run owns started listening.
+    ProxyStarted {
+        name: String,
+        listen: String,
+        upstream: String,
+    },
     SetupStopped {
         name: String,
     },

@@ -30,6 +30,33 @@ pub enum UndoRecord {
         cwd: Option<String>,
         timeout_ms: u64,
     },
+    /// Remove a toxic from a proxy.
+    ProxyToxic {
+        owner: ProxyOwner,
+        proxy: String,
+        toxic: String,
+    },
+    /// Enable a proxy that a fault took down.
+    ProxyEnable { owner: ProxyOwner, proxy: String },
+}
+
+/// Whose proxy a proxy fault changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "owner", rename_all = "snake_case")]
+pub enum ProxyOwner {
+    /// A proxy the run started in-process; it dies with the run, and its toxics with it.
+    Run { listen: String },
+    /// A `livefire proxy` or Toxiproxy server, changed through its HTTP API.
+    Api { url: String },
+}
+
+impl ProxyOwner {
+    fn resource(&self, proxy: &str) -> String {
+        match self {
+            ProxyOwner::Run { listen } => format!("proxy:{listen}"),
+            ProxyOwner::Api { url } => format!("proxy-api:{url}/{proxy}"),
+        }
+    }
 }
 
 impl UndoRecord {
@@ -40,6 +67,8 @@ impl UndoRecord {
                 format!("process:{}@{}", process.pid, process.start_time)
             }
             UndoRecord::Command { run, .. } => format!("command:{run}"),
+            UndoRecord::ProxyToxic { owner, proxy, .. }
+            | UndoRecord::ProxyEnable { owner, proxy } => owner.resource(proxy),
         }
     }
 
@@ -52,6 +81,10 @@ impl UndoRecord {
                 Some(u) => format!("run `{run}` as {u}"),
                 None => format!("run `{run}`"),
             },
+            UndoRecord::ProxyToxic { proxy, toxic, .. } => {
+                format!("remove toxic `{toxic}` from proxy `{proxy}`")
+            }
+            UndoRecord::ProxyEnable { proxy, .. } => format!("enable proxy `{proxy}`"),
         }
     }
 }

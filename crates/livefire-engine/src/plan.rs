@@ -68,11 +68,6 @@ pub fn not_built(exp: &Experiment) -> Vec<String> {
     if exp.scenario.is_some() {
         missing.push("`scenario` (game days)".into());
     }
-    for (name, t) in &exp.targets {
-        if t.proxy.is_some() {
-            missing.push(format!("`proxy` targets in experiments (target `{name}`)"));
-        }
-    }
     missing.sort();
     missing.dedup();
     missing

@@ -82,6 +82,8 @@ struct Shared {
     ledger: Arc<Mutex<Ledger>>,
     active: Arc<Mutex<Vec<Active>>>,
     in_flight: Arc<AtomicUsize>,
+    /// The proxies this run owns (started in setup, dropped at teardown).
+    live: Arc<Mutex<livefire_faults::proxy::Live>>,
 }
 
 impl Shared {
@@ -90,7 +92,8 @@ impl Shared {
     fn rollback(&self, a: &Active, by: &str) -> bool {
         let mut last = String::new();
         for attempt in 1..=ROLLBACK_ATTEMPTS {
-            match livefire_faults::undo(&a.undo) {
+            let live = self.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            match livefire_faults::undo_with(&a.undo, Some(&live)) {
                 Ok(detail) => {
                     if let Err(e) = self
                         .ledger
@@ -291,6 +294,19 @@ async fn run_async(opts: RunOptions) -> Outcome {
             }
         }
     }
+    // An existing proxy server a fault would change must exist now.
+    for (name, t) in &exp.targets {
+        if let Some(livefire_spec::ProxyTarget {
+            api: Some(url),
+            name: Some(proxy),
+            ..
+        }) = &t.proxy
+        {
+            if let Err(e) = livefire_faults::proxy::check_exists(url, proxy) {
+                return invalid(format!("target `{name}`: {e} (nothing was applied)"));
+            }
+        }
+    }
     // Refuse to touch a target a crashed run left a pending undo on.
     let pending = crate::ledger::pending_all();
     for (name, p) in &resolved {
@@ -365,6 +381,7 @@ async fn run_async(opts: RunOptions) -> Outcome {
         ledger: Arc::new(Mutex::new(ledger)),
         active: Arc::new(Mutex::new(Vec::new())),
         in_flight: Arc::new(AtomicUsize::new(0)),
+        live: Arc::new(Mutex::new(livefire_faults::proxy::Live::default())),
     };
 
     // Every way out sends its cause here: signals, `livefire halt`, guardrails,
@@ -379,18 +396,29 @@ async fn run_async(opts: RunOptions) -> Outcome {
         phase: Phase::Setup,
     });
     let mut children: Vec<(String, Child)> = Vec::new();
-    let setup_error = start_setup(
-        &exp,
-        &cwd_str,
-        &run_dir,
-        &journal,
-        &mut children,
-        &mut abort_rx,
-    )
-    .await;
+    // The proxies the run owns start first: they connect to their upstream lazily, and
+    // they die with the run, so a crash never leaves a toxic behind.
+    let mut setup_error = start_proxies(&exp, &shared).err().map(SetupError::Failed);
+    if setup_error.is_none() {
+        setup_error = start_setup(
+            &exp,
+            &cwd_str,
+            &run_dir,
+            &journal,
+            &mut children,
+            &mut abort_rx,
+        )
+        .await;
+    }
     let mut targets = Targets {
         targets: exp.targets.clone(),
         cwd: Some(cwd_str.clone()),
+        seed,
+        live: shared
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
     };
     for (name, child) in &children {
         let restart = exp
@@ -565,6 +593,13 @@ async fn run_async(opts: RunOptions) -> Outcome {
         phase: Phase::Teardown,
     });
     stop_setup(&mut children, &journal).await;
+    // The run's proxies stop with it.
+    shared
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .proxies
+        .clear();
     rollback_notice.abort();
     if let Some(c) = control {
         c.abort();
@@ -661,6 +696,37 @@ fn spawn_signal_listeners(tx: mpsc::UnboundedSender<AbortCause>) {
     }
 }
 
+/// Starts the proxies the run owns (`proxy: { listen, upstream }` targets).
+fn start_proxies(exp: &Experiment, shared: &Shared) -> Result<(), String> {
+    for (name, t) in &exp.targets {
+        let Some(livefire_spec::ProxyTarget {
+            listen: Some(listen),
+            upstream: Some(upstream),
+            ..
+        }) = &t.proxy
+        else {
+            continue;
+        };
+        let config =
+            livefire_proxy::ProxyConfig::new(name.clone(), listen.clone(), upstream.clone());
+        let proxy =
+            livefire_proxy::Proxy::start_with(config, tokio_util::sync::CancellationToken::new())
+                .map_err(|e| format!("proxy target `{name}`: {e}"))?;
+        shared.journal.emit(Event::ProxyStarted {
+            name: name.clone(),
+            listen: listen.clone(),
+            upstream: upstream.clone(),
+        });
+        shared
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .proxies
+            .insert(listen.clone(), Arc::new(proxy));
+    }
+    Ok(())
+}
+
 enum SetupError {
     Failed(String),
     Aborted(AbortCause),
@@ -692,6 +758,21 @@ async fn start_setup(
         } else {
             s.command.clone()
         };
+        // If the ready address answers before the process starts, something else holds
+        // it: waiting for "ready" would judge the wrong process.
+        if let Some(ready) = &s.ready {
+            let (probe, expect) = ready_probe(ready);
+            if probe::sample(&probe, &expect, Some(cwd)).await.ok {
+                let addr = match ready {
+                    Ready::Http(h) => h.url.clone(),
+                    Ready::Tcp(t) => t.address.clone(),
+                };
+                return Some(SetupError::Failed(format!(
+                    "setup `{}`: {addr} already answers before the process started: something else holds that port; stop it or change the port",
+                    s.name
+                )));
+            }
+        }
         let dir = s.cwd.clone().unwrap_or_else(|| cwd.to_owned());
         let mut cmd = match livefire_faults::exec::shell(&command, s.user.as_deref(), Some(&dir)) {
             Ok(c) => c,
@@ -720,28 +801,7 @@ async fn start_setup(
         let deadline = Instant::now() + timeout;
         let Some(ready) = &s.ready else { continue };
         loop {
-            let (probe, expect) = match ready {
-                Ready::Http(h) => (
-                    livefire_spec::Probe::Http(livefire_spec::HttpProbe {
-                        url: h.url.clone(),
-                        method: None,
-                        headers: Default::default(),
-                        body: None,
-                        timeout: Some(livefire_spec::values::Duration::from_millis(500)),
-                    }),
-                    livefire_spec::Expect::default(),
-                ),
-                Ready::Tcp(t) => (
-                    livefire_spec::Probe::Tcp(livefire_spec::TcpProbe {
-                        address: t.address.clone(),
-                        timeout: Some(livefire_spec::values::Duration::from_millis(500)),
-                    }),
-                    livefire_spec::Expect {
-                        ok: Some(true),
-                        ..Default::default()
-                    },
-                ),
-            };
+            let (probe, expect) = ready_probe(ready);
             let sample = probe::sample(&probe, &expect, Some(cwd)).await;
             if sample.ok {
                 break;
@@ -770,6 +830,33 @@ async fn start_setup(
         }
     }
     None
+}
+
+/// The probe that says a setup process is ready.
+fn ready_probe(ready: &Ready) -> (livefire_spec::Probe, livefire_spec::Expect) {
+    let timeout = Some(livefire_spec::values::Duration::from_millis(500));
+    match ready {
+        Ready::Http(h) => (
+            livefire_spec::Probe::Http(livefire_spec::HttpProbe {
+                url: h.url.clone(),
+                method: None,
+                headers: Default::default(),
+                body: None,
+                timeout,
+            }),
+            livefire_spec::Expect::default(),
+        ),
+        Ready::Tcp(t) => (
+            livefire_spec::Probe::Tcp(livefire_spec::TcpProbe {
+                address: t.address.clone(),
+                timeout,
+            }),
+            livefire_spec::Expect {
+                ok: Some(true),
+                ..Default::default()
+            },
+        ),
+    }
 }
 
 /// Stops setup processes: resume (a paused one cannot die of SIGTERM), SIGTERM to its
@@ -1201,7 +1288,7 @@ fn apply_one(
     shared: &Shared,
     cwd: &str,
 ) -> Result<Option<u64>, String> {
-    let prepared: Prepared = livefire_faults::prepare(fault, targets)
+    let prepared: Prepared = livefire_faults::prepare(fault, targets, activity)
         .map_err(|e| format!("activity `{activity}`: {e}"))?;
     let mut entry = None;
     if let Some(undo) = &prepared.undo {

@@ -6,10 +6,11 @@
 
 pub mod exec;
 pub mod process;
+pub mod proxy;
 
 use std::collections::BTreeMap;
 
-use livefire_core::undo::{ProcessId, UndoRecord};
+use livefire_core::undo::{ProcessId, ProxyOwner, UndoRecord};
 use livefire_spec::{Fault, Target};
 
 /// Fault kinds this build can run; `run` refuses the others with exit 3.
@@ -18,6 +19,18 @@ pub const BUILT: &[&str] = &[
     "process.pause",
     "process.restart",
     "command",
+    "proxy.latency",
+    "proxy.bandwidth",
+    "proxy.slow_close",
+    "proxy.timeout",
+    "proxy.reset_peer",
+    "proxy.slicer",
+    "proxy.limit_data",
+    "proxy.down",
+    "proxy.drop",
+    "proxy.corrupt",
+    "http.abort",
+    "http.delay",
 ];
 
 /// Why a fault could not be prepared, applied or undone.
@@ -31,6 +44,8 @@ pub enum FaultError {
     Exec(#[from] exec::ExecError),
     #[error("target `{0}` is not declared")]
     UnknownTarget(String),
+    #[error(transparent)]
+    Proxy(#[from] proxy::ProxyFaultError),
     #[error("target `{name}` has no `restart:` command, so `{kind}` cannot bring it back")]
     NoRestart { name: String, kind: String },
 }
@@ -42,6 +57,10 @@ pub struct Targets {
     pub targets: BTreeMap<String, Target>,
     /// Working directory for commands (the experiment file's folder).
     pub cwd: Option<String>,
+    /// The run's seed (seeded toxics such as `corrupt` derive from it).
+    pub seed: u64,
+    /// The proxies the run owns.
+    pub live: proxy::Live,
 }
 
 /// A fault ready to apply: the target is resolved and the undo record known.
@@ -54,10 +73,16 @@ pub struct Prepared {
     /// The resources it touches (for refusing overlapping runs).
     pub resources: Vec<String>,
     action: Action,
+    live: proxy::Live,
 }
 
 #[derive(Debug, Clone)]
 enum Action {
+    Proxy {
+        owner: ProxyOwner,
+        proxy: String,
+        change: proxy::Change,
+    },
     Signal {
         process: ProcessId,
         signal: i32,
@@ -79,8 +104,50 @@ enum Action {
 pub const COMMAND_TIMEOUT_MS: u64 = 30_000;
 
 /// Resolves `fault`'s target now (a restarted process has a new pid) and computes its
-/// undo record. Changes nothing.
-pub fn prepare(fault: &Fault, targets: &Targets) -> Result<Prepared, FaultError> {
+/// undo record. Changes nothing. `activity` names what it adds (a proxy toxic).
+pub fn prepare(fault: &Fault, targets: &Targets, activity: &str) -> Result<Prepared, FaultError> {
+    let live = targets.live.clone();
+    if let Some(change) = proxy::change(fault, activity, targets.seed) {
+        let (name, _) = fault.target().unwrap_or_default();
+        let t = targets
+            .targets
+            .get(name)
+            .and_then(|t| t.proxy.as_ref())
+            .ok_or_else(|| FaultError::UnknownTarget(name.to_owned()))?;
+        let (owner, proxy_name) = match (&t.listen, &t.api, &t.name) {
+            (Some(listen), _, _) => (
+                ProxyOwner::Run {
+                    listen: listen.clone(),
+                },
+                name.to_owned(),
+            ),
+            (None, Some(url), Some(n)) => (ProxyOwner::Api { url: url.clone() }, n.clone()),
+            _ => return Err(FaultError::UnknownTarget(name.to_owned())),
+        };
+        let undo = match &change {
+            proxy::Change::Toxic(t) => UndoRecord::ProxyToxic {
+                owner: owner.clone(),
+                proxy: proxy_name.clone(),
+                toxic: t.name.clone(),
+            },
+            proxy::Change::Down => UndoRecord::ProxyEnable {
+                owner: owner.clone(),
+                proxy: proxy_name.clone(),
+            },
+        };
+        return Ok(Prepared {
+            kind: fault.kind(),
+            target: name.to_owned(),
+            resources: vec![undo.resource()],
+            undo: Some(undo),
+            action: Action::Proxy {
+                owner,
+                proxy: proxy_name,
+                change,
+            },
+            live,
+        });
+    }
     let process_target = |name: &str| -> Result<(ProcessId, &Target), FaultError> {
         let t = targets
             .targets
@@ -115,6 +182,7 @@ pub fn prepare(fault: &Fault, targets: &Targets) -> Result<Prepared, FaultError>
                     process,
                     signal: nix::libc::SIGSTOP,
                 },
+                live: live.clone(),
             }
         }
         Fault::ProcessKill(f) => {
@@ -130,6 +198,7 @@ pub fn prepare(fault: &Fault, targets: &Targets) -> Result<Prepared, FaultError>
                 undo: restart_record(t),
                 resources: vec![process::resource(process)],
                 action: Action::Signal { process, signal },
+                live,
             }
         }
         Fault::ProcessRestart(f) => {
@@ -155,6 +224,7 @@ pub fn prepare(fault: &Fault, targets: &Targets) -> Result<Prepared, FaultError>
                     run,
                     user: t.user.clone(),
                 },
+                live: live.clone(),
             }
         }
         Fault::Command(c) => {
@@ -177,6 +247,7 @@ pub fn prepare(fault: &Fault, targets: &Targets) -> Result<Prepared, FaultError>
                     user: c.user.clone(),
                     timeout_ms,
                 },
+                live: live.clone(),
             }
         }
         other => return Err(FaultError::NotBuilt(other.kind().to_owned())),
@@ -187,6 +258,11 @@ impl Prepared {
     /// Changes the world. Call only after the undo record is in the ledger.
     pub fn apply(&self, cwd: Option<&str>) -> Result<String, FaultError> {
         match &self.action {
+            Action::Proxy {
+                owner,
+                proxy,
+                change,
+            } => Ok(proxy::apply(owner, proxy, change, &self.live)?),
             Action::Signal { process, signal } => {
                 process::signal(*process, *signal)?;
                 Ok(format!("signal {signal} sent to pid {}", process.pid))
@@ -227,9 +303,20 @@ impl Prepared {
     }
 }
 
-/// Rolls back from the record alone. Returns what it did.
+/// Rolls back from the record alone (as `livefire recover` does). Returns what it did.
 pub fn undo(record: &UndoRecord) -> Result<String, FaultError> {
+    undo_with(record, None)
+}
+
+/// Rolls back, with the run's live proxies when the run is still going.
+pub fn undo_with(record: &UndoRecord, live: Option<&proxy::Live>) -> Result<String, FaultError> {
     match record {
+        UndoRecord::ProxyToxic {
+            owner,
+            proxy,
+            toxic,
+        } => Ok(proxy::undo(owner, proxy, Some(toxic), live)?),
+        UndoRecord::ProxyEnable { owner, proxy } => Ok(proxy::undo(owner, proxy, None, live)?),
         UndoRecord::Signal { process, signal } => match process::signal(*process, *signal) {
             Ok(()) => Ok(format!("signal {signal} sent to pid {}", process.pid)),
             // The process it would resume is gone: there is nothing left to undo, and a

@@ -16,7 +16,7 @@ use livefire_spec::{Fault, ProcessSelector, Target};
 /// - undo from the deserialized record restores what `observe` saw before apply.
 fn assert_fault_conformance(fault: &Fault, targets: &Targets, observe: &dyn Fn() -> String) {
     let before = observe();
-    let prepared = prepare(fault, targets).expect("prepare");
+    let prepared = prepare(fault, targets, "conformance").expect("prepare");
     assert_eq!(
         observe(),
         before,
@@ -74,7 +74,7 @@ impl Drop for Victim {
 fn targets(name: &str, target: Target) -> Targets {
     Targets {
         targets: [(name.to_string(), target)].into(),
-        cwd: None,
+        ..Default::default()
     }
 }
 
@@ -217,6 +217,6 @@ fn pid_1_and_self_are_refused() {
 #[test]
 fn kinds_not_built_say_so() {
     let fault: Fault = spec("cpu.stress: { cores: 1 }");
-    let err = prepare(&fault, &Targets::default()).unwrap_err();
+    let err = prepare(&fault, &Targets::default(), "t").unwrap_err();
     assert!(err.to_string().contains("not built"), "{err}");
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `livefire` binary: real processes, real sockets.
 
+mod proxy;
 mod run;
 mod safety;
 mod support;

@@ -1,154 +1,155 @@
-//! `livefire proxy` as a user runs it: a real server process, driven over HTTP, and by
-//! Toxiproxy's own Python client (toxiproxy-python from PyPI).
+//! Proxy faults in experiments: on a proxy the run owns (it dies with the run) and on an
+//! existing `livefire proxy` server through its Toxiproxy API (undone via the ledger).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use crate::support::*;
 
-/// A `livefire proxy` child, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(extra: &[&str]) -> Server {
-    let mut child = livefire()
-        .args(["proxy", "--host", "127.0.0.1", "--port", "0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("livefire starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    Server { child, addr }
-}
-
-fn get(addr: &str, path: &str) -> String {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+/// One HTTP/1.1 request with Connection: close; returns (status, body).
+fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
-    out
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        status,
+        out.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default(),
+    )
+}
+
+fn wait_port(port: u16) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "port {port} never opened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
-fn serves_the_api_and_loads_a_config_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = write(
-        dir.path(),
-        "proxies.json",
-        r#"[{"name": "redis", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:6379"}]"#,
+fn latency_on_a_run_owned_proxy_shows_in_the_load_and_the_proxy_dies_with_the_run() {
+    let home = Home::new();
+    let (app, link) = (free_port(), free_port());
+    let file = home.file(&format!(
+        "version: 1\ntitle: slow dependency\nsetup:\n  - {{ name: app, command: \"livefire sandbox http --listen 127.0.0.1:{app}\", ready: {{ tcp: {{ address: \"127.0.0.1:{app}\" }} }} }}\ntargets:\n  link: {{ proxy: {{ listen: \"127.0.0.1:{link}\", upstream: \"127.0.0.1:{app}\" }} }}\nhypothesis:\n  - {{ name: p99, metric: browse.latency.p99, below: 10s }}\ntimeline:\n  - {{ at: 0s, for: 4s, load: {{ name: browse, rate: 20/s, requests: [ {{ url: \"http://${{link}}/health\" }} ] }} }}\n  - {{ at: 1s, for: 2s, name: slow link, fault: {{ proxy.latency: {{ target: link, latency: 600ms }} }} }}\n"
+    ));
+    let (code, _, err) = run(&mut home.run(&file));
+    assert_eq!(code, 0, "{err}");
+    let journal = home.journal();
+    let p99 = journal
+        .lines()
+        .filter(|l| l.contains("\"condition\":\"p99\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["value"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(p99 >= 0.6, "the 600 ms toxic must show in p99, got {p99}");
+    let s = home.summary();
+    assert_eq!(s["faults"][0]["kind"], "proxy.latency");
+    assert_eq!(s["faults"][0]["rollback_ok"], true);
+    assert!(
+        TcpStream::connect(("127.0.0.1", link)).is_err(),
+        "the run's proxy stops with the run"
     );
-    let server = start_server(&["--config", cfg.to_str().unwrap()]);
-    let out = get(&server.addr, "/proxies");
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    assert!(out.contains(r#""name":"redis""#), "{out}");
-    assert!(get(&server.addr, "/version").contains(r#""version""#));
 }
 
 #[test]
-fn occupied_port_and_bad_config_exit_3() {
+fn a_toxic_on_an_external_proxy_is_removed_after_the_run_and_by_recover_after_a_crash() {
+    let home = Home::new();
+    let (api, listen, upstream) = (free_port(), free_port(), free_port());
+    let mut server = livefire()
+        .args(["proxy", "--port", &api.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_port(api);
+    let (status, body) = http(
+        api,
+        "POST",
+        "/proxies",
+        &format!(
+            "{{\"name\":\"db\",\"listen\":\"127.0.0.1:{listen}\",\"upstream\":\"127.0.0.1:{upstream}\"}}"
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let file = home.file(&format!(
+        "version: 1\ntitle: ext\ntargets:\n  db: {{ proxy: {{ api: \"http://127.0.0.1:{api}\", name: db }} }}\ntimeline:\n  - {{ at: 0s, for: 30s, name: slow db, fault: {{ proxy.latency: {{ target: db, latency: 100 }} }} }}\n"
+    ));
+    let toxics = || http(api, "GET", "/proxies/db/toxics", "").1;
+    // A normal (halted) run removes its toxic.
+    let child = home
+        .run(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !toxics().contains("livefire_slow_db") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the toxic never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal(&child, "TERM");
+    let (code, _, err) = finish(child);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(toxics().trim(), "[]");
+    // kill -9 leaves it; recover removes it through the API.
+    let mut child = home
+        .run(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !toxics().contains("livefire_slow_db") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the toxic never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(
+        toxics().contains("livefire_slow_db"),
+        "a crash leaves the toxic"
+    );
+    let (code, out, err) = run(home.livefire().arg("recover"));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("remove toxic `livefire_slow_db`"), "{out}");
+    assert_eq!(toxics().trim(), "[]");
+    // An external proxy that does not exist is an error before anything is applied.
+    let missing = home.file(&format!(
+        "version: 1\ntitle: ext\ntargets:\n  db: {{ proxy: {{ api: \"http://127.0.0.1:{api}\", name: nope }} }}\ntimeline:\n  - {{ at: 0s, for: 1s, fault: {{ proxy.down: {{ target: db }} }} }}\n"
+    ));
+    let (code, _, err) = run(&mut home.run(&missing));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("404"), "{err}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+#[test]
+fn an_occupied_proxy_listen_port_is_a_setup_error() {
+    let home = Home::new();
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = held.local_addr().unwrap().port().to_string();
-    let (code, _, err) = run(livefire().args(["proxy", "--port", &port]));
+    let port = held.local_addr().unwrap().port();
+    let file = home.file(&format!(
+        "version: 1\ntitle: t\ntargets:\n  link: {{ proxy: {{ listen: \"127.0.0.1:{port}\", upstream: \"127.0.0.1:9\" }} }}\ntimeline:\n  - {{ at: 0s, for: 1s, fault: {{ proxy.down: {{ target: link }} }} }}\n"
+    ));
+    let (code, _, err) = run(&mut home.run(&file));
     assert_eq!(code, 3, "{err}");
     assert!(
-        err.contains("listen tcp 127.0.0.1:") && err.contains("--port"),
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("nothing was applied"),
         "{err}"
     );
-
-    let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = run(livefire()
-        .args(["proxy", "--port", "0", "--config"])
-        .arg(dir.path().join("nope.json")));
-    assert_eq!(code, 3, "{err}");
-    assert!(err.contains("nope.json"), "{err}");
-    let bad = write(
-        dir.path(),
-        "bad.json",
-        "[{\"name\": \"a\",\n \"upstream\": }]",
-    );
-    let (code, _, err) = run(livefire()
-        .args(["proxy", "--port", "0", "--config"])
-        .arg(&bad));
-    assert_eq!(code, 3, "{err}");
-    assert!(err.contains("line 2"), "{err}");
-}
-
-/// The venv holding toxiproxy-python: `$LIVEFIRE_PY_VENV`, else `target/py-compat-venv`
-/// (what `.ci/run` prepares). Created here when missing; `None` when that is impossible.
-fn python_with_toxiproxy() -> Result<PathBuf, String> {
-    let venv = std::env::var_os("LIVEFIRE_PY_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target/py-compat-venv"));
-    let py = venv.join("bin/python");
-    let has_client = |py: &Path| {
-        Command::new(py)
-            .args(["-c", "import toxiproxy"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if has_client(&py) {
-        return Ok(py);
-    }
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status();
-    if !status.is_ok_and(|s| s.success()) {
-        return Err("python3 -m venv failed (install python3-venv)".into());
-    }
-    let status = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "toxiproxy-python"])
-        .status();
-    if !status.is_ok_and(|s| s.success()) || !has_client(&py) {
-        return Err("pip install toxiproxy-python failed (no PyPI access?)".into());
-    }
-    Ok(py)
-}
-
-#[test]
-fn toxiproxy_python_client_drives_livefire_proxy() {
-    let py = match python_with_toxiproxy() {
-        Ok(py) => py,
-        Err(why) => {
-            eprintln!(
-                "SKIP: toxiproxy_python_client_drives_livefire_proxy: {why}; .ci/run installs it"
-            );
-            return;
-        }
-    };
-    let server = start_server(&[]);
-    let (host, port) = server.addr.rsplit_once(':').unwrap();
-    let script = repo().join("crates/livefire/tests/it/py/toxiproxy_compat.py");
-    let (code, out, err) = run(Command::new(py).arg(script).args([host, port]));
-    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
-    assert!(out.contains("COMPAT OK"), "{out}");
-    assert!(out.contains("with latency"), "{out}");
 }

@@ -113,12 +113,12 @@ fn hypothesis_deviating_during_the_fault_exits_1_after_full_rollback() {
 fn kinds_not_built_yet_are_refused_with_exit_3() {
     let home = Home::new();
     let file = home.file(
-        "version: 1\ntitle: t\ntargets:\n  link: { proxy: { listen: \"127.0.0.1:19999\", upstream: \"127.0.0.1:9\" } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { proxy.latency: { target: link, latency: 100 } } }\n",
+        "version: 1\ntitle: t\ntargets:\n  me: { host: {} }\ntimeline:\n  - { at: 0s, for: 1s, fault: { cpu.stress: { target: me, cores: 1 } } }\n",
     );
     let (code, _, err) = run(&mut home.run(&file));
     assert_eq!(code, 3);
     assert!(
-        err.contains("does not build these yet") && err.contains("proxy.latency"),
+        err.contains("does not build these yet") && err.contains("cpu.stress"),
         "{err}"
     );
     assert!(!home.path().join("runs").exists());
@@ -151,6 +151,18 @@ fn setup_errors_exit_3_and_apply_nothing() {
     let (code, _, err) = run(&mut home.run(&file));
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("setup `w` was not ready within 1s"), "{err}");
+    // A setup whose port something else already holds (its readiness would be a lie).
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let file = home.file(&format!(
+        "version: 1\ntitle: t\nsetup:\n  - {{ name: w, command: \"sleep 30\", ready: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }} }}\ntimeline:\n  - {{ at: 0s, for: 1s, fault: {{ process.pause: {{ target: w }} }} }}\n"
+    ));
+    let (code, _, err) = run(&mut home.run(&file));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("already answers before the process started"),
+        "{err}"
+    );
     // A run folder that cannot be written.
     let victim = Victim::start();
     let file = home.file(&pause_experiment(victim.pid(), 1, ""));

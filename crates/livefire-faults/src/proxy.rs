@@ -1,0 +1,373 @@
+//! Proxy faults: Toxiproxy's toxics (and `down`, `drop`, `corrupt`, `http.*`) on a proxy
+//! the run owns (an in-process `livefire_proxy::Proxy`, which dies with the run, so a
+//! crash never leaves a toxic behind) or on an existing `livefire proxy` / Toxiproxy
+//! server, through its HTTP API (undone via the ledger).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use livefire_core::undo::ProxyOwner;
+use livefire_proxy::{HttpMatch, Proxy, Stream, Toxic, ToxicKind};
+use livefire_spec::Fault;
+
+/// The proxies this run owns, by listen address as written in the experiment.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    pub proxies: BTreeMap<String, Arc<Proxy>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyFaultError {
+    #[error("proxy API {url}: {message}")]
+    Api { url: String, message: String },
+    #[error("the run's proxy on {0} is not running")]
+    NotRunning(String),
+    #[error("proxy {listen}: {source}")]
+    Proxy {
+        listen: String,
+        source: livefire_proxy::ProxyError,
+    },
+}
+
+/// What a proxy fault does: add a toxic, or take the proxy down.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Toxic(Toxic),
+    Down,
+}
+
+fn ms(t: &livefire_spec::values::ToxTime) -> u64 {
+    t.to_duration(1e-3).as_millis() as u64
+}
+
+fn matching(
+    m: Option<&livefire_spec::HttpMatch>,
+    share: Option<f64>,
+    first: Option<u64>,
+) -> HttpMatch {
+    let m = m.cloned().unwrap_or_default();
+    HttpMatch {
+        method: m.method.unwrap_or_default(),
+        path_prefix: m.path_prefix.unwrap_or_default(),
+        header: m
+            .header
+            .iter()
+            .next()
+            .map(|(k, v)| {
+                if v.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{k}: {v}")
+                }
+            })
+            .unwrap_or_default(),
+        rate: share.unwrap_or(1.0),
+        first: first.unwrap_or(0),
+    }
+}
+
+/// The change a proxy fault makes, named after its activity so two faults on one proxy
+/// never clash. `None` for kinds that are not proxy faults.
+pub fn change(fault: &Fault, activity: &str, seed: u64) -> Option<Change> {
+    let stream = |s: Option<livefire_spec::Stream>, default: Stream| match s {
+        Some(livefire_spec::Stream::Upstream) => Stream::Upstream,
+        Some(livefire_spec::Stream::Downstream) => Stream::Downstream,
+        None => default,
+    };
+    let down = Stream::Downstream;
+    let (kind, st, toxicity) = match fault {
+        Fault::ProxyDown(_) => return Some(Change::Down),
+        Fault::ProxyLatency(f) => (
+            ToxicKind::Latency {
+                latency: ms(&f.latency),
+                jitter: f.jitter.as_ref().map(ms).unwrap_or(0),
+            },
+            stream(f.stream, down),
+            f.toxicity,
+        ),
+        Fault::ProxyBandwidth(f) => (
+            ToxicKind::Bandwidth { rate: f.rate },
+            stream(f.stream, down),
+            f.toxicity,
+        ),
+        Fault::ProxySlowClose(f) => (
+            ToxicKind::SlowClose {
+                delay: ms(&f.delay),
+            },
+            stream(f.stream, down),
+            f.toxicity,
+        ),
+        Fault::ProxyTimeout(f) => (
+            ToxicKind::Timeout {
+                timeout: f.timeout.as_ref().map(ms).unwrap_or(0),
+            },
+            stream(f.stream, down),
+            f.toxicity,
+        ),
+        Fault::ProxyResetPeer(f) => (
+            ToxicKind::ResetPeer {
+                timeout: f.timeout.as_ref().map(ms).unwrap_or(0),
+            },
+            stream(f.stream, down),
+            f.toxicity,
+        ),
+        Fault::ProxySlicer(f) => (
+            ToxicKind::Slicer {
+                average_size: f.average_size,
+                size_variation: f.size_variation.unwrap_or(0),
+                delay: f
+                    .delay
+                    .map(|d| d.to_duration(1e-6).as_micros() as u64)
+                    .unwrap_or(0),
+            },
+            stream(f.stream, down),
+            f.toxicity,
+        ),
+        Fault::ProxyLimitData(f) => (
+            ToxicKind::LimitData { bytes: f.bytes.0 },
+            stream(f.stream, down),
+            f.toxicity,
+        ),
+        Fault::ProxyDrop(f) => (
+            ToxicKind::Drop { rate: f.rate.0 },
+            stream(f.stream, down),
+            f.toxicity,
+        ),
+        Fault::ProxyCorrupt(f) => (
+            ToxicKind::Corrupt {
+                rate: f.rate.0,
+                seed,
+            },
+            stream(f.stream, down),
+            f.toxicity,
+        ),
+        Fault::HttpAbort(f) => (
+            ToxicKind::HttpAbort {
+                status: f.status,
+                body: f.body.clone().unwrap_or_default(),
+                matching: matching(f.match_.as_ref(), f.share.map(|s| s.0), f.first),
+            },
+            Stream::Upstream,
+            None,
+        ),
+        Fault::HttpDelay(f) => (
+            ToxicKind::HttpDelay {
+                delay: f.delay.as_millis(),
+                matching: matching(f.match_.as_ref(), f.share.map(|s| s.0), None),
+            },
+            Stream::Upstream,
+            None,
+        ),
+        _ => return None,
+    };
+    let name: String = format!("livefire_{activity}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let toxic = Toxic::new(st, kind)
+        .named(name)
+        .with_toxicity(toxicity.map(|t| t.0 as f32).unwrap_or(1.0));
+    Some(Change::Toxic(toxic))
+}
+
+/// Applies a change.
+pub fn apply(
+    owner: &ProxyOwner,
+    proxy_name: &str,
+    change: &Change,
+    live: &Live,
+) -> Result<String, ProxyFaultError> {
+    match owner {
+        ProxyOwner::Run { listen } => {
+            let p = live
+                .proxies
+                .get(listen)
+                .ok_or_else(|| ProxyFaultError::NotRunning(listen.clone()))?;
+            let err = |source| ProxyFaultError::Proxy {
+                listen: listen.clone(),
+                source,
+            };
+            match change {
+                Change::Toxic(t) => {
+                    p.add_toxic(t.clone()).map_err(err)?;
+                    Ok(format!(
+                        "toxic `{}` ({}) added on {listen}",
+                        t.name,
+                        t.kind.type_name()
+                    ))
+                }
+                Change::Down => {
+                    p.set_enabled(false).map_err(err)?;
+                    Ok(format!("proxy on {listen} down"))
+                }
+            }
+        }
+        ProxyOwner::Api { url } => match change {
+            Change::Toxic(t) => {
+                expect(
+                    url,
+                    "POST",
+                    &format!("/proxies/{proxy_name}/toxics"),
+                    Some(&t.to_json()),
+                    &[200],
+                )?;
+                Ok(format!(
+                    "toxic `{}` added to `{proxy_name}` on {url}",
+                    t.name
+                ))
+            }
+            Change::Down => {
+                expect(
+                    url,
+                    "POST",
+                    &format!("/proxies/{proxy_name}"),
+                    Some(&serde_json::json!({"enabled": false})),
+                    &[200],
+                )?;
+                Ok(format!("proxy `{proxy_name}` on {url} disabled"))
+            }
+        },
+    }
+}
+
+/// Undoes a change: removes the toxic, or enables the proxy again. A run-owned proxy
+/// that is gone (its run ended) has nothing left to undo.
+pub fn undo(
+    owner: &ProxyOwner,
+    proxy_name: &str,
+    toxic: Option<&str>,
+    live: Option<&Live>,
+) -> Result<String, ProxyFaultError> {
+    match owner {
+        ProxyOwner::Run { listen } => {
+            let Some(p) = live.and_then(|l| l.proxies.get(listen)) else {
+                return Ok(format!(
+                    "the run's proxy on {listen} is gone with its run; nothing to undo"
+                ));
+            };
+            let err = |source| ProxyFaultError::Proxy {
+                listen: listen.clone(),
+                source,
+            };
+            match toxic {
+                Some(name) => match p.remove_toxic(name) {
+                    Ok(()) | Err(livefire_proxy::ProxyError::ToxicNotFound(_)) => {
+                        Ok(format!("toxic `{name}` removed on {listen}"))
+                    }
+                    Err(e) => Err(err(e)),
+                },
+                None => {
+                    p.set_enabled(true).map_err(err)?;
+                    Ok(format!("proxy on {listen} up again"))
+                }
+            }
+        }
+        ProxyOwner::Api { url } => match toxic {
+            Some(name) => {
+                // 404: someone removed it already; the state to restore is there.
+                expect(
+                    url,
+                    "DELETE",
+                    &format!("/proxies/{proxy_name}/toxics/{name}"),
+                    None,
+                    &[200, 204, 404],
+                )?;
+                Ok(format!(
+                    "toxic `{name}` removed from `{proxy_name}` on {url}"
+                ))
+            }
+            None => {
+                expect(
+                    url,
+                    "POST",
+                    &format!("/proxies/{proxy_name}"),
+                    Some(&serde_json::json!({"enabled": true})),
+                    &[200],
+                )?;
+                Ok(format!("proxy `{proxy_name}` on {url} enabled again"))
+            }
+        },
+    }
+}
+
+/// Checks that an external proxy exists (before the run applies anything).
+pub fn check_exists(url: &str, proxy_name: &str) -> Result<(), ProxyFaultError> {
+    expect(url, "GET", &format!("/proxies/{proxy_name}"), None, &[200]).map(|_| ())
+}
+
+fn expect(
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    ok: &[u16],
+) -> Result<String, ProxyFaultError> {
+    let (status, text) =
+        request(url, method, path, body).map_err(|message| ProxyFaultError::Api {
+            url: url.to_owned(),
+            message,
+        })?;
+    if ok.contains(&status) {
+        Ok(text)
+    } else {
+        Err(ProxyFaultError::Api {
+            url: url.to_owned(),
+            message: format!("{method} {path} answered {status}: {}", text.trim()),
+        })
+    }
+}
+
+/// One blocking HTTP/1.1 request with `Connection: close`; returns status and body.
+fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(u16, String), String> {
+    let hostport = base
+        .strip_prefix("http://")
+        .ok_or("only http:// proxy APIs are supported")?
+        .trim_end_matches('/');
+    let addr = hostport.split('/').next().unwrap_or(hostport);
+    let addrs: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(|e| format!("{addr}: {e}"))?
+        .collect();
+    let sock = addrs.first().ok_or_else(|| format!("{addr}: no address"))?;
+    let mut stream = TcpStream::connect_timeout(sock, Duration::from_secs(5))
+        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: livefire\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        payload.len()
+    );
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|_| stream.write_all(payload.as_bytes()))
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut raw = Vec::new();
+    stream
+        .take(1 << 20)
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{addr}: not an HTTP answer"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
