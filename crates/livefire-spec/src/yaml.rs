@@ -165,6 +165,16 @@ pub fn plain_scalar(text: &str) -> Plain {
     Plain::Str
 }
 
+/// How deep mappings and lists may nest. Every later pass (substitution, typing, JSON)
+/// recurses over the tree, so without a bound a file of `- - - - ...` overflows the
+/// stack; real experiments nest fewer than 20 levels.
+pub const MAX_DEPTH: usize = 128;
+
+/// How much aliases (`*name`) may copy in all, counting one per node plus the bytes of
+/// its text. Each alias copies its anchored node, so a few lines of nested aliases
+/// ("billion laughs") would otherwise expand to gigabytes.
+pub const MAX_ALIAS_EXPANSION: usize = 1_000_000;
+
 /// Parses one YAML document. An empty document is an empty mapping's worth of nothing:
 /// it parses to a null scalar at 1:1.
 pub fn parse(source: &str) -> Result<Node, SyntaxError> {
@@ -172,6 +182,13 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
         stack: Vec::new(),
         anchors: HashMap::new(),
         root: None,
+        aliased: 0,
+    };
+    let too_deep = |pos| SyntaxError {
+        pos,
+        message: format!(
+            "lists and mappings nest deeper than {MAX_DEPTH} levels: flatten the document"
+        ),
     };
     for item in Parser::new_from_str(source) {
         let (event, span) = item.map_err(|e| SyntaxError {
@@ -206,6 +223,11 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
                     anchor,
                 );
             }
+            Event::SequenceStart(..) | Event::MappingStart(..)
+                if builder.stack.len() >= MAX_DEPTH =>
+            {
+                return Err(too_deep(pos));
+            }
             Event::SequenceStart(anchor, _) => {
                 builder.stack.push(Open::Seq(pos, anchor, Vec::new()))
             }
@@ -232,8 +254,21 @@ pub fn parse(source: &str) -> Result<Node, SyntaxError> {
                 };
                 builder.push(node, anchor);
             }
-            Event::Alias(id) => match builder.anchors.get(&id).cloned() {
-                Some(mut node) => {
+            Event::Alias(id) => match builder.anchors.get(&id) {
+                Some(anchored) => {
+                    if builder.stack.len() + anchored.height > MAX_DEPTH {
+                        return Err(too_deep(pos));
+                    }
+                    builder.aliased = builder.aliased.saturating_add(anchored.weight);
+                    if builder.aliased > MAX_ALIAS_EXPANSION {
+                        return Err(SyntaxError {
+                            pos,
+                            message: format!(
+                                "aliases expand to more than {MAX_ALIAS_EXPANSION} nodes and bytes: write the repeated part out, or alias it fewer times"
+                            ),
+                        });
+                    }
+                    let mut node = anchored.node.clone();
                     node.pos = pos;
                     builder.push(node, 0);
                 }
@@ -263,14 +298,49 @@ enum Open {
 
 struct Builder {
     stack: Vec<Open>,
-    anchors: HashMap<usize, Node>,
+    anchors: HashMap<usize, Anchored>,
     root: Option<Node>,
+    /// The weight copied by aliases so far.
+    aliased: usize,
+}
+
+/// An anchored node with what copying it costs.
+struct Anchored {
+    node: Node,
+    /// Nodes plus scalar bytes (see [`MAX_ALIAS_EXPANSION`]).
+    weight: usize,
+    /// Levels of lists and mappings, 0 for a scalar.
+    height: usize,
+}
+
+/// `(weight, height)` of `node`; recursion is bounded by [`MAX_DEPTH`].
+fn measure(node: &Node) -> (usize, usize) {
+    match &node.kind {
+        Kind::Scalar { text, .. } => (1 + text.len(), 0),
+        Kind::Seq(items) => items.iter().map(measure).fold((1, 1), |(w, h), (iw, ih)| {
+            (w.saturating_add(iw), h.max(ih + 1))
+        }),
+        Kind::Map(entries) => entries
+            .iter()
+            .flat_map(|(k, v)| [measure(k), measure(v)])
+            .fold((1, 1), |(w, h), (iw, ih)| {
+                (w.saturating_add(iw), h.max(ih + 1))
+            }),
+    }
 }
 
 impl Builder {
     fn push(&mut self, node: Node, anchor: usize) {
         if anchor != 0 {
-            self.anchors.insert(anchor, node.clone());
+            let (weight, height) = measure(&node);
+            self.anchors.insert(
+                anchor,
+                Anchored {
+                    node: node.clone(),
+                    weight,
+                    height,
+                },
+            );
         }
         match self.stack.last_mut() {
             None => self.root = Some(node),
@@ -311,6 +381,70 @@ mod tests {
         let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
         assert!(err.pos.line >= 1, "{err:?}");
         assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_is_a_located_error_not_a_stack_overflow() {
+        // Caught by the fuzz seeds: `- - - ...` 100,000 deep overflowed the stack.
+        let text = format!("x:\n{}v\n", "- ".repeat(100_000));
+        let err = parse(&text).unwrap_err();
+        assert_eq!(
+            err.pos,
+            Pos {
+                line: 2,
+                col: 2 * MAX_DEPTH as u32 - 1
+            }
+        );
+        assert!(err.message.contains("deeper than 128 levels"), "{err:?}");
+        // Exactly at the limit is fine (the mapping `x:` is one level).
+        let text = format!("x:\n{}v\n", "- ".repeat(MAX_DEPTH - 1));
+        assert!(parse(&text).is_ok());
+        // Flow style and aliases count the same way.
+        assert!(
+            parse(&"[".repeat(200))
+                .unwrap_err()
+                .message
+                .contains("deeper")
+        );
+        // `a` is 1 + 127 levels deep; copied into the list `b` it would be 2 + 127.
+        let deep = format!("a: &a {}1{}\n", "[".repeat(127), "]".repeat(127));
+        assert!(parse(&deep).is_ok());
+        let Err(err) = parse(&format!("{deep}b: [*a]\n")) else {
+            panic!("an alias nesting past the limit was accepted");
+        };
+        assert_eq!(err.pos, Pos { line: 2, col: 5 }, "{err:?}");
+    }
+
+    #[test]
+    fn billion_laughs_is_refused_at_the_alias() {
+        // Caught by the fuzz seeds: nine levels of nine aliases expand to 387 million nodes.
+        let mut text = String::from("a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for (prev, name) in ["a", "b", "c", "d", "e", "f", "g", "h"]
+            .iter()
+            .zip("bcdefghi".chars())
+        {
+            let aliases = vec![format!("*{prev}"); 9].join(", ");
+            text.push_str(&format!("{name}: &{name} [{aliases}]\n"));
+        }
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.message.contains("aliases expand to more than"),
+            "{err:?}"
+        );
+        assert!(err.pos.line <= 8, "{err:?}");
+        // Ordinary reuse stays well inside the budget.
+        let reuse =
+            "p: &p { http: { url: x, timeout: 1s } }\nl: [*p, *p, *p, *p, *p, *p, *p, *p]\n";
+        assert_eq!(
+            parse(reuse)
+                .unwrap()
+                .get("l")
+                .unwrap()
+                .items()
+                .unwrap()
+                .len(),
+            8
+        );
     }
 
     #[test]
