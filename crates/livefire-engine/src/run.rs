@@ -644,15 +644,9 @@ async fn run_async(opts: RunOptions) -> Outcome {
     if let Ok(l) = Arc::try_unwrap(shared.ledger) {
         l.into_inner().unwrap_or_else(|p| p.into_inner()).close();
     }
-    match livefire_report::read_journal(&run_dir.join("journal.jsonl")) {
-        Ok(j) => {
-            let summary = livefire_report::summarize(&j);
-            let text = serde_json::to_string_pretty(&summary).unwrap_or_default();
-            if let Err(e) = std::fs::write(run_dir.join("summary.json"), text + "\n") {
-                eprintln!("livefire: cannot write summary.json: {e}");
-            }
-        }
-        Err(e) => eprintln!("livefire: cannot read back the journal: {e}"),
+    // summary.json, report.html, junit.xml: the same function as `livefire report`.
+    if let Err(e) = livefire_report::write_outputs(&run_dir) {
+        eprintln!("livefire: {e}");
     }
     let word = match verdict {
         Verdict::Held => "held",

@@ -1,257 +1,118 @@
 //! Reports are functions of the journal: [`read_journal`] reads `journal.jsonl` (saying
-//! where a truncated one stops), and [`summarize`] turns its records into a [`Summary`]
-//! without any other input, so every report can be rebuilt later from the journal alone.
+//! where a truncated one stops), [`summarize`] turns its records into a [`Summary`]
+//! without any other input, and the renderers turn both into `summary.json`,
+//! `report.html` and `junit.xml`; [`write_outputs`] writes all three into a run folder,
+//! so every report can be rebuilt later from the journal alone.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+pub mod cli;
 
-use livefire_core::events::{AbortCause, Event, JOURNAL_VERSION, Phase, Record, Role, Verdict};
-use serde::{Deserialize, Serialize};
+pub mod html;
+mod journal;
+pub mod junit;
 
-/// A journal as read from disk.
-#[derive(Debug, Clone, Default)]
-pub struct Journal {
-    pub records: Vec<Record>,
-    /// Set when reading stopped early: which line, and why.
-    pub stopped: Option<String>,
+mod schema;
+mod series;
+mod summary;
+
+use std::path::{Path, PathBuf};
+
+pub use journal::{Journal, RawWindow, WINDOW_EVENT_TYPES, parse_journal, read_journal};
+pub use schema::summary_schema;
+pub use summary::{
+    ConditionSummary, FaultSummary, LoadSummary, Percentiles, RequestSummary, StepSummary, Summary,
+    summarize, verdict_word,
+};
+
+/// Errors of the report functions; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The run folder has no journal.
+    #[error(
+        "{}: no journal.jsonl here: pass a run folder (livefire prints its path at the end of a run; `livefire runs` lists them)",
+        .0.display()
+    )]
+    NoJournal(PathBuf),
+    /// The journal exists but cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// An output cannot be written.
+    #[error("cannot write {}: {source}: check the folder is writable", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
-/// Reads a journal. A line that does not parse (a run that crashed mid-write) ends the
-/// reading there, with `stopped` saying where; a journal from a newer version says so.
-pub fn read_journal(path: &Path) -> std::io::Result<Journal> {
-    let text = std::fs::read_to_string(path)?;
-    let mut journal = Journal::default();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
+/// What [`write_outputs`] wrote.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    pub summary: Summary,
+    pub files: Vec<PathBuf>,
+}
+
+/// Reads `RUN_DIR/journal.jsonl` (and `experiment.yaml`, shown as run) and writes
+/// `summary.json`, `report.html` and `junit.xml` beside it. The engine calls this at
+/// the end of every run; `livefire report RUN_DIR` calls it to rebuild them.
+pub fn write_outputs(run_dir: &Path) -> Result<Outputs, ReportError> {
+    let path = run_dir.join("journal.jsonl");
+    let journal = match read_journal(&path) {
+        Ok(j) => j,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ReportError::NoJournal(run_dir.to_path_buf()));
         }
-        match serde_json::from_str::<Record>(line) {
-            Ok(r) if r.v > JOURNAL_VERSION => {
-                journal.stopped = Some(format!(
-                    "line {}: journal version {} is newer than this livefire reads ({JOURNAL_VERSION}): upgrade livefire",
-                    i + 1,
-                    r.v
-                ));
-                break;
-            }
-            Ok(r) => journal.records.push(r),
-            Err(e) => {
-                journal.stopped = Some(format!("line {}: the journal stops here ({e})", i + 1));
-                break;
-            }
-        }
-    }
-    Ok(journal)
-}
-
-/// What `summary.json` holds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub run_id: String,
-    pub title: String,
-    pub wall_start: String,
-    pub seed: u64,
-    /// `None` when the journal ends before the run did.
-    pub verdict: Option<Verdict>,
-    pub exit_code: Option<i32>,
-    pub duration_ms: u64,
-    pub aborted: Option<AbortCause>,
-    pub conditions: Vec<ConditionSummary>,
-    pub faults: Vec<FaultSummary>,
-    /// Milliseconds from the end of rollback until the hypothesis held again.
-    pub settled_after_ms: Option<u64>,
-    pub ledger_left: usize,
-    pub warnings: Vec<String>,
-    /// Where the journal stopped early, if it did.
-    pub journal_stopped: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConditionSummary {
-    pub name: String,
-    pub role: Role,
-    pub samples: u64,
-    pub failures: u64,
-    /// Whether it held: for the hypothesis no deviation, for a guardrail no trip.
-    pub held: bool,
-    pub deviations: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FaultSummary {
-    pub activity: String,
-    pub kind: String,
-    pub target: String,
-    pub applied_ms: u64,
-    pub rolled_back_ms: Option<u64>,
-    pub rollback_ok: Option<bool>,
-    pub rolled_back_by: Option<String>,
-    /// Fault rolled back -> hypothesis held again.
-    pub time_to_recover_ms: Option<u64>,
-}
-
-/// Journal -> summary. Pure.
-pub fn summarize(journal: &Journal) -> Summary {
-    let mut s = Summary {
-        run_id: String::new(),
-        title: String::new(),
-        wall_start: String::new(),
-        seed: 0,
-        verdict: None,
-        exit_code: None,
-        duration_ms: 0,
-        aborted: None,
-        conditions: Vec::new(),
-        faults: Vec::new(),
-        settled_after_ms: None,
-        ledger_left: 0,
-        warnings: Vec::new(),
-        journal_stopped: journal.stopped.clone(),
+        Err(source) => return Err(ReportError::Read { path, source }),
     };
-    let mut conditions: BTreeMap<String, ConditionSummary> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    fn cond<'a>(
-        conditions: &'a mut BTreeMap<String, ConditionSummary>,
-        order: &mut Vec<String>,
-        name: &str,
-        role: Role,
-    ) -> &'a mut ConditionSummary {
-        if !order.iter().any(|n| n == name) {
-            order.push(name.to_owned());
-        }
-        conditions
-            .entry(name.to_owned())
-            .or_insert_with(|| ConditionSummary {
-                name: name.to_owned(),
-                role,
-                samples: 0,
-                failures: 0,
-                held: true,
-                deviations: Vec::new(),
-            })
-    }
-    let mut settled_at: Option<u64> = None;
-    for r in &journal.records {
-        s.duration_ms = s.duration_ms.max(r.t);
-        match &r.event {
-            Event::RunStarted {
-                run_id,
-                title,
-                wall_start,
-                seed,
-                ..
-            } => {
-                s.run_id = run_id.clone();
-                s.title = title.clone();
-                s.wall_start = wall_start.clone();
-                s.seed = *seed;
-            }
-            Event::Probe {
-                condition,
-                role,
-                ok,
-                ..
-            }
-            | Event::Metric {
-                condition,
-                role,
-                ok,
-                ..
-            } => {
-                let c = cond(&mut conditions, &mut order, condition, *role);
-                c.samples += 1;
-                c.failures += u64::from(!ok);
-            }
-            Event::Deviation {
-                condition,
-                phase,
-                detail,
-            } => {
-                let c = cond(&mut conditions, &mut order, condition, Role::Hypothesis);
-                c.held = false;
-                c.deviations
-                    .push(format!("{}: {detail}", phase_name(*phase)));
-            }
-            Event::GuardrailTripped { condition, detail } => {
-                let c = cond(&mut conditions, &mut order, condition, Role::Guardrail);
-                c.held = false;
-                c.deviations.push(detail.clone());
-            }
-            Event::FaultApplied {
-                activity,
-                kind,
-                target,
-                ..
-            } => s.faults.push(FaultSummary {
-                activity: activity.clone(),
-                kind: kind.clone(),
-                target: target.clone(),
-                applied_ms: r.t,
-                rolled_back_ms: None,
-                rollback_ok: None,
-                rolled_back_by: None,
-                time_to_recover_ms: None,
-            }),
-            Event::FaultRolledBack {
-                activity, ok, by, ..
-            } => {
-                if let Some(f) = s
-                    .faults
-                    .iter_mut()
-                    .rev()
-                    .find(|f| &f.activity == activity && f.rolled_back_ms.is_none())
-                {
-                    f.rolled_back_ms = Some(r.t);
-                    f.rollback_ok = Some(*ok);
-                    f.rolled_back_by = Some(by.clone());
-                }
-            }
-            Event::Settled { ok: true, after_ms } => {
-                s.settled_after_ms = Some(*after_ms);
-                settled_at = Some(r.t);
-            }
-            Event::Aborted { cause } => s.aborted = Some(cause.clone()),
-            Event::Warning { message } => s.warnings.push(message.clone()),
-            Event::RunEnded {
-                verdict,
-                exit_code,
-                ledger_left,
-            } => {
-                s.verdict = Some(*verdict);
-                s.exit_code = Some(*exit_code);
-                s.ledger_left = *ledger_left;
-            }
-            _ => {}
-        }
-    }
-    if let Some(at) = settled_at {
-        for f in &mut s.faults {
-            if let (Some(back), Some(true)) = (f.rolled_back_ms, f.rollback_ok) {
-                f.time_to_recover_ms = Some(at.saturating_sub(back));
-            }
-        }
-    }
-    s.conditions = order
-        .into_iter()
-        .filter_map(|n| conditions.remove(&n))
-        .collect();
-    s
+    let summary = summarize(&journal);
+    let experiment = std::fs::read_to_string(run_dir.join("experiment.yaml")).ok();
+    let mut files = Vec::new();
+    let mut write = |name: &str, text: String| -> Result<(), ReportError> {
+        let path = run_dir.join(name);
+        std::fs::write(&path, text).map_err(|source| ReportError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        files.push(path);
+        Ok(())
+    };
+    write("summary.json", summary_json(&summary))?;
+    write(
+        "report.html",
+        html::render(&journal, &summary, experiment.as_deref()),
+    )?;
+    write("junit.xml", junit::render(&summary, experiment.as_deref()))?;
+    Ok(Outputs { summary, files })
 }
 
-fn phase_name(p: Phase) -> &'static str {
-    match p {
-        Phase::Setup => "setup",
-        Phase::Before => "before",
-        Phase::During => "during",
-        Phase::Rollback => "rollback",
-        Phase::After => "after",
-        Phase::Teardown => "teardown",
+/// `summary.json`'s text.
+pub fn summary_json(summary: &Summary) -> String {
+    serde_json::to_string_pretty(summary).unwrap_or_default() + "\n"
+}
+
+/// Escapes text for HTML and XML (element content and attribute values).
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            // Control characters are not allowed in XML 1.0.
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\r' | '\t') => out.push('\u{fffd}'),
+            c => out.push(c),
+        }
     }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use livefire_core::events::{Event, Phase, Record, Role, Verdict};
 
     fn rec(seq: u64, t: u64, event: Event) -> String {
         serde_json::to_string(&Record {
@@ -263,9 +124,23 @@ mod tests {
         .unwrap()
     }
 
-    #[test]
-    fn summary_counts_samples_faults_and_recovery() {
-        let lines = [
+    fn probe(t: u64, seq: u64, ok: bool, phase: Phase) -> String {
+        rec(
+            seq,
+            t,
+            Event::Probe {
+                condition: "up".into(),
+                role: Role::Hypothesis,
+                phase,
+                ok,
+                detail: if ok { "status 200" } else { "timeout" }.into(),
+                latency_ms: if ok { 1.0 } else { 500.0 },
+            },
+        )
+    }
+
+    fn sample_journal() -> Vec<String> {
+        vec![
             rec(
                 0,
                 0,
@@ -278,18 +153,7 @@ mod tests {
                     planned_ms: 5000,
                 },
             ),
-            rec(
-                1,
-                10,
-                Event::Probe {
-                    condition: "up".into(),
-                    role: Role::Hypothesis,
-                    phase: Phase::Before,
-                    ok: true,
-                    detail: String::new(),
-                    latency_ms: 1.0,
-                },
-            ),
+            probe(10, 1, true, Phase::Before),
             rec(
                 2,
                 1000,
@@ -300,18 +164,7 @@ mod tests {
                     detail: String::new(),
                 },
             ),
-            rec(
-                3,
-                1500,
-                Event::Probe {
-                    condition: "up".into(),
-                    role: Role::Hypothesis,
-                    phase: Phase::During,
-                    ok: false,
-                    detail: "timeout".into(),
-                    latency_ms: 500.0,
-                },
-            ),
+            probe(1500, 3, false, Phase::During),
             rec(
                 4,
                 3000,
@@ -323,16 +176,18 @@ mod tests {
                     by: "engine".into(),
                 },
             ),
+            probe(3100, 5, false, Phase::During),
+            probe(3400, 6, true, Phase::After),
             rec(
-                5,
+                7,
                 3400,
                 Event::Settled {
                     ok: true,
-                    after_ms: 400,
+                    after_ms: 100,
                 },
             ),
             rec(
-                6,
+                8,
                 3500,
                 Event::RunEnded {
                     verdict: Verdict::Held,
@@ -340,43 +195,81 @@ mod tests {
                     ledger_left: 0,
                 },
             ),
-        ];
-        let dir = std::env::temp_dir().join(format!("lf-report-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("journal.jsonl");
-        // A crash mid-write leaves half a line at the end.
-        std::fs::write(&path, format!("{}\n{{\"v\":1,\"se", lines.join("\n"))).unwrap();
-        let journal = read_journal(&path).unwrap();
-        let s = summarize(&journal);
-        assert_eq!(s.verdict, Some(Verdict::Held));
-        assert_eq!(s.conditions[0].samples, 2);
-        assert_eq!(s.conditions[0].failures, 1);
-        assert!(s.conditions[0].held);
-        assert_eq!(s.faults[0].time_to_recover_ms, Some(400));
-        assert!(
-            s.journal_stopped.as_deref().unwrap().starts_with("line 8:"),
-            "{:?}",
-            s.journal_stopped
-        );
-        std::fs::remove_dir_all(dir).unwrap();
+        ]
     }
 
     #[test]
-    fn newer_journal_version_says_so() {
-        let dir = std::env::temp_dir().join(format!("lf-report-v-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("journal.jsonl");
-        std::fs::write(
-            &path,
-            "{\"v\":9,\"seq\":0,\"t\":0,\"type\":\"warning\",\"message\":\"x\"}\n",
-        )
-        .unwrap();
-        let j = read_journal(&path).unwrap();
+    fn summary_counts_samples_faults_impact_and_recovery() {
+        // A crash mid-write leaves half a line at the end.
+        let text = format!("{}\n{{\"v\":1,\"se", sample_journal().join("\n"));
+        let s = summarize(&parse_journal(&text));
+        assert_eq!(s.verdict, Some(Verdict::Held));
+        assert_eq!(s.conditions[0].samples, 4);
+        assert_eq!(s.conditions[0].failures, 2);
+        assert!(s.conditions[0].held);
+        assert_eq!(s.conditions[0].first_failure_ms, Some(1500));
+        assert_eq!(s.faults[0].time_to_impact_ms, Some(500));
+        // The sample at 3.1 s still failed; the first ok one after rollback is at 3.4 s.
+        assert_eq!(s.faults[0].time_to_recover_ms, Some(400));
         assert!(
-            j.stopped
+            s.journal_stopped
+                .as_deref()
                 .unwrap()
-                .contains("newer than this livefire reads")
+                .starts_with("line 10:"),
+            "{:?}",
+            s.journal_stopped
         );
-        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn newer_journal_version_says_so_and_keeps_what_came_before() {
+        let mut lines = sample_journal();
+        lines.insert(
+            3,
+            "{\"v\":9,\"seq\":3,\"t\":1200,\"type\":\"hologram\"}".into(),
+        );
+        let j = parse_journal(&lines.join("\n"));
+        let stopped = j.stopped.unwrap();
+        assert!(stopped.starts_with("line 4:"), "{stopped}");
+        assert!(
+            stopped.contains("newer than this livefire reads"),
+            "{stopped}"
+        );
+        assert!(stopped.contains("upgrade livefire"), "{stopped}");
+        assert_eq!(j.records.len(), 3);
+    }
+
+    #[test]
+    fn unknown_event_types_are_skipped_and_counted() {
+        let mut lines = sample_journal();
+        lines.insert(
+            3,
+            "{\"v\":1,\"seq\":3,\"t\":1200,\"type\":\"hologram\"}".into(),
+        );
+        let j = parse_journal(&lines.join("\n"));
+        assert_eq!(j.stopped, None);
+        assert_eq!(j.unknown.get("hologram"), Some(&1));
+        assert_eq!(summarize(&j).verdict, Some(Verdict::Held));
+    }
+
+    #[test]
+    fn a_known_event_with_missing_fields_stops_the_reading_there() {
+        let mut lines = sample_journal();
+        lines.insert(
+            3,
+            "{\"v\":1,\"seq\":3,\"t\":1200,\"type\":\"probe\"}".into(),
+        );
+        let j = parse_journal(&lines.join("\n"));
+        let stopped = j.stopped.unwrap();
+        assert!(stopped.starts_with("line 4:"), "{stopped}");
+        assert!(stopped.contains("corrupted"), "{stopped}");
+    }
+
+    #[test]
+    fn escape_makes_text_safe_for_html_and_xml() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>\u{1}"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;\u{fffd}"
+        );
     }
 }

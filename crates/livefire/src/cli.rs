@@ -39,6 +39,8 @@ pub enum Command {
     Load(livefire_load::cli::LoadArgs),
     /// Fuzz an API from its OpenAPI spec and report security and conformance findings.
     Fuzz(livefire_fuzz::cli::FuzzArgs),
+    /// Rebuild a run folder's summary.json, report.html and junit.xml from its journal.
+    Report(livefire_report::cli::ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +121,11 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
             &mut std::io::stderr(),
         )),
         Command::Fuzz(args) => ExitCode::from(livefire_fuzz::cli::command(
+            &args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
+        Command::Report(args) => ExitCode::from(livefire_report::cli::report(
             &args,
             &mut std::io::stdout(),
             &mut std::io::stderr(),

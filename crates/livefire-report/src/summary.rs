@@ -1,0 +1,552 @@
+//! Journal -> [`Summary`], a pure function: the verdict, each condition with its result,
+//! each fault with its time to impact and time to recover, each load's totals with
+//! exact percentiles (from merged histograms), and what the journal could not tell.
+
+use std::collections::BTreeMap;
+
+use livefire_core::events::{AbortCause, Event, Phase, Role, Verdict};
+use livefire_core::window::{Outcome, Window};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::Journal;
+use crate::schema;
+
+/// What `summary.json` holds. Its JSON Schema is `schema/summary.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Summary {
+    pub run_id: String,
+    pub title: String,
+    /// Wall-clock start, RFC 3339 UTC.
+    pub wall_start: String,
+    pub seed: u64,
+    /// The livefire version that ran the experiment.
+    #[serde(default)]
+    pub livefire: String,
+    /// Planned end of the timeline, in milliseconds.
+    #[serde(default)]
+    pub planned_ms: u64,
+    /// `None` when the journal ends before the run did.
+    #[schemars(with = "Option<schema::Verdict>")]
+    pub verdict: Option<Verdict>,
+    pub exit_code: Option<i32>,
+    /// Time of the last event, in milliseconds since the start.
+    pub duration_ms: u64,
+    #[schemars(with = "Option<schema::AbortCause>")]
+    pub aborted: Option<AbortCause>,
+    /// Why the run was aborted, in words.
+    #[serde(default)]
+    pub abort_reason: Option<String>,
+    /// Every hypothesis condition and guardrail that was judged, in order of first sample.
+    pub conditions: Vec<ConditionSummary>,
+    /// Every fault applied, in order.
+    pub faults: Vec<FaultSummary>,
+    /// Every load that journaled metric windows.
+    #[serde(default)]
+    pub loads: Vec<LoadSummary>,
+    /// The `rollbacks:` steps run after the faults were undone.
+    #[serde(default)]
+    pub rollback_steps: Vec<StepSummary>,
+    /// Milliseconds from the start of the after phase until the hypothesis held again.
+    pub settled_after_ms: Option<u64>,
+    /// Undo records left in the ledger: run `livefire recover`.
+    pub ledger_left: usize,
+    pub warnings: Vec<String>,
+    /// Where the journal stopped early, if it did.
+    pub journal_stopped: Option<String>,
+    /// Events of types this livefire does not know (skipped), by type.
+    #[serde(default)]
+    pub unknown_events: BTreeMap<String, u64>,
+}
+
+/// One hypothesis condition or guardrail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConditionSummary {
+    pub name: String,
+    #[schemars(with = "schema::Role")]
+    pub role: Role,
+    /// `probe` or `metric`.
+    #[serde(default)]
+    pub kind: String,
+    pub samples: u64,
+    pub failures: u64,
+    /// Whether it held: for the hypothesis no deviation, for a guardrail no trip.
+    pub held: bool,
+    /// Each deviation (or trip), with its phase and detail.
+    pub deviations: Vec<String>,
+    /// When the first failing sample was taken, in milliseconds since the start.
+    #[serde(default)]
+    pub first_failure_ms: Option<u64>,
+    /// The first few failing samples, `at 3.65s: no answer within 500ms`.
+    #[serde(default)]
+    pub failure_details: Vec<String>,
+    /// Metric conditions: the bound, in the metric's unit (seconds, fractions, per second).
+    #[serde(default)]
+    pub bound: Option<f64>,
+    /// Metric conditions: the value furthest on the wrong side of the bound (or closest
+    /// to it when every sample held).
+    #[serde(default)]
+    pub worst_value: Option<f64>,
+    /// Probe conditions: the slowest probe answer, in milliseconds.
+    #[serde(default)]
+    pub max_latency_ms: Option<f64>,
+}
+
+/// One fault: when it was applied and rolled back, what it did to the hypothesis.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FaultSummary {
+    pub activity: String,
+    pub kind: String,
+    pub target: String,
+    pub applied_ms: u64,
+    pub rolled_back_ms: Option<u64>,
+    pub rollback_ok: Option<bool>,
+    pub rolled_back_by: Option<String>,
+    /// Fault applied -> first failing hypothesis sample while it was active.
+    #[serde(default)]
+    pub time_to_impact_ms: Option<u64>,
+    /// Fault rolled back -> every hypothesis probe answers ok again.
+    pub time_to_recover_ms: Option<u64>,
+}
+
+/// A load's totals over the run, from its merged windows (percentiles are exact to the
+/// histogram's 3 significant digits, never averaged).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct LoadSummary {
+    pub name: String,
+    /// Seconds that have a window.
+    pub seconds: u64,
+    /// Sends the schedule asked for.
+    pub intended: u64,
+    /// Sends that started.
+    pub sent: u64,
+    /// Requests that reached an end at the target (every outcome but `dropped`).
+    pub completed: u64,
+    pub ok: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    /// errors / completed.
+    pub error_rate: Option<f64>,
+    /// Completed requests per second with a window.
+    pub rps: f64,
+    /// Counts by outcome (`ok`, `http_5xx`, `timeout`, ...), zeros left out.
+    pub outcomes: BTreeMap<String, u64>,
+    pub latency_ms: Option<Percentiles>,
+    /// The same per request name.
+    pub requests: Vec<RequestSummary>,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+/// One request name of a load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RequestSummary {
+    pub name: String,
+    pub completed: u64,
+    pub errors: u64,
+    pub error_rate: Option<f64>,
+    pub latency_ms: Option<Percentiles>,
+}
+
+/// One `rollbacks:` step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StepSummary {
+    pub step: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// How many failing samples a condition keeps in words.
+const FAILURE_DETAILS: usize = 5;
+
+/// Journal -> summary. Pure.
+pub fn summarize(journal: &Journal) -> Summary {
+    let mut s = Summary {
+        run_id: String::new(),
+        title: String::new(),
+        wall_start: String::new(),
+        seed: 0,
+        livefire: String::new(),
+        planned_ms: 0,
+        verdict: None,
+        exit_code: None,
+        duration_ms: 0,
+        aborted: None,
+        abort_reason: None,
+        conditions: Vec::new(),
+        faults: Vec::new(),
+        loads: Vec::new(),
+        rollback_steps: Vec::new(),
+        settled_after_ms: None,
+        ledger_left: 0,
+        warnings: Vec::new(),
+        journal_stopped: journal.stopped.clone(),
+        unknown_events: journal.unknown.clone(),
+    };
+    let mut conditions: Vec<ConditionSummary> = Vec::new();
+    let mut index: BTreeMap<String, usize> = BTreeMap::new();
+    fn cond_at(
+        conditions: &mut Vec<ConditionSummary>,
+        index: &mut BTreeMap<String, usize>,
+        name: &str,
+        role: Role,
+        kind: &str,
+    ) -> usize {
+        *index.entry(name.to_owned()).or_insert_with(|| {
+            conditions.push(ConditionSummary {
+                name: name.to_owned(),
+                role,
+                kind: kind.to_owned(),
+                samples: 0,
+                failures: 0,
+                held: true,
+                deviations: Vec::new(),
+                first_failure_ms: None,
+                failure_details: Vec::new(),
+                bound: None,
+                worst_value: None,
+                max_latency_ms: None,
+            });
+            conditions.len() - 1
+        })
+    }
+    let mut cond = |conditions: &mut Vec<ConditionSummary>, name: &str, role: Role, kind: &str| {
+        cond_at(conditions, &mut index, name, role, kind)
+    };
+    let mut settled_at: Option<u64> = None;
+    // Hypothesis samples in order: (t, condition index, ok, is a probe).
+    let mut samples: Vec<(u64, usize, bool, bool)> = Vec::new();
+    for r in &journal.records {
+        s.duration_ms = s.duration_ms.max(r.t);
+        match &r.event {
+            Event::RunStarted {
+                run_id,
+                title,
+                wall_start,
+                seed,
+                livefire,
+                planned_ms,
+            } => {
+                s.run_id = run_id.clone();
+                s.title = title.clone();
+                s.wall_start = wall_start.clone();
+                s.seed = *seed;
+                s.livefire = livefire.clone();
+                s.planned_ms = *planned_ms;
+            }
+            Event::Probe {
+                condition,
+                role,
+                ok,
+                detail,
+                latency_ms,
+                ..
+            } => {
+                let i = cond(&mut conditions, condition, *role, "probe");
+                let c = &mut conditions[i];
+                c.samples += 1;
+                if latency_ms.is_finite() {
+                    c.max_latency_ms = Some(c.max_latency_ms.unwrap_or(0.0).max(*latency_ms));
+                }
+                if !ok {
+                    note_failure(c, r.t, detail);
+                }
+                if *role == Role::Hypothesis {
+                    samples.push((r.t, i, *ok, true));
+                }
+            }
+            Event::Metric {
+                condition,
+                role,
+                ok,
+                value,
+                bound,
+                ..
+            } => {
+                let i = cond(&mut conditions, condition, *role, "metric");
+                let c = &mut conditions[i];
+                c.samples += 1;
+                c.bound = Some(*bound);
+                if let Some(v) = value.filter(|v| v.is_finite()) {
+                    // The worst value is the one furthest from the bound on the failing
+                    // side, or the closest one while every sample held.
+                    let dist = (v - bound).abs();
+                    let better = match (c.worst_value, ok, c.failures > 0) {
+                        (None, _, _) => true,
+                        (Some(_), false, false) => true,
+                        (Some(w), false, true) => dist > (w - bound).abs(),
+                        (Some(w), true, false) => dist < (w - bound).abs(),
+                        (Some(_), true, true) => false,
+                    };
+                    if better {
+                        c.worst_value = Some(v);
+                    }
+                }
+                if !ok {
+                    let detail = match value {
+                        Some(v) => format!("value {} against bound {}", num(*v), num(*bound)),
+                        None => "no value".into(),
+                    };
+                    note_failure(c, r.t, &detail);
+                }
+                if *role == Role::Hypothesis {
+                    samples.push((r.t, i, *ok, false));
+                }
+            }
+            Event::Deviation {
+                condition,
+                phase,
+                detail,
+            } => {
+                let i = cond(&mut conditions, condition, Role::Hypothesis, "probe");
+                let c = &mut conditions[i];
+                c.held = false;
+                c.deviations
+                    .push(format!("{} at {}: {detail}", phase_name(*phase), secs(r.t)));
+            }
+            Event::GuardrailTripped { condition, detail } => {
+                let i = cond(&mut conditions, condition, Role::Guardrail, "probe");
+                let c = &mut conditions[i];
+                c.held = false;
+                c.deviations
+                    .push(format!("tripped at {}: {detail}", secs(r.t)));
+            }
+            Event::FaultApplied {
+                activity,
+                kind,
+                target,
+                ..
+            } => s.faults.push(FaultSummary {
+                activity: activity.clone(),
+                kind: kind.clone(),
+                target: target.clone(),
+                applied_ms: r.t,
+                rolled_back_ms: None,
+                rollback_ok: None,
+                rolled_back_by: None,
+                time_to_impact_ms: None,
+                time_to_recover_ms: None,
+            }),
+            Event::FaultRolledBack {
+                activity, ok, by, ..
+            } => {
+                if let Some(f) = s
+                    .faults
+                    .iter_mut()
+                    .rev()
+                    .find(|f| &f.activity == activity && f.rolled_back_ms.is_none())
+                {
+                    f.rolled_back_ms = Some(r.t);
+                    f.rollback_ok = Some(*ok);
+                    f.rolled_back_by = Some(by.clone());
+                }
+            }
+            Event::RollbackStep { step, ok, detail } => s.rollback_steps.push(StepSummary {
+                step: step.clone(),
+                ok: *ok,
+                detail: detail.clone(),
+            }),
+            Event::Settled { ok, after_ms } => {
+                if *ok {
+                    s.settled_after_ms = Some(*after_ms);
+                    settled_at = Some(r.t);
+                }
+            }
+            Event::Aborted { cause } => {
+                s.abort_reason = Some(cause.describe());
+                s.aborted = Some(cause.clone());
+            }
+            Event::Warning { message } => s.warnings.push(message.clone()),
+            Event::RunEnded {
+                verdict,
+                exit_code,
+                ledger_left,
+            } => {
+                s.verdict = Some(*verdict);
+                s.exit_code = Some(*exit_code);
+                s.ledger_left = *ledger_left;
+            }
+            _ => {}
+        }
+    }
+    for w in &journal.windows {
+        s.duration_ms = s.duration_ms.max(w.t);
+    }
+    let probe_conditions: Vec<usize> = {
+        let mut v: Vec<usize> = samples.iter().filter(|x| x.3).map(|x| x.1).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    for f in &mut s.faults {
+        let until = f.rolled_back_ms.unwrap_or(u64::MAX);
+        f.time_to_impact_ms = samples
+            .iter()
+            .find(|(t, _, ok, _)| *t >= f.applied_ms && *t <= until && !ok)
+            .map(|(t, ..)| t - f.applied_ms);
+        if let (Some(back), Some(true)) = (f.rolled_back_ms, f.rollback_ok) {
+            f.time_to_recover_ms = recovered_at(&samples, &probe_conditions, back)
+                .or(settled_at.filter(|at| *at >= back))
+                .map(|at| at - back);
+        }
+    }
+    s.conditions = conditions;
+    s.loads = summarize_loads(journal);
+    s
+}
+
+/// The first time at or after `back` when every hypothesis probe condition that was
+/// sampled after `back` has answered ok (each one's first ok sample); `None` when one of
+/// them never did, or none was sampled.
+fn recovered_at(samples: &[(u64, usize, bool, bool)], probes: &[usize], back: u64) -> Option<u64> {
+    let mut latest = None;
+    let mut any = false;
+    for &c in probes {
+        let mut after = samples
+            .iter()
+            .filter(|(t, i, _, probe)| *probe && *i == c && *t >= back)
+            .peekable();
+        if after.peek().is_none() {
+            continue;
+        }
+        any = true;
+        let first_ok = after.find(|(_, _, ok, _)| *ok)?.0;
+        latest = Some(latest.unwrap_or(0).max(first_ok));
+    }
+    if any { latest } else { None }
+}
+
+fn note_failure(c: &mut ConditionSummary, t: u64, detail: &str) {
+    c.failures += 1;
+    c.first_failure_ms.get_or_insert(t);
+    if c.failure_details.len() < FAILURE_DETAILS {
+        c.failure_details.push(format!("at {}: {detail}", secs(t)));
+    }
+}
+
+/// Totals per load over every window in the journal, merged exactly.
+fn summarize_loads(journal: &Journal) -> Vec<LoadSummary> {
+    struct Acc {
+        total: Window,
+        seconds: std::collections::BTreeSet<u64>,
+        requests: BTreeMap<String, Window>,
+    }
+    let mut loads: BTreeMap<String, Acc> = BTreeMap::new();
+    for raw in &journal.windows {
+        let Some(w) = raw.decode() else { continue };
+        let acc = loads.entry(w.load.clone()).or_insert_with(|| Acc {
+            total: Window::default(),
+            seconds: Default::default(),
+            requests: BTreeMap::new(),
+        });
+        acc.total.merge(&w.total);
+        acc.seconds.insert(w.second);
+        for (name, rw) in &w.requests {
+            acc.requests.entry(name.clone()).or_default().merge(rw);
+        }
+    }
+    loads
+        .into_iter()
+        .map(|(name, acc)| {
+            let t = &acc.total;
+            let seconds = acc.seconds.len() as u64;
+            LoadSummary {
+                name,
+                seconds,
+                intended: t.intended,
+                sent: t.sent,
+                completed: t.counts.completed(),
+                ok: t.counts.get(Outcome::Ok),
+                errors: t.counts.errors(),
+                dropped: t.counts.get(Outcome::Dropped),
+                error_rate: error_rate(t),
+                rps: t.counts.completed() as f64 / seconds.max(1) as f64,
+                outcomes: t
+                    .counts
+                    .iter()
+                    .map(|(o, n)| (o.as_str().to_owned(), n))
+                    .collect(),
+                latency_ms: percentiles(t),
+                requests: acc
+                    .requests
+                    .iter()
+                    .map(|(name, w)| RequestSummary {
+                        name: name.clone(),
+                        completed: w.counts.completed(),
+                        errors: w.counts.errors(),
+                        error_rate: error_rate(w),
+                        latency_ms: percentiles(w),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// errors / completed, `None` with nothing completed.
+pub(crate) fn error_rate(w: &Window) -> Option<f64> {
+    let done = w.counts.completed();
+    (done > 0).then(|| w.counts.errors() as f64 / done as f64)
+}
+
+fn percentiles(w: &Window) -> Option<Percentiles> {
+    let ms = |q: f64| w.latency.quantile_us(q).map(|v| v as f64 / 1e3);
+    Some(Percentiles {
+        p50: ms(0.5)?,
+        p90: ms(0.9)?,
+        p99: ms(0.99)?,
+        p999: ms(0.999)?,
+        max: w.latency.max_us()? as f64 / 1e3,
+        mean: w.latency.mean_us()? / 1e3,
+    })
+}
+
+pub(crate) fn phase_name(p: Phase) -> &'static str {
+    match p {
+        Phase::Setup => "setup",
+        Phase::Before => "before",
+        Phase::During => "during",
+        Phase::Rollback => "rollback",
+        Phase::After => "after",
+        Phase::Teardown => "teardown",
+    }
+}
+
+/// `3.65s`.
+pub(crate) fn secs(ms: u64) -> String {
+    format!("{:.2}s", ms as f64 / 1e3)
+}
+
+/// A number with at most 4 significant digits, no exponent for everyday values.
+pub(crate) fn num(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = (3 - v.abs().log10().floor() as i32).clamp(0, 9) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
+}
+
+/// The word of a verdict, as `summary.json` spells it.
+pub fn verdict_word(v: Option<Verdict>) -> &'static str {
+    match v {
+        Some(Verdict::Held) => "held",
+        Some(Verdict::Deviated) => "deviated",
+        Some(Verdict::Aborted) => "aborted",
+        Some(Verdict::RollbackIncomplete) => "rollback incomplete",
+        None => "unknown (the journal ends before the run did)",
+    }
+}
