@@ -216,24 +216,19 @@ fn x(t_ms: u64, dur: u64) -> f64 {
     LEFT + (t_ms.min(dur) as f64 / dur as f64) * (W - LEFT - RIGHT)
 }
 
-/// Opens a chart: figure, caption, svg with the shading of faults and stops over the
-/// plot area `[top, bottom]`.
-fn open_chart(
-    h: &mut String,
-    id: &str,
-    caption: &str,
-    height: f64,
-    top: f64,
-    bottom: f64,
-    marks: &Marks,
-    dur: u64,
-) {
+/// Opens a chart: figure, caption, svg.
+fn open_chart(h: &mut String, id: &str, caption: &str, height: f64) {
     let _ = write!(
         h,
         r#"<figure class="chart" data-chart="{id}"><figcaption>{}</figcaption><svg class="chart" viewBox="0 0 {W} {height}" role="img" aria-label="{}" xmlns="http://www.w3.org/2000/svg">"#,
         escape(caption),
         escape(caption)
     );
+}
+
+/// Closes a chart: the shading of faults, stops and deviations over the plot area
+/// `[top, bottom]` (on top of the data, see-through), then the time axis.
+fn close_chart(h: &mut String, top: f64, bottom: f64, marks: &Marks, dur: u64) {
     for (name, from, to) in &marks.faults {
         let (x0, x1) = (x(*from, dur), x(to.unwrap_or(dur), dur));
         let _ = write!(
@@ -266,9 +261,6 @@ fn open_chart(
             secs(*t)
         );
     }
-}
-
-fn close_chart(h: &mut String, bottom: f64, dur: u64) {
     time_axis(h, bottom, dur);
     let _ = writeln!(h, "</svg></figure>");
 }
@@ -318,16 +310,8 @@ fn events_chart(h: &mut String, summary: &Summary, marks: &Marks, dur: u64) {
     let rows = summary.faults.len().max(1) as f64;
     let bottom = 26.0 + rows * 20.0;
     let height = bottom + 20.0;
-    open_chart(
-        h,
-        "events",
-        "phases and faults",
-        height,
-        4.0,
-        bottom,
-        marks,
-        dur,
-    );
+    open_chart(h, "events", "phases and faults", height);
+    let top = 4.0;
     for (i, (phase, t)) in marks.phases.iter().enumerate() {
         let end = marks.phases.get(i + 1).map(|p| p.1).unwrap_or(dur);
         let (x0, x1) = (x(*t, dur), x(end, dur));
@@ -373,7 +357,7 @@ fn events_chart(h: &mut String, summary: &Summary, marks: &Marks, dur: u64) {
             f.rolled_back_ms.map(secs).unwrap_or_else(|| "never".into()),
         );
     }
-    close_chart(h, bottom, dur);
+    close_chart(h, top, bottom, marks, dur);
 }
 
 /// One lane per condition: a cell per bin, green when every sample held, red otherwise.
@@ -388,11 +372,8 @@ fn probe_lanes(h: &mut String, probes: &[ProbeSeries], marks: &Marks, dur: u64) 
         "conditions",
         "condition samples (ok / failing)",
         bottom + 20.0,
-        2.0,
-        bottom,
-        marks,
-        dur,
     );
+    let top = 2.0;
     for (i, p) in probes.iter().enumerate() {
         let y = 6.0 + i as f64 * 22.0;
         let _ = write!(
@@ -406,8 +387,23 @@ fn probe_lanes(h: &mut String, probes: &[ProbeSeries], marks: &Marks, dur: u64) 
                 Role::Guardrail => "guardrail",
             }
         );
-        for b in &p.bins {
-            let (x0, x1) = (x(b.from_ms, dur), x(b.to_ms, dur));
+        // A sample's state holds until the next one (capped, so a long gap between
+        // phases shows as a gap).
+        let mut gaps: Vec<u64> = p
+            .bins
+            .windows(2)
+            .map(|w| w[1].from_ms - w[0].from_ms)
+            .collect();
+        gaps.sort_unstable();
+        let cap = gaps.get(gaps.len() / 2).copied().unwrap_or(1000).max(1) * 3;
+        for (j, b) in p.bins.iter().enumerate() {
+            let next = p
+                .bins
+                .get(j + 1)
+                .map(|n| n.from_ms)
+                .unwrap_or(b.from_ms + cap);
+            let end = next.min(b.from_ms + cap).max(b.to_ms);
+            let (x0, x1) = (x(b.from_ms, dur), x(end, dur));
             let _ = write!(
                 h,
                 r#"<rect class="{}" x="{x0:.1}" y="{y}" width="{:.1}" height="16"><title>{}–{}: {} ok, {} failing</title></rect>"#,
@@ -420,7 +416,7 @@ fn probe_lanes(h: &mut String, probes: &[ProbeSeries], marks: &Marks, dur: u64) 
             );
         }
     }
-    close_chart(h, bottom, dur);
+    close_chart(h, top, bottom, marks, dur);
 }
 
 /// A line chart of several series over the shared time axis.
@@ -446,7 +442,7 @@ fn line_chart(
         .filter(|v| v.is_finite())
         .fold(0.0_f64, f64::max);
     let ymax = nice_ceiling(max);
-    open_chart(h, id, caption, bottom + 20.0, top, bottom, marks, dur);
+    open_chart(h, id, caption, bottom + 20.0);
     let y = |v: f64| bottom - (v / ymax).clamp(0.0, 1.0) * (bottom - top);
     for i in 0..=4 {
         let v = ymax * f64::from(i) / 4.0;
@@ -495,7 +491,7 @@ fn line_chart(
             escape(&truncate(&l.name, 24))
         );
     }
-    close_chart(h, bottom, dur);
+    close_chart(h, top, bottom, marks, dur);
 }
 
 fn probe_latency(h: &mut String, probes: &[ProbeSeries], marks: &Marks, dur: u64) {
@@ -814,7 +810,7 @@ h1{font-size:22px;margin:8px 0}h2{font-size:17px;margin:22px 0 8px;border-bottom
 .exit{color:#6b7280}.meta{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:8px 0;color:#374151}.meta dt{color:#6b7280}.meta dd{margin:0}
 .banner{padding:8px 12px;border-radius:4px;margin:8px 0}.banner.warn{background:#fef3c7;border:1px solid #f59e0b}.banner.bad{background:#fee2e2;border:1px solid #dc2626}
 figure.chart{margin:6px 0 10px}figcaption{font-weight:600;color:#374151;margin-bottom:2px}svg.chart{width:100%;height:auto;display:block}
-rect.fault{fill:#f59e0b;opacity:.16}rect.trip{fill:#dc2626;opacity:.07}line.trip{stroke:#dc2626;stroke-width:2;stroke-dasharray:5 3}line.dev{stroke:#b45309;stroke-width:1.5;stroke-dasharray:2 3}
+rect.fault{fill:#f59e0b;opacity:.22;pointer-events:none}rect.trip{fill:#dc2626;opacity:.08;pointer-events:none}line.trip{stroke:#dc2626;stroke-width:2;stroke-dasharray:5 3}line.dev{stroke:#b45309;stroke-width:1.5;stroke-dasharray:2 3}
 rect.fault-bar{fill:#f59e0b}rect.fault-bar.not-undone{fill:#dc2626}rect.phase{fill:#f3f4f6;stroke:#fff}rect.phase.during{fill:#e0e7ff}rect.phase.after{fill:#dcfce7}rect.phase.before{fill:#fef9c3}
 .phase-label{font-size:10px;fill:#4b5563}rect.okc{fill:#22c55e}rect.failc{fill:#dc2626}
 .label,.key{font-size:11px;fill:#374151}.key{font-weight:600}.tick{font-size:10px;fill:#6b7280}line.axis{stroke:#9ca3af}line.grid{stroke:#e5e7eb}

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use livefire_core::events::{JOURNAL_VERSION, Record};
-use livefire_core::window::LoadWindow;
+use livefire_core::window::Window;
 
-/// Journal event types that carry a load's one-second metric window. The window is
-/// either the event's own fields (`load`, `second`, `total`, `requests`) or sits under a
-/// `window` key; both shapes are read, so the report needs no change when the engine
-/// starts journaling windows.
-pub const WINDOW_EVENT_TYPES: [&str; 4] = ["load_window", "window", "metric_window", "metrics"];
+/// The journal event type that carries one second of a load's measurements:
+/// `{"type":"window","series":"browse","second":3,"window":{...}}`, where `series` is a
+/// load or `load.request`. Such lines are kept as text and decoded on demand (a decoded
+/// histogram is ~190 KB; an hour of them is not), never held as records.
+pub const WINDOW_EVENT: &str = "window";
 
 /// A journal as read from disk.
 #[derive(Debug, Clone, Default)]
@@ -19,7 +19,7 @@ pub struct Journal {
     /// The events, in the order of the file.
     pub records: Vec<Record>,
     /// The metric windows of loads, in the order of the file (kept as their JSON text
-    /// and decoded on demand: a decoded histogram is ~400 KB, an hour of them is not).
+    /// and decoded on demand); `window` events are here, not in `records`.
     pub windows: Vec<RawWindow>,
     /// Set when reading stopped early: which line, and why.
     pub stopped: Option<String>,
@@ -28,21 +28,21 @@ pub struct Journal {
     pub unknown: BTreeMap<String, u64>,
 }
 
-/// One load window as it was journaled.
+/// One second of one series (a load, or `load.request`) as it was journaled.
 #[derive(Debug, Clone)]
 pub struct RawWindow {
     /// The journal time of the event, in milliseconds.
     pub t: u64,
-    /// The load's name.
-    pub load: String,
+    /// The load's name, or `load.request`.
+    pub series: String,
     /// Which second since the run's start the window covers.
     pub second: u64,
     json: String,
 }
 
 impl RawWindow {
-    /// Decodes the window (counts, latency histograms).
-    pub fn decode(&self) -> Option<LoadWindow> {
+    /// Decodes the window (counts, latency histogram); `None` when it does not decode.
+    pub fn decode(&self) -> Option<Window> {
         serde_json::from_str(&self.json).ok()
     }
 }
@@ -95,15 +95,14 @@ pub fn parse_journal(text: &str) -> Journal {
             .unwrap_or_default()
             .to_owned();
         let t = value.get("t").and_then(|t| t.as_u64()).unwrap_or(0);
-        let is_window = WINDOW_EVENT_TYPES.contains(&kind.as_str());
-        if is_window {
+        if kind == WINDOW_EVENT {
             if let Some(w) = raw_window(&value, t) {
                 journal.windows.push(w);
+                continue;
             }
         }
         match serde_json::from_value::<Record>(value) {
             Ok(r) => journal.records.push(r),
-            Err(_) if is_window => {}
             Err(e) if e.to_string().contains("unknown variant") => {
                 *journal.unknown.entry(kind).or_default() += 1;
             }
@@ -119,20 +118,61 @@ pub fn parse_journal(text: &str) -> Journal {
 }
 
 fn raw_window(value: &serde_json::Value, t: u64) -> Option<RawWindow> {
-    let body = value.get("window").unwrap_or(value);
-    let load = body.get("load")?.as_str()?.to_owned();
-    let second = body.get("second")?.as_u64()?;
-    body.get("total")?;
-    let mut obj = serde_json::Map::new();
-    for key in ["load", "second", "total", "requests"] {
-        if let Some(v) = body.get(key) {
-            obj.insert(key.into(), v.clone());
-        }
-    }
     Some(RawWindow {
         t,
-        load,
-        second,
-        json: serde_json::Value::Object(obj).to_string(),
+        series: value.get("series")?.as_str()?.to_owned(),
+        second: value.get("second")?.as_u64()?,
+        json: value.get("window")?.to_string(),
     })
+}
+
+/// One load's windows, as indexes into [`Journal::windows`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LoadWindows {
+    pub name: String,
+    /// The load's own series.
+    pub total: Vec<usize>,
+    /// Per request name.
+    pub requests: BTreeMap<String, Vec<usize>>,
+}
+
+impl Journal {
+    /// The windows grouped by load: a series `L.R` is request `R` of load `L` when `L`
+    /// is itself a series; every other series is a load.
+    pub(crate) fn loads(&self) -> Vec<LoadWindows> {
+        let names: std::collections::BTreeSet<&str> =
+            self.windows.iter().map(|w| w.series.as_str()).collect();
+        let owner = |s: &str| -> Option<(String, String)> {
+            s.char_indices()
+                .filter(|(_, c)| *c == '.')
+                .map(|(i, _)| (&s[..i], &s[i + 1..]))
+                .filter(|(l, _)| names.contains(l))
+                .last()
+                .map(|(l, r)| (l.to_owned(), r.to_owned()))
+        };
+        let mut loads: BTreeMap<String, LoadWindows> = BTreeMap::new();
+        for (i, w) in self.windows.iter().enumerate() {
+            match owner(&w.series) {
+                Some((load, request)) => loads
+                    .entry(load.clone())
+                    .or_insert_with(|| LoadWindows {
+                        name: load,
+                        ..Default::default()
+                    })
+                    .requests
+                    .entry(request)
+                    .or_default()
+                    .push(i),
+                None => loads
+                    .entry(w.series.clone())
+                    .or_insert_with(|| LoadWindows {
+                        name: w.series.clone(),
+                        ..Default::default()
+                    })
+                    .total
+                    .push(i),
+            }
+        }
+        loads.into_values().collect()
+    }
 }

@@ -16,7 +16,7 @@ mod summary;
 
 use std::path::{Path, PathBuf};
 
-pub use journal::{Journal, RawWindow, WINDOW_EVENT_TYPES, parse_journal, read_journal};
+pub use journal::{Journal, RawWindow, WINDOW_EVENT, parse_journal, read_journal};
 pub use schema::summary_schema;
 pub use summary::{
     ConditionSummary, FaultSummary, LoadSummary, Percentiles, RequestSummary, StepSummary, Summary,
@@ -164,7 +164,7 @@ mod tests {
                     detail: String::new(),
                 },
             ),
-            probe(1500, 3, false, Phase::During),
+            probe(1800, 3, false, Phase::During),
             rec(
                 4,
                 3000,
@@ -207,8 +207,10 @@ mod tests {
         assert_eq!(s.conditions[0].samples, 4);
         assert_eq!(s.conditions[0].failures, 2);
         assert!(s.conditions[0].held);
-        assert_eq!(s.conditions[0].first_failure_ms, Some(1500));
-        assert_eq!(s.faults[0].time_to_impact_ms, Some(500));
+        assert_eq!(s.conditions[0].first_failure_ms, Some(1800));
+        // The failing probe answered at 1.8 s after 500 ms: it was sent at 1.3 s, 300 ms
+        // after the fault was applied.
+        assert_eq!(s.faults[0].time_to_impact_ms, Some(300));
         // The sample at 3.1 s still failed; the first ok one after rollback is at 3.4 s.
         assert_eq!(s.faults[0].time_to_recover_ms, Some(400));
         assert!(

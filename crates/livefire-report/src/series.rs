@@ -95,7 +95,10 @@ pub(crate) fn probe_series(
             });
             out.len() - 1
         });
-        let from = r.t / width * width;
+        // A probe sample shows when it was sent: a probe that hangs during a fault
+        // was failing from then, not from when its timeout fired.
+        let at = latency.map_or(r.t, |l| crate::summary::sent_at(r.t, l));
+        let from = at / width * width;
         let s = &mut out[i];
         // Samples come in time order, so a new bin is always the last one.
         if s.bins.last().is_none_or(|b| b.from_ms != from) {
@@ -122,15 +125,17 @@ pub(crate) fn probe_series(
 
 /// Every load's windows merged into at most `max_points` buckets of whole seconds.
 pub(crate) fn load_series(journal: &Journal, max_points: usize) -> Vec<LoadSeries> {
-    let mut by_load: BTreeMap<&str, Vec<(u64, usize)>> = BTreeMap::new();
-    for (i, w) in journal.windows.iter().enumerate() {
-        by_load
-            .entry(w.load.as_str())
-            .or_default()
-            .push((w.second, i));
-    }
     let mut out = Vec::new();
-    for (name, mut list) in by_load {
+    for load in journal.loads() {
+        let name = load.name;
+        let mut list: Vec<(u64, usize)> = load
+            .total
+            .iter()
+            .map(|&i| (journal.windows[i].second, i))
+            .collect();
+        if list.is_empty() {
+            continue;
+        }
         list.sort_unstable();
         let (first, last) = (list[0].0, list[list.len() - 1].0);
         let span = last - first + 1;
@@ -157,22 +162,19 @@ pub(crate) fn load_series(journal: &Journal, max_points: usize) -> Vec<LoadSerie
             };
             let bucket = first + (second - first) / width * width;
             match &mut current {
-                Some((b, w)) if *b == bucket => w.merge(&lw.total),
+                Some((b, w)) if *b == bucket => w.merge(&lw),
                 _ => {
                     if let Some((b, w)) = current.take() {
                         flush(&mut points, b, &w);
                     }
-                    current = Some((bucket, lw.total));
+                    current = Some((bucket, lw));
                 }
             }
         }
         if let Some((b, w)) = current.take() {
             flush(&mut points, b, &w);
         }
-        out.push(LoadSeries {
-            name: name.to_owned(),
-            points,
-        });
+        out.push(LoadSeries { name, points });
     }
     out
 }

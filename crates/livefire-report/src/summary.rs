@@ -223,8 +223,8 @@ pub fn summarize(journal: &Journal) -> Summary {
         cond_at(conditions, &mut index, name, role, kind)
     };
     let mut settled_at: Option<u64> = None;
-    // Hypothesis samples in order: (t, condition index, ok, is a probe).
-    let mut samples: Vec<(u64, usize, bool, bool)> = Vec::new();
+    // Hypothesis samples in order of their journal time.
+    let mut samples: Vec<Sample> = Vec::new();
     for r in &journal.records {
         s.duration_ms = s.duration_ms.max(r.t);
         match &r.event {
@@ -261,7 +261,13 @@ pub fn summarize(journal: &Journal) -> Summary {
                     note_failure(c, r.t, detail);
                 }
                 if *role == Role::Hypothesis {
-                    samples.push((r.t, i, *ok, true));
+                    samples.push(Sample {
+                        sent: sent_at(r.t, *latency_ms),
+                        done: r.t,
+                        cond: i,
+                        ok: *ok,
+                        probe: true,
+                    });
                 }
             }
             Event::Metric {
@@ -299,7 +305,13 @@ pub fn summarize(journal: &Journal) -> Summary {
                     note_failure(c, r.t, &detail);
                 }
                 if *role == Role::Hypothesis {
-                    samples.push((r.t, i, *ok, false));
+                    samples.push(Sample {
+                        sent: r.t,
+                        done: r.t,
+                        cond: i,
+                        ok: *ok,
+                        probe: false,
+                    });
                 }
             }
             Event::Deviation {
@@ -382,17 +394,19 @@ pub fn summarize(journal: &Journal) -> Summary {
         s.duration_ms = s.duration_ms.max(w.t);
     }
     let probe_conditions: Vec<usize> = {
-        let mut v: Vec<usize> = samples.iter().filter(|x| x.3).map(|x| x.1).collect();
+        let mut v: Vec<usize> = samples.iter().filter(|x| x.probe).map(|x| x.cond).collect();
         v.sort_unstable();
         v.dedup();
         v
     };
     for f in &mut s.faults {
         let until = f.rolled_back_ms.unwrap_or(u64::MAX);
+        // The first failing sample that was in flight while the fault was active,
+        // counted from when it was sent (a probe that hangs was impacted when sent).
         f.time_to_impact_ms = samples
             .iter()
-            .find(|(t, _, ok, _)| *t >= f.applied_ms && *t <= until && !ok)
-            .map(|(t, ..)| t - f.applied_ms);
+            .find(|x| !x.ok && x.done >= f.applied_ms && x.sent <= until)
+            .map(|x| x.sent.max(f.applied_ms) - f.applied_ms);
         if let (Some(back), Some(true)) = (f.rolled_back_ms, f.rollback_ok) {
             f.time_to_recover_ms = recovered_at(&samples, &probe_conditions, back)
                 .or(settled_at.filter(|at| *at >= back))
@@ -404,22 +418,40 @@ pub fn summarize(journal: &Journal) -> Summary {
     s
 }
 
-/// The first time at or after `back` when every hypothesis probe condition that was
-/// sampled after `back` has answered ok (each one's first ok sample); `None` when one of
-/// them never did, or none was sampled.
-fn recovered_at(samples: &[(u64, usize, bool, bool)], probes: &[usize], back: u64) -> Option<u64> {
+/// One hypothesis sample: when it was sent and answered (journaled), its result.
+struct Sample {
+    sent: u64,
+    done: u64,
+    cond: usize,
+    ok: bool,
+    probe: bool,
+}
+
+/// When a probe sample was sent: its journal time less its answer time.
+pub(crate) fn sent_at(t: u64, latency_ms: f64) -> u64 {
+    if latency_ms.is_finite() && latency_ms > 0.0 {
+        t.saturating_sub(latency_ms as u64)
+    } else {
+        t
+    }
+}
+
+/// The first time at or after `back` when every hypothesis probe condition that
+/// answered after `back` has answered ok (each one's first ok answer); `None` when one
+/// of them never did, or none answered.
+fn recovered_at(samples: &[Sample], probes: &[usize], back: u64) -> Option<u64> {
     let mut latest = None;
     let mut any = false;
     for &c in probes {
         let mut after = samples
             .iter()
-            .filter(|(t, i, _, probe)| *probe && *i == c && *t >= back)
+            .filter(|x| x.probe && x.cond == c && x.done >= back)
             .peekable();
         if after.peek().is_none() {
             continue;
         }
         any = true;
-        let first_ok = after.find(|(_, _, ok, _)| *ok)?.0;
+        let first_ok = after.find(|x| x.ok)?.done;
         latest = Some(latest.unwrap_or(0).max(first_ok));
     }
     if any { latest } else { None }
@@ -435,32 +467,24 @@ fn note_failure(c: &mut ConditionSummary, t: u64, detail: &str) {
 
 /// Totals per load over every window in the journal, merged exactly.
 fn summarize_loads(journal: &Journal) -> Vec<LoadSummary> {
-    struct Acc {
-        total: Window,
-        seconds: std::collections::BTreeSet<u64>,
-        requests: BTreeMap<String, Window>,
-    }
-    let mut loads: BTreeMap<String, Acc> = BTreeMap::new();
-    for raw in &journal.windows {
-        let Some(w) = raw.decode() else { continue };
-        let acc = loads.entry(w.load.clone()).or_insert_with(|| Acc {
-            total: Window::default(),
-            seconds: Default::default(),
-            requests: BTreeMap::new(),
-        });
-        acc.total.merge(&w.total);
-        acc.seconds.insert(w.second);
-        for (name, rw) in &w.requests {
-            acc.requests.entry(name.clone()).or_default().merge(rw);
+    let merge = |idx: &[usize]| -> (Window, u64) {
+        let mut total = Window::default();
+        let mut seconds = std::collections::BTreeSet::new();
+        for &i in idx {
+            if let Some(w) = journal.windows[i].decode() {
+                total.merge(&w);
+                seconds.insert(journal.windows[i].second);
+            }
         }
-    }
-    loads
+        (total, seconds.len() as u64)
+    };
+    journal
+        .loads()
         .into_iter()
-        .map(|(name, acc)| {
-            let t = &acc.total;
-            let seconds = acc.seconds.len() as u64;
+        .map(|l| {
+            let (t, seconds) = merge(&l.total);
             LoadSummary {
-                name,
+                name: l.name,
                 seconds,
                 intended: t.intended,
                 sent: t.sent,
@@ -468,23 +492,26 @@ fn summarize_loads(journal: &Journal) -> Vec<LoadSummary> {
                 ok: t.counts.get(Outcome::Ok),
                 errors: t.counts.errors(),
                 dropped: t.counts.get(Outcome::Dropped),
-                error_rate: error_rate(t),
+                error_rate: error_rate(&t),
                 rps: t.counts.completed() as f64 / seconds.max(1) as f64,
                 outcomes: t
                     .counts
                     .iter()
                     .map(|(o, n)| (o.as_str().to_owned(), n))
                     .collect(),
-                latency_ms: percentiles(t),
-                requests: acc
+                latency_ms: percentiles(&t),
+                requests: l
                     .requests
                     .iter()
-                    .map(|(name, w)| RequestSummary {
-                        name: name.clone(),
-                        completed: w.counts.completed(),
-                        errors: w.counts.errors(),
-                        error_rate: error_rate(w),
-                        latency_ms: percentiles(w),
+                    .map(|(name, idx)| {
+                        let (w, _) = merge(idx);
+                        RequestSummary {
+                            name: name.clone(),
+                            completed: w.counts.completed(),
+                            errors: w.counts.errors(),
+                            error_rate: error_rate(&w),
+                            latency_ms: percentiles(&w),
+                        }
                     })
                     .collect(),
             }
