@@ -7,7 +7,10 @@ use crate::support::*;
 #[test]
 fn the_example_runs_holds_and_leaves_a_run_folder() {
     let home = Home::new();
-    let (code, out, err) = run(&mut home.run(&repo().join("examples/pause-a-worker.yaml")));
+    let port = free_port().to_string();
+    let (code, out, err) = run(home
+        .run(&repo().join("examples/pause-a-worker.yaml"))
+        .args(["--var", &format!("port={port}")]));
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("verdict: held"), "{out}");
     assert!(
@@ -44,7 +47,7 @@ fn the_example_runs_holds_and_leaves_a_run_folder() {
         assert!(home.run_dir().join(f).exists(), "{f} missing");
     }
     // The worker the experiment started is gone: nothing listens on its port.
-    assert!(std::net::TcpStream::connect("127.0.0.1:18080").is_err());
+    assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err());
 }
 
 #[test]
@@ -206,7 +209,10 @@ fn live_line_is_quiet_when_not_a_terminal() {
 #[test]
 fn load_and_fault_together_the_stall_shows_in_the_corrected_latency() {
     let home = Home::new();
-    let (code, out, err) = run(&mut home.run(&repo().join("examples/load-while-paused.yaml")));
+    let port = free_port().to_string();
+    let (code, out, err) = run(home
+        .run(&repo().join("examples/load-while-paused.yaml"))
+        .args(["--var", &format!("port={port}")]));
     assert_eq!(code, 0, "{out}{err}");
     let journal = home.journal();
     let windows = journal
