@@ -1,6 +1,7 @@
 //! End-to-end tests of the `livefire` binary: real processes, real sockets.
 
 mod proxy;
+mod report;
 mod run;
 mod safety;
 mod support;

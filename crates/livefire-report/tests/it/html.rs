@@ -1,0 +1,153 @@
+//! report.html: one self-contained page with the verdict, aligned charts and tables;
+//! damaged journals still give a page that says where they stop.
+
+use crate::support::*;
+
+/// Asserts the page loads nothing from anywhere: no script, no external URL in any
+/// attribute that fetches, and a policy that forbids fetching.
+fn assert_self_contained(html: &str) {
+    assert!(html.contains("Content-Security-Policy\" content=\"default-src 'none'"));
+    assert!(!html.contains("<script"), "no script");
+    for attr in ["src=\"", "href=\"", "url("] {
+        for (i, _) in html.match_indices(attr) {
+            let value = &html[i + attr.len()..];
+            assert!(
+                value.starts_with("data:") || value.starts_with('#'),
+                "external reference: {}",
+                &html[i..(i + 80).min(html.len())]
+            );
+        }
+    }
+}
+
+#[test]
+fn a_run_with_load_has_every_chart_the_verdict_and_the_tables() {
+    let run = Run::fixture("held-load");
+    let s = run.report();
+    let html = run.read("report.html");
+    assert_self_contained(&html);
+    assert!(html.contains(r#"<span id="verdict" class="verdict held">held</span>"#));
+    for chart in [
+        "events",
+        "conditions",
+        "probe-latency",
+        "throughput",
+        "latency",
+        "error-rate",
+    ] {
+        assert!(
+            html.contains(&format!("data-chart=\"{chart}\"")),
+            "chart {chart} missing"
+        );
+    }
+    // The fault window is shaded on every chart.
+    let charts = html.matches("<svg class=\"chart\"").count();
+    assert_eq!(html.matches("<rect class=\"fault\"").count(), charts);
+    for c in &s.conditions {
+        assert!(html.contains(&format!("<td>{}</td>", c.name)), "{}", c.name);
+    }
+    assert!(html.contains("worker paused"));
+    assert!(html.contains("time to recover"));
+    // The experiment as run, escaped.
+    assert!(html.contains("<pre id=\"experiment\">"));
+    assert!(html.contains("Traffic keeps flowing to a worker that is paused for two seconds"));
+}
+
+#[test]
+fn a_run_without_load_says_the_metric_charts_appear_with_one() {
+    let run = Run::fixture("held-pause");
+    run.report();
+    let html = run.read("report.html");
+    assert_self_contained(&html);
+    assert!(!html.contains("data-chart=\"throughput\""));
+    assert!(html.contains("no load metric windows in the journal"));
+}
+
+#[test]
+fn an_aborted_run_shows_the_trip_across_the_charts() {
+    let run = Run::fixture("aborted-guardrail");
+    run.report();
+    let html = run.read("report.html");
+    assert!(html.contains(r#"class="verdict aborted""#));
+    assert!(html.contains(r#"id="aborted""#));
+    let charts = html.matches("<svg class=\"chart\"").count();
+    // The trip and the abort each mark every chart.
+    assert_eq!(html.matches("<line class=\"trip\"").count(), 2 * charts);
+    assert!(html.contains("tripped"));
+}
+
+#[test]
+fn a_truncated_journal_still_gives_a_report_saying_where_it_stops() {
+    let run = Run::fixture("held-load");
+    let journal = run.read("journal.jsonl");
+    // A crash mid-write: the file ends half-way through line 20.
+    let cut: usize = journal.lines().take(19).map(|l| l.len() + 1).sum::<usize>() + 30;
+    std::fs::write(run.file("journal.jsonl"), &journal[..cut]).unwrap();
+    let s = run.report();
+    let stopped = s.journal_stopped.clone().unwrap();
+    assert!(stopped.starts_with("line 20:"), "{stopped}");
+    assert_eq!(s.verdict, None);
+    let html = run.read("report.html");
+    assert!(html.contains("id=\"journal-stopped\""));
+    assert!(html.contains("line 20: the journal stops here"));
+    assert!(html.contains(r#"class="verdict unknown""#));
+    let xml = run.read("junit.xml");
+    assert!(
+        xml.contains("<error message=\"the journal is incomplete\""),
+        "{xml}"
+    );
+}
+
+#[test]
+fn a_journal_from_a_newer_livefire_says_so() {
+    let run = Run::fixture("held-pause");
+    let mut journal = run.read("journal.jsonl");
+    let lines = journal.lines().count();
+    journal.push_str("{\"v\":2,\"seq\":999,\"t\":9999,\"type\":\"teleport\"}\n");
+    std::fs::write(run.file("journal.jsonl"), journal).unwrap();
+    let s = run.report();
+    let stopped = s.journal_stopped.unwrap();
+    assert!(
+        stopped.starts_with(&format!("line {}:", lines + 1)),
+        "{stopped}"
+    );
+    assert!(
+        stopped
+            .contains("journal version 2 is newer than this livefire reads (1): upgrade livefire"),
+        "{stopped}"
+    );
+    assert!(
+        run.read("report.html")
+            .contains("journal version 2 is newer")
+    );
+}
+
+#[test]
+fn garbage_instead_of_a_journal_gives_a_report_not_a_panic() {
+    for text in [
+        "",
+        "\0\0\0",
+        "not json\n",
+        "[1,2,3]\n",
+        "{\"v\":\"one\"}\n",
+        "{\"v\":1,\"type\":\"probe\",\"t\":-5}\n",
+    ] {
+        let run = Run::fixture("held-pause");
+        std::fs::write(run.file("journal.jsonl"), text).unwrap();
+        let s = run.report();
+        assert_eq!(s.verdict, None, "{text:?}");
+        assert!(run.read("report.html").contains("</html>"));
+    }
+}
+
+#[test]
+fn a_folder_without_a_journal_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = livefire_report::write_outputs(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no journal.jsonl here: pass a run folder"),
+        "{err}"
+    );
+}

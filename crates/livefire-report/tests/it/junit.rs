@@ -1,0 +1,81 @@
+//! junit.xml: a test case per condition and guardrail, failures carry the detail.
+
+use crate::support::*;
+
+fn attr(xml: &str, tag: &str, name: &str) -> String {
+    let start = xml
+        .find(&format!("<{tag} "))
+        .unwrap_or_else(|| panic!("no <{tag}>"));
+    let rest = &xml[start..];
+    let key = format!(" {name}=\"");
+    let i = rest
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} on <{tag}>"))
+        + key.len();
+    rest[i..].split('"').next().unwrap().to_owned()
+}
+
+#[test]
+fn a_held_run_is_a_passing_suite_with_a_case_per_condition() {
+    let run = Run::fixture("held-load");
+    let s = run.report();
+    let xml = run.read("junit.xml");
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"));
+    assert_eq!(attr(&xml, "testsuites", "failures"), "0");
+    assert_eq!(attr(&xml, "testsuites", "errors"), "0");
+    // Every condition, plus "every fault rolled back" and "run completed".
+    assert_eq!(
+        attr(&xml, "testsuite", "tests"),
+        (s.conditions.len() + 2).to_string()
+    );
+    for c in &s.conditions {
+        assert!(xml.contains(&format!("name=\"{}\"", c.name)), "{}", c.name);
+    }
+    assert!(xml.contains(r#"classname="livefire.guardrail""#));
+    assert_eq!(
+        xml.matches("<testcase ").count(),
+        xml.matches("</testcase>").count()
+    );
+}
+
+#[test]
+fn a_tripped_guardrail_is_a_failure_with_its_detail_and_the_abort_an_error() {
+    let run = Run::fixture("aborted-guardrail");
+    run.report();
+    let xml = run.read("junit.xml");
+    assert_eq!(attr(&xml, "testsuites", "failures"), "1", "{xml}");
+    assert_eq!(attr(&xml, "testsuites", "errors"), "1", "{xml}");
+    let case = &xml[xml.find(r#"name="errors below half""#).unwrap()..];
+    let case = &case[..case.find("</testcase>").unwrap()];
+    assert!(
+        case.contains(
+            "<failure message=\"guardrail `errors below half` tripped and aborted the run\""
+        ),
+        "{case}"
+    );
+    assert!(
+        case.contains("browse.error_rate = 0.775, expected below 50%"),
+        "{case}"
+    );
+    assert!(
+        xml.contains("aborted: guardrail `errors below half` tripped"),
+        "{xml}"
+    );
+}
+
+#[test]
+fn conditions_declared_but_never_judged_are_skipped_cases() {
+    let run = Run::fixture("held-pause");
+    // Add a condition to the experiment as run that the journal never sampled.
+    let mut exp: serde_json::Value = serde_json::from_str(&run.read("experiment.yaml")).unwrap();
+    exp["hypothesis"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({ "name": "never sampled", "metric": "x.rps", "above": 1 }));
+    std::fs::write(run.file("experiment.yaml"), exp.to_string()).unwrap();
+    run.report();
+    let xml = run.read("junit.xml");
+    assert_eq!(attr(&xml, "testsuites", "skipped"), "1", "{xml}");
+    let case = &xml[xml.find(r#"name="never sampled""#).unwrap()..];
+    assert!(case[..case.find("</testcase>").unwrap()].contains("<skipped message=\"never judged"));
+}

@@ -1,0 +1,54 @@
+//! `livefire report`: every run folder has summary.json, report.html and junit.xml,
+//! and `livefire report RUN_DIR` rebuilds them from the journal alone.
+
+use crate::support::*;
+
+#[test]
+fn every_run_folder_has_a_report_and_livefire_report_rebuilds_it_from_the_journal() {
+    let home = Home::new();
+    let (code, out, err) = run(&mut home.run(&repo().join("examples/pause-a-worker.yaml")));
+    assert_eq!(code, 0, "{out}{err}");
+    let dir = home.run_dir();
+    for f in ["summary.json", "report.html", "junit.xml"] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    // The fresh run's summary matches the committed schema.
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(repo().join("schema/summary.json")).unwrap())
+            .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let first = home.summary();
+    let errors: Vec<String> = validator
+        .iter_errors(&first)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+
+    for f in ["summary.json", "report.html", "junit.xml"] {
+        std::fs::remove_file(dir.join(f)).unwrap();
+    }
+    let (code, out, err) = run(home.livefire().arg("report").arg(&dir));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("verdict held (exit 0)"), "{out}");
+    assert!(
+        out.contains("wrote ") && out.contains("report.html"),
+        "{out}"
+    );
+    assert_eq!(home.summary(), first, "rebuilt from the journal alone");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("report.html")).unwrap(),
+        html
+    );
+}
+
+#[test]
+fn report_on_a_folder_without_a_journal_exits_3_and_says_what_to_pass() {
+    let home = Home::new();
+    let (code, _, err) = run(home.livefire().arg("report").arg(home.path()));
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("no journal.jsonl here: pass a run folder"),
+        "{err}"
+    );
+}
