@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::Method;
@@ -13,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -46,8 +47,9 @@ pub struct FuzzConfig {
     pub seed: u64,
     /// Requests per second at most (all requests, confirmations included).
     pub rate: Option<f64>,
-    /// Requests in flight at once. With 1, the same seed sends the same requests in
-    /// the same order against a deterministic target.
+    /// Requests in flight at once (above 1, one slower than 200 ms stops counting, up
+    /// to four times as many). With 1, the same seed sends the same requests in the
+    /// same order against a deterministic target.
     pub concurrency: usize,
     /// Response time cap per request.
     pub timeout: Duration,
@@ -75,7 +77,7 @@ impl Default for FuzzConfig {
             checks: Vec::new(),
             seed: 0,
             rate: None,
-            concurrency: 8,
+            concurrency: 16,
             timeout: Duration::from_secs(5),
             max_body: 1 << 20,
             auth: None,
@@ -155,6 +157,9 @@ struct Done {
     /// For minimization: the smallest case that still shows the finding.
     minimized: Option<(Case, Prepared, Outcome)>,
     sent: u64,
+    /// Given back once the main loop has taken in the result, so with concurrency 1
+    /// the next request is chosen knowing this answer.
+    slot: Slot,
 }
 
 /// Spaces requests evenly when a rate cap is set.
@@ -175,6 +180,43 @@ impl Limiter {
             at
         };
         tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// A request in flight longer than this stops counting against `concurrency`, so a
+/// few slow operations cannot starve the rest (up to `STRAGGLER_FACTOR` times as many
+/// requests in flight).
+const STRAGGLER: Duration = Duration::from_millis(200);
+const STRAGGLER_FACTOR: usize = 4;
+
+/// Counts requests that hold a concurrency slot.
+struct Slots {
+    used: AtomicUsize,
+    notify: Notify,
+}
+
+/// One held slot; released when the request turns straggler or the job ends.
+struct Slot {
+    slots: Arc<Slots>,
+    held: bool,
+    /// Whether a straggler gives its slot back early (not with concurrency 1, which
+    /// promises one request at a time).
+    early: bool,
+}
+
+impl Slot {
+    fn release(&mut self) {
+        if self.held {
+            self.held = false;
+            self.slots.used.fetch_sub(1, Ordering::SeqCst);
+            self.slots.notify.notify_one();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -317,6 +359,10 @@ pub async fn run_spec(
         .map(|_| Client::new(target.clone(), config.timeout, config.max_body))
         .collect();
     let mut inflight: JoinSet<Done> = JoinSet::new();
+    let slots = Arc::new(Slots {
+        used: AtomicUsize::new(0),
+        notify: Notify::new(),
+    });
     let mut urgent: VecDeque<Job> = VecDeque::new();
     let mut seen: HashSet<(String, Rule, String)> = HashSet::new();
     let mut pending: HashMap<(String, Rule, String), Finding> = HashMap::new();
@@ -368,8 +414,13 @@ pub async fn run_spec(
             }
             next_probe = now + config.auth_probe_every;
         }
-        while config.max_requests.is_none_or(|m| scheduled < m) {
-            let Some(client) = idle.pop() else { break };
+        while config.max_requests.is_none_or(|m| scheduled < m)
+            && slots.used.load(Ordering::SeqCst) < config.concurrency
+            && inflight.len() < config.concurrency * STRAGGLER_FACTOR
+        {
+            let client = idle
+                .pop()
+                .unwrap_or_else(|| Client::new(target.clone(), config.timeout, config.max_body));
             let job = match urgent.pop_front() {
                 Some(job) => job,
                 None => {
@@ -402,13 +453,21 @@ pub async fn run_spec(
             let spec = spec.clone();
             let target = target.clone();
             let limiter = limiter.clone();
-            inflight
-                .spawn(async move { work(client, spec, target, job, auth, limiter, ctx).await });
+            slots.used.fetch_add(1, Ordering::SeqCst);
+            let slot = Slot {
+                slots: slots.clone(),
+                held: true,
+                early: config.concurrency > 1,
+            };
+            inflight.spawn(async move {
+                work(client, spec, target, job, auth, limiter, ctx, slot).await
+            });
         }
         tokio::select! {
             _ = cancel.cancelled() => {}
             _ = tokio::time::sleep_until(deadline.into()) => {}
             _ = tokio::time::sleep_until(next_probe.into()), if probes_on => {}
+            _ = slots.notify.notified() => {}
             joined = inflight.join_next(), if !inflight.is_empty() => {
                 let done = match joined {
                     Some(Ok(done)) => done,
@@ -419,7 +478,9 @@ pub async fn run_spec(
                     }
                     None => continue,
                 };
-                let Done { client, job, prepared, outcome, crash_confirmed, confirmed, minimized, sent } = done;
+                let Done { client, job, prepared, outcome, crash_confirmed, confirmed, minimized, sent, slot } = done;
+                // Released when this arm ends: the next request is scheduled after it.
+                let _slot = slot;
                 idle.push(client);
                 summary.requests += sent;
                 let op = &spec.operations[job.case.op];
@@ -903,6 +964,7 @@ fn reductions(case: &Case, op: &Operation) -> Vec<Case> {
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn work(
     mut client: Client,
     spec: Arc<Spec>,
@@ -911,11 +973,22 @@ async fn work(
     auth: Vec<(String, String)>,
     limiter: Arc<Limiter>,
     ctx: RuleCtx,
+    mut slot: Slot,
 ) -> Done {
     let op = &spec.operations[job.case.op];
     let prepared = render::render(&job.case, op, &target, &auth);
     limiter.acquire().await;
-    let outcome = client.send(&prepared).await;
+    let outcome = {
+        let send = client.send(&prepared);
+        tokio::pin!(send);
+        tokio::select! {
+            outcome = &mut send => outcome,
+            _ = tokio::time::sleep(STRAGGLER), if slot.early => {
+                slot.release();
+                send.await
+            }
+        }
+    };
     let mut sent = 1;
     let mut crash_confirmed = false;
     let mut confirmed = false;
@@ -1006,6 +1079,7 @@ async fn work(
         confirmed,
         minimized,
         sent,
+        slot,
     }
 }
 
@@ -1045,10 +1119,17 @@ fn follow_ups(
     if urgent.len() > 256 {
         return;
     }
-    let links = op
+    let mut links = op
         .response_for(resp.status)
         .map(|r| r.links.clone())
         .unwrap_or_default();
+    // Reads before changes before deletes, whatever order the spec lists links in.
+    links.sort_by_key(|l| {
+        spec.operations
+            .iter()
+            .find(|o| o.id == l.operation_id)
+            .map_or(3, |o| method_rank(&o.method))
+    });
     if !links.is_empty() {
         for link in links {
             let Some(ti) = spec
@@ -1095,12 +1176,7 @@ fn follow_ups(
             p.starts_with(&prefix) && p.ends_with('}') && p[prefix.len()..].find('/').is_none()
         })
         .collect();
-    let rank = |m: &Method| match *m {
-        Method::GET => 0,
-        Method::DELETE => 2,
-        _ => 1,
-    };
-    next.sort_by_key(|&j| rank(&spec.operations[j].method));
+    next.sort_by_key(|&j| method_rank(&spec.operations[j].method));
     for j in next {
         let target_op = &spec.operations[j];
         let mut c = full_valid(g, j, target_op, rng, pool);
@@ -1123,6 +1199,14 @@ fn follow_ups(
             kind: JobKind::Send,
             retried: false,
         });
+    }
+}
+
+fn method_rank(m: &Method) -> u8 {
+    match *m {
+        Method::GET | Method::HEAD => 0,
+        Method::DELETE => 2,
+        _ => 1,
     }
 }
 

@@ -39,8 +39,9 @@ pub struct FuzzArgs {
     /// At most this many requests per second.
     #[arg(long, value_name = "PER_SECOND")]
     pub rate: Option<f64>,
-    /// Requests in flight at once.
-    #[arg(long, default_value_t = 8)]
+    /// Requests in flight at once (a request slower than 200 ms stops counting, up to
+    /// four times as many; 1 means strictly one at a time).
+    #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Stop after this many requests.
     #[arg(long)]
