@@ -150,6 +150,21 @@ pub enum Event {
         second: u64,
         window: crate::window::Window,
     },
+    /// A fuzz campaign found something; `finding` is the campaign's record of it
+    /// (rule, severity, operation, request, response, curl reproducer) with the faults
+    /// active when it appeared; `fails` says whether it fails the verdict
+    /// (`settings.fail_on`).
+    Finding {
+        campaign: String,
+        severity: String,
+        fails: bool,
+        finding: serde_json::Value,
+    },
+    /// A fuzz campaign finished: its totals.
+    CampaignEnded {
+        campaign: String,
+        summary: serde_json::Value,
+    },
     /// A load finished: its totals as `livefire load --json` prints them.
     LoadEnded {
         load: String,

@@ -2,6 +2,7 @@
 //! the ledger, the referee (the only part that decides verdicts), signals, the control
 //! socket and the watchdog. Activities only report facts.
 
+pub mod campaign;
 pub mod clock;
 pub mod control;
 pub mod home;

@@ -47,11 +47,6 @@ pub fn not_built(exp: &Experiment) -> Vec<String> {
                 missing.push(format!("`track_write` (activity `{name}`)"));
             }
         }
-        if a.fuzz.is_some() {
-            missing.push(format!(
-                "`fuzz` activities in experiments (activity `{name}`)"
-            ));
-        }
     }
     for c in exp.hypothesis.iter().chain(&exp.guardrails) {
         if let Some(p) = &c.probe {

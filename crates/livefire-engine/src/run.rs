@@ -280,6 +280,15 @@ async fn run_async(opts: RunOptions) -> Outcome {
             Err(e) => return invalid(format!("{e} (nothing was applied)")),
         }
     }
+    let mut fuzzes = Vec::new();
+    for (i, name) in crate::campaign::fuzz_names(&exp) {
+        let a = &exp.timeline[i];
+        let Some(f) = &a.fuzz else { continue };
+        match crate::campaign::config(&name, f, a.for_.0, &cwd, seed) {
+            Ok(c) => fuzzes.push((a.at.0, name, c)),
+            Err(e) => return invalid(format!("{e} (nothing was applied)")),
+        }
+    }
 
     // Resolve declared process targets now: a missing pidfile or an unknown name is a
     // setup error, before anything is applied.
@@ -484,7 +493,13 @@ async fn run_async(opts: RunOptions) -> Outcome {
     }
 
     let store = Arc::new(livefire_core::window::WindowStore::new());
-    let metrics: Arc<Vec<Arc<dyn MetricSource>>> = Arc::new(vec![crate::workload::source(&store)]);
+    let finding_counts = Arc::new(crate::campaign::FindingCounts::default());
+    let findings: Arc<Mutex<Vec<livefire_fuzz::Finding>>> = Arc::new(Mutex::new(Vec::new()));
+    let failing_findings = Arc::new(AtomicUsize::new(0));
+    let metrics: Arc<Vec<Arc<dyn MetricSource>>> = Arc::new(vec![
+        crate::workload::source(&store),
+        finding_counts.clone(),
+    ]);
     let deviated = Arc::new(AtomicBool::new(false));
     if !setup_failed && aborted.is_none() {
         journal.emit(Event::PhaseStarted {
@@ -508,6 +523,13 @@ async fn run_async(opts: RunOptions) -> Outcome {
             metrics: &metrics,
             store: &store,
             loads,
+            fuzzes,
+            findings: Findings {
+                counts: finding_counts.clone(),
+                all: findings.clone(),
+                failing: failing_findings.clone(),
+                fail_on: exp.settings.fail_on,
+            },
             deviated: &deviated,
             abort_tx: &abort_tx,
             live: opts.live,
@@ -615,7 +637,10 @@ async fn run_async(opts: RunOptions) -> Outcome {
         Verdict::RollbackIncomplete
     } else if aborted.is_some() {
         Verdict::Aborted
-    } else if verdict_deviated || deviated.load(Ordering::SeqCst) {
+    } else if verdict_deviated
+        || deviated.load(Ordering::SeqCst)
+        || failing_findings.load(Ordering::SeqCst) > 0
+    {
         Verdict::Deviated
     } else {
         Verdict::Held
@@ -645,6 +670,26 @@ async fn run_async(opts: RunOptions) -> Outcome {
         l.into_inner().unwrap_or_else(|p| p.into_inner()).close();
     }
     // summary.json, report.html, junit.xml: the same function as `livefire report`.
+    let found = std::mem::take(&mut *findings.lock().unwrap_or_else(|p| p.into_inner()));
+    if !found.is_empty() {
+        let spec_uri = exp
+            .timeline
+            .iter()
+            .find_map(|a| a.fuzz.as_ref().map(|f| f.openapi.clone()))
+            .unwrap_or_default();
+        let sarif = livefire_fuzz::sarif::to_sarif(&found, &spec_uri, None);
+        if let Err(e) = std::fs::write(
+            run_dir.join("findings.sarif"),
+            serde_json::to_string_pretty(&sarif).unwrap_or_default(),
+        ) {
+            eprintln!("livefire: cannot write findings.sarif: {e}");
+        }
+        let failing = failing_findings.load(Ordering::SeqCst);
+        eprintln!(
+            "livefire: {} finding(s), {failing} at or above the failing severity; see findings.sarif",
+            found.len()
+        );
+    }
     if let Err(e) = livefire_report::write_outputs(&run_dir) {
         eprintln!("livefire: {e}");
     }
@@ -963,6 +1008,16 @@ async fn check_after(
     }
 }
 
+/// Where campaigns' findings go.
+#[derive(Clone)]
+struct Findings {
+    counts: Arc<crate::campaign::FindingCounts>,
+    all: Arc<Mutex<Vec<livefire_fuzz::Finding>>>,
+    /// Findings at or above `settings.fail_on`.
+    failing: Arc<AtomicUsize>,
+    fail_on: Option<livefire_spec::FailOn>,
+}
+
 /// What the timeline phase works with.
 struct During<'a> {
     exp: &'a Experiment,
@@ -972,6 +1027,9 @@ struct During<'a> {
     store: &'a Arc<livefire_core::window::WindowStore>,
     /// Each load's start offset and config.
     loads: Vec<(Duration, livefire_load::LoadConfig)>,
+    /// Each campaign's start offset, name and config.
+    fuzzes: Vec<(Duration, String, livefire_fuzz::FuzzConfig)>,
+    findings: Findings,
     deviated: &'a Arc<AtomicBool>,
     abort_tx: &'a mpsc::UnboundedSender<AbortCause>,
     live: bool,
@@ -990,6 +1048,8 @@ async fn during(
         metrics,
         store,
         loads,
+        fuzzes,
+        findings,
         deviated,
         abort_tx,
         live,
@@ -1071,6 +1131,59 @@ async fn during(
                 }),
                 Err(e) => journal.emit(Event::Warning {
                     message: format!("load `{name}` could not run: {e}"),
+                }),
+            }
+        });
+    }
+    // Campaigns probe the degraded system; each finding names the faults active then.
+    for (at, name, config) in fuzzes {
+        let (cancel, journal, active, findings) = (
+            cancel_loads.clone(),
+            shared.journal.clone(),
+            shared.active.clone(),
+            findings.clone(),
+        );
+        let begin = during_start + at;
+        load_tasks.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep_until(begin.into()) => {}
+                _ = cancel.cancelled() => return,
+            }
+            journal.emit(Event::ActivityStarted {
+                activity: name.clone(),
+                kind: "fuzz".into(),
+            });
+            let on_finding = |mut f: livefire_fuzz::Finding| {
+                f.active_faults = active
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|a| a.activity.clone())
+                    .collect();
+                let fails = crate::campaign::fails(f.severity, findings.fail_on);
+                findings.counts.add(&name, f.severity);
+                if fails {
+                    findings.failing.fetch_add(1, Ordering::SeqCst);
+                }
+                journal.emit(Event::Finding {
+                    campaign: name.clone(),
+                    severity: f.severity.name().into(),
+                    fails,
+                    finding: serde_json::to_value(&f).unwrap_or_default(),
+                });
+                findings
+                    .all
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(f);
+            };
+            match livefire_fuzz::run(config, cancel, on_finding).await {
+                Ok(summary) => journal.emit(Event::CampaignEnded {
+                    campaign: name.clone(),
+                    summary: serde_json::to_value(&summary).unwrap_or_default(),
+                }),
+                Err(e) => journal.emit(Event::Warning {
+                    message: format!("fuzz `{name}` could not run: {e}"),
                 }),
             }
         });

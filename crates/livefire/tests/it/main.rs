@@ -1,5 +1,6 @@
 //! End-to-end tests of the `livefire` binary: real processes, real sockets.
 
+mod fuzz;
 mod proxy;
 mod report;
 mod run;

@@ -1,0 +1,187 @@
+//! Fuzz campaigns in experiments: a `fuzz:` activity becomes a `livefire_fuzz::FuzzConfig`
+//! run on the experiment's clock; every finding is journaled with the faults active when
+//! it appeared, counted for `<fuzz>.findings*` metrics, and judged against
+//! `settings.fail_on`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use livefire_core::metrics::MetricSource;
+use livefire_fuzz::{AuthConfig, FuzzConfig, LoginRequest, Rule, Severity};
+use livefire_spec::{Auth, Experiment, FailOn, Fuzz};
+
+/// The metric-name prefix of each fuzz activity: its `name`, else `fuzz`, `fuzz-2`, ...
+pub fn fuzz_names(exp: &Experiment) -> Vec<(usize, String)> {
+    let mut n = 0;
+    exp.timeline
+        .iter()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let f = a.fuzz.as_ref()?;
+            n += 1;
+            Some((
+                i,
+                f.name.clone().unwrap_or_else(|| {
+                    if n == 1 {
+                        "fuzz".into()
+                    } else {
+                        format!("fuzz-{n}")
+                    }
+                }),
+            ))
+        })
+        .collect()
+}
+
+fn auth(a: &Auth) -> Result<AuthConfig, String> {
+    match (&a.value, &a.login) {
+        (Some(value), None) => Ok(AuthConfig::Header {
+            header: a.header.clone(),
+            value: value.clone(),
+        }),
+        (None, Some(l)) => Ok(AuthConfig::Login {
+            login: LoginRequest {
+                method: l.method.clone().unwrap_or_else(|| "POST".into()),
+                url: l.url.clone(),
+                json: l.json.clone(),
+                token: l.token.clone(),
+            },
+            header: a.header.clone(),
+            format: a.format.clone().unwrap_or_else(|| "{token}".into()),
+        }),
+        _ => Err("`auth` needs exactly one of `value` and `login`".into()),
+    }
+}
+
+/// Builds the campaign's config; errors name the campaign and say what to fix.
+pub fn config(
+    name: &str,
+    f: &Fuzz,
+    duration: Duration,
+    cwd: &std::path::Path,
+    seed: u64,
+) -> Result<FuzzConfig, String> {
+    let remote = f.openapi.starts_with("http://") || f.openapi.starts_with("https://");
+    let spec = if remote {
+        f.openapi.clone()
+    } else {
+        cwd.join(&f.openapi).display().to_string()
+    };
+    if !remote && !std::path::Path::new(&spec).exists() {
+        return Err(format!("fuzz `{name}`: OpenAPI file {spec} does not exist"));
+    }
+    let base_url = match (&f.base_url, remote) {
+        (Some(b), _) => b.clone(),
+        (None, true) => {
+            // The API is served where its spec is: scheme://host:port.
+            let rest = f
+                .openapi
+                .split_once("://")
+                .map(|(s, r)| (s, r.split('/').next().unwrap_or(r)));
+            rest.map(|(s, hp)| format!("{s}://{hp}"))
+                .unwrap_or_default()
+        }
+        (None, false) => {
+            return Err(format!(
+                "fuzz `{name}`: set `base_url` (where the API answers) when `openapi` is a file"
+            ));
+        }
+    };
+    let mut checks = Vec::new();
+    for c in &f.checks {
+        let text = serde_json::to_value(c)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        checks.push(
+            text.parse::<Rule>()
+                .map_err(|e| format!("fuzz `{name}`: {e}"))?,
+        );
+    }
+    Ok(FuzzConfig {
+        spec,
+        base_url,
+        duration,
+        max_requests: f.max_requests,
+        checks,
+        seed,
+        rate: f.rate.map(|r| r.per_second),
+        auth: f
+            .auth
+            .as_ref()
+            .map(auth)
+            .transpose()
+            .map_err(|e| format!("fuzz `{name}`: {e}"))?,
+        second_identity: f
+            .second_identity
+            .as_ref()
+            .map(auth)
+            .transpose()
+            .map_err(|e| format!("fuzz `{name}`: {e}"))?,
+        ..FuzzConfig::default()
+    })
+}
+
+/// Whether a finding of `severity` fails the verdict under `fail_on` (default high).
+pub fn fails(severity: Severity, fail_on: Option<FailOn>) -> bool {
+    let floor = match fail_on.unwrap_or(FailOn::High) {
+        FailOn::None => return false,
+        FailOn::Low => Severity::Low,
+        FailOn::Medium => Severity::Medium,
+        FailOn::High => Severity::High,
+        FailOn::Critical => Severity::Critical,
+    };
+    severity >= floor
+}
+
+/// Findings counted per campaign and severity: `<fuzz>.findings`,
+/// `<fuzz>.findings.critical|high|medium|low`. Counts are since the run started.
+#[derive(Debug, Default)]
+pub struct FindingCounts {
+    counts: Mutex<BTreeMap<String, BTreeMap<Severity, u64>>>,
+}
+
+impl FindingCounts {
+    pub fn add(&self, campaign: &str, severity: Severity) {
+        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        *c.entry(campaign.to_owned())
+            .or_default()
+            .entry(severity)
+            .or_default() += 1;
+    }
+}
+
+impl MetricSource for FindingCounts {
+    fn names(&self) -> Vec<String> {
+        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.keys()
+            .flat_map(|k| {
+                ["", ".critical", ".high", ".medium", ".low"].map(|s| format!("{k}.findings{s}"))
+            })
+            .collect()
+    }
+
+    fn value(&self, metric: &str, _from_ms: u64, _to_ms: u64) -> Option<f64> {
+        let (campaign, rest) = metric.split_once(".findings")?;
+        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let by = c.get(campaign);
+        let total = |f: &dyn Fn(Severity) -> bool| {
+            by.map(|m| {
+                m.iter()
+                    .filter(|(s, _)| f(**s))
+                    .map(|(_, n)| *n)
+                    .sum::<u64>()
+            })
+            .unwrap_or(0) as f64
+        };
+        match rest {
+            "" => Some(total(&|_| true)),
+            ".critical" => Some(total(&|s| s == Severity::Critical)),
+            ".high" => Some(total(&|s| s == Severity::High)),
+            ".medium" => Some(total(&|s| s == Severity::Medium)),
+            ".low" => Some(total(&|s| s == Severity::Low)),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! Chaos plus fuzzing: a campaign runs while a fault is active, and a defect that shows
+//! only under degradation (authorization failing open while the auth service is
+//! unreachable) is found, named after the fault active at the time, and fails the run.
+
+#[path = "../../../livefire-fuzz/tests/it/target.rs"]
+#[allow(dead_code)]
+mod target;
+
+use crate::support::*;
+
+#[test]
+fn auth_failing_open_while_its_dependency_is_down_is_a_critical_finding_naming_the_fault() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let home = Home::new();
+    let link = free_port();
+    // The target asks its auth service through the run's proxy, which the fault takes down.
+    let (dep, app) = rt.block_on(async {
+        let dep = target::AuthDep::start().await;
+        let app = target::start(
+            target::Mode::Defective,
+            Some(format!("127.0.0.1:{link}").parse().unwrap()),
+            "127.0.0.1:0",
+        )
+        .await;
+        (dep, app)
+    });
+    let file = home.file(&format!(
+        "version: 1\ntitle: auth fails open\nsettings: {{ seed: 7 }}\ntargets:\n  auth-link: {{ proxy: {{ listen: \"127.0.0.1:{link}\", upstream: \"{}\" }} }}\ntimeline:\n  - {{ at: 0s, for: 6s, fuzz: {{ name: api-fuzz, openapi: \"{}/openapi.yaml\", checks: [auth_enforced], rate: 200/s }} }}\n  - {{ at: 2s, for: 2s, name: auth down, fault: {{ proxy.down: {{ target: auth-link }} }} }}\n",
+        dep.addr,
+        app.base_url()
+    ));
+    let (code, out, err) = run(&mut home.run(&file));
+    assert_eq!(code, 1, "a critical finding fails the run\n{out}{err}");
+    let journal = home.journal();
+    let findings: Vec<serde_json::Value> = journal
+        .lines()
+        .filter(|l| l.contains("\"type\":\"finding\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // GET /account fails open only while its auth service is unreachable (the target
+    // also has an always-open operation, found with no fault active).
+    let open = findings
+        .iter()
+        .find(|f| {
+            f["finding"]["rule"] == "auth_enforced" && f["finding"]["operation"] == "GET /account"
+        })
+        .unwrap_or_else(|| panic!("no auth_enforced finding on GET /account in {findings:?}"));
+    assert_eq!(open["severity"], "critical");
+    assert_eq!(open["fails"], true);
+    assert_eq!(
+        open["finding"]["active_faults"],
+        serde_json::json!(["auth down"]),
+        "{open}"
+    );
+    assert!(
+        open["finding"]["curl"]
+            .as_str()
+            .unwrap()
+            .starts_with("curl"),
+        "{open}"
+    );
+    let always = findings
+        .iter()
+        .find(|f| f["finding"]["operation"] == "GET /admin/users")
+        .expect("the always-open operation");
+    assert_eq!(
+        always["finding"]["active_faults"],
+        serde_json::json!([]),
+        "found before the fault: {always}"
+    );
+    assert!(home.run_dir().join("findings.sarif").exists());
+    assert!(journal.contains("\"type\":\"campaign_ended\""));
+    drop(app);
+    drop(dep);
+}
