@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -83,6 +83,7 @@ pub(crate) async fn serve(
         src: &client,
         dst: &upstream,
         rx: shared.chains.subscribe(),
+        version: &shared.version,
         stats: &stats.up,
         conn_id,
     }
@@ -92,6 +93,7 @@ pub(crate) async fn serve(
         src: &upstream,
         dst: &client,
         rx: shared.chains.subscribe(),
+        version: &shared.version,
         stats: &stats.down,
         conn_id,
     }
@@ -139,6 +141,7 @@ struct Pump<'a> {
     src: &'a TcpStream,
     dst: &'a TcpStream,
     rx: watch::Receiver<Arc<Chains>>,
+    version: &'a AtomicU64,
     stats: &'a DirStats,
     conn_id: u64,
 }
@@ -168,45 +171,77 @@ impl Pump<'_> {
     }
 
     /// Plain copy. While idle the pump holds no buffer: it waits for readiness, then
-    /// allocates one buffer for the burst and frees it when the socket would block.
+    /// takes one buffer for the burst and gives it back when the socket would block.
     async fn fast(&mut self) -> Mode {
+        let seen = self.version.load(Ordering::Acquire);
+        let (src, dst, stats, version) = (self.src, self.dst, self.stats, self.version);
+        // One `changed` future for the whole fast period: re-creating it per wake-up
+        // would lock the watch's waiter list twice per read.
+        let changed = self.rx.changed();
+        tokio::pin!(changed);
         loop {
             tokio::select! {
                 biased;
-                c = self.rx.changed() => {
+                c = &mut changed => {
                     if c.is_err() {
                         return Mode::End(End::Close);
                     }
                     return Mode::Switch;
                 }
-                r = self.src.readable() => if r.is_err() {
+                r = src.readable() => if r.is_err() {
                     return Mode::End(End::Close);
                 },
             }
-            let mut buf = Vec::with_capacity(FAST_BUF);
-            loop {
+            let mut buf = take_buf();
+            let end = loop {
                 buf.clear();
-                match self.src.try_read_buf(&mut buf) {
+                match src.try_read_buf(&mut buf) {
                     Ok(0) => {
-                        shutdown_write(self.dst);
-                        return Mode::End(End::Eof);
+                        shutdown_write(dst);
+                        break Some(Mode::End(End::Eof));
                     }
                     Ok(n) => {
-                        self.stats.received.fetch_add(n as u64, Ordering::Relaxed);
-                        if write_all(self.dst, &buf).await.is_err() {
-                            return Mode::End(End::Close);
+                        stats.received.fetch_add(n as u64, Ordering::Relaxed);
+                        if write_all(dst, &buf).await.is_err() {
+                            break Some(Mode::End(End::Close));
                         }
-                        self.stats.sent.fetch_add(n as u64, Ordering::Relaxed);
-                        if self.rx.has_changed().unwrap_or(true) {
-                            return Mode::Switch;
+                        stats.sent.fetch_add(n as u64, Ordering::Relaxed);
+                        if version.load(Ordering::Acquire) != seen {
+                            break Some(Mode::Switch);
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(_) => return Mode::End(End::Close),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
+                    Err(_) => break Some(Mode::End(End::Close)),
                 }
+            };
+            give_buf(buf);
+            if let Some(mode) = end {
+                return mode;
             }
         }
     }
+}
+
+thread_local! {
+    /// Burst buffers of this worker thread, reused so a small request costs no
+    /// allocation. Only buffers of bursts in progress are out; idle pumps hold none.
+    static BUFS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Buffers kept per thread; more bursts in flight at once allocate.
+const KEPT_BUFS: usize = 16;
+
+fn take_buf() -> Vec<u8> {
+    BUFS.with(|b| b.borrow_mut().pop()).unwrap_or_else(|| Vec::with_capacity(FAST_BUF))
+}
+
+fn give_buf(buf: Vec<u8>) {
+    BUFS.with(|b| {
+        let mut b = b.borrow_mut();
+        if b.len() < KEPT_BUFS && buf.capacity() == FAST_BUF {
+            b.push(buf);
+        }
+    });
 }
 
 async fn write_all(dst: &TcpStream, mut data: &[u8]) -> io::Result<()> {

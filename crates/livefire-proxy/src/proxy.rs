@@ -114,6 +114,9 @@ impl Chains {
 pub(crate) struct Shared {
     pub(crate) name: String,
     pub(crate) chains: watch::Sender<Arc<Chains>>,
+    /// Bumped after every chain change: a cheap check for pumps in the middle of a
+    /// burst (the `watch` wakes idle ones).
+    pub(crate) version: AtomicU64,
     pub(crate) stats: Stats,
     next_toxic_id: AtomicU64,
     next_conn_id: AtomicU64,
@@ -182,6 +185,7 @@ impl Proxy {
             shared: Arc::new(Shared {
                 name: config.name,
                 chains,
+                version: AtomicU64::new(0),
                 stats: Stats::default(),
                 next_toxic_id: AtomicU64::new(1),
                 next_conn_id: AtomicU64::new(1),
@@ -260,7 +264,7 @@ impl Proxy {
     /// Adds a toxic at the end of its stream's chain; it acts on open connections too.
     pub fn add_toxic(&self, toxic: Toxic) -> Result<Toxic, ProxyError> {
         let mut result = Ok(());
-        self.shared.chains.send_if_modified(|chains| {
+        self.modify_chains(|chains| {
             if chains.iter().any(|e| e.toxic.name == toxic.name) {
                 result = Err(ProxyError::ToxicExists(toxic.name.clone()));
                 return false;
@@ -295,7 +299,7 @@ impl Proxy {
         f: impl FnOnce(&Toxic) -> Result<Toxic, ProxyError>,
     ) -> Result<Toxic, ProxyError> {
         let mut result = Err(ProxyError::ToxicNotFound(name.to_string()));
-        self.shared.chains.send_if_modified(|chains| {
+        self.modify_chains(|chains| {
             for dir in [Stream::Upstream, Stream::Downstream] {
                 let chain = chains.get(dir);
                 let Some(i) = chain.iter().position(|e| e.toxic.name == name) else {
@@ -337,7 +341,7 @@ impl Proxy {
     /// Removes a toxic by name. Open connections stop feeling it at once.
     pub fn remove_toxic(&self, name: &str) -> Result<(), ProxyError> {
         let mut found = false;
-        self.shared.chains.send_if_modified(|chains| {
+        self.modify_chains(|chains| {
             let mut next = Chains {
                 up: chains.up.clone(),
                 down: chains.down.clone(),
@@ -367,7 +371,7 @@ impl Proxy {
 
     /// Removes every toxic.
     pub fn reset_toxics(&self) {
-        self.shared.chains.send_if_modified(|chains| {
+        self.modify_chains(|chains| {
             if chains.up.is_empty() && chains.down.is_empty() {
                 return false;
             }
@@ -420,6 +424,12 @@ impl Proxy {
             "enabled": st.epoch.is_some(),
             "toxics": self.toxics().iter().map(Toxic::to_json).collect::<Vec<_>>(),
         })
+    }
+
+    fn modify_chains(&self, f: impl FnOnce(&mut Arc<Chains>) -> bool) {
+        if self.shared.chains.send_if_modified(f) {
+            self.shared.version.fetch_add(1, Ordering::Release);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
