@@ -232,7 +232,8 @@ thread_local! {
 const KEPT_BUFS: usize = 16;
 
 fn take_buf() -> Vec<u8> {
-    BUFS.with(|b| b.borrow_mut().pop()).unwrap_or_else(|| Vec::with_capacity(FAST_BUF))
+    BUFS.with(|b| b.borrow_mut().pop())
+        .unwrap_or_else(|| Vec::with_capacity(FAST_BUF))
 }
 
 fn give_buf(buf: Vec<u8>) {

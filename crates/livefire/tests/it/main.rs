@@ -3,6 +3,8 @@
 mod fuzz;
 mod proxy;
 mod report;
+/// `livefire proxy`, the standalone server: its errors, and Toxiproxy's Python client.
+mod proxy_server;
 mod run;
 mod safety;
 mod support;
