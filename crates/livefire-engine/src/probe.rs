@@ -256,7 +256,10 @@ mod tests {
         assert!(sample(&probe, &expect, None).await.ok);
         // Port 1 (tcpmux) is closed on any machine these tests run on; a port just
         // released could be taken again by a parallel test.
-        let closed = Probe::Tcp(livefire_spec::TcpProbe { address: "127.0.0.1:1".into(), timeout: None });
+        let closed = Probe::Tcp(livefire_spec::TcpProbe {
+            address: "127.0.0.1:1".into(),
+            timeout: None,
+        });
         let s = sample(&closed, &expect, None).await;
         assert!(!s.ok, "{s:?}");
         drop(listener);

@@ -1374,6 +1374,10 @@ async fn fault_task(
         return Ok(());
     };
     tokio::time::sleep_until(until.into()).await;
+    if test_hook_stalls(&activity) {
+        // Blocks this runtime thread past the deadline, as a stalled engine would.
+        std::thread::sleep(WATCHDOG_GRACE * 3);
+    }
     if let Some(a) = shared.take(ledger_id) {
         let s = shared.clone();
         let _ = tokio::task::spawn_blocking(move || s.rollback(&a, "engine")).await;
@@ -1451,6 +1455,12 @@ fn apply_one(
 
 /// Tests make an activity panic by naming it in LIVEFIRE_TEST_PANIC (debug builds only),
 /// to prove that a panicking activity still ends in full rollback.
+/// Tests make the engine miss an activity's deadline by naming it in LIVEFIRE_TEST_STALL
+/// (debug builds only), to prove that the watchdog rolls it back.
+fn test_hook_stalls(activity: &str) -> bool {
+    cfg!(debug_assertions) && std::env::var("LIVEFIRE_TEST_STALL").is_ok_and(|v| v == activity)
+}
+
 fn test_hook_panics(activity: &str) -> bool {
     cfg!(debug_assertions) && std::env::var("LIVEFIRE_TEST_PANIC").is_ok_and(|v| v == activity)
 }

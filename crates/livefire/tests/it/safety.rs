@@ -265,3 +265,28 @@ fn never_pid_1_nor_livefire_itself() {
         "{err}"
     );
 }
+
+#[test]
+fn the_watchdog_rolls_back_a_fault_whose_deadline_the_engine_misses() {
+    let home = Home::new();
+    let victim = Victim::start();
+    let file = home.file(&pause_experiment(victim.pid(), 1, ""));
+    let child = home
+        .run(&file)
+        .env("LIVEFIRE_TEST_STALL", "victim paused")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(victim.wait_state('T'));
+    let (code, _, err) = finish(child);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("watchdog: `victim paused` overran its deadline"),
+        "{err}"
+    );
+    assert!(victim.running());
+    let journal = home.journal();
+    assert!(journal.contains("\"type\":\"fault_rolled_back\",\"activity\":\"victim paused\",\"kind\":\"process.pause\",\"ok\":true"), "{journal}");
+    assert!(journal.contains("\"by\":\"watchdog\""), "{journal}");
+}
