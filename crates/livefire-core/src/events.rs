@@ -160,6 +160,12 @@ pub enum Event {
         fails: bool,
         finding: serde_json::Value,
     },
+    /// A load's tracked writes, read back after rollback: acked, lost, phantom,
+    /// duplicated, unverified.
+    Writes {
+        load: String,
+        counts: serde_json::Value,
+    },
     /// A fuzz campaign finished: its totals.
     CampaignEnded {
         campaign: String,

@@ -39,14 +39,6 @@ pub fn not_built(exp: &Experiment) -> Vec<String> {
                 missing.push(format!("fault `{}` (activity `{name}`)", f.kind()));
             }
         }
-        if let Some(l) = &a.load {
-            if l.postgres.is_some() || !l.statements.is_empty() {
-                missing.push(format!("PostgreSQL loads (activity `{name}`)"));
-            }
-            if l.requests.iter().any(|r| r.track_write.is_some()) {
-                missing.push(format!("`track_write` (activity `{name}`)"));
-            }
-        }
     }
     for c in exp.hypothesis.iter().chain(&exp.guardrails) {
         if let Some(p) = &c.probe {

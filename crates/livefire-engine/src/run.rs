@@ -399,6 +399,8 @@ async fn run_async(opts: RunOptions) -> Outcome {
     spawn_signal_listeners(abort_tx.clone());
 
     let mut verdict_deviated = false;
+    let mut finished_loads: Vec<(livefire_load::LoadConfig, livefire_load::LoadReport)> =
+        Vec::new();
     let mut aborted: Option<AbortCause> = None;
 
     journal.emit(Event::PhaseStarted {
@@ -535,7 +537,9 @@ async fn run_async(opts: RunOptions) -> Outcome {
             live: opts.live,
             cwd: &cwd_str,
         };
-        aborted = during(ctx, &mut abort_rx).await;
+        let (cause, loads_done) = during(ctx, &mut abort_rx).await;
+        aborted = cause;
+        finished_loads = loads_done;
     }
 
     // Rollback: every way out comes through here.
@@ -609,6 +613,34 @@ async fn run_async(opts: RunOptions) -> Outcome {
         if !ok {
             deviated.store(true, Ordering::SeqCst);
         }
+    }
+
+    // Read every tracked write back, after rollback and recovery (Jepsen's set checker),
+    // then judge the conditions on `writes.*`, which only now have values.
+    for (config, report) in &finished_loads {
+        if !crate::workload::tracks_writes(config) {
+            continue;
+        }
+        match livefire_load::verify_writes(config, report, &store, 8).await {
+            Ok(counts) => {
+                if counts.lost > 0 {
+                    eprintln!(
+                        "livefire: load `{}`: {} acknowledged write(s) lost",
+                        config.name, counts.lost
+                    );
+                }
+                journal.emit(Event::Writes {
+                    load: config.name.clone(),
+                    counts: serde_json::to_value(counts).unwrap_or_default(),
+                });
+            }
+            Err(e) => journal.emit(Event::Warning {
+                message: format!("load `{}`: cannot read writes back: {e}", config.name),
+            }),
+        }
+    }
+    if !finished_loads.is_empty() && judge_facts(&exp, &journal, &metrics) {
+        deviated.store(true, Ordering::SeqCst);
     }
 
     journal.emit(Event::PhaseStarted {
@@ -733,6 +765,53 @@ fn spawn_signal_listeners(tx: mpsc::UnboundedSender<AbortCause>) {
             Err(e) => eprintln!("livefire: cannot listen for {name}: {e}"),
         }
     }
+}
+
+/// Judges the conditions on whole-run facts (`<load>.writes.*`) once, after the
+/// read-back. Returns true when one does not hold.
+fn judge_facts(exp: &Experiment, journal: &Journal, metrics: &[Arc<dyn MetricSource>]) -> bool {
+    let mut failed = false;
+    for (role, list) in [
+        (Role::Hypothesis, &exp.hypothesis),
+        (Role::Guardrail, &exp.guardrails),
+    ] {
+        for (i, c) in list.iter().enumerate() {
+            let (Some(metric), Some((cmp, bound))) = (&c.metric, c.comparisons().first().copied())
+            else {
+                continue;
+            };
+            if !metric.contains(".writes.") {
+                continue;
+            }
+            let name = cond_name(c, role, i);
+            let Some(value) = metrics.iter().find_map(|m| m.value(metric, 0, u64::MAX)) else {
+                journal.emit(Event::Warning {
+                    message: format!("`{name}`: {metric} has no value (no write was tracked)"),
+                });
+                continue;
+            };
+            let ok = cmp.holds(value, bound.value());
+            journal.emit(Event::Metric {
+                condition: name.clone(),
+                role,
+                phase: Phase::After,
+                ok,
+                value: Some(value),
+                bound: bound.value(),
+            });
+            if !ok {
+                failed = true;
+                let detail = format!("{metric} = {value}, expected {} {bound}", cmp.name());
+                eprintln!("livefire: `{name}` does not hold: {detail}");
+                journal.emit(Event::Deviation {
+                    condition: name,
+                    phase: Phase::After,
+                    detail,
+                });
+            }
+        }
+    }
+    failed
 }
 
 /// Starts the proxies the run owns (`proxy: { listen, upstream }` targets).
@@ -1040,7 +1119,10 @@ struct During<'a> {
 async fn during(
     ctx: During<'_>,
     abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
-) -> Option<AbortCause> {
+) -> (
+    Option<AbortCause>,
+    Vec<(livefire_load::LoadConfig, livefire_load::LoadReport)>,
+) {
     let During {
         exp,
         targets,
@@ -1117,21 +1199,27 @@ async fn during(
         load_tasks.spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep_until(begin.into()) => {}
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => return None,
             }
             let name = config.name.clone();
             journal.emit(Event::ActivityStarted {
                 activity: name.clone(),
                 kind: "load".into(),
             });
-            match livefire_load::run(config, journal.start(), cancel, store).await {
-                Ok(report) => journal.emit(Event::LoadEnded {
-                    load: name,
-                    report: report.to_json(),
-                }),
-                Err(e) => journal.emit(Event::Warning {
-                    message: format!("load `{name}` could not run: {e}"),
-                }),
+            match livefire_load::run(config.clone(), journal.start(), cancel, store).await {
+                Ok(report) => {
+                    journal.emit(Event::LoadEnded {
+                        load: name,
+                        report: report.to_json(),
+                    });
+                    Some((config, report))
+                }
+                Err(e) => {
+                    journal.emit(Event::Warning {
+                        message: format!("load `{name}` could not run: {e}"),
+                    });
+                    None
+                }
             }
         });
     }
@@ -1147,7 +1235,7 @@ async fn during(
         load_tasks.spawn(async move {
             tokio::select! {
                 _ = tokio::time::sleep_until(begin.into()) => {}
-                _ = cancel.cancelled() => return,
+                _ = cancel.cancelled() => return None,
             }
             journal.emit(Event::ActivityStarted {
                 activity: name.clone(),
@@ -1186,6 +1274,7 @@ async fn during(
                     message: format!("fuzz `{name}` could not run: {e}"),
                 }),
             }
+            None
         });
     }
     let mut referee = tokio::task::JoinSet::new();
@@ -1307,8 +1396,13 @@ async fn during(
         eprintln!();
     }
     cancel_loads.cancel();
+    let mut finished = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        while load_tasks.join_next().await.is_some() {}
+        while let Some(done) = load_tasks.join_next().await {
+            if let Ok(Some(load)) = done {
+                finished.push(load);
+            }
+        }
     })
     .await;
     load_tasks.abort_all();
@@ -1337,7 +1431,7 @@ async fn during(
         }
         shared.journal.emit(Event::Aborted { cause: c.clone() });
     }
-    cause
+    (cause, finished)
 }
 
 /// Applies one fault at its time (write-ahead), and rolls it back at its end.

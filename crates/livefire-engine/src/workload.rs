@@ -117,8 +117,7 @@ pub fn config(
                 .collect(),
             body,
             checks,
-            // livefire-load reads tracked writes back (verify_writes); not mapped yet.
-            track_write: None,
+            track_write: r.track_write.as_ref().map(track),
         });
     }
     let data = match &l.data {
@@ -144,9 +143,38 @@ pub fn config(
         insecure: false,
         segment: Segment::WHOLE,
         seed,
-        // livefire-load runs PostgreSQL statements (PostgresLoad); not mapped yet.
-        postgres: None,
+        postgres: l.postgres.as_ref().map(|pg| livefire_load::PostgresLoad {
+            dsn: pg.dsn.clone(),
+            read_write: pg.target_session_attrs.as_deref() == Some("read-write"),
+            statements: l
+                .statements
+                .iter()
+                .enumerate()
+                .map(|(i, st)| livefire_load::SqlStatement {
+                    name: st.name.clone().unwrap_or_else(|| format!("stmt{}", i + 1)),
+                    weight: st.weight.unwrap_or(1),
+                    sql: st.sql.clone(),
+                    params: st.params.clone(),
+                    track_write: st.track_write.as_ref().map(track),
+                })
+                .collect(),
+        }),
     })
+}
+
+fn track(t: &livefire_spec::TrackWrite) -> livefire_load::TrackWrite {
+    livefire_load::TrackWrite {
+        key: t.key.clone(),
+        read: t.read.clone(),
+    }
+}
+
+/// Whether the load records writes to read back after the run.
+pub fn tracks_writes(c: &LoadConfig) -> bool {
+    c.requests.iter().any(|r| r.track_write.is_some())
+        || c.postgres
+            .as_ref()
+            .is_some_and(|p| p.statements.iter().any(|s| s.track_write.is_some()))
 }
 
 /// Journals every window that is complete (its second has passed) and not journaled

@@ -1,33 +1,52 @@
 //! Local targets for examples and tests, so an experiment runs anywhere without
 //! installing anything: `livefire sandbox http` is a small HTTP server with a health
-//! endpoint. (The PostgreSQL sandbox and the demo service come later.)
+//! endpoint and an in-memory item store that can be told to lose writes, so data-loss
+//! checks have something to find. (The PostgreSQL sandbox and the demo service come
+//! later.)
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The server's state, shared by its connections.
+#[derive(Debug, Default)]
+struct State {
+    served: AtomicU64,
+    next_id: AtomicU64,
+    items: Mutex<BTreeSet<u64>>,
+    /// Acknowledge but forget every Nth created item (0: never).
+    lose_every: u64,
+}
 
 /// Serves forever on `listen`: `GET /health` answers `200 ok`, `GET /count` the number
-/// of requests served, anything else 404. One thread per connection, keep-alive.
-pub fn serve_http(listen: &str) -> std::io::Result<()> {
+/// of requests served, `POST /items` creates an item and answers `201 {"id": N}`,
+/// `GET /items/N` answers 200 if it exists and 404 if not; anything else 404. With
+/// `lose_every` N > 0, every Nth created item is acknowledged and then forgotten. One
+/// thread per connection, keep-alive.
+pub fn serve_http(listen: &str, lose_every: u64) -> std::io::Result<()> {
     let listener = TcpListener::bind(listen).map_err(|e| {
         std::io::Error::new(
             e.kind(),
             format!("cannot listen on {listen}: {e} (is the port in use?)"),
         )
     })?;
-    let served = Arc::new(AtomicU64::new(0));
+    let state = Arc::new(State {
+        lose_every,
+        ..Default::default()
+    });
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        let served = served.clone();
+        let state = state.clone();
         std::thread::spawn(move || {
-            let _ = handle(stream, &served);
+            let _ = handle(stream, &state);
         });
     }
     Ok(())
 }
 
-fn handle(stream: TcpStream, served: &AtomicU64) -> std::io::Result<()> {
+fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     loop {
@@ -35,6 +54,7 @@ fn handle(stream: TcpStream, served: &AtomicU64) -> std::io::Result<()> {
         if reader.read_line(&mut line)? == 0 {
             return Ok(());
         }
+        let method = line.split_whitespace().next().unwrap_or("GET").to_owned();
         let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
         let mut length = 0usize;
         loop {
@@ -49,10 +69,34 @@ fn handle(stream: TcpStream, served: &AtomicU64) -> std::io::Result<()> {
             }
         }
         std::io::copy(&mut (&mut reader).take(length as u64), &mut std::io::sink())?;
-        let n = served.fetch_add(1, Ordering::Relaxed) + 1;
-        let (status, body) = match path.as_str() {
-            "/health" => ("200 OK", "ok\n".to_string()),
-            "/count" => ("200 OK", format!("{{\"served\":{n}}}\n")),
+        let n = state.served.fetch_add(1, Ordering::Relaxed) + 1;
+        let item = path
+            .strip_prefix("/items/")
+            .and_then(|id| id.parse::<u64>().ok());
+        let (status, body) = match (method.as_str(), path.as_str(), item) {
+            (_, "/health", _) => ("200 OK", "ok\n".to_string()),
+            (_, "/count", _) => ("200 OK", format!("{{\"served\":{n}}}\n")),
+            ("POST", "/items", _) => {
+                let id = state.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+                let lost = state.lose_every > 0 && id % state.lose_every == 0;
+                if !lost {
+                    state
+                        .items
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id);
+                }
+                ("201 Created", format!("{{\"id\":{id}}}\n"))
+            }
+            ("GET", _, Some(id))
+                if state
+                    .items
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains(&id) =>
+            {
+                ("200 OK", format!("{{\"id\":{id}}}\n"))
+            }
             _ => ("404 Not Found", "not found\n".to_string()),
         };
         write!(

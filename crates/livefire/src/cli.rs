@@ -83,6 +83,10 @@ pub enum SandboxCommand {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:18080")]
         listen: String,
+        /// Acknowledge but forget every Nth item created with POST /items (0: never),
+        /// so a data-loss check has something to find.
+        #[arg(long, default_value_t = 0)]
+        lose_every: u64,
     },
 }
 
@@ -98,8 +102,8 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(args) => crate::run(args),
         Command::Halt(args) => crate::halt(args),
         Command::Recover => crate::recover(),
-        Command::Sandbox(SandboxCommand::Http { listen }) => {
-            match livefire_sandbox::serve_http(&listen) {
+        Command::Sandbox(SandboxCommand::Http { listen, lose_every }) => {
+            match livefire_sandbox::serve_http(&listen, lose_every) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("livefire: {e}");

@@ -260,3 +260,38 @@ fn an_error_rate_guardrail_aborts_a_load_against_a_paused_worker() {
     let s = home.summary();
     assert_eq!(s["faults"][0]["rollback_ok"], true);
 }
+
+#[test]
+fn acknowledged_writes_are_read_back_and_losses_fail_the_hypothesis() {
+    // (every Nth write forgotten by the target, expected exit, expected share lost)
+    for (lose_every, exit) in [(0u64, 0), (10, 1)] {
+        let home = Home::new();
+        let port = free_port();
+        let file = home.file(&format!(
+            "version: 1\ntitle: writes\nsetup:\n  - {{ name: store, command: \"livefire sandbox http --listen 127.0.0.1:{port} --lose-every {lose_every}\", ready: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }} }}\nhypothesis:\n  - {{ name: no acknowledged write lost, metric: orders.writes.lost, equals: 0 }}\ntimeline:\n  - at: 0s\n    for: 3s\n    load:\n      name: orders\n      rate: 20/s\n      requests:\n        - {{ name: create, method: POST, url: \"http://127.0.0.1:{port}/items\", json: {{ qty: 1 }}, track_write: {{ key: \"$.id\", read: \"http://127.0.0.1:{port}/items/{{key}}\" }} }}\n  - {{ at: 1s, for: 1s, fault: {{ process.pause: {{ target: store }} }} }}\n"
+        ));
+        let (code, _, err) = run(&mut home.run(&file));
+        assert_eq!(code, exit, "lose_every {lose_every}: {err}");
+        let journal = home.journal();
+        let writes: serde_json::Value = journal
+            .lines()
+            .find(|l| l.contains("\"type\":\"writes\""))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .expect("a writes event");
+        let acked = writes["counts"]["acked"].as_u64().unwrap();
+        let lost = writes["counts"]["lost"].as_u64().unwrap();
+        assert!(acked >= 50, "20/s for 3 s, got {acked} acknowledged");
+        let expected = if lose_every == 0 {
+            0
+        } else {
+            acked / lose_every
+        };
+        assert!(
+            lost.abs_diff(expected) <= 1,
+            "lose_every {lose_every}: {lost} lost of {acked}"
+        );
+        if lose_every > 0 {
+            assert!(err.contains("acknowledged write(s) lost"), "{err}");
+        }
+    }
+}
