@@ -2,9 +2,9 @@
 
 mod fuzz;
 mod proxy;
-mod report;
 /// `livefire proxy`, the standalone server: its errors, and Toxiproxy's Python client.
 mod proxy_server;
+mod report;
 mod run;
 mod safety;
 mod support;

@@ -295,3 +295,35 @@ fn acknowledged_writes_are_read_back_and_losses_fail_the_hypothesis() {
         }
     }
 }
+
+#[test]
+fn secrets_from_the_environment_never_reach_the_run_folder() {
+    let home = Home::new();
+    let secret = "s3cr3t-token-value-42";
+    let file = home.file(
+        "version: 1\ntitle: secrets\nhypothesis:\n  - name: token works\n    probe: { command: { run: \"test ${env:LF_TEST_TOKEN} = s3cr3t-token-value-42 && echo ${env:LF_TEST_TOKEN}\" } }\n    expect: { exit_code: 0 }\ntimeline:\n  - { at: 0s, for: 1s, fault: { command: { apply: \"echo ${env:LF_TEST_TOKEN} > /dev/null\" } } }\n",
+    );
+    // Unset: a clear error before anything runs.
+    let (code, _, err) = run(home.run(&file).env_remove("LF_TEST_TOKEN"));
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("LF_TEST_TOKEN") && err.contains("not set"),
+        "{err}"
+    );
+    let (code, _, err) = run(home.run(&file).env("LF_TEST_TOKEN", secret));
+    assert_eq!(code, 0, "the probe saw the real value: {err}");
+    for entry in std::fs::read_dir(home.run_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            !text.contains(secret),
+            "{} holds the secret",
+            path.display()
+        );
+    }
+    assert!(
+        std::fs::read_to_string(home.run_dir().join("experiment.yaml"))
+            .unwrap()
+            .contains("${env:LF_TEST_TOKEN}")
+    );
+}
