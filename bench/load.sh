@@ -11,7 +11,7 @@
 #      1 s: livefire (corrected, from the intended send time) vs oha (uncorrected, and
 #      with --latency-correction).
 # Needs: nginx-light wrk time (apt), oha (`cargo install oha --root /opt/oha` or on PATH).
-# Usage: bench/load.sh            (DUR=10 CONNS=50 RATE=2000 PORT=18089 to change)
+# Usage: bench/load.sh            (DUR=10 CONNS=50 RATE=2000 PORT=18089 SECTIONS=123)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,7 @@ RATE=${RATE:-2000}
 PORT=${PORT:-18089}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
+SECTIONS=${SECTIONS:-123}
 OHA=${OHA:-$(command -v oha || echo /opt/oha/bin/oha)}
 URL="http://127.0.0.1:${PORT}/"
 
@@ -77,6 +78,7 @@ requests_of() {
 
 echo "# machine: $(nproc) cores, $(uname -r); load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# nginx on CPU $SERVER_CPU, generators on CPU $GEN_CPU, ${DUR}s each, $CONNS connections"
+if [[ $SECTIONS == *1* ]]; then
 echo
 echo "## 1. max throughput, keep-alive, $CONNS connections"
 printf '%-10s %12s %10s %10s %14s %8s\n' tool requests req/s cpu_s req/cpu_s rss_MB
@@ -84,7 +86,7 @@ declare -A PER_CPU
 for tool in wrk oha livefire; do
   case $tool in
     wrk) r=$(gen wrk wrk -t1 -c"$CONNS" -d"${DUR}s" "$URL") ;;
-    oha) r=$(gen oha "$OHA" --no-tui -j -c "$CONNS" -z "${DUR}s" "$URL") ;;
+    oha) r=$(gen oha "$OHA" --no-tui --output-format json -c "$CONNS" -z "${DUR}s" "$URL") ;;
     livefire) r=$(gen livefire "$LF" load "$URL" -c "$CONNS" -d "${DUR}s" --json) ;;
   esac
   read -r user sys rss_kb <<<"$r"
@@ -95,27 +97,33 @@ for tool in wrk oha livefire; do
 done
 echo "livefire / wrk requests per CPU-second: $(python3 -c "print(f'{${PER_CPU[livefire]}/${PER_CPU[wrk]}:.2f}x')")"
 echo "oha / wrk requests per CPU-second:      $(python3 -c "print(f'{${PER_CPU[oha]}/${PER_CPU[wrk]}:.2f}x')")"
+fi
 
+if [[ $SECTIONS == *2* ]]; then
 echo
 echo "## 2. peak RSS holding 1000 connections (5 s)"
 for tool in wrk oha livefire; do
   case $tool in
     wrk) r=$(gen wrk wrk -t1 -c1000 -d5s "$URL") ;;
-    oha) r=$(gen oha "$OHA" --no-tui -j -c 1000 -z 5s "$URL") ;;
+    oha) r=$(gen oha "$OHA" --no-tui --output-format json -c 1000 -z 5s "$URL") ;;
     livefire) r=$(gen livefire "$LF" load "$URL" -c 1000 -d 5s --json) ;;
   esac
   read -r _ _ rss_kb <<<"$r"
   printf '%-10s %6s MB  (%s requests)\n' "$tool" "$((rss_kb/1024))" "$(requests_of "$tool")"
 done
 
+fi
+
+if [[ $SECTIONS == *3* ]]; then
 echo
 echo "## 3. latency at ${RATE}/s for ${DUR}s, $CONNS connections, nginx worker stopped 1 s at t=3 s"
 stall() { sleep 3; kill -STOP "$WORKER_PID"; sleep 1; kill -CONT "$WORKER_PID"; }
 p_lf() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); p=d["latency_secs"]["percentiles"]; print("p50 %.4f  p90 %.4f  p99 %.4f  p99.9 %.4f  max %.4f  (s, %d ok)" % (p["p50"],p["p90"],p["p99"],p["p99.9"],d["latency_secs"]["max"],d["outcomes"]["ok"]))' "$1"; }
 p_oha() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); p=d["latencyPercentiles"]; print("p50 %.4f  p90 %.4f  p99 %.4f  p99.9 %.4f  max %.4f  (s, %d ok)" % (p["p50"],p["p90"],p["p99"],p["p99.9"],d["summary"]["slowest"],sum(int(v) for v in d["statusCodeDistribution"].values())))' "$1"; }
-stall & gen livefire "$LF" load "$URL" -r "$RATE" --max-in-flight "$CONNS" -d "${DUR}s" --json >/dev/null; wait
+stall & STALL=$!; gen livefire "$LF" load "$URL" -r "$RATE" --max-in-flight "$CONNS" -d "${DUR}s" --json >/dev/null; wait "$STALL"
 echo "livefire (corrected):         $(p_lf "$work/out")"
-stall & gen oha "$OHA" --no-tui -j -c "$CONNS" -q "$RATE" -z "${DUR}s" "$URL" >/dev/null; wait
+stall & STALL=$!; gen oha "$OHA" --no-tui --output-format json -c "$CONNS" -q "$RATE" -z "${DUR}s" "$URL" >/dev/null; wait "$STALL"
 echo "oha (uncorrected):            $(p_oha "$work/out")"
-stall & gen oha "$OHA" --no-tui -j -c "$CONNS" -q "$RATE" --latency-correction -z "${DUR}s" "$URL" >/dev/null; wait
+stall & STALL=$!; gen oha "$OHA" --no-tui --output-format json -c "$CONNS" -q "$RATE" --latency-correction -z "${DUR}s" "$URL" >/dev/null; wait "$STALL"
 echo "oha --latency-correction:     $(p_oha "$work/out")"
+fi
