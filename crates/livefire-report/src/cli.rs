@@ -50,3 +50,114 @@ pub fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8
         }
     }
 }
+
+/// `livefire compare RUN_A RUN_B`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The earlier run folder.
+    pub run_a: PathBuf,
+    /// The later run folder.
+    pub run_b: PathBuf,
+    /// Also write the comparison as a self-contained HTML page here.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// Prints two runs side by side. Exit 0, or 3 when a folder has no readable journal or
+/// the HTML cannot be written.
+pub fn compare(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let c = match crate::compare::compare_dirs(&args.run_a, &args.run_b) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "livefire: {e}");
+            return EXIT_INVALID;
+        }
+    };
+    let _ = write!(out, "{}", c.to_text());
+    if let Some(path) = &args.html {
+        if let Err(e) = std::fs::write(path, c.to_html()) {
+            let _ = writeln!(
+                err,
+                "livefire: cannot write {}: {e}: pass --html with a writable path",
+                path.display()
+            );
+            return EXIT_INVALID;
+        }
+        let _ = writeln!(out, "\nwrote {}", path.display());
+    }
+    0
+}
+
+/// `livefire runs`.
+#[derive(Debug, Clone, Args)]
+pub struct RunsArgs {
+    /// The runs folder (the parent of run folders), as given to `livefire run --out`.
+    #[arg(long, value_name = "DIR", default_value = ".livefire/runs")]
+    pub out: PathBuf,
+}
+
+/// Lists past runs, oldest first: run id, verdict, duration, title. Exit 0, or 3 when
+/// the folder cannot be read.
+pub fn runs(args: &RunsArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let list = match crate::runs::list_runs(&args.out) {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "livefire: cannot read {}: {e}: pass --out with the folder `livefire run --out` used",
+                args.out.display()
+            );
+            return EXIT_INVALID;
+        }
+    };
+    if list.is_empty() {
+        let _ = writeln!(
+            out,
+            "no runs in {} (runs land there unless `livefire run --out DIR` names another folder)",
+            args.out.display()
+        );
+        return 0;
+    }
+    let rows: Vec<[String; 4]> = list
+        .iter()
+        .map(|r| {
+            let s = &r.summary;
+            let id = r
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let verdict = match (s.verdict, &s.journal_stopped) {
+                (None, _) => "incomplete".to_owned(),
+                (Some(_), _) => crate::verdict_word(s.verdict).to_owned(),
+            };
+            [
+                id,
+                verdict,
+                crate::summary::secs(s.duration_ms),
+                s.title.clone(),
+            ]
+        })
+        .collect();
+    let header = ["RUN", "VERDICT", "DURATION", "TITLE"].map(String::from);
+    let mut width = [0usize; 4];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (i, c) in row.iter().enumerate() {
+            width[i] = width[i].max(c.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let _ = writeln!(
+            out,
+            "{:w0$}   {:w1$}   {:>w2$}   {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            w0 = width[0],
+            w1 = width[1],
+            w2 = width[2]
+        );
+    }
+    0
+}

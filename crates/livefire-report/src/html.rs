@@ -11,7 +11,7 @@ use livefire_core::events::{Event, Phase, Role, Verdict};
 use crate::escape;
 use crate::journal::Journal;
 use crate::series::{self, LoadSeries, MAX_POINTS, ProbeSeries};
-use crate::summary::{Summary, num, phase_name, secs, verdict_word};
+use crate::summary::{Summary, dur, num, phase_name, secs, verdict_word};
 
 /// Width of every chart, in SVG units; the plot starts at `LEFT`.
 const W: f64 = 1000.0;
@@ -698,10 +698,10 @@ fn faults_table(h: &mut String, s: &Summary) {
             escape(&f.target),
             secs(f.applied_ms),
             f.time_to_impact_ms
-                .map(secs)
+                .map(dur)
                 .unwrap_or_else(|| "no impact seen".into()),
             f.time_to_recover_ms
-                .map(secs)
+                .map(dur)
                 .unwrap_or_else(|| "not recovered in the journal".into()),
         );
     }
@@ -802,7 +802,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-const CSS: &str = r#"
+pub(crate) const CSS: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#111827;margin:0 auto;max-width:1100px;padding:16px 24px;background:#fff}
 h1{font-size:22px;margin:8px 0}h2{font-size:17px;margin:22px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
 .verdict-line{font-size:16px;margin:4px 0}.verdict{font-weight:700;padding:2px 10px;border-radius:4px;color:#fff;text-transform:uppercase;letter-spacing:.04em}

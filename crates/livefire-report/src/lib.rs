@@ -5,11 +5,13 @@
 //! so every report can be rebuilt later from the journal alone.
 
 pub mod cli;
+pub mod compare;
 
 pub mod html;
 mod journal;
 pub mod junit;
 
+pub mod runs;
 mod schema;
 mod series;
 mod summary;

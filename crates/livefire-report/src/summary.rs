@@ -553,6 +553,15 @@ pub(crate) fn secs(ms: u64) -> String {
     format!("{:.2}s", ms as f64 / 1e3)
 }
 
+/// A duration: `12 ms` under a second, `3.65s` from one.
+pub(crate) fn dur(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        secs(ms)
+    }
+}
+
 /// A number with at most 4 significant digits, no exponent for everyday values.
 pub(crate) fn num(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {

@@ -41,6 +41,10 @@ pub enum Command {
     Fuzz(livefire_fuzz::cli::FuzzArgs),
     /// Rebuild a run folder's summary.json, report.html and junit.xml from its journal.
     Report(livefire_report::cli::ReportArgs),
+    /// Compare two runs of the same drill: verdicts, time to recover per fault, conditions, loads.
+    Compare(livefire_report::cli::CompareArgs),
+    /// List past runs in the runs folder with verdict, duration and title.
+    Runs(livefire_report::cli::RunsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +134,16 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
             &mut std::io::stderr(),
         )),
         Command::Report(args) => ExitCode::from(livefire_report::cli::report(
+            &args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
+        Command::Compare(args) => ExitCode::from(livefire_report::cli::compare(
+            &args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
+        Command::Runs(args) => ExitCode::from(livefire_report::cli::runs(
             &args,
             &mut std::io::stdout(),
             &mut std::io::stderr(),
