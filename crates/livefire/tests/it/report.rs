@@ -6,7 +6,13 @@ use crate::support::*;
 #[test]
 fn every_run_folder_has_a_report_and_livefire_report_rebuilds_it_from_the_journal() {
     let home = Home::new();
-    let (code, out, err) = run(&mut home.run(&repo().join("examples/pause-a-worker.yaml")));
+    // The example's shape on a port of its own (the example's fixed port would clash
+    // with the tests that run the example itself).
+    let port = free_port();
+    let example = std::fs::read_to_string(repo().join("examples/pause-a-worker.yaml"))
+        .unwrap()
+        .replace("18080", &port.to_string());
+    let (code, out, err) = run(&mut home.run(&home.file(&example)));
     assert_eq!(code, 0, "{out}{err}");
     let dir = home.run_dir();
     for f in ["summary.json", "report.html", "junit.xml"] {
