@@ -66,6 +66,97 @@ pub struct LoadArgs {
     /// Print the summary as JSON (with the full latency histogram).
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON summary to DIR/load.json, for `livefire merge`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// Flags of `livefire merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// Folders of the segments: each holds a `load.json` (from `livefire load --out`) or a
+    /// run's `journal.jsonl` (its `load_ended` events).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Print the merged summaries as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Merges the load reports found in `args.dirs` exactly (counts add, histograms add
+/// bucket by bucket) and prints one summary per load name. Exit 0, or 3 when a folder
+/// holds nothing to merge or a report does not parse.
+pub fn merge_command(args: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+    let mut merged: std::collections::BTreeMap<String, crate::LoadReport> = Default::default();
+    for dir in &args.dirs {
+        let reports = match reports_in(dir) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = writeln!(err, "error: {}: {e}", dir.display());
+                return 3;
+            }
+        };
+        for r in reports {
+            match merged.get_mut(&r.name) {
+                Some(m) => m.merge(&r),
+                None => {
+                    merged.insert(r.name.clone(), r);
+                }
+            }
+        }
+    }
+    if args.json {
+        let all: Vec<serde_json::Value> = merged.values().map(|r| r.to_json()).collect();
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&all).unwrap_or_default()
+        );
+    } else {
+        for (i, r) in merged.values().enumerate() {
+            if i > 0 {
+                let _ = writeln!(out);
+            }
+            let _ = write!(out, "{}", r.render_text());
+        }
+    }
+    0
+}
+
+fn reports_in(dir: &std::path::Path) -> Result<Vec<crate::LoadReport>, String> {
+    let parse = |v: &serde_json::Value, what: &str| -> Result<crate::LoadReport, String> {
+        serde_json::from_value(v["report"].clone())
+            .map_err(|e| format!("{what}: not a livefire load report: {e}"))
+    };
+    let load = dir.join("load.json");
+    if load.exists() {
+        let text =
+            std::fs::read_to_string(&load).map_err(|e| format!("cannot read load.json: {e}"))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("load.json is not JSON: {e}"))?;
+        return Ok(vec![parse(&v, "load.json")?]);
+    }
+    let journal = dir.join("journal.jsonl");
+    let text = std::fs::read_to_string(&journal)
+        .map_err(|_| "no load.json or journal.jsonl here; pass the folders `livefire load --out` or `livefire run` wrote".to_string())?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if !line.contains("\"load_ended\"") {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| format!("journal.jsonl line {}: not JSON: {e}", i + 1))?;
+        if v["type"] == "load_ended" {
+            out.push(parse(
+                &v["report"],
+                &format!("journal.jsonl line {}", i + 1),
+            )?);
+        }
+    }
+    if out.is_empty() {
+        return Err("the journal has no load_ended event (no load finished in that run)".into());
+    }
+    Ok(out)
 }
 
 /// Parses a duration: `250ms`, `5s`, `2m`, `1h`; a bare number is an error.
@@ -208,6 +299,16 @@ pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             return 3;
         }
     };
+    if let Some(dir) = &args.out {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            let _ = writeln!(
+                err,
+                "error: cannot create {}: {e}; choose another --out",
+                dir.display()
+            );
+            return 3;
+        }
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -230,6 +331,13 @@ pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
     });
     match result {
         Ok(report) => {
+            if let Some(dir) = &args.out {
+                let path = dir.join("load.json");
+                let text = serde_json::to_string_pretty(&report.to_json()).unwrap_or_default();
+                if let Err(e) = std::fs::write(&path, text) {
+                    let _ = writeln!(err, "error: cannot write {}: {e}", path.display());
+                }
+            }
             if args.json {
                 let _ = writeln!(
                     out,

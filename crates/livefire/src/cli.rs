@@ -37,6 +37,8 @@ pub enum Command {
     Version,
     /// Load a URL at a rate (-r) or with virtual users (-c) and print a latency summary.
     Load(livefire_load::cli::LoadArgs),
+    /// Merge the load reports of split runs (`livefire load --segment i/N --out DIR`, or run folders) exactly.
+    Merge(livefire_load::cli::MergeArgs),
     /// Fuzz an API from its OpenAPI spec and report security and conformance findings.
     Fuzz(livefire_fuzz::cli::FuzzArgs),
     /// Rebuild a run folder's summary.json, report.html and junit.xml from its journal.
@@ -124,6 +126,11 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Load(args) => ExitCode::from(livefire_load::cli::command(
+            &args,
+            &mut std::io::stdout(),
+            &mut std::io::stderr(),
+        )),
+        Command::Merge(args) => ExitCode::from(livefire_load::cli::merge_command(
             &args,
             &mut std::io::stdout(),
             &mut std::io::stderr(),

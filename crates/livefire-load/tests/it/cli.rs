@@ -77,3 +77,89 @@ fn prints_a_summary_and_json() {
     );
     drop(srv);
 }
+
+#[derive(Parser)]
+struct MergeTop {
+    #[command(flatten)]
+    merge: livefire_load::cli::MergeArgs,
+}
+
+fn merge(args: &[&str]) -> (u8, String, String) {
+    let top = MergeTop::try_parse_from(std::iter::once("merge").chain(args.iter().copied()))
+        .expect("flags parse");
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = livefire_load::cli::merge_command(&top.merge, &mut out, &mut err);
+    (
+        code,
+        String::from_utf8(out).unwrap(),
+        String::from_utf8(err).unwrap(),
+    )
+}
+
+#[test]
+fn segments_written_with_out_merge_into_the_whole_load() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(start(Opts::default()));
+    let url = srv.url("/ok");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut dirs = Vec::new();
+    let mut histos = Vec::new();
+    for seg in ["1/2", "2/2"] {
+        let dir = tmp.path().join(seg.replace('/', "of"));
+        let (code, _, err) = exec(&[
+            &url,
+            "-r",
+            "100",
+            "-d",
+            "1s",
+            "--segment",
+            seg,
+            "--out",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("load.json")).unwrap()).unwrap();
+        assert_eq!(v["intended"], 50, "each segment takes half of 100");
+        let rep: livefire_load::LoadReport = serde_json::from_value(v["report"].clone()).unwrap();
+        histos.push(rep.total.latency.clone());
+        dirs.push(dir.to_str().unwrap().to_string());
+    }
+    // A run folder's journal works too: its load_ended events carry the same summary.
+    let run_dir = tmp.path().join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let seg1 = std::fs::read_to_string(tmp.path().join("1of2/load.json")).unwrap();
+    let summary: serde_json::Value = serde_json::from_str(&seg1).unwrap();
+    let line = serde_json::json!({"v": 1, "seq": 9, "t": 1000, "type": "load_ended", "load": "load", "report": summary});
+    std::fs::write(
+        run_dir.join("journal.jsonl"),
+        format!("{{\"v\":1,\"seq\":0,\"t\":0,\"type\":\"run_started\"}}\n{line}\n"),
+    )
+    .unwrap();
+
+    let args: Vec<&str> = dirs.iter().map(String::as_str).chain(["--json"]).collect();
+    let (code, out, err) = merge(&args);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["intended"], 100);
+    assert_eq!(v[0]["outcomes"]["ok"], 100);
+    let merged: livefire_load::LoadReport = serde_json::from_value(v[0]["report"].clone()).unwrap();
+    let mut whole = histos[0].clone();
+    whole.merge(&histos[1]);
+    assert_eq!(
+        merged.total.latency, whole,
+        "the merged histogram is the sum of the segments'"
+    );
+
+    let (code, out, err) = merge(&[&dirs[1], run_dir.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("100 completed, 100 sent, 100 intended"),
+        "{out}"
+    );
+
+    let (code, _, err) = merge(&[tmp.path().to_str().unwrap()]);
+    assert_eq!(code, 3);
+    assert!(err.contains("no load.json or journal.jsonl"), "{err}");
+    drop(srv);
+}
