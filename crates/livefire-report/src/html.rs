@@ -598,6 +598,44 @@ fn load_charts(h: &mut String, loads: &[LoadSeries], marks: &Marks, dur: u64) {
         marks,
         dur,
     );
+    // Errors by kind, per load: a line per kind that occurred (0 where it did not).
+    for l in loads {
+        let mut kinds: Vec<&str> = l
+            .points
+            .iter()
+            .flat_map(|p| p.errors.iter().map(|e| e.0))
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        if kinds.is_empty() {
+            continue;
+        }
+        let lines: Vec<Line<'_>> = kinds
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| Line {
+                name: (*kind).to_owned(),
+                color: PALETTE[(i + 3) % PALETTE.len()],
+                points: l
+                    .points
+                    .iter()
+                    .map(|p| {
+                        let v = p.errors.iter().find(|e| e.0 == *kind).map_or(0.0, |e| e.1);
+                        (p.t_ms, v)
+                    })
+                    .collect(),
+            })
+            .collect();
+        line_chart(
+            h,
+            "errors-by-kind",
+            &format!("{}: errors by kind (per second)", l.name),
+            "/s",
+            &lines,
+            marks,
+            dur,
+        );
+    }
     if loads
         .iter()
         .any(|l| l.points.iter().any(|p| p.dropped > 0.0))

@@ -40,7 +40,7 @@ pub(crate) struct LoadSeries {
     pub points: Vec<LoadPoint>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct LoadPoint {
     /// Middle of the bucket, ms since the start.
     pub t_ms: u64,
@@ -52,6 +52,8 @@ pub(crate) struct LoadPoint {
     pub error_rate: Option<f64>,
     /// Dropped sends per second.
     pub dropped: f64,
+    /// Errors per second by kind (`timeout`, `http_5xx`, ...), kinds with none left out.
+    pub errors: Vec<(&'static str, f64)>,
 }
 
 /// The width of a bin so that `duration_ms` fits in at most `max_points` bins.
@@ -154,6 +156,12 @@ pub(crate) fn load_series(journal: &Journal, max_points: usize) -> Vec<LoadSerie
                 error_rate: crate::summary::error_rate(w),
                 dropped: w.counts.get(livefire_core::window::Outcome::Dropped) as f64
                     / seconds as f64,
+                errors: w
+                    .counts
+                    .iter()
+                    .filter(|(o, _)| o.is_error())
+                    .map(|(o, n)| (o.as_str(), n as f64 / seconds as f64))
+                    .collect(),
             });
         };
         for (second, i) in list {

@@ -74,6 +74,9 @@ fn an_aborted_run_shows_the_trip_across_the_charts() {
     // The trip and the abort each mark every chart.
     assert_eq!(html.matches("<line class=\"trip\"").count(), 2 * charts);
     assert!(html.contains("tripped"));
+    // The timeouts of the frozen worker, by kind.
+    assert!(html.contains("data-chart=\"errors-by-kind\""));
+    assert!(html.contains("<title>timeout</title>"));
 }
 
 #[test]
