@@ -153,3 +153,51 @@ async fn hostile_answers_end_as_outcomes() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_token_is_used_and_fetched_again_on_401() {
+    use livefire_fuzz::{AuthConfig, LoginRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let t = target::start(Mode::Correct, None, "127.0.0.1:0").await;
+    let login = |password: &str| AuthConfig::Login {
+        login: LoginRequest {
+            method: "POST".into(),
+            url: "/login".into(),
+            json: Some(serde_json::json!({ "user": "alice", "password": password })),
+            token: "$.data.token".into(),
+        },
+        header: "Authorization".into(),
+        format: "Bearer {token}".into(),
+    };
+    let config = FuzzConfig {
+        spec: spec_file(&dir),
+        base_url: t.base_url(),
+        duration: Duration::from_millis(2500),
+        auth: Some(login("wonderland")),
+        ..FuzzConfig::default()
+    };
+    let (_, findings) = campaign(config.clone(), |_| false).await;
+    assert!(findings.is_empty(), "{findings:#?}");
+    // Sessions expire after SESSION_USES requests: more authorized requests than one
+    // session allows means the token was fetched again after a 401.
+    let logins = t.stats.logins.load(Ordering::Relaxed);
+    let authorized = t.stats.authorized.load(Ordering::Relaxed);
+    assert!(logins >= 2, "{logins} logins");
+    assert!(
+        authorized > u64::from(target::SESSION_USES),
+        "{authorized} authorized requests"
+    );
+
+    let bad = FuzzConfig {
+        auth: Some(login("wrong")),
+        ..config
+    };
+    let err = livefire_fuzz::run(bad, livefire_fuzz::CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("login failed: the login request answered 401"),
+        "{err}"
+    );
+}

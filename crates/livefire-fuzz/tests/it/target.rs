@@ -67,6 +67,10 @@ pub struct Stats {
     pub log: Mutex<Vec<String>>,
     pub fired: Mutex<BTreeMap<String, Duration>>,
     pub deleted_created: AtomicU64,
+    /// Requests that carried a valid token.
+    pub authorized: AtomicU64,
+    /// Successful `POST /login` calls.
+    pub logins: AtomicU64,
 }
 
 impl Stats {
@@ -98,6 +102,30 @@ struct State {
     items: Mutex<HashMap<u64, serde_json::Value>>,
     notes: Mutex<HashMap<u64, (String, String)>>,
     next_id: AtomicU64,
+    /// Tokens from `POST /login` -> (user, uses left): each session expires after
+    /// `SESSION_USES` authorized requests, so clients must log in again on a 401.
+    sessions: Mutex<HashMap<String, (String, u32)>>,
+}
+
+/// How many authorized requests a login session allows.
+pub const SESSION_USES: u32 = 25;
+
+impl State {
+    /// The user a token belongs to (a session token uses up one of its requests).
+    fn user(&self, token: &str) -> Option<String> {
+        if let Some(u) = local_user(token) {
+            self.stats.authorized.fetch_add(1, Ordering::Relaxed);
+            return Some(u.to_string());
+        }
+        let mut sessions = self.sessions.lock().unwrap();
+        let (user, left) = sessions.get_mut(token)?;
+        if *left == 0 {
+            return None;
+        }
+        *left -= 1;
+        self.stats.authorized.fetch_add(1, Ordering::Relaxed);
+        Some(user.clone())
+    }
 }
 
 /// A running target; dropping it stops accepting connections.
@@ -131,6 +159,8 @@ pub async fn start(mode: Mode, auth_dep: Option<SocketAddr>, bind: &str) -> Targ
         log: Mutex::new(Vec::new()),
         fired: Mutex::new(BTreeMap::new()),
         deleted_created: AtomicU64::new(0),
+        authorized: AtomicU64::new(0),
+        logins: AtomicU64::new(0),
     });
     let state = Arc::new(State {
         mode,
@@ -139,6 +169,7 @@ pub async fn start(mode: Mode, auth_dep: Option<SocketAddr>, bind: &str) -> Targ
         items: Mutex::new(HashMap::new()),
         notes: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
+        sessions: Mutex::new(HashMap::new()),
     });
     let task = tokio::spawn(async move {
         loop {
@@ -349,6 +380,20 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::
         ));
     }
 
+    if path == "/login" && method == Method::POST {
+        let creds: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if creds["user"] != "alice" || creds["password"] != "wonderland" {
+            return Ok(error(401, "bad login"));
+        }
+        let n = stats.logins.fetch_add(1, Ordering::Relaxed) + 1;
+        let token = format!("session-{n}");
+        state
+            .sessions
+            .lock()
+            .unwrap()
+            .insert(token.clone(), ("alice".into(), SESSION_USES));
+        return Ok(json(200, serde_json::json!({ "data": { "token": token } })));
+    }
     let known = matches!(
         segments.as_slice(),
         ["items"]
@@ -560,7 +605,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::
             }
         }
         (&Method::GET, ["admin", "users"]) => {
-            let allowed = token.as_deref().and_then(local_user).is_some();
+            let allowed = token.as_deref().and_then(|t| state.user(t)).is_some();
             if !allowed && defective {
                 stats.fire("auth_enforced");
             }
@@ -576,7 +621,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::
             };
             let answer = match state.auth_dep {
                 Some(dep) => ask_dep(dep, &token).await,
-                None => Ok(local_user(&token).map(String::from)),
+                None => Ok(state.user(&token)),
             };
             match answer {
                 Ok(Some(user)) => json(200, serde_json::json!({ "user": user })),
@@ -590,7 +635,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::
             }
         }
         (&Method::POST, ["notes"]) => {
-            let Some(user) = token.as_deref().and_then(local_user) else {
+            let Some(user) = token.as_deref().and_then(|t| state.user(t)) else {
                 return Ok(error(401, "credentials required"));
             };
             let form = query_from(&body);
@@ -612,7 +657,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::
             )
         }
         (&Method::GET, ["notes", id]) => {
-            let Some(user) = token.as_deref().and_then(local_user) else {
+            let Some(user) = token.as_deref().and_then(|t| state.user(t)) else {
                 return Ok(error(401, "credentials required"));
             };
             let Ok(id) = id.parse::<u64>() else {
