@@ -74,7 +74,8 @@ run_tool() { # tool mode
       ;;
     schemathesis)
       CMD=("$ST_VENV/bin/st" run "$SPEC" --url "$BASE" --checks all --max-time "$DUR" --seed "$SEED"
-           -H "Authorization: Bearer alice-token" --no-color --report-dir "$out/st-report")
+           -H "Authorization: Bearer alice-token" --no-color --report-dir "$out/st-report"
+           --generation-database none)
       ;;
   esac
   echo "$ ${CMD[*]}" > "$out/command"
