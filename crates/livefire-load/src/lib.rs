@@ -24,7 +24,7 @@ pub use config::{
     SqlStatement, Stage, TrackWrite,
 };
 pub use data::DataSet;
-pub use report::LoadReport;
+pub use report::{LatencySummary, LoadReport, LoadSummary, summary_schema};
 pub use run::run;
 pub use writes::{WriteCounts, verify_writes};
 

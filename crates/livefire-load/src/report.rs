@@ -25,6 +25,52 @@ pub struct LoadReport {
     pub write_log: Option<std::sync::Arc<crate::writes::WriteLog>>,
 }
 
+/// The machine-readable summary of a load (`livefire load --json`, `livefire merge
+/// --json`, the engine's `load_ended` events). The committed schema is `schema/load.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LoadSummary {
+    /// The load's name (metrics are named after it).
+    pub name: String,
+    /// How long the load ran.
+    pub duration_secs: f64,
+    /// Requests that completed (every outcome but `dropped`).
+    pub requests: u64,
+    /// Sends that started.
+    pub sent: u64,
+    /// Sends the schedule asked for (open model), or that were made (closed model).
+    pub intended: u64,
+    /// `sent / intended`; null when nothing was intended.
+    pub rate_achieved: Option<f64>,
+    /// Completed requests per second.
+    pub rps: f64,
+    /// Errors / completed requests (`dropped` left out); null when none completed.
+    pub error_rate: Option<f64>,
+    /// Count of every outcome: ok, http_4xx, http_5xx, timeout, connect_refused, reset,
+    /// tls, check_failed, dropped, other.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Latency from the intended send time, in seconds.
+    pub latency_secs: LatencySummary,
+    /// The full report: per-request windows with base64 HdrHistogram V2 histograms, for
+    /// exact merging (`livefire merge`).
+    #[schemars(with = "serde_json::Value")]
+    pub report: LoadReport,
+}
+
+/// Latency figures in seconds; null when nothing was recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LatencySummary {
+    pub min: Option<f64>,
+    pub mean: Option<f64>,
+    pub max: Option<f64>,
+    /// `p10`, `p25`, `p50`, `p75`, `p90`, `p95`, `p99`, `p99.9`, `p99.99`, `p100`.
+    pub percentiles: BTreeMap<String, Option<f64>>,
+}
+
+/// The JSON Schema of `LoadSummary`, as committed in `schema/load.json`.
+pub fn summary_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(LoadSummary)).unwrap_or_default()
+}
+
 /// Percentiles shown in summaries.
 pub const SPECTRUM: [f64; 10] = [0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99, 0.999, 0.9999, 1.0];
 
@@ -70,41 +116,46 @@ impl LoadReport {
         }
     }
 
-    /// The JSON form `livefire load --json` prints: totals, a percentile spectrum in
-    /// seconds, outcome counts, and the base64 HdrHistogram for exact merging.
-    pub fn to_json(&self) -> serde_json::Value {
+    /// The JSON form `livefire load --json` prints (and `load_ended` journal events
+    /// carry): totals, a percentile spectrum in seconds, outcome counts, and the report
+    /// with its base64 HdrHistograms for exact merging. Its schema is `schema/load.json`.
+    pub fn summary(&self) -> LoadSummary {
         let lat = &self.total.latency;
-        let pct: serde_json::Map<String, serde_json::Value> = SPECTRUM
-            .iter()
-            .map(|q| {
-                (
-                    format!("p{}", trim_q(*q * 100.0)),
-                    lat.quantile_us(*q).map(|v| v as f64 / 1e6).into(),
-                )
-            })
-            .collect();
-        let outcomes: serde_json::Map<String, serde_json::Value> = Outcome::ALL
-            .iter()
-            .map(|o| (o.as_str().to_string(), self.total.counts.get(*o).into()))
-            .collect();
-        serde_json::json!({
-            "name": self.name,
-            "duration_secs": self.duration_secs,
-            "requests": self.total.counts.completed(),
-            "sent": self.total.sent,
-            "intended": self.intended,
-            "rate_achieved": self.rate_achieved(),
-            "rps": self.rps(),
-            "error_rate": error_rate(&self.total),
-            "outcomes": outcomes,
-            "latency_secs": {
-                "min": lat.min_us().map(|v| v as f64 / 1e6),
-                "mean": lat.mean_us().map(|v| v / 1e6),
-                "max": lat.max_us().map(|v| v as f64 / 1e6),
-                "percentiles": pct,
+        let secs = |us: Option<u64>| us.map(|v| v as f64 / 1e6);
+        LoadSummary {
+            name: self.name.clone(),
+            duration_secs: self.duration_secs,
+            requests: self.total.counts.completed(),
+            sent: self.total.sent,
+            intended: self.intended,
+            rate_achieved: self.rate_achieved(),
+            rps: self.rps(),
+            error_rate: error_rate(&self.total),
+            outcomes: Outcome::ALL
+                .iter()
+                .map(|o| (o.as_str().to_string(), self.total.counts.get(*o)))
+                .collect(),
+            latency_secs: LatencySummary {
+                min: secs(lat.min_us()),
+                mean: lat.mean_us().map(|v| v / 1e6),
+                max: secs(lat.max_us()),
+                percentiles: SPECTRUM
+                    .iter()
+                    .map(|q| {
+                        (
+                            format!("p{}", trim_q(*q * 100.0)),
+                            secs(lat.quantile_us(*q)),
+                        )
+                    })
+                    .collect(),
             },
-            "report": self,
-        })
+            report: self.clone(),
+        }
+    }
+
+    /// `summary()` as a JSON value.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.summary()).unwrap_or_default()
     }
 
     /// The text summary `livefire load` prints.

@@ -21,3 +21,5 @@ mod tls;
 mod writes;
 // PostgreSQL loads against a real server started by the test.
 mod postgres;
+// `--json` output against the committed schema/load.json.
+mod schema;
