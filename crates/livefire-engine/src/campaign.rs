@@ -11,26 +11,11 @@ use livefire_core::metrics::MetricSource;
 use livefire_fuzz::{AuthConfig, FuzzConfig, LoginRequest, Rule, Severity};
 use livefire_spec::{Auth, Experiment, FailOn, Fuzz};
 
-/// The metric-name prefix of each fuzz activity: its `name`, else `fuzz`, `fuzz-2`, ...
+/// Each fuzz activity's timeline index and metric-name prefix.
 pub fn fuzz_names(exp: &Experiment) -> Vec<(usize, String)> {
-    let mut n = 0;
-    exp.timeline
-        .iter()
-        .enumerate()
-        .filter_map(|(i, a)| {
-            let f = a.fuzz.as_ref()?;
-            n += 1;
-            Some((
-                i,
-                f.name.clone().unwrap_or_else(|| {
-                    if n == 1 {
-                        "fuzz".into()
-                    } else {
-                        format!("fuzz-{n}")
-                    }
-                }),
-            ))
-        })
+    exp.workload_names()
+        .into_iter()
+        .filter(|(i, _)| exp.timeline[*i].fuzz.is_some())
         .collect()
 }
 

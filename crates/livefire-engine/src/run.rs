@@ -1009,9 +1009,14 @@ fn cond_name(c: &Condition, role: Role, i: usize) -> String {
     })
 }
 
-/// One sample of every hypothesis probe; false if any fails.
-async fn check_before(exp: &Experiment, journal: &Journal, cwd: &str) -> bool {
-    let mut all = true;
+/// One sample of every hypothesis probe, journaled; the failures by condition name.
+async fn sample_hypothesis(
+    exp: &Experiment,
+    journal: &Journal,
+    cwd: &str,
+    phase: Phase,
+) -> Vec<(String, String)> {
+    let mut failures = Vec::new();
     for (i, c) in exp.hypothesis.iter().enumerate() {
         let (Some(p), Some(e)) = (&c.probe, &c.expect) else {
             continue;
@@ -1021,22 +1026,30 @@ async fn check_before(exp: &Experiment, journal: &Journal, cwd: &str) -> bool {
         journal.emit(Event::Probe {
             condition: name.clone(),
             role: Role::Hypothesis,
-            phase: Phase::Before,
+            phase,
             ok: s.ok,
             detail: s.detail.clone(),
             latency_ms: s.latency.as_secs_f64() * 1e3,
         });
         if !s.ok {
-            eprintln!("livefire: before: `{name}` does not hold: {}", s.detail);
-            journal.emit(Event::Deviation {
-                condition: name,
-                phase: Phase::Before,
-                detail: s.detail,
-            });
-            all = false;
+            failures.push((name, s.detail));
         }
     }
-    all
+    failures
+}
+
+/// One sample of every hypothesis probe; false if any fails.
+async fn check_before(exp: &Experiment, journal: &Journal, cwd: &str) -> bool {
+    let failures = sample_hypothesis(exp, journal, cwd, Phase::Before).await;
+    for (name, detail) in &failures {
+        eprintln!("livefire: before: `{name}` does not hold: {detail}");
+        journal.emit(Event::Deviation {
+            condition: name.clone(),
+            phase: Phase::Before,
+            detail: detail.clone(),
+        });
+    }
+    failures.is_empty()
 }
 
 /// Polls the hypothesis probes until all hold in one round, or `settle` runs out.
@@ -1048,32 +1061,12 @@ async fn check_after(
 ) -> (bool, Duration) {
     let start = Instant::now();
     loop {
-        let mut all = true;
-        let mut last = Vec::new();
-        for (i, c) in exp.hypothesis.iter().enumerate() {
-            let (Some(p), Some(e)) = (&c.probe, &c.expect) else {
-                continue;
-            };
-            let s = probe::sample(p, e, Some(cwd)).await;
-            let name = cond_name(c, Role::Hypothesis, i);
-            journal.emit(Event::Probe {
-                condition: name.clone(),
-                role: Role::Hypothesis,
-                phase: Phase::After,
-                ok: s.ok,
-                detail: s.detail.clone(),
-                latency_ms: s.latency.as_secs_f64() * 1e3,
-            });
-            if !s.ok {
-                all = false;
-                last.push((name, s.detail));
-            }
-        }
-        if all {
+        let failures = sample_hypothesis(exp, journal, cwd, Phase::After).await;
+        if failures.is_empty() {
             return (true, start.elapsed());
         }
         if start.elapsed() >= settle {
-            for (name, detail) in last {
+            for (name, detail) in failures {
                 eprintln!("livefire: after: `{name}` did not hold again within settle: {detail}");
                 journal.emit(Event::Deviation {
                     condition: name,

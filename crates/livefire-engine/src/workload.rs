@@ -15,27 +15,11 @@ use livefire_spec::{Experiment, Load, StageTarget};
 
 use crate::journal::Journal;
 
-/// The metric-name prefix of each load activity, by timeline index: its `name`, else
-/// `load`, `load-2`, ... in timeline order (as the spec's validation names them).
+/// Each load activity's timeline index and metric-name prefix.
 pub fn load_names(exp: &Experiment) -> Vec<(usize, String)> {
-    let mut n = 0;
-    exp.timeline
-        .iter()
-        .enumerate()
-        .filter_map(|(i, a)| {
-            let l = a.load.as_ref()?;
-            n += 1;
-            Some((
-                i,
-                l.name.clone().unwrap_or_else(|| {
-                    if n == 1 {
-                        "load".into()
-                    } else {
-                        format!("load-{n}")
-                    }
-                }),
-            ))
-        })
+    exp.workload_names()
+        .into_iter()
+        .filter(|(i, _)| exp.timeline[*i].load.is_some())
         .collect()
 }
 

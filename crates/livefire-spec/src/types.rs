@@ -43,6 +43,37 @@ pub struct Experiment {
     pub rollbacks: Vec<RollbackStep>,
 }
 
+impl Experiment {
+    /// The metric prefix of each load and fuzz activity, by timeline index: its `name`,
+    /// else `load`, `load-2`, ... and `fuzz`, `fuzz-2`, ... in timeline order.
+    pub fn workload_names(&self) -> Vec<(usize, String)> {
+        let (mut loads, mut fuzzes) = (0, 0);
+        let numbered = |base: &str, n: u32| {
+            if n == 1 {
+                base.to_owned()
+            } else {
+                format!("{base}-{n}")
+            }
+        };
+        self.timeline
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| {
+                if let Some(l) = &a.load {
+                    loads += 1;
+                    return Some((i, l.name.clone().unwrap_or_else(|| numbered("load", loads))));
+                }
+                let f = a.fuzz.as_ref()?;
+                fuzzes += 1;
+                Some((
+                    i,
+                    f.name.clone().unwrap_or_else(|| numbered("fuzz", fuzzes)),
+                ))
+            })
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {

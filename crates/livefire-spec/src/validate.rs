@@ -461,9 +461,19 @@ impl Checker<'_> {
     fn check_timeline(&mut self) -> BTreeSet<String> {
         let mut names = BTreeSet::new();
         let mut workloads = BTreeSet::new();
-        let (mut loads, mut fuzzes) = (0, 0);
-        for (i, a) in self.exp.timeline.iter().enumerate() {
-            let i = self.ix("timeline", i);
+        let workload_names: BTreeMap<usize, String> =
+            self.exp.workload_names().into_iter().collect();
+        for (typed, a) in self.exp.timeline.iter().enumerate() {
+            let i = self.ix("timeline", typed);
+            if let Some(w) = workload_names.get(&typed) {
+                if !workloads.insert(w.clone()) {
+                    let kind = if a.load.is_some() { "load" } else { "fuzz" };
+                    self.err(
+                        at(self.tree, &[K("timeline"), I(i), K(kind), K("name")]),
+                        format!("duplicate workload name `{w}`"),
+                    );
+                }
+            }
             let path = [K("timeline"), I(i)];
             let kinds = [a.fault.is_some(), a.load.is_some(), a.fuzz.is_some()]
                 .iter()
@@ -492,37 +502,9 @@ impl Checker<'_> {
                 self.check_fault(f, &[K("timeline"), I(i), K("fault")]);
             }
             if let Some(l) = &a.load {
-                loads += 1;
-                let lname = l.name.clone().unwrap_or_else(|| {
-                    if loads == 1 {
-                        "load".into()
-                    } else {
-                        format!("load-{loads}")
-                    }
-                });
-                if !workloads.insert(lname.clone()) {
-                    self.err(
-                        at(self.tree, &[K("timeline"), I(i), K("load"), K("name")]),
-                        format!("duplicate workload name `{lname}`"),
-                    );
-                }
                 self.check_load(l, &[K("timeline"), I(i), K("load")]);
             }
             if let Some(f) = &a.fuzz {
-                fuzzes += 1;
-                let fname = f.name.clone().unwrap_or_else(|| {
-                    if fuzzes == 1 {
-                        "fuzz".into()
-                    } else {
-                        format!("fuzz-{fuzzes}")
-                    }
-                });
-                if !workloads.insert(fname.clone()) {
-                    self.err(
-                        at(self.tree, &[K("timeline"), I(i), K("fuzz"), K("name")]),
-                        format!("duplicate workload name `{fname}`"),
-                    );
-                }
                 if f.auth
                     .as_ref()
                     .is_some_and(|a| a.value.is_some() == a.login.is_some())
