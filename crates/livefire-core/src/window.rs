@@ -470,6 +470,12 @@ impl WindowStore {
         facts.insert(metric.to_string(), value);
     }
 
+    /// A whole-run fact, if set.
+    pub fn fact(&self, metric: &str) -> Option<f64> {
+        let facts = self.facts.lock().unwrap_or_else(|e| e.into_inner());
+        facts.get(metric).copied()
+    }
+
     /// Every series name (loads and `load.request`).
     pub fn series(&self) -> Vec<String> {
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());

@@ -20,6 +20,10 @@ pub struct LoadReport {
     pub total: Window,
     /// Per request name.
     pub requests: BTreeMap<String, Window>,
+    /// For loads with tracked writes: the longest time without an acknowledged write
+    /// (`<load>.writes.gap`, `failover.write_gap`), in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_gap_secs: Option<f64>,
     /// The keys of tracked writes, for `verify_writes` (not serialized).
     #[serde(skip)]
     pub write_log: Option<std::sync::Arc<crate::writes::WriteLog>>,
@@ -92,6 +96,7 @@ impl LoadReport {
             intended,
             total,
             requests: requests.into_iter().collect(),
+            write_gap_secs: None,
             write_log: None,
         }
     }
@@ -110,6 +115,12 @@ impl LoadReport {
     pub fn merge(&mut self, other: &LoadReport) {
         self.duration_secs = self.duration_secs.max(other.duration_secs);
         self.intended += other.intended;
+        // Writes from all segments together leave no longer gap than any one segment's,
+        // so the smaller is the merged run's bound.
+        self.write_gap_secs = match (self.write_gap_secs, other.write_gap_secs) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.total.merge(&other.total);
         for (n, w) in &other.requests {
             self.requests.entry(n.clone()).or_default().merge(w);

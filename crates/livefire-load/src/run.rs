@@ -44,7 +44,7 @@ pub async fn run(
         .tracks
         .iter()
         .any(Option::is_some)
-        .then(|| Arc::new(WriteLog::default()));
+        .then(|| Arc::new(WriteLog::new(start)));
     let (mode, intent, initial_workers) = match &config.executor {
         Executor::Rate { rate, stages } => {
             let sched = RateSchedule::new(*rate, stages, config.duration);
@@ -86,7 +86,7 @@ pub async fn run(
         plan,
         data: config.data.clone(),
         client: Client::new(config.http_version, config.insecure, needs_tls),
-        recorder: Recorder::new(start, config.name.clone(), names, intent, store),
+        recorder: Recorder::new(start, config.name.clone(), names, intent, store.clone()),
         cancel: cancel.clone(),
         tracker: TaskTracker::new(),
         workers: AtomicUsize::new(0),
@@ -130,6 +130,17 @@ pub async fn run(
         lasted = lasted.max(config.duration);
     }
     let mut report = LoadReport::new(config.name.clone(), lasted, requests, intended);
+    if let Some(log) = &writes {
+        // The longest stretch without an acknowledged write, to the load's end: what a
+        // failover cost the writers. Known now, judged with the writes.* metrics.
+        let gap = log
+            .write_gap(end.min(start + config.duration))
+            .as_secs_f64();
+        report.write_gap_secs = Some(gap);
+        store.set_fact(&format!("{}.writes.gap", config.name), gap);
+        let worst = store.fact("failover.write_gap").map_or(gap, |g| g.max(gap));
+        store.set_fact("failover.write_gap", worst);
+    }
     report.write_log = writes;
     Ok(report)
 }

@@ -32,6 +32,11 @@ struct LogInner {
     acked_without_key: u64,
     /// (request index, key) of writes sent but not acknowledged (timeouts, resets).
     unknown: Vec<(usize, String)>,
+    /// When the load started, and when the last write was acknowledged.
+    start: Option<std::time::Instant>,
+    last_ack: Option<std::time::Instant>,
+    /// The longest time without an acknowledged write so far.
+    max_gap: Duration,
 }
 
 impl PartialEq for WriteLog {
@@ -45,8 +50,34 @@ impl WriteLog {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    pub(crate) fn new(start: std::time::Instant) -> WriteLog {
+        let log = WriteLog::default();
+        log.lock().start = Some(start);
+        log
+    }
+
+    /// The longest time with no acknowledged write, from the load's start to `end`
+    /// (a failover's write gap).
+    pub fn write_gap(&self, end: std::time::Instant) -> Duration {
+        let l = self.lock();
+        let since = l
+            .last_ack
+            .or(l.start)
+            .map(|t| end.saturating_duration_since(t))
+            .unwrap_or_default();
+        l.max_gap.max(since)
+    }
+
     pub(crate) fn acked(&self, req: usize, key: Option<String>) {
+        let now = std::time::Instant::now();
         let mut l = self.lock();
+        if let Some(prev) = l.last_ack.or(l.start) {
+            let gap = now.saturating_duration_since(prev);
+            if gap > l.max_gap {
+                l.max_gap = gap;
+            }
+        }
+        l.last_ack = Some(now);
         match key {
             Some(k) => l.acked.push((req, k)),
             None => l.acked_without_key += 1,
@@ -251,7 +282,6 @@ impl Reader {
                 Err(_) => return None,
             }
         }
-        let _ = Duration::ZERO;
         None
     }
 }

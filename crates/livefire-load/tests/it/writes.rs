@@ -81,3 +81,35 @@ async fn a_read_url_without_key_is_refused() {
     .unwrap_err();
     assert!(err.to_string().contains("{key}"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stall_in_acknowledged_writes_is_the_write_gap() {
+    // Every request arriving between 0.3 s and 1.0 s waits until 1.0 s: no write is
+    // acknowledged for about 0.7 s.
+    let srv = start(Opts {
+        stall: Some((Duration::from_millis(300), Duration::from_millis(1000))),
+        ..Default::default()
+    })
+    .await;
+    let mut cfg = LoadConfig::get(
+        "w",
+        &srv.url("/json"),
+        Executor::Rate {
+            rate: 50.0,
+            stages: vec![],
+        },
+        Duration::from_millis(1500),
+    );
+    cfg.requests[0].track_write = Some(TrackWrite {
+        key: "$.id".into(),
+        read: srv.url("/item/{key}"),
+    });
+    let store = Arc::new(WindowStore::new());
+    let report = run(cfg, Instant::now(), CancellationToken::new(), store.clone())
+        .await
+        .unwrap();
+    let gap = report.write_gap_secs.unwrap();
+    assert!((0.55..1.3).contains(&gap), "write gap {gap} s");
+    assert_eq!(store.value("w.writes.gap", 0, 1), Some(gap));
+    assert_eq!(store.value("failover.write_gap", 0, 1), Some(gap));
+}
