@@ -327,3 +327,30 @@ fn secrets_from_the_environment_never_reach_the_run_folder() {
             .contains("${env:LF_TEST_TOKEN}")
     );
 }
+
+#[test]
+fn every_example_runs_with_the_exit_code_it_states() {
+    let dir = repo().join("examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let expect: i32 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# expect-exit: "))
+            .unwrap_or_else(|| panic!("{} states no `# expect-exit: N`", file.display()))
+            .trim()
+            .parse()
+            .unwrap();
+        // Every example takes its ports as variables; move them all to free ports.
+        let home = Home::new();
+        let mut cmd = home.run(&file);
+        for var in ["port", "link"] {
+            if text.contains(&format!("\n  {var}: ")) {
+                cmd.args(["--var", &format!("{var}={}", free_port())]);
+            }
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, expect, "{}:\n{out}{err}", file.display());
+    }
+}
