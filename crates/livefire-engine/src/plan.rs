@@ -52,11 +52,6 @@ pub fn not_built(exp: &Experiment) -> Vec<String> {
             }
         }
     }
-    for c in exp.hypothesis.iter().chain(&exp.guardrails) {
-        if c.metric.as_deref() == Some("failover.write_gap") {
-            missing.push("the `failover.write_gap` metric".into());
-        }
-    }
     if exp.scenario.is_some() {
         missing.push("`scenario` (game days)".into());
     }

@@ -767,7 +767,8 @@ fn spawn_signal_listeners(tx: mpsc::UnboundedSender<AbortCause>) {
     }
 }
 
-/// Judges the conditions on whole-run facts (`<load>.writes.*`) once, after the
+/// Judges the conditions on whole-run facts (`<load>.writes.*`, `failover.write_gap`)
+/// once, after the
 /// read-back. Returns true when one does not hold.
 fn judge_facts(exp: &Experiment, journal: &Journal, metrics: &[Arc<dyn MetricSource>]) -> bool {
     let mut failed = false;
@@ -780,7 +781,7 @@ fn judge_facts(exp: &Experiment, journal: &Journal, metrics: &[Arc<dyn MetricSou
             else {
                 continue;
             };
-            if !metric.contains(".writes.") {
+            if !(metric.contains(".writes.") || metric == "failover.write_gap") {
                 continue;
             }
             let name = cond_name(c, role, i);

@@ -268,7 +268,7 @@ fn acknowledged_writes_are_read_back_and_losses_fail_the_hypothesis() {
         let home = Home::new();
         let port = free_port();
         let file = home.file(&format!(
-            "version: 1\ntitle: writes\nsetup:\n  - {{ name: store, command: \"livefire sandbox http --listen 127.0.0.1:{port} --lose-every {lose_every}\", ready: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }} }}\nhypothesis:\n  - {{ name: no acknowledged write lost, metric: orders.writes.lost, equals: 0 }}\ntimeline:\n  - at: 0s\n    for: 3s\n    load:\n      name: orders\n      rate: 20/s\n      requests:\n        - {{ name: create, method: POST, url: \"http://127.0.0.1:{port}/items\", json: {{ qty: 1 }}, track_write: {{ key: \"$.id\", read: \"http://127.0.0.1:{port}/items/{{key}}\" }} }}\n  - {{ at: 1s, for: 1s, fault: {{ process.pause: {{ target: store }} }} }}\n"
+            "version: 1\ntitle: writes\nsetup:\n  - {{ name: store, command: \"livefire sandbox http --listen 127.0.0.1:{port} --lose-every {lose_every}\", ready: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }} }}\nhypothesis:\n  - {{ name: no acknowledged write lost, metric: orders.writes.lost, equals: 0 }}\n  - {{ name: write gap, metric: failover.write_gap, below: 30s }}\ntimeline:\n  - at: 0s\n    for: 3s\n    load:\n      name: orders\n      rate: 20/s\n      requests:\n        - {{ name: create, method: POST, url: \"http://127.0.0.1:{port}/items\", json: {{ qty: 1 }}, track_write: {{ key: \"$.id\", read: \"http://127.0.0.1:{port}/items/{{key}}\" }} }}\n  - {{ at: 1s, for: 1s, fault: {{ process.pause: {{ target: store }} }} }}\n"
         ));
         let (code, _, err) = run(&mut home.run(&file));
         assert_eq!(code, exit, "lose_every {lose_every}: {err}");
@@ -293,6 +293,14 @@ fn acknowledged_writes_are_read_back_and_losses_fail_the_hypothesis() {
         if lose_every > 0 {
             assert!(err.contains("acknowledged write(s) lost"), "{err}");
         }
+        // The 1 s pause of the store is the longest time without an acknowledged write.
+        let gap = journal
+            .lines()
+            .filter(|l| l.contains("\"condition\":\"write gap\""))
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["value"].as_f64())
+            .last()
+            .expect("the write gap was judged");
+        assert!(gap >= 0.9, "a 1 s pause, gap {gap} s");
     }
 }
 
@@ -331,7 +339,10 @@ fn secrets_from_the_environment_never_reach_the_run_folder() {
 #[test]
 fn every_example_runs_with_the_exit_code_it_states() {
     let dir = repo().join("examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
