@@ -254,10 +254,10 @@ pub async fn run_spec(
         return Err(FuzzError::Config("concurrency must be at least 1".into()));
     }
     if let Some(rate) = config.rate
-        && !(rate > 0.0 && rate.is_finite())
+        && !(0.001..=1e9).contains(&rate)
     {
         return Err(FuzzError::Config(format!(
-            "rate must be a positive number of requests per second, not {rate}"
+            "rate must be between 0.001 and 1e9 requests per second, not {rate}"
         )));
     }
     let mut identity = match &config.auth {
@@ -285,7 +285,11 @@ pub async fn run_spec(
 
     let spec = Arc::new(spec);
     let start = Instant::now();
-    let deadline = start + config.duration;
+    // A budget too large for the clock means "until cancelled".
+    let deadline = start
+        .checked_add(config.duration)
+        .unwrap_or_else(|| start + Duration::from_secs(100 * 365 * 86_400));
+    let probe_every = config.auth_probe_every.max(Duration::from_millis(10));
     let limiter = Arc::new(Limiter {
         interval: config.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
         next: Mutex::new(Instant::now()),
@@ -373,7 +377,7 @@ pub async fn run_spec(
     let mut benign: Vec<HashSet<&'static str>> = vec![HashSet::new(); n_ops];
     let mut other_identity_sent = vec![0u32; n_ops];
     let probes_on = rules.contains(&Rule::AuthEnforced) && !secured.is_empty();
-    let mut next_probe = start + config.auth_probe_every;
+    let mut next_probe = start + probe_every;
     let mut probe_index = 0usize;
     let mut scheduled: u64 = 0;
     let mut sightings: BTreeMap<(String, Rule, String), (u64, u64, u64)> = BTreeMap::new();
@@ -412,7 +416,7 @@ pub async fn run_spec(
                     retried: false,
                 });
             }
-            next_probe = now + config.auth_probe_every;
+            next_probe = now + probe_every;
         }
         while config.max_requests.is_none_or(|m| scheduled < m)
             && slots.used.load(Ordering::SeqCst) < config.concurrency

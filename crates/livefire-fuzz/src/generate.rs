@@ -110,6 +110,10 @@ impl Pool {
 }
 
 const MAX_DEPTH: usize = 6;
+/// Caps on what a schema can make the generator build: a spec asking for a billion
+/// characters or items gets these many (and an invalid value), never an abort.
+const MAX_TEXT: u64 = 100_000;
+const MAX_ITEMS: u64 = 1000;
 
 /// Resolves `allOf` into one schema (properties and required merged).
 fn merged(schema: &Value) -> Value {
@@ -233,7 +237,11 @@ impl Generator {
                 Value::Object(out)
             }
             "array" => {
-                let min = schema.get("minItems").and_then(Value::as_u64).unwrap_or(0);
+                let min = schema
+                    .get("minItems")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+                    .min(MAX_ITEMS);
                 let max = schema
                     .get("maxItems")
                     .and_then(Value::as_u64)
@@ -264,8 +272,9 @@ impl Generator {
             }
             "number" => {
                 let (lo, lx, hi, hx) = schema::bounds(schema);
-                let lo = lo.unwrap_or(0.0);
-                let hi = hi.unwrap_or(lo + 1000.0).max(lo);
+                // Bounded so the range cannot overflow the sampler.
+                let lo = lo.unwrap_or(0.0).clamp(-1e15, 1e15);
+                let hi = hi.unwrap_or(lo + 1000.0).clamp(-1e15, 1e15).max(lo);
                 let mut x = rng.random_range(lo..=hi);
                 if (lx && x <= lo) || (hx && x >= hi) {
                     x = (lo + hi) / 2.0;
@@ -279,7 +288,11 @@ impl Generator {
     }
 
     fn string(&mut self, schema: &Value, rng: &mut StdRng) -> String {
-        let min = schema.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let min = schema
+            .get("minLength")
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+            .min(MAX_TEXT) as usize;
         let max = schema
             .get("maxLength")
             .and_then(Value::as_u64)
@@ -292,6 +305,9 @@ impl Generator {
                 .or_insert_with(|| {
                     // rand_regex refuses anchors; generated strings match whole anyway.
                     let body = p.strip_prefix('^').unwrap_or(p);
+                    if huge_repeat(p) {
+                        return None;
+                    }
                     let body = if body.ends_with('$') && !body.ends_with("\\$") {
                         &body[..body.len() - 1]
                     } else {
@@ -439,7 +455,7 @@ impl Generator {
             "string" => {
                 let min = schema.get("minLength").and_then(Value::as_u64);
                 let max = schema.get("maxLength").and_then(Value::as_u64);
-                if let Some(min) = min.filter(|m| *m > 0) {
+                if let Some(min) = min.filter(|m| *m > 0 && *m <= MAX_TEXT) {
                     out.push((
                         json!("a".repeat(min as usize)),
                         Expect::Valid,
@@ -451,7 +467,12 @@ impl Generator {
                         "minLength - 1".into(),
                     ));
                 } else {
-                    out.push((json!(""), Expect::Valid, "empty string".into()));
+                    let expect = if min.unwrap_or(0) > 0 {
+                        invalid.clone()
+                    } else {
+                        Expect::Valid
+                    };
+                    out.push((json!(""), expect, "empty string".into()));
                 }
                 if let Some(max) = max.filter(|m| *m < 100_000) {
                     out.push((
@@ -790,6 +811,14 @@ impl Generator {
     }
 }
 
+/// Whether a pattern repeats something more than 10,000 times (`a{1000000}`).
+fn huge_repeat(pattern: &str) -> bool {
+    pattern.split('{').skip(1).any(|rest| {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.len() > 4
+    })
+}
+
 fn push_edge(boundary: &mut Vec<Case>, invalid: &mut Vec<Case>, mut c: Case, expect: Expect) {
     let is_valid = expect == Expect::Valid;
     c.expect = expect;
@@ -810,10 +839,10 @@ fn push_edge(boundary: &mut Vec<Case>, invalid: &mut Vec<Case>, mut c: Case, exp
 fn int_range(schema: &Value) -> (i64, i64) {
     let (lo, lx, hi, hx) = schema::bounds(schema);
     let mut lo = lo
-        .map(|l| l.ceil() as i64 + i64::from(lx))
+        .map(|l| (l.ceil() as i64).saturating_add(i64::from(lx)))
         .unwrap_or(i64::MIN);
     let mut hi = hi
-        .map(|h| h.floor() as i64 - i64::from(hx))
+        .map(|h| (h.floor() as i64).saturating_sub(i64::from(hx)))
         .unwrap_or(i64::MAX);
     if lo == i64::MIN && hi == i64::MAX {
         lo = 1;

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -130,6 +131,7 @@ impl Operation {
 pub async fn load(source: &str) -> Result<Spec, FuzzError> {
     let mut loader = Loader {
         docs: HashMap::new(),
+        nodes: 0,
     };
     let location = if source.starts_with("http://") || source.starts_with("https://") {
         source.to_string()
@@ -156,7 +158,8 @@ pub async fn parse_str(text: &str, base_dir: &Path) -> Result<Spec, FuzzError> {
         .into_owned();
     let root = parse_text(text, "(inline spec)")?;
     let mut loader = Loader {
-        docs: HashMap::from([(location.clone(), root.clone())]),
+        docs: HashMap::from([(location.clone(), Arc::new(root.clone()))]),
+        nodes: 0,
     };
     let mut spec = build(&mut loader, &location, &root).await?;
     spec.source = "(inline spec)".into();
@@ -193,11 +196,17 @@ fn parse_text(text: &str, location: &str) -> Result<Value, FuzzError> {
 }
 
 struct Loader {
-    docs: HashMap<String, Value>,
+    docs: HashMap<String, Arc<Value>>,
+    /// Values produced by inlining so far: references that fan out (each schema
+    /// referring to the next twice) would otherwise grow without bound.
+    nodes: usize,
 }
 
+/// The most values a spec may expand to once every `$ref` is inlined.
+const MAX_NODES: usize = 1_000_000;
+
 impl Loader {
-    async fn doc(&mut self, location: &str, shown: &str) -> Result<Value, FuzzError> {
+    async fn doc(&mut self, location: &str, shown: &str) -> Result<Arc<Value>, FuzzError> {
         if let Some(doc) = self.docs.get(location) {
             return Ok(doc.clone());
         }
@@ -209,7 +218,7 @@ impl Loader {
                 reason: e.to_string(),
             })?
         };
-        let doc = parse_text(&text, shown)?;
+        let doc = Arc::new(parse_text(&text, shown)?);
         self.docs.insert(location.to_string(), doc.clone());
         Ok(doc)
     }
@@ -320,6 +329,14 @@ fn resolve<'a>(
     stack: &'a mut Vec<String>,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Value, FuzzError>> + Send + 'a>> {
     Box::pin(async move {
+        loader.nodes += 1;
+        if loader.nodes > MAX_NODES {
+            return Err(spec_err(
+                "",
+                &format!("#{pointer}"),
+                "the spec expands to more than 1,000,000 values once $refs are inlined; simplify its references",
+            ));
+        }
         match value {
             Value::Object(map) => {
                 if let Some(reference) = map.get("$ref") {

@@ -93,3 +93,61 @@ async fn boundary_values_first_and_valid_values_conform() {
         }
     }
 }
+
+/// Schemas that ask for absurd values must give bounded cases, never a panic or abort.
+#[tokio::test]
+async fn hostile_schemas_generate_bounded_cases() {
+    let spec_text = r##"{"openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+      "paths": {"/h/{p}": {"post": {
+        "parameters": [
+          {"name": "p", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 9.3e18, "exclusiveMinimum": true}},
+          {"name": "f", "in": "query", "schema": {"type": "number", "minimum": -1e308, "maximum": 1e308}},
+          {"name": "s", "in": "query", "schema": {"type": "string", "minLength": 1000000000000}},
+          {"name": "r", "in": "query", "schema": {"type": "string", "pattern": "^a{1000000000}$"}},
+          {"name": "i", "in": "header", "schema": {"type": "integer", "maximum": -9.3e18}}
+        ],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Node"}}}},
+        "responses": {"200": {"description": "ok"}}}}},
+      "components": {"schemas": {"Node": {"type": "object", "properties": {
+        "next": {"$ref": "#/components/schemas/Node"},
+        "many": {"type": "array", "minItems": 1000000000, "items": {"type": "string"}}}}}}}"##;
+    let s = spec::parse_str(spec_text, std::path::Path::new("/"))
+        .await
+        .expect("loads");
+    let mut g = Generator::new();
+    let mut rng = StdRng::seed_from_u64(3);
+    let pool = Pool::default();
+    let op = &s.operations[0];
+    let mut cases = vec![g.valid_case(0, op, &mut rng, &pool)];
+    cases.extend(g.edge_cases(0, op, &mut rng, &pool));
+    for c in &cases {
+        let size: usize = c
+            .params
+            .iter()
+            .map(|(_, _, v)| v.to_string().len())
+            .sum::<usize>()
+            + c.body.as_ref().map_or(0, |b| format!("{b:?}").len());
+        assert!(size < 2_000_000, "{} is {size} bytes", c.note);
+    }
+
+    // References that fan out (each level refers to the next twice) are refused.
+    let mut defs = String::new();
+    for i in 0..40 {
+        defs.push_str(&format!(
+            r##""S{i}": {{"type": "object", "properties": {{"a": {{"$ref": "#/components/schemas/S{n}"}}, "b": {{"$ref": "#/components/schemas/S{n}"}}}}}},"##,
+            n = i + 1
+        ));
+    }
+    defs.push_str(r#""S40": {"type": "string"}"#);
+    let bomb = format!(
+        r##"{{"openapi": "3.0.3", "info": {{"title": "t", "version": "1"}},
+        "paths": {{"/b": {{"post": {{"requestBody": {{"content": {{"application/json": {{"schema": {{"$ref": "#/components/schemas/S0"}}}}}}}},
+        "responses": {{"200": {{"description": "ok"}}}}}}}}}},
+        "components": {{"schemas": {{{defs}}}}}}}"##
+    );
+    let err = spec::parse_str(&bomb, std::path::Path::new("/"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expands to more than"), "{err}");
+}
