@@ -24,6 +24,13 @@ pub struct LoadArgs {
     /// Closed model: this many virtual users, each sending as soon as its last answer came.
     #[arg(short = 'c', long = "vus")]
     pub vus: Option<u32>,
+    /// Ramp to a rate (with -r) or VU count (with -c) over a duration, after the start
+    /// value: `--stage 500/s:30s` or `--stage 100:30s` (repeatable, in order).
+    #[arg(long = "stage", value_name = "TO:OVER")]
+    pub stages: Vec<String>,
+    /// Closed model: each VU waits this long between its answer and its next send.
+    #[arg(long)]
+    pub think: Option<String>,
     /// How long to run (e.g. 10s, 2m).
     #[arg(short = 'd', long, default_value = "10s")]
     pub duration: String,
@@ -209,21 +216,60 @@ impl LoadArgs {
     pub fn to_config(&self) -> Result<LoadConfig, String> {
         let duration = parse_duration(&self.duration)?;
         let timeout = parse_duration(&self.timeout)?;
+        let open = self.rate.is_some();
+        let mut stages = Vec::new();
+        for s in &self.stages {
+            let (to, over) = s.rsplit_once(':').ok_or_else(|| {
+                format!("bad stage `{s}`: write TO:OVER, like 500/s:30s or 100:30s")
+            })?;
+            let to = if open {
+                // A stage may ramp down to nothing.
+                if to
+                    .split('/')
+                    .next()
+                    .and_then(|n| n.trim().parse::<f64>().ok())
+                    == Some(0.0)
+                {
+                    0.0
+                } else {
+                    parse_rate(to)?
+                }
+            } else {
+                let v: u32 = to
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("bad stage `{s}`: with -c, TO is a VU count"))?;
+                v as f64
+            };
+            stages.push(crate::config::Stage {
+                to,
+                over: parse_duration(over)?,
+            });
+        }
+        let think = match &self.think {
+            Some(t) if open => {
+                return Err(format!("--think {t} needs the closed model (-c), not -r"));
+            }
+            Some(t) => parse_duration(t)?,
+            None => Duration::ZERO,
+        };
         let executor = match (&self.rate, self.vus) {
             (Some(r), _) => Executor::Rate {
                 rate: parse_rate(r)?,
-                stages: Vec::new(),
+                stages,
             },
-            (None, Some(0)) => return Err("-c 0: give at least one virtual user".into()),
+            (None, Some(0)) if stages.is_empty() => {
+                return Err("-c 0: give at least one virtual user".into());
+            }
             (None, Some(v)) => Executor::Vus {
                 vus: v,
-                stages: Vec::new(),
-                think: Duration::ZERO,
+                stages,
+                think,
             },
             (None, None) => Executor::Vus {
                 vus: 50,
-                stages: Vec::new(),
-                think: Duration::ZERO,
+                stages,
+                think,
             },
         };
         let uri: http::Uri = self.url.parse().map_err(|e| {

@@ -40,6 +40,18 @@ fn bad_input_exits_3_with_a_message() {
             "data file",
         ),
         (vec!["http://127.0.0.1:9/${nope}"], "unknown template"),
+        (
+            vec!["http://127.0.0.1:9/", "-r", "5", "--stage", "10/s"],
+            "bad stage",
+        ),
+        (
+            vec!["http://127.0.0.1:9/", "-c", "5", "--stage", "x:1s"],
+            "VU count",
+        ),
+        (
+            vec!["http://127.0.0.1:9/", "-r", "5", "--think", "1s"],
+            "closed model",
+        ),
     ] {
         let (code, out, err) = exec(&args);
         assert_eq!(code, 3, "{args:?}: {err}");
@@ -161,5 +173,28 @@ fn segments_written_with_out_merge_into_the_whole_load() {
     let (code, _, err) = merge(&[tmp.path().to_str().unwrap()]);
     assert_eq!(code, 3);
     assert!(err.contains("no load.json or journal.jsonl"), "{err}");
+    drop(srv);
+}
+
+#[test]
+fn stages_ramp_the_ad_hoc_load() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let srv = rt.block_on(start(Opts::default()));
+    let url = srv.url("/ok");
+    // 100/s ramping to 200/s over 1 s, then down to 0 over 1 s: 150 + 100 sends.
+    let (code, out, err) = exec(&[
+        &url, "-r", "100", "--stage", "200/s:1s", "--stage", "0/s:1s", "-d", "2s", "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["intended"], 250);
+    assert_eq!(v["outcomes"]["ok"], 250);
+    // VUs ramping from 1 to 3 with think time.
+    let (code, out, err) = exec(&[
+        &url, "-c", "1", "--stage", "3:300ms", "--think", "20ms", "-d", "600ms", "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(v["outcomes"]["ok"].as_u64().unwrap() >= 10, "{v}");
     drop(srv);
 }
