@@ -2,7 +2,10 @@
 //! histogram per second, two probes, a fault in the middle) into a folder, for the
 //! report benchmark (bench/report.sh) and the long-run test.
 //!
-//! cargo run --release -p livefire-report --example synthetic_run -- DIR [SECONDS] [RPS]
+//! cargo run --release -p livefire-report --example synthetic_run -- DIR [SECONDS] [RPS] [--report]
+//!
+//! With `--report` it then writes the run's outputs (what `livefire report DIR` does)
+//! and prints how long that took.
 
 use std::io::Write;
 use std::path::Path;
@@ -158,5 +161,15 @@ fn main() {
     if let Err(e) = write_journal(Path::new(dir), seconds, rps) {
         eprintln!("synthetic_run: {e}");
         std::process::exit(1);
+    }
+    if args.iter().any(|a| a == "--report") {
+        let start = std::time::Instant::now();
+        match livefire_report::write_outputs(Path::new(dir)) {
+            Ok(_) => println!("report written in {:.2} s", start.elapsed().as_secs_f64()),
+            Err(e) => {
+                eprintln!("synthetic_run: {e}");
+                std::process::exit(1);
+            }
+        }
     }
 }

@@ -120,7 +120,9 @@ pub fn render(journal: &Journal, summary: &Summary, experiment: Option<&str>) ->
 
     conditions_table(&mut h, summary);
     faults_table(&mut h, summary);
+    findings_table(&mut h, summary);
     loads_table(&mut h, summary);
+    writes_table(&mut h, summary);
     if !summary.rollback_steps.is_empty() {
         let _ = writeln!(
             h,
@@ -307,7 +309,8 @@ fn clock(ms: u64) -> String {
 
 /// The top lane: phases, each fault as a labelled bar, trips and deviations.
 fn events_chart(h: &mut String, summary: &Summary, marks: &Marks, dur: u64) {
-    let rows = summary.faults.len().max(1) as f64;
+    let finding_row = usize::from(!summary.findings.is_empty());
+    let rows = (summary.faults.len() + finding_row).max(1) as f64;
     let bottom = 26.0 + rows * 20.0;
     let height = bottom + 20.0;
     open_chart(h, "events", "phases and faults", height);
@@ -356,6 +359,27 @@ fn events_chart(h: &mut String, summary: &Summary, marks: &Marks, dur: u64) {
             secs(f.applied_ms),
             f.rolled_back_ms.map(secs).unwrap_or_else(|| "never".into()),
         );
+    }
+    if !summary.findings.is_empty() {
+        let y = 26.0 + summary.faults.len() as f64 * 20.0;
+        let _ = write!(
+            h,
+            r#"<text class="label" x="4" y="{:.1}">findings</text>"#,
+            y + 11.0
+        );
+        for f in &summary.findings {
+            let _ = write!(
+                h,
+                r#"<rect class="finding sev-{}" x="{:.1}" y="{y}" width="4" height="14"><title>{} at {}: {} {}: {}</title></rect>"#,
+                escape(&f.severity),
+                x(f.at_ms, dur) - 2.0,
+                escape(&f.severity),
+                secs(f.at_ms),
+                escape(&f.rule),
+                escape(&f.operation),
+                escape(&f.title)
+            );
+        }
     }
     close_chart(h, top, bottom, marks, dur);
 }
@@ -819,6 +843,66 @@ fn loads_table(h: &mut String, s: &Summary) {
     let _ = writeln!(h, "</table></section>");
 }
 
+fn findings_table(h: &mut String, s: &Summary) {
+    if s.findings.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        r#"<section><h2>Findings</h2><table id="findings"><tr><th>at</th><th>severity</th><th>campaign</th><th>rule</th><th>operation</th><th>what</th><th>faults active</th><th>reproducer</th></tr>"#
+    );
+    for f in &s.findings {
+        let _ = writeln!(
+            h,
+            r#"<tr><td>{}</td><td class="sev-{sev}{}">{sev}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td><code class="repro">{}</code></td></tr>"#,
+            secs(f.at_ms),
+            if f.fails { " bad" } else { "" },
+            escape(&f.campaign),
+            escape(&f.rule),
+            escape(&f.operation),
+            escape(&f.title),
+            if f.active_faults.is_empty() {
+                "none".to_owned()
+            } else {
+                escape(&f.active_faults.join(", "))
+            },
+            escape(&f.reproducer),
+            sev = escape(&f.severity),
+        );
+    }
+    let failing = s.findings.iter().filter(|f| f.fails).count();
+    let _ = writeln!(
+        h,
+        r#"</table><p class="note">{failing} of {} finding(s) at or above <code>settings.fail_on</code> (they fail the run).</p></section>"#,
+        s.findings.len()
+    );
+}
+
+fn writes_table(h: &mut String, s: &Summary) {
+    if s.writes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        r#"<section><h2>Writes read back after rollback</h2><table id="writes"><tr><th>load</th><th>acknowledged</th><th>lost</th><th>phantom</th><th>duplicated</th><th>unverified</th></tr>"#
+    );
+    for w in &s.writes {
+        let n = |k: &str| w.counts.get(k).copied().unwrap_or(0);
+        let _ = writeln!(
+            h,
+            r#"<tr><td>{}</td><td>{}</td><td class="{}">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+            escape(&w.load),
+            n("acked"),
+            if n("lost") > 0 { "bad" } else { "good" },
+            n("lost"),
+            n("phantom"),
+            n("duplicated"),
+            n("unverified"),
+        );
+    }
+    let _ = writeln!(h, "</table></section>");
+}
+
 /// The smallest 1/2/5 × 10^n at or above `v` (1 for nothing).
 fn nice_ceiling(v: f64) -> f64 {
     if !(v > 0.0) || !v.is_finite() {
@@ -856,6 +940,8 @@ path.series{fill:none;stroke-width:1.6}
 .legend{color:#4b5563;font-size:12px}.sw{display:inline-block;width:12px;height:10px;margin:0 4px 0 12px;vertical-align:middle}
 .sw.fault{background:#fcd34d}.sw.trip{background:#dc2626}.sw.dev{background:#b45309}.sw.okc{background:#22c55e}.sw.failc{background:#dc2626}
 table{border-collapse:collapse;width:100%;font-size:13px}th,td{text-align:left;padding:4px 8px;border-bottom:1px solid #e5e7eb;vertical-align:top}th{background:#f9fafb}
+rect.finding{fill:#7c3aed}rect.finding.sev-critical{fill:#7f1d1d}rect.finding.sev-high{fill:#dc2626}rect.finding.sev-medium{fill:#f97316}rect.finding.sev-low{fill:#a3a3a3}
+td.sev-critical,td.sev-high{color:#b91c1c;font-weight:600}code.repro{word-break:break-all}
 .good{color:#15803d;font-weight:600}.bad{color:#b91c1c;font-weight:600}.note{color:#6b7280;font-size:12px}
 pre{background:#f9fafb;border:1px solid #e5e7eb;padding:10px;overflow:auto;font-size:12px;max-height:600px}code{font-size:12px}
 footer{margin:24px 0 8px;color:#9ca3af;font-size:12px}

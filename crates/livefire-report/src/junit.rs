@@ -45,6 +45,79 @@ pub fn render(summary: &Summary, experiment: Option<&str>) -> String {
             out: String::new(),
         });
     }
+    // A case per campaign and rule: failing when a finding fails the run.
+    let mut rules: Vec<(&str, &str)> = summary
+        .findings
+        .iter()
+        .map(|f| (f.campaign.as_str(), f.rule.as_str()))
+        .collect();
+    rules.sort_unstable();
+    rules.dedup();
+    for (campaign, rule) in rules {
+        let found: Vec<&crate::FindingSummary> = summary
+            .findings
+            .iter()
+            .filter(|f| f.campaign == campaign && f.rule == rule)
+            .collect();
+        let lines: Vec<String> = found
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} at {}: {}: {} (faults active: {})\n  {}",
+                    f.severity,
+                    secs(f.at_ms),
+                    f.operation,
+                    f.title,
+                    if f.active_faults.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        f.active_faults.join(", ")
+                    },
+                    f.reproducer
+                )
+            })
+            .collect();
+        let failing = found.iter().filter(|f| f.fails).count();
+        cases.push(Case {
+            classname: "livefire.finding",
+            name: format!("{campaign}: {rule}"),
+            outcome: if failing > 0 {
+                CaseOutcome::Failed {
+                    message: format!("{failing} finding(s) at or above settings.fail_on"),
+                    detail: lines.join("\n"),
+                }
+            } else {
+                CaseOutcome::Passed
+            },
+            out: if failing > 0 {
+                String::new()
+            } else {
+                lines.join("\n")
+            },
+        });
+    }
+    for w in &summary.writes {
+        let n = |k: &str| w.counts.get(k).copied().unwrap_or(0);
+        let counts = w
+            .counts
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        cases.push(Case {
+            classname: "livefire.writes",
+            name: format!("{}: no acknowledged write lost", w.load),
+            outcome: if n("lost") > 0 {
+                CaseOutcome::Failed {
+                    message: format!("{} acknowledged write(s) lost", n("lost")),
+                    detail: counts.clone(),
+                }
+            } else {
+                CaseOutcome::Passed
+            },
+            out: counts,
+        });
+    }
     let failed_rollbacks: Vec<String> = summary
         .faults
         .iter()

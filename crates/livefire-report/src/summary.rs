@@ -44,6 +44,12 @@ pub struct Summary {
     /// Every load that journaled metric windows.
     #[serde(default)]
     pub loads: Vec<LoadSummary>,
+    /// Every finding of the fuzz campaigns, in order.
+    #[serde(default)]
+    pub findings: Vec<FindingSummary>,
+    /// Tracked writes read back after rollback, per load (data-loss counts).
+    #[serde(default)]
+    pub writes: Vec<WritesSummary>,
     /// The `rollbacks:` steps run after the faults were undone.
     #[serde(default)]
     pub rollback_steps: Vec<StepSummary>,
@@ -157,6 +163,36 @@ pub struct RequestSummary {
     pub latency_ms: Option<Percentiles>,
 }
 
+/// One finding of a fuzz campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FindingSummary {
+    pub campaign: String,
+    /// `critical`, `high`, `medium`, `low`.
+    pub severity: String,
+    /// Whether it fails the verdict (at or above `settings.fail_on`).
+    pub fails: bool,
+    /// When it was journaled, in milliseconds since the start.
+    pub at_ms: u64,
+    /// The rule that found it (`server_error`, `auth_enforced`, ...).
+    pub rule: String,
+    /// `GET /items/{itemId}`.
+    pub operation: String,
+    /// One line for humans.
+    pub title: String,
+    /// A shell command that sends the same request.
+    pub reproducer: String,
+    /// The faults active when it appeared.
+    pub active_faults: Vec<String>,
+}
+
+/// A load's tracked writes, read back after rollback.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct WritesSummary {
+    pub load: String,
+    /// `acked`, `lost`, `phantom`, `duplicated`, `unverified`.
+    pub counts: BTreeMap<String, u64>,
+}
+
 /// One `rollbacks:` step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StepSummary {
@@ -185,6 +221,8 @@ pub fn summarize(journal: &Journal) -> Summary {
         conditions: Vec::new(),
         faults: Vec::new(),
         loads: Vec::new(),
+        findings: Vec::new(),
+        writes: Vec::new(),
         rollback_steps: Vec::new(),
         settled_after_ms: None,
         ledger_left: 0,
@@ -362,6 +400,50 @@ pub fn summarize(journal: &Journal) -> Summary {
                     f.rolled_back_by = Some(by.clone());
                 }
             }
+            Event::Finding {
+                campaign,
+                severity,
+                fails,
+                finding,
+            } => {
+                let text = |k: &str| {
+                    finding
+                        .get(k)
+                        .and_then(|v| v.as_str())
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                s.findings.push(FindingSummary {
+                    campaign: campaign.clone(),
+                    severity: severity.clone(),
+                    fails: *fails,
+                    at_ms: r.t,
+                    rule: text("rule"),
+                    operation: text("operation"),
+                    title: text("title"),
+                    reproducer: text("curl"),
+                    active_faults: finding
+                        .get("active_faults")
+                        .and_then(|v| v.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+            Event::Writes { load, counts } => s.writes.push(WritesSummary {
+                load: load.clone(),
+                counts: counts
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_u64()?)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
             Event::RollbackStep { step, ok, detail } => s.rollback_steps.push(StepSummary {
                 step: step.clone(),
                 ok: *ok,
@@ -409,7 +491,9 @@ pub fn summarize(journal: &Journal) -> Summary {
             .map(|x| x.sent.max(f.applied_ms) - f.applied_ms);
         if let (Some(back), Some(true)) = (f.rolled_back_ms, f.rollback_ok) {
             f.time_to_recover_ms = recovered_at(&samples, &probe_conditions, back)
-                .or(settled_at.filter(|at| *at >= back))
+                // The after phase's check, when no probe answered after the rollback
+                // during the timeline (never without hypothesis probes: nothing to hold).
+                .or(settled_at.filter(|at| *at >= back && !probe_conditions.is_empty()))
                 .map(|at| at - back);
         }
     }

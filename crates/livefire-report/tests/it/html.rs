@@ -154,3 +154,27 @@ fn a_folder_without_a_journal_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn findings_show_with_severity_reproducer_and_the_faults_active() {
+    let run = Run::fixture("fuzz-finding");
+    let s = run.report();
+    // No hypothesis probe: no time to recover to speak of.
+    assert_eq!(s.faults[0].time_to_recover_ms, None);
+    let html = run.read("report.html");
+    assert_self_contained(&html);
+    assert!(html.contains(r#"<table id="findings">"#));
+    assert_eq!(
+        html.matches("<rect class=\"finding sev-critical\"").count(),
+        3
+    );
+    let row = html
+        .lines()
+        .find(|l| l.contains("<code>GET /account</code>"))
+        .expect("the finding on GET /account");
+    assert!(row.contains("auth down"), "{row}");
+    assert!(
+        row.contains("<code class=\"repro\">curl -sS -i -X GET"),
+        "{row}"
+    );
+}

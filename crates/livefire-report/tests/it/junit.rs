@@ -79,3 +79,21 @@ fn conditions_declared_but_never_judged_are_skipped_cases() {
     let case = &xml[xml.find(r#"name="never sampled""#).unwrap()..];
     assert!(case[..case.find("</testcase>").unwrap()].contains("<skipped message=\"never judged"));
 }
+
+#[test]
+fn findings_are_a_case_per_campaign_and_rule_with_their_reproducers() {
+    let run = Run::fixture("fuzz-finding");
+    let s = run.report();
+    assert_eq!(s.findings.len(), 3);
+    let xml = run.read("junit.xml");
+    let case = &xml[xml
+        .find(r#"<testcase classname="livefire.finding" name="api-fuzz: auth_enforced">"#)
+        .expect("a case for the rule")..];
+    let case = &case[..case.find("</testcase>").unwrap()];
+    assert!(
+        case.contains("<failure message=\"3 finding(s) at or above settings.fail_on\""),
+        "{case}"
+    );
+    assert!(case.contains("GET /account: secured operation answered 200 with garbage token (faults active: auth down)"), "{case}");
+    assert!(case.contains("curl -sS -i -X GET"), "{case}");
+}

@@ -3,7 +3,12 @@
 use std::path::{Path, PathBuf};
 
 /// The fixture run folders.
-pub const FIXTURES: [&str; 3] = ["held-pause", "held-load", "aborted-guardrail"];
+pub const FIXTURES: [&str; 4] = [
+    "held-pause",
+    "held-load",
+    "aborted-guardrail",
+    "fuzz-finding",
+];
 
 /// A copy of a fixture run folder (journal.jsonl, experiment.yaml) in a temp dir.
 pub struct Run {
