@@ -292,7 +292,10 @@ fn time_axis(h: &mut String, y: f64, dur: u64) {
             y + 15.0,
             clock(t)
         );
-        t += step_ms;
+        let Some(next) = t.checked_add(step_ms) else {
+            break;
+        };
+        t = next;
     }
 }
 

@@ -13,6 +13,9 @@ use livefire_core::window::Window;
 /// histogram is ~190 KB; an hour of them is not), never held as records.
 pub const WINDOW_EVENT: &str = "window";
 
+/// The latest time a journal may carry (a hundred years, in milliseconds).
+const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
 /// A journal as read from disk.
 #[derive(Debug, Clone, Default)]
 pub struct Journal {
@@ -95,6 +98,15 @@ pub fn parse_journal(text: &str) -> Journal {
             .unwrap_or_default()
             .to_owned();
         let t = value.get("t").and_then(|t| t.as_u64()).unwrap_or(0);
+        let second = value.get("second").and_then(|t| t.as_u64()).unwrap_or(0);
+        // No run lasts a hundred years: such a time is damage, and would overflow the
+        // arithmetic of the charts.
+        if t > MAX_MS || second > MAX_MS / 1000 {
+            journal.stopped = Some(format!(
+                "line {line_no}: the journal stops here: a time beyond a hundred years; the file may be corrupted"
+            ));
+            break;
+        }
         if kind == WINDOW_EVENT {
             if let Some(w) = raw_window(&value, t) {
                 journal.windows.push(w);

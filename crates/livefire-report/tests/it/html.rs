@@ -127,14 +127,21 @@ fn a_journal_from_a_newer_livefire_says_so() {
 
 #[test]
 fn garbage_instead_of_a_journal_gives_a_report_not_a_panic() {
-    for text in [
-        "",
-        "\0\0\0",
-        "not json\n",
-        "[1,2,3]\n",
-        "{\"v\":\"one\"}\n",
-        "{\"v\":1,\"type\":\"probe\",\"t\":-5}\n",
-    ] {
+    let max = u64::MAX;
+    let cases = [
+        String::new(),
+        "\0\0\0".into(),
+        "not json\n".into(),
+        "[1,2,3]\n".into(),
+        "{\"v\":\"one\"}\n".into(),
+        "{\"v\":1,\"type\":\"probe\",\"t\":-5}\n".into(),
+        // Regression: a time near u64::MAX overflowed the time axis' arithmetic.
+        format!("{{\"v\":1,\"seq\":0,\"t\":{max},\"type\":\"warning\",\"message\":\"x\"}}\n"),
+        format!("{{\"v\":1,\"seq\":0,\"t\":5,\"type\":\"window\",\"series\":\"b\",\"second\":{max},\"window\":{{\"counts\":{{}},\"intended\":0,\"sent\":0,\"latency\":\"\"}}}}\n"),
+        "{\"v\":1,\"seq\":0,\"t\":5,\"type\":\"probe\",\"condition\":\"c\",\"role\":\"hypothesis\",\"phase\":\"during\",\"ok\":false,\"detail\":\"\",\"latency_ms\":-1e308}\n".into(),
+        "{\"v\":1,\"seq\":0,\"t\":5,\"type\":\"window\",\"series\":\"b\",\"second\":1,\"window\":{\"counts\":{\"ok\":3},\"intended\":3,\"sent\":3,\"latency\":\"bm90IGEgaGlzdG9ncmFt\"}}\n".into(),
+    ];
+    for text in &cases {
         let run = Run::fixture("held-pause");
         std::fs::write(run.file("journal.jsonl"), text).unwrap();
         let s = run.report();
