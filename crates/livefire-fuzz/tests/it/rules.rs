@@ -126,8 +126,17 @@ async fn each_rule_finds_its_planted_defect() {
         "{}",
         boundary.curl
     );
-    let injection = findings.iter().find(|f| f.rule == Rule::Injection).unwrap();
-    assert_eq!(injection.signature, "sql:postgres");
+    let injection = |op: &str| {
+        findings
+            .iter()
+            .find(|f| f.rule == Rule::Injection && f.operation == op)
+            .unwrap()
+    };
+    assert_eq!(injection("GET /search").signature, "sql:postgres");
+    // The time-based one was confirmed against a benign control: slow twice, >= 2 s.
+    let delay = injection("GET /reports/{name}");
+    assert!(delay.signature.ends_with(":delay"), "{delay:?}");
+    assert!(delay.response.latency_ms >= 1800.0, "{delay:?}");
     let negative = findings
         .iter()
         .find(|f| f.rule == Rule::NegativeAccepted)
@@ -216,4 +225,29 @@ async fn fail_open_window_is_bounded_by_the_outage() {
         "still seen long after the dependency came back: {s:?}"
     );
     assert!(s.count >= 2, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn degraded_correct_service_yields_no_slow_or_injection_finding() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = target::start(Mode::Correct, None, "127.0.0.1:0").await;
+    // Every answer 20 ms late, every tenth 400 ms: a target under a latency fault.
+    t.stats
+        .degraded_ms
+        .store(20, std::sync::atomic::Ordering::Relaxed);
+    let config = FuzzConfig {
+        spec: spec_file(&dir),
+        base_url: t.base_url(),
+        duration: Duration::from_secs(4),
+        seed: 4,
+        concurrency: 32,
+        auth: Some(bearer(target::ALICE_TOKEN)),
+        ..FuzzConfig::default()
+    };
+    let (summary, findings) = campaign(config, |_| false).await;
+    assert!(
+        findings.is_empty(),
+        "false alarms under degradation: {findings:#?}"
+    );
+    assert!(summary.requests > 200, "{summary:?}");
 }

@@ -50,6 +50,8 @@ pub const DEFECTS: &[(&str, &str)] = &[
     ("auth_enforced", "GET /admin/users"),
     ("injection", "GET /search"),
     ("leak", "GET /reports/{name}"),
+    // A name with `sleep` in it sleeps 2 s: time-based injection.
+    ("injection", "GET /reports/{name}"),
     ("crash", "POST /parse"),
     ("slow", "GET /export"),
     ("object_access", "GET /notes/{noteId}"),
@@ -71,6 +73,8 @@ pub struct Stats {
     pub authorized: AtomicU64,
     /// Successful `POST /login` calls.
     pub logins: AtomicU64,
+    /// When non-zero, every answer is this many ms late (every tenth 20x later).
+    pub degraded_ms: AtomicU64,
 }
 
 impl Stats {
@@ -161,6 +165,7 @@ pub async fn start(mode: Mode, auth_dep: Option<SocketAddr>, bind: &str) -> Targ
         deleted_created: AtomicU64::new(0),
         authorized: AtomicU64::new(0),
         logins: AtomicU64::new(0),
+        degraded_ms: AtomicU64::new(0),
     });
     let state = Arc::new(State {
         mode,
@@ -351,7 +356,13 @@ fn decode(s: &str) -> String {
 
 async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::io::Error> {
     let stats = &state.stats;
-    stats.requests.fetch_add(1, Ordering::Relaxed);
+    let n = stats.requests.fetch_add(1, Ordering::Relaxed);
+    // A degraded target: every answer late, every tenth twenty times later.
+    let degraded = stats.degraded_ms.load(Ordering::Relaxed);
+    if degraded > 0 {
+        let ms = if n % 10 == 0 { degraded * 20 } else { degraded };
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     if path == "/__stats" {
@@ -553,6 +564,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::
             json(200, serde_json::json!({ "results": results }))
         }
         (&Method::GET, ["reports", name]) => {
+            if defective && decode(name).to_ascii_lowercase().contains("sleep") {
+                // The planted time-based injection: the name reaches a shell.
+                stats.fire("time_injection");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
             let valid = !name.is_empty()
                 && name.len() <= 16
                 && name.bytes().all(|b| b.is_ascii_lowercase());
