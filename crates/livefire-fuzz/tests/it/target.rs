@@ -360,7 +360,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, std::
     // A degraded target: every answer late, every tenth twenty times later.
     let degraded = stats.degraded_ms.load(Ordering::Relaxed);
     if degraded > 0 {
-        let ms = if n % 10 == 0 { degraded * 20 } else { degraded };
+        let ms = if n.rem_euclid(10) == 0 {
+            degraded * 20
+        } else {
+            degraded
+        };
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     let method = req.method().clone();
