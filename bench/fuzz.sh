@@ -105,6 +105,7 @@ DEFECTS = [
     ("auth_enforced",      "GET /admin/users",       {"auth_enforced"},      ["API accepts requests without authentication", "API accepts invalid authentication", "Authentication declared but not enforced"]),
     ("injection",          "GET /search",            {"injection"},          ["Server error"]),
     ("leak",               "GET /reports/{name}",    {"leak"},               []),
+    ("time_injection",     "GET /reports/{name}",    {"injection"},          []),
     ("crash",              "POST /parse",            {"crash"},              ["Network Error", "Connection", "Server error"]),
     ("slow",               "GET /export",            {"slow"},               ["Response time limit exceeded"]),
     ("object_access",      "GET /notes/{noteId}",    {"object_access"},      ["Authorization bypass", "object-level"]),
