@@ -1,6 +1,7 @@
 //! `livefire compare RUN_A RUN_B`: the same drill run twice, side by side: verdicts,
 //! time to impact and to recover per fault (matched by activity name), condition
-//! results, load throughput, percentiles and error rates, with deltas; as text or HTML.
+//! results, load throughput, percentiles and error rates, findings new and fixed, with
+//! deltas; as text or HTML.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -309,6 +310,50 @@ pub fn compare(a: &Summary, b: &Summary) -> Comparison {
             rows,
         });
     }
+    // Findings, by campaign, rule, operation and what was wrong: new, fixed, still there.
+    type Key = (String, String, String, String);
+    let key = |f: &crate::FindingSummary| -> Key {
+        (
+            f.campaign.clone(),
+            f.rule.clone(),
+            f.operation.clone(),
+            f.title.clone(),
+        )
+    };
+    let mut keys: Vec<(Key, &str)> = Vec::new();
+    for f in a.findings.iter().chain(&b.findings) {
+        if !keys.iter().any(|(k, _)| *k == key(f)) {
+            keys.push((key(f), f.severity.as_str()));
+        }
+    }
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|(k, severity)| {
+            let (in_a, in_b) = (
+                a.findings.iter().any(|f| key(f) == *k),
+                b.findings.iter().any(|f| key(f) == *k),
+            );
+            let mark = |x: bool| if x { "found" } else { "-" }.to_owned();
+            vec![
+                format!("{} {} {}: {}", severity, k.1, k.2, k.3),
+                mark(in_a),
+                mark(in_b),
+                match (in_a, in_b) {
+                    (false, true) => "new",
+                    (true, false) => "fixed",
+                    _ => "still there",
+                }
+                .into(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        sections.push(Section {
+            title: "findings".into(),
+            header: vec!["finding".into(), "A".into(), "B".into(), "change".into()],
+            rows,
+        });
+    }
     Comparison {
         a: a.clone(),
         b: b.clone(),
@@ -428,7 +473,11 @@ impl Comparison {
             for row in &s.rows {
                 let _ = write!(h, "<tr>");
                 for c in row {
-                    let class = if c.ends_with(" worse") || c == "regressed" || c == "changed" {
+                    let class = if c.ends_with(" worse")
+                        || c == "regressed"
+                        || c == "changed"
+                        || c == "new"
+                    {
                         " class=\"bad\""
                     } else if c.ends_with(" better") || c == "fixed" {
                         " class=\"good\""

@@ -102,3 +102,26 @@ fn compare_reads_two_run_folders_and_names_what_only_one_has() {
     );
     assert!(String::from_utf8_lossy(&err).contains("no journal.jsonl here"));
 }
+
+#[test]
+fn findings_are_new_fixed_or_still_there() {
+    let a = Run::fixture("fuzz-finding").report();
+    let mut b = a.clone();
+    // The defect under the fault was fixed; a new one appeared.
+    b.findings.retain(|f| f.operation != "GET /account");
+    let mut new = b.findings[0].clone();
+    new.operation = "POST /orders".into();
+    b.findings.push(new);
+    let c = compare(&a, &b);
+    let s = c.sections.iter().find(|s| s.title == "findings").unwrap();
+    let change = |op: &str| {
+        s.rows
+            .iter()
+            .filter(|r| r[0].contains(op))
+            .map(|r| r[3].as_str())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(change("GET /account"), ["fixed"]);
+    assert_eq!(change("POST /orders"), ["new"]);
+    assert_eq!(change("GET /admin/users"), ["still there", "still there"]);
+}
