@@ -902,6 +902,7 @@ async fn start_setup(
             .try_clone()
             .map(std::process::Stdio::from)
             .unwrap_or_else(|_| std::process::Stdio::null());
+        die_with_livefire(&mut cmd);
         let child = match cmd.stdout(file).stderr(err).spawn() {
             Ok(c) => c,
             Err(e) => {
@@ -949,6 +950,23 @@ async fn start_setup(
         }
     }
     None
+}
+
+/// Makes a setup process die with livefire even when livefire is killed with SIGKILL,
+/// so a crash never leaves the experiment's own processes holding their ports. (What
+/// the faults changed is the ledger's business; `livefire recover` undoes it.)
+#[allow(unsafe_code)]
+fn die_with_livefire(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only makes the
+    // prctl(PR_SET_PDEATHSIG) system call, which is async-signal-safe; it allocates
+    // nothing and touches no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
 }
 
 /// The probe that says a setup process is ready.

@@ -290,3 +290,36 @@ fn the_watchdog_rolls_back_a_fault_whose_deadline_the_engine_misses() {
     assert!(journal.contains("\"type\":\"fault_rolled_back\",\"activity\":\"victim paused\",\"kind\":\"process.pause\",\"ok\":true"), "{journal}");
     assert!(journal.contains("\"by\":\"watchdog\""), "{journal}");
 }
+
+#[test]
+fn setup_processes_die_with_a_crashed_livefire() {
+    let home = Home::new();
+    let port = free_port();
+    let file = home.file(&format!(
+        "version: 1\ntitle: t\nsetup:\n  - {{ name: w, command: \"livefire sandbox http --listen 127.0.0.1:{port}\", ready: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }} }}\ntimeline:\n  - {{ at: 0s, for: 30s, fault: {{ command: {{ apply: \"true\" }} }} }}\n"
+    ));
+    let mut child = home
+        .run(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the setup process never listened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the setup process outlived livefire"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
