@@ -26,8 +26,6 @@ use crate::toxic::{Stream, ToxicKind};
 
 /// Bytes read per wake-up on the fast path. Allocated only while data flows.
 const FAST_BUF: usize = 64 * 1024;
-/// Bytes read per chunk on the toxic path (Toxiproxy reads 32 KiB).
-const TOXIC_READ: usize = 16 * 1024;
 /// Chunks a toxic pump holds before it stops reading, so TCP pushes back.
 const MAX_QUEUED_ITEMS: usize = 1024;
 /// How long to wait for the upstream to accept a connection.
@@ -336,7 +334,6 @@ impl ToxicLink {
         if let Some(end) = self.sync(chain, Instant::now()) {
             return Mode::End(end);
         }
-        let mut scratch = vec![0u8; TOXIC_READ];
         loop {
             let now = Instant::now();
             let mut want_write = false;
@@ -423,7 +420,7 @@ impl ToxicLink {
                     if r.is_err() {
                         return Mode::End(End::Close);
                     }
-                    if let Err(end) = self.read_some(p, &mut scratch) {
+                    if let Err(end) = self.read_some(p) {
                         return Mode::End(end);
                     }
                 }
@@ -432,12 +429,22 @@ impl ToxicLink {
     }
 
     /// Reads what is available (bounded) into the queue, stamping each chunk.
-    fn read_some(&mut self, p: &mut Pump<'_>, scratch: &mut [u8]) -> Result<(), End> {
+    /// The read buffer comes from the per-thread pool, so an idle connection under a
+    /// toxic holds none.
+    fn read_some(&mut self, p: &mut Pump<'_>) -> Result<(), End> {
+        let mut scratch = take_buf();
+        let r = self.read_into(p, &mut scratch);
+        give_buf(scratch);
+        r
+    }
+
+    fn read_into(&mut self, p: &mut Pump<'_>, scratch: &mut Vec<u8>) -> Result<(), End> {
         for _ in 0..16 {
             if self.work.len() >= MAX_QUEUED_ITEMS {
                 break;
             }
-            match p.src.try_read(scratch) {
+            scratch.clear();
+            match p.src.try_read_buf(scratch) {
                 Ok(0) => {
                     self.eof_read = true;
                     self.push(ItemKind::Eof);

@@ -326,3 +326,24 @@ async fn http_toxics_via_the_api_default_to_upstream() {
     .await;
     assert_eq!(st, 400);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_n_counts_across_connections() {
+    let (up, _) = http_upstream().await;
+    let p = proxy_to(up).await;
+    p.add_toxic(abort(
+        503,
+        "",
+        HttpMatch {
+            first: 1,
+            ..HttpMatch::default()
+        },
+    ))
+    .unwrap();
+    let mut a = client(&p).await;
+    assert_eq!(request(&mut a, "GET / HTTP/1.1\r\n\r\n").await.0, 503);
+    // A fresh connection does not get a fresh allowance: "the first N requests fail".
+    let mut b = client(&p).await;
+    assert_eq!(request(&mut b, "GET / HTTP/1.1\r\n\r\n").await.0, 200);
+    assert_eq!(request(&mut a, "GET / HTTP/1.1\r\n\r\n").await.0, 200);
+}
