@@ -3,7 +3,7 @@
 # on loopback, each proxy pinned alone on one core. Not a test: prints numbers and ratios.
 #
 #   bench/proxy.sh                 # builds target/release/livefire if needed
-#   SECS=10 bench/proxy.sh         # longer runs
+#   SECS=10 ROUNDS=5 bench/proxy.sh   # longer runs, more rounds (medians are shown)
 #
 # Needs (Debian): haproxy iperf3 wrk nginx python3; run as root (nginx, ulimit).
 # Measures: bulk throughput (iperf3, both directions), the proxy's CPU per small HTTP
@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECS=${SECS:-5}
+ROUNDS=${ROUNDS:-3}
 IDLE=${IDLE:-1000}
 for tool in haproxy iperf3 wrk nginx python3 taskset; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install haproxy iperf3 wrk nginx" >&2; exit 3; }
@@ -131,7 +132,7 @@ print(req, round(us(p["50"]), 1), round(us(p["99"]), 1))'
 
 declare -A R
 echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "proxies pinned to CPU $PROXY_CPU; load tools on CPU $LOAD_CPUS; ${SECS}s per run"
+echo "proxies pinned to CPU $PROXY_CPU; load tools on CPU $LOAD_CPUS; ${SECS}s per run, $ROUNDS rounds"
 
 for who in haproxy livefire; do
   if [ $who = haproxy ]; then pid=$HAPROXY_PID; base=100; else pid=$LIVEFIRE_PID; base=110; fi
@@ -143,20 +144,34 @@ for who in direct haproxy livefire; do
   case $who in direct) off=0;; haproxy) off=100;; livefire) off=110;; esac
   R[$who.up]=$(iperf_mbps $((27201 + off)) "")
   R[$who.down]=$(iperf_mbps $((27201 + off)) "-R")
-  read -r _ p50 p99 <<<"$(wrk_run "http://127.0.0.1:$((27080 + off))/" 1)"
-  R[$who.p50]=$p50; R[$who.p99]=$p99
-  if [ $who = direct ]; then
-    read -r req _ lp99 <<<"$(wrk_run "http://127.0.0.1:27080/" 50)"
-    R[$who.cpu]="-"; R[$who.loadp99]=$lp99
-  else
-    pid=$([ $who = haproxy ] && echo $HAPROXY_PID || echo $LIVEFIRE_PID)
-    t0=$(cpu_ticks "$pid")
+done
+
+# Latency and CPU: ROUNDS interleaved rounds (direct, haproxy, livefire, again ...), the
+# median is reported, so a burst of noise from elsewhere hits one sample, not a column.
+median() { python3 -c 'import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))' "$@"; }
+declare -A S
+for round in $(seq "$ROUNDS"); do
+  for who in direct haproxy livefire; do
+    case $who in direct) off=0;; haproxy) off=100;; livefire) off=110;; esac
+    read -r _ p50 p99 <<<"$(wrk_run "http://127.0.0.1:$((27080 + off))/" 1)"
+    S[$who.p50]+=" $p50"; S[$who.p99]+=" $p99"
+    pid=0
+    [ $who = haproxy ] && pid=$HAPROXY_PID
+    [ $who = livefire ] && pid=$LIVEFIRE_PID
+    [ $pid != 0 ] && t0=$(cpu_ticks "$pid")
     read -r req _ lp99 <<<"$(wrk_run "http://127.0.0.1:$((27080 + off))/" 50)"
-    t1=$(cpu_ticks "$pid")
-    R[$who.cpu]=$(python3 -c "print(f'{($t1 - $t0) / $TCK * 1e6 / $req:.2f}')")
-    R[$who.loadp99]=$lp99
-  fi
-  R[$who.req]=$req
+    S[$who.loadp99]+=" $lp99"
+    if [ $pid != 0 ]; then
+      t1=$(cpu_ticks "$pid")
+      S[$who.cpu]+=" $(python3 -c "print(($t1 - $t0) / $TCK * 1e6 / $req)")"
+    fi
+  done
+done
+for who in direct haproxy livefire; do
+  R[$who.p50]=$(median ${S[$who.p50]}); R[$who.p99]=$(median ${S[$who.p99]})
+  R[$who.loadp99]=$(median ${S[$who.loadp99]})
+  if [ $who = direct ]; then R[$who.cpu]="-"; else R[$who.cpu]=$(python3 -c "print(round($(median ${S[$who.cpu]}), 2))"); fi
+  echo "$who samples: p50${S[$who.p50]} / p99${S[$who.p99]} / cpu${S[$who.cpu]:- -}"
 done
 
 printf '\n%-9s %12s %12s %10s %10s %12s %14s %14s\n' "" "up MB/s" "down MB/s" "p50 us" "p99 us" "cpu us/req" "p99 us (c50)" "KiB/idle conn"

@@ -7,6 +7,7 @@
 //! already queued behind it moves on immediately.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +16,10 @@ use std::time::Duration;
 use bytes::{Buf, Bytes};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::http::{Parsed, RequestParser, abort_response};
 use crate::proxy::{Chain, Chains, DirStats, Shared};
@@ -42,12 +43,12 @@ pub(crate) enum End {
     Reset,
 }
 
-/// Serves one accepted client until both directions end or `epoch` is cancelled.
+/// Serves one accepted client until both directions end (or the task is aborted: the
+/// proxy was disabled or dropped).
 pub(crate) async fn serve(
     shared: Arc<Shared>,
     client: TcpStream,
     upstream_addr: String,
-    epoch: CancellationToken,
     conn_id: u64,
 ) {
     let stats = &shared.stats;
@@ -55,9 +56,8 @@ pub(crate) async fn serve(
     stats.connections_active.fetch_add(1, Ordering::Relaxed);
     let _active = ActiveGuard(&shared);
 
-    let upstream = tokio::select! {
-        _ = epoch.cancelled() => return,
-        r = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&upstream_addr)) => match r {
+    let upstream = {
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&upstream_addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(err)) => {
                 stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
@@ -100,7 +100,6 @@ pub(crate) async fn serve(
     let (mut up_done, mut down_done) = (false, false);
     let end = loop {
         tokio::select! {
-            _ = epoch.cancelled() => break End::Close,
             e = &mut up, if !up_done => match e {
                 End::Eof => up_done = true,
                 other => break other,
@@ -179,37 +178,45 @@ impl Pump<'_> {
         tokio::pin!(changed);
         loop {
             tokio::select! {
+                // Readiness first: the pump that was woken for data does not touch the
+                // watch at all (mid-burst changes are caught by `version`).
                 biased;
+                r = poll_fn(|cx| src.poll_read_ready(cx)) => if r.is_err() {
+                    return Mode::End(End::Close);
+                },
                 c = &mut changed => {
                     if c.is_err() {
                         return Mode::End(End::Close);
                     }
                     return Mode::Switch;
                 }
-                r = src.readable() => if r.is_err() {
-                    return Mode::End(End::Close);
-                },
+            }
+            // A toxic added while this pump slept must see the data that woke it.
+            if version.load(Ordering::Acquire) != seen {
+                return Mode::Switch;
             }
             let mut buf = take_buf();
             let end = loop {
                 buf.clear();
-                match src.try_read_buf(&mut buf) {
-                    Ok(0) => {
-                        shutdown_write(dst);
-                        break Some(Mode::End(End::Eof));
-                    }
-                    Ok(n) => {
-                        stats.received.fetch_add(n as u64, Ordering::Relaxed);
-                        if write_all(dst, &buf).await.is_err() {
-                            break Some(Mode::End(End::Close));
-                        }
-                        stats.sent.fetch_add(n as u64, Ordering::Relaxed);
-                        if version.load(Ordering::Acquire) != seen {
-                            break Some(Mode::Switch);
-                        }
-                    }
+                let (n, drained) = match read_drained(src, &mut buf) {
+                    Ok(r) => r,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break None,
                     Err(_) => break Some(Mode::End(End::Close)),
+                };
+                if n == 0 {
+                    shutdown_write(dst);
+                    break Some(Mode::End(End::Eof));
+                }
+                stats.received.fetch_add(n as u64, Ordering::Relaxed);
+                if write_all(dst, &buf).await.is_err() {
+                    break Some(Mode::End(End::Close));
+                }
+                stats.sent.fetch_add(n as u64, Ordering::Relaxed);
+                if version.load(Ordering::Acquire) != seen {
+                    break Some(Mode::Switch);
+                }
+                if drained {
+                    break None;
                 }
             };
             give_buf(buf);
@@ -243,11 +250,34 @@ fn give_buf(buf: Vec<u8>) {
     });
 }
 
+/// Reads once into `buf`'s spare room. A read that did not fill it emptied the socket's
+/// queue, so the readiness observed before the read is cleared without the extra
+/// `EAGAIN` read (`drained`); tokio's own `AsyncRead` does the same. The readiness
+/// tick is taken before the read, so data that arrives meanwhile is never missed.
+fn read_drained(src: &TcpStream, buf: &mut Vec<u8>) -> io::Result<(usize, bool)> {
+    let room = buf.capacity() - buf.len();
+    let mut partial = 0;
+    let r = src.try_io(Interest::READABLE, || match src.try_read_buf(buf) {
+        Ok(n) if n > 0 && n < room => {
+            partial = n;
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        other => other,
+    });
+    match r {
+        Ok(n) => Ok((n, false)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && partial > 0 => Ok((partial, true)),
+        Err(e) => Err(e),
+    }
+}
+
 async fn write_all(dst: &TcpStream, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
         match dst.try_write(data) {
             Ok(n) => data = &data[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => dst.writable().await?,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                poll_fn(|cx| dst.poll_write_ready(cx)).await?;
+            }
             Err(e) => return Err(e),
         }
     }
@@ -410,13 +440,13 @@ impl ToxicLink {
                     return Mode::End(deadline.map_or(End::Close, |d| d.1));
                 }
                 _ = sleep_opt(wait) => {}
-                r = p.dst.writable(), if want_write => if r.is_err() {
+                r = poll_fn(|cx| p.dst.poll_write_ready(cx)), if want_write => if r.is_err() {
                     return Mode::End(End::Close);
                 },
                 r = p.src.writable(), if want_reply => if r.is_err() {
                     return Mode::End(End::Close);
                 },
-                r = p.src.readable(), if can_read => {
+                r = poll_fn(|cx| p.src.poll_read_ready(cx)), if can_read => {
                     if r.is_err() {
                         return Mode::End(End::Close);
                     }

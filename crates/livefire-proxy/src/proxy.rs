@@ -464,28 +464,27 @@ impl Proxy {
     }
 }
 
+/// Accepts clients until `epoch` is cancelled. Connections live in a `JoinSet` the loop
+/// owns, so ending the loop aborts them all, and a connection task never has to poll a
+/// cancellation future on each of its wake-ups.
 async fn accept_loop(
     shared: Arc<Shared>,
     listener: Arc<TcpListener>,
     upstream: String,
     epoch: CancellationToken,
 ) {
+    let mut conns = tokio::task::JoinSet::new();
     loop {
         let accepted = tokio::select! {
             biased;
             _ = epoch.cancelled() => return,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
             r = listener.accept() => r,
         };
         match accepted {
             Ok((sock, _peer)) => {
                 let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(link::serve(
-                    shared.clone(),
-                    sock,
-                    upstream.clone(),
-                    epoch.clone(),
-                    id,
-                ));
+                conns.spawn(link::serve(shared.clone(), sock, upstream.clone(), id));
             }
             Err(err) => {
                 // Out of fds or similar: back off instead of spinning.

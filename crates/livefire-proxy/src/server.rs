@@ -98,10 +98,15 @@ pub async fn run_until(
 /// Runs the server on its own runtime until Ctrl-C or SIGTERM. `ready` is told the
 /// admin address once it listens (the CLI prints it).
 pub fn run(args: ProxyArgs, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(ServeError::Runtime)?;
+    // On one core (or pinned to one) a multi-thread scheduler only adds cross-thread
+    // bookkeeping to every wake-up; the single-threaded one does the same work cheaper.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut builder = if cores <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let rt = builder.enable_all().build().map_err(ServeError::Runtime)?;
     rt.block_on(async {
         let cancel = CancellationToken::new();
         let stopper = cancel.clone();

@@ -72,8 +72,10 @@ async fn bandwidth_is_never_above_the_rate() {
         ToxicKind::Bandwidth { rate: 20 },
     ))
     .unwrap();
-    let mut s = connect(&p).await;
+    // Start the clock before connecting: the proxy may release the first piece before
+    // this task runs again after connect() (a loaded machine), never before connect().
     let t = Instant::now();
+    let mut s = connect(&p).await;
     let (got, r) = read_to_end(&mut s).await;
     let took = t.elapsed();
     r.unwrap();
@@ -95,8 +97,8 @@ async fn timeout_drops_data_then_closes_after_the_timeout() {
         ToxicKind::Timeout { timeout: 300 },
     ))
     .unwrap();
-    let mut s = connect(&p).await;
     let t = Instant::now();
+    let mut s = connect(&p).await;
     s.write_all(b"this never reaches the server").await.unwrap();
     let (got, _) = read_to_end(&mut s).await;
     let took = t.elapsed();
@@ -135,8 +137,8 @@ async fn reset_peer_resets_after_the_timeout() {
         ToxicKind::ResetPeer { timeout: 200 },
     ))
     .unwrap();
-    let mut s = connect(&p).await;
     let t = Instant::now();
+    let mut s = connect(&p).await;
     s.write_all(b"ping").await.unwrap();
     let (got, r) = read_to_end(&mut s).await;
     let took = t.elapsed();
@@ -177,8 +179,8 @@ async fn slicer_cuts_into_small_delayed_pieces() {
         },
     ))
     .unwrap();
-    let mut s = connect(&p).await;
     let t = Instant::now();
+    let mut s = connect(&p).await;
     let mut got = Vec::new();
     let mut reads = 0;
     let mut buf = [0u8; 1024];
@@ -212,8 +214,8 @@ async fn slow_close_delays_the_close() {
         ToxicKind::SlowClose { delay: 400 },
     ))
     .unwrap();
-    let mut s = connect(&p).await;
     let t = Instant::now();
+    let mut s = connect(&p).await;
     let (got, r) = read_to_end(&mut s).await;
     r.unwrap();
     assert_eq!(got, b"bye");
