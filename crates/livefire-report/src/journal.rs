@@ -107,11 +107,11 @@ pub fn parse_journal(text: &str) -> Journal {
             ));
             break;
         }
-        if kind == WINDOW_EVENT {
-            if let Some(w) = raw_window(&value, t) {
-                journal.windows.push(w);
-                continue;
-            }
+        if kind == WINDOW_EVENT
+            && let Some(w) = raw_window(&value, t)
+        {
+            journal.windows.push(w);
+            continue;
         }
         match serde_json::from_value::<Record>(value) {
             Ok(r) => journal.records.push(r),
@@ -158,8 +158,7 @@ impl Journal {
             s.char_indices()
                 .filter(|(_, c)| *c == '.')
                 .map(|(i, _)| (&s[..i], &s[i + 1..]))
-                .filter(|(l, _)| names.contains(l))
-                .last()
+                .rfind(|(l, _)| names.contains(l))
                 .map(|(l, r)| (l.to_owned(), r.to_owned()))
         };
         let mut loads: BTreeMap<String, LoadWindows> = BTreeMap::new();

@@ -449,11 +449,9 @@ pub fn summarize(journal: &Journal) -> Summary {
                 ok: *ok,
                 detail: detail.clone(),
             }),
-            Event::Settled { ok, after_ms } => {
-                if *ok {
-                    s.settled_after_ms = Some(*after_ms);
-                    settled_at = Some(r.t);
-                }
+            Event::Settled { ok, after_ms } if *ok => {
+                s.settled_after_ms = Some(*after_ms);
+                settled_at = Some(r.t);
             }
             Event::Aborted { cause } => {
                 s.abort_reason = Some(cause.describe());
