@@ -345,15 +345,15 @@ pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             return 3;
         }
     };
-    if let Some(dir) = &args.out {
-        if let Err(e) = std::fs::create_dir_all(dir) {
-            let _ = writeln!(
-                err,
-                "error: cannot create {}: {e}; choose another --out",
-                dir.display()
-            );
-            return 3;
-        }
+    if let Some(dir) = &args.out
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        let _ = writeln!(
+            err,
+            "error: cannot create {}: {e}; choose another --out",
+            dir.display()
+        );
+        return 3;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

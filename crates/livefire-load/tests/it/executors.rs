@@ -55,7 +55,7 @@ async fn constant_rate_sends_the_same_number_every_run_and_feeds_the_store() {
         assert_eq!(store.value("browse.error_rate", 0, 10_000), Some(0.0));
         let rps0 = store.value("browse.rps", 0, 1000).unwrap();
         assert!(
-            rps0 <= 200.0 && rps0 >= 150.0,
+            (150.0..=200.0).contains(&rps0),
             "first second had {rps0} req/s"
         );
         assert!(store.value("browse.latency.p99", 0, 10_000).unwrap() < 1.0);

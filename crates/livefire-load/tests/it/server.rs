@@ -129,12 +129,16 @@ async fn handle(
         // before (a duplicate), and "loses" every id divisible by 10.
         "/create" => {
             let n = CREATES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let id = if n % 25 == 0 && n > 0 { n - 1 } else { n };
+            let id = if n.is_multiple_of(25) && n > 0 {
+                n - 1
+            } else {
+                n
+            };
             resp(201, Bytes::from(format!(r#"{{"id":{id}}}"#)))
         }
         p if p.starts_with("/item/") => {
             let id: u64 = p[6..].parse().unwrap_or(0);
-            if id % 10 == 0 {
+            if id.is_multiple_of(10) {
                 resp(404, Bytes::new())
             } else {
                 resp(200, Bytes::from_static(b"{}"))
