@@ -118,7 +118,7 @@ pub fn render(journal: &Journal, summary: &Summary, experiment: Option<&str>) ->
     }
     let _ = writeln!(h, "</section>");
 
-    conditions_table(&mut h, summary);
+    conditions_table(&mut h, summary, experiment);
     faults_table(&mut h, summary);
     findings_table(&mut h, summary);
     loads_table(&mut h, summary);
@@ -688,7 +688,8 @@ fn load_charts(h: &mut String, loads: &[LoadSeries], marks: &Marks, dur: u64) {
     }
 }
 
-fn conditions_table(h: &mut String, s: &Summary) {
+fn conditions_table(h: &mut String, s: &Summary, experiment: Option<&str>) {
+    let declared = declared_metrics(experiment);
     let _ = writeln!(
         h,
         r#"<section><h2>Hypothesis and guardrails</h2><table id="conditions"><tr><th>condition</th><th>role</th><th>result</th><th>samples</th><th>failing</th><th>margin</th><th>detail</th></tr>"#
@@ -707,7 +708,13 @@ fn conditions_table(h: &mut String, s: &Summary) {
             (false, Role::Guardrail) => ("bad", "tripped"),
         };
         let margin = match (c.worst_value, c.bound, c.max_latency_ms) {
-            (Some(v), Some(b), _) => format!("worst {} vs bound {}", num(v), num(b)),
+            (Some(v), Some(b), _) => match declared.get(&c.name) {
+                // In the metric's unit, against the bound as the experiment wrote it.
+                Some((metric, cmp, bound)) => {
+                    format!("worst {} ({metric} {cmp} {bound})", in_unit(metric, v))
+                }
+                None => format!("worst {} vs bound {}", num(v), num(b)),
+            },
             (_, _, Some(l)) => format!("slowest answer {} ms", num(l)),
             _ => String::new(),
         };
@@ -844,6 +851,68 @@ fn loads_table(h: &mut String, s: &Summary) {
         }
     }
     let _ = writeln!(h, "</table></section>");
+}
+
+/// Metric conditions as the experiment declares them: name -> (metric, comparison,
+/// bound as written). The engine writes `experiment.yaml` as JSON; anything else gives
+/// an empty map (the margin is then shown in canonical units).
+fn declared_metrics(
+    experiment: Option<&str>,
+) -> std::collections::BTreeMap<String, (String, &'static str, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(value) = experiment.and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+    else {
+        return out;
+    };
+    for key in ["hypothesis", "guardrails"] {
+        let Some(list) = value.get(key).and_then(|l| l.as_array()) else {
+            continue;
+        };
+        for (i, c) in list.iter().enumerate() {
+            let Some(metric) = c.get("metric").and_then(|m| m.as_str()) else {
+                continue;
+            };
+            let name = c
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{key}[{i}]"));
+            for (field, word) in [
+                ("below", "below"),
+                ("above", "above"),
+                ("at_most", "at most"),
+                ("at_least", "at least"),
+                ("equals", "equals"),
+            ] {
+                if let Some(b) = c.get(field) {
+                    let bound = b
+                        .as_str()
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| b.to_string());
+                    out.insert(name.clone(), (metric.to_owned(), word, bound));
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A metric's value (canonical units: seconds, fractions, per second) for people.
+fn in_unit(metric: &str, v: f64) -> String {
+    if metric.contains(".latency.") || metric.ends_with("write_gap") {
+        if v < 1.0 {
+            format!("{} ms", num(v * 1e3))
+        } else {
+            format!("{} s", num(v))
+        }
+    } else if metric.ends_with("error_rate") || metric.ends_with("rate_achieved") {
+        format!("{}%", num(v * 100.0))
+    } else if metric.ends_with(".rps") {
+        format!("{}/s", num(v))
+    } else {
+        num(v)
+    }
 }
 
 fn findings_table(h: &mut String, s: &Summary) {

@@ -47,6 +47,12 @@ fn a_run_with_load_has_every_chart_the_verdict_and_the_tables() {
         assert!(html.contains(&format!("<td>{}</td>", c.name)), "{}", c.name);
     }
     assert!(html.contains("worker paused"));
+    // Margins in the metric's unit, against the bound as written.
+    assert!(
+        html.contains("(browse.latency.p99 below 5s)")
+            && html.contains("(browse.rate_achieved at least 95%)"),
+        "{html}"
+    );
     assert!(html.contains("time to recover"));
     // The experiment as run, escaped.
     assert!(html.contains("<pre id=\"experiment\">"));
