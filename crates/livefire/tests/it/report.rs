@@ -46,6 +46,30 @@ fn every_run_folder_has_a_report_and_livefire_report_rebuilds_it_from_the_journa
         std::fs::read_to_string(dir.join("report.html")).unwrap(),
         html
     );
+
+    // `livefire runs` lists it; `livefire compare` puts it beside itself.
+    let (code, out, err) = run(home
+        .livefire()
+        .arg("runs")
+        .arg("--out")
+        .arg(home.path().join("runs")));
+    assert_eq!(code, 0, "{err}");
+    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("held") && line.contains("A paused worker"),
+        "{line}"
+    );
+    let (code, out, err) = run(home.livefire().arg("compare").arg(&dir).arg(&dir));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("verdict") && out.contains("same"), "{out}");
+    assert!(out.contains("worker paused"), "{out}");
+    let (code, _, err) = run(home.livefire().arg("compare").arg(&dir).arg(home.path()));
+    assert_eq!(code, 3);
+    assert!(err.contains("no journal.jsonl here"), "{err}");
 }
 
 #[test]
