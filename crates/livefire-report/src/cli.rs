@@ -9,18 +9,37 @@ use clap::Args;
 /// Exit code when the input is invalid (missing folder, no journal): nothing written.
 pub const EXIT_INVALID: u8 = 3;
 
+/// The default runs folder (`settings.out`'s default).
+pub const DEFAULT_RUNS: &str = ".livefire/runs";
+
+/// Where a run is, from what a user typed: a run folder, its `journal.jsonl`, or a run
+/// id as `livefire runs` prints it (looked up in the default runs folder).
+pub fn resolve_run(arg: &std::path::Path) -> PathBuf {
+    if arg.is_file() && arg.file_name().is_some_and(|n| n == "journal.jsonl") {
+        return arg.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    }
+    if !arg.exists() {
+        let by_id = std::path::Path::new(DEFAULT_RUNS).join(arg);
+        if by_id.join("journal.jsonl").is_file() {
+            return by_id;
+        }
+    }
+    arg.to_path_buf()
+}
+
 /// `livefire report RUN_DIR`.
 #[derive(Debug, Clone, Args)]
 pub struct ReportArgs {
-    /// A run folder (holding journal.jsonl); summary.json, report.html and junit.xml
-    /// are rebuilt from the journal alone.
+    /// A run folder (holding journal.jsonl), its journal.jsonl, or a run id from
+    /// `livefire runs`; summary.json, report.html and junit.xml are rebuilt from the
+    /// journal alone.
     pub run_dir: PathBuf,
 }
 
 /// Rebuilds a run folder's outputs; prints what was written. Exit 0 when written
 /// (whatever the verdict), 3 when the folder has no readable journal.
 pub fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    match crate::write_outputs(&args.run_dir) {
+    match crate::write_outputs(&resolve_run(&args.run_dir)) {
         Ok(o) => {
             let s = &o.summary;
             let _ = writeln!(
@@ -54,9 +73,9 @@ pub fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8
 /// `livefire compare RUN_A RUN_B`.
 #[derive(Debug, Clone, Args)]
 pub struct CompareArgs {
-    /// The earlier run folder.
+    /// The earlier run (a run folder, or a run id from `livefire runs`).
     pub run_a: PathBuf,
-    /// The later run folder.
+    /// The later run.
     pub run_b: PathBuf,
     /// Also write the comparison as a self-contained HTML page here.
     #[arg(long, value_name = "FILE")]
@@ -66,7 +85,8 @@ pub struct CompareArgs {
 /// Prints two runs side by side. Exit 0, or 3 when a folder has no readable journal or
 /// the HTML cannot be written.
 pub fn compare(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let c = match crate::compare::compare_dirs(&args.run_a, &args.run_b) {
+    let c = match crate::compare::compare_dirs(&resolve_run(&args.run_a), &resolve_run(&args.run_b))
+    {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "livefire: {e}");
@@ -92,7 +112,7 @@ pub fn compare(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
 #[derive(Debug, Clone, Args)]
 pub struct RunsArgs {
     /// The runs folder (the parent of run folders), as given to `livefire run --out`.
-    #[arg(long, value_name = "DIR", default_value = ".livefire/runs")]
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS)]
     pub out: PathBuf,
 }
 

@@ -191,3 +191,16 @@ fn findings_show_with_severity_reproducer_and_the_faults_active() {
         "{row}"
     );
 }
+
+#[test]
+fn report_takes_the_run_folder_or_its_journal() {
+    let run = Run::fixture("held-pause");
+    let args = livefire_report::cli::ReportArgs {
+        run_dir: run.file("journal.jsonl"),
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(livefire_report::cli::report(&args, &mut out, &mut err), 0);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("verdict held (exit 0)"), "{out}");
+    assert!(run.file("report.html").exists());
+}

@@ -67,6 +67,12 @@ fn every_run_folder_has_a_report_and_livefire_report_rebuilds_it_from_the_journa
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("verdict") && out.contains("same"), "{out}");
     assert!(out.contains("worker paused"), "{out}");
+    // A run id, as `livefire runs` prints it, is looked up in .livefire/runs.
+    let cwd = home.path().join("cwd");
+    std::fs::create_dir_all(cwd.join(".livefire")).unwrap();
+    std::os::unix::fs::symlink(home.path().join("runs"), cwd.join(".livefire/runs")).unwrap();
+    let (code, out, err) = run(home.livefire().current_dir(&cwd).arg("report").arg(&id));
+    assert_eq!(code, 0, "{out}{err}");
     let (code, _, err) = run(home.livefire().arg("compare").arg(&dir).arg(home.path()));
     assert_eq!(code, 3);
     assert!(err.contains("no journal.jsonl here"), "{err}");
