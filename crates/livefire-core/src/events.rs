@@ -106,6 +106,12 @@ pub enum Event {
         ok: bool,
         value: Option<f64>,
         bound: f64,
+        /// The metric and its comparison (`browse.latency.p99`, `below`), so reports
+        /// read units and margins from the journal alone. Absent in older journals.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        metric: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        comparison: String,
     },
     /// A hypothesis condition stopped holding beyond its tolerance.
     Deviation {

@@ -12,6 +12,7 @@ pub mod plan;
 pub mod probe;
 pub mod recover;
 pub mod run;
+pub mod view;
 pub mod workload;
 
 pub use run::{Outcome, RunOptions, run};

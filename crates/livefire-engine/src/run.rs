@@ -28,8 +28,8 @@ pub struct RunOptions {
     /// Parent folder of run folders (overrides `settings.out`).
     pub out: Option<PathBuf>,
     pub dry_run: bool,
-    /// Print a live status line (stderr is a terminal).
-    pub live: bool,
+    /// How progress is shown while the run goes on.
+    pub view: crate::view::View,
 }
 
 /// How a run ended.
@@ -534,7 +534,7 @@ async fn run_async(opts: RunOptions) -> Outcome {
             },
             deviated: &deviated,
             abort_tx: &abort_tx,
-            live: opts.live,
+            view: opts.view,
             cwd: &cwd_str,
         };
         let (cause, loads_done) = during(ctx, &mut abort_rx).await;
@@ -799,6 +799,8 @@ fn judge_facts(exp: &Experiment, journal: &Journal, metrics: &[Arc<dyn MetricSou
                 ok,
                 value: Some(value),
                 bound: bound.value(),
+                metric: metric.clone(),
+                comparison: cmp.name().into(),
             });
             if !ok {
                 failed = true;
@@ -1123,7 +1125,7 @@ struct During<'a> {
     findings: Findings,
     deviated: &'a Arc<AtomicBool>,
     abort_tx: &'a mpsc::UnboundedSender<AbortCause>,
-    live: bool,
+    view: crate::view::View,
     cwd: &'a str,
 }
 
@@ -1146,7 +1148,7 @@ async fn during(
         findings,
         deviated,
         abort_tx,
-        live,
+        view,
         cwd,
     } = ctx;
     let start = shared.journal.start();
@@ -1344,36 +1346,46 @@ async fn during(
             });
         }
     }
-    if live {
-        let (active, deviated) = (shared.active.clone(), deviated.clone());
-        let total = plan::timeline_end(exp).as_secs();
+    if view != crate::view::View::Quiet {
+        let (active, deviated, metrics, journal) = (
+            shared.active.clone(),
+            deviated.clone(),
+            metrics.clone(),
+            shared.journal.clone(),
+        );
+        let planned_s = plan::timeline_end(exp).as_secs();
+        let loads: Vec<String> = crate::workload::load_names(exp)
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        let campaigns: Vec<String> = crate::campaign::fuzz_names(exp)
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
         referee.spawn(async move {
+            let mut progress = crate::view::Progress::default();
             loop {
-                let names: Vec<String> = active
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .map(|a| a.activity.clone())
-                    .collect();
-                let e = during_start.elapsed().as_secs();
-                eprint!(
-                    "\r\x1b[2K{:02}:{:02} / {:02}:{:02}  active: {}  hypothesis: {}",
-                    e / 60,
-                    e % 60,
-                    total / 60,
-                    total % 60,
-                    if names.is_empty() {
-                        "none".into()
-                    } else {
-                        names.join(", ")
-                    },
-                    if deviated.load(Ordering::SeqCst) {
-                        "DEVIATED"
-                    } else {
-                        "holding"
-                    }
-                );
                 tokio::time::sleep(Duration::from_secs(1)).await;
+                let status = crate::view::Status {
+                    elapsed_s: during_start.elapsed().as_secs(),
+                    planned_s,
+                    active: active
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                        .map(|a| a.activity.clone())
+                        .collect(),
+                    deviated: deviated.load(Ordering::SeqCst),
+                };
+                let line = progress.line(
+                    view,
+                    &status,
+                    &loads,
+                    &campaigns,
+                    &metrics,
+                    journal.now_ms(),
+                );
+                crate::view::print(view, &line);
             }
         });
     }
@@ -1404,7 +1416,7 @@ async fn during(
             break;
         }
     }
-    if live {
+    if view == crate::view::View::Tty {
         eprintln!();
     }
     cancel_loads.cancel();
@@ -1630,6 +1642,8 @@ async fn watch_condition(
                         ok,
                         value: Some(v),
                         bound: bound.value(),
+                        metric: metric.clone(),
+                        comparison: cmp.name().into(),
                     });
                     (
                         Some(ok),

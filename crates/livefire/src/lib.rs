@@ -71,7 +71,13 @@ fn run(args: cli::RunArgs) -> ExitCode {
         vars: args.vars,
         out: args.out,
         dry_run: args.dry_run,
-        live: !args.quiet && std::io::stderr().is_terminal(),
+        view: if args.quiet {
+            livefire_engine::view::View::Quiet
+        } else if std::io::stderr().is_terminal() {
+            livefire_engine::view::View::Tty
+        } else {
+            livefire_engine::view::View::Plain
+        },
     });
     ExitCode::from(outcome.exit_code.clamp(0, 255) as u8)
 }

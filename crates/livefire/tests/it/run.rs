@@ -186,10 +186,12 @@ fn setup_errors_exit_3_and_apply_nothing() {
 }
 
 #[test]
-fn live_line_is_quiet_when_not_a_terminal() {
+fn progress_is_a_plain_line_per_second_off_a_terminal_and_nothing_with_quiet() {
     let home = Home::new();
-    let victim = Victim::start();
-    let file = home.file(&pause_experiment(victim.pid(), 1, ""));
+    let port = free_port();
+    let file = home.file(&format!(
+        "version: 1\ntitle: t\nsetup:\n  - {{ name: w, command: \"livefire sandbox http --listen 127.0.0.1:{port}\", ready: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }} }}\ntimeline:\n  - {{ at: 0s, for: 3s, load: {{ name: browse, rate: 20/s, requests: [ {{ url: \"http://127.0.0.1:{port}/health\" }} ] }} }}\n  - {{ at: 0s, for: 3s, name: nap, fault: {{ command: {{ apply: \"true\", rollback: \"true\" }} }} }}\n"
+    ));
     let child = home
         .run(&file)
         .stdout(Stdio::piped())
@@ -198,11 +200,27 @@ fn live_line_is_quiet_when_not_a_terminal() {
         .unwrap();
     let (code, out, err) = finish(child);
     assert_eq!(code, 0, "{err}");
-    assert!(!err.contains('\r'), "no live line on a pipe: {err:?}");
+    assert!(!err.contains('\r'), "no redrawn line on a pipe: {err:?}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(" / 00:03")).collect();
+    assert!(lines.len() >= 2, "a line per second: {err}");
+    assert!(lines.iter().any(|l| l.contains("active: nap")), "{err}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("browse: ") && l.contains(" rps")),
+        "{err}"
+    );
     assert_eq!(
         out.lines().count(),
         2,
-        "only the verdict and the run folder: {out}"
+        "stdout: only the verdict and the run folder: {out}"
+    );
+    let quiet = Home::new();
+    let (code, _, err) = run(quiet.run(&file).arg("--quiet"));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !err.contains(" / 00:03"),
+        "--quiet prints no progress: {err}"
     );
 }
 
