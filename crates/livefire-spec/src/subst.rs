@@ -30,11 +30,14 @@ pub fn substitute(tree: &mut Node, overrides: &[(String, String)], out: &mut Vec
         vars.insert(k.clone(), v.clone());
     }
     // Pass 1: variables everywhere (target addresses may use them).
-    tree.walk_scalars_mut(&mut |text, _| {
+    tree.walk_scalars_mut(&mut |text, pos| {
         if text.contains("${") {
-            // An unclosed `${` is reported by pass 2.
-            if let Ok(replaced) = replace(text, &mut |name| vars.get(name).cloned().map(Ok)) {
-                *text = replaced;
+            match replace(text, &mut |name| vars.get(name).cloned().map(Ok)) {
+                Ok(replaced) => *text = replaced,
+                // An unclosed `${` is reported by pass 2.
+                Err(message) if message.starts_with("unclosed") => {}
+                // Reported here; pass 2 leaves the variables in place.
+                Err(message) => out.push(Diagnostic::error(pos, message)),
             }
         }
     });
@@ -65,7 +68,9 @@ pub fn substitute(tree: &mut Node, overrides: &[(String, String)], out: &mut Vec
                 return;
             }
             *text = replace(text, &mut |name| {
-                if is_runtime_name(name) {
+                // Runtime names are filled later; a variable still here failed pass 1,
+                // which said why.
+                if is_runtime_name(name) || vars.contains_key(name) {
                     return None;
                 }
                 Some(match addresses.get(name) {
@@ -139,12 +144,32 @@ fn replace(
         rest = &after[end + 1..];
     }
     out.push_str(rest);
+    if out.len() > MAX_SUBSTITUTED {
+        return Err(format!(
+            "substituting `${{...}}` makes this value {} bytes long, over the {MAX_SUBSTITUTED}-byte limit: shorten the variable or reference it less",
+            out.len()
+        ));
+    }
     Ok(out)
 }
+
+/// The longest a value may grow by substitution (a variable referenced many times in an
+/// aliased scalar could otherwise exhaust memory).
+const MAX_SUBSTITUTED: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn substitution_cannot_blow_up_a_value() {
+        // Regression (found by reading the fuzzer's gaps): a 10 KB variable referenced a
+        // thousand times in an aliased scalar took 500 MB.
+        let big = "x".repeat(10_000);
+        let mut lookup = |_: &str| Some(Ok(big.clone()));
+        let text = "${v}".repeat(1000);
+        assert!(replace(&text, &mut lookup).unwrap_err().contains("limit"));
+    }
 
     #[test]
     fn replace_keeps_runtime_names_and_fills_known_ones() {

@@ -152,8 +152,11 @@ pub enum ToxTime {
 
 impl ToxTime {
     fn from_number(n: f64) -> Result<Self, String> {
-        if n < 0.0 {
-            Err(format!("{n} is negative"))
+        // A year in microseconds, the smallest unit a Toxiproxy attribute uses.
+        if !n.is_finite() || n < 0.0 || n > 366.0 * 86400.0 * 1e6 {
+            Err(format!(
+                "{n} is not a time between 0 and a year in this attribute's unit"
+            ))
         } else {
             Ok(ToxTime::Number(n))
         }
@@ -232,8 +235,16 @@ impl FromStr for Rate {
             "h" => (3600.0, 'h'),
             _ => return Err(bad()),
         };
+        let per_second = n / div;
+        // Bounds that keep every schedule computable: 0 (a ramp's end), or from one an
+        // hour to ten million a second.
+        if per_second != 0.0 && !(1.0 / 3600.0..=1e7).contains(&per_second) {
+            return Err(format!(
+                "rate `{s}` is out of range: write 0, or at least 1/h and at most 10000000/s"
+            ));
+        }
         Ok(Rate {
-            per_second: n / div,
+            per_second,
             written: (n, c),
         })
     }
@@ -406,7 +417,11 @@ impl Quantity {
         }
     }
     fn from_number(n: f64) -> Result<Self, String> {
-        Ok(Quantity::Number(n))
+        if n.is_finite() {
+            Ok(Quantity::Number(n))
+        } else {
+            Err(format!("{n} is not a number a metric can be compared with"))
+        }
     }
 }
 
@@ -415,7 +430,7 @@ impl FromStr for Quantity {
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
         if let Ok(n) = t.parse::<f64>() {
-            return Ok(Quantity::Number(n));
+            return Quantity::from_number(n);
         }
         if t.ends_with('%') {
             return t.parse().map(Quantity::Percent);
@@ -498,6 +513,21 @@ mod tests {
         assert_eq!("0.25".parse::<Share>().unwrap().0, 0.25);
         assert_eq!("25%".parse::<Share>().unwrap().0, 0.25);
         assert!("1.5".parse::<Share>().is_err());
+    }
+
+    #[test]
+    fn non_finite_and_absurd_numbers_are_refused() {
+        // Regression: `proxy.latency: { latency: nan }` validated, then panicked in
+        // Duration::from_secs_f64 when the fault was applied.
+        for bad in ["nan", "inf", "-inf", "1e300", "-1"] {
+            assert!(bad.parse::<ToxTime>().is_err(), "{bad}");
+        }
+        assert!("nan".parse::<Quantity>().is_err());
+        // Regression: a rate of 1e-300/s made a schedule interval overflow.
+        for bad in ["1e-300/s", "1e12/s", "nan/s", "inf/s"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+        assert!("1/h".parse::<Rate>().is_ok() && "0/s".parse::<Rate>().is_ok());
     }
 
     #[test]
