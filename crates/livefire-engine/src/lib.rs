@@ -10,6 +10,7 @@ pub mod journal;
 pub mod ledger;
 pub mod plan;
 pub mod probe;
+pub mod prom;
 pub mod recover;
 pub mod run;
 pub mod view;

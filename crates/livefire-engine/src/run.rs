@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// How progress is shown while the run goes on.
     pub view: crate::view::View,
+    /// Serve live metrics in the Prometheus text format at `GET /metrics` here.
+    pub metrics_listen: Option<String>,
 }
 
 /// How a run ended.
@@ -331,6 +333,20 @@ async fn run_async(opts: RunOptions) -> Outcome {
         }
     }
 
+    // The metrics port is taken now: one in use is an error before anything is applied.
+    let metrics_listener = match &opts.metrics_listen {
+        None => None,
+        Some(addr) => match std::net::TcpListener::bind(addr)
+            .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        {
+            Ok(l) => Some(l),
+            Err(e) => {
+                return invalid(format!(
+                    "--metrics-listen {addr}: {e}: pick a free address (nothing was applied)"
+                ));
+            }
+        },
+    };
     let out = opts
         .out
         .clone()
@@ -503,6 +519,33 @@ async fn run_async(opts: RunOptions) -> Outcome {
         finding_counts.clone(),
     ]);
     let deviated = Arc::new(AtomicBool::new(false));
+    let exporter = metrics_listener
+        .and_then(|l| tokio::net::TcpListener::from_std(l).ok())
+        .map(|listener| {
+            let active = shared.active.clone();
+            let sources = crate::prom::Sources {
+                metrics: metrics.clone(),
+                loads: crate::workload::load_names(&exp)
+                    .into_iter()
+                    .map(|(_, n)| n)
+                    .collect(),
+                campaigns: crate::campaign::fuzz_names(&exp)
+                    .into_iter()
+                    .map(|(_, n)| n)
+                    .collect(),
+                active: Arc::new(move || {
+                    active
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter()
+                        .map(|a| a.activity.clone())
+                        .collect()
+                }),
+                deviated: deviated.clone(),
+                journal: journal.clone(),
+            };
+            tokio::spawn(crate::prom::serve(listener, sources))
+        });
     if !setup_failed && aborted.is_none() {
         journal.emit(Event::PhaseStarted {
             phase: Phase::Before,
@@ -647,6 +690,9 @@ async fn run_async(opts: RunOptions) -> Outcome {
         phase: Phase::Teardown,
     });
     stop_setup(&mut children, &journal).await;
+    if let Some(e) = &exporter {
+        e.abort();
+    }
     // The run's proxies stop with it.
     shared
         .live

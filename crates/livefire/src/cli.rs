@@ -71,9 +71,13 @@ pub struct RunArgs {
     /// Set a variable used as `${name}` (repeatable); overrides the file's `vars:`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = livefire_spec::parse_var)]
     pub vars: Vec<(String, String)>,
-    /// No live status line.
+    /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Serve the run's live metrics in the Prometheus text format at
+    /// http://ADDR/metrics while it runs (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Args)]

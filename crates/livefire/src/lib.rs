@@ -78,6 +78,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
         } else {
             livefire_engine::view::View::Plain
         },
+        metrics_listen: args.metrics_listen,
     });
     ExitCode::from(outcome.exit_code.clamp(0, 255) as u8)
 }

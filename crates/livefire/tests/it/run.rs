@@ -383,3 +383,65 @@ fn every_example_runs_with_the_exit_code_it_states() {
         assert_eq!(code, expect, "{}:\n{out}{err}", file.display());
     }
 }
+
+#[test]
+fn metrics_listen_serves_the_live_metrics_in_prometheus_text_format() {
+    use std::io::{Read, Write};
+    let home = Home::new();
+    let (port, prom) = (free_port(), free_port());
+    let file = home.file(&format!(
+        "version: 1\ntitle: t\nsetup:\n  - {{ name: w, command: \"livefire sandbox http --listen 127.0.0.1:{port}\", ready: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }} }}\ntimeline:\n  - {{ at: 0s, for: 4s, load: {{ name: browse, rate: 20/s, requests: [ {{ url: \"http://127.0.0.1:{port}/health\" }} ] }} }}\n  - {{ at: 0s, for: 4s, name: nap, fault: {{ command: {{ apply: \"true\", rollback: \"true\" }} }} }}\n"
+    ));
+    let child = home
+        .run(&file)
+        .args(["--metrics-listen", &format!("127.0.0.1:{prom}")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let scrape = || -> Option<String> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", prom)).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        Some(text)
+    };
+    let start = std::time::Instant::now();
+    let mut seen = String::new();
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        if let Some(t) = scrape() {
+            if t.contains("livefire_load_rps{load=\"browse\"}")
+                && t.contains("livefire_fault_active{activity=\"nap\"} 1")
+            {
+                seen = t;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (code, _, err) = finish(child);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !seen.is_empty(),
+        "never scraped the load and the active fault"
+    );
+    // Every line is a comment or `name{labels} value` with a number.
+    let body = seen.split_once("\r\n\r\n").unwrap().1;
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let value = line.rsplit(' ').next().unwrap();
+        assert!(value.parse::<f64>().is_ok(), "bad sample line {line:?}");
+    }
+    // A port already in use is refused before anything is applied.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = held.local_addr().unwrap().to_string();
+    let (code, _, err) = run(Home::new().run(&file).args(["--metrics-listen", &busy]));
+    assert_eq!(code, 3);
+    assert!(
+        err.contains("--metrics-listen") && err.contains("nothing was applied"),
+        "{err}"
+    );
+}
