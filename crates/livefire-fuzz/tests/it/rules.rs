@@ -44,12 +44,19 @@ pub async fn campaign(
     (summary, found)
 }
 
+/// The planted defects the full campaign must find. The time-based injection is proven
+/// by its own test: its confirmation needs a quiet target (a benign control answered fast),
+/// which a campaign running every rule at full concurrency on a busy 2-core CI machine
+/// does not always give.
 fn expected() -> BTreeSet<(String, String)> {
     target::DEFECTS
         .iter()
+        .filter(|d| **d != TIME_BASED)
         .map(|(r, o)| (r.to_string(), o.to_string()))
         .collect()
 }
+
+const TIME_BASED: (&str, &str) = ("injection", "GET /reports/{name}");
 
 fn got(findings: &[Finding]) -> BTreeSet<(String, String)> {
     findings
@@ -133,10 +140,6 @@ async fn each_rule_finds_its_planted_defect() {
             .unwrap()
     };
     assert_eq!(injection("GET /search").signature, "sql:postgres");
-    // The time-based one was confirmed against a benign control: slow twice, >= 2 s.
-    let delay = injection("GET /reports/{name}");
-    assert!(delay.signature.ends_with(":delay"), "{delay:?}");
-    assert!(delay.response.latency_ms >= 1800.0, "{delay:?}");
     let negative = findings
         .iter()
         .find(|f| f.rule == Rule::NegativeAccepted)
@@ -146,6 +149,35 @@ async fn each_rule_finds_its_planted_defect() {
     let keys: BTreeSet<_> = findings.iter().map(Finding::key).collect();
     assert_eq!(keys.len(), findings.len());
     assert!(t.stats.requests.load(std::sync::atomic::Ordering::Relaxed) > 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_based_injection_is_confirmed_against_a_benign_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = target::start(Mode::Defective, None, "127.0.0.1:0").await;
+    let config = FuzzConfig {
+        spec: spec_file(&dir),
+        base_url: t.base_url(),
+        duration: Duration::from_secs(40),
+        seed: 1,
+        checks: vec![Rule::Injection],
+        // A quiet target keeps the latency baseline low, as the rule needs: on a loaded
+        // one it raises its bar on purpose (no false alarms from a degraded service).
+        rate: Some(100.0),
+        concurrency: 2,
+        auth: Some(bearer(target::ALICE_TOKEN)),
+        ..FuzzConfig::default()
+    };
+    let is_delay = |f: &Finding| {
+        f.rule == Rule::Injection && f.operation == TIME_BASED.1 && f.signature.ends_with(":delay")
+    };
+    let (summary, findings) = campaign(config, move |all| all.iter().any(is_delay)).await;
+    // Confirmed against a benign control: the payload slept >= 2 s, the control did not.
+    let delay = findings
+        .iter()
+        .find(|f| is_delay(f))
+        .unwrap_or_else(|| panic!("not found: {summary:?}"));
+    assert!(delay.response.latency_ms >= 1800.0, "{delay:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
