@@ -172,6 +172,22 @@ pub enum Event {
         load: String,
         counts: serde_json::Value,
     },
+    /// When a finding's signature was seen, in run-clock ms, and which faults were active
+    /// when it appeared and when it was last seen; `ended_after` names faults rolled back
+    /// between its last sighting and the campaign's end (a fail-open window that closed
+    /// when its fault was undone).
+    FindingWindow {
+        campaign: String,
+        operation: String,
+        rule: String,
+        signature: String,
+        first_ms: u64,
+        last_ms: u64,
+        count: u64,
+        faults_at_first: Vec<String>,
+        faults_at_last: Vec<String>,
+        ended_after: Vec<String>,
+    },
     /// A fuzz campaign finished: its totals.
     CampaignEnded {
         campaign: String,

@@ -108,6 +108,49 @@ pub fn config(
     })
 }
 
+/// A window event per sighting of `summary`, with the faults active when it appeared
+/// and when it was last seen. `started_ms` and `ended_ms` are the campaign's bounds on the
+/// run clock; `history` holds (activity, applied, rolled back) fault windows.
+pub fn windows(
+    campaign: &str,
+    summary: &livefire_fuzz::Summary,
+    started_ms: u64,
+    ended_ms: u64,
+    history: &[(String, u64, Option<u64>)],
+) -> Vec<livefire_core::events::Event> {
+    let active_at = |t: u64| -> Vec<String> {
+        history
+            .iter()
+            .filter(|(_, a, r)| *a <= t && r.is_none_or(|r| t < r))
+            .map(|(n, _, _)| n.clone())
+            .collect()
+    };
+    summary
+        .sightings
+        .iter()
+        .map(|s| {
+            let (first, last) = (started_ms + s.first_ms, started_ms + s.last_ms);
+            livefire_core::events::Event::FindingWindow {
+                campaign: campaign.to_owned(),
+                operation: s.operation.clone(),
+                rule: s.rule.name().to_owned(),
+                signature: s.signature.clone(),
+                first_ms: first,
+                last_ms: last,
+                count: s.count,
+                faults_at_first: active_at(first),
+                faults_at_last: active_at(last),
+                ended_after: history
+                    .iter()
+                    .filter(|(_, _, r)| r.is_some_and(|r| r >= last && r <= ended_ms))
+                    .filter(|(n, _, _)| active_at(last).contains(n))
+                    .map(|(n, _, _)| n.clone())
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
 /// Whether a finding of `severity` fails the verdict under `fail_on` (default high).
 pub fn fails(severity: Severity, fail_on: Option<FailOn>) -> bool {
     let floor = match fail_on.unwrap_or(FailOn::High) {

@@ -86,6 +86,8 @@ struct Shared {
     in_flight: Arc<AtomicUsize>,
     /// The proxies this run owns (started in setup, dropped at teardown).
     live: Arc<Mutex<livefire_faults::proxy::Live>>,
+    /// Every fault window so far: activity, applied and rolled back (run-clock ms).
+    history: Arc<Mutex<Vec<(String, u64, Option<u64>)>>>,
 }
 
 impl Shared {
@@ -107,6 +109,17 @@ impl Shared {
                             "livefire: rolled back `{}` but cannot write the ledger: {e}",
                             a.activity
                         );
+                    }
+                    let now = self.journal.now_ms();
+                    if let Some(w) = self
+                        .history
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .iter_mut()
+                        .rev()
+                        .find(|w| w.0 == a.activity && w.2.is_none())
+                    {
+                        w.2 = Some(now);
                     }
                     self.journal.emit(Event::FaultRolledBack {
                         activity: a.activity.clone(),
@@ -407,6 +420,7 @@ async fn run_async(opts: RunOptions) -> Outcome {
         active: Arc::new(Mutex::new(Vec::new())),
         in_flight: Arc::new(AtomicUsize::new(0)),
         live: Arc::new(Mutex::new(livefire_faults::proxy::Live::default())),
+        history: Arc::new(Mutex::new(Vec::new())),
     };
 
     // Every way out sends its cause here: signals, `livefire halt`, guardrails,
@@ -1285,11 +1299,12 @@ async fn during(
     }
     // Campaigns probe the degraded system; each finding names the faults active then.
     for (at, name, config) in fuzzes {
-        let (cancel, journal, active, findings) = (
+        let (cancel, journal, active, findings, history) = (
             cancel_loads.clone(),
             shared.journal.clone(),
             shared.active.clone(),
             findings.clone(),
+            shared.history.clone(),
         );
         let begin = during_start + at;
         load_tasks.spawn(async move {
@@ -1325,11 +1340,24 @@ async fn during(
                     .unwrap_or_else(|p| p.into_inner())
                     .push(f);
             };
+            let started_ms = journal.now_ms();
             match livefire_fuzz::run(config, cancel, on_finding).await {
-                Ok(summary) => journal.emit(Event::CampaignEnded {
-                    campaign: name.clone(),
-                    summary: serde_json::to_value(&summary).unwrap_or_default(),
-                }),
+                Ok(summary) => {
+                    let history = history.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    for w in crate::campaign::windows(
+                        &name,
+                        &summary,
+                        started_ms,
+                        journal.now_ms(),
+                        &history,
+                    ) {
+                        journal.emit(w);
+                    }
+                    journal.emit(Event::CampaignEnded {
+                        campaign: name.clone(),
+                        summary: serde_json::to_value(&summary).unwrap_or_default(),
+                    })
+                }
                 Err(e) => journal.emit(Event::Warning {
                     message: format!("fuzz `{name}` could not run: {e}"),
                 }),
@@ -1589,6 +1617,12 @@ fn apply_one(
     }
     match prepared.apply(Some(cwd)) {
         Ok(detail) => {
+            let now = shared.journal.now_ms();
+            shared
+                .history
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((activity.to_owned(), now, None));
             shared.journal.emit(Event::FaultApplied {
                 activity: activity.into(),
                 kind: prepared.kind.into(),

@@ -70,6 +70,32 @@ fn auth_failing_open_while_its_dependency_is_down_is_a_critical_finding_naming_t
     );
     assert!(home.run_dir().join("findings.sarif").exists());
     assert!(journal.contains("\"type\":\"campaign_ended\""));
+    // The window of the fail-open finding: it appeared with the fault active and ended
+    // when the fault was rolled back.
+    let windows: Vec<serde_json::Value> = journal
+        .lines()
+        .filter(|l| l.contains("\"type\":\"finding_window\""))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let account = windows
+        .iter()
+        .find(|w| w["operation"] == "GET /account" && w["rule"] == "auth_enforced")
+        .unwrap_or_else(|| panic!("no window for GET /account in {windows:?}"));
+    assert_eq!(
+        account["faults_at_first"],
+        serde_json::json!(["auth down"]),
+        "{account}"
+    );
+    assert_eq!(
+        account["ended_after"],
+        serde_json::json!(["auth down"]),
+        "{account}"
+    );
+    let always = windows
+        .iter()
+        .find(|w| w["operation"] == "GET /admin/users")
+        .expect("a window for the always-open operation");
+    assert_eq!(always["ended_after"], serde_json::json!([]), "{always}");
     drop(app);
     drop(dep);
 }
