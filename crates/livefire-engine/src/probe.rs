@@ -155,7 +155,7 @@ fn judge_http(status: u16, body: &[u8], expect: &Expect) -> Result<String, Strin
         let doc: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
         for (path, want) in &expect.json {
-            match json_path(&doc, path) {
+            match json_path(&doc, path)? {
                 Some(got) if json_equal(got, want) => {}
                 Some(got) => return Err(format!("{path} is {got}, expected {want}")),
                 None => return Err(format!("{path} is absent")),
@@ -200,28 +200,14 @@ fn json_equal(got: &serde_json::Value, want: &serde_json::Value) -> bool {
     }
 }
 
-/// Evaluates a simple JSON path: `$`, `.key`, `["key"]`, `[index]`.
-pub fn json_path<'a>(doc: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
-    let mut rest = path.strip_prefix('$')?;
-    let mut node = doc;
-    while !rest.is_empty() {
-        if let Some(r) = rest.strip_prefix('.') {
-            let end = r.find(['.', '[']).unwrap_or(r.len());
-            node = node.get(&r[..end])?;
-            rest = &r[end..];
-        } else if let Some(r) = rest.strip_prefix('[') {
-            let end = r.find(']')?;
-            let inner = r[..end].trim();
-            node = match inner.parse::<usize>() {
-                Ok(i) => node.get(i)?,
-                Err(_) => node.get(inner.trim_matches(|c| c == '"' || c == '\''))?,
-            };
-            rest = &r[end + 1..];
-        } else {
-            return None;
-        }
-    }
-    Some(node)
+/// Evaluates a JSON path (`$.a.b[0]`, `$['k-1']`) with the load engine's parser, so a
+/// probe and a load check read paths the same way.
+pub fn json_path<'a>(
+    doc: &'a serde_json::Value,
+    path: &str,
+) -> Result<Option<&'a serde_json::Value>, String> {
+    let steps = livefire_load::check::parse_path(path)?;
+    Ok(livefire_load::check::lookup(doc, &steps))
 }
 
 #[cfg(test)]
@@ -231,14 +217,21 @@ mod tests {
     #[test]
     fn json_paths() {
         let doc = serde_json::json!({"a": {"b": [1, {"c": "x"}]}, "k-1": true});
-        assert_eq!(json_path(&doc, "$.a.b[0]"), Some(&serde_json::json!(1)));
-        assert_eq!(json_path(&doc, "$.a.b[1].c"), Some(&serde_json::json!("x")));
+        assert_eq!(json_path(&doc, "$.a.b[0]"), Ok(Some(&serde_json::json!(1))));
+        assert_eq!(
+            json_path(&doc, "$.a.b[1].c"),
+            Ok(Some(&serde_json::json!("x")))
+        );
         assert_eq!(
             json_path(&doc, "$[\"k-1\"]"),
-            Some(&serde_json::json!(true))
+            Ok(Some(&serde_json::json!(true)))
         );
-        assert_eq!(json_path(&doc, "$.nope"), None);
-        assert_eq!(json_path(&doc, "a.b"), None);
+        assert_eq!(json_path(&doc, "$.nope"), Ok(None));
+        assert!(
+            json_path(&doc, "a.b")
+                .unwrap_err()
+                .contains("must start with `$`")
+        );
     }
 
     #[tokio::test]

@@ -83,6 +83,16 @@ fn a_toxic_on_an_external_proxy_is_removed_after_the_run_and_by_recover_after_a_
         "version: 1\ntitle: ext\ntargets:\n  db: {{ proxy: {{ api: \"http://127.0.0.1:{api}\", name: db }} }}\ntimeline:\n  - {{ at: 0s, for: 30s, name: slow db, fault: {{ proxy.latency: {{ target: db, latency: 100 }} }} }}\n"
     ));
     let toxics = || http(api, "GET", "/proxies/db/toxics", "").1;
+    let wait_for_toxic = || {
+        let start = Instant::now();
+        while !toxics().contains("livefire_slow_db") {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the toxic never appeared"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
     // A normal (halted) run removes its toxic.
     let child = home
         .run(&file)
@@ -90,14 +100,7 @@ fn a_toxic_on_an_external_proxy_is_removed_after_the_run_and_by_recover_after_a_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !toxics().contains("livefire_slow_db") {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the toxic never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_toxic();
     signal(&child, "TERM");
     let (code, _, err) = finish(child);
     assert_eq!(code, 2, "{err}");
@@ -109,14 +112,7 @@ fn a_toxic_on_an_external_proxy_is_removed_after_the_run_and_by_recover_after_a_
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
-    while !toxics().contains("livefire_slow_db") {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the toxic never appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_toxic();
     child.kill().unwrap();
     let _ = child.wait();
     assert!(
