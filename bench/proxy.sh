@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark: a direct connection vs haproxy (TCP mode) vs `livefire proxy` with no toxic,
-# on loopback, each proxy pinned alone on one core. Not a test: prints numbers and ratios.
+# Benchmark: a direct connection vs haproxy (TCP mode) vs `livefire proxy` with no toxic
+# (its io_uring data plane, and its epoll path as `livefire-epoll`), on loopback, each
+# proxy pinned alone on one core. Not a test: prints numbers and ratios.
 #
 #   bench/proxy.sh                 # builds target/release/livefire if needed
 #   SECS=10 ROUNDS=5 bench/proxy.sh   # longer runs, more rounds (medians are shown)
@@ -30,8 +31,8 @@ PIN_PROXY=(taskset -c "$PROXY_CPU")
 PIN_LOAD=(taskset -c "$LOAD_CPUS")
 
 # Ports: upstreams 27080 (nginx), 27201 (iperf3), 27300 (idle holder); haproxy +100,
-# livefire +110 (API 27474).
-for p in 27080 27201 27300 27180 27301 27400 27190 27311 27410 27474; do
+# livefire +110 (API 27474), livefire on epoll +120 (API 27475).
+for p in 27080 27201 27300 27180 27301 27400 27190 27311 27410 27474 27200 27321 27420 27475; do
   if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "port $p is busy; free it first" >&2; exit 3; fi
 done
 
@@ -88,9 +89,11 @@ cat > "$TMP/proxies.json" <<JSON
  {"name": "hold", "listen": "127.0.0.1:27410", "upstream": "127.0.0.1:27300"}]
 JSON
 "${PIN_PROXY[@]}" "$LIVEFIRE" proxy --port 27474 --config "$TMP/proxies.json" >"$TMP/livefire.log" 2>&1 & LIVEFIRE_PID=$!; PIDS+=($LIVEFIRE_PID)
+sed -e 's/27190/27200/' -e 's/27311/27321/' -e 's/27410/27420/' "$TMP/proxies.json" > "$TMP/proxies-epoll.json"
+LIVEFIRE_PROXY_IO=epoll "${PIN_PROXY[@]}" "$LIVEFIRE" proxy --port 27475 --config "$TMP/proxies-epoll.json" >"$TMP/livefire-epoll.log" 2>&1 & EPOLL_PID=$!; PIDS+=($EPOLL_PID)
 sleep 1.5
-for pid in $HAPROXY_PID $LIVEFIRE_PID; do
-  kill -0 "$pid" 2>/dev/null || { echo "a proxy did not start:" >&2; cat "$TMP"/haproxy.log "$TMP"/livefire.log >&2; exit 1; }
+for pid in $HAPROXY_PID $LIVEFIRE_PID $EPOLL_PID; do
+  kill -0 "$pid" 2>/dev/null || { echo "a proxy did not start:" >&2; cat "$TMP"/haproxy.log "$TMP"/livefire*.log >&2; exit 1; }
 done
 
 # --- measurements ------------------------------------------------------------------
@@ -134,14 +137,16 @@ declare -A R
 echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "proxies pinned to CPU $PROXY_CPU; load tools on CPU $LOAD_CPUS; ${SECS}s per run, $ROUNDS rounds"
 
-for who in haproxy livefire; do
-  if [ $who = haproxy ]; then pid=$HAPROXY_PID; base=100; else pid=$LIVEFIRE_PID; base=110; fi
+echo "livefire: $(head -1 "$TMP/livefire.log")"
+echo "livefire-epoll: $(head -1 "$TMP/livefire-epoll.log")"
+for who in haproxy livefire livefire-epoll; do
+  case $who in haproxy) pid=$HAPROXY_PID; base=100;; livefire) pid=$LIVEFIRE_PID; base=110;; *) pid=$EPOLL_PID; base=120;; esac
   R[$who.idle]=$(idle_kib_per_conn "$pid" $((27300 + base)))
 done
 R[direct.idle]="-"
 
-for who in direct haproxy livefire; do
-  case $who in direct) off=0;; haproxy) off=100;; livefire) off=110;; esac
+for who in direct haproxy livefire livefire-epoll; do
+  case $who in direct) off=0;; haproxy) off=100;; livefire) off=110;; livefire-epoll) off=120;; esac
   R[$who.up]=$(iperf_mbps $((27201 + off)) "")
   R[$who.down]=$(iperf_mbps $((27201 + off)) "-R")
 done
@@ -151,13 +156,14 @@ done
 median() { python3 -c 'import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))' "$@"; }
 declare -A S
 for round in $(seq "$ROUNDS"); do
-  for who in direct haproxy livefire; do
-    case $who in direct) off=0;; haproxy) off=100;; livefire) off=110;; esac
+  for who in direct haproxy livefire livefire-epoll; do
+    case $who in direct) off=0;; haproxy) off=100;; livefire) off=110;; livefire-epoll) off=120;; esac
     read -r _ p50 p99 <<<"$(wrk_run "http://127.0.0.1:$((27080 + off))/" 1)"
     S[$who.p50]+=" $p50"; S[$who.p99]+=" $p99"
     pid=0
     [ $who = haproxy ] && pid=$HAPROXY_PID
     [ $who = livefire ] && pid=$LIVEFIRE_PID
+    [ $who = livefire-epoll ] && pid=$EPOLL_PID
     [ $pid != 0 ] && t0=$(cpu_ticks "$pid")
     read -r req _ lp99 <<<"$(wrk_run "http://127.0.0.1:$((27080 + off))/" 50)"
     S[$who.loadp99]+=" $lp99"
@@ -167,26 +173,26 @@ for round in $(seq "$ROUNDS"); do
     fi
   done
 done
-for who in direct haproxy livefire; do
+for who in direct haproxy livefire livefire-epoll; do
   R[$who.p50]=$(median ${S[$who.p50]}); R[$who.p99]=$(median ${S[$who.p99]})
   R[$who.loadp99]=$(median ${S[$who.loadp99]})
   if [ $who = direct ]; then R[$who.cpu]="-"; else R[$who.cpu]=$(python3 -c "print(round($(median ${S[$who.cpu]}), 2))"); fi
   echo "$who samples: p50${S[$who.p50]} / p99${S[$who.p99]} / cpu${S[$who.cpu]:- -}"
 done
 
-printf '\n%-9s %12s %12s %10s %10s %12s %14s %14s\n' "" "up MB/s" "down MB/s" "p50 us" "p99 us" "cpu us/req" "p99 us (c50)" "KiB/idle conn"
-for who in direct haproxy livefire; do
-  printf '%-9s %12s %12s %10s %10s %12s %14s %14s\n' "$who" "${R[$who.up]}" "${R[$who.down]}" "${R[$who.p50]}" "${R[$who.p99]}" "${R[$who.cpu]}" "${R[$who.loadp99]}" "${R[$who.idle]}"
+printf '\n%-14s %12s %12s %10s %10s %12s %14s %14s\n' "" "up MB/s" "down MB/s" "p50 us" "p99 us" "cpu us/req" "p99 us (c50)" "KiB/idle conn"
+for who in direct haproxy livefire livefire-epoll; do
+  printf '%-14s %12s %12s %10s %10s %12s %14s %14s\n' "$who" "${R[$who.up]}" "${R[$who.down]}" "${R[$who.p50]}" "${R[$who.p99]}" "${R[$who.cpu]}" "${R[$who.loadp99]}" "${R[$who.idle]}"
 done
 python3 - "${R[haproxy.up]}" "${R[livefire.up]}" "${R[haproxy.down]}" "${R[livefire.down]}" \
   "${R[haproxy.cpu]}" "${R[livefire.cpu]}" "${R[direct.p50]}" "${R[haproxy.p50]}" "${R[livefire.p50]}" \
-  "${R[haproxy.idle]}" "${R[livefire.idle]}" <<'PY'
+  "${R[haproxy.idle]}" "${R[livefire.idle]}" "${R[livefire-epoll.cpu]}" <<'PY'
 import sys
-hu, lu, hd, ld, hc, lc, d50, h50, l50, hi, li = map(float, sys.argv[1:])
+hu, lu, hd, ld, hc, lc, d50, h50, l50, hi, li, ec = map(float, sys.argv[1:])
 print()
 print(f"livefire / haproxy bulk up     {lu / hu:.2f}x   (goal >= 1.0)")
 print(f"livefire / haproxy bulk down   {ld / hd:.2f}x   (goal >= 1.0)")
-print(f"livefire / haproxy CPU per req {lc / hc:.2f}x   (goal <= 0.9)")
+print(f"livefire / haproxy CPU per req {lc / hc:.2f}x   (goal <= 0.9; epoll path {ec / hc:.2f}x)")
 print(f"added p50: haproxy {h50 - d50:.1f} us, livefire {l50 - d50:.1f} us   (goal: livefire <= haproxy)")
 print(f"idle memory: haproxy {hi:.2f} KiB, livefire {li:.2f} KiB per connection   (goal <= 8)")
 PY

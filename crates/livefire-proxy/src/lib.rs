@@ -13,9 +13,25 @@ mod link;
 mod proxy;
 pub mod server;
 mod toxic;
+#[cfg(target_os = "linux")]
+mod uring;
 
 pub use error::{ProxyError, ToxicError};
 pub use http::HttpMatch;
 pub use proxy::{DirectionStats, Proxy, ProxyConfig, ProxyStats};
 pub use server::{ProxyArgs, ServeError, run};
 pub use toxic::{Stream, TOXIC_TYPES, Toxic, ToxicKind};
+
+/// Connections the io_uring data plane has forwarded since the process started, or
+/// `None` when this process forwards on the epoll path (io_uring missing or refused by
+/// the kernel, or `LIVEFIRE_PROXY_IO=epoll`). Starts the plane if it has not started.
+pub fn io_uring_connections() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        uring::plane().map(|_| uring::adopted_total())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
+}

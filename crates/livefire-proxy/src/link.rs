@@ -75,6 +75,10 @@ pub(crate) async fn serve(
     };
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
+    #[cfg(target_os = "linux")]
+    let Some((client, upstream)) = to_plane(&shared, client, upstream).await else {
+        return;
+    };
 
     let up = Pump {
         dir: Stream::Upstream,
@@ -118,6 +122,32 @@ pub(crate) async fn serve(
         // A zero linger never blocks on close, unlike the positive values tokio warns of.
         let _ = socket2::SockRef::from(&client).set_linger(Some(Duration::ZERO));
         let _ = socket2::SockRef::from(&upstream).set_linger(Some(Duration::ZERO));
+    }
+}
+
+/// Runs a connection with no toxic on the io_uring plane until it ends (`None`) or the
+/// toxics change (its sockets come back, mid-stream, for the pumps). Without a plane,
+/// or with a toxic already set, the sockets stay here.
+#[cfg(target_os = "linux")]
+async fn to_plane(
+    shared: &Arc<Shared>,
+    client: TcpStream,
+    upstream: TcpStream,
+) -> Option<(TcpStream, TcpStream)> {
+    let Some(plane) = crate::uring::plane() else {
+        return Some((client, upstream));
+    };
+    // The version is read first: a toxic added after it is caught by the plane.
+    let version = shared.version.load(Ordering::Acquire);
+    if !shared.chains.borrow().is_empty() {
+        return Some((client, upstream));
+    }
+    let (client, upstream) = (client.into_std().ok()?, upstream.into_std().ok()?);
+    match plane.adopt(client, upstream, shared.clone(), version).await {
+        crate::uring::Returned::Ended => None,
+        crate::uring::Returned::Back(c, u) => {
+            Some((TcpStream::from_std(c).ok()?, TcpStream::from_std(u).ok()?))
+        }
     }
 }
 

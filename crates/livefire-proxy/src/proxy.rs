@@ -105,6 +105,10 @@ impl Chains {
         }
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.up.is_empty() && self.down.is_empty()
+    }
+
     fn iter(&self) -> impl Iterator<Item = &Arc<Entry>> {
         self.up.iter().chain(self.down.iter())
     }
@@ -429,6 +433,8 @@ impl Proxy {
     fn modify_chains(&self, f: impl FnOnce(&mut Arc<Chains>) -> bool) {
         if self.shared.chains.send_if_modified(f) {
             self.shared.version.fetch_add(1, Ordering::Release);
+            #[cfg(target_os = "linux")]
+            crate::uring::kick();
         }
     }
 

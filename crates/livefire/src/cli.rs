@@ -161,8 +161,14 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
         )),
         Command::Proxy(args) => {
             let ready = |addr| {
+                // Starting the data plane here makes the line say what will forward.
+                let plane = match livefire_proxy::io_uring_connections() {
+                    Some(_) => "io_uring",
+                    None => "epoll",
+                };
                 println!(
-                    "livefire proxy: API on http://{addr} (Toxiproxy-compatible), Ctrl-C to stop"
+                    "livefire proxy: API on http://{addr} (Toxiproxy-compatible), \
+                     data plane {plane}, Ctrl-C to stop"
                 );
             };
             match livefire_proxy::run(args, ready) {

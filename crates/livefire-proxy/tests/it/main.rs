@@ -6,6 +6,8 @@ mod api;
 mod api_fuzz;
 /// L7 faults on plain HTTP/1.1: http.abort and http.delay.
 mod http_faults;
+/// The io_uring data plane: hand-over both ways, buffers running out.
+mod plane;
 /// Runtime changes: add / remove / update under traffic, enable / disable.
 mod runtime;
 /// Shared helpers: upstream servers and a proxy in front of them.

@@ -1,0 +1,173 @@
+//! The io_uring data plane: connections with no toxic leave the tokio path for it, and
+//! come back (mid-stream, nothing lost) when a toxic arrives.
+
+use std::time::Duration;
+
+use livefire_proxy::{Stream, Toxic, ToxicKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::*;
+
+/// Whether this process forwards through io_uring; says loudly when it cannot.
+fn uring_or_skip(test: &str) -> Option<u64> {
+    let n = livefire_proxy::io_uring_connections();
+    if n.is_none() {
+        eprintln!(
+            "SKIP {test}: this kernel refuses io_uring (or LIVEFIRE_PROXY_IO=epoll); \
+             the proxy runs on its epoll path, which the other tests cover"
+        );
+    }
+    n
+}
+
+fn payload(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
+        .collect()
+}
+
+/// Writes `data` (then half-closes) while reading the echo to the end; with `pace`,
+/// in 32 KiB pieces that far apart.
+async fn echo_paced(s: &mut tokio::net::TcpStream, data: &[u8], pace: Option<Duration>) -> Vec<u8> {
+    let (mut r, mut w) = s.split();
+    let send = async {
+        match pace {
+            None => w.write_all(data).await.unwrap(),
+            Some(gap) => {
+                for piece in data.chunks(32 * 1024) {
+                    w.write_all(piece).await.unwrap();
+                    tokio::time::sleep(gap).await;
+                }
+            }
+        }
+        w.shutdown().await.unwrap();
+    };
+    let recv = async {
+        let mut got = Vec::new();
+        tokio::time::timeout(Duration::from_secs(60), r.read_to_end(&mut got))
+            .await
+            .expect("echo did not end within 60s")
+            .unwrap();
+        got
+    };
+    let ((), got) = tokio::join!(send, recv);
+    got
+}
+
+async fn echo_all(s: &mut tokio::net::TcpStream, data: &[u8]) -> Vec<u8> {
+    echo_paced(s, data, None).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_without_toxics_are_forwarded_by_io_uring() {
+    let Some(before) = uring_or_skip("connections_without_toxics_are_forwarded_by_io_uring") else {
+        return;
+    };
+    let p = proxy_to(echo_server().await).await;
+    let mut s = connect(&p).await;
+    round_trip(&mut s, b"hello").await;
+    let after = livefire_proxy::io_uring_connections().unwrap();
+    assert!(after > before, "the connection stayed on the epoll path");
+    let data = payload(3_000_000, 7);
+    let got = echo_all(&mut s, &data).await;
+    assert!(got == data, "echoed {} bytes of {}", got.len(), data.len());
+    let st = p.stats();
+    assert_eq!(st.upstream.sent_bytes, data.len() as u64 + 5);
+    assert_eq!(st.downstream.received_bytes, data.len() as u64 + 5);
+}
+
+/// More connections moving bulk data at once than the plane has buffers for: receives
+/// run out of buffers and must resume as buffers come back, with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_bulk_connections_at_once_keep_every_byte() {
+    if uring_or_skip("many_bulk_connections_at_once_keep_every_byte").is_none() {
+        return;
+    }
+    let p = proxy_to(echo_server().await).await;
+    let mut tasks = Vec::new();
+    for i in 0..48u32 {
+        let mut s = connect(&p).await;
+        tasks.push(tokio::spawn(async move {
+            let data = payload(1_000_000, i);
+            let got = echo_all(&mut s, &data).await;
+            assert!(
+                got == data,
+                "connection {i}: echoed {} bytes of {}",
+                got.len(),
+                data.len()
+            );
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(p.stats().downstream.sent_bytes, 48 * 1_000_000);
+}
+
+/// A toxic added while bulk data flows takes the connection off the plane mid-stream;
+/// removing it later leaves the connection on the tokio path. Every byte arrives once,
+/// in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toxics_added_and_removed_mid_stream_lose_nothing() {
+    if uring_or_skip("toxics_added_and_removed_mid_stream_lose_nothing").is_none() {
+        return;
+    }
+    let p = proxy_to(echo_server().await).await;
+    let mut s = connect(&p).await;
+    // 4 MB in 32 KiB pieces 2 ms apart: the stream lasts over 250 ms, the toxic
+    // changes below happen in the middle of it.
+    let data = payload(4_000_000, 3);
+    let changes = async {
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            let t = p
+                .add_toxic(Toxic::new(
+                    Stream::Downstream,
+                    ToxicKind::Latency {
+                        latency: 5,
+                        jitter: 0,
+                    },
+                ))
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(15)).await;
+            p.remove_toxic(&t.name).unwrap();
+        }
+    };
+    let (got, ()) = tokio::join!(
+        echo_paced(&mut s, &data, Some(Duration::from_millis(2))),
+        changes
+    );
+    assert!(got == data, "echoed {} bytes of {}", got.len(), data.len());
+}
+
+/// The epoll path (kernels without io_uring, `LIVEFIRE_PROXY_IO=epoll`) stays tested:
+/// this binary runs its toxic, runtime and HTTP fault tests again in a child with
+/// io_uring turned off.
+#[test]
+fn the_epoll_path_passes_the_same_tests() {
+    if std::env::var_os("LIVEFIRE_PROXY_IO").is_some() {
+        eprintln!("LIVEFIRE_PROXY_IO is set: this whole run already uses the path it names");
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["toxics::", "runtime::", "http_faults::", "--test-threads=2"])
+        .env("LIVEFIRE_PROXY_IO", "epoll")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "on the epoll path:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passed: usize = stdout
+        .split("test result: ok. ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        passed >= 25,
+        "only {passed} tests ran on the epoll path:\n{stdout}"
+    );
+}
