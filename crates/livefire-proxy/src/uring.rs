@@ -39,13 +39,22 @@ use crate::proxy::{DirStats, Shared};
 const NBUF: u16 = 256;
 const BUF_SIZE: usize = 64 * 1024;
 const BGID: u16 = 0x1f;
-/// Buffers one direction may hold unsent before it stops reading (TCP pushes back).
-const MAX_QUEUED: usize = 8;
+/// Chunks one direction may hold unsent before it stops reading (TCP pushes back).
+const MAX_QUEUED: usize = 4;
+/// At or below this many free ring buffers, received bytes are copied out and their
+/// buffer returned at once: chunks waiting for peers that stopped reading can pin at
+/// most `NBUF - LOW_WATER` buffers, and receives never starve.
+const LOW_WATER: usize = NBUF as usize / 4;
+/// Copy buffers kept for reuse.
+const KEPT_HEAP: usize = 64;
 
 const K_WAKE: u64 = 1;
 const K_RECV: u64 = 2;
 const K_SEND: u64 = 3;
 const K_CANCEL: u64 = 4;
+
+const ECANCELED: i32 = 125;
+const ENOBUFS: i32 = 105;
 
 fn user_data(kind: u64, conn: u32, side: usize, bid: u16) -> u64 {
     kind | ((side as u64) << 4) | (u64::from(bid) << 8) | (u64::from(conn) << 32)
@@ -219,11 +228,41 @@ impl Hasher for IdHasher {
 
 type Conns = HashMap<u32, Conn, BuildHasherDefault<IdHasher>>;
 
+/// Bytes `off..len` of ring buffer `bid`.
+fn ring_slice(bufs: &'static [u8], bid: u16, off: u32, len: u32) -> &'static [u8] {
+    let start = usize::from(bid) * BUF_SIZE;
+    &bufs[start + off as usize..start + len as usize]
+}
+
+/// Bytes received from one side, waiting to be sent to the other.
+enum Chunk {
+    /// Still in the ring buffer it was received into (the common case: sent at once).
+    Ring { bid: u16, off: u32, len: u32 },
+    /// Copied out, so its ring buffer went back at once (the ring ran low).
+    Heap { buf: Vec<u8>, off: usize },
+}
+
+impl Chunk {
+    fn remaining(&self) -> usize {
+        match self {
+            Chunk::Ring { off, len, .. } => (len - off) as usize,
+            Chunk::Heap { buf, off } => buf.len() - off,
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Chunk::Ring { off, .. } => *off += n as u32,
+            Chunk::Heap { off, .. } => *off += n,
+        }
+    }
+}
+
 /// One direction of a connection: bytes read from `sock` go to the other side.
 struct Side {
     sock: TcpStream,
-    /// Received buffers waiting to be sent to the peer: (buffer id, sent, length).
-    queue: VecDeque<(u16, u32, u32)>,
+    /// Received bytes waiting to be sent to the peer; the front one may be in flight.
+    queue: VecDeque<Chunk>,
     recv_armed: bool,
     send_in_flight: bool,
     /// The source sent EOF: shut the peer's write side once the queue is empty.
@@ -283,6 +322,9 @@ struct Driver {
     ring_entries: *mut types::BufRingEntry,
     tail: &'static AtomicU16,
     local_tail: u16,
+    /// Ring buffers the kernel can fill.
+    free: usize,
+    heap_pool: Vec<Vec<u8>>,
     conns: Conns,
     /// Sides whose receive ended for want of a buffer: re-armed as buffers return.
     starved: Vec<(u32, usize)>,
@@ -321,6 +363,8 @@ impl Driver {
             ring_entries,
             tail,
             local_tail: 0,
+            free: 0,
+            heap_pool: Vec::new(),
             conns: Conns::default(),
             starved: Vec::new(),
             pending: Vec::new(),
@@ -357,6 +401,7 @@ impl Driver {
             let cqes: Vec<cqueue::Entry> = self.ring.completion().collect();
             for c in cqes {
                 if let Some(bid) = cqueue::buffer_select(c.flags()) {
+                    self.free -= 1;
                     self.give(bid);
                     self.publish();
                 }
@@ -392,6 +437,36 @@ impl Driver {
         e.set_len(BUF_SIZE as u32);
         e.set_bid(bid);
         self.local_tail = self.local_tail.wrapping_add(1);
+        self.free += 1;
+    }
+
+    fn ring_bytes(&self, bid: u16, off: u32, len: u32) -> &'static [u8] {
+        ring_slice(self.bufs, bid, off, len)
+    }
+
+    /// A copy of `bytes` in a (reused) heap buffer.
+    fn copy_out(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut v = self.heap_pool.pop().unwrap_or_default();
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    /// Lets go of a chunk that will not be sent (any more); true if a ring buffer
+    /// went back.
+    fn release(&mut self, chunk: Chunk) -> bool {
+        match chunk {
+            Chunk::Ring { bid, .. } => {
+                self.give(bid);
+                true
+            }
+            Chunk::Heap { mut buf, .. } => {
+                if self.heap_pool.len() < KEPT_HEAP && buf.capacity() <= BUF_SIZE {
+                    buf.clear();
+                    self.heap_pool.push(buf);
+                }
+                false
+            }
+        }
     }
 
     fn publish(&self) {
@@ -428,11 +503,16 @@ impl Driver {
                 Err(e) if e.raw_os_error() == Some(16 /* EBUSY */) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "proxy data plane failed; closing its connections");
-                    for (_, mut c) in self.conns.drain() {
+                    for c in self.conns.values_mut() {
+                        for s in &c.sides {
+                            let _ = s.sock.shutdown(Shutdown::Both);
+                        }
                         if let Some(r) = c.reply.take() {
                             let _ = r.send(Returned::Ended);
                         }
                     }
+                    // Sends in flight may still read the connections' copy buffers.
+                    std::mem::forget(std::mem::take(&mut self.conns));
                     return;
                 }
             }
@@ -453,12 +533,7 @@ impl Driver {
     /// Handles one completion; true when a buffer went back to the ring.
     fn complete(&mut self, c: &cqueue::Entry) -> bool {
         let u = c.user_data();
-        let (kind, side, bid, id) = (
-            u & 0xf,
-            ((u >> 4) & 1) as usize,
-            (u >> 8) as u16,
-            (u >> 32) as u32,
-        );
+        let (kind, side, id) = (u & 0xf, ((u >> 4) & 1) as usize, (u >> 32) as u32);
         let res = c.result();
         match kind {
             K_WAKE => {
@@ -467,10 +542,13 @@ impl Driver {
             }
             K_RECV => {
                 let buf = cqueue::buffer_select(c.flags());
+                if buf.is_some() {
+                    self.free -= 1;
+                }
                 let more = cqueue::more(c.flags());
                 self.on_recv(id, side, res, buf, more)
             }
-            K_SEND => self.on_send(id, side, bid, res),
+            K_SEND => self.on_send(id, side, res),
             _ => false,
         }
     }
@@ -574,12 +652,31 @@ impl Driver {
             c.sides[side].recv_armed = false;
             c.sides[side].cancelling = false;
         }
+        let mut returned = false;
         if res > 0 {
             let Some(bid) = buf else { return false };
             c.stats(side)
                 .received
                 .fetch_add(res as u64, Ordering::Relaxed);
-            c.sides[side].queue.push_back((bid, 0, res as u32));
+            // Sent from the ring buffer while the ring has plenty; when it runs low
+            // (peers that stopped reading pin buffers), copied out so that buffer goes
+            // back at once and receives keep flowing for everyone else.
+            let chunk = if self.free > LOW_WATER {
+                Chunk::Ring {
+                    bid,
+                    off: 0,
+                    len: res as u32,
+                }
+            } else {
+                let buf = self.copy_out(self.ring_bytes(bid, 0, res as u32));
+                self.give(bid);
+                returned = true;
+                Chunk::Heap { buf, off: 0 }
+            };
+            let Some(c) = self.conns.get_mut(&id) else {
+                return returned;
+            };
+            c.sides[side].queue.push_back(chunk);
             let full = c.sides[side].queue.len() >= MAX_QUEUED;
             self.send_next(id, side);
             if full {
@@ -590,25 +687,22 @@ impl Driver {
         } else if res == 0 {
             c.sides[side].eof = true;
             self.send_next(id, side);
-        } else if res == -105
-        /* ENOBUFS */
-        {
+        } else if res == -ENOBUFS {
             self.starved.push((id, side));
-        } else if res == -125
-        /* ECANCELED */
-        {
+        } else if res == -ECANCELED {
             // Stopped on purpose: re-armed when the queue drains, unless leaving.
             self.send_next(id, side);
         } else {
             self.leave(id, Leaving::Close);
         }
         self.settle(id);
-        false
+        returned
     }
 
     /// Starts the next send of `side`'s queue, passes an EOF on once it is empty, and
     /// re-arms a receive that stopped for a full queue.
     fn send_next(&mut self, id: u32, side: usize) {
+        let bufs = self.bufs;
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
@@ -620,12 +714,17 @@ impl Driver {
         if s.send_in_flight {
             return;
         }
-        if let Some(&(bid, off, len)) = s.queue.front() {
+        if let Some(front) = s.queue.front() {
             s.send_in_flight = true;
-            let ptr = self.buf_ptr(bid, off);
+            let (ptr, len, bid) = match front {
+                Chunk::Ring { bid, off, len } => {
+                    (ring_slice(bufs, *bid, *off, *len).as_ptr(), len - off, *bid)
+                }
+                Chunk::Heap { buf, off } => (buf[*off..].as_ptr(), (buf.len() - off) as u32, 0),
+            };
             self.push(
-                opcode::Send::new(types::Fd(peer), ptr, len - off)
-                    .flags(0x4000 /* MSG_NOSIGNAL */)
+                opcode::Send::new(types::Fd(peer), ptr, len)
+                    .flags(0x4000 /* MSG_NOSIGNAL */ | 0x100 /* MSG_WAITALL */)
                     .build()
                     .user_data(user_data(K_SEND, id, side, bid)),
             );
@@ -636,34 +735,35 @@ impl Driver {
         }
     }
 
-    fn on_send(&mut self, id: u32, side: usize, bid: u16, res: i32) -> bool {
+    fn on_send(&mut self, id: u32, side: usize, res: i32) -> bool {
         let Some(c) = self.conns.get_mut(&id) else {
-            self.give(bid);
-            return true;
+            return false;
         };
-        c.sides[side].send_in_flight = false;
+        let s = &mut c.sides[side];
+        s.send_in_flight = false;
         let mut freed = Vec::new();
         if res < 0 {
             // The peer is gone: drop what is queued.
-            freed.extend(c.sides[side].queue.drain(..).map(|(b, _, _)| b));
+            freed.extend(s.queue.drain(..));
             self.leave(id, Leaving::Close);
         } else {
-            c.stats(side).sent.fetch_add(res as u64, Ordering::Relaxed);
+            let sent = res.max(0) as usize;
+            c.stats(side).sent.fetch_add(sent as u64, Ordering::Relaxed);
             let q = &mut c.sides[side].queue;
             if let Some(front) = q.front_mut() {
-                front.1 += res as u32;
-                if front.1 >= front.2 {
-                    let _ = q.pop_front();
-                    freed.push(bid);
+                front.advance(sent);
+                if front.remaining() == 0 {
+                    freed.extend(q.pop_front());
                 }
             }
             self.send_next(id, side);
         }
-        for b in &freed {
-            self.give(*b);
+        let mut returned = false;
+        for chunk in freed {
+            returned |= self.release(chunk);
         }
         self.settle(id);
-        !freed.is_empty()
+        returned
     }
 
     /// Starts taking a connection off the plane.
@@ -706,9 +806,8 @@ impl Driver {
         };
         let mut returned = false;
         for s in &mut c.sides {
-            for (b, _, _) in s.queue.drain(..) {
-                self.give(b);
-                returned = true;
+            for chunk in s.queue.drain(..) {
+                returned |= self.release(chunk);
             }
         }
         if returned {

@@ -140,6 +140,50 @@ async fn toxics_added_and_removed_mid_stream_lose_nothing() {
     assert!(got == data, "echoed {} bytes of {}", got.len(), data.len());
 }
 
+/// An upstream that stops reading (a paused process, the classic drill) must not hold
+/// the plane's shared buffers hostage: connections of other proxies keep flowing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_do_not_starve_the_others() {
+    if uring_or_skip("stalled_connections_do_not_starve_the_others").is_none() {
+        return;
+    }
+    // Accepts and holds every connection, never reads; a small receive buffer so the
+    // stall reaches the proxy quickly.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let l = sock.listen(1024).unwrap();
+    let stalled_addr = l.local_addr().unwrap();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    let stalled = proxy_to(stalled_addr).await;
+    // More stalled connections than the plane has buffers, each with more to send than
+    // the kernel's socket buffers hold.
+    let mut writers = Vec::new();
+    for _ in 0..300 {
+        let mut s = connect(&stalled).await;
+        writers.push(tokio::spawn(async move {
+            let _ = s.write_all(&vec![7u8; 4 << 20]).await;
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let p = proxy_to(echo_server().await).await;
+    let mut s = connect(&p).await;
+    let data = payload(500_000, 11);
+    let got = tokio::time::timeout(Duration::from_secs(15), echo_all(&mut s, &data))
+        .await
+        .expect("a healthy connection stalled behind the stuck ones");
+    assert!(got == data, "echoed {} bytes of {}", got.len(), data.len());
+    for w in writers {
+        w.abort();
+    }
+    holder.abort();
+}
+
 /// The epoll path (kernels without io_uring, `LIVEFIRE_PROXY_IO=epoll`) stays tested:
 /// this binary runs its toxic, runtime and HTTP fault tests again in a child with
 /// io_uring turned off.
