@@ -4,7 +4,7 @@
 # proxy pinned alone on one core. Not a test: prints numbers and ratios.
 #
 #   bench/proxy.sh                 # builds target/release/livefire if needed
-#   SECS=10 ROUNDS=5 bench/proxy.sh   # longer runs, more rounds (medians are shown)
+#   SECS=10 ROUNDS=9 bench/proxy.sh   # longer runs, more rounds (medians are shown)
 #
 # Needs (Debian): haproxy iperf3 wrk nginx python3; run as root (nginx, ulimit).
 # Measures: bulk throughput (iperf3, both directions), the proxy's CPU per small HTTP
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECS=${SECS:-5}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 IDLE=${IDLE:-1000}
 for tool in haproxy iperf3 wrk nginx python3 taskset; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install haproxy iperf3 wrk nginx" >&2; exit 3; }
@@ -145,19 +145,17 @@ for who in haproxy livefire livefire-epoll; do
 done
 R[direct.idle]="-"
 
-for who in direct haproxy livefire livefire-epoll; do
-  case $who in direct) off=0;; haproxy) off=100;; livefire) off=110;; livefire-epoll) off=120;; esac
-  R[$who.up]=$(iperf_mbps $((27201 + off)) "")
-  R[$who.down]=$(iperf_mbps $((27201 + off)) "-R")
-done
 
-# Latency and CPU: ROUNDS interleaved rounds (direct, haproxy, livefire, again ...), the
-# median is reported, so a burst of noise from elsewhere hits one sample, not a column.
+# Bulk, latency and CPU: ROUNDS interleaved rounds (direct, haproxy, livefire, again
+# ...), the median is reported, so a burst of noise from elsewhere hits one sample, not
+# a column.
 median() { python3 -c 'import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))' "$@"; }
 declare -A S
 for round in $(seq "$ROUNDS"); do
   for who in direct haproxy livefire livefire-epoll; do
     case $who in direct) off=0;; haproxy) off=100;; livefire) off=110;; livefire-epoll) off=120;; esac
+    S[$who.up]+=" $(iperf_mbps $((27201 + off)) "")"
+    S[$who.down]+=" $(iperf_mbps $((27201 + off)) "-R")"
     read -r _ p50 p99 <<<"$(wrk_run "http://127.0.0.1:$((27080 + off))/" 1)"
     S[$who.p50]+=" $p50"; S[$who.p99]+=" $p99"
     pid=0
@@ -174,6 +172,9 @@ for round in $(seq "$ROUNDS"); do
   done
 done
 for who in direct haproxy livefire livefire-epoll; do
+  R[$who.up]=$(python3 -c "print(round($(median ${S[$who.up]})))")
+  R[$who.down]=$(python3 -c "print(round($(median ${S[$who.down]})))")
+  echo "$who bulk MB/s samples: up${S[$who.up]} / down${S[$who.down]}"
   R[$who.p50]=$(median ${S[$who.p50]}); R[$who.p99]=$(median ${S[$who.p99]})
   R[$who.loadp99]=$(median ${S[$who.loadp99]})
   if [ $who = direct ]; then R[$who.cpu]="-"; else R[$who.cpu]=$(python3 -c "print(round($(median ${S[$who.cpu]}), 2))"); fi

@@ -39,6 +39,10 @@ use crate::proxy::{DirStats, Shared};
 const NBUF: u16 = 256;
 const BUF_SIZE: usize = 64 * 1024;
 const BGID: u16 = 0x1f;
+/// Connections the plane holds at most (two fixed-file slots each; a process has at
+/// most 20,000 fds here, two per connection and two more upstream). Beyond that, new
+/// connections stay on the tokio path.
+const FILE_PAIRS: u32 = 8192;
 /// Chunks one direction may hold unsent before it stops reading (TCP pushes back).
 const MAX_QUEUED: usize = 4;
 /// At or below this many free ring buffers, received bytes are copied out and their
@@ -299,6 +303,8 @@ enum Leaving {
 
 struct Conn {
     sides: [Side; 2],
+    /// The pair of fixed-file slots of the two sockets: `2 * pair + side`.
+    pair: u32,
     shared: Arc<Shared>,
     version: u64,
     reply: Option<oneshot::Sender<Returned>>,
@@ -325,6 +331,8 @@ struct Driver {
     /// Ring buffers the kernel can fill.
     free: usize,
     heap_pool: Vec<Vec<u8>>,
+    /// Unused pairs of fixed-file slots.
+    free_pairs: Vec<u32>,
     conns: Conns,
     /// Sides whose receive ended for want of a buffer: re-armed as buffers return.
     starved: Vec<(u32, usize)>,
@@ -337,6 +345,7 @@ impl Driver {
             .setup_single_issuer()
             .setup_defer_taskrun()
             .build(4096)?;
+        ring.submitter().register_files_sparse(2 * FILE_PAIRS)?;
         let bufs: &'static [u8] = Vec::leak(vec![0u8; usize::from(NBUF) * BUF_SIZE]);
         let layout = std::alloc::Layout::from_size_align(usize::from(NBUF) * 16, 4096)
             .map_err(std::io::Error::other)?;
@@ -365,6 +374,7 @@ impl Driver {
             local_tail: 0,
             free: 0,
             heap_pool: Vec::new(),
+            free_pairs: (0..FILE_PAIRS).rev().collect(),
             conns: Conns::default(),
             starved: Vec::new(),
             pending: Vec::new(),
@@ -495,9 +505,21 @@ impl Driver {
     }
 
     fn run(&mut self) {
+        // Waiting here is not I/O wait: without this flag (6.15+) an idle proxy would
+        // show as a CPU stuck in iowait in top.
+        let flags = if self.ring.params().is_feature_no_iowait() {
+            io_uring::EnterFlags::NO_IOWAIT
+        } else {
+            io_uring::EnterFlags::empty()
+        };
+        let args = types::SubmitArgs::new();
         loop {
             self.flush();
-            match self.ring.submit_and_wait(1) {
+            match self
+                .ring
+                .submitter()
+                .submit_with_args_and_flags(1, &args, flags)
+            {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(4 /* EINTR */) => {}
                 Err(e) if e.raw_os_error() == Some(16 /* EBUSY */) => {}
@@ -586,8 +608,25 @@ impl Driver {
     }
 
     fn on_adopt(&mut self, a: Adoption) {
+        // Registered (fixed) files spare the kernel a file lookup per operation.
+        let fds = [a.client.as_raw_fd(), a.upstream.as_raw_fd()];
+        let Some(pair) = self.free_pairs.pop() else {
+            let _ = a.reply.send(Returned::Back(a.client, a.upstream));
+            return;
+        };
+        if self
+            .ring
+            .submitter()
+            .register_files_update(2 * pair, &fds)
+            .is_err()
+        {
+            self.free_pairs.push(pair);
+            let _ = a.reply.send(Returned::Back(a.client, a.upstream));
+            return;
+        }
         ADOPTED.fetch_add(1, Ordering::Relaxed);
         let conn = Conn {
+            pair,
             sides: [Side::new(a.client), Side::new(a.upstream)],
             version: a.version,
             shared: a.shared,
@@ -614,9 +653,9 @@ impl Driver {
         }
         s.recv_armed = true;
         s.cancelling = false;
-        let fd = s.sock.as_raw_fd();
+        let slot = 2 * c.pair + side as u32;
         self.push(
-            opcode::RecvMulti::new(types::Fd(fd), BGID)
+            opcode::RecvMulti::new(types::Fixed(slot), BGID)
                 .build()
                 .user_data(user_data(K_RECV, id, side, 0)),
         );
@@ -709,7 +748,7 @@ impl Driver {
         if c.leaving == Leaving::Close {
             return;
         }
-        let peer = c.sides[1 - side].sock.as_raw_fd();
+        let peer = 2 * c.pair + (1 - side) as u32;
         let s = &mut c.sides[side];
         if s.send_in_flight {
             return;
@@ -723,7 +762,7 @@ impl Driver {
                 Chunk::Heap { buf, off } => (buf[*off..].as_ptr(), (buf.len() - off) as u32, 0),
             };
             self.push(
-                opcode::Send::new(types::Fd(peer), ptr, len)
+                opcode::Send::new(types::Fixed(peer), ptr, len)
                     .flags(0x4000 /* MSG_NOSIGNAL */ | 0x100 /* MSG_WAITALL */)
                     .build()
                     .user_data(user_data(K_SEND, id, side, bid)),
@@ -804,6 +843,16 @@ impl Driver {
         let Some(mut c) = self.conns.remove(&id) else {
             return;
         };
+        // Nothing is in flight, so the slots can go: the table's references to the
+        // sockets drop now, before the sockets are returned or closed.
+        if self
+            .ring
+            .submitter()
+            .register_files_update(2 * c.pair, &[-1, -1])
+            .is_ok()
+        {
+            self.free_pairs.push(c.pair);
+        }
         let mut returned = false;
         for s in &mut c.sides {
             for chunk in s.queue.drain(..) {
