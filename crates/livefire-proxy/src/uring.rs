@@ -98,7 +98,9 @@ struct Adoption {
 }
 
 pub(crate) struct Plane {
-    cmds: Mutex<Vec<Cmd>>,
+    /// Commands for the driver; `None` once the driver has stopped (an io_uring error
+    /// or a bug), so that adoptions are refused instead of waiting forever.
+    cmds: Mutex<Option<Vec<Cmd>>>,
     waker: UnixStream,
     next_id: AtomicU64,
 }
@@ -124,7 +126,14 @@ fn start() -> Option<Plane> {
         .spawn(move || match Driver::new(wake_rx) {
             Ok(mut d) => {
                 let _ = ready_tx.send(Ok(()));
-                d.run();
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| d.run()));
+                if run.is_err() {
+                    tracing::error!("proxy data plane panicked; its connections are cut");
+                    d.abandon();
+                }
+                // Sends in flight may still read the driver's buffers: never free them.
+                std::mem::forget(d);
+                stopped();
             }
             Err(e) => {
                 let _ = ready_tx.send(Err(e));
@@ -137,7 +146,7 @@ fn start() -> Option<Plane> {
         Ok(Ok(())) => {
             tracing::info!("proxy data plane: io_uring");
             Some(Plane {
-                cmds: Mutex::new(Vec::new()),
+                cmds: Mutex::new(Some(Vec::new())),
                 waker,
                 next_id: AtomicU64::new(0),
             })
@@ -150,14 +159,29 @@ fn start() -> Option<Plane> {
     }
 }
 
+/// The driver has stopped: refuse new work and hand waiting adoptions back.
+fn stopped() {
+    let Some(Some(plane)) = PLANE.get() else {
+        return;
+    };
+    let cmds = plane.cmds.lock().unwrap_or_else(|e| e.into_inner()).take();
+    for cmd in cmds.into_iter().flatten() {
+        if let Cmd::Adopt(a) = cmd {
+            let _ = a.reply.send(Returned::Back(a.client, a.upstream));
+        }
+    }
+}
+
 impl Plane {
-    fn send(&self, cmd: Cmd) {
-        self.cmds
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(cmd);
+    /// Queues a command for the driver; gives it back if the driver has stopped.
+    fn send(&self, cmd: Cmd) -> Result<(), Cmd> {
+        match self.cmds.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some(cmds) => cmds.push(cmd),
+            None => return Err(cmd),
+        }
         // A full socket buffer means a wake-up is already pending.
         let _ = (&self.waker).write(&[1]);
+        Ok(())
     }
 
     /// Hands a connection to the plane until it ends or the toxics change. `version` is
@@ -171,15 +195,18 @@ impl Plane {
     ) -> Returned {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) as u32;
         let (reply, rx) = oneshot::channel();
-        let guard = CloseOnDrop { plane: self, id };
-        self.send(Cmd::Adopt(Box::new(Adoption {
+        let adoption = Adoption {
             id,
             client,
             upstream,
             shared,
             version,
             reply,
-        })));
+        };
+        if let Err(Cmd::Adopt(a)) = self.send(Cmd::Adopt(Box::new(adoption))) {
+            return Returned::Back(a.client, a.upstream);
+        }
+        let guard = CloseOnDrop { plane: self, id };
         let r = rx.await.unwrap_or(Returned::Ended);
         std::mem::forget(guard);
         r
@@ -187,7 +214,7 @@ impl Plane {
 
     /// Tells the plane a proxy's toxics changed.
     pub(crate) fn kick(&self) {
-        self.send(Cmd::Kick);
+        let _ = self.send(Cmd::Kick);
     }
 }
 
@@ -199,7 +226,7 @@ struct CloseOnDrop {
 
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        self.plane.send(Cmd::Close(self.id));
+        let _ = self.plane.send(Cmd::Close(self.id));
     }
 }
 
@@ -524,17 +551,8 @@ impl Driver {
                 Err(e) if e.raw_os_error() == Some(4 /* EINTR */) => {}
                 Err(e) if e.raw_os_error() == Some(16 /* EBUSY */) => {}
                 Err(e) => {
-                    tracing::error!(error = %e, "proxy data plane failed; closing its connections");
-                    for c in self.conns.values_mut() {
-                        for s in &c.sides {
-                            let _ = s.sock.shutdown(Shutdown::Both);
-                        }
-                        if let Some(r) = c.reply.take() {
-                            let _ = r.send(Returned::Ended);
-                        }
-                    }
-                    // Sends in flight may still read the connections' copy buffers.
-                    std::mem::forget(std::mem::take(&mut self.conns));
+                    tracing::error!(error = %e, "proxy data plane failed; its connections are cut");
+                    self.abandon();
                     return;
                 }
             }
@@ -550,6 +568,20 @@ impl Driver {
                 self.rearm_starved();
             }
         }
+    }
+
+    /// Cuts every connection and ends their tasks, without freeing anything an
+    /// operation in flight may still read.
+    fn abandon(&mut self) {
+        for c in self.conns.values_mut() {
+            for s in &c.sides {
+                let _ = s.sock.shutdown(Shutdown::Both);
+            }
+            if let Some(r) = c.reply.take() {
+                let _ = r.send(Returned::Ended);
+            }
+        }
+        std::mem::forget(std::mem::take(&mut self.conns));
     }
 
     /// Handles one completion; true when a buffer went back to the ring.
@@ -587,7 +619,13 @@ impl Driver {
             );
         }
         let Some(plane) = plane() else { return };
-        let cmds = std::mem::take(&mut *plane.cmds.lock().unwrap_or_else(|e| e.into_inner()));
+        let cmds = plane
+            .cmds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
         for cmd in cmds {
             match cmd {
                 Cmd::Adopt(a) => self.on_adopt(*a),
