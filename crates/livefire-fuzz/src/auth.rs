@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use livefire_core::jsonpath::{lookup, parse_path};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -139,7 +140,8 @@ impl Identity {
         };
         let json: Value = serde_json::from_slice(&resp.body)
             .map_err(|_| FuzzError::Login("the login answer is not JSON".into()))?;
-        let token = json_path(&json, &login.token)
+        let path = parse_path(&login.token).map_err(FuzzError::Login)?;
+        let token = lookup(&json, &path)
             .and_then(|v| v.as_str().map(String::from))
             .ok_or_else(|| {
                 FuzzError::Login(format!("no string at {} in the login answer", login.token))
@@ -147,24 +149,4 @@ impl Identity {
         self.headers = vec![(header, format.replace("{token}", &token))];
         Ok(true)
     }
-}
-
-/// A small JSON path: `$.a.b[0].c`.
-pub fn json_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = value;
-    let rest = path.strip_prefix('$').unwrap_or(path);
-    for part in rest.split('.').filter(|p| !p.is_empty()) {
-        let (name, indexes) = match part.find('[') {
-            Some(i) => (&part[..i], &part[i..]),
-            None => (part, ""),
-        };
-        if !name.is_empty() {
-            cur = cur.get(name)?;
-        }
-        for idx in indexes.split('[').filter(|s| !s.is_empty()) {
-            let n: usize = idx.trim_end_matches(']').parse().ok()?;
-            cur = cur.get(n)?;
-        }
-    }
-    Some(cur)
 }

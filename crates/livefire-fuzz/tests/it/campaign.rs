@@ -190,7 +190,7 @@ async fn login_token_is_used_and_fetched_again_on_401() {
 
     let bad = FuzzConfig {
         auth: Some(login("wrong")),
-        ..config
+        ..config.clone()
     };
     let err = livefire_fuzz::run(bad, livefire_fuzz::CancellationToken::new(), |_| {})
         .await
@@ -198,6 +198,24 @@ async fn login_token_is_used_and_fetched_again_on_401() {
     assert!(
         err.to_string()
             .contains("login failed: the login request answered 401"),
+        "{err}"
+    );
+
+    // A malformed token path says what is wrong with it, not just "no token".
+    let mut auth = login("wonderland");
+    if let AuthConfig::Login { login, .. } = &mut auth {
+        login.token = "data.token".into();
+    }
+    let bad_path = FuzzConfig {
+        auth: Some(auth),
+        ..config
+    };
+    let err = livefire_fuzz::run(bad_path, livefire_fuzz::CancellationToken::new(), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad JSON path `data.token`: it must start with `$`"),
         "{err}"
     );
 }
