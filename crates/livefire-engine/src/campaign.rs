@@ -213,3 +213,29 @@ impl MetricSource for FindingCounts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use livefire_fuzz::Rule;
+
+    /// The experiment format lists fuzz checks by name (livefire-spec cannot depend on
+    /// the fuzzer); this keeps the two lists the same, both ways.
+    #[test]
+    fn the_format_names_every_fuzzer_rule_and_no_other() {
+        let schema = livefire_spec::json_schema();
+        let names: Vec<&str> = schema["$defs"]["FuzzCheck"]["enum"]
+            .as_array()
+            .expect("FuzzCheck is an enum of names in the schema")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let rules: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+        assert_eq!(names, rules);
+        for name in names {
+            let check: livefire_spec::types::FuzzCheck =
+                serde_json::from_value(serde_json::json!(name)).unwrap();
+            let back = serde_json::to_value(check).unwrap();
+            assert_eq!(back.as_str().unwrap().parse::<Rule>().unwrap().name(), name);
+        }
+    }
+}
