@@ -75,10 +75,15 @@ pub(crate) async fn serve(
     };
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
+    // Bytes the plane had read from each side (client first) and not yet written on.
     #[cfg(target_os = "linux")]
-    let Some((client, upstream)) = to_plane(&shared, client, upstream).await else {
+    let Some((client, upstream, [unsent_up, unsent_down])) =
+        to_plane(&shared, client, upstream).await
+    else {
         return;
     };
+    #[cfg(not(target_os = "linux"))]
+    let (unsent_up, unsent_down) = (Vec::new(), Vec::new());
 
     let up = Pump {
         dir: Stream::Upstream,
@@ -88,6 +93,7 @@ pub(crate) async fn serve(
         version: &shared.version,
         stats: &stats.up,
         conn_id,
+        unsent: unsent_up,
     }
     .run();
     let down = Pump {
@@ -98,6 +104,7 @@ pub(crate) async fn serve(
         version: &shared.version,
         stats: &stats.down,
         conn_id,
+        unsent: unsent_down,
     }
     .run();
     tokio::pin!(up, down);
@@ -133,21 +140,23 @@ async fn to_plane(
     shared: &Arc<Shared>,
     client: TcpStream,
     upstream: TcpStream,
-) -> Option<(TcpStream, TcpStream)> {
+) -> Option<(TcpStream, TcpStream, [Vec<u8>; 2])> {
     let Some(plane) = crate::uring::plane() else {
-        return Some((client, upstream));
+        return Some((client, upstream, Default::default()));
     };
     // The version is read first: a toxic added after it is caught by the plane.
     let version = shared.version.load(Ordering::Acquire);
     if !shared.chains.borrow().is_empty() {
-        return Some((client, upstream));
+        return Some((client, upstream, Default::default()));
     }
     let (client, upstream) = (client.into_std().ok()?, upstream.into_std().ok()?);
     match plane.adopt(client, upstream, shared.clone(), version).await {
         crate::uring::Returned::Ended => None,
-        crate::uring::Returned::Back(c, u) => {
-            Some((TcpStream::from_std(c).ok()?, TcpStream::from_std(u).ok()?))
-        }
+        crate::uring::Returned::Back(c, u, unsent) => Some((
+            TcpStream::from_std(c).ok()?,
+            TcpStream::from_std(u).ok()?,
+            unsent,
+        )),
     }
 }
 
@@ -171,6 +180,9 @@ struct Pump<'a> {
     version: &'a AtomicU64,
     stats: &'a DirStats,
     conn_id: u64,
+    /// Bytes read from `src` elsewhere (the io_uring plane) and not yet written to
+    /// `dst`: they go first, through the toxics if there are any.
+    unsent: Vec<u8>,
 }
 
 enum Mode {
@@ -183,11 +195,20 @@ impl Pump<'_> {
     async fn run(mut self) -> End {
         loop {
             let chain = self.rx.borrow_and_update().get(self.dir);
+            let unsent = Bytes::from(std::mem::take(&mut self.unsent));
             let mode = if chain.is_empty() {
+                if !unsent.is_empty() {
+                    if write_all(self.dst, &unsent).await.is_err() {
+                        return End::Close;
+                    }
+                    self.stats
+                        .sent
+                        .fetch_add(unsent.len() as u64, Ordering::Relaxed);
+                }
                 self.fast().await
             } else {
                 ToxicLink::new(self.conn_id, self.dir)
-                    .run(&mut self, chain)
+                    .run(&mut self, chain, unsent)
                     .await
             };
             match mode {
@@ -390,9 +411,13 @@ impl ToxicLink {
         }
     }
 
-    async fn run(mut self, p: &mut Pump<'_>, chain: Chain) -> Mode {
+    async fn run(mut self, p: &mut Pump<'_>, chain: Chain, unsent: Bytes) -> Mode {
         if let Some(end) = self.sync(chain, Instant::now()) {
             return Mode::End(end);
+        }
+        // After `sync`: queued now, these bytes start at the first toxic.
+        if !unsent.is_empty() {
+            self.push(ItemKind::Data(unsent));
         }
         loop {
             let now = Instant::now();

@@ -74,8 +74,9 @@ pub(crate) fn adopted_total() -> u64 {
 
 /// How a connection left the plane.
 pub(crate) enum Returned {
-    /// The toxic chain changed: the task gets both sockets back, mid-stream.
-    Back(TcpStream, TcpStream),
+    /// The toxic chain changed: the task gets both sockets back, mid-stream, with the
+    /// bytes already read from each (client first) and not yet written to the other.
+    Back(TcpStream, TcpStream, [Vec<u8>; 2]),
     /// The connection ended (both directions done, or an error closed it).
     Ended,
 }
@@ -159,15 +160,21 @@ fn start() -> Option<Plane> {
     }
 }
 
+/// Set once the driver thread has stopped, even before `PLANE` holds the plane.
+static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The driver has stopped: refuse new work and hand waiting adoptions back.
 fn stopped() {
+    STOPPED.store(true, Ordering::SeqCst);
     let Some(Some(plane)) = PLANE.get() else {
         return;
     };
     let cmds = plane.cmds.lock().unwrap_or_else(|e| e.into_inner()).take();
     for cmd in cmds.into_iter().flatten() {
         if let Cmd::Adopt(a) = cmd {
-            let _ = a.reply.send(Returned::Back(a.client, a.upstream));
+            let _ = a
+                .reply
+                .send(Returned::Back(a.client, a.upstream, Default::default()));
         }
     }
 }
@@ -175,10 +182,12 @@ fn stopped() {
 impl Plane {
     /// Queues a command for the driver; gives it back if the driver has stopped.
     fn send(&self, cmd: Cmd) -> Result<(), Cmd> {
-        match self.cmds.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            Some(cmds) => cmds.push(cmd),
-            None => return Err(cmd),
+        let mut cmds = self.cmds.lock().unwrap_or_else(|e| e.into_inner());
+        match cmds.as_mut() {
+            Some(list) if !STOPPED.load(Ordering::SeqCst) => list.push(cmd),
+            _ => return Err(cmd),
         }
+        drop(cmds);
         // A full socket buffer means a wake-up is already pending.
         let _ = (&self.waker).write(&[1]);
         Ok(())
@@ -204,7 +213,7 @@ impl Plane {
             reply,
         };
         if let Err(Cmd::Adopt(a)) = self.send(Cmd::Adopt(Box::new(adoption))) {
-            return Returned::Back(a.client, a.upstream);
+            return Returned::Back(a.client, a.upstream, Default::default());
         }
         let guard = CloseOnDrop { plane: self, id };
         let r = rx.await.unwrap_or(Returned::Ended);
@@ -519,8 +528,9 @@ impl Driver {
     fn flush(&mut self) {
         let mut i = 0;
         while i < self.pending.len() {
-            // SAFETY: every entry points at `self.bufs` (process lifetime) or at no
-            // memory, and at fds that stay open until the entry's completion is seen.
+            // SAFETY: every entry points at `self.bufs` (process lifetime), at a heap
+            // chunk freed only after its send's completion, or at no memory; its file is
+            // a registered slot or fd released only after its completions are seen.
             let pushed = unsafe { self.ring.submission().push(&self.pending[i]) };
             if pushed.is_ok() {
                 i += 1;
@@ -565,6 +575,8 @@ impl Driver {
             }
             if returned {
                 self.publish();
+            }
+            if !self.starved.is_empty() && self.free > 0 {
                 self.rearm_starved();
             }
         }
@@ -648,8 +660,12 @@ impl Driver {
     fn on_adopt(&mut self, a: Adoption) {
         // Registered (fixed) files spare the kernel a file lookup per operation.
         let fds = [a.client.as_raw_fd(), a.upstream.as_raw_fd()];
-        let Some(pair) = self.free_pairs.pop() else {
-            let _ = a.reply.send(Returned::Back(a.client, a.upstream));
+        // Ids are u32: after 2^32 adoptions one may come round while its namesake lives.
+        let taken = self.conns.contains_key(&a.id);
+        let Some(pair) = self.free_pairs.pop().filter(|_| !taken) else {
+            let _ = a
+                .reply
+                .send(Returned::Back(a.client, a.upstream, Default::default()));
             return;
         };
         if self
@@ -659,7 +675,9 @@ impl Driver {
             .is_err()
         {
             self.free_pairs.push(pair);
-            let _ = a.reply.send(Returned::Back(a.client, a.upstream));
+            let _ = a
+                .reply
+                .send(Returned::Back(a.client, a.upstream, Default::default()));
             return;
         }
         ADOPTED.fetch_add(1, Ordering::Relaxed);
@@ -783,7 +801,8 @@ impl Driver {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
-        if c.leaving == Leaving::Close {
+        if c.leaving != Leaving::Stay {
+            // Closing, or handing back: what is queued goes back with the sockets.
             return;
         }
         let peer = 2 * c.pair + (1 - side) as u32;
@@ -819,6 +838,12 @@ impl Driver {
         let s = &mut c.sides[side];
         s.send_in_flight = false;
         let mut freed = Vec::new();
+        // A send cancelled for a hand-back reports the bytes it had sent, or ECANCELED.
+        let res = if res == -ECANCELED && c.leaving == Leaving::Back {
+            0
+        } else {
+            res
+        };
         if res < 0 {
             // The peer is gone: drop what is queued.
             freed.extend(s.queue.drain(..));
@@ -858,6 +883,21 @@ impl Driver {
                 let _ = s.sock.shutdown(Shutdown::Both);
             }
         } else {
+            // Stop reading and stop writing: a send stuck on a peer that does not read
+            // must not hold the hand-back (its unsent rest goes back with the sockets).
+            let mut cancels = Vec::new();
+            for (side, s) in c.sides.iter().enumerate() {
+                if s.send_in_flight {
+                    let bid = match s.queue.front() {
+                        Some(Chunk::Ring { bid, .. }) => *bid,
+                        _ => 0,
+                    };
+                    cancels.push(user_data(K_SEND, id, side, bid));
+                }
+            }
+            for u in cancels {
+                self.push(opcode::AsyncCancel::new(u).build().user_data(K_CANCEL));
+            }
             self.cancel_recv(id, 0);
             self.cancel_recv(id, 1);
         }
@@ -872,7 +912,7 @@ impl Driver {
         let drained = c.sides[0].queue.is_empty() && c.sides[1].queue.is_empty();
         let done = match c.leaving {
             Leaving::Stay => quiet && drained && c.sides[0].eof && c.sides[1].eof,
-            Leaving::Back => quiet && drained,
+            Leaving::Back => quiet,
             Leaving::Close => quiet,
         };
         if !done {
@@ -892,8 +932,15 @@ impl Driver {
             self.free_pairs.push(c.pair);
         }
         let mut returned = false;
-        for s in &mut c.sides {
+        let mut unsent: [Vec<u8>; 2] = Default::default();
+        for (side, s) in c.sides.iter_mut().enumerate() {
             for chunk in s.queue.drain(..) {
+                match &chunk {
+                    Chunk::Ring { bid, off, len } => {
+                        unsent[side].extend_from_slice(ring_slice(self.bufs, *bid, *off, *len));
+                    }
+                    Chunk::Heap { buf, off } => unsent[side].extend_from_slice(&buf[*off..]),
+                }
                 returned |= self.release(chunk);
             }
         }
@@ -903,7 +950,7 @@ impl Driver {
         let reply = c.reply.take();
         let [client, upstream] = c.sides;
         let out = if c.leaving == Leaving::Back {
-            Returned::Back(client.sock, upstream.sock)
+            Returned::Back(client.sock, upstream.sock, unsent)
         } else {
             Returned::Ended
         };

@@ -184,6 +184,82 @@ async fn stalled_connections_do_not_starve_the_others() {
     holder.abort();
 }
 
+/// An upstream that stopped reading (paused) while it still sends: a toxic added then
+/// must reach the connection at once (not after the stuck bytes drain, which is never),
+/// and the other direction must keep flowing meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toxics_reach_a_connection_whose_upstream_stopped_reading() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if uring_or_skip("toxics_reach_a_connection_whose_upstream_stopped_reading").is_none() {
+        return;
+    }
+    // Never reads; sends one byte every 20 ms.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut beats = Vec::new();
+        while let Ok((mut s, _)) = l.accept().await {
+            beats.push(tokio::spawn(async move {
+                while s.write_all(b"h").await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }));
+        }
+    });
+    let p = proxy_to(addr).await;
+    let (mut r, mut w) = connect(&p).await.into_split();
+    let got = Arc::new(AtomicUsize::new(0));
+    let counter = got.clone();
+    let reader = tokio::spawn(async move {
+        let mut b = [0u8; 1024];
+        while let Ok(n @ 1..) = r.read(&mut b).await {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    });
+    // Far more than the socket buffers hold: the upload gets stuck in the proxy.
+    let writer = tokio::spawn(async move {
+        let _ = w.write_all(&vec![7u8; 64 << 20]).await;
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let beats_in = |ms| {
+        let got = got.clone();
+        async move {
+            let a = got.load(Ordering::Relaxed);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            got.load(Ordering::Relaxed) - a
+        }
+    };
+    assert!(
+        beats_in(300).await >= 5,
+        "the upstream's bytes did not flow"
+    );
+    p.add_toxic(Toxic::new(
+        Stream::Downstream,
+        ToxicKind::Latency {
+            latency: 1,
+            jitter: 0,
+        },
+    ))
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        beats_in(300).await >= 5,
+        "after a toxic was added, the upstream's bytes stopped"
+    );
+    p.add_toxic(Toxic::new(
+        Stream::Downstream,
+        ToxicKind::ResetPeer { timeout: 0 },
+    ))
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .expect("reset_peer did not reach the stuck connection")
+        .unwrap();
+    writer.abort();
+    server.abort();
+}
+
 /// The epoll path (kernels without io_uring, `LIVEFIRE_PROXY_IO=epoll`) stays tested:
 /// this binary runs its toxic, runtime and HTTP fault tests again in a child with
 /// io_uring turned off.
