@@ -362,7 +362,9 @@ struct Driver {
     wake_rx: UnixStream,
     bufs: &'static [u8],
     ring_entries: *mut types::BufRingEntry,
-    tail: &'static AtomicU16,
+    /// The ring's tail: the `resv` field of entry 0. Kept as a pointer, so no shared
+    /// reference to it lives while `give` writes entry 0's other fields.
+    tail: *const AtomicU16,
     local_tail: u16,
     /// Ring buffers the kernel can fill.
     free: usize,
@@ -398,9 +400,9 @@ impl Driver {
             ring.submitter()
                 .register_buf_ring_with_flags(ring_entries as u64, NBUF, BGID, 0)?;
         }
-        // SAFETY: the tail is the `resv` field of the first entry, a u16 inside the
-        // allocation, shared with the kernel, so it is accessed atomically.
-        let tail = unsafe { &*types::BufRingEntry::tail(ring_entries).cast::<AtomicU16>() };
+        // SAFETY: `ring_entries` points at the first entry of the live allocation; the
+        // tail is its `resv` field, a u16 shared with the kernel, accessed atomically.
+        let tail = unsafe { types::BufRingEntry::tail(ring_entries) }.cast::<AtomicU16>();
         let mut d = Driver {
             ring,
             wake_rx,
@@ -516,7 +518,9 @@ impl Driver {
     }
 
     fn publish(&self) {
-        self.tail.store(self.local_tail, Ordering::Release);
+        // SAFETY: `tail` points into the leaked ring allocation, 2-aligned (u16 field);
+        // the reference lives only for this store, never beside `give`'s `&mut`.
+        unsafe { &*self.tail }.store(self.local_tail, Ordering::Release);
     }
 
     fn push(&mut self, e: squeue::Entry) {
