@@ -26,7 +26,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
@@ -103,7 +103,7 @@ pub(crate) struct Plane {
     /// or a bug), so that adoptions are refused instead of waiting forever.
     cmds: Mutex<Option<Vec<Cmd>>>,
     waker: UnixStream,
-    next_id: AtomicU64,
+    next_id: AtomicU32,
 }
 
 static PLANE: OnceLock<Option<Plane>> = OnceLock::new();
@@ -149,7 +149,7 @@ fn start() -> Option<Plane> {
             Some(Plane {
                 cmds: Mutex::new(Some(Vec::new())),
                 waker,
-                next_id: AtomicU64::new(0),
+                next_id: AtomicU32::new(0),
             })
         }
         Ok(Err(e)) => {
@@ -202,7 +202,7 @@ impl Plane {
         shared: Arc<Shared>,
         version: u64,
     ) -> Returned {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) as u32;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, rx) = oneshot::channel();
         let adoption = Adoption {
             id,
@@ -283,10 +283,19 @@ enum Chunk {
 }
 
 impl Chunk {
-    fn remaining(&self) -> usize {
+    /// The bytes still to send.
+    fn rest<'a>(&'a self, bufs: &'static [u8]) -> &'a [u8] {
         match self {
-            Chunk::Ring { off, len, .. } => (len - off) as usize,
-            Chunk::Heap { buf, off } => buf.len() - off,
+            Chunk::Ring { bid, off, len } => ring_slice(bufs, *bid, *off, *len),
+            Chunk::Heap { buf, off } => &buf[*off..],
+        }
+    }
+
+    /// Its ring buffer (0 for a copy), part of the user data of its send.
+    fn bid(&self) -> u16 {
+        match self {
+            Chunk::Ring { bid, .. } => *bid,
+            Chunk::Heap { .. } => 0,
         }
     }
 
@@ -470,14 +479,10 @@ impl Driver {
         ))
     }
 
-    fn buf_ptr(&self, bid: u16, off: u32) -> *const u8 {
-        self.bufs[usize::from(bid) * BUF_SIZE + off as usize..].as_ptr()
-    }
-
     /// Returns a buffer to the ring (visible to the kernel after `publish`).
     fn give(&mut self, bid: u16) {
         let idx = usize::from(self.local_tail & (NBUF - 1));
-        let addr = self.buf_ptr(bid, 0) as u64;
+        let addr = ring_slice(self.bufs, bid, 0, 0).as_ptr() as u64;
         // SAFETY: idx < NBUF, inside the ring allocation. The kernel reads only entries
         // before the published tail, and this one is at or past it.
         let e = unsafe { &mut *self.ring_entries.add(idx) };
@@ -486,10 +491,6 @@ impl Driver {
         e.set_bid(bid);
         self.local_tail = self.local_tail.wrapping_add(1);
         self.free += 1;
-    }
-
-    fn ring_bytes(&self, bid: u16, off: u32, len: u32) -> &'static [u8] {
-        ring_slice(self.bufs, bid, off, len)
     }
 
     /// A copy of `bytes` in a (reused) heap buffer.
@@ -767,7 +768,7 @@ impl Driver {
                     len: res as u32,
                 }
             } else {
-                let buf = self.copy_out(self.ring_bytes(bid, 0, res as u32));
+                let buf = self.copy_out(ring_slice(self.bufs, bid, 0, res as u32));
                 self.give(bid);
                 returned = true;
                 Chunk::Heap { buf, off: 0 }
@@ -816,12 +817,8 @@ impl Driver {
         }
         if let Some(front) = s.queue.front() {
             s.send_in_flight = true;
-            let (ptr, len, bid) = match front {
-                Chunk::Ring { bid, off, len } => {
-                    (ring_slice(bufs, *bid, *off, *len).as_ptr(), len - off, *bid)
-                }
-                Chunk::Heap { buf, off } => (buf[*off..].as_ptr(), (buf.len() - off) as u32, 0),
-            };
+            let rest = front.rest(bufs);
+            let (ptr, len, bid) = (rest.as_ptr(), rest.len() as u32, front.bid());
             self.push(
                 opcode::Send::new(types::Fixed(peer), ptr, len)
                     .flags(0x4000 /* MSG_NOSIGNAL */ | 0x100 /* MSG_WAITALL */)
@@ -836,6 +833,7 @@ impl Driver {
     }
 
     fn on_send(&mut self, id: u32, side: usize, res: i32) -> bool {
+        let bufs = self.bufs;
         let Some(c) = self.conns.get_mut(&id) else {
             return false;
         };
@@ -858,7 +856,7 @@ impl Driver {
             let q = &mut c.sides[side].queue;
             if let Some(front) = q.front_mut() {
                 front.advance(sent);
-                if front.remaining() == 0 {
+                if front.rest(bufs).is_empty() {
                     freed.extend(q.pop_front());
                 }
             }
@@ -891,12 +889,8 @@ impl Driver {
             // must not hold the hand-back (its unsent rest goes back with the sockets).
             let mut cancels = Vec::new();
             for (side, s) in c.sides.iter().enumerate() {
-                if s.send_in_flight {
-                    let bid = match s.queue.front() {
-                        Some(Chunk::Ring { bid, .. }) => *bid,
-                        _ => 0,
-                    };
-                    cancels.push(user_data(K_SEND, id, side, bid));
+                if let (true, Some(front)) = (s.send_in_flight, s.queue.front()) {
+                    cancels.push(user_data(K_SEND, id, side, front.bid()));
                 }
             }
             for u in cancels {
@@ -939,12 +933,7 @@ impl Driver {
         let mut unsent: [Vec<u8>; 2] = Default::default();
         for (side, s) in c.sides.iter_mut().enumerate() {
             for chunk in s.queue.drain(..) {
-                match &chunk {
-                    Chunk::Ring { bid, off, len } => {
-                        unsent[side].extend_from_slice(ring_slice(self.bufs, *bid, *off, *len));
-                    }
-                    Chunk::Heap { buf, off } => unsent[side].extend_from_slice(&buf[*off..]),
-                }
+                unsent[side].extend_from_slice(chunk.rest(self.bufs));
                 returned |= self.release(chunk);
             }
         }
