@@ -75,11 +75,10 @@ impl Journal {
             .file
             .write_all(line.as_bytes())
             .and_then(|_| inner.file.flush())
+            && !inner.failed
         {
-            if !inner.failed {
-                inner.failed = true;
-                eprintln!("livefire: cannot write the journal: {e}");
-            }
+            inner.failed = true;
+            eprintln!("livefire: cannot write the journal: {e}");
         }
     }
 }

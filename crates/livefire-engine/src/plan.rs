@@ -34,10 +34,10 @@ pub fn not_built(exp: &Experiment) -> Vec<String> {
     let mut missing = Vec::new();
     for (i, a) in exp.timeline.iter().enumerate() {
         let name = activity_name(exp, i);
-        if let Some(f) = &a.fault {
-            if !livefire_faults::BUILT.contains(&f.kind()) {
-                missing.push(format!("fault `{}` (activity `{name}`)", f.kind()));
-            }
+        if let Some(f) = &a.fault
+            && !livefire_faults::BUILT.contains(&f.kind())
+        {
+            missing.push(format!("fault `{}` (activity `{name}`)", f.kind()));
         }
     }
     for c in exp.hypothesis.iter().chain(&exp.guardrails) {
@@ -45,10 +45,10 @@ pub fn not_built(exp: &Experiment) -> Vec<String> {
             if !crate::probe::BUILT.contains(&p.kind()) {
                 missing.push(format!("`{}` probes", p.kind()));
             }
-            if let Probe::Http(h) = p {
-                if h.url.starts_with("https://") {
-                    missing.push(format!("https probes ({})", h.url));
-                }
+            if let Probe::Http(h) = p
+                && h.url.starts_with("https://")
+            {
+                missing.push(format!("https probes ({})", h.url));
             }
         }
     }

@@ -71,13 +71,13 @@ pub async fn sample(probe: &Probe, expect: &Expect, cwd: Option<&str>) -> Sample
     };
     let latency = start.elapsed();
     let mut result = result;
-    if let (Ok(_), Some(limit)) = (&result, expect.latency_below) {
-        if latency >= limit.0 {
-            result = Err(format!(
-                "took {} ms, expected below {limit}",
-                latency.as_millis()
-            ));
-        }
+    if let (Ok(_), Some(limit)) = (&result, expect.latency_below)
+        && latency >= limit.0
+    {
+        result = Err(format!(
+            "took {} ms, expected below {limit}",
+            latency.as_millis()
+        ));
     }
     match result {
         Ok(detail) => Sample {
@@ -141,15 +141,15 @@ async fn http(h: &livefire_spec::HttpProbe) -> Result<(u16, Bytes), String> {
 
 fn judge_http(status: u16, body: &[u8], expect: &Expect) -> Result<String, String> {
     let text = String::from_utf8_lossy(body);
-    if let Some(want) = expect.status {
-        if status != want {
-            return Err(format!("status {status}, expected {want}"));
-        }
+    if let Some(want) = expect.status
+        && status != want
+    {
+        return Err(format!("status {status}, expected {want}"));
     }
-    if let Some(needle) = &expect.body_contains {
-        if !text.contains(needle.as_str()) {
-            return Err(format!("body does not contain {needle:?}"));
-        }
+    if let Some(needle) = &expect.body_contains
+        && !text.contains(needle.as_str())
+    {
+        return Err(format!("body does not contain {needle:?}"));
     }
     if !expect.json.is_empty() {
         let doc: serde_json::Value =
@@ -180,10 +180,10 @@ fn judge_command(out: &livefire_faults::exec::Output, expect: &Expect) -> Result
         }
         None => return Err("killed by a signal".into()),
     }
-    if let Some(needle) = &expect.stdout_contains {
-        if !out.stdout.contains(needle.as_str()) {
-            return Err(format!("stdout does not contain {needle:?}"));
-        }
+    if let Some(needle) = &expect.stdout_contains
+        && !out.stdout.contains(needle.as_str())
+    {
+        return Err(format!("stdout does not contain {needle:?}"));
     }
     Ok(format!("exited {want}"))
 }
@@ -195,6 +195,11 @@ fn json_equal(got: &serde_json::Value, want: &serde_json::Value) -> bool {
     }
     match (got, want) {
         (serde_json::Value::Number(a), serde_json::Value::Number(b)) => a.as_f64() == b.as_f64(),
+        // A number or boolean read from a probe's output compares with its text form.
+        #[allow(
+            clippy::cmp_owned,
+            reason = "the text form of a JSON value exists only as an owned String"
+        )]
         (a, serde_json::Value::String(b)) => a.to_string() == *b,
         _ => false,
     }

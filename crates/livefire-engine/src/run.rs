@@ -77,6 +77,9 @@ struct Active {
     deadline: Instant,
 }
 
+/// One fault window: activity, applied and rolled back (run-clock ms).
+type FaultWindow = (String, u64, Option<u64>);
+
 /// State shared by the engine, the fault tasks and the watchdog.
 #[derive(Clone)]
 struct Shared {
@@ -87,7 +90,7 @@ struct Shared {
     /// The proxies this run owns (started in setup, dropped at teardown).
     live: Arc<Mutex<livefire_faults::proxy::Live>>,
     /// Every fault window so far: activity, applied and rolled back (run-clock ms).
-    history: Arc<Mutex<Vec<(String, u64, Option<u64>)>>>,
+    history: Arc<Mutex<Vec<FaultWindow>>>,
 }
 
 impl Shared {
@@ -325,10 +328,9 @@ async fn run_async(opts: RunOptions) -> Outcome {
             name: Some(proxy),
             ..
         }) = &t.proxy
+            && let Err(e) = livefire_faults::proxy::check_exists(url, proxy)
         {
-            if let Err(e) = livefire_faults::proxy::check_exists(url, proxy) {
-                return invalid(format!("target `{name}`: {e} (nothing was applied)"));
-            }
+            return invalid(format!("target `{name}`: {e} (nothing was applied)"));
         }
     }
     // Refuse to touch a target a crashed run left a pending undo on.
@@ -1060,7 +1062,7 @@ fn ready_probe(ready: &Ready) -> (livefire_spec::Probe, livefire_spec::Expect) {
 
 /// Stops setup processes: resume (a paused one cannot die of SIGTERM), SIGTERM to its
 /// process group, then SIGKILL after 3 s.
-async fn stop_setup(children: &mut Vec<(String, Child)>, journal: &Journal) {
+async fn stop_setup(children: &mut [(String, Child)], journal: &Journal) {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
     for (name, child) in children.iter_mut().rev() {

@@ -62,10 +62,10 @@ fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
             if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
             }
         }
         std::io::copy(&mut (&mut reader).take(length as u64), &mut std::io::sink())?;
@@ -78,7 +78,7 @@ fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
             (_, "/count", _) => ("200 OK", format!("{{\"served\":{n}}}\n")),
             ("POST", "/items", _) => {
                 let id = state.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-                let lost = state.lose_every > 0 && id % state.lose_every == 0;
+                let lost = state.lose_every > 0 && id.is_multiple_of(state.lose_every);
                 if !lost {
                     state
                         .items

@@ -319,13 +319,13 @@ impl<'de> de::MapAccess<'de> for Map<'de> {
             return Ok(None);
         };
         // A key written twice is a mistake YAML parsers often let through silently.
-        if let Some(text) = key.as_str() {
-            if !self.seen.insert(text) {
-                return Err(DeError {
-                    message: format!("duplicate key `{text}`"),
-                    pos: Some(key.pos),
-                });
-            }
+        if let Some(text) = key.as_str()
+            && !self.seen.insert(text)
+        {
+            return Err(DeError {
+                message: format!("duplicate key `{text}`"),
+                pos: Some(key.pos),
+            });
         }
         seed.deserialize(key)
             .map(Some)

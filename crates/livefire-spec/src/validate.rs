@@ -85,18 +85,18 @@ pub fn validate(tree: &Node, out: &mut Vec<Diagnostic>) -> Option<Experiment> {
     }
     let scenario: Option<Scenario> = optional(tree, "scenario", out);
     let rollbacks: Vec<RollbackStep> = list_each(tree.get("rollbacks"), out, &mut index.rollbacks);
-    if let Some(v) = version {
-        if v != 1 {
-            let pos = at(tree, &[K("version")]);
-            let msg = if v > 1 {
-                format!(
-                    "experiment version {v} is newer than this livefire understands (1): upgrade livefire"
-                )
-            } else {
-                format!("unsupported version {v}: write `version: 1`")
-            };
-            out.push(Diagnostic::error(pos, msg));
-        }
+    if let Some(v) = version
+        && v != 1
+    {
+        let pos = at(tree, &[K("version")]);
+        let msg = if v > 1 {
+            format!(
+                "experiment version {v} is newer than this livefire understands (1): upgrade livefire"
+            )
+        } else {
+            format!("unsupported version {v}: write `version: 1`")
+        };
+        out.push(Diagnostic::error(pos, msg));
     }
     let typed_ok = out.len() == before;
     let experiment = Experiment {
@@ -344,13 +344,13 @@ impl Checker<'_> {
                     ),
                 );
             }
-            if let Some(url) = &t.http {
-                if !is_url(url) {
-                    self.err(
-                        at(self.tree, &[K("targets"), K(name), K("http")]),
-                        format!("`{url}` is not an http:// or https:// URL"),
-                    );
-                }
+            if let Some(url) = &t.http
+                && !is_url(url)
+            {
+                self.err(
+                    at(self.tree, &[K("targets"), K(name), K("http")]),
+                    format!("`{url}` is not an http:// or https:// URL"),
+                );
             }
             if let Some(p) = &t.process {
                 let n = [p.pid.is_some(), p.pidfile.is_some(), p.name.is_some()]
@@ -402,13 +402,13 @@ impl Checker<'_> {
                     } else {
                         &p.upstream
                     };
-                    if let Some(addr) = v {
-                        if !is_host_port(addr) {
-                            self.err(
-                                at(self.tree, &[K("targets"), K(name), K("proxy"), K(key)]),
-                                format!("`{addr}` is not HOST:PORT"),
-                            );
-                        }
+                    if let Some(addr) = v
+                        && !is_host_port(addr)
+                    {
+                        self.err(
+                            at(self.tree, &[K("targets"), K(name), K("proxy"), K(key)]),
+                            format!("`{addr}` is not HOST:PORT"),
+                        );
                     }
                 }
             }
@@ -443,16 +443,16 @@ impl Checker<'_> {
                 self.check_program(r, &[K("setup"), I(i), K("restart")]);
             }
             self.check_user(s.user.as_deref(), &[K("setup"), I(i), K("user")]);
-            if let Some(Ready::Tcp(t)) = &s.ready {
-                if !is_host_port(&t.address) {
-                    self.err(
-                        at(
-                            self.tree,
-                            &[K("setup"), I(i), K("ready"), K("tcp"), K("address")],
-                        ),
-                        format!("`{}` is not HOST:PORT", t.address),
-                    );
-                }
+            if let Some(Ready::Tcp(t)) = &s.ready
+                && !is_host_port(&t.address)
+            {
+                self.err(
+                    at(
+                        self.tree,
+                        &[K("setup"), I(i), K("ready"), K("tcp"), K("address")],
+                    ),
+                    format!("`{}` is not HOST:PORT", t.address),
+                );
             }
         }
     }
@@ -465,14 +465,14 @@ impl Checker<'_> {
             self.exp.workload_names().into_iter().collect();
         for (typed, a) in self.exp.timeline.iter().enumerate() {
             let i = self.ix("timeline", typed);
-            if let Some(w) = workload_names.get(&typed) {
-                if !workloads.insert(w.clone()) {
-                    let kind = if a.load.is_some() { "load" } else { "fuzz" };
-                    self.err(
-                        at(self.tree, &[K("timeline"), I(i), K(kind), K("name")]),
-                        format!("duplicate workload name `{w}`"),
-                    );
-                }
+            if let Some(w) = workload_names.get(&typed)
+                && !workloads.insert(w.clone())
+            {
+                let kind = if a.load.is_some() { "load" } else { "fuzz" };
+                self.err(
+                    at(self.tree, &[K("timeline"), I(i), K(kind), K("name")]),
+                    format!("duplicate workload name `{w}`"),
+                );
             }
             let path = [K("timeline"), I(i)];
             let kinds = [a.fault.is_some(), a.load.is_some(), a.fuzz.is_some()]
@@ -504,16 +504,15 @@ impl Checker<'_> {
             if let Some(l) = &a.load {
                 self.check_load(l, &[K("timeline"), I(i), K("load")]);
             }
-            if let Some(f) = &a.fuzz {
-                if f.auth
+            if let Some(f) = &a.fuzz
+                && f.auth
                     .as_ref()
                     .is_some_and(|a| a.value.is_some() == a.login.is_some())
-                {
-                    self.err(
-                        at(self.tree, &[K("timeline"), I(i), K("fuzz"), K("auth")]),
-                        "`auth` needs exactly one of `value` and `login`",
-                    );
-                }
+            {
+                self.err(
+                    at(self.tree, &[K("timeline"), I(i), K("fuzz"), K("auth")]),
+                    "`auth` needs exactly one of `value` and `login`",
+                );
             }
         }
         workloads
@@ -670,15 +669,15 @@ impl Checker<'_> {
             Fault::ProcessKill(k) | Fault::ProcessRestart(k) => k.signal.as_deref(),
             _ => None,
         };
-        if let Some(sig) = signal {
-            if parse_signal(sig).is_none() {
-                let mut p = path.to_vec();
-                p.extend([K(f.kind()), K("signal")]);
-                self.err(
-                    at(self.tree, &p),
-                    format!("unknown signal `{sig}`: write e.g. `SIGKILL`, `TERM` or `9`"),
-                );
-            }
+        if let Some(sig) = signal
+            && parse_signal(sig).is_none()
+        {
+            let mut p = path.to_vec();
+            p.extend([K(f.kind()), K("signal")]);
+            self.err(
+                at(self.tree, &p),
+                format!("unknown signal `{sig}`: write e.g. `SIGKILL`, `TERM` or `9`"),
+            );
         }
         if let Fault::Command(c) = f {
             let mut p = path.to_vec();
@@ -757,7 +756,7 @@ impl Checker<'_> {
                 }
                 let mpos = at(self.tree, &[path[0], path[1], K("metric")]);
                 match metric.split_once('.') {
-                    Some(("failover", rest)) if rest == "write_gap" => {}
+                    Some(("failover", "write_gap")) => {}
                     Some((source, _)) if workloads.contains(source) => {}
                     _ => {
                         let known: Vec<String> = workloads.iter().map(|w| format!("`{w}`")).collect();
@@ -822,16 +821,16 @@ impl Checker<'_> {
             .map(|a| a.at.0 + a.for_.0)
             .max()
             .unwrap_or_default();
-        if let Some(max) = self.exp.settings.max_duration {
-            if max.0 < end {
-                self.err(
-                    at(self.tree, &[K("settings"), K("max_duration")]),
-                    format!(
-                        "`max_duration` ({max}) is shorter than the timeline ({})",
-                        crate::values::Duration(end)
-                    ),
-                );
-            }
+        if let Some(max) = self.exp.settings.max_duration
+            && max.0 < end
+        {
+            self.err(
+                at(self.tree, &[K("settings"), K("max_duration")]),
+                format!(
+                    "`max_duration` ({max}) is shorter than the timeline ({})",
+                    crate::values::Duration(end)
+                ),
+            );
         }
         if self.exp.settings.probe_every.is_some_and(|d| d.0.is_zero()) {
             self.err(
@@ -905,7 +904,7 @@ fn is_host_port(s: &str) -> bool {
 pub(crate) fn first_word(command: &str) -> Option<String> {
     command
         .split_whitespace()
-        .find(|w| !(w.contains('=') && !w.starts_with('=')) && *w != "exec")
+        .find(|w| (!w.contains('=') || w.starts_with('=')) && *w != "exec")
         .map(|w| w.trim_matches(|c| c == '"' || c == '\'').to_owned())
 }
 

@@ -120,13 +120,13 @@ impl FromStr for Duration {
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let us = self.0.as_micros();
-        if us % 3_600_000_000 == 0 && us > 0 {
+        if us.is_multiple_of(3_600_000_000) && us > 0 {
             write!(f, "{}h", us / 3_600_000_000)
-        } else if us % 60_000_000 == 0 && us > 0 {
+        } else if us.is_multiple_of(60_000_000) && us > 0 {
             write!(f, "{}m", us / 60_000_000)
-        } else if us % 1_000_000 == 0 {
+        } else if us.is_multiple_of(1_000_000) {
             write!(f, "{}s", us / 1_000_000)
-        } else if us % 1000 == 0 {
+        } else if us.is_multiple_of(1000) {
             write!(f, "{}ms", us / 1000)
         } else {
             write!(f, "{us}us")
@@ -153,7 +153,7 @@ pub enum ToxTime {
 impl ToxTime {
     fn from_number(n: f64) -> Result<Self, String> {
         // A year in microseconds, the smallest unit a Toxiproxy attribute uses.
-        if !n.is_finite() || n < 0.0 || n > 366.0 * 86400.0 * 1e6 {
+        if !n.is_finite() || !(0.0..=366.0 * 86400.0 * 1e6).contains(&n) {
             Err(format!(
                 "{n} is not a time between 0 and a year in this attribute's unit"
             ))

@@ -157,10 +157,8 @@ pub fn plain_scalar(text: &str) -> Plain {
         && text
             .chars()
             .all(|c| c.is_ascii_digit() || "+-.eE".contains(c));
-    if numeric {
-        if let Ok(f) = text.parse::<f64>() {
-            return Plain::Float(f);
-        }
+    if numeric && let Ok(f) = text.parse::<f64>() {
+        return Plain::Float(f);
     }
     Plain::Str
 }

@@ -72,7 +72,7 @@ fn every_error_is_reported_at_once() {
 #[test]
 fn wrong_types_and_bad_values() {
     check(
-        &format!("version: one\ntitle: t\ntimeline: []\n"),
+        "version: one\ntitle: t\ntimeline: []\n",
         &[("1:10", "invalid type")],
     );
     check(

@@ -3,7 +3,6 @@
 //! unreachable) is found, named after the fault active at the time, and fails the run.
 
 #[path = "../../../livefire-fuzz/tests/it/target.rs"]
-#[allow(dead_code)]
 mod target;
 
 use crate::support::*;

@@ -246,7 +246,7 @@ fn load_and_fault_together_the_stall_shows_in_the_corrected_latency() {
         .lines()
         .filter(|l| l.contains("\"condition\":\"p99 latency stays under 5 s\""))
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["value"].as_f64())
-        .last()
+        .next_back()
         .expect("the referee judged the p99 condition");
     assert!(p99 >= 1.0, "p99 {p99} s does not show a 2 s pause");
     let ended: serde_json::Value = journal
@@ -299,11 +299,7 @@ fn acknowledged_writes_are_read_back_and_losses_fail_the_hypothesis() {
         let acked = writes["counts"]["acked"].as_u64().unwrap();
         let lost = writes["counts"]["lost"].as_u64().unwrap();
         assert!(acked >= 50, "20/s for 3 s, got {acked} acknowledged");
-        let expected = if lose_every == 0 {
-            0
-        } else {
-            acked / lose_every
-        };
+        let expected = acked.checked_div(lose_every).unwrap_or(0);
         assert!(
             lost.abs_diff(expected) <= 1,
             "lose_every {lose_every}: {lost} lost of {acked}"
@@ -316,7 +312,7 @@ fn acknowledged_writes_are_read_back_and_losses_fail_the_hypothesis() {
             .lines()
             .filter(|l| l.contains("\"condition\":\"write gap\""))
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["value"].as_f64())
-            .last()
+            .next_back()
             .expect("the write gap was judged");
         assert!(gap >= 0.9, "a 1 s pause, gap {gap} s");
     }
@@ -410,13 +406,12 @@ fn metrics_listen_serves_the_live_metrics_in_prometheus_text_format() {
     let start = std::time::Instant::now();
     let mut seen = String::new();
     while start.elapsed() < std::time::Duration::from_secs(20) {
-        if let Some(t) = scrape() {
-            if t.contains("livefire_load_rps{load=\"browse\"}")
-                && t.contains("livefire_fault_active{activity=\"nap\"} 1")
-            {
-                seen = t;
-                break;
-            }
+        if let Some(t) = scrape()
+            && t.contains("livefire_load_rps{load=\"browse\"}")
+            && t.contains("livefire_fault_active{activity=\"nap\"} 1")
+        {
+            seen = t;
+            break;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
