@@ -1,0 +1,174 @@
+//! The hypothesis before and after the timeline, and the conditions on whole-run facts
+//! (tracked writes) judged once after the read-back.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use livefire_core::events::{Event, Phase, Role};
+use livefire_core::metrics::MetricSource;
+use livefire_spec::{Condition, Experiment};
+
+use crate::journal::Journal;
+use crate::probe;
+
+/// Judges the conditions on whole-run facts (`<load>.writes.*`, `failover.write_gap`)
+/// once, after the
+/// read-back. Returns true when one does not hold.
+pub(super) fn judge_facts(
+    exp: &Experiment,
+    journal: &Journal,
+    metrics: &[Arc<dyn MetricSource>],
+) -> bool {
+    let mut failed = false;
+    for (role, list) in [
+        (Role::Hypothesis, &exp.hypothesis),
+        (Role::Guardrail, &exp.guardrails),
+    ] {
+        for (i, c) in list.iter().enumerate() {
+            let (Some(metric), Some((cmp, bound))) = (&c.metric, c.comparisons().first().copied())
+            else {
+                continue;
+            };
+            if !(metric.contains(".writes.") || metric == "failover.write_gap") {
+                continue;
+            }
+            let name = cond_name(c, role, i);
+            let Some(value) = metrics.iter().find_map(|m| m.value(metric, 0, u64::MAX)) else {
+                journal.emit(Event::Warning {
+                    message: format!("`{name}`: {metric} has no value (no write was tracked)"),
+                });
+                continue;
+            };
+            let ok = cmp.holds(value, bound.value());
+            journal.emit(Event::Metric {
+                condition: name.clone(),
+                role,
+                phase: Phase::After,
+                ok,
+                value: Some(value),
+                bound: bound.value(),
+                metric: metric.clone(),
+                comparison: cmp.name().into(),
+            });
+            if !ok {
+                failed = true;
+                let detail = format!("{metric} = {value}, expected {} {bound}", cmp.name());
+                eprintln!("livefire: `{name}` does not hold: {detail}");
+                journal.emit(Event::Deviation {
+                    condition: name,
+                    phase: Phase::After,
+                    detail,
+                });
+            }
+        }
+    }
+    failed
+}
+
+pub(super) fn cond_name(c: &Condition, role: Role, i: usize) -> String {
+    c.name.clone().unwrap_or_else(|| match role {
+        Role::Hypothesis => format!("hypothesis[{i}]"),
+        Role::Guardrail => format!("guardrails[{i}]"),
+    })
+}
+
+/// One sample of every hypothesis probe, journaled; the failures by condition name.
+pub(super) async fn sample_hypothesis(
+    exp: &Experiment,
+    journal: &Journal,
+    cwd: &str,
+    phase: Phase,
+) -> Vec<(String, String)> {
+    let mut failures = Vec::new();
+    for (i, c) in exp.hypothesis.iter().enumerate() {
+        let (Some(p), Some(e)) = (&c.probe, &c.expect) else {
+            continue;
+        };
+        let s = probe::sample(p, e, Some(cwd)).await;
+        let name = cond_name(c, Role::Hypothesis, i);
+        journal.emit(Event::Probe {
+            condition: name.clone(),
+            role: Role::Hypothesis,
+            phase,
+            ok: s.ok,
+            detail: s.detail.clone(),
+            latency_ms: s.latency.as_secs_f64() * 1e3,
+        });
+        if !s.ok {
+            failures.push((name, s.detail));
+        }
+    }
+    failures
+}
+
+/// One sample of every hypothesis probe; false if any fails.
+pub(super) async fn check_before(exp: &Experiment, journal: &Journal, cwd: &str) -> bool {
+    let failures = sample_hypothesis(exp, journal, cwd, Phase::Before).await;
+    for (name, detail) in &failures {
+        eprintln!("livefire: before: `{name}` does not hold: {detail}");
+        journal.emit(Event::Deviation {
+            condition: name.clone(),
+            phase: Phase::Before,
+            detail: detail.clone(),
+        });
+    }
+    failures.is_empty()
+}
+
+/// Polls the hypothesis probes until all hold in one round, or `settle` runs out.
+pub(super) async fn check_after(
+    exp: &Experiment,
+    journal: &Journal,
+    cwd: &str,
+    settle: Duration,
+) -> (bool, Duration) {
+    let start = Instant::now();
+    loop {
+        let failures = sample_hypothesis(exp, journal, cwd, Phase::After).await;
+        if failures.is_empty() {
+            return (true, start.elapsed());
+        }
+        if start.elapsed() >= settle {
+            for (name, detail) in failures {
+                eprintln!("livefire: after: `{name}` did not hold again within settle: {detail}");
+                journal.emit(Event::Deviation {
+                    condition: name,
+                    phase: Phase::After,
+                    detail,
+                });
+            }
+            return (false, start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Reads every tracked write of the finished loads back and journals the counts.
+pub(super) async fn read_writes_back(
+    finished: &[(livefire_load::LoadConfig, livefire_load::LoadReport)],
+    store: &Arc<livefire_core::window::WindowStore>,
+    journal: &Journal,
+) {
+    for (config, report) in finished {
+        if !crate::workload::tracks_writes(config) {
+            continue;
+        }
+        match livefire_load::verify_writes(config, report, store, 8).await {
+            Ok(counts) => {
+                if counts.lost > 0 {
+                    eprintln!(
+                        "livefire: load `{}`: {} acknowledged write(s) lost",
+                        config.name, counts.lost
+                    );
+                }
+                journal.emit(Event::Writes {
+                    load: config.name.clone(),
+                    counts: serde_json::to_value(counts).unwrap_or_default(),
+                });
+            }
+            Err(e) => journal.emit(Event::Warning {
+                message: format!("load `{}`: cannot read writes back: {e}", config.name),
+            }),
+        }
+    }
+}

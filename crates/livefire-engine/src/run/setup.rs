@@ -1,0 +1,222 @@
+//! The setup phase: the proxies the run owns, the `setup:` processes and their ready
+//! probes; and, at teardown, stopping those processes.
+
+use std::path::Path;
+use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use livefire_core::events::{AbortCause, Event};
+use livefire_spec::{Experiment, Ready};
+use tokio::sync::mpsc;
+
+use crate::journal::Journal;
+use crate::probe;
+
+use super::shared::Shared;
+
+/// Starts the proxies the run owns (`proxy: { listen, upstream }` targets).
+pub(super) fn start_proxies(exp: &Experiment, shared: &Shared) -> Result<(), String> {
+    for (name, t) in &exp.targets {
+        let Some(livefire_spec::ProxyTarget {
+            listen: Some(listen),
+            upstream: Some(upstream),
+            ..
+        }) = &t.proxy
+        else {
+            continue;
+        };
+        let config =
+            livefire_proxy::ProxyConfig::new(name.clone(), listen.clone(), upstream.clone());
+        let proxy =
+            livefire_proxy::Proxy::start_with(config, tokio_util::sync::CancellationToken::new())
+                .map_err(|e| format!("proxy target `{name}`: {e}"))?;
+        shared.journal.emit(Event::ProxyStarted {
+            name: name.clone(),
+            listen: listen.clone(),
+            upstream: upstream.clone(),
+        });
+        shared
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .proxies
+            .insert(listen.clone(), Arc::new(proxy));
+    }
+    Ok(())
+}
+
+pub(super) enum SetupError {
+    Failed(String),
+    Aborted(AbortCause),
+}
+
+pub(super) async fn start_setup(
+    exp: &Experiment,
+    cwd: &str,
+    run_dir: &Path,
+    journal: &Journal,
+    children: &mut Vec<(String, Child)>,
+    abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
+) -> Option<SetupError> {
+    for s in &exp.setup {
+        let log = run_dir.join(format!("setup-{}.log", s.name));
+        let file = match std::fs::File::create(&log) {
+            Ok(f) => f,
+            Err(e) => {
+                return Some(SetupError::Failed(format!(
+                    "cannot create {}: {e}",
+                    log.display()
+                )));
+            }
+        };
+        // `exec` so the pid livefire holds is the process itself, not a shell.
+        let simple = !s.command.contains([';', '&', '|', '\n', '(', '`', '$']);
+        let command = if simple {
+            format!("exec {}", s.command)
+        } else {
+            s.command.clone()
+        };
+        // If the ready address answers before the process starts, something else holds
+        // it: waiting for "ready" would judge the wrong process.
+        if let Some(ready) = &s.ready {
+            let (probe, expect) = ready_probe(ready);
+            if probe::sample(&probe, &expect, Some(cwd)).await.ok {
+                let addr = match ready {
+                    Ready::Http(h) => h.url.clone(),
+                    Ready::Tcp(t) => t.address.clone(),
+                };
+                return Some(SetupError::Failed(format!(
+                    "setup `{}`: {addr} already answers before the process started: something else holds that port; stop it or change the port",
+                    s.name
+                )));
+            }
+        }
+        let dir = s.cwd.clone().unwrap_or_else(|| cwd.to_owned());
+        let mut cmd = match livefire_faults::exec::shell(&command, s.user.as_deref(), Some(&dir)) {
+            Ok(c) => c,
+            Err(e) => return Some(SetupError::Failed(format!("setup `{}`: {e}", s.name))),
+        };
+        cmd.envs(&s.env);
+        let err = file
+            .try_clone()
+            .map(std::process::Stdio::from)
+            .unwrap_or_else(|_| std::process::Stdio::null());
+        die_with_livefire(&mut cmd);
+        let child = match cmd.stdout(file).stderr(err).spawn() {
+            Ok(c) => c,
+            Err(e) => {
+                return Some(SetupError::Failed(format!(
+                    "setup `{}`: cannot start `{}`: {e}",
+                    s.name, s.command
+                )));
+            }
+        };
+        journal.emit(Event::SetupStarted {
+            name: s.name.clone(),
+            pid: child.id(),
+        });
+        children.push((s.name.clone(), child));
+        let timeout = s.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10));
+        let deadline = Instant::now() + timeout;
+        let Some(ready) = &s.ready else { continue };
+        loop {
+            let (probe, expect) = ready_probe(ready);
+            let sample = probe::sample(&probe, &expect, Some(cwd)).await;
+            if sample.ok {
+                break;
+            }
+            let (_, child) = children.last_mut().expect("pushed above");
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(SetupError::Failed(format!(
+                    "setup `{}` exited ({status}) before it was ready; see {}",
+                    s.name,
+                    log.display()
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Some(SetupError::Failed(format!(
+                    "setup `{}` was not ready within {} ({}); see {}",
+                    s.name,
+                    livefire_spec::values::Duration(timeout),
+                    sample.detail,
+                    log.display()
+                )));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                Some(cause) = abort_rx.recv() => return Some(SetupError::Aborted(cause)),
+            }
+        }
+    }
+    None
+}
+
+/// Makes a setup process die with livefire even when livefire is killed with SIGKILL,
+/// so a crash never leaves the experiment's own processes holding their ports. (What
+/// the faults changed is the ledger's business; `livefire recover` undoes it.)
+#[allow(unsafe_code)]
+pub(super) fn die_with_livefire(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and only makes the
+    // prctl(PR_SET_PDEATHSIG) system call, which is async-signal-safe; it allocates
+    // nothing and touches no lock.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
+/// The probe that says a setup process is ready.
+pub(super) fn ready_probe(ready: &Ready) -> (livefire_spec::Probe, livefire_spec::Expect) {
+    let timeout = Some(livefire_spec::values::Duration::from_millis(500));
+    match ready {
+        Ready::Http(h) => (
+            livefire_spec::Probe::Http(livefire_spec::HttpProbe {
+                url: h.url.clone(),
+                method: None,
+                headers: Default::default(),
+                body: None,
+                timeout,
+            }),
+            livefire_spec::Expect::default(),
+        ),
+        Ready::Tcp(t) => (
+            livefire_spec::Probe::Tcp(livefire_spec::TcpProbe {
+                address: t.address.clone(),
+                timeout,
+            }),
+            livefire_spec::Expect {
+                ok: Some(true),
+                ..Default::default()
+            },
+        ),
+    }
+}
+
+/// Stops setup processes: resume (a paused one cannot die of SIGTERM), SIGTERM to its
+/// process group, then SIGKILL after 3 s.
+pub(super) async fn stop_setup(children: &mut [(String, Child)], journal: &Journal) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    for (name, child) in children.iter_mut().rev() {
+        let pg = Pid::from_raw(child.id() as i32);
+        let _ = killpg(pg, Signal::SIGCONT);
+        let _ = killpg(pg, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    let _ = killpg(pg, Signal::SIGKILL);
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        journal.emit(Event::SetupStopped { name: name.clone() });
+    }
+}

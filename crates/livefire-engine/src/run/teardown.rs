@@ -1,0 +1,140 @@
+//! Teardown: stop what the run started (setup processes, proxies, the exporter, the
+//! control socket), decide the verdict from what the referee and rollback recorded, and
+//! write the outputs.
+
+use std::path::Path;
+use std::process::Child;
+use std::sync::Arc;
+
+use livefire_core::events::{AbortCause, Event, Verdict};
+use livefire_spec::Experiment;
+
+use super::setup::stop_setup;
+use super::shared::Shared;
+
+/// What the run started that teardown stops.
+pub(super) struct Started {
+    pub children: Vec<(String, Child)>,
+    pub exporter: Option<tokio::task::JoinHandle<()>>,
+    pub rollback_notice: tokio::task::JoinHandle<()>,
+    pub control: Option<tokio::task::JoinHandle<()>>,
+    pub socket: std::path::PathBuf,
+}
+
+/// Stops setup processes (newest first), the exporter, the run's proxies, the control
+/// socket.
+pub(super) async fn stop_everything(shared: &Shared, mut started: Started) {
+    stop_setup(&mut started.children, &shared.journal).await;
+    if let Some(e) = &started.exporter {
+        e.abort();
+    }
+    // The run's proxies stop with it.
+    shared
+        .live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .proxies
+        .clear();
+    started.rollback_notice.abort();
+    if let Some(c) = started.control {
+        c.abort();
+    }
+    let _ = std::fs::remove_file(&started.socket);
+}
+
+/// What the phases found, for the verdict.
+pub(super) struct Facts {
+    pub setup_failed: bool,
+    pub aborted: Option<AbortCause>,
+    /// The hypothesis deviated (before, during, after, or on whole-run facts).
+    pub deviated: bool,
+    /// Findings at or above `settings.fail_on`.
+    pub failing_findings: usize,
+}
+
+/// Decides the verdict and exit code, says why on stderr when aborted, journals the
+/// end of the run and closes the ledger.
+pub(super) fn decide(shared: Shared, facts: &Facts) -> (Verdict, i32) {
+    let left = shared
+        .ledger
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pending();
+    let verdict = if left > 0 {
+        Verdict::RollbackIncomplete
+    } else if facts.aborted.is_some() {
+        Verdict::Aborted
+    } else if facts.deviated || facts.failing_findings > 0 {
+        Verdict::Deviated
+    } else {
+        Verdict::Held
+    };
+    let exit_code = if facts.setup_failed && left == 0 {
+        3
+    } else {
+        verdict.exit_code()
+    };
+    if let Some(cause) = &facts.aborted {
+        eprintln!(
+            "livefire: aborted: {}; every fault was rolled back{}",
+            cause.describe(),
+            if left > 0 {
+                " except what stays in the ledger"
+            } else {
+                ""
+            }
+        );
+    }
+    shared.journal.emit(Event::RunEnded {
+        verdict,
+        exit_code,
+        ledger_left: left,
+    });
+    if let Ok(l) = Arc::try_unwrap(shared.ledger) {
+        l.into_inner().unwrap_or_else(|p| p.into_inner()).close();
+    }
+    (verdict, exit_code)
+}
+
+/// Writes findings.sarif (when there are findings), then summary.json, report.html and
+/// junit.xml: the same function as `livefire report`.
+pub(super) fn write_outputs(
+    run_dir: &Path,
+    exp: &Experiment,
+    found: &[livefire_fuzz::Finding],
+    failing: usize,
+) {
+    if !found.is_empty() {
+        let spec_uri = exp
+            .timeline
+            .iter()
+            .find_map(|a| a.fuzz.as_ref().map(|f| f.openapi.clone()))
+            .unwrap_or_default();
+        let sarif = livefire_fuzz::sarif::to_sarif(found, &spec_uri, None);
+        if let Err(e) = std::fs::write(
+            run_dir.join("findings.sarif"),
+            serde_json::to_string_pretty(&sarif).unwrap_or_default(),
+        ) {
+            eprintln!("livefire: cannot write findings.sarif: {e}");
+        }
+        eprintln!(
+            "livefire: {} finding(s), {failing} at or above the failing severity; see findings.sarif",
+            found.len()
+        );
+    }
+    if let Err(e) = livefire_report::write_outputs(run_dir) {
+        eprintln!("livefire: {e}");
+    }
+}
+
+/// The last two lines a person reads.
+pub(super) fn print_verdict(verdict: Verdict, exit_code: i32, run_dir: &Path) {
+    let word = match verdict {
+        Verdict::Held => "held",
+        Verdict::Deviated => "deviated",
+        Verdict::Aborted => "aborted",
+        Verdict::RollbackIncomplete => "rollback incomplete: run `livefire recover`",
+    };
+    println!("verdict: {word} (exit {exit_code})");
+    println!("run folder: {}", run_dir.display());
+}
