@@ -35,3 +35,17 @@ pub fn io_uring_connections() -> Option<u64> {
         None
     }
 }
+
+/// Why this process forwards on the epoll path: the step of starting the io_uring data
+/// plane that failed, with the kernel's error (or `LIVEFIRE_PROXY_IO=epoll`). `None`
+/// when io_uring forwards. Starts the plane if it has not started.
+pub fn io_uring_unavailable() -> Option<&'static str> {
+    #[cfg(target_os = "linux")]
+    {
+        uring::unavailable()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Some("io_uring exists only on Linux")
+    }
+}

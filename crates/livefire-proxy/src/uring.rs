@@ -106,21 +106,33 @@ pub(crate) struct Plane {
     next_id: AtomicU32,
 }
 
-static PLANE: OnceLock<Option<Plane>> = OnceLock::new();
+/// The plane, or what failed when it started (the connections then stay on epoll).
+static PLANE: OnceLock<Result<Plane, String>> = OnceLock::new();
 
 /// The process's plane, started on first call; `None` when io_uring cannot be used.
 pub(crate) fn plane() -> Option<&'static Plane> {
-    PLANE.get_or_init(start).as_ref()
+    PLANE.get_or_init(start).as_ref().ok()
 }
 
-fn start() -> Option<Plane> {
+/// What failed when the plane started (starting it if it has not started), or `None`
+/// when it runs.
+pub(crate) fn unavailable() -> Option<&'static str> {
+    PLANE.get_or_init(start).as_ref().err().map(String::as_str)
+}
+
+fn start() -> Result<Plane, String> {
     if std::env::var("LIVEFIRE_PROXY_IO").is_ok_and(|v| v == "epoll") {
         tracing::info!("proxy data plane: epoll (LIVEFIRE_PROXY_IO=epoll)");
-        return None;
+        return Err("LIVEFIRE_PROXY_IO=epoll is set".into());
     }
-    let (waker, wake_rx) = UnixStream::pair().ok()?;
-    waker.set_nonblocking(true).ok()?;
-    wake_rx.set_nonblocking(true).ok()?;
+    let waker_pair = || -> std::io::Result<(UnixStream, UnixStream)> {
+        let (waker, wake_rx) = UnixStream::pair()?;
+        waker.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        Ok((waker, wake_rx))
+    };
+    let (waker, wake_rx) =
+        waker_pair().map_err(|e| format!("the plane's wake-up socket pair failed: {e}"))?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("livefire-proxy-io".into())
@@ -140,13 +152,13 @@ fn start() -> Option<Plane> {
                 let _ = ready_tx.send(Err(e));
             }
         });
-    if spawned.is_err() {
-        return None;
+    if let Err(e) = spawned {
+        return Err(format!("the plane's thread did not start: {e}"));
     }
     match ready_rx.recv() {
         Ok(Ok(())) => {
             tracing::info!("proxy data plane: io_uring");
-            Some(Plane {
+            Ok(Plane {
                 cmds: Mutex::new(Some(Vec::new())),
                 waker,
                 next_id: AtomicU32::new(0),
@@ -154,9 +166,9 @@ fn start() -> Option<Plane> {
         }
         Ok(Err(e)) => {
             tracing::info!(error = %e, "proxy data plane: epoll (io_uring unavailable)");
-            None
+            Err(e)
         }
-        Err(_) => None,
+        Err(_) => Err("the plane's thread ended before saying whether io_uring works".into()),
     }
 }
 
@@ -166,7 +178,7 @@ static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 /// The driver has stopped: refuse new work and hand waiting adoptions back.
 fn stopped() {
     STOPPED.store(true, Ordering::SeqCst);
-    let Some(Some(plane)) = PLANE.get() else {
+    let Some(Ok(plane)) = PLANE.get() else {
         return;
     };
     let cmds = plane.cmds.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -242,7 +254,7 @@ impl Drop for CloseOnDrop {
 /// Tells a running plane that toxics changed; does nothing when none runs (a plane
 /// starts before its first adoption, and an adoption checks the version itself).
 pub(crate) fn kick() {
-    if let Some(Some(p)) = PLANE.get() {
+    if let Some(Ok(p)) = PLANE.get() {
         p.kick();
     }
 }
@@ -387,27 +399,39 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(wake_rx: UnixStream) -> std::io::Result<Driver> {
+    /// The driver, or which step of setting up io_uring failed and why.
+    fn new(wake_rx: UnixStream) -> Result<Driver, String> {
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
-            .build(4096)?;
-        ring.submitter().register_files_sparse(2 * FILE_PAIRS)?;
+            .build(4096)
+            .map_err(|e| {
+                format!(
+                    "io_uring_setup with SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1+; \
+                     sysctl kernel.io_uring_disabled, seccomp) failed: {e}"
+                )
+            })?;
+        ring.submitter()
+            .register_files_sparse(2 * FILE_PAIRS)
+            .map_err(|e| format!("registering sparse fixed files (Linux 5.19+) failed: {e}"))?;
         let bufs: &'static [u8] = Vec::leak(vec![0u8; usize::from(NBUF) * BUF_SIZE]);
         let layout = std::alloc::Layout::from_size_align(usize::from(NBUF) * 16, 4096)
-            .map_err(std::io::Error::other)?;
+            .map_err(|e| format!("the buffer ring's layout: {e}"))?;
         // SAFETY: the layout has a non-zero size. The memory is never freed (the ring
         // may reference it until the process exits).
         let ring_entries =
             unsafe { std::alloc::alloc_zeroed(layout) }.cast::<types::BufRingEntry>();
         if ring_entries.is_null() {
-            return Err(std::io::Error::other("out of memory for the buffer ring"));
+            return Err("out of memory for the buffer ring".into());
         }
         // SAFETY: `ring_entries` is page-aligned, NBUF entries long, zeroed, and lives
         // for the rest of the process.
         unsafe {
             ring.submitter()
-                .register_buf_ring_with_flags(ring_entries as u64, NBUF, BGID, 0)?;
+                .register_buf_ring_with_flags(ring_entries as u64, NBUF, BGID, 0)
+                .map_err(|e| {
+                    format!("registering a provided-buffer ring (Linux 5.19+) failed: {e}")
+                })?;
         }
         // SAFETY: `ring_entries` points at the first entry of the live allocation; the
         // tail is its `resv` field, a u16 shared with the kernel, accessed atomically.
@@ -430,7 +454,8 @@ impl Driver {
             d.give(bid);
         }
         d.publish();
-        d.self_test()?;
+        d.self_test()
+            .map_err(|e| format!("the multishot receive self-test (Linux 6.0+) failed: {e}"))?;
         d.pending.push(
             opcode::PollAdd::new(types::Fd(d.wake_rx.as_raw_fd()), 0x1 /* POLLIN */)
                 .multi(true)
@@ -468,14 +493,14 @@ impl Driver {
                         Ok(())
                     } else {
                         Err(std::io::Error::other(format!(
-                            "multishot receive self-test returned {got:?}"
+                            "it completed with {got:?} where 4 bytes were sent (negative: -errno)"
                         )))
                     };
                 }
             }
         }
         Err(std::io::Error::other(
-            "multishot receive self-test did not finish",
+            "it had not completed after four waits",
         ))
     }
 

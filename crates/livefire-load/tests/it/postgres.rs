@@ -1,6 +1,6 @@
 //! PostgreSQL loads against a real server that the test starts from the local binaries
 //! (Debian's postgresql package; `.ci/run` installs it). Without them the tests skip
-//! loudly.
+//! loudly, and fail under `CI=true`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -46,13 +46,15 @@ fn nix_is_root() -> bool {
 impl Pg {
     fn start() -> Option<Pg> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .ok()?
+            .into_iter()
+            .flatten()
             .filter_map(|e| e.ok())
             .map(|e| e.path().join("bin"))
             .find(|p| p.join("initdb").exists());
         let Some(bin) = bin else {
-            eprintln!(
-                "SKIP: no PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)"
+            livefire_testkit::skip_missing(
+                "no PostgreSQL server binaries (initdb) under /usr/lib/postgresql/*/bin",
+                "apt-get install postgresql",
             );
             return None;
         };

@@ -310,8 +310,9 @@ fn visit(bin: &Path, html: &Path, shot_name: &str) -> Visit {
 #[test]
 fn real_reports_open_in_chromium_with_charts_verdict_no_errors_and_no_network() {
     let Some(bin) = chromium() else {
-        eprintln!(
-            "SKIP: chromium is not installed (apt-get install chromium); report.html was not checked in a browser"
+        livefire_testkit::skip_missing(
+            "chromium is not on PATH, so report.html was not checked in a browser",
+            "apt-get install chromium",
         );
         return;
     };
@@ -396,8 +397,9 @@ fn real_reports_open_in_chromium_with_charts_verdict_no_errors_and_no_network() 
 #[test]
 fn a_page_that_tries_to_fetch_is_caught() {
     let Some(bin) = chromium() else {
-        eprintln!(
-            "SKIP: chromium is not installed (apt-get install chromium); the browser checks were not tried"
+        livefire_testkit::skip_missing(
+            "chromium is not on PATH, so the browser checks were not tried",
+            "apt-get install chromium",
         );
         return;
     };

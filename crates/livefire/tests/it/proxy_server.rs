@@ -101,7 +101,8 @@ fn occupied_port_and_bad_config_exit_3() {
 }
 
 /// The venv holding toxiproxy-python: `$LIVEFIRE_PY_VENV`, else `target/py-compat-venv`
-/// (what `.ci/run` prepares). Created here when missing; `None` when that is impossible.
+/// (what `.ci/run` prepares). Created here when missing; `Err` saying what failed when
+/// that is impossible.
 fn python_with_toxiproxy() -> Result<PathBuf, String> {
     let venv = std::env::var_os("LIVEFIRE_PY_VENV")
         .map(PathBuf::from)
@@ -122,7 +123,7 @@ fn python_with_toxiproxy() -> Result<PathBuf, String> {
         .arg(&venv)
         .status();
     if !status.is_ok_and(|s| s.success()) {
-        return Err("python3 -m venv failed (install python3-venv)".into());
+        return Err(format!("python3 -m venv {} failed", venv.display()));
     }
     let status = Command::new(venv.join("bin/pip"))
         .args(["install", "-q", "toxiproxy-python"])
@@ -138,8 +139,9 @@ fn toxiproxy_python_client_drives_livefire_proxy() {
     let py = match python_with_toxiproxy() {
         Ok(py) => py,
         Err(why) => {
-            eprintln!(
-                "SKIP: toxiproxy_python_client_drives_livefire_proxy: {why}; .ci/run installs it"
+            livefire_testkit::skip_missing(
+                &why,
+                "apt-get install python3-venv, with PyPI reachable; .ci/run prepares target/py-compat-venv",
             );
             return;
         }
