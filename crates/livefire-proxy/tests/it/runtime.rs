@@ -1,6 +1,6 @@
 //! Changing a proxy while connections are open: the point of the library.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use livefire_proxy::{Proxy, ProxyConfig, ProxyError, Stream, Toxic, ToxicKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,8 +12,7 @@ use crate::support::*;
 async fn new_toxics_reach_connections_already_open() {
     let p = proxy_to(echo_server().await).await;
     let mut s = connect(&p).await;
-    let before = round_trip(&mut s, b"before").await;
-    assert!(before < Duration::from_secs(2));
+    round_trip(&mut s, b"before").await;
     p.add_toxic(Toxic::new(
         Stream::Downstream,
         ToxicKind::Latency {
@@ -29,41 +28,32 @@ async fn new_toxics_reach_connections_already_open() {
     );
 }
 
+/// An hour of latency: a reply that arrives at all was released by the removal, not by
+/// the toxic's own clock, so nothing here depends on how fast the machine is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_a_toxic_under_traffic_takes_effect_at_once() {
     let p = proxy_to(echo_server().await).await;
     p.add_toxic(Toxic::new(
         Stream::Downstream,
         ToxicKind::Latency {
-            latency: 5000,
+            latency: 3_600_000,
             jitter: 0,
         },
     ))
     .unwrap();
     let mut s = connect(&p).await;
-    let t = Instant::now();
     s.write_all(b"held back").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let r = Instant::now();
-    p.remove_toxic("latency_downstream").unwrap();
-    assert!(
-        r.elapsed() < Duration::from_millis(100),
-        "remove took {:?}",
-        r.elapsed()
-    );
     let mut back = [0u8; 9];
-    tokio::time::timeout(Duration::from_secs(3), s.read_exact(&mut back))
+    let held = tokio::time::timeout(Duration::from_millis(200), s.read_exact(&mut back)).await;
+    assert!(held.is_err(), "the reply passed an hour of latency");
+    p.remove_toxic("latency_downstream").unwrap();
+    tokio::time::timeout(Duration::from_secs(30), s.read_exact(&mut back))
         .await
         .expect("the queued reply must be released when the toxic goes")
         .unwrap();
     assert_eq!(&back, b"held back");
-    assert!(
-        t.elapsed() < Duration::from_millis(3000),
-        "took {:?}",
-        t.elapsed()
-    );
-    // And the connection is back on the fast path.
-    assert!(round_trip(&mut s, b"again").await < Duration::from_secs(2));
+    // And the connection carries new traffic with no toxic.
+    round_trip(&mut s, b"again").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

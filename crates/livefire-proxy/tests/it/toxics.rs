@@ -233,20 +233,17 @@ async fn toxicity_zero_never_acts() {
         Toxic::new(
             Stream::Downstream,
             ToxicKind::Latency {
-                latency: 3000,
+                latency: 3_600_000,
                 jitter: 0,
             },
         )
         .with_toxicity(0.0),
     )
     .unwrap();
+    // An hour of latency: a round trip that completes at all was not delayed.
     for _ in 0..5 {
         let mut s = connect(&p).await;
-        let took = round_trip(&mut s, b"quick").await;
-        assert!(
-            took < Duration::from_millis(2500),
-            "toxicity 0 still delayed: {took:?}"
-        );
+        round_trip(&mut s, b"quick").await;
     }
 }
 
