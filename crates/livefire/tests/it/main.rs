@@ -1,5 +1,7 @@
 //! End-to-end tests of the `livefire` binary: real processes, real sockets.
 
+/// The docs' experiment snippets, validated as a user copies them.
+mod docs;
 mod fuzz;
 /// `livefire load`, the ad-hoc command.
 mod load;
@@ -11,3 +13,5 @@ mod run;
 mod safety;
 mod support;
 mod validate;
+/// The verdict and its reasons, as a user reads them at the end of a run.
+mod verdicts;
