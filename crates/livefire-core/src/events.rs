@@ -118,6 +118,12 @@ pub enum Event {
         condition: String,
         phase: Phase,
         detail: String,
+        /// How the failing streak looked when it was called a deviation: samples that
+        /// failed in a row, how long they had failed (from the first one's send time),
+        /// and the condition's `tolerate`. Absent in older journals and for metric
+        /// facts judged once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        streak: Option<Streak>,
     },
     GuardrailTripped {
         condition: String,
@@ -209,11 +215,23 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// The run could not start as written (a setup error); nothing was applied.
+    SetupFailed {
+        message: String,
+    },
     RunEnded {
         verdict: Verdict,
         exit_code: i32,
         ledger_left: usize,
     },
+}
+
+/// A failing streak of one condition's samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Streak {
+    pub samples: u64,
+    pub failing_ms: u64,
+    pub tolerate_ms: u64,
 }
 
 /// Whether a condition is part of the hypothesis or a guardrail.
@@ -224,16 +242,23 @@ pub enum Role {
     Guardrail,
 }
 
-/// The outcome of a run.
+/// The outcome of a run. [`Verdict::exit_code`] is the one mapping from a verdict to
+/// `livefire run`'s exit code; [`Verdict::label`] the one word for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
-    /// The hypothesis held: exit 0.
+    /// The hypothesis held and no finding failed the run: exit 0.
     Held,
     /// The hypothesis did not hold (or it failed the pre-check): exit 1.
     Deviated,
+    /// The hypothesis held, but findings at or above `settings.fail_on` fail the run:
+    /// exit 1.
+    Failed,
     /// A guardrail, an operator or a signal stopped the run: exit 2.
     Aborted,
+    /// The run could not start as written (a setup error: a port in use, a setup
+    /// process that exited before it was ready); nothing was applied: exit 3.
+    Invalid,
     /// Something could not be rolled back and stays in the ledger: exit 4.
     RollbackIncomplete,
 }
@@ -242,9 +267,22 @@ impl Verdict {
     pub fn exit_code(self) -> i32 {
         match self {
             Verdict::Held => 0,
-            Verdict::Deviated => 1,
+            Verdict::Deviated | Verdict::Failed => 1,
             Verdict::Aborted => 2,
+            Verdict::Invalid => 3,
             Verdict::RollbackIncomplete => 4,
+        }
+    }
+
+    /// The verdict for people: terminal, summary, report header, `livefire runs`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Verdict::Held => "held",
+            Verdict::Deviated => "deviated",
+            Verdict::Failed => "failed: findings",
+            Verdict::Aborted => "aborted",
+            Verdict::Invalid => "invalid",
+            Verdict::RollbackIncomplete => "rollback incomplete",
         }
     }
 }

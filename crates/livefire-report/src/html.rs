@@ -31,7 +31,9 @@ pub fn render(journal: &Journal, summary: &Summary, experiment: Option<&str>) ->
     let verdict_class = match summary.verdict {
         Some(Verdict::Held) => "held",
         Some(Verdict::Deviated) => "deviated",
+        Some(Verdict::Failed) => "failed",
         Some(Verdict::Aborted) => "aborted",
+        Some(Verdict::Invalid) => "invalid",
         Some(Verdict::RollbackIncomplete) => "rollback-incomplete",
         None => "unknown",
     };
@@ -65,7 +67,15 @@ pub fn render(journal: &Journal, summary: &Summary, experiment: Option<&str>) ->
         seed = summary.seed,
         version = escape(&summary.livefire),
     );
-    // What the reader must know before the charts.
+    // What the reader must know before the charts: why the verdict is what it is.
+    if !summary.reasons.is_empty() {
+        let items: String = summary
+            .reasons
+            .iter()
+            .map(|r| format!("<li>{}</li>", escape(r)))
+            .collect();
+        let _ = writeln!(h, r#"<ul class="reasons" id="reasons">{items}</ul>"#);
+    }
     if let Some(stopped) = &summary.journal_stopped {
         let _ = writeln!(
             h,
@@ -1000,7 +1010,7 @@ pub(crate) const CSS: &str = r#"
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#111827;margin:0 auto;max-width:1100px;padding:16px 24px;background:#fff}
 h1{font-size:22px;margin:8px 0}h2{font-size:17px;margin:22px 0 8px;border-bottom:1px solid #e5e7eb;padding-bottom:4px}
 .verdict-line{font-size:16px;margin:4px 0}.verdict{font-weight:700;padding:2px 10px;border-radius:4px;color:#fff;text-transform:uppercase;letter-spacing:.04em}
-.verdict.held{background:#15803d}.verdict.deviated{background:#b45309}.verdict.aborted,.verdict.rollback-incomplete{background:#b91c1c}.verdict.unknown{background:#6b7280}
+.verdict.held{background:#15803d}.verdict.deviated,.verdict.failed{background:#b45309}.verdict.invalid{background:#6b7280}.verdict.aborted,.verdict.rollback-incomplete{background:#b91c1c}.verdict.unknown{background:#6b7280}
 .exit{color:#6b7280}.meta{display:grid;grid-template-columns:max-content auto;gap:2px 12px;margin:8px 0;color:#374151}.meta dt{color:#6b7280}.meta dd{margin:0}
 .banner{padding:8px 12px;border-radius:4px;margin:8px 0}.banner.warn{background:#fef3c7;border:1px solid #f59e0b}.banner.bad{background:#fee2e2;border:1px solid #dc2626}
 figure.chart{margin:6px 0 10px}figcaption{font-weight:600;color:#374151;margin-bottom:2px}svg.chart{width:100%;height:auto;display:block}

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compare;
 
 pub mod html;
+mod impact;
 mod journal;
 pub mod junit;
 
@@ -209,7 +210,10 @@ mod tests {
         assert_eq!(s.conditions[0].samples, 4);
         assert_eq!(s.conditions[0].failures, 2);
         assert!(s.conditions[0].held);
-        assert_eq!(s.conditions[0].first_failure_ms, Some(1800));
+        // Failures are placed at their send time, as the charts place them: the probe
+        // that answered at 1.8 s after 500 ms was sent at 1.3 s.
+        assert_eq!(s.conditions[0].first_failure_ms, Some(1300));
+        assert_eq!(s.conditions[0].failure_details[0], "at 1.30s: timeout");
         // The failing probe answered at 1.8 s after 500 ms: it was sent at 1.3 s, 300 ms
         // after the fault was applied.
         assert_eq!(s.faults[0].time_to_impact_ms, Some(300));
@@ -267,6 +271,172 @@ mod tests {
         let stopped = j.stopped.unwrap();
         assert!(stopped.starts_with("line 4:"), "{stopped}");
         assert!(stopped.contains("corrupted"), "{stopped}");
+    }
+
+    fn ended(seq: u64, t: u64, verdict: Verdict) -> String {
+        rec(
+            seq,
+            t,
+            Event::RunEnded {
+                verdict,
+                exit_code: verdict.exit_code(),
+                ledger_left: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn every_verdict_but_held_says_why_in_the_experiments_words() {
+        let deviation = rec(
+            1,
+            4510,
+            Event::Deviation {
+                condition: "health answers".into(),
+                phase: Phase::During,
+                detail: "no answer within 1s".into(),
+                streak: Some(livefire_core::events::Streak {
+                    samples: 5,
+                    failing_ms: 3200,
+                    tolerate_ms: 3000,
+                }),
+            },
+        );
+        let finding = |seq: u64, rule: &str, op: &str, fails: bool| {
+            rec(
+                seq,
+                5000,
+                Event::Finding {
+                    campaign: "api-fuzz".into(),
+                    severity: "critical".into(),
+                    fails,
+                    finding: serde_json::json!({
+                        "rule": rule, "operation": op,
+                        "active_faults": ["proxy.down auth-link"],
+                    }),
+                },
+            )
+        };
+        let cases: Vec<(Vec<String>, Verdict, Vec<&str>)> = vec![
+            (
+                vec![deviation.clone(), ended(2, 6000, Verdict::Deviated)],
+                Verdict::Deviated,
+                vec![
+                    "`health answers` deviated at 4.51s: no answer within 1s (5 samples failed over 3.20s, tolerated 3.00s)",
+                ],
+            ),
+            (
+                vec![
+                    finding(1, "auth_enforced", "GET /admin/stats", true),
+                    finding(2, "server_error", "POST /orders", true),
+                    finding(3, "slow", "GET /orders", false),
+                    ended(4, 6000, Verdict::Failed),
+                ],
+                Verdict::Failed,
+                vec![
+                    "2 critical findings at or above fail_on: auth_enforced on GET /admin/stats during proxy.down auth-link; server_error on POST /orders during proxy.down auth-link",
+                ],
+            ),
+            (
+                vec![
+                    rec(
+                        1,
+                        10,
+                        Event::SetupFailed {
+                            message: "proxy target `auth-link`: 127.0.0.1:19101 is in use".into(),
+                        },
+                    ),
+                    ended(2, 20, Verdict::Invalid),
+                ],
+                Verdict::Invalid,
+                vec![
+                    "setup failed: proxy target `auth-link`: 127.0.0.1:19101 is in use (nothing was applied)",
+                ],
+            ),
+            (
+                vec![
+                    rec(
+                        1,
+                        2000,
+                        Event::Aborted {
+                            cause: livefire_core::events::AbortCause::Halt,
+                        },
+                    ),
+                    ended(2, 2100, Verdict::Aborted),
+                ],
+                Verdict::Aborted,
+                vec!["aborted: halted by `livefire halt`"],
+            ),
+            (
+                vec![
+                    finding(1, "slow", "GET /orders", false),
+                    ended(2, 6000, Verdict::Held),
+                ],
+                Verdict::Held,
+                vec![],
+            ),
+        ];
+        for (lines, verdict, want) in cases {
+            let s = summarize(&parse_journal(&lines.join("\n")));
+            assert_eq!(s.verdict, Some(verdict));
+            assert_eq!(s.reasons, want, "verdict {}", verdict.label());
+        }
+        assert_eq!(verdict_word(Some(Verdict::Failed)), "failed: findings");
+        assert_eq!(Verdict::Failed.exit_code(), 1);
+        assert_eq!(Verdict::Invalid.exit_code(), 3);
+    }
+
+    #[test]
+    fn a_latency_fault_impacts_the_load_even_when_no_probe_fails() {
+        use livefire_core::window::{Outcome, Window};
+        let second = |seq: u64, s: u64, latency_ms: u64| {
+            let mut w = Window::default();
+            for _ in 0..50 {
+                w.record(Outcome::Ok, latency_ms * 1000);
+            }
+            rec(
+                seq,
+                s * 1000 + 1000,
+                Event::Window {
+                    series: "browse".into(),
+                    second: s,
+                    window: w,
+                },
+            )
+        };
+        let mut lines = vec![];
+        let mut seq = 0;
+        for s in 0..10 {
+            seq += 1;
+            // 2 ms before the fault (applied at 5.3 s), 220 ms while it is active.
+            lines.push(second(seq, s, if (6..9).contains(&s) { 220 } else { 2 }));
+        }
+        lines.push(rec(
+            100,
+            5300,
+            Event::FaultApplied {
+                activity: "slow auth".into(),
+                kind: "proxy.latency".into(),
+                target: "auth-link".into(),
+                detail: String::new(),
+            },
+        ));
+        lines.push(rec(
+            101,
+            9000,
+            Event::FaultRolledBack {
+                activity: "slow auth".into(),
+                kind: "proxy.latency".into(),
+                ok: true,
+                detail: String::new(),
+                by: "engine".into(),
+            },
+        ));
+        let s = summarize(&parse_journal(&lines.join("\n")));
+        let f = &s.faults[0];
+        assert_eq!(f.time_to_impact_ms, Some(700), "{f:?}");
+        let signal = f.impact_signal.as_deref().unwrap();
+        assert!(signal.starts_with("load `browse`: p99 2"), "{signal}");
+        assert!(signal.contains("-> 220"), "{signal}");
     }
 
     #[test]

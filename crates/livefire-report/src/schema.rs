@@ -19,8 +19,13 @@ pub(crate) enum Verdict {
     Held,
     /// The hypothesis did not hold (or it failed the pre-check): exit 1.
     Deviated,
+    /// The hypothesis held, but findings at or above `settings.fail_on` fail the run:
+    /// exit 1.
+    Failed,
     /// A guardrail, an operator or a signal stopped the run: exit 2.
     Aborted,
+    /// The run could not start as written (a setup error); nothing was applied: exit 3.
+    Invalid,
     /// Something could not be rolled back and stays in the ledger: exit 4.
     RollbackIncomplete,
 }

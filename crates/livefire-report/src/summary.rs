@@ -37,6 +37,11 @@ pub struct Summary {
     /// Why the run was aborted, in words.
     #[serde(default)]
     pub abort_reason: Option<String>,
+    /// Why the verdict is not "held", one line per cause in the experiment's own words
+    /// (empty when it held): the deviations, the failing findings, the abort, the setup
+    /// error, the rollbacks that failed.
+    #[serde(default)]
+    pub reasons: Vec<String>,
     /// Every hypothesis condition and guardrail that was judged, in order of first sample.
     pub conditions: Vec<ConditionSummary>,
     /// Every fault applied, in order.
@@ -80,10 +85,11 @@ pub struct ConditionSummary {
     pub held: bool,
     /// Each deviation (or trip), with its phase and detail.
     pub deviations: Vec<String>,
-    /// When the first failing sample was taken, in milliseconds since the start.
+    /// When the first failing sample was sent, in milliseconds since the start.
     #[serde(default)]
     pub first_failure_ms: Option<u64>,
-    /// The first few failing samples, `at 3.65s: no answer within 500ms`.
+    /// The first few failing samples at their send time, `at 3.65s: no answer within
+    /// 500ms`.
     #[serde(default)]
     pub failure_details: Vec<String>,
     /// Metric conditions: the bound, in the metric's unit (seconds, fractions, per second).
@@ -108,9 +114,15 @@ pub struct FaultSummary {
     pub rolled_back_ms: Option<u64>,
     pub rollback_ok: Option<bool>,
     pub rolled_back_by: Option<String>,
-    /// Fault applied -> first failing hypothesis sample while it was active.
+    /// Fault applied -> the first signal that it changed something while it was
+    /// active: a failing hypothesis sample, or a load's latency, errors or throughput
+    /// moving away from the seconds before the fault.
     #[serde(default)]
     pub time_to_impact_ms: Option<u64>,
+    /// Which signal showed the impact, in words (`hypothesis `health answers` failed`,
+    /// `load `browse`: p99 2 ms -> 220 ms`).
+    #[serde(default)]
+    pub impact_signal: Option<String>,
     /// Fault rolled back -> every hypothesis probe answers ok again.
     pub time_to_recover_ms: Option<u64>,
 }
@@ -218,6 +230,7 @@ pub fn summarize(journal: &Journal) -> Summary {
         duration_ms: 0,
         aborted: None,
         abort_reason: None,
+        reasons: Vec::new(),
         conditions: Vec::new(),
         faults: Vec::new(),
         loads: Vec::new(),
@@ -296,7 +309,8 @@ pub fn summarize(journal: &Journal) -> Summary {
                     c.max_latency_ms = Some(c.max_latency_ms.unwrap_or(0.0).max(*latency_ms));
                 }
                 if !ok {
-                    note_failure(c, r.t, detail);
+                    // At the send time, as the charts place the sample.
+                    note_failure(c, sent_at(r.t, *latency_ms), detail);
                 }
                 if *role == Role::Hypothesis {
                     samples.push(Sample {
@@ -356,12 +370,15 @@ pub fn summarize(journal: &Journal) -> Summary {
                 condition,
                 phase,
                 detail,
+                streak,
             } => {
                 let i = cond(&mut conditions, condition, Role::Hypothesis, "probe");
                 let c = &mut conditions[i];
                 c.held = false;
                 c.deviations
                     .push(format!("{} at {}: {detail}", phase_name(*phase), secs(r.t)));
+                s.reasons
+                    .push(deviation_reason(condition, *phase, r.t, detail, streak));
             }
             Event::GuardrailTripped { condition, detail } => {
                 let i = cond(&mut conditions, condition, Role::Guardrail, "probe");
@@ -384,10 +401,15 @@ pub fn summarize(journal: &Journal) -> Summary {
                 rollback_ok: None,
                 rolled_back_by: None,
                 time_to_impact_ms: None,
+                impact_signal: None,
                 time_to_recover_ms: None,
             }),
             Event::FaultRolledBack {
-                activity, ok, by, ..
+                activity,
+                ok,
+                by,
+                detail,
+                ..
             } => {
                 if let Some(f) = s
                     .faults
@@ -398,6 +420,11 @@ pub fn summarize(journal: &Journal) -> Summary {
                     f.rolled_back_ms = Some(r.t);
                     f.rollback_ok = Some(*ok);
                     f.rolled_back_by = Some(by.clone());
+                }
+                if !ok {
+                    s.reasons.push(format!(
+                        "`{activity}` could not be rolled back ({detail}): it stays in the ledger; run `livefire recover` once the cause is fixed"
+                    ));
                 }
             }
             Event::Finding {
@@ -456,8 +483,12 @@ pub fn summarize(journal: &Journal) -> Summary {
             Event::Aborted { cause } => {
                 s.abort_reason = Some(cause.describe());
                 s.aborted = Some(cause.clone());
+                s.reasons.push(format!("aborted: {}", cause.describe()));
             }
             Event::Warning { message } => s.warnings.push(message.clone()),
+            Event::SetupFailed { message } => s
+                .reasons
+                .push(format!("setup failed: {message} (nothing was applied)")),
             Event::RunEnded {
                 verdict,
                 exit_code,
@@ -483,10 +514,24 @@ pub fn summarize(journal: &Journal) -> Summary {
         let until = f.rolled_back_ms.unwrap_or(u64::MAX);
         // The first failing sample that was in flight while the fault was active,
         // counted from when it was sent (a probe that hangs was impacted when sent).
-        f.time_to_impact_ms = samples
+        let by_hypothesis = samples
             .iter()
             .find(|x| !x.ok && x.done >= f.applied_ms && x.sent <= until)
-            .map(|x| x.sent.max(f.applied_ms) - f.applied_ms);
+            .map(|x| {
+                (
+                    x.sent.max(f.applied_ms),
+                    format!("hypothesis `{}` failed", conditions[x.cond].name),
+                )
+            });
+        let by_load = crate::impact::first_load_impact(journal, f.applied_ms, until);
+        let first = match (by_hypothesis, by_load) {
+            (Some(h), Some(l)) => Some(if l.0 < h.0 { l } else { h }),
+            (h, l) => h.or(l),
+        };
+        if let Some((at, signal)) = first {
+            f.time_to_impact_ms = Some(at - f.applied_ms);
+            f.impact_signal = Some(signal);
+        }
         if let (Some(back), Some(true)) = (f.rolled_back_ms, f.rollback_ok) {
             f.time_to_recover_ms = recovered_at(&samples, &probe_conditions, back)
                 // The after phase's check, when no probe answered after the rollback
@@ -497,7 +542,81 @@ pub fn summarize(journal: &Journal) -> Summary {
     }
     s.conditions = conditions;
     s.loads = summarize_loads(journal);
+    s.reasons.extend(findings_reasons(&s.findings));
+    if s.verdict == Some(Verdict::Held) {
+        s.reasons.clear();
+    }
     s
+}
+
+/// `` `health answers` deviated at 4.51s: no answer within 1s (5 samples failed over
+/// 3.20s, tolerated 3s) ``.
+fn deviation_reason(
+    condition: &str,
+    phase: Phase,
+    t: u64,
+    detail: &str,
+    streak: &Option<livefire_core::events::Streak>,
+) -> String {
+    let how = streak
+        .map(|k| {
+            format!(
+                " ({} sample{} failed over {}, tolerated {})",
+                k.samples,
+                if k.samples == 1 { "" } else { "s" },
+                secs(k.failing_ms),
+                secs(k.tolerate_ms)
+            )
+        })
+        .unwrap_or_default();
+    match phase {
+        Phase::Before => format!(
+            "`{condition}` did not hold before the experiment, so nothing was applied: {detail}"
+        ),
+        Phase::After => format!(
+            "`{condition}` did not hold after rollback (at {}): {detail}{how}",
+            secs(t)
+        ),
+        _ => format!("`{condition}` deviated at {}: {detail}{how}", secs(t)),
+    }
+}
+
+/// One line per severity of the findings that fail the run:
+/// `2 critical findings at or above fail_on: auth_enforced on GET /admin/stats, ...`.
+fn findings_reasons(findings: &[FindingSummary]) -> Vec<String> {
+    const SHOWN: usize = 3;
+    let mut out = Vec::new();
+    for severity in ["critical", "high", "medium", "low"] {
+        let failing: Vec<&FindingSummary> = findings
+            .iter()
+            .filter(|f| f.fails && f.severity == severity)
+            .collect();
+        if failing.is_empty() {
+            continue;
+        }
+        let mut what: Vec<String> = failing
+            .iter()
+            .take(SHOWN)
+            .map(|f| {
+                let during = if f.active_faults.is_empty() {
+                    String::new()
+                } else {
+                    format!(" during {}", f.active_faults.join(", "))
+                };
+                format!("{} on {}{during}", f.rule, f.operation)
+            })
+            .collect();
+        if failing.len() > SHOWN {
+            what.push(format!("and {} more", failing.len() - SHOWN));
+        }
+        out.push(format!(
+            "{} {severity} finding{} at or above fail_on: {}",
+            failing.len(),
+            if failing.len() == 1 { "" } else { "s" },
+            what.join("; ")
+        ));
+    }
+    out
 }
 
 /// One hypothesis sample: when it was sent and answered (journaled), its result.
@@ -661,10 +780,7 @@ pub(crate) fn num(v: f64) -> String {
 /// The word of a verdict, as `summary.json` spells it.
 pub fn verdict_word(v: Option<Verdict>) -> &'static str {
     match v {
-        Some(Verdict::Held) => "held",
-        Some(Verdict::Deviated) => "deviated",
-        Some(Verdict::Aborted) => "aborted",
-        Some(Verdict::RollbackIncomplete) => "rollback incomplete",
+        Some(v) => v.label(),
         None => "unknown (the journal ends before the run did)",
     }
 }

@@ -58,6 +58,7 @@ pub(super) fn judge_facts(
                     condition: name,
                     phase: Phase::After,
                     detail,
+                    streak: None,
                 });
             }
         }
@@ -110,6 +111,7 @@ pub(super) async fn check_before(exp: &Experiment, journal: &Journal, cwd: &str)
             condition: name.clone(),
             phase: Phase::Before,
             detail: detail.clone(),
+            streak: None,
         });
     }
     failures.is_empty()
@@ -135,6 +137,7 @@ pub(super) async fn check_after(
                     condition: name,
                     phase: Phase::After,
                     detail,
+                    streak: None,
                 });
             }
             return (false, start.elapsed());

@@ -430,7 +430,7 @@ async fn run_async(opts: RunOptions) -> Outcome {
             SetupError::Aborted(cause) => aborted = Some(cause),
             SetupError::Failed(msg) => {
                 eprintln!("livefire: {msg} (nothing was applied)");
-                journal.emit(Event::Warning { message: msg });
+                journal.emit(Event::SetupFailed { message: msg });
                 setup_failed = true;
             }
         }
@@ -562,8 +562,8 @@ async fn run_async(opts: RunOptions) -> Outcome {
     };
     let (verdict, exit_code) = teardown::decide(shared, &facts);
     let found = std::mem::take(&mut *findings.lock().unwrap_or_else(|p| p.into_inner()));
-    teardown::write_outputs(&run_dir, &exp, &found, facts.failing_findings);
-    teardown::print_verdict(verdict, exit_code, &run_dir);
+    let reasons = teardown::write_outputs(&run_dir, &exp, &found, facts.failing_findings);
+    teardown::print_verdict(verdict, exit_code, &reasons, &run_dir);
     Outcome {
         exit_code,
         run_dir: Some(run_dir),

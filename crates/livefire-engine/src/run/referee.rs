@@ -102,6 +102,7 @@ pub(super) async fn watch_condition(
                                 condition: name.clone(),
                                 phase: Phase::During,
                                 detail: detail.clone(),
+                                streak: None,
                             });
                         }
                     }

@@ -62,18 +62,18 @@ pub(super) fn decide(shared: Shared, facts: &Facts) -> (Verdict, i32) {
         .pending();
     let verdict = if left > 0 {
         Verdict::RollbackIncomplete
+    } else if facts.setup_failed {
+        Verdict::Invalid
     } else if facts.aborted.is_some() {
         Verdict::Aborted
-    } else if facts.deviated || facts.failing_findings > 0 {
+    } else if facts.deviated {
         Verdict::Deviated
+    } else if facts.failing_findings > 0 {
+        Verdict::Failed
     } else {
         Verdict::Held
     };
-    let exit_code = if facts.setup_failed && left == 0 {
-        3
-    } else {
-        verdict.exit_code()
-    };
+    let exit_code = verdict.exit_code();
     if let Some(cause) = &facts.aborted {
         eprintln!(
             "livefire: aborted: {}; every fault was rolled back{}",
@@ -97,13 +97,14 @@ pub(super) fn decide(shared: Shared, facts: &Facts) -> (Verdict, i32) {
 }
 
 /// Writes findings.sarif (when there are findings), then summary.json, report.html and
-/// junit.xml: the same function as `livefire report`.
+/// junit.xml: the same function as `livefire report`. Returns why the verdict is not
+/// "held", one line per cause (from the summary).
 pub(super) fn write_outputs(
     run_dir: &Path,
     exp: &Experiment,
     found: &[livefire_fuzz::Finding],
     failing: usize,
-) {
+) -> Vec<String> {
     if !found.is_empty() {
         let spec_uri = exp
             .timeline
@@ -122,19 +123,21 @@ pub(super) fn write_outputs(
             found.len()
         );
     }
-    if let Err(e) = livefire_report::write_outputs(run_dir) {
-        eprintln!("livefire: {e}");
+    match livefire_report::write_outputs(run_dir) {
+        Ok(outputs) => outputs.summary.reasons,
+        Err(e) => {
+            eprintln!("livefire: {e}");
+            Vec::new()
+        }
     }
 }
 
-/// The last two lines a person reads.
-pub(super) fn print_verdict(verdict: Verdict, exit_code: i32, run_dir: &Path) {
-    let word = match verdict {
-        Verdict::Held => "held",
-        Verdict::Deviated => "deviated",
-        Verdict::Aborted => "aborted",
-        Verdict::RollbackIncomplete => "rollback incomplete: run `livefire recover`",
-    };
-    println!("verdict: {word} (exit {exit_code})");
+/// The last lines a person reads: the verdict, one line per cause in the experiment's
+/// own words (none when it held), the run folder.
+pub(super) fn print_verdict(verdict: Verdict, exit_code: i32, reasons: &[String], run_dir: &Path) {
+    println!("verdict: {} (exit {exit_code})", verdict.label());
+    for reason in reasons {
+        println!("  - {reason}");
+    }
     println!("run folder: {}", run_dir.display());
 }

@@ -59,7 +59,9 @@ fn every_verdict_and_abort_cause_validates() {
     let verdicts = [
         Verdict::Held,
         Verdict::Deviated,
+        Verdict::Failed,
         Verdict::Aborted,
+        Verdict::Invalid,
         Verdict::RollbackIncomplete,
     ];
     let causes = [

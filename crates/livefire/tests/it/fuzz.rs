@@ -30,6 +30,15 @@ fn auth_failing_open_while_its_dependency_is_down_is_a_critical_finding_naming_t
     ));
     let (code, out, err) = run(&mut home.run(&file));
     assert_eq!(code, 1, "a critical finding fails the run\n{out}{err}");
+    // The hypothesis (none) held: the run failed on findings, and says which.
+    assert!(out.contains("verdict: failed: findings (exit 1)"), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("  - ")
+            && l.contains("critical finding")
+            && l.contains("auth_enforced on GET /account during auth down")),
+        "{out}"
+    );
+    assert_eq!(home.summary()["verdict"], "failed");
     let journal = home.journal();
     let findings: Vec<serde_json::Value> = journal
         .lines()
