@@ -86,12 +86,12 @@ fn changed(w: &Window, base_p99: Option<f64>, base_err: f64, base_rps: f64) -> O
             num(err * 100.0)
         ));
     }
-    if let (Some(b), Some(p)) = (base_p99, p99_ms(w)) {
-        if p >= b * LATENCY_FACTOR && p - b >= MIN_LATENCY_STEP_MS {
-            return Some(format!("p99 {} ms -> {} ms", num(b), num(p)));
+    match (base_p99, p99_ms(w)) {
+        (Some(b), Some(p)) if p >= b * LATENCY_FACTOR && p - b >= MIN_LATENCY_STEP_MS => {
+            Some(format!("p99 {} ms -> {} ms", num(b), num(p)))
         }
+        _ => None,
     }
-    None
 }
 
 fn p99_ms(w: &Window) -> Option<f64> {
