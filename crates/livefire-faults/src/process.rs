@@ -176,6 +176,11 @@ pub fn signal(p: ProcessId, signal: i32) -> Result<(), ProcessError> {
         }
         Some(_) => {}
     }
+    // A zombie has exited; only its entry waits for a parent to reap it (after a
+    // `kill -9` of livefire, no one may). Signalling it "works" and does nothing.
+    if matches!(state(p.pid), Some('Z' | 'X')) {
+        return Err(ProcessError::Gone { pid: p.pid });
+    }
     let sig =
         Signal::try_from(signal).map_err(|source| ProcessError::Signal { pid: p.pid, source })?;
     kill(Pid::from_raw(p.pid as i32), sig).map_err(|source| match source {
