@@ -142,6 +142,22 @@ pub enum Event {
         detail: String,
         by: String,
     },
+    /// A person dropped a fault's pending undo record from the ledger by hand
+    /// (`livefire recover --forget`), after fixing what it would undo. Written after the
+    /// run ended (or crashed): `t` is the last event's, `at` the wall clock.
+    UndoForgotten {
+        /// The ledger entry (`<run-id>:<n>`).
+        entry: String,
+        activity: String,
+        kind: String,
+        /// The undo it would have run.
+        undo: String,
+        /// The OS user (the one behind `sudo`, if any).
+        user: String,
+        reason: String,
+        /// RFC 3339 UTC.
+        at: String,
+    },
     ActivityStarted {
         activity: String,
         kind: String,

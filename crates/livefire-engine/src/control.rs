@@ -1,6 +1,7 @@
 //! The control socket of an active run (`$LIVEFIRE_HOME/active/<run-id>.sock`): one line
 //! in, one line out. `halt` stops the run (full rollback, exit 2); `status` says where
-//! it is. `livefire halt` is the client.
+//! it is. `livefire halt` is the client. A socket nobody listens on belongs to a run that
+//! was killed (`kill -9` leaves it behind): `recover`, `halt` and `runs --active` remove it.
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +29,8 @@ pub fn serve(
                     return;
                 }
                 let reply = match line.trim() {
+                    // A liveness check (`active_runs`) connects and hangs up.
+                    "" => return,
                     "halt" => {
                         let _ = halt.send(());
                         "halting: rolling back every fault\n".to_string()
@@ -41,8 +44,83 @@ pub fn serve(
     }))
 }
 
-/// The sockets of active runs.
+/// The sockets of active runs: those a run listens on. A socket nobody listens on is
+/// stale (its run was killed before it could remove it) and is removed on the way.
 pub fn active_runs() -> Vec<PathBuf> {
+    sockets()
+        .into_iter()
+        .filter(|p| match probe(p) {
+            Liveness::Stale => {
+                let _ = std::fs::remove_file(p);
+                false
+            }
+            Liveness::Absent => false,
+            Liveness::Listening | Liveness::Unknown => true,
+        })
+        .collect()
+}
+
+/// Removes the sockets whose run is dead; returns the run ids it removed them for.
+pub fn remove_stale() -> Vec<String> {
+    sockets()
+        .into_iter()
+        .filter(|p| probe(p) == Liveness::Stale && std::fs::remove_file(p).is_ok())
+        .map(|p| run_id_of(&p))
+        .collect()
+}
+
+/// The run id a socket belongs to (its file name without `.sock`).
+pub fn run_id_of(socket: &Path) -> String {
+    socket
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The socket path of a run.
+pub fn socket_of(run_id: &str) -> PathBuf {
+    crate::home::active_dir().join(format!("{run_id}.sock"))
+}
+
+/// Whether a run may be alive: something listens on its socket (or the socket cannot
+/// be judged, which is the safe answer).
+pub fn is_active(run_id: &str) -> bool {
+    matches!(
+        probe(&socket_of(run_id)),
+        Liveness::Listening | Liveness::Unknown
+    )
+}
+
+/// What connecting to a socket says about its run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Liveness {
+    Listening,
+    /// A socket file nobody listens on: the run is dead.
+    Stale,
+    /// No socket file.
+    Absent,
+    /// Something else went wrong (permissions, not a socket): leave it alone.
+    Unknown,
+}
+
+fn probe(socket: &Path) -> Liveness {
+    let once = || match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(_) => Liveness::Listening,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Liveness::Stale,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Liveness::Absent,
+        Err(_) => Liveness::Unknown,
+    };
+    match once() {
+        // A run binds, then listens: ask again a moment later before calling it dead.
+        Liveness::Stale => {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            once()
+        }
+        other => other,
+    }
+}
+
+fn sockets() -> Vec<PathBuf> {
     let Ok(dir) = std::fs::read_dir(crate::home::active_dir()) else {
         return Vec::new();
     };

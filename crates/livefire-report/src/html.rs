@@ -97,6 +97,18 @@ pub fn render(journal: &Journal, summary: &Summary, experiment: Option<&str>) ->
             summary.ledger_left
         );
     }
+    for f in &summary.forgotten {
+        let _ = writeln!(
+            h,
+            r#"<p class="banner warn"><strong>undo forgotten by hand:</strong> <code>{}</code> ({}) would have run: {}; dropped from the ledger by {} at {}: {}</p>"#,
+            escape(&f.activity),
+            escape(&f.kind),
+            escape(&f.undo),
+            escape(&f.user),
+            escape(&f.at),
+            escape(&f.reason)
+        );
+    }
     if !summary.unknown_events.is_empty() {
         let list: Vec<String> = summary
             .unknown_events

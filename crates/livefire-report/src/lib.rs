@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 pub use journal::{Journal, RawWindow, WINDOW_EVENT, parse_journal, read_journal};
 pub use schema::summary_schema;
 pub use summary::{
-    ConditionSummary, FaultSummary, FindingSummary, LoadSummary, Percentiles, RequestSummary,
-    StepSummary, Summary, WritesSummary, summarize, verdict_word,
+    ConditionSummary, FaultSummary, FindingSummary, ForgottenSummary, LoadSummary, Percentiles,
+    RequestSummary, StepSummary, Summary, WritesSummary, summarize, verdict_word,
 };
 
 /// Errors of the report functions; each says what to do.

@@ -62,6 +62,10 @@ pub struct Summary {
     pub settled_after_ms: Option<u64>,
     /// Undo records left in the ledger: run `livefire recover`.
     pub ledger_left: usize,
+    /// Undo records a person dropped from the ledger by hand after fixing what they
+    /// would undo (`livefire recover --forget`), with who and why.
+    #[serde(default)]
+    pub forgotten: Vec<ForgottenSummary>,
     pub warnings: Vec<String>,
     /// Where the journal stopped early, if it did.
     pub journal_stopped: Option<String>,
@@ -213,6 +217,21 @@ pub struct StepSummary {
     pub detail: String,
 }
 
+/// An undo record dropped from the ledger by hand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ForgottenSummary {
+    /// The ledger entry (`<run-id>:<n>`).
+    pub entry: String,
+    pub activity: String,
+    pub kind: String,
+    /// The undo it would have run.
+    pub undo: String,
+    pub user: String,
+    pub reason: String,
+    /// Wall clock, RFC 3339 UTC.
+    pub at: String,
+}
+
 /// How many failing samples a condition keeps in words.
 const FAILURE_DETAILS: usize = 5;
 
@@ -239,6 +258,7 @@ pub fn summarize(journal: &Journal) -> Summary {
         rollback_steps: Vec::new(),
         settled_after_ms: None,
         ledger_left: 0,
+        forgotten: Vec::new(),
         warnings: Vec::new(),
         journal_stopped: journal.stopped.clone(),
         unknown_events: journal.unknown.clone(),
@@ -427,6 +447,23 @@ pub fn summarize(journal: &Journal) -> Summary {
                     ));
                 }
             }
+            Event::UndoForgotten {
+                entry,
+                activity,
+                kind,
+                undo,
+                user,
+                reason,
+                at,
+            } => s.forgotten.push(ForgottenSummary {
+                entry: entry.clone(),
+                activity: activity.clone(),
+                kind: kind.clone(),
+                undo: undo.clone(),
+                user: user.clone(),
+                reason: reason.clone(),
+                at: at.clone(),
+            }),
             Event::Finding {
                 campaign,
                 severity,

@@ -24,8 +24,10 @@ pub enum Command {
     Run(RunArgs),
     /// Stop an active run from another shell: full rollback, the run exits 2.
     Halt(HaltArgs),
-    /// Undo what crashed runs left in the ledger ($LIVEFIRE_HOME/ledger), newest first.
-    Recover,
+    /// Undo what crashed runs left in the ledger ($LIVEFIRE_HOME/ledger), newest first;
+    /// or list it, or forget an entry fixed by hand. Exit 0 when the ledger ends empty,
+    /// 4 when entries stay.
+    Recover(RecoverArgs),
     /// Local targets for examples and tests.
     #[command(subcommand)]
     Sandbox(SandboxCommand),
@@ -46,7 +48,7 @@ pub enum Command {
     /// Compare two runs of the same drill: verdicts, time to recover per fault, conditions, loads.
     Compare(livefire_report::cli::CompareArgs),
     /// List past runs in the runs folder with verdict, duration and title.
-    Runs(livefire_report::cli::RunsArgs),
+    Runs(ListRunsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +88,32 @@ pub struct HaltArgs {
     pub run_id: Option<String>,
 }
 
+#[derive(Debug, Args)]
+pub struct ListRunsArgs {
+    #[command(flatten)]
+    pub runs: livefire_report::cli::RunsArgs,
+    /// List the runs active now (their control socket answers) and what each is doing;
+    /// removes the sockets of runs that died.
+    #[arg(long)]
+    pub active: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// Show each pending entry (run, activity, fault, since when, the undo it would run,
+    /// why its last undo failed) and change nothing.
+    #[arg(long, conflicts_with_all = ["forget", "reason"])]
+    pub list: bool,
+    /// Drop one pending entry (an id `--list` shows) without undoing it, after fixing by
+    /// hand what its undo would do. Needs --reason.
+    #[arg(long, value_name = "ENTRY")]
+    pub forget: Option<String>,
+    /// Why the entry can be dropped; written with your user name to the run's journal
+    /// and the ledger.
+    #[arg(long, value_name = "TEXT", requires = "forget")]
+    pub reason: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// A small HTTP server: GET /health answers 200 `ok`.
@@ -104,6 +132,8 @@ pub enum SandboxCommand {
 pub mod exit {
     /// Invalid experiment, flag or setup: nothing was applied.
     pub const INVALID: u8 = 3;
+    /// Something stays in the ledger: run `livefire recover`.
+    pub const LEDGER_LEFT: u8 = 4;
 }
 
 pub(crate) fn dispatch(cli: Cli) -> ExitCode {
@@ -111,7 +141,7 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
         Command::Validate(args) => crate::validate(args),
         Command::Run(args) => crate::run(args),
         Command::Halt(args) => crate::halt(args),
-        Command::Recover => crate::recover(),
+        Command::Recover(args) => crate::recover(args),
         Command::Sandbox(SandboxCommand::Http { listen, lose_every }) => {
             match livefire_sandbox::serve_http(&listen, lose_every) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -154,8 +184,9 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         )),
+        Command::Runs(args) if args.active => crate::runs_active(),
         Command::Runs(args) => ExitCode::from(livefire_report::cli::runs(
-            &args,
+            &args.runs,
             &mut std::io::stdout(),
             &mut std::io::stderr(),
         )),

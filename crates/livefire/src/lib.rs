@@ -86,11 +86,7 @@ fn run(args: cli::RunArgs) -> ExitCode {
 /// `livefire halt`: asks an active run to stop, through its control socket.
 fn halt(args: cli::HaltArgs) -> ExitCode {
     let runs = livefire_engine::control::active_runs();
-    let id_of = |p: &std::path::Path| {
-        p.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
+    let id_of = livefire_engine::control::run_id_of;
     let socket = match (&args.run_id, runs.len()) {
         (Some(id), _) => match runs.iter().find(|p| id_of(p) == *id) {
             Some(p) => p.clone(),
@@ -144,21 +140,130 @@ fn halt(args: cli::HaltArgs) -> ExitCode {
     }
 }
 
-/// `livefire recover`: exit 0 when the ledger is empty afterwards, 4 otherwise.
-fn recover() -> ExitCode {
-    let r = livefire_engine::recover::recover();
-    if r.undone.is_empty() && r.failed.is_empty() {
-        println!("the ledger is empty: nothing to recover");
+/// `livefire runs --active`: each active run's id and status, from its control socket.
+fn runs_active() -> ExitCode {
+    let runs = livefire_engine::control::active_runs();
+    if runs.is_empty() {
+        println!("no active run");
+        return ExitCode::SUCCESS;
     }
-    for line in &r.undone {
-        println!("undone: {line}");
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("livefire: {e}");
+            return ExitCode::from(cli::exit::INVALID);
+        }
+    };
+    for socket in &runs {
+        let id = livefire_engine::control::run_id_of(socket);
+        match rt.block_on(livefire_engine::control::send(socket, "status")) {
+            Ok(reply) => println!("{id}: {}", reply.trim()),
+            Err(e) => println!("{id}: no answer ({e})"),
+        }
     }
-    for line in &r.failed {
-        eprintln!("livefire: NOT undone (stays in the ledger): {line}");
+    ExitCode::SUCCESS
+}
+
+/// `livefire recover`: undo, `--list` or `--forget`; exit 0 when the ledger ends empty,
+/// 4 when entries stay, 3 for a forget that was refused.
+fn recover(args: cli::RecoverArgs) -> ExitCode {
+    use livefire_engine::recover;
+    if args.list {
+        print_pending(&recover::list());
+    } else if let Some(entry) = &args.forget {
+        let reason = args.reason.as_deref().unwrap_or_default();
+        match recover::forget(entry, reason, &recover::os_user()) {
+            Ok(f) => {
+                println!(
+                    "forgotten by {}: {} {}: its undo ({}) will not run; recorded in the ledger",
+                    f.user,
+                    f.entry.key(),
+                    f.entry.label(),
+                    f.entry.record.describe()
+                );
+                match &f.journal {
+                    Ok(path) => println!("recorded in the run's journal: {}", path.display()),
+                    Err(why) => eprintln!("livefire: not recorded in the run's journal: {why}"),
+                }
+            }
+            Err(e) => {
+                eprintln!("livefire: recover --forget: {e}");
+                return ExitCode::from(cli::exit::INVALID);
+            }
+        }
+    } else {
+        let r = recover::recover();
+        for run in &r.stale_sockets {
+            println!("removed the stale control socket of run {run} (nothing listened on it)");
+        }
+        if r.undone.is_empty() && r.failed.is_empty() && r.skipped.is_empty() {
+            println!("the ledger is empty: nothing to recover");
+        }
+        for line in &r.undone {
+            println!("undone: {line}");
+        }
+        for line in &r.skipped {
+            println!("left to its run: {line}");
+        }
+        for line in &r.failed {
+            eprintln!("livefire: NOT undone (stays in the ledger): {line}");
+        }
+        if !r.failed.is_empty() {
+            eprintln!(
+                "livefire: fix the cause and run `livefire recover` again; if you fixed it by hand, `livefire recover --list` shows the entry to `--forget ENTRY --reason \"...\"`"
+            );
+        }
     }
-    if r.failed.is_empty() {
+    if recover::remaining() == 0 {
         ExitCode::SUCCESS
     } else {
-        ExitCode::from(4)
+        ExitCode::from(cli::exit::LEDGER_LEFT)
     }
+}
+
+/// `recover --list`: one block per pending entry, oldest first. Stops quietly when
+/// stdout is closed (`| head`).
+fn print_pending(entries: &[livefire_engine::recover::Listed]) {
+    let mut out = std::io::stdout().lock();
+    let _ = write_pending(&mut out, entries);
+}
+
+fn write_pending(
+    out: &mut dyn std::io::Write,
+    entries: &[livefire_engine::recover::Listed],
+) -> std::io::Result<()> {
+    if entries.is_empty() {
+        return writeln!(out, "the ledger is empty: nothing to recover");
+    }
+    writeln!(
+        out,
+        "{} pending entr{} in {}:",
+        entries.len(),
+        if entries.len() == 1 { "y" } else { "ies" },
+        livefire_engine::home::ledger_dir().display()
+    )?;
+    for l in entries {
+        let e = &l.entry;
+        let active = if l.run_active {
+            " (still active: it rolls this back itself)"
+        } else {
+            ""
+        };
+        writeln!(out)?;
+        writeln!(out, "{}", e.key())?;
+        writeln!(out, "  run:      {}{active}", e.run_id)?;
+        writeln!(out, "  activity: {}", e.label())?;
+        let unknown = "(not recorded by this ledger's livefire)";
+        writeln!(out, "  fault:    {}", e.kind.as_deref().unwrap_or(unknown))?;
+        writeln!(out, "  since:    {}", e.since.as_deref().unwrap_or(unknown))?;
+        writeln!(out, "  undo:     {}", e.record.describe())?;
+        match &e.failure {
+            Some(f) => writeln!(out, "  failed:   {} ({}): {}", f.at, f.by, f.reason)?,
+            None => writeln!(out, "  failed:   not tried yet")?,
+        }
+    }
+    Ok(())
 }

@@ -88,6 +88,14 @@ impl Shared {
                 }
             }
         }
+        if let Err(e) = self
+            .ledger
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failed(a.ledger_id, by, &last)
+        {
+            eprintln!("livefire: cannot write to the ledger why the rollback failed: {e}");
+        }
         eprintln!(
             "livefire: ROLLBACK FAILED for `{}` ({}): {last}\nlivefire: it stays in the ledger; run `livefire recover` once the cause is fixed",
             a.activity,

@@ -117,9 +117,9 @@ pub(super) async fn during(
         let name = plan::activity_name(exp, i);
         let (at, until) = (during_start + a.at.0, during_start + a.at.0 + a.for_.0);
         let (shared, targets, cwd) = (shared.clone(), targets.clone(), cwd.to_owned());
-        let activity = name.clone();
+        let (activity, id) = (name.clone(), format!("timeline[{i}]"));
         let handle = tasks.spawn(async move {
-            fault_task(fault, activity, at, until, targets, shared, cwd).await
+            fault_task(fault, (activity, id), at, until, targets, shared, cwd).await
         });
         names.insert(handle.id(), name);
     }
@@ -395,7 +395,7 @@ pub(super) async fn during(
 /// Applies one fault at its time (write-ahead), and rolls it back at its end.
 pub(super) async fn fault_task(
     fault: livefire_spec::Fault,
-    activity: String,
+    (activity, id): (String, String),
     at: Instant,
     until: Instant,
     targets: Targets,
@@ -416,7 +416,7 @@ pub(super) async fn fault_task(
     let s = shared.clone();
     let act = activity.clone();
     let applied = tokio::task::spawn_blocking(move || {
-        let result = apply_one(&fault, &act, until, &targets, &s, &cwd);
+        let result = apply_one(&fault, &act, &id, until, &targets, &s, &cwd);
         s.in_flight.fetch_sub(1, Ordering::SeqCst);
         result
     })
@@ -446,6 +446,7 @@ pub(super) async fn fault_task(
 pub(super) fn apply_one(
     fault: &livefire_spec::Fault,
     activity: &str,
+    activity_id: &str,
     until: Instant,
     targets: &Targets,
     shared: &Shared,
@@ -454,12 +455,27 @@ pub(super) fn apply_one(
     let prepared: Prepared = livefire_faults::prepare(fault, targets, activity)
         .map_err(|e| format!("activity `{activity}`: {e}"))?;
     let mut entry = None;
+    // For people: its `name:` as written, else kind and target.
+    let display = match (activity == activity_id, prepared.target.is_empty()) {
+        (false, _) => activity.to_owned(),
+        (true, true) => prepared.kind.to_owned(),
+        (true, false) => format!("{} {}", prepared.kind, prepared.target),
+    };
     if let Some(undo) = &prepared.undo {
         let id = shared
             .ledger
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .add(activity, undo, &prepared.resources)
+            .add(
+                &crate::ledger::Activity {
+                    name: activity,
+                    id: activity_id,
+                    display: &display,
+                    kind: prepared.kind,
+                },
+                undo,
+                &prepared.resources,
+            )
             .map_err(|e| format!("activity `{activity}`: cannot write the ledger, so the fault was not applied: {e}"))?;
         let a = Active {
             ledger_id: id,

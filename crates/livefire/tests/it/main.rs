@@ -8,6 +8,8 @@ mod load;
 mod proxy;
 /// `livefire proxy`, the standalone server: its errors, and Toxiproxy's Python client.
 mod proxy_server;
+/// `livefire recover`: --list, --forget, gone processes, stale control sockets.
+mod recover;
 mod report;
 mod run;
 mod safety;

@@ -1,0 +1,6 @@
+//! Tests of the engine's parts that stand alone. Whole runs are tested end to end, on
+//! real processes, in the `livefire` crate's tests.
+
+/// The ledger read back: pending entries, why their undo failed, forgotten ones; and the
+/// event a forget appends to an ended run's journal.
+mod ledger;
