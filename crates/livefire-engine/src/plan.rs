@@ -29,6 +29,16 @@ pub fn activity_name(exp: &Experiment, i: usize) -> String {
         .unwrap_or_else(|| format!("timeline[{i}]"))
 }
 
+/// What this build can run, for validation to refuse the rest where it is written.
+pub fn built() -> livefire_spec::Built {
+    livefire_spec::Built {
+        faults: livefire_faults::BUILT,
+        probes: crate::probe::BUILT,
+        https_probes: false,
+        scenario: false,
+    }
+}
+
 /// What the file asks for that this build cannot run yet. `run` refuses with exit 3.
 pub fn not_built(exp: &Experiment) -> Vec<String> {
     let mut missing = Vec::new();

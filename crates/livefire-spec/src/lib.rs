@@ -7,6 +7,7 @@
 
 pub mod de;
 pub mod diag;
+mod environments;
 mod subst;
 pub mod types;
 pub mod validate;
@@ -17,7 +18,30 @@ use std::path::{Path, PathBuf};
 
 pub use diag::{Diagnostic, Report, Severity};
 pub use types::*;
+pub use validate::Built;
 pub use yaml::{Node, Pos};
+
+/// What a caller asks of a load besides the file.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// `--var name=value`, overriding the file's (and the environment's) `vars`.
+    pub vars: Vec<(String, String)>,
+    /// `--env NAME`: resolve the file for this environment.
+    pub env: Option<String>,
+    /// Without `env`, check every environment too (what `validate` does), so that a
+    /// mistake in one is found without naming it.
+    pub every_environment: bool,
+    /// What this build can run; `None` checks the format alone.
+    pub built: Option<Built>,
+}
+
+/// The environment an experiment was resolved for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChosenEnvironment {
+    pub name: String,
+    /// `run` needs `--confirm production` for it.
+    pub production: bool,
+}
 
 /// A parsed, substituted and validated experiment.
 #[derive(Debug, Clone)]
@@ -29,6 +53,23 @@ pub struct Loaded {
     pub warnings: Report,
     /// The document as written, after substitution, with positions.
     pub tree: Node,
+    /// The environment it was resolved for (`--env`), if any.
+    pub environment: Option<ChosenEnvironment>,
+}
+
+impl Loaded {
+    /// Refuses a production environment unless the user confirmed it with
+    /// `--confirm production`.
+    pub fn confirm(&self, confirm: Option<&str>) -> Result<(), String> {
+        match (&self.environment, confirm) {
+            (Some(env), Some("production")) if env.production => Ok(()),
+            (Some(env), _) if env.production => Err(format!(
+                "environment `{}` is production: add `--confirm production` to run it (nothing was applied)",
+                env.name
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Why an experiment could not be loaded.
@@ -41,16 +82,66 @@ pub enum LoadError {
     },
     #[error("{0}")]
     Invalid(Report),
+    #[error("{}", unknown_environment(name, known))]
+    UnknownEnvironment { name: String, known: Vec<String> },
+    #[error("{}", unknown_var(name, used))]
+    UnknownVar { name: String, used: Vec<String> },
+}
+
+fn unknown_environment(name: &str, known: &[String]) -> String {
+    if known.is_empty() {
+        format!("--env {name}: this file declares no `environments:`; run it without --env")
+    } else {
+        format!(
+            "--env {name}: this file has no environment `{name}`; it has {}",
+            quoted(known)
+        )
+    }
+}
+
+fn unknown_var(name: &str, used: &[String]) -> String {
+    if used.is_empty() {
+        format!("--var {name}: this file uses no variables (no `vars:` and no `${{name}}`)")
+    } else {
+        format!(
+            "--var {name}: this file never uses `${{{name}}}`; the names it uses are {}",
+            quoted(used)
+        )
+    }
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Reads, substitutes (`${name}` from `vars` then targets) and validates an experiment
 /// file. `vars` (from `--var k=v`) override the file's `vars:`.
 pub fn load_file(path: &Path, vars: &[(String, String)]) -> Result<Loaded, LoadError> {
+    load_file_with(
+        path,
+        &Options {
+            vars: vars.to_vec(),
+            ..Options::default()
+        },
+    )
+}
+
+/// As [`load_file`], with everything a caller may ask. Files the experiment names
+/// (`openapi`, `data.file`) are looked for beside it.
+pub fn load_file_with(path: &Path, options: &Options) -> Result<Loaded, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.to_owned(),
         source,
     })?;
-    load_str(&path.display().to_string(), &text, vars).map(|mut l| {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    load_text(&path.display().to_string(), &text, Some(dir), options).map(|mut l| {
         l.path = path.to_owned();
         l
     })
@@ -58,12 +149,33 @@ pub fn load_file(path: &Path, vars: &[(String, String)]) -> Result<Loaded, LoadE
 
 /// As [`load_file`], from text; `file` names it in messages.
 pub fn load_str(file: &str, text: &str, vars: &[(String, String)]) -> Result<Loaded, LoadError> {
+    load_str_with(
+        file,
+        text,
+        &Options {
+            vars: vars.to_vec(),
+            ..Options::default()
+        },
+    )
+}
+
+/// As [`load_file_with`], from text; files it names are not looked for.
+pub fn load_str_with(file: &str, text: &str, options: &Options) -> Result<Loaded, LoadError> {
+    load_text(file, text, None, options)
+}
+
+fn load_text(
+    file: &str,
+    text: &str,
+    dir: Option<&Path>,
+    options: &Options,
+) -> Result<Loaded, LoadError> {
     let report = |diagnostics: Vec<Diagnostic>| Report {
         file: file.to_owned(),
         text: text.to_owned(),
         diagnostics,
     };
-    let mut tree = match yaml::parse(text) {
+    let raw = match yaml::parse(text) {
         Ok(tree) => tree,
         Err(e) => {
             return Err(LoadError::Invalid(report(vec![Diagnostic::error(
@@ -72,9 +184,54 @@ pub fn load_str(file: &str, text: &str, vars: &[(String, String)]) -> Result<Loa
             )])));
         }
     };
+    // A `--var` the file never reads would be silently ignored: say so instead.
+    let used = environments::variable_names(&raw);
+    if let Some((name, _)) = options.vars.iter().find(|(k, _)| !used.contains(k)) {
+        return Err(LoadError::UnknownVar {
+            name: name.clone(),
+            used: used.into_iter().collect(),
+        });
+    }
     let mut diagnostics = Vec::new();
-    subst::substitute(&mut tree, vars, &mut diagnostics);
-    let experiment = validate::validate(&tree, &mut diagnostics);
+    let envs = environments::typed(&raw, &mut diagnostics);
+    let ctx = validate::Context {
+        base_dir: dir,
+        built: options.built.as_ref(),
+    };
+    let chosen = match &options.env {
+        Some(name) => match envs.iter().find(|(n, _, _)| n == name) {
+            Some((n, env, node)) => Some((n.clone(), env.production, *node)),
+            None => {
+                return Err(LoadError::UnknownEnvironment {
+                    name: name.clone(),
+                    known: environments::names(&raw),
+                });
+            }
+        },
+        None => None,
+    };
+    let (tree, experiment) = check(
+        &raw,
+        chosen.as_ref().map(|(_, _, node)| *node),
+        &options.vars,
+        &ctx,
+        &mut diagnostics,
+    );
+    if options.env.is_none() && options.every_environment {
+        // Each environment resolved on its own; what it adds to the file's own
+        // mistakes is reported with its name.
+        let base: std::collections::BTreeSet<Diagnostic> = diagnostics.iter().cloned().collect();
+        for (name, _, node) in &envs {
+            let mut found = Vec::new();
+            check(&raw, Some(node), &options.vars, &ctx, &mut found);
+            for mut d in found {
+                if !base.contains(&d) {
+                    d.message = format!("{} (environment `{name}`)", d.message);
+                    diagnostics.push(d);
+                }
+            }
+        }
+    }
     diagnostics.sort();
     diagnostics.dedup();
     let report = report(diagnostics);
@@ -84,9 +241,24 @@ pub fn load_str(file: &str, text: &str, vars: &[(String, String)]) -> Result<Loa
             path: PathBuf::from(file),
             warnings: report,
             tree,
+            environment: chosen.map(|(name, production, _)| ChosenEnvironment { name, production }),
         }),
         _ => Err(LoadError::Invalid(report)),
     }
+}
+
+/// Resolves `raw` for one environment (or none), substitutes and validates it.
+fn check(
+    raw: &Node,
+    env: Option<&Node>,
+    vars: &[(String, String)],
+    ctx: &validate::Context<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> (Node, Option<Experiment>) {
+    let mut tree = environments::resolved(raw, env);
+    subst::substitute(&mut tree, vars, out);
+    let experiment = validate::validate_with(&tree, ctx, out);
+    (tree, experiment)
 }
 
 /// The JSON Schema of the experiment format, as committed in `schema/experiment.json`.

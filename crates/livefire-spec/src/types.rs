@@ -22,6 +22,11 @@ pub struct Experiment {
     /// Default values of `${name}` variables; `--var name=value` overrides them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
+    /// The same file in every environment: `--env NAME` picks one, whose `vars`,
+    /// `targets` and `settings` override the file's key by key. Resolved away when the
+    /// file is loaded: a loaded experiment holds none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environments: BTreeMap<String, Environment>,
     /// Everything the experiment may touch; nothing else is ever touched.
     #[serde(default)]
     pub targets: BTreeMap<String, Target>,
@@ -74,6 +79,24 @@ impl Experiment {
     }
 }
 
+/// One environment of `environments:`: what it overrides, key by key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// `run` refuses this environment without `--confirm production`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub production: bool,
+    /// Variables of this environment; they override the file's `vars`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+    /// Targets of this environment; each replaces the file's target of its name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub targets: BTreeMap<String, Target>,
+    /// Settings of this environment; each key overrides the file's.
+    #[serde(default)]
+    pub settings: Settings,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -95,6 +118,7 @@ pub struct Settings {
     /// Lowest finding severity that fails the verdict; default high.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_on: Option<FailOn>,
+    /// For split runs, which are not built yet: refused by validation until they are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub segments: Option<SegmentSettings>,
 }
@@ -1039,8 +1063,6 @@ pub struct Request {
     pub body: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<Check>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1140,9 +1162,6 @@ pub struct Auth {
     /// How the token becomes the header value, e.g. `Bearer {token}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
-    /// Refresh the token this often, besides on 401.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub refresh_every: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -1153,8 +1172,6 @@ pub struct Login {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub json: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
     /// JSON path of the token in the login response.
     pub token: String,
 }

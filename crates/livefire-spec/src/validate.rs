@@ -3,6 +3,7 @@
 //! state (exactly one kind, known targets, unique names) are checked with positions.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
@@ -16,6 +17,7 @@ const TOP_LEVEL: &[&str] = &[
     "title",
     "settings",
     "vars",
+    "environments",
     "targets",
     "setup",
     "hypothesis",
@@ -25,8 +27,41 @@ const TOP_LEVEL: &[&str] = &[
     "rollbacks",
 ];
 
-/// Types and checks `tree`; returns the experiment when it could be typed at all.
+/// What this build of livefire can run, for the checks that `run` would otherwise be
+/// the first to make. The lists live with the crates that build the kinds.
+#[derive(Debug, Clone, Copy)]
+pub struct Built {
+    /// Fault kinds, as written in the file (`process.pause`).
+    pub faults: &'static [&'static str],
+    /// Probe kinds (`http`, `tcp`, ...).
+    pub probes: &'static [&'static str],
+    /// Whether `https://` probes are built.
+    pub https_probes: bool,
+    /// Whether `scenario:` (game days) is built.
+    pub scenario: bool,
+}
+
+/// What validation knows besides the document.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    /// The experiment file's folder: files it names (`openapi`, `data.file`) must exist
+    /// there. `None` skips those checks.
+    pub base_dir: Option<&'a Path>,
+    /// What this build can run; `None` checks the format alone.
+    pub built: Option<&'a Built>,
+}
+
+/// Types and checks `tree` as a format alone; see [`validate_with`].
 pub fn validate(tree: &Node, out: &mut Vec<Diagnostic>) -> Option<Experiment> {
+    validate_with(tree, &Context::default(), out)
+}
+
+/// Types and checks `tree`; returns the experiment when it could be typed at all.
+pub fn validate_with(
+    tree: &Node,
+    ctx: &Context<'_>,
+    out: &mut Vec<Diagnostic>,
+) -> Option<Experiment> {
     let Some(entries) = tree.entries() else {
         out.push(Diagnostic::error(
             tree.pos,
@@ -37,8 +72,19 @@ pub fn validate(tree: &Node, out: &mut Vec<Diagnostic>) -> Option<Experiment> {
         ));
         return None;
     };
+    let mut seen = BTreeSet::new();
     for (k, _) in entries {
         let key = k.as_str().unwrap_or_default();
+        if TOP_LEVEL.contains(&key) && !seen.insert(key) {
+            // Only the first would be read: a second `hypothesis:` list would never be
+            // checked.
+            out.push(Diagnostic::error(
+                k.pos,
+                format!(
+                    "duplicate key `{key}`: only the first would be read; merge the two into one"
+                ),
+            ));
+        }
         if !TOP_LEVEL.contains(&key) {
             out.push(Diagnostic::error(
                 k.pos,
@@ -104,6 +150,7 @@ pub fn validate(tree: &Node, out: &mut Vec<Diagnostic>) -> Option<Experiment> {
         title: title.unwrap_or_default(),
         settings,
         vars,
+        environments: BTreeMap::new(),
         targets,
         setup,
         hypothesis,
@@ -117,6 +164,7 @@ pub fn validate(tree: &Node, out: &mut Vec<Diagnostic>) -> Option<Experiment> {
         exp: &experiment,
         out,
         index,
+        ctx,
     }
     .check();
     typed_ok.then_some(experiment)
@@ -267,6 +315,7 @@ struct Checker<'a> {
     exp: &'a Experiment,
     out: &'a mut Vec<Diagnostic>,
     index: Index,
+    ctx: &'a Context<'a>,
 }
 
 impl Checker<'_> {
@@ -284,6 +333,10 @@ impl Checker<'_> {
 
     fn err(&mut self, pos: Pos, msg: impl Into<String>) {
         self.out.push(Diagnostic::error(pos, msg));
+    }
+
+    fn warn(&mut self, pos: Pos, msg: impl Into<String>) {
+        self.out.push(Diagnostic::warning(pos, msg));
     }
 
     fn check(&mut self) {
@@ -319,6 +372,8 @@ impl Checker<'_> {
         }
         self.check_scenario();
         self.check_settings();
+        self.check_overlaps();
+        self.check_built();
         for (i, step) in self.exp.rollbacks.iter().enumerate() {
             let i = self.ix("rollbacks", i);
             let RollbackStep::Command(c) = step;
@@ -504,15 +559,17 @@ impl Checker<'_> {
             if let Some(l) = &a.load {
                 self.check_load(l, &[K("timeline"), I(i), K("load")]);
             }
-            if let Some(f) = &a.fuzz
-                && f.auth
+            if let Some(f) = &a.fuzz {
+                self.check_fuzz(f, &[K("timeline"), I(i), K("fuzz")]);
+                if f.auth
                     .as_ref()
                     .is_some_and(|a| a.value.is_some() == a.login.is_some())
-            {
-                self.err(
-                    at(self.tree, &[K("timeline"), I(i), K("fuzz"), K("auth")]),
-                    "`auth` needs exactly one of `value` and `login`",
-                );
+                {
+                    self.err(
+                        at(self.tree, &[K("timeline"), I(i), K("fuzz"), K("auth")]),
+                        "`auth` needs exactly one of `value` and `login`",
+                    );
+                }
             }
         }
         workloads
@@ -560,9 +617,19 @@ impl Checker<'_> {
         } else if sql && (l.postgres.is_none() || l.statements.is_empty()) {
             self.err(pos, "a SQL load needs both `postgres` and `statements`");
         }
+        if let Some(d) = &l.data {
+            let mut p = path.to_vec();
+            p.extend([K("data"), K("file")]);
+            self.check_file(&d.file, "data file", &p);
+        }
         for (i, r) in l.requests.iter().enumerate() {
             let mut p = path.to_vec();
             p.extend([K("requests"), I(i)]);
+            if let Some(m) = &r.method {
+                let mut q = p.clone();
+                q.push(K("method"));
+                self.check_method(m, &q);
+            }
             if !is_url(&r.url) {
                 let mut q = p.clone();
                 q.push(K("url"));
@@ -729,6 +796,11 @@ impl Checker<'_> {
                 p.push(K("probe"));
                 match probe {
                     Probe::Http(h) => {
+                        if let Some(m) = &h.method {
+                            let mut q = p.clone();
+                            q.extend([K("http"), K("method")]);
+                            self.check_method(m, &q);
+                        }
                         if !is_url(&h.url) {
                             p.extend([K("http"), K("url")]);
                             self.err(at(self.tree, &p), format!("`{}` is not an http:// or https:// URL", h.url));
@@ -770,7 +842,9 @@ impl Checker<'_> {
                         );
                     }
                 }
-                if let Some((_, q)) = comparisons.first() {
+                if let Some((comparison, q)) = comparisons.first() {
+                    let cpos = at(self.tree, &[path[0], path[1], K(comparison.name())]);
+                    self.check_fraction(metric, q, cpos);
                     let latency = metric.contains(".latency.") || metric.ends_with("write_gap");
                     let is_duration = matches!(q, crate::values::Quantity::Duration(_));
                     if latency && !is_duration && q.value() != 0.0 {
@@ -832,11 +906,239 @@ impl Checker<'_> {
                 ),
             );
         }
+        if self.exp.settings.segments.is_some() {
+            self.err(
+                key_at(self.tree, &[K("settings")], "segments"),
+                "`segments.min_alive` is for split runs, which this livefire does not build yet: remove `segments`",
+            );
+        }
         if self.exp.settings.probe_every.is_some_and(|d| d.0.is_zero()) {
             self.err(
                 at(self.tree, &[K("settings"), K("probe_every")]),
                 "`probe_every` must be longer than 0s",
             );
+        }
+    }
+
+    /// A fuzz campaign's spec: a file needs `base_url` (nothing else says where the API
+    /// answers) and must exist beside the experiment file.
+    fn check_fuzz(&mut self, f: &Fuzz, path: &[Seg]) {
+        let mut p = path.to_vec();
+        p.push(K("openapi"));
+        let remote = f.openapi.starts_with("http://") || f.openapi.starts_with("https://");
+        if !remote && !f.openapi.starts_with("${") {
+            if f.base_url.is_none() {
+                self.err(
+                    at(self.tree, &p),
+                    format!(
+                        "`openapi` is a file ({}): set `base_url` to where the API answers, e.g. `base_url: \"http://127.0.0.1:8080\"`",
+                        f.openapi
+                    ),
+                );
+            }
+            self.check_file(&f.openapi, "OpenAPI file", &p);
+        }
+        if let Some(b) = &f.base_url
+            && !is_url(b)
+        {
+            let mut q = path.to_vec();
+            q.push(K("base_url"));
+            self.err(
+                at(self.tree, &q),
+                format!("`{b}` is not an http:// or https:// URL"),
+            );
+        }
+    }
+
+    /// A file the run reads, relative to the experiment file's folder.
+    fn check_file(&mut self, file: &str, what: &str, path: &[Seg]) {
+        let Some(dir) = self.ctx.base_dir else { return };
+        if file.contains("${") {
+            return;
+        }
+        let full = dir.join(file);
+        if !full.is_file() {
+            self.err(
+                at(self.tree, path),
+                format!(
+                    "{what} `{file}` does not exist (looked for {}; a relative name is read from the experiment file's folder)",
+                    full.display()
+                ),
+            );
+        }
+    }
+
+    fn check_method(&mut self, method: &str, path: &[Seg]) {
+        let token = !method.is_empty()
+            && method
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c));
+        if !token {
+            self.err(
+                at(self.tree, path),
+                format!("`{method}` is not an HTTP method: write e.g. `GET` or `POST`"),
+            );
+        }
+    }
+
+    /// A bound on a fraction (`error_rate`, `rate_achieved`) is a percentage: a bare 20
+    /// would read as 2000 % and never trip.
+    fn check_fraction(&mut self, metric: &str, q: &crate::values::Quantity, pos: Pos) {
+        use crate::values::Quantity;
+        if !is_fraction_metric(metric) {
+            return;
+        }
+        match q {
+            Quantity::Percent(_) => {}
+            Quantity::Number(n) if *n > 1.0 => self.err(
+                pos,
+                format!(
+                    "`{metric}` is a fraction: a bare {n} reads as {}%; write `{n}%`",
+                    percent(*n)
+                ),
+            ),
+            Quantity::Number(n) if *n > 0.0 => self.warn(
+                pos,
+                format!(
+                    "`{metric}` is a fraction: {n} reads as {}%; write `{}%` to say so",
+                    percent(*n),
+                    percent(*n)
+                ),
+            ),
+            Quantity::Number(_) => {}
+            _ => self.err(
+                pos,
+                format!("`{metric}` is a fraction: compare it with a percentage such as `5%`"),
+            ),
+        }
+    }
+
+    /// Two faults on one target whose windows overlap, where the first's undo would
+    /// undo the second too (a SIGCONT resumes both pauses; enabling a proxy ends both
+    /// `proxy.down`s). Faults that stack (two toxics on one proxy) are fine.
+    fn check_overlaps(&mut self) {
+        struct Window {
+            doc: usize,
+            label: String,
+            start: std::time::Duration,
+            end: std::time::Duration,
+            group: &'static str,
+            target: String,
+        }
+        let mut windows: Vec<Window> = Vec::new();
+        for (typed, a) in self.exp.timeline.iter().enumerate() {
+            let Some(f) = &a.fault else { continue };
+            let (Some(group), Some((target, _))) = (exclusive_group(f), f.target()) else {
+                continue;
+            };
+            let label = match &a.name {
+                Some(n) => format!("`{n}` ({} {target})", f.kind()),
+                None => format!("`{} {target}` at {}", f.kind(), a.at),
+            };
+            windows.push(Window {
+                doc: self.ix("timeline", typed),
+                label,
+                start: a.at.0,
+                end: a.at.0 + a.for_.0,
+                group,
+                target: target.to_owned(),
+            });
+        }
+        for (j, later) in windows.iter().enumerate() {
+            let clash = windows[..j].iter().find(|earlier| {
+                earlier.group == later.group
+                    && earlier.target == later.target
+                    && earlier.start < later.end
+                    && later.start < earlier.end
+            });
+            if let Some(earlier) = clash {
+                let msg = format!(
+                    "{} overlaps {} on target `{}` ({}–{} and {}–{}): they cannot stack (undoing one undoes both); move one so their windows do not overlap",
+                    later.label,
+                    earlier.label,
+                    later.target,
+                    crate::values::Duration(earlier.start),
+                    crate::values::Duration(earlier.end),
+                    crate::values::Duration(later.start),
+                    crate::values::Duration(later.end),
+                );
+                let pos = at(self.tree, &[K("timeline"), I(later.doc), K("fault")]);
+                self.out.push(Diagnostic::error(pos, msg));
+            }
+        }
+    }
+
+    /// What the file asks for that this build cannot run: `run` would refuse it, so
+    /// validation does, at the place it is written.
+    fn check_built(&mut self) {
+        let Some(built) = self.ctx.built else { return };
+        for (typed, a) in self.exp.timeline.iter().enumerate() {
+            let Some(f) = &a.fault else { continue };
+            if !built.faults.contains(&f.kind()) {
+                let i = self.ix("timeline", typed);
+                self.err(
+                    key_at(self.tree, &[K("timeline"), I(i), K("fault")], f.kind()),
+                    format!(
+                        "fault `{}` is not built in this livefire yet: `livefire run` refuses it",
+                        f.kind()
+                    ),
+                );
+            }
+        }
+        for section in ["hypothesis", "guardrails"] {
+            let conditions = if section == "hypothesis" {
+                &self.exp.hypothesis
+            } else {
+                &self.exp.guardrails
+            };
+            for (typed, c) in conditions.iter().enumerate() {
+                let Some(probe) = &c.probe else { continue };
+                let i = self.ix(section, typed);
+                let path = [K(section), I(i), K("probe")];
+                if !built.probes.contains(&probe.kind()) {
+                    self.out.push(Diagnostic::error(
+                        key_at(self.tree, &path, probe.kind()),
+                        format!(
+                            "`{}` probes are not built in this livefire yet: `livefire run` refuses them; built: {}",
+                            probe.kind(),
+                            list(built.probes)
+                        ),
+                    ));
+                }
+                if let Probe::Http(h) = probe
+                    && h.url.starts_with("https://")
+                    && !built.https_probes
+                {
+                    self.out.push(Diagnostic::error(
+                        at(self.tree, &[K(section), I(i), K("probe"), K("http"), K("url")]),
+                        "https:// probes are not built in this livefire yet: `livefire run` refuses them; probe over http:// or with `tcp`",
+                    ));
+                }
+            }
+        }
+        if self.exp.scenario.is_some() && !built.scenario {
+            self.err(
+                key_at(self.tree, &[], "scenario"),
+                "`scenario` (game days) is not built in this livefire yet: `livefire run` refuses it",
+            );
+        }
+        // Attributes only postgres faults read: without them they would do nothing.
+        if !built.faults.iter().any(|k| k.starts_with("postgres.")) {
+            for (name, t) in &self.exp.targets {
+                let Some(pg) = &t.postgres else { continue };
+                for (key, set) in [
+                    ("data_dir", pg.data_dir.is_some()),
+                    ("bin_dir", pg.bin_dir.is_some()),
+                    ("user", pg.user.is_some()),
+                ] {
+                    if set {
+                        self.err(
+                            key_at(self.tree, &[K("targets"), K(name), K("postgres")], key),
+                            format!("`{key}` is read by postgres.* faults, which this livefire does not build yet: remove it"),
+                        );
+                    }
+                }
+            }
         }
     }
 
@@ -884,6 +1186,28 @@ impl Seg<'_> {
     fn is_key(&self, key: &str) -> bool {
         matches!(self, K(k) if *k == key)
     }
+}
+
+/// A fraction as a percentage, without float noise (0.05 is 5, not 5.000000000000001).
+fn percent(fraction: f64) -> f64 {
+    (fraction * 100.0 * 1e6).round() / 1e6
+}
+
+/// Metrics that are fractions (0..1) of something: their bounds are percentages.
+fn is_fraction_metric(metric: &str) -> bool {
+    metric.ends_with(".error_rate") || metric.ends_with(".rate_achieved")
+}
+
+/// Fault kinds whose undo would also undo another fault of the same group on the same
+/// target, so two of them must not overlap. `None`: the kind stacks.
+fn exclusive_group(f: &Fault) -> Option<&'static str> {
+    Some(match f {
+        Fault::ProcessKill(_) | Fault::ProcessPause(_) | Fault::ProcessRestart(_) => "process",
+        Fault::ProxyDown(_) => "proxy.down",
+        Fault::NetBandwidth(_) => "net.bandwidth",
+        Fault::PostgresCorrupt(_) => "postgres.corrupt",
+        _ => return None,
+    })
 }
 
 /// An http(s) URL, or one whose start is filled at run time (an unknown name there is

@@ -58,6 +58,10 @@ pub struct ValidateArgs {
     /// Set a variable used as `${name}` (repeatable); overrides the file's `vars:`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = livefire_spec::parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Check the file as resolved for this environment of its `environments:` only
+    /// (default: the file as written and every environment).
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +77,12 @@ pub struct RunArgs {
     /// Set a variable used as `${name}` (repeatable); overrides the file's `vars:`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = livefire_spec::parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Resolve the file for this environment of its `environments:`.
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// `--confirm production`: run an environment marked `production: true`.
+    #[arg(long, value_name = "WHAT")]
+    pub confirm: Option<String>,
     /// No progress lines.
     #[arg(long, short)]
     pub quiet: bool,

@@ -35,14 +35,25 @@ where
 
 /// `livefire validate`: all errors at once, located; exit 3 when there are any.
 fn validate(args: cli::ValidateArgs) -> ExitCode {
-    match livefire_spec::load_file(&args.file, &args.vars) {
+    let options = livefire_spec::Options {
+        vars: args.vars,
+        every_environment: args.env.is_none(),
+        env: args.env,
+        built: Some(livefire_engine::plan::built()),
+    };
+    match livefire_spec::load_file_with(&args.file, &options) {
         Ok(loaded) => {
             if !loaded.warnings.diagnostics.is_empty() {
                 eprint!("{}", loaded.warnings);
             }
             let e = &loaded.experiment;
+            let env = loaded
+                .environment
+                .as_ref()
+                .map(|e| format!(" (environment `{}`)", e.name))
+                .unwrap_or_default();
             println!(
-                "{}: valid: {} target(s), {} setup process(es), {} activit{}, {} hypothesis condition(s), {} guardrail(s)",
+                "{}{env}: valid: {} target(s), {} setup process(es), {} activit{}, {} hypothesis condition(s), {} guardrail(s)",
                 args.file.display(),
                 e.targets.len(),
                 e.setup.len(),
@@ -55,7 +66,7 @@ fn validate(args: cli::ValidateArgs) -> ExitCode {
         }
         Err(err) => {
             eprint!("{err}");
-            if matches!(err, livefire_spec::LoadError::Read { .. }) {
+            if !matches!(err, livefire_spec::LoadError::Invalid(_)) {
                 eprintln!();
             }
             ExitCode::from(cli::exit::INVALID)
@@ -71,6 +82,8 @@ fn run(args: cli::RunArgs) -> ExitCode {
         vars: args.vars,
         out: args.out,
         dry_run: args.dry_run,
+        env: args.env,
+        confirm: args.confirm,
         view: if args.quiet {
             livefire_engine::view::View::Quiet
         } else if std::io::stderr().is_terminal() {

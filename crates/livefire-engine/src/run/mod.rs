@@ -40,6 +40,10 @@ pub struct RunOptions {
     /// Parent folder of run folders (overrides `settings.out`).
     pub out: Option<PathBuf>,
     pub dry_run: bool,
+    /// `--env NAME`: the environment of the file to resolve for.
+    pub env: Option<String>,
+    /// `--confirm production`: needed by an environment with `production: true`.
+    pub confirm: Option<String>,
     /// How progress is shown while the run goes on.
     pub view: crate::view::View,
     /// Serve live metrics in the Prometheus text format at `GET /metrics` here.
@@ -156,11 +160,17 @@ fn create_run_dir(out: &Path, title: &str) -> std::io::Result<(String, PathBuf)>
 }
 
 async fn run_async(opts: RunOptions) -> Outcome {
-    let loaded = match livefire_spec::load_file(&opts.file, &opts.vars) {
+    let options = livefire_spec::Options {
+        vars: opts.vars.clone(),
+        env: opts.env.clone(),
+        every_environment: false,
+        built: Some(plan::built()),
+    };
+    let loaded = match livefire_spec::load_file_with(&opts.file, &options) {
         Ok(l) => l,
         Err(e) => {
             eprint!("{e}");
-            if matches!(e, livefire_spec::LoadError::Read { .. }) {
+            if !matches!(e, livefire_spec::LoadError::Invalid(_)) {
                 eprintln!();
             }
             return Outcome {
@@ -169,6 +179,8 @@ async fn run_async(opts: RunOptions) -> Outcome {
             };
         }
     };
+    // A plan may be looked at without confirming: only a run needs it.
+    let confirmed = loaded.confirm(opts.confirm.as_deref());
     let written = loaded.experiment;
     let missing = plan::not_built(&written);
     if !missing.is_empty() {
@@ -184,6 +196,9 @@ async fn run_async(opts: RunOptions) -> Outcome {
             exit_code: 0,
             run_dir: None,
         };
+    }
+    if let Err(e) = confirmed {
+        return invalid(e);
     }
     let (exp, secrets) = match resolve_env(&written) {
         Ok(x) => x,

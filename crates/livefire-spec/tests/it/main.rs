@@ -1,5 +1,9 @@
 //! Integration tests of the experiment file: located errors, the whole format, schema.
 
 mod corpus;
+/// `environments:` and `--env`.
+mod environments;
 mod errors;
 mod format;
+/// What used to be accepted silently, now refused where it is written.
+mod refusals;

@@ -5,6 +5,8 @@ mod docs;
 mod fuzz;
 /// `livefire load`, the ad-hoc command.
 mod load;
+/// `validate` refuses what `run` refuses, located; `--env` on both.
+mod parity;
 mod proxy;
 /// `livefire proxy`, the standalone server: its errors, and Toxiproxy's Python client.
 mod proxy_server;

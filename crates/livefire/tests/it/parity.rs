@@ -1,0 +1,232 @@
+//! `validate` catches what `run` refuses: every input that `run` refuses without
+//! needing the target alive is refused by `validate` too, at FILE:LINE:COL, and by `run`
+//! with exit 3 before anything is applied. And `--env`, on both.
+
+use crate::support::*;
+
+const HEAD: &str = "version: 1\ntitle: parity\n";
+
+/// (what, file body after HEAD, line:col, message fragment). Each must be refused by
+/// `validate` at that place and by `run` with exit 3 and the same located line.
+const REFUSED: &[(&str, &str, &str, &str)] = &[
+    (
+        "an https probe",
+        "hypothesis:\n  - { name: up, probe: { http: { url: \"https://127.0.0.1:1/\" } }, expect: { status: 200 } }\ntimeline: []\n",
+        "4:39",
+        "https:// probes are not built",
+    ),
+    (
+        "a sql probe",
+        "hypothesis:\n  - { name: db, probe: { sql: { dsn: \"postgres://a@127.0.0.1:1/d\", query: \"select 1\" } }, expect: { rows: 1 } }\ntimeline: []\n",
+        "4:26",
+        "`sql` probes are not built",
+    ),
+    (
+        "a fuzz spec file without base_url",
+        "timeline:\n  - { at: 0s, for: 1s, fuzz: { openapi: spec.json } }\n",
+        "4:41",
+        "set `base_url`",
+    ),
+    (
+        "a fuzz spec file that does not exist",
+        "timeline:\n  - { at: 0s, for: 1s, fuzz: { openapi: missing.json, base_url: \"http://127.0.0.1:1\" } }\n",
+        "4:41",
+        "OpenAPI file `missing.json` does not exist",
+    ),
+    (
+        "a load data file that does not exist",
+        "timeline:\n  - { at: 0s, for: 1s, load: { rate: 1/s, data: { file: rows.csv }, requests: [ { url: \"http://127.0.0.1:1/\" } ] } }\n",
+        "4:57",
+        "data file `rows.csv` does not exist",
+    ),
+    (
+        "a fault kind this build does not run",
+        "targets:\n  ns: { netns: lf-parity }\ntimeline:\n  - { at: 0s, for: 1s, fault: { net.loss: { target: ns, rate: 5% } } }\n",
+        "6:33",
+        "fault `net.loss` is not built",
+    ),
+    (
+        "a scenario",
+        "targets:\n  w: { process: { pid: 4242 } }\ntimeline: []\nscenario:\n  draw: 1\n  window: [0s, 1s]\n  duration: [1s, 1s]\n  pool: [ { fault: { process.pause: { target: w } } } ]\n",
+        "6:1",
+        "`scenario` (game days) is not built",
+    ),
+    (
+        "split-run settings",
+        "settings: { segments: { min_alive: 1 } }\ntimeline: []\n",
+        "3:13",
+        "split runs",
+    ),
+    (
+        "a postgres attribute only unbuilt faults read",
+        "targets:\n  db: { postgres: { dsn: \"postgres://a@127.0.0.1:1/d\", data_dir: /tmp/x } }\ntimeline: []\n",
+        "4:56",
+        "`data_dir` is read by postgres.* faults",
+    ),
+    (
+        "a second top-level timeline",
+        "timeline: []\ntimeline: []\n",
+        "4:1",
+        "duplicate key `timeline`",
+    ),
+    (
+        "a bare number bounding an error rate",
+        "guardrails:\n  - { metric: l.error_rate, below: 20 }\ntimeline:\n  - { at: 0s, for: 1s, load: { name: l, rate: 1/s, requests: [ { url: \"http://127.0.0.1:1/\" } ] } }\n",
+        "4:36",
+        "write `20%`",
+    ),
+    (
+        "two pauses of one process at once",
+        "targets:\n  w: { process: { pid: 4242 } }\ntimeline:\n  - { at: 0s, for: 5s, fault: { process.pause: { target: w } } }\n  - { at: 1s, for: 5s, fault: { process.pause: { target: w } } }\n",
+        "7:31",
+        "cannot stack",
+    ),
+];
+
+#[test]
+fn what_run_refuses_validate_refuses_at_its_place() {
+    let mut failures = Vec::new();
+    for (what, body, at, fragment) in REFUSED {
+        let home = Home::new();
+        // A fuzz spec that exists, for the case that only lacks `base_url`.
+        write(home.path(), "spec.json", "{}");
+        let file = home.file(&format!("{HEAD}{body}"));
+        let located = format!("{}:{at}: error: ", file.display());
+
+        let (code, _, err) = run(home.livefire().arg("validate").arg(&file));
+        let line = err.lines().find(|l| l.starts_with(&located));
+        if code != 3 || !line.is_some_and(|l| l.contains(fragment)) {
+            failures.push(format!(
+                "{what}: validate exited {code}, wanted 3 and `{located}...{fragment}`:\n{err}"
+            ));
+        }
+
+        let (code, _, err) = run(&mut home.run(&file));
+        if code != 3
+            || !err
+                .lines()
+                .any(|l| l.starts_with(&located) && l.contains(fragment))
+        {
+            failures.push(format!(
+                "{what}: run exited {code}, wanted 3 and `{located}...{fragment}`:\n{err}"
+            ));
+        }
+        if home.path().join("runs").exists() {
+            failures.push(format!("{what}: run made a run folder for a refused file"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn a_var_the_file_never_uses_is_refused_by_validate_and_run() {
+    let home = Home::new();
+    let file = home.file(&format!(
+        "{HEAD}vars: {{ port: \"1\" }}\ntargets:\n  api: {{ http: \"http://127.0.0.1:${{port}}\" }}\ntimeline: []\n"
+    ));
+    for cmd in [
+        home.livefire().arg("validate").arg(&file),
+        home.run(&file).arg("--dry-run"),
+    ] {
+        let (code, _, err) = run(cmd.args(["--var", "prot=2"]));
+        assert_eq!(code, 3, "{err}");
+        assert!(
+            err.contains(
+                "--var prot: this file never uses `${prot}`; the names it uses are `port`"
+            ),
+            "{err}"
+        );
+    }
+}
+
+const ENVS: &str = r#"version: 1
+title: environments
+vars: { port: "1" }
+environments:
+  local: {}
+  staging: { vars: { port: "2" } }
+  prod: { production: true, vars: { port: "3" } }
+targets:
+  api: { http: "http://127.0.0.1:${port}" }
+timeline: []
+"#;
+
+#[test]
+fn env_picks_an_environment_and_production_needs_confirmation() {
+    let home = Home::new();
+    let file = home.file(ENVS);
+
+    let (code, out, err) = run(home.livefire().arg("validate").arg(&file));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid"), "{out}");
+    let (code, out, err) = run(home
+        .livefire()
+        .arg("validate")
+        .arg(&file)
+        .args(["--env", "staging"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("(environment `staging`): valid"), "{out}");
+
+    for cmd in [
+        home.livefire().arg("validate").arg(&file),
+        home.run(&file).arg("--dry-run"),
+    ] {
+        let (code, _, err) = run(cmd.args(["--env", "stagin"]));
+        assert_eq!(code, 3, "{err}");
+        assert!(
+            err.contains("no environment `stagin`; it has `local`, `prod`, `staging`"),
+            "{err}"
+        );
+    }
+
+    // production: a plan may be looked at; a run needs --confirm production and
+    // applies nothing without it.
+    let (code, out, err) = run(home.run(&file).args(["--env", "prod", "--dry-run"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("plan: environments"), "{out}");
+    let (code, _, err) = run(home.run(&file).args(["--env", "prod"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("environment `prod` is production: add `--confirm production`"),
+        "{err}"
+    );
+    assert!(
+        !home.path().join("runs").exists(),
+        "a refused run left a folder"
+    );
+    let (code, _, err) =
+        run(home
+            .run(&file)
+            .args(["--env", "prod", "--confirm", "production", "-q"]));
+    assert_eq!(code, 0, "{err}");
+    let written = std::fs::read_to_string(home.run_dir().join("experiment.yaml")).unwrap();
+    assert!(
+        written.contains("http://127.0.0.1:3"),
+        "the run used prod's variables: {written}"
+    );
+}
+
+#[test]
+fn a_mistake_in_one_environment_fails_validate_without_env() {
+    let home = Home::new();
+    let file = home.file(
+        "version: 1\ntitle: t\nvars: { port: \"19101\" }\nenvironments:\n  local: {}\n  staging: { vars: { port: \"two\" } }\ntargets:\n  link: { proxy: { listen: \"127.0.0.1:${port}\", upstream: \"127.0.0.1:1\" } }\ntimeline: []\n",
+    );
+    let (code, _, err) = run(home.livefire().arg("validate").arg(&file));
+    assert_eq!(code, 3, "{err}");
+    // The address is written in `targets:`; the environment that breaks it is named.
+    assert!(
+        err.contains(&format!(
+            "{}:8:28: error: `127.0.0.1:two` is not HOST:PORT (environment `staging`)",
+            file.display()
+        )),
+        "{err}"
+    );
+    // Naming another environment checks that one only.
+    let (code, _, err) = run(home
+        .livefire()
+        .arg("validate")
+        .arg(&file)
+        .args(["--env", "local"]));
+    assert_eq!(code, 0, "{err}");
+}
