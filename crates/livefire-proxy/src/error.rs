@@ -34,3 +34,21 @@ pub enum ProxyError {
     #[error("invalid address {addr:?}: {reason}")]
     BadAddress { addr: String, reason: String },
 }
+
+/// Why the io_uring data plane is not running (connections then stay on epoll).
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum IoUringUnavailable {
+    /// `LIVEFIRE_PROXY_IO=epoll` asked for the epoll path.
+    #[error("LIVEFIRE_PROXY_IO=epoll is set")]
+    Disabled,
+    /// The kernel would not set up a ring with the flags the plane needs: too old
+    /// (SINGLE_ISSUER and DEFER_TASKRUN need Linux 6.1), `kernel.io_uring_disabled`,
+    /// a seccomp filter, or not Linux.
+    #[error("{0}")]
+    Refused(String),
+    /// The ring was set up but a later step failed. A kernel that takes the setup flags
+    /// has every feature the plane uses, so this is a bug in the plane or a kernel that
+    /// restricts io_uring further.
+    #[error("{0}")]
+    Failed(String),
+}

@@ -16,7 +16,7 @@ mod toxic;
 #[cfg(target_os = "linux")]
 mod uring;
 
-pub use error::{ProxyError, ToxicError};
+pub use error::{IoUringUnavailable, ProxyError, ToxicError};
 pub use http::HttpMatch;
 pub use proxy::{DirectionStats, Proxy, ProxyConfig, ProxyStats};
 pub use server::{ProxyArgs, ServeError, run};
@@ -39,13 +39,15 @@ pub fn io_uring_connections() -> Option<u64> {
 /// Why this process forwards on the epoll path: the step of starting the io_uring data
 /// plane that failed, with the kernel's error (or `LIVEFIRE_PROXY_IO=epoll`). `None`
 /// when io_uring forwards. Starts the plane if it has not started.
-pub fn io_uring_unavailable() -> Option<&'static str> {
+pub fn io_uring_unavailable() -> Option<IoUringUnavailable> {
     #[cfg(target_os = "linux")]
     {
-        uring::unavailable()
+        uring::unavailable().cloned()
     }
     #[cfg(not(target_os = "linux"))]
     {
-        Some("io_uring exists only on Linux")
+        Some(IoUringUnavailable::Refused(
+            "io_uring exists only on Linux".into(),
+        ))
     }
 }

@@ -32,6 +32,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use tokio::sync::oneshot;
 
+use crate::error::IoUringUnavailable::{self, Failed};
 use crate::proxy::{DirStats, Shared};
 
 /// Buffers in the shared ring, and their size: a multishot receive fills one per
@@ -107,7 +108,7 @@ pub(crate) struct Plane {
 }
 
 /// The plane, or what failed when it started (the connections then stay on epoll).
-static PLANE: OnceLock<Result<Plane, String>> = OnceLock::new();
+static PLANE: OnceLock<Result<Plane, IoUringUnavailable>> = OnceLock::new();
 
 /// The process's plane, started on first call; `None` when io_uring cannot be used.
 pub(crate) fn plane() -> Option<&'static Plane> {
@@ -116,14 +117,14 @@ pub(crate) fn plane() -> Option<&'static Plane> {
 
 /// What failed when the plane started (starting it if it has not started), or `None`
 /// when it runs.
-pub(crate) fn unavailable() -> Option<&'static str> {
-    PLANE.get_or_init(start).as_ref().err().map(String::as_str)
+pub(crate) fn unavailable() -> Option<&'static IoUringUnavailable> {
+    PLANE.get_or_init(start).as_ref().err()
 }
 
-fn start() -> Result<Plane, String> {
+fn start() -> Result<Plane, IoUringUnavailable> {
     if std::env::var("LIVEFIRE_PROXY_IO").is_ok_and(|v| v == "epoll") {
         tracing::info!("proxy data plane: epoll (LIVEFIRE_PROXY_IO=epoll)");
-        return Err("LIVEFIRE_PROXY_IO=epoll is set".into());
+        return Err(IoUringUnavailable::Disabled);
     }
     let waker_pair = || -> std::io::Result<(UnixStream, UnixStream)> {
         let (waker, wake_rx) = UnixStream::pair()?;
@@ -132,7 +133,7 @@ fn start() -> Result<Plane, String> {
         Ok((waker, wake_rx))
     };
     let (waker, wake_rx) =
-        waker_pair().map_err(|e| format!("the plane's wake-up socket pair failed: {e}"))?;
+        waker_pair().map_err(|e| Failed(format!("the plane's wake-up socket pair failed: {e}")))?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("livefire-proxy-io".into())
@@ -153,7 +154,7 @@ fn start() -> Result<Plane, String> {
             }
         });
     if let Err(e) = spawned {
-        return Err(format!("the plane's thread did not start: {e}"));
+        return Err(Failed(format!("the plane's thread did not start: {e}")));
     }
     match ready_rx.recv() {
         Ok(Ok(())) => {
@@ -168,7 +169,9 @@ fn start() -> Result<Plane, String> {
             tracing::info!(error = %e, "proxy data plane: epoll (io_uring unavailable)");
             Err(e)
         }
-        Err(_) => Err("the plane's thread ended before saying whether io_uring works".into()),
+        Err(_) => Err(Failed(
+            "the plane's thread ended before saying whether io_uring works".into(),
+        )),
     }
 }
 
@@ -400,29 +403,33 @@ struct Driver {
 
 impl Driver {
     /// The driver, or which step of setting up io_uring failed and why.
-    fn new(wake_rx: UnixStream) -> Result<Driver, String> {
+    fn new(wake_rx: UnixStream) -> Result<Driver, IoUringUnavailable> {
         let ring = IoUring::builder()
             .setup_single_issuer()
             .setup_defer_taskrun()
             .build(4096)
             .map_err(|e| {
-                format!(
+                IoUringUnavailable::Refused(format!(
                     "io_uring_setup with SINGLE_ISSUER and DEFER_TASKRUN (Linux 6.1+; \
                      sysctl kernel.io_uring_disabled, seccomp) failed: {e}"
-                )
+                ))
             })?;
         ring.submitter()
             .register_files_sparse(2 * FILE_PAIRS)
-            .map_err(|e| format!("registering sparse fixed files (Linux 5.19+) failed: {e}"))?;
+            .map_err(|e| {
+                Failed(format!(
+                    "registering sparse fixed files (Linux 5.19+) failed: {e}"
+                ))
+            })?;
         let bufs: &'static [u8] = Vec::leak(vec![0u8; usize::from(NBUF) * BUF_SIZE]);
         let layout = std::alloc::Layout::from_size_align(usize::from(NBUF) * 16, 4096)
-            .map_err(|e| format!("the buffer ring's layout: {e}"))?;
+            .map_err(|e| Failed(format!("the buffer ring's layout: {e}")))?;
         // SAFETY: the layout has a non-zero size. The memory is never freed (the ring
         // may reference it until the process exits).
         let ring_entries =
             unsafe { std::alloc::alloc_zeroed(layout) }.cast::<types::BufRingEntry>();
         if ring_entries.is_null() {
-            return Err("out of memory for the buffer ring".into());
+            return Err(Failed("out of memory for the buffer ring".into()));
         }
         // SAFETY: `ring_entries` is page-aligned, NBUF entries long, zeroed, and lives
         // for the rest of the process.
@@ -430,7 +437,9 @@ impl Driver {
             ring.submitter()
                 .register_buf_ring_with_flags(ring_entries as u64, NBUF, BGID, 0)
                 .map_err(|e| {
-                    format!("registering a provided-buffer ring (Linux 5.19+) failed: {e}")
+                    Failed(format!(
+                        "registering a provided-buffer ring (Linux 5.19+) failed: {e}"
+                    ))
                 })?;
         }
         // SAFETY: `ring_entries` points at the first entry of the live allocation; the
@@ -454,8 +463,11 @@ impl Driver {
             d.give(bid);
         }
         d.publish();
-        d.self_test()
-            .map_err(|e| format!("the multishot receive self-test (Linux 6.0+) failed: {e}"))?;
+        d.self_test().map_err(|e| {
+            Failed(format!(
+                "the multishot receive self-test (Linux 6.0+) failed: {e}"
+            ))
+        })?;
         d.pending.push(
             opcode::PollAdd::new(types::Fd(d.wake_rx.as_raw_fd()), 0x1 /* POLLIN */)
                 .multi(true)

@@ -3,19 +3,26 @@
 
 use std::time::Duration;
 
-use livefire_proxy::{Stream, Toxic, ToxicKind};
+use livefire_proxy::{IoUringUnavailable, Stream, Toxic, ToxicKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::*;
 
 /// Connections io_uring forwarded so far, or `None` when this process forwards on the
 /// epoll path; then the test is skipped, saying which step of starting io_uring failed.
-/// Not a failure under CI: `.ci/run` cannot turn on a kernel feature, and the epoll
-/// path these connections then take is tested by `the_epoll_path_passes_the_same_tests`.
+/// A kernel that refuses io_uring is not a failure under CI (`.ci/run` cannot turn a
+/// kernel feature on, and the epoll path is tested by
+/// `the_epoll_path_passes_the_same_tests`); a ring that was set up and then failed is.
 fn uring_or_skip() -> Option<u64> {
     let n = livefire_proxy::io_uring_connections();
     if n.is_none() {
-        let why = livefire_proxy::io_uring_unavailable().unwrap_or("no reason recorded");
+        let why = livefire_proxy::io_uring_unavailable();
+        if let Some(IoUringUnavailable::Failed(e)) = &why
+            && livefire_testkit::in_ci()
+        {
+            panic!("io_uring was set up and then failed: {e}");
+        }
+        let why = why.map_or("no reason recorded".to_owned(), |w| w.to_string());
         livefire_testkit::skip_unsupported(&format!(
             "the proxy forwards on its epoll path here, not io_uring: {why}"
         ));
