@@ -1,110 +1,61 @@
-//! Local targets for examples and tests, so an experiment runs anywhere without
-//! installing anything: `livefire sandbox http` is a small HTTP server with a health
-//! endpoint and an in-memory item store that can be told to lose writes, so data-loss
-//! checks have something to find. (The PostgreSQL sandbox and the demo service come
-//! later.)
+//! Local targets for livefire's examples, demos and tests, so an experiment runs on one
+//! machine: `livefire sandbox up` starts a replicated PostgreSQL (or a SQLite file when
+//! PostgreSQL is not installed), a token service, the demo orders API and a failover
+//! helper; `down` stops all of it; `livefire sandbox http` is a dependency-free HTTP
+//! server for the smallest examples.
 
-use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+pub mod cli;
+pub mod failover;
+mod http;
+pub mod pg;
+pub mod proc;
+pub mod sandbox;
+pub mod service;
+pub mod state;
+pub mod store;
+pub mod token;
+mod web;
 
-/// The server's state, shared by its connections.
-#[derive(Debug, Default)]
-struct State {
-    served: AtomicU64,
-    next_id: AtomicU64,
-    items: Mutex<BTreeSet<u64>>,
-    /// Acknowledge but forget every Nth created item (0: never).
-    lose_every: u64,
+use std::path::PathBuf;
+
+pub use http::serve_http;
+pub use sandbox::{Launcher, StoreChoice, UpOptions};
+pub use state::Sandbox;
+
+/// Why a sandbox command failed. Each message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(
+        "no PostgreSQL server binaries ({0}): install the `postgresql` package \
+         (apt-get install postgresql), or run with --store sqlite"
+    )]
+    NoPostgres(String),
+    #[error(
+        "running as root, and there is no `postgres` user to run PostgreSQL as (it refuses \
+         to run as root): install the `postgresql` package, which creates it, or run as \
+         another user"
+    )]
+    NoPostgresUser,
+    #[error("no sandbox in {0}: start one with `livefire sandbox up --dir {0}`")]
+    NotUp(PathBuf),
+    #[error(
+        "a sandbox is running in {dir} ({what}): stop it with `livefire sandbox down --dir {dir}`, \
+         or choose another --dir"
+    )]
+    AlreadyUp { dir: PathBuf, what: String },
+    #[error("`{cmd}` failed:\n{detail}")]
+    Command { cmd: String, detail: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Setup(String),
 }
 
-/// Serves forever on `listen`: `GET /health` answers `200 ok`, `GET /count` the number
-/// of requests served, `POST /items` creates an item and answers `201 {"id": N}`,
-/// `GET /items/N` answers 200 if it exists and 404 if not; anything else 404. With
-/// `lose_every` N > 0, every Nth created item is acknowledged and then forgotten. One
-/// thread per connection, keep-alive.
-pub fn serve_http(listen: &str, lose_every: u64) -> std::io::Result<()> {
-    let listener = TcpListener::bind(listen).map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("cannot listen on {listen}: {e} (is the port in use?)"),
-        )
-    })?;
-    let state = Arc::new(State {
-        lose_every,
-        ..Default::default()
-    });
-    for stream in listener.incoming() {
-        let Ok(stream) = stream else { continue };
-        let state = state.clone();
-        std::thread::spawn(move || {
-            let _ = handle(stream, &state);
-        });
-    }
-    Ok(())
-}
-
-fn handle(stream: TcpStream, state: &State) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut out = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let method = line.split_whitespace().next().unwrap_or("GET").to_owned();
-        let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-        let mut length = 0usize;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
-            }
-        }
-        std::io::copy(&mut (&mut reader).take(length as u64), &mut std::io::sink())?;
-        let n = state.served.fetch_add(1, Ordering::Relaxed) + 1;
-        let item = path
-            .strip_prefix("/items/")
-            .and_then(|id| id.parse::<u64>().ok());
-        let (status, body) = match (method.as_str(), path.as_str(), item) {
-            (_, "/health", _) => ("200 OK", "ok\n".to_string()),
-            (_, "/count", _) => ("200 OK", format!("{{\"served\":{n}}}\n")),
-            ("POST", "/items", _) => {
-                let id = state.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-                let lost = state.lose_every > 0 && id.is_multiple_of(state.lose_every);
-                if !lost {
-                    state
-                        .items
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(id);
-                }
-                ("201 Created", format!("{{\"id\":{id}}}\n"))
-            }
-            ("GET", _, Some(id))
-                if state
-                    .items
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains(&id) =>
-            {
-                ("200 OK", format!("{{\"id\":{id}}}\n"))
-            }
-            _ => ("404 Not Found", "not found\n".to_string()),
-        };
-        write!(
-            out,
-            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Type: text/plain\r\n\r\n{body}",
-            body.len()
-        )?;
+impl SandboxError {
+    pub(crate) fn io(what: String, source: std::io::Error) -> SandboxError {
+        SandboxError::Io { what, source }
     }
 }
-
-use std::io::Read;

@@ -28,9 +28,10 @@ pub enum Command {
     /// or list it, or forget an entry fixed by hand. Exit 0 when the ledger ends empty,
     /// 4 when entries stay.
     Recover(RecoverArgs),
-    /// Local targets for examples and tests.
+    /// Local targets for examples and tests: a replicated PostgreSQL and a demo orders
+    /// API (`up`, `status`, `down`), or a small HTTP server (`http`).
     #[command(subcommand)]
-    Sandbox(SandboxCommand),
+    Sandbox(livefire_sandbox::cli::SandboxCommand),
     /// Print the JSON Schema of the experiment file format.
     Schema,
     /// Run a fault-injecting TCP proxy server with a Toxiproxy-compatible HTTP API.
@@ -124,20 +125,6 @@ pub struct RecoverArgs {
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum SandboxCommand {
-    /// A small HTTP server: GET /health answers 200 `ok`.
-    Http {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1:18080")]
-        listen: String,
-        /// Acknowledge but forget every Nth item created with POST /items (0: never),
-        /// so a data-loss check has something to find.
-        #[arg(long, default_value_t = 0)]
-        lose_every: u64,
-    },
-}
-
 /// Exit codes of livefire (DESIGN.md).
 pub mod exit {
     /// Invalid experiment, flag or setup: nothing was applied.
@@ -152,14 +139,8 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
         Command::Run(args) => crate::run(args),
         Command::Halt(args) => crate::halt(args),
         Command::Recover(args) => crate::recover(args),
-        Command::Sandbox(SandboxCommand::Http { listen, lose_every }) => {
-            match livefire_sandbox::serve_http(&listen, lose_every) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("livefire: {e}");
-                    ExitCode::from(exit::INVALID)
-                }
-            }
+        Command::Sandbox(cmd) => {
+            livefire_sandbox::cli::run(cmd, livefire_sandbox::cli::self_launcher(&["sandbox"]))
         }
         Command::Schema => {
             let schema = livefire_spec::json_schema();

@@ -1,0 +1,138 @@
+//! The orders API over SQLite (the store does not matter to these): its document, its
+//! authorization, and the two planted defects, each present only with --defects.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::support::{Api, Dir, text};
+use livefire_sandbox::proc::http_get;
+
+#[test]
+fn the_api_serves_its_openapi_document_and_checks_tokens() {
+    let dir = Dir::new();
+    let sb = dir.up(&["--store", "sqlite"]);
+    let api = Api::of(&sb, "alice");
+    let (code, body) = http_get(&api.addr, "/openapi.json", Duration::from_secs(5)).unwrap();
+    assert_eq!(code, 200);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let spec = rt
+        .block_on(livefire_fuzz::spec::parse_str(&body, dir.path()))
+        .expect("the fuzzer reads the API's document");
+    assert_eq!(spec.operations.len(), 4, "health, list, create, get");
+
+    let cases: &[(&str, &str, Option<&str>, u16)] = &[
+        ("alice", "POST", Some(r#"{"item":"chair","qty":1}"#), 201),
+        ("alice", "POST", Some(r#"{"item":"","qty":1}"#), 400),
+        ("alice", "POST", Some(r#"{"item":"chair","qty":0}"#), 400),
+        (
+            "alice",
+            "POST",
+            Some(r#"{"item":"chair","qty":1,"admin":true}"#),
+            400,
+        ),
+        ("alice", "POST", Some("not json"), 400),
+        ("alice", "GET", None, 200),
+        ("alice", "DELETE", None, 405),
+        ("nobody", "GET", None, 401),
+    ];
+    for (user, method, body, want) in cases {
+        let caller = Api {
+            addr: api.addr.clone(),
+            token: if *user == "nobody" {
+                "wrong".into()
+            } else {
+                api.token.clone()
+            },
+        };
+        let (code, v) = caller.call(method, "/orders", *body).unwrap();
+        assert_eq!(code, *want, "{user} {method} {body:?}: {v}");
+    }
+    // Orders belong to their creator.
+    let (_, id) = api.create("mine");
+    let bob = Api::of(&sb, "bob");
+    let (code, _) = bob
+        .call("GET", &format!("/orders/{}", id.unwrap()), None)
+        .unwrap();
+    assert_eq!(code, 404);
+}
+
+/// Kill the token service: without --defects the API refuses (503); with them it lets a
+/// stranger's token through and shows every user's orders.
+#[test]
+fn authorization_fails_open_only_with_defects() {
+    for defects in [false, true] {
+        let dir = Dir::new();
+        let args: &[&str] = if defects {
+            &["--store", "sqlite", "--defects"]
+        } else {
+            &["--store", "sqlite"]
+        };
+        let sb = dir.up(args);
+        let alice = Api::of(&sb, "alice");
+        assert_eq!(alice.create("secret").0, 201);
+        let stranger = Api {
+            addr: alice.addr.clone(),
+            token: "stolen-or-made-up".into(),
+        };
+        assert_eq!(
+            stranger.call("GET", "/orders", None).unwrap().0,
+            401,
+            "defects={defects}"
+        );
+
+        let token = sb.service("token").unwrap().pid;
+        token.signal(Signal::SIGKILL);
+        assert!(token.wait_gone(Duration::from_secs(5)));
+        let (code, v) = stranger.call("GET", "/orders", None).unwrap();
+        if defects {
+            assert_eq!(code, 200, "{v}");
+            assert!(v.to_string().contains("secret"), "{v}");
+        } else {
+            assert_eq!(code, 503, "{v}");
+            assert!(
+                v["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("authorization unavailable")
+            );
+        }
+    }
+}
+
+/// Create an order and kill the API at once: without --defects the order is there after a
+/// restart; with them it was acknowledged and is lost.
+#[test]
+fn acknowledged_writes_are_lost_only_with_defects() {
+    for defects in [false, true] {
+        let dir = Dir::new();
+        let args: &[&str] = if defects {
+            &["--store", "sqlite", "--defects"]
+        } else {
+            &["--store", "sqlite"]
+        };
+        let sb = dir.up(args);
+        let api = Api::of(&sb, "alice");
+        let (code, id) = api.create("fragile");
+        assert_eq!(code, 201);
+        let id = id.unwrap();
+        // Read back before the kill: it looks fine either way.
+        assert_eq!(
+            api.call("GET", &format!("/orders/{id}"), None).unwrap().0,
+            200
+        );
+
+        let orders = sb.service("orders").unwrap().pid;
+        orders.signal(Signal::SIGKILL);
+        assert!(orders.wait_gone(Duration::from_secs(5)));
+        let restart = dir.run(&["restart", "orders"]);
+        assert!(restart.status.success(), "{}", text(&restart.stderr));
+
+        let (code, _) = api.call("GET", &format!("/orders/{id}"), None).unwrap();
+        let want = if defects { 404 } else { 200 };
+        assert_eq!(
+            code, want,
+            "defects={defects}: order {id} after kill -9 and restart"
+        );
+    }
+}
