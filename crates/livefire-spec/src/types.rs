@@ -508,7 +508,8 @@ impl Expect {
             "latency_below",
             &["http", "tcp", "sql", "command"],
         );
-        add(self.ok.is_some(), "ok", &["http", "tcp", "command", "sql"]);
+        // A command probe is judged by `exit_code` (default 0): `ok` would be ignored.
+        add(self.ok.is_some(), "ok", &["http", "tcp", "sql"]);
         add(self.exit_code.is_some(), "exit_code", &["command"]);
         add(
             self.stdout_contains.is_some(),

@@ -617,6 +617,19 @@ impl Checker<'_> {
         } else if sql && (l.postgres.is_none() || l.statements.is_empty()) {
             self.err(pos, "a SQL load needs both `postgres` and `statements`");
         }
+        if let Some(attrs) = l
+            .postgres
+            .as_ref()
+            .and_then(|p| p.target_session_attrs.as_deref())
+            && !matches!(attrs, "any" | "read-write")
+        {
+            let mut p = path.to_vec();
+            p.extend([K("postgres"), K("target_session_attrs")]);
+            self.err(
+                at(self.tree, &p),
+                format!("`target_session_attrs: {attrs}` is not built: write `read-write` (only the primary) or `any`"),
+            );
+        }
         if let Some(d) = &l.data {
             let mut p = path.to_vec();
             p.extend([K("data"), K("file")]);
@@ -858,6 +871,13 @@ impl Checker<'_> {
             self.err(
                 key_at(self.tree, path, "tolerate"),
                 "`tolerate` applies to hypothesis conditions; a guardrail uses `for`",
+            );
+        }
+        if c.for_.is_some() && c.probe.is_some() && path[0].is_key("hypothesis") {
+            // Only a metric's window and a guardrail probe read `for`.
+            self.err(
+                key_at(self.tree, path, "for"),
+                "`for` on a hypothesis probe is not read: say how long it may fail with `tolerate`",
             );
         }
     }

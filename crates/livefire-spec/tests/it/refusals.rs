@@ -117,6 +117,21 @@ fn silent_acceptances_are_located() {
             vec![("4:41", "error", "set `base_url`")],
         ),
         (
+            "`ok` on a command probe would be ignored",
+            "hypothesis:\n  - { name: c, probe: { command: { run: \"true\" } }, expect: { ok: false } }\ntimeline: []\n".to_string(),
+            vec![("4:63", "error", "`ok` does not apply to a `command` probe")],
+        ),
+        (
+            "`for` on a hypothesis probe would be ignored",
+            "hypothesis:\n  - { name: c, probe: { tcp: { address: \"127.0.0.1:1\" } }, expect: { ok: true }, for: 5s }\ntimeline: []\n".to_string(),
+            vec![("4:82", "error", "`for` on a hypothesis probe is not read")],
+        ),
+        (
+            "a session attribute the load does not honour",
+            "timeline:\n  - { at: 0s, for: 1s, load: { rate: 1/s, postgres: { dsn: \"postgres://a@127.0.0.1:1/d\", target_session_attrs: read-only }, statements: [ { sql: \"select 1\" } ] } }\n".to_string(),
+            vec![("4:112", "error", "`target_session_attrs: read-only` is not built")],
+        ),
+        (
             "an HTTP method must be one",
             "timeline:\n  - { at: 0s, for: 1s, load: { rate: 1/s, requests: [ { method: \"GE T\", url: \"http://127.0.0.1:1/\" } ] } }\n".to_string(),
             vec![("4:65", "error", "`GE T` is not an HTTP method")],
