@@ -117,18 +117,29 @@ pub(super) async fn check_before(exp: &Experiment, journal: &Journal, cwd: &str)
     failures.is_empty()
 }
 
-/// Polls the hypothesis probes until all hold in one round, or `settle` runs out.
+/// Polls the hypothesis probes until all hold in one round, or `settle` runs out,
+/// saying once a second what it is waiting for.
 pub(super) async fn check_after(
     exp: &Experiment,
     journal: &Journal,
     cwd: &str,
     settle: Duration,
+    view: crate::view::View,
 ) -> (bool, Duration) {
     let start = Instant::now();
+    let mut said = None;
     loop {
         let failures = sample_hypothesis(exp, journal, cwd, Phase::After).await;
+        let waited = start.elapsed();
+        if said.is_some() && (failures.is_empty() || waited >= settle) {
+            crate::view::end_line(view);
+        }
         if failures.is_empty() {
-            return (true, start.elapsed());
+            return (true, waited);
+        }
+        if said != Some(waited.as_secs()) && waited < settle {
+            said = Some(waited.as_secs());
+            crate::view::print(view, &settling_line(waited, settle, &failures));
         }
         if start.elapsed() >= settle {
             for (name, detail) in failures {
@@ -144,6 +155,20 @@ pub(super) async fn check_after(
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// `settling 3s/30s: waiting for `health answers` to hold again (no answer within 1s)`.
+fn settling_line(waited: Duration, settle: Duration, failures: &[(String, String)]) -> String {
+    let what: Vec<String> = failures
+        .iter()
+        .map(|(name, detail)| format!("`{name}` ({detail})"))
+        .collect();
+    format!(
+        "settling {}s/{}s: faults rolled back, waiting for {} to hold again",
+        waited.as_secs(),
+        settle.as_secs(),
+        what.join(", ")
+    )
 }
 
 /// Reads every tracked write of the finished loads back and journals the counts.

@@ -541,7 +541,7 @@ async fn run_async(opts: RunOptions) -> Outcome {
             .settle
             .map(|d| d.0)
             .unwrap_or(Duration::from_secs(30));
-        let (ok, after) = check_after(&exp, &journal, &cwd_str, settle).await;
+        let (ok, after) = check_after(&exp, &journal, &cwd_str, settle, opts.view).await;
         journal.emit(Event::Settled {
             ok,
             after_ms: after.as_millis() as u64,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use livefire_core::events::{AbortCause, Event, Phase, Role};
+use livefire_core::events::{AbortCause, Event, Phase, Role, Streak};
 use livefire_core::metrics::MetricSource;
 use livefire_spec::Condition;
 use tokio::sync::mpsc;
@@ -27,15 +27,27 @@ pub(super) async fn watch_condition(
     deviated: Arc<AtomicBool>,
     metrics: Arc<Vec<Arc<dyn MetricSource>>>,
     cwd: String,
+    board: crate::view::Board,
 ) {
     let every = c.every.map(|d| d.0).unwrap_or(default_every);
+    // How long a failing streak may last: the hypothesis's `tolerate`; a probe
+    // guardrail's `for` (a metric guardrail's `for` is its window, judged over it).
+    let allowed = match role {
+        Role::Hypothesis => c.tolerate.map(|d| d.0).unwrap_or_default(),
+        Role::Guardrail if c.probe.is_some() => c.for_.map(|d| d.0).unwrap_or_default(),
+        Role::Guardrail => Duration::ZERO,
+    };
+    board.watch(&name, role, allowed);
+    // The failing streak: when its first sample was sent, and how many samples failed.
     let mut failing_since: Option<Instant> = None;
+    let mut failed_samples = 0u64;
     let mut reported = false;
     // A fixed cadence from the start, whatever each sample takes.
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        let sent = Instant::now();
         let (ok, detail) = if let (Some(p), Some(e)) = (&c.probe, &c.expect) {
             let s = probe::sample(p, e, Some(&cwd)).await;
             journal.emit(Event::Probe {
@@ -87,34 +99,35 @@ pub(super) async fn watch_condition(
         match ok {
             Some(true) => {
                 failing_since = None;
+                failed_samples = 0;
                 reported = false;
+                board.holds(&name);
             }
             Some(false) => {
-                let since = *failing_since.get_or_insert_with(Instant::now);
+                let since = *failing_since.get_or_insert(sent);
+                failed_samples += 1;
+                board.failing(&name, since);
                 let failing = since.elapsed();
                 match role {
                     Role::Hypothesis => {
-                        let tolerate = c.tolerate.map(|d| d.0).unwrap_or_default();
-                        if failing >= tolerate && !reported {
+                        if failing >= allowed && !reported {
                             reported = true;
                             deviated.store(true, Ordering::SeqCst);
+                            board.deviated(&name);
                             journal.emit(Event::Deviation {
                                 condition: name.clone(),
                                 phase: Phase::During,
                                 detail: detail.clone(),
-                                streak: None,
+                                streak: Some(Streak {
+                                    samples: failed_samples,
+                                    failing_ms: failing.as_millis() as u64,
+                                    tolerate_ms: allowed.as_millis() as u64,
+                                }),
                             });
                         }
                     }
                     Role::Guardrail => {
-                        // A metric guardrail's `for` is its window (judged over it); a
-                        // probe guardrail's `for` is how long it must fail in a row.
-                        let need = if c.probe.is_some() {
-                            c.for_.map(|d| d.0).unwrap_or_default()
-                        } else {
-                            Duration::ZERO
-                        };
-                        if failing >= need {
+                        if failing >= allowed {
                             let _ = abort.send(AbortCause::Guardrail {
                                 condition: name.clone(),
                                 detail,

@@ -226,6 +226,8 @@ pub(super) async fn during(
         });
     }
     let mut referee = tokio::task::JoinSet::new();
+    // What each condition's referee task last saw, for the progress line.
+    let board = crate::view::Board::default();
     // Which seconds of each series are journaled already.
     let journaled = Arc::new(Mutex::new(BTreeMap::new()));
     {
@@ -256,12 +258,13 @@ pub(super) async fn during(
     ] {
         for (i, c) in list.iter().enumerate() {
             let (c, name) = (c.clone(), cond_name(c, role, i));
-            let (journal, tx, deviated, metrics, cwd) = (
+            let (journal, tx, deviated, metrics, cwd, board) = (
                 shared.journal.clone(),
                 abort_tx.clone(),
                 deviated.clone(),
                 metrics.clone(),
                 cwd.to_owned(),
+                board.clone(),
             );
             referee.spawn(async move {
                 watch_condition(
@@ -275,15 +278,16 @@ pub(super) async fn during(
                     deviated,
                     metrics,
                     cwd,
+                    board,
                 )
                 .await
             });
         }
     }
     if view != crate::view::View::Quiet {
-        let (active, deviated, metrics, journal) = (
+        let (active, board, metrics, journal) = (
             shared.active.clone(),
-            deviated.clone(),
+            board.clone(),
             metrics.clone(),
             shared.journal.clone(),
         );
@@ -309,7 +313,8 @@ pub(super) async fn during(
                         .iter()
                         .map(|a| a.activity.clone())
                         .collect(),
-                    deviated: deviated.load(Ordering::SeqCst),
+                    hypothesis: board.describe(Role::Hypothesis),
+                    guardrails: board.describe(Role::Guardrail),
                 };
                 let line = progress.line(
                     view,
@@ -350,9 +355,7 @@ pub(super) async fn during(
             break;
         }
     }
-    if view == crate::view::View::Tty {
-        eprintln!();
-    }
+    crate::view::end_line(view);
     cancel_loads.cancel();
     let mut finished = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), async {

@@ -56,3 +56,39 @@ fn a_hypothesis_failing_before_says_which_condition_and_that_nothing_was_applied
     );
     assert_eq!(home.summary()["reasons"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn progress_says_failing_within_tolerance_then_deviated_and_what_settle_awaits() {
+    let home = Home::new();
+    // The flag is there from the fault's apply until 2 s after its rollback, so the
+    // probe fails during the fault (beyond its tolerance) and for a while after it.
+    let file = home.file(
+        "version: 1\ntitle: t\nsettings: { settle: 20s }\nhypothesis:\n  - name: flag gone\n    probe: { command: { run: \"test ! -e down.flag\" } }\n    expect: { exit_code: 0 }\n    every: 250ms\n    tolerate: 1500ms\ntimeline:\n  - at: 1s\n    for: 3s\n    name: flag up\n    fault: { command: { apply: \"touch down.flag\", rollback: \"setsid sh -c 'sleep 2; rm -f down.flag' >/dev/null 2>&1 &\" } }\n",
+    );
+    let (code, out, err) = run(&mut home.run(&file));
+    assert_eq!(code, 1, "{out}{err}");
+    let progress: Vec<&str> = err.lines().filter(|l| l.contains(" / 00:04")).collect();
+    let failing = progress.iter().position(|l| {
+        l.contains("hypothesis: failing ") && l.contains("/1500ms tolerated (flag gone)")
+    });
+    let deviated = progress
+        .iter()
+        .position(|l| l.contains("hypothesis: DEVIATED (flag gone)"));
+    assert!(
+        matches!((failing, deviated), (Some(f), Some(d)) if f < d),
+        "failing within tolerance first, then deviated:\n{err}"
+    );
+    assert!(
+        err.lines().any(|l| l.starts_with("settling ")
+            && l.contains("/20s: faults rolled back, waiting for `flag gone`")),
+        "the settle phase says what it awaits:\n{err}"
+    );
+    let reason = out
+        .lines()
+        .find(|l| l.starts_with("  - `flag gone` deviated at "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        reason.contains("samples failed over") && reason.ends_with("tolerated 1.50s)"),
+        "{reason}"
+    );
+}
