@@ -65,6 +65,10 @@ pub struct FuzzConfig {
     pub auth_probe_every: Duration,
     /// Nothing faster than this is `slow`.
     pub slow_floor: Duration,
+    /// Secret values and the environment variables they came from (`${env:NAME}` in an
+    /// experiment): a reproducer writes `"${NAME}"` for them, so the shell fills the
+    /// value in and the secret is never printed.
+    pub secrets: Vec<(String, String)>,
 }
 
 impl Default for FuzzConfig {
@@ -84,6 +88,7 @@ impl Default for FuzzConfig {
             second_identity: None,
             auth_probe_every: Duration::from_millis(100),
             slow_floor: Duration::from_millis(500),
+            secrets: Vec::new(),
         }
     }
 }
@@ -249,7 +254,8 @@ pub async fn run_spec(
     cancel: CancellationToken,
     mut on_finding: impl FnMut(Finding),
 ) -> Result<Summary, FuzzError> {
-    let target = Target::from_base_url(&config.base_url).map_err(FuzzError::Config)?;
+    let mut target = Target::from_base_url(&config.base_url).map_err(FuzzError::Config)?;
+    target.secrets = config.secrets.clone();
     if config.concurrency == 0 {
         return Err(FuzzError::Config("concurrency must be at least 1".into()));
     }

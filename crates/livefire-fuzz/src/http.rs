@@ -19,6 +19,9 @@ pub struct Target {
     pub authority: String,
     /// Path prefix from the base URL, without a trailing slash (`""` or `/api`).
     pub base_path: String,
+    /// Values that reproducers name by environment variable instead of printing them
+    /// (`FuzzConfig::secrets`).
+    pub secrets: Vec<(String, String)>,
 }
 
 impl Target {
@@ -59,6 +62,7 @@ impl Target {
             port,
             authority: authority.to_string(),
             base_path: path.trim_end_matches('/').to_string(),
+            secrets: Vec::new(),
         })
     }
 

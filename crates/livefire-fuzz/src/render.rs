@@ -114,9 +114,63 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
 
+/// One shell word that means `s`, with every secret of `secrets` (value, environment
+/// variable) written as `"${NAME}"` for the shell to fill in: `'Bearer '"${API_TOKEN}"`.
+/// The rest stays single-quoted, where no character is special (in double quotes an
+/// interactive bash would still expand `!`).
+pub fn shell_word(s: &str, secrets: &[(String, String)]) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    loop {
+        // The earliest secret in what is left, the longest one at that place.
+        let next = secrets
+            .iter()
+            .filter(|(value, name)| !value.is_empty() && is_shell_name(name))
+            .filter_map(|(value, name)| rest.find(value.as_str()).map(|at| (at, value, name)))
+            .min_by_key(|(at, value, _)| (*at, std::cmp::Reverse(value.len())));
+        let Some((at, value, name)) = next else {
+            break;
+        };
+        if at > 0 {
+            out.push_str(&shell_quote(&rest[..at]));
+        }
+        out.push_str(&format!("\"${{{name}}}\""));
+        rest = &rest[at + value.len()..];
+    }
+    if !rest.is_empty() || out.is_empty() {
+        out.push_str(&shell_quote(rest));
+    }
+    out
+}
+
+/// A name a POSIX shell expands as `${NAME}`.
+fn is_shell_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The environment variables a reproducer reads, in order, each once.
+fn secret_names<'a>(parts: &[String], secrets: &'a [(String, String)]) -> Vec<&'a str> {
+    let mut names: Vec<&str> = Vec::new();
+    for (_, name) in secrets {
+        let word = format!("\"${{{name}}}\"");
+        if parts.iter().any(|p| p.contains(&word)) && !names.contains(&name.as_str()) {
+            names.push(name);
+        }
+    }
+    names
+}
+
 /// A `curl` command that sends the same request. Bodies over 4 KiB are abbreviated
-/// as a `printf`/`head` pipeline so the reproducer stays readable.
+/// as a `printf`/`head` pipeline so the reproducer stays readable. Secrets
+/// (`Target::secrets`) are read from the environment: the command starts with a check
+/// that says which variable to export (`: "${API_TOKEN:?export API_TOKEN: ...}";`), so it runs as pasted once
+/// the variable is exported, and fails saying so before that.
 pub fn curl(req: &Prepared, target: &Target) -> String {
+    let secrets = &target.secrets;
     let mut parts = vec![
         "curl".to_string(),
         "-sS".into(),
@@ -126,14 +180,14 @@ pub fn curl(req: &Prepared, target: &Target) -> String {
     ];
     for (k, v) in &req.headers {
         parts.push("-H".into());
-        parts.push(shell_quote(&format!("{k}: {v}")));
+        parts.push(shell_word(&format!("{k}: {v}"), secrets));
     }
     let url = format!("http://{}{}", target.authority, req.path_and_query);
     let body_text = String::from_utf8_lossy(&req.body);
     if !req.body.is_empty() {
         if req.body.len() <= 4096 {
             parts.push("--data-binary".into());
-            parts.push(shell_quote(&body_text));
+            parts.push(shell_word(&body_text, secrets));
         } else {
             // Huge bodies repeat one character; say so instead of printing 256 KiB.
             let head: String = body_text.chars().take(200).collect();
@@ -148,6 +202,14 @@ pub fn curl(req: &Prepared, target: &Target) -> String {
             ));
         }
     }
-    parts.push(shell_quote(&url));
-    parts.join(" ")
+    parts.push(shell_word(&url, secrets));
+    let needs: Vec<String> = secret_names(&parts, secrets)
+        .into_iter()
+        .map(|name| format!(": \"${{{name}:?export {name}: this request sends its value}}\";"))
+        .collect();
+    if needs.is_empty() {
+        parts.join(" ")
+    } else {
+        format!("{} {}", needs.join(" "), parts.join(" "))
+    }
 }

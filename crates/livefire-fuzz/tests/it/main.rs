@@ -8,10 +8,13 @@
 //! - `rules`: each rule finds its planted defect; the correct service yields nothing.
 //! - `campaign`: same seed same requests, the rate cap, hostile answers.
 //! - `cli`: `livefire fuzz` exit codes, terminal output, SARIF and JSON files.
+//! - `reproducer`: curl reproducers run through `sh -c` send the same request, secrets
+//!   read from the environment.
 
 mod campaign;
 mod cli;
 mod generate;
+mod reproducer;
 mod rules;
 mod spec;
 mod target;
