@@ -6,3 +6,7 @@ pub mod jsonpath;
 pub mod metrics;
 pub mod undo;
 pub mod window;
+
+/// The livefire version, one for the whole workspace (`[workspace.package] version`):
+/// what `--version` prints and what the journal, summary, report and JUnit record.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
