@@ -29,6 +29,43 @@ pub enum Phase {
     Teardown,
 }
 
+/// A hypothesis condition or guardrail as planned (the `plan` event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedCondition {
+    /// Its `name:`, else `hypothesis[i]` / `guardrails[i]`: the name `probe`, `metric`
+    /// and `deviation` events carry.
+    pub name: String,
+    pub role: Role,
+    /// What it samples: `http probe`, `tcp probe`, `command probe`, `sql probe` or
+    /// `metric`.
+    pub kind: String,
+    /// The probe's address or command, or the metric (`browse.error_rate`).
+    pub subject: String,
+    /// What must hold, as written: `below 5%`, `status 200`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub expect: String,
+}
+
+/// A timeline activity as planned (the `plan` event).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedActivity {
+    /// `timeline[i]`: stable, for machines.
+    pub id: String,
+    /// The name the other events use for it (`activity` of `fault_applied`, a load's
+    /// series): its `name:`, else as the engine names it.
+    pub name: String,
+    /// For people: its `name:`, else kind and target (`proxy.down auth-link`).
+    pub display: String,
+    /// The fault kind (`process.pause`), `load` or `fuzz`.
+    pub kind: String,
+    /// The target's name, the load's rate, or the fuzz campaign's OpenAPI document.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub target: String,
+    /// When it starts and for how long, in milliseconds.
+    pub at_ms: u64,
+    pub for_ms: u64,
+}
+
 /// Why a run was aborted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
@@ -72,6 +109,17 @@ pub enum Event {
         livefire: String,
         /// Planned end of the timeline, in milliseconds.
         planned_ms: u64,
+    },
+    /// Right after `run_started`: the experiment as it runs, so that every report is a
+    /// function of the journal alone. Absent in older journals.
+    Plan {
+        /// The experiment as run: variables and defaults filled in, `${env:NAME}`
+        /// values masked (the journal masks secrets in every event).
+        experiment: serde_json::Value,
+        /// Every hypothesis condition and guardrail, by the name the other events use.
+        conditions: Vec<PlannedCondition>,
+        /// Every timeline activity, in the file's order.
+        activities: Vec<PlannedActivity>,
     },
     PhaseStarted {
         phase: Phase,

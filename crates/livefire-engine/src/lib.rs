@@ -7,6 +7,7 @@ pub mod clock;
 pub mod control;
 pub mod home;
 pub mod journal;
+pub mod journal_plan;
 pub mod ledger;
 pub mod plan;
 pub mod probe;

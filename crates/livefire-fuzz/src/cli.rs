@@ -263,6 +263,20 @@ pub fn command(args: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
     match write_outputs(&args.out, &args.spec, &summary, &findings) {
         Ok(dir) => {
             let _ = writeln!(out, "results: {}", dir.display());
+            let home = livefire_report::index::home();
+            let id = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let title = format!("fuzz {} against {}", args.spec, args.base_url);
+            let kind = livefire_report::index::RunKind::Fuzz;
+            if let Err(e) = livefire_report::index::append(&home, &id, &dir, &title, kind) {
+                let _ = writeln!(
+                    err,
+                    "warning: cannot add this run to {}: {e}: `livefire runs` will not list it",
+                    home.join(livefire_report::index::INDEX_FILE).display()
+                );
+            }
         }
         Err(e) => {
             let _ = writeln!(

@@ -2,7 +2,7 @@
 //! flags and what they print. The binary only parses and dispatches.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
@@ -13,18 +13,27 @@ pub const EXIT_INVALID: u8 = 3;
 pub const DEFAULT_RUNS: &str = ".livefire/runs";
 
 /// Where a run is, from what a user typed: a run folder, its `journal.jsonl`, or a run
-/// id as `livefire runs` prints it (looked up in the default runs folder).
-pub fn resolve_run(arg: &std::path::Path) -> PathBuf {
+/// id as `livefire runs` prints it (looked up in the home's index, wherever the run
+/// went, then in the default runs folder).
+pub fn resolve_run(arg: &Path, home: &Path) -> Result<PathBuf, crate::ReportError> {
     if arg.is_file() && arg.file_name().is_some_and(|n| n == "journal.jsonl") {
-        return arg.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        return Ok(arg.parent().map(|p| p.to_path_buf()).unwrap_or_default());
     }
-    if !arg.exists() {
-        let by_id = std::path::Path::new(DEFAULT_RUNS).join(arg);
-        if by_id.join("journal.jsonl").is_file() {
-            return by_id;
+    if arg.exists() {
+        return Ok(arg.to_path_buf());
+    }
+    let id = arg.to_string_lossy();
+    if let Some(e) = crate::index::find(home, &id) {
+        if e.kind == crate::index::RunKind::Fuzz {
+            return Err(crate::ReportError::FuzzRun(e.dir));
         }
+        return Ok(e.dir);
     }
-    arg.to_path_buf()
+    let by_id = Path::new(DEFAULT_RUNS).join(arg);
+    if by_id.join("journal.jsonl").is_file() {
+        return Ok(by_id);
+    }
+    Err(crate::ReportError::NotFound(id.into_owned()))
 }
 
 /// `livefire report RUN_DIR`.
@@ -34,12 +43,15 @@ pub struct ReportArgs {
     /// `livefire runs`; summary.json, report.html and junit.xml are rebuilt from the
     /// journal alone.
     pub run_dir: PathBuf,
+    /// Where the index of runs is (`$LIVEFIRE_HOME`).
+    #[arg(skip = crate::index::home())]
+    pub home: PathBuf,
 }
 
 /// Rebuilds a run folder's outputs; prints what was written. Exit 0 when written
 /// (whatever the verdict), 3 when the folder has no readable journal.
 pub fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    match crate::write_outputs(&resolve_run(&args.run_dir)) {
+    match resolve_run(&args.run_dir, &args.home).and_then(|dir| crate::write_outputs(&dir)) {
         Ok(o) => {
             let s = &o.summary;
             let _ = writeln!(
@@ -80,13 +92,17 @@ pub struct CompareArgs {
     /// Also write the comparison as a self-contained HTML page here.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// Where the index of runs is (`$LIVEFIRE_HOME`).
+    #[arg(skip = crate::index::home())]
+    pub home: PathBuf,
 }
 
 /// Prints two runs side by side. Exit 0, or 3 when a folder has no readable journal or
 /// the HTML cannot be written.
 pub fn compare(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let c = match crate::compare::compare_dirs(&resolve_run(&args.run_a), &resolve_run(&args.run_b))
-    {
+    let dirs = resolve_run(&args.run_a, &args.home)
+        .and_then(|a| Ok((a, resolve_run(&args.run_b, &args.home)?)));
+    let c = match dirs.and_then(|(a, b)| crate::compare::compare_dirs(&a, &b)) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "livefire: {e}");
@@ -111,20 +127,25 @@ pub fn compare(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
 /// `livefire runs`.
 #[derive(Debug, Clone, Args)]
 pub struct RunsArgs {
-    /// The runs folder (the parent of run folders), as given to `livefire run --out`.
+    /// Also list run folders here that the home's index does not know (runs from an
+    /// older livefire); runs in the index are listed wherever they went.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_RUNS)]
     pub out: PathBuf,
+    /// Where the index of runs is (`$LIVEFIRE_HOME`).
+    #[arg(skip = crate::index::home())]
+    pub home: PathBuf,
 }
 
-/// Lists past runs, oldest first: run id, verdict, duration, title. Exit 0, or 3 when
-/// the folder cannot be read.
+/// Lists past runs, oldest first: run id, verdict, duration, title, folder. Exit 0, or 3
+/// when the index or the folder cannot be read.
 pub fn runs(args: &RunsArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
-    let list = match crate::runs::list_runs(&args.out) {
+    let list = match crate::runs::list_runs(&args.home, &args.out) {
         Ok(l) => l,
         Err(e) => {
             let _ = writeln!(
                 err,
-                "livefire: cannot read {}: {e}: pass --out with the folder `livefire run --out` used",
+                "livefire: cannot read the runs in {} or {}: {e}: check LIVEFIRE_HOME and --out",
+                args.home.join(crate::index::INDEX_FILE).display(),
                 args.out.display()
             );
             return EXIT_INVALID;
@@ -133,34 +154,26 @@ pub fn runs(args: &RunsArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     if list.is_empty() {
         let _ = writeln!(
             out,
-            "no runs in {} (runs land there unless `livefire run --out DIR` names another folder)",
+            "no runs yet: none in {} and none in {} (every run and fuzz run is listed there once it starts)",
+            args.home.join(crate::index::INDEX_FILE).display(),
             args.out.display()
         );
         return 0;
     }
-    let rows: Vec<[String; 4]> = list
+    let rows: Vec<[String; 5]> = list
         .iter()
         .map(|r| {
-            let s = &r.summary;
-            let id = r
-                .dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let verdict = match (s.verdict, &s.journal_stopped) {
-                (None, _) => "incomplete".to_owned(),
-                (Some(_), _) => crate::verdict_word(s.verdict).to_owned(),
-            };
             [
-                id,
-                verdict,
-                crate::summary::secs(s.duration_ms),
-                s.title.clone(),
+                r.id.clone(),
+                r.verdict.clone(),
+                r.duration_ms.map(crate::summary::secs).unwrap_or_default(),
+                r.title.clone(),
+                r.dir.display().to_string(),
             ]
         })
         .collect();
-    let header = ["RUN", "VERDICT", "DURATION", "TITLE"].map(String::from);
-    let mut width = [0usize; 4];
+    let header = ["RUN", "VERDICT", "DURATION", "TITLE", "FOLDER"].map(String::from);
+    let mut width = [0usize; 5];
     for row in std::iter::once(&header).chain(&rows) {
         for (i, c) in row.iter().enumerate() {
             width[i] = width[i].max(c.chars().count());
@@ -169,14 +182,16 @@ pub fn runs(args: &RunsArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
     for row in std::iter::once(&header).chain(&rows) {
         let _ = writeln!(
             out,
-            "{:w0$}   {:w1$}   {:>w2$}   {}",
+            "{:w0$}   {:w1$}   {:>w2$}   {:w3$}   {}",
             row[0],
             row[1],
             row[2],
             row[3],
+            row[4],
             w0 = width[0],
             w1 = width[1],
-            w2 = width[2]
+            w2 = width[2],
+            w3 = width[3]
         );
     }
     0

@@ -1,12 +1,23 @@
 //! `livefire compare RUN_A RUN_B`: the same drill run twice, side by side: verdicts,
-//! time to impact and to recover per fault (matched by activity name), condition
-//! results, load throughput, percentiles and error rates, findings new and fixed, with
-//! deltas; as text or HTML.
+//! time to impact and to recover per fault (matched by activity name), conditions
+//! (matched by role, name and what they sample; the rest listed as only in A or B),
+//! load throughput, percentiles and error rates, findings new and fixed, with deltas;
+//! as text or HTML.
+//!
+//! A difference is called better or worse only when it is larger than the runs' own
+//! noise: for a load metric, the larger of the two runs' standard deviations of that
+//! metric's per-second values (each run's windows, at least 3 seconds each); for a
+//! time to recover, the larger of the two runs' probe sampling intervals (the times are
+//! measured by those samples). Anything smaller is shown as "within noise".
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::summary::{Summary, dur, num, secs, verdict_word};
+use livefire_core::events::{Event, Role};
+
+use crate::journal::Journal;
+use crate::summary::{Summary, dur, error_rate, num, secs, verdict_word};
 use crate::{ReportError, escape, read_journal, summarize};
 
 /// One table of the comparison: the same rows feed the text and the HTML.
@@ -25,15 +36,187 @@ pub struct Comparison {
     pub sections: Vec<Section>,
 }
 
+/// One run as `compare` reads it from its journal: the summary, what each condition
+/// samples, and the run's own noise.
+#[derive(Debug, Clone)]
+pub struct Side {
+    pub summary: Summary,
+    /// Condition name -> what it samples: `tcp probe`, `metric browse.error_rate`, or
+    /// only `probe` / `metric` when the journal does not say more.
+    samples: BTreeMap<String, String>,
+    /// Load -> metric -> spread of its per-second values.
+    spread: BTreeMap<String, BTreeMap<&'static str, Spread>>,
+    /// The median gap between two samples of one hypothesis probe, in milliseconds.
+    probe_every_ms: Option<u64>,
+}
+
+/// The spread of one metric's per-second values within one run.
+#[derive(Debug, Clone, Copy)]
+struct Spread {
+    seconds: usize,
+    /// Sample standard deviation.
+    sd: f64,
+}
+
+/// The per-second metrics whose spread is measured, as the load rows name them.
+const PER_SECOND: [&str; 6] = ["rps", "p50", "p90", "p99", "error rate", "dropped"];
+
+impl Side {
+    /// Reads what `compare` needs from a journal.
+    pub fn from_journal(journal: &Journal) -> Side {
+        let summary = summarize(journal);
+        let mut samples = BTreeMap::new();
+        let mut probe_times: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for r in &journal.records {
+            match &r.event {
+                Event::Probe {
+                    condition, role, ..
+                } => {
+                    samples
+                        .entry(condition.clone())
+                        .or_insert_with(|| "probe".to_owned());
+                    if *role == Role::Hypothesis {
+                        probe_times.entry(condition).or_default().push(r.t);
+                    }
+                }
+                Event::Metric {
+                    condition, metric, ..
+                } => {
+                    samples.entry(condition.clone()).or_insert_with(|| {
+                        if metric.is_empty() {
+                            "metric".to_owned()
+                        } else {
+                            format!("metric {metric}")
+                        }
+                    });
+                }
+                _ => {}
+            }
+        }
+        // The plan says what every condition samples, judged or not.
+        if let Some(plan) = journal.plan() {
+            for c in plan.conditions {
+                let what = if c.kind == "metric" {
+                    format!("metric {}", c.subject)
+                } else {
+                    c.kind
+                };
+                samples.insert(c.name, what);
+            }
+        }
+        let mut gaps: Vec<u64> = probe_times
+            .values()
+            .flat_map(|t| t.windows(2).map(|w| w[1].saturating_sub(w[0])))
+            .collect();
+        gaps.sort_unstable();
+        let probe_every_ms = gaps.get(gaps.len() / 2).copied();
+        let mut spread = BTreeMap::new();
+        for load in journal.loads() {
+            let mut values: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+            for &i in &load.total {
+                let Some(w) = journal.windows[i].decode() else {
+                    continue;
+                };
+                let ms = |q: f64| w.latency.quantile_us(q).map(|v| v as f64 / 1e3);
+                let per_second = [
+                    Some(w.counts.completed() as f64),
+                    ms(0.5),
+                    ms(0.9),
+                    ms(0.99),
+                    error_rate(&w).map(|e| e * 100.0),
+                    Some(w.counts.get(livefire_core::window::Outcome::Dropped) as f64),
+                ];
+                for (name, v) in PER_SECOND.iter().zip(per_second) {
+                    if let Some(v) = v.filter(|v| v.is_finite()) {
+                        values.entry(name).or_default().push(v);
+                    }
+                }
+            }
+            let spreads = values
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let mut s = spread_of(&v)?;
+                    if k == "dropped" {
+                        // The row shows the run's total: the spread of a sum of n
+                        // seconds is sqrt(n) times that of one.
+                        s.sd *= (s.seconds as f64).sqrt();
+                    }
+                    Some((k, s))
+                })
+                .collect();
+            spread.insert(load.name, spreads);
+        }
+        Side {
+            summary,
+            samples,
+            spread,
+            probe_every_ms,
+        }
+    }
+
+    /// A side with nothing but a summary: no noise is known, so no difference is
+    /// called better or worse.
+    pub fn from_summary(summary: Summary) -> Side {
+        Side {
+            samples: summary
+                .conditions
+                .iter()
+                .map(|c| (c.name.clone(), c.kind.clone()))
+                .collect(),
+            summary,
+            spread: BTreeMap::new(),
+            probe_every_ms: None,
+        }
+    }
+
+    fn what(&self, condition: &str) -> &str {
+        self.samples.get(condition).map_or("", String::as_str)
+    }
+
+    fn noise(&self, load: &str, metric: &str) -> Option<Spread> {
+        self.spread.get(load)?.get(metric).copied()
+    }
+}
+
+/// The sample standard deviation; `None` under 3 values (no estimate).
+fn spread_of(v: &[f64]) -> Option<Spread> {
+    if v.len() < 3 {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    Some(Spread {
+        seconds: v.len(),
+        sd: var.sqrt(),
+    })
+}
+
+/// Whether two conditions sample the same kind of thing: the same class (`probe`,
+/// `metric`) and, when both journals say it, the same probe kind or metric.
+fn same_kind(a: &str, b: &str) -> bool {
+    fn split(s: &str) -> (&str, &str) {
+        if let Some(rest) = s.strip_prefix("metric") {
+            ("metric", rest.trim())
+        } else if let Some(rest) = s.strip_suffix("probe") {
+            ("probe", rest.trim())
+        } else {
+            (s, "")
+        }
+    }
+    let ((ca, da), (cb, db)) = (split(a), split(b));
+    ca == cb && (da.is_empty() || db.is_empty() || da == db)
+}
+
 /// Reads both runs' journals and compares them.
 pub fn compare_dirs(a: &Path, b: &Path) -> Result<Comparison, ReportError> {
     Ok(compare(&load(a)?, &load(b)?))
 }
 
-fn load(dir: &Path) -> Result<Summary, ReportError> {
+fn load(dir: &Path) -> Result<Side, ReportError> {
     let path = dir.join("journal.jsonl");
     match read_journal(&path) {
-        Ok(j) => Ok(summarize(&j)),
+        Ok(j) => Ok(Side::from_journal(&j)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(ReportError::NoJournal(dir.to_path_buf()))
         }
@@ -41,8 +224,9 @@ fn load(dir: &Path) -> Result<Summary, ReportError> {
     }
 }
 
-/// Compares two summaries. Pure.
-pub fn compare(a: &Summary, b: &Summary) -> Comparison {
+/// Compares two runs. Pure.
+pub fn compare(side_a: &Side, side_b: &Side) -> Comparison {
+    let (a, b) = (&side_a.summary, &side_b.summary);
     let mut sections = Vec::new();
     let verdict = |s: &Summary| {
         format!(
@@ -80,7 +264,7 @@ pub fn compare(a: &Summary, b: &Summary) -> Comparison {
             "duration".into(),
             secs(a.duration_ms),
             secs(b.duration_ms),
-            delta_ms(Some(a.duration_ms), Some(b.duration_ms), None),
+            delta_ms(Some(a.duration_ms), Some(b.duration_ms), None, None),
         ],
     ];
     if a.title != b.title {
@@ -151,6 +335,7 @@ pub fn compare(a: &Summary, b: &Summary) -> Comparison {
                 fa.and_then(|f| f.time_to_impact_ms),
                 fb.and_then(|f| f.time_to_impact_ms),
                 None,
+                None,
             ),
         ]);
         rows.push(vec![
@@ -170,6 +355,10 @@ pub fn compare(a: &Summary, b: &Summary) -> Comparison {
                 fa.and_then(|f| f.time_to_recover_ms),
                 fb.and_then(|f| f.time_to_recover_ms),
                 Some(Better::Lower),
+                side_a
+                    .probe_every_ms
+                    .zip(side_b.probe_every_ms)
+                    .map(|(x, y)| x.max(y)),
             ),
         ]);
     }
@@ -187,45 +376,65 @@ pub fn compare(a: &Summary, b: &Summary) -> Comparison {
         });
     }
 
-    // Conditions, by name.
-    let mut names: Vec<&str> = a.conditions.iter().map(|c| c.name.as_str()).collect();
-    for c in &b.conditions {
-        if !names.contains(&c.name.as_str()) {
-            names.push(&c.name);
+    // Conditions, by role, name and what they sample: `guardrails[0]` of one drill may
+    // be a TCP probe and of the other an error-rate bound.
+    let result = |c: &crate::ConditionSummary| {
+        let word = match (c.held, c.role) {
+            (true, _) => "held",
+            (false, Role::Hypothesis) => "deviated",
+            (false, Role::Guardrail) => "tripped",
+        };
+        format!("{word} ({}/{} failing)", c.failures, c.samples)
+    };
+    let label = |side: &Side, c: &crate::ConditionSummary| match side.what(&c.name) {
+        "" => c.name.clone(),
+        what => format!("{} · {what}", c.name),
+    };
+    let mut rows = Vec::new();
+    let mut matched_b = vec![false; b.conditions.len()];
+    let mut only_a = Vec::new();
+    for ca in &a.conditions {
+        let found = b.conditions.iter().enumerate().find(|(i, cb)| {
+            !matched_b[*i]
+                && cb.role == ca.role
+                && cb.name == ca.name
+                && same_kind(side_a.what(&ca.name), side_b.what(&cb.name))
+        });
+        match found {
+            Some((i, cb)) => {
+                matched_b[i] = true;
+                let change = match (ca.held, cb.held) {
+                    (true, false) => "regressed",
+                    (false, true) => "fixed",
+                    _ => "same",
+                };
+                rows.push(vec![
+                    label(side_a, ca),
+                    result(ca),
+                    result(cb),
+                    change.into(),
+                ]);
+            }
+            None => only_a.push(vec![
+                label(side_a, ca),
+                result(ca),
+                "-".into(),
+                "only in A".into(),
+            ]),
         }
     }
-    let word = |s: &Summary, name: &str| -> (String, Option<bool>) {
-        match s.conditions.iter().find(|c| c.name == name) {
-            None => ("not judged".into(), None),
-            Some(c) => {
-                let result = match (c.held, c.role) {
-                    (true, _) => "held",
-                    (false, livefire_core::events::Role::Hypothesis) => "deviated",
-                    (false, livefire_core::events::Role::Guardrail) => "tripped",
-                };
-                (
-                    format!("{result} ({}/{} failing)", c.failures, c.samples),
-                    Some(c.held),
-                )
-            }
-        }
-    };
-    let rows: Vec<Vec<String>> = names
-        .iter()
-        .map(|n| {
-            let ((wa, ha), (wb, hb)) = (word(a, n), word(b, n));
-            let change = match (ha, hb) {
-                (Some(true), Some(false)) => "regressed",
-                (Some(false), Some(true)) => "fixed",
-                (Some(x), Some(y)) if x == y => "same",
-                _ => "",
-            };
-            vec![(*n).to_owned(), wa, wb, change.into()]
-        })
-        .collect();
+    rows.extend(only_a);
+    for (cb, _) in b.conditions.iter().zip(&matched_b).filter(|(_, m)| !**m) {
+        rows.push(vec![
+            label(side_b, cb),
+            "-".into(),
+            result(cb),
+            "only in B".into(),
+        ]);
+    }
     if !rows.is_empty() {
         sections.push(Section {
-            title: "hypothesis and guardrails".into(),
+            title: "hypothesis and guardrails (matched by role, name and kind)".into(),
             header: vec!["condition".into(), "A".into(), "B".into(), "change".into()],
             rows,
         });
@@ -245,6 +454,7 @@ pub fn compare(a: &Summary, b: &Summary) -> Comparison {
             b.loads.iter().find(|l| l.name == name),
         );
         type Pick = fn(&crate::LoadSummary) -> Option<f64>;
+        // The same names as `PER_SECOND`, whose spread is the noise.
         let metrics: [(&str, Pick, &str, Option<Better>); 6] = [
             ("rps", |l| Some(l.rps), "/s", None),
             (
@@ -293,7 +503,13 @@ pub fn compare(a: &Summary, b: &Summary) -> Comparison {
                 (*metric).into(),
                 show(va),
                 show(vb),
-                delta(va, vb, unit, *better),
+                delta(
+                    va,
+                    vb,
+                    unit,
+                    *better,
+                    noise(side_a.noise(name, metric), side_b.noise(name, metric)),
+                ),
             ]);
         }
     }
@@ -366,41 +582,79 @@ enum Better {
     Lower,
 }
 
-fn delta_ms(a: Option<u64>, b: Option<u64>, better: Option<Better>) -> String {
-    let (Some(a), Some(b)) = (a, b) else {
-        return String::new();
-    };
-    let d = b as i64 - a as i64;
-    let sign = if d > 0 {
-        "+"
-    } else if d < 0 {
-        "-"
-    } else {
-        "±"
-    };
-    format!("{sign}{}{}", dur(d.unsigned_abs()), judge(d as f64, better))
+/// The noise two runs share for one metric: the larger spread, when both runs have one.
+fn noise(a: Option<Spread>, b: Option<Spread>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    debug_assert!(a.seconds >= 3 && b.seconds >= 3);
+    Some(a.sd.max(b.sd))
 }
 
-fn delta(a: Option<f64>, b: Option<f64>, unit: &str, better: Option<Better>) -> String {
-    let (Some(a), Some(b)) = (a, b) else {
-        return String::new();
-    };
-    let d = b - a;
-    let sign = if d > 0.0 {
+fn sign(d: f64) -> &'static str {
+    if d > 0.0 {
         "+"
     } else if d < 0.0 {
         "-"
     } else {
         "±"
-    };
-    format!("{sign}{}{unit}{}", num(d.abs()), judge(d, better))
+    }
 }
 
-fn judge(d: f64, better: Option<Better>) -> &'static str {
-    match (better, d.partial_cmp(&0.0)) {
-        (Some(Better::Lower), Some(std::cmp::Ordering::Less)) => " better",
-        (Some(Better::Lower), Some(std::cmp::Ordering::Greater)) => " worse",
-        _ => "",
+fn delta_ms(
+    a: Option<u64>,
+    b: Option<u64>,
+    better: Option<Better>,
+    noise_ms: Option<u64>,
+) -> String {
+    let (Some(a), Some(b)) = (a, b) else {
+        return String::new();
+    };
+    let d = b as i64 - a as i64;
+    format!(
+        "{}{}{}",
+        sign(d as f64),
+        dur(d.unsigned_abs()),
+        judge(d as f64, better, noise_ms.map(|n| n as f64), |n| dur(
+            n as u64
+        ))
+    )
+}
+
+fn delta(
+    a: Option<f64>,
+    b: Option<f64>,
+    unit: &str,
+    better: Option<Better>,
+    noise: Option<f64>,
+) -> String {
+    let (Some(a), Some(b)) = (a, b) else {
+        return String::new();
+    };
+    let d = b - a;
+    format!(
+        "{}{}{unit}{}",
+        sign(d),
+        num(d.abs()),
+        judge(d, better, noise, |n| format!("{}{unit}", num(n)))
+    )
+}
+
+/// ` worse (noise ±3 ms)`, ` within noise (±3 ms)`, or nothing when the metric has no
+/// better side or the noise is not known.
+fn judge(
+    d: f64,
+    better: Option<Better>,
+    noise: Option<f64>,
+    show: impl Fn(f64) -> String,
+) -> String {
+    let (Some(Better::Lower), Some(noise)) = (better, noise) else {
+        return String::new();
+    };
+    if d.abs() <= noise {
+        format!(" within noise (±{})", show(noise))
+    } else if d < 0.0 {
+        format!(" better (noise ±{})", show(noise))
+    } else {
+        format!(" worse (noise ±{})", show(noise))
     }
 }
 
@@ -473,13 +727,13 @@ impl Comparison {
             for row in &s.rows {
                 let _ = write!(h, "<tr>");
                 for c in row {
-                    let class = if c.ends_with(" worse")
+                    let class = if c.contains(" worse (")
                         || c == "regressed"
                         || c == "changed"
                         || c == "new"
                     {
                         " class=\"bad\""
-                    } else if c.ends_with(" better") || c == "fixed" {
+                    } else if c.contains(" better (") || c == "fixed" {
                         " class=\"good\""
                     } else {
                         ""

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use livefire_core::events::{Event, Phase, Role, Verdict};
 
 use crate::escape;
-use crate::journal::Journal;
+use crate::journal::{Journal, Plan};
 use crate::series::{self, LoadSeries, MAX_POINTS, ProbeSeries};
 use crate::summary::{Summary, dur, num, phase_name, secs, verdict_word};
 
@@ -22,8 +22,9 @@ const PALETTE: [&str; 6] = [
 ];
 
 /// Renders the report page.
-pub fn render(journal: &Journal, summary: &Summary, experiment: Option<&str>) -> String {
+pub fn render(journal: &Journal, summary: &Summary) -> String {
     let dur = summary.duration_ms.max(1);
+    let plan = journal.plan();
     let probes = series::probe_series(journal, dur, MAX_POINTS);
     let loads = series::load_series(journal, MAX_POINTS);
     let marks = Marks::from(journal, summary);
@@ -140,7 +141,7 @@ pub fn render(journal: &Journal, summary: &Summary, experiment: Option<&str>) ->
     }
     let _ = writeln!(h, "</section>");
 
-    conditions_table(&mut h, summary, experiment);
+    conditions_table(&mut h, summary, plan.as_ref());
     faults_table(&mut h, summary);
     findings_table(&mut h, summary);
     loads_table(&mut h, summary);
@@ -170,14 +171,18 @@ pub fn render(journal: &Journal, summary: &Summary, experiment: Option<&str>) ->
         let _ = writeln!(h, "</ul></section>");
     }
     let _ = writeln!(h, "<section><h2>Experiment as run</h2>");
-    match experiment {
-        Some(e) => {
-            let _ = writeln!(h, r#"<pre id="experiment">{}</pre>"#, escape(e));
+    match &plan {
+        Some(p) => {
+            let _ = writeln!(
+                h,
+                r#"<p class="note">resolved (variables and defaults filled in, secrets shown as <code>${{env:NAME}}</code>), from the journal's plan event</p><pre id="experiment">{}</pre>"#,
+                escape(&serde_json::to_string_pretty(&p.experiment).unwrap_or_default())
+            );
         }
         None => {
             let _ = writeln!(
                 h,
-                r#"<p class="note">experiment.yaml is not in the run folder</p>"#
+                r#"<p class="note">this journal has no plan event (livefire before 0.1.0 did not record the experiment in the journal): see experiment.yaml in the run folder</p>"#
             );
         }
     }
@@ -710,8 +715,7 @@ fn load_charts(h: &mut String, loads: &[LoadSeries], marks: &Marks, dur: u64) {
     }
 }
 
-fn conditions_table(h: &mut String, s: &Summary, experiment: Option<&str>) {
-    let declared = declared_metrics(experiment);
+fn conditions_table(h: &mut String, s: &Summary, plan: Option<&Plan>) {
     let _ = writeln!(
         h,
         r#"<section><h2>Hypothesis and guardrails</h2><table id="conditions"><tr><th>condition</th><th>role</th><th>result</th><th>samples</th><th>failing</th><th>margin</th><th>detail</th></tr>"#
@@ -730,11 +734,18 @@ fn conditions_table(h: &mut String, s: &Summary, experiment: Option<&str>) {
             (false, Role::Guardrail) => ("bad", "tripped"),
         };
         let margin = match (c.worst_value, c.bound, c.max_latency_ms) {
-            (Some(v), Some(b), _) => match declared.get(&c.name) {
+            (Some(v), Some(b), _) => match plan.and_then(|p| {
+                p.conditions
+                    .iter()
+                    .find(|d| d.name == c.name && d.kind == "metric" && !d.expect.is_empty())
+            }) {
                 // In the metric's unit, against the bound as the experiment wrote it.
-                Some((metric, cmp, bound)) => {
-                    format!("worst {} ({metric} {cmp} {bound})", in_unit(metric, v))
-                }
+                Some(d) => format!(
+                    "worst {} ({} {})",
+                    in_unit(&d.subject, v),
+                    d.subject,
+                    d.expect
+                ),
                 None => format!("worst {} vs bound {}", num(v), num(b)),
             },
             (_, _, Some(l)) => format!("slowest answer {} ms", num(l)),
@@ -873,51 +884,6 @@ fn loads_table(h: &mut String, s: &Summary) {
         }
     }
     let _ = writeln!(h, "</table></section>");
-}
-
-/// Metric conditions as the experiment declares them: name -> (metric, comparison,
-/// bound as written). The engine writes `experiment.yaml` as JSON; anything else gives
-/// an empty map (the margin is then shown in canonical units).
-fn declared_metrics(
-    experiment: Option<&str>,
-) -> std::collections::BTreeMap<String, (String, &'static str, String)> {
-    let mut out = std::collections::BTreeMap::new();
-    let Some(value) = experiment.and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-    else {
-        return out;
-    };
-    for key in ["hypothesis", "guardrails"] {
-        let Some(list) = value.get(key).and_then(|l| l.as_array()) else {
-            continue;
-        };
-        for (i, c) in list.iter().enumerate() {
-            let Some(metric) = c.get("metric").and_then(|m| m.as_str()) else {
-                continue;
-            };
-            let name = c
-                .get("name")
-                .and_then(|n| n.as_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("{key}[{i}]"));
-            for (field, word) in [
-                ("below", "below"),
-                ("above", "above"),
-                ("at_most", "at most"),
-                ("at_least", "at least"),
-                ("equals", "equals"),
-            ] {
-                if let Some(b) = c.get(field) {
-                    let bound = b
-                        .as_str()
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| b.to_string());
-                    out.insert(name.clone(), (metric.to_owned(), word, bound));
-                    break;
-                }
-            }
-        }
-    }
-    out
 }
 
 /// A metric's value (canonical units: seconds, fractions, per second) for people.

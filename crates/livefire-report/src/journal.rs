@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use livefire_core::events::{JOURNAL_VERSION, Record};
+use livefire_core::events::{Event, JOURNAL_VERSION, PlannedActivity, PlannedCondition, Record};
 use livefire_core::window::Window;
 
 /// The journal event type that carries one second of a load's measurements:
@@ -136,6 +136,34 @@ fn raw_window(value: &serde_json::Value, t: u64) -> Option<RawWindow> {
         second: value.get("second")?.as_u64()?,
         json: value.get("window")?.to_string(),
     })
+}
+
+/// The experiment as it ran, from the journal's `plan` event (journals of livefire
+/// before 0.1.0 have none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Resolved, secrets masked, as JSON.
+    pub experiment: serde_json::Value,
+    pub conditions: Vec<PlannedCondition>,
+    pub activities: Vec<PlannedActivity>,
+}
+
+impl Journal {
+    /// The `plan` event, if the journal has one.
+    pub fn plan(&self) -> Option<Plan> {
+        self.records.iter().find_map(|r| match &r.event {
+            Event::Plan {
+                experiment,
+                conditions,
+                activities,
+            } => Some(Plan {
+                experiment: experiment.clone(),
+                conditions: conditions.clone(),
+                activities: activities.clone(),
+            }),
+            _ => None,
+        })
+    }
 }
 
 /// One load's windows, as indexes into [`Journal::windows`].

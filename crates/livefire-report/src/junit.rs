@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use livefire_core::events::Role;
 
 use crate::escape;
+use crate::journal::Plan;
 use crate::summary::{ConditionSummary, Summary, secs, verdict_word};
 
 /// One test case.
@@ -24,15 +25,18 @@ enum CaseOutcome {
     Skipped { message: String },
 }
 
-/// Renders `junit.xml`. `experiment` (the run folder's `experiment.yaml`, which the
-/// engine writes as JSON) names conditions that were declared but never judged; they
-/// become skipped test cases.
-pub fn render(summary: &Summary, experiment: Option<&str>) -> String {
+/// Renders `junit.xml`. `plan` (the journal's `plan` event) names conditions that were
+/// declared but never judged; they become skipped test cases.
+pub fn render(summary: &Summary, plan: Option<&Plan>) -> String {
     let mut cases: Vec<Case> = Vec::new();
     for c in &summary.conditions {
         cases.push(condition_case(c));
     }
-    for (role, name) in declared_conditions(experiment) {
+    for (role, name) in plan
+        .iter()
+        .flat_map(|p| &p.conditions)
+        .map(|c| (c.role, c.name.clone()))
+    {
         if summary.conditions.iter().any(|c| c.name == name) {
             continue;
         }
@@ -315,30 +319,4 @@ fn condition_case(c: &ConditionSummary) -> Case {
         outcome,
         out,
     }
-}
-
-/// The names of the hypothesis conditions and guardrails the experiment declares
-/// (`name`, else `hypothesis[i]` / `guardrails[i]`, as the engine names them).
-pub(crate) fn declared_conditions(experiment: Option<&str>) -> Vec<(Role, String)> {
-    let Some(value) = experiment.and_then(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-    else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (key, role) in [
-        ("hypothesis", Role::Hypothesis),
-        ("guardrails", Role::Guardrail),
-    ] {
-        if let Some(list) = value.get(key).and_then(|l| l.as_array()) {
-            for (i, c) in list.iter().enumerate() {
-                let name = c
-                    .get("name")
-                    .and_then(|n| n.as_str())
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("{key}[{i}]"));
-                out.push((role, name));
-            }
-        }
-    }
-    out
 }

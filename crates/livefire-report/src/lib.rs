@@ -9,6 +9,7 @@ pub mod compare;
 
 pub mod html;
 mod impact;
+pub mod index;
 mod journal;
 pub mod junit;
 
@@ -19,7 +20,7 @@ mod summary;
 
 use std::path::{Path, PathBuf};
 
-pub use journal::{Journal, RawWindow, WINDOW_EVENT, parse_journal, read_journal};
+pub use journal::{Journal, Plan, RawWindow, WINDOW_EVENT, parse_journal, read_journal};
 pub use schema::summary_schema;
 pub use summary::{
     ConditionSummary, FaultSummary, FindingSummary, ForgottenSummary, LoadSummary, Percentiles,
@@ -35,6 +36,15 @@ pub enum ReportError {
         .0.display()
     )]
     NoJournal(PathBuf),
+    /// No folder of that name, and no run of that id in the index.
+    #[error("no run folder or run id `{0}`: `livefire runs` lists the runs livefire knows")]
+    NotFound(String),
+    /// A run id that names a fuzz run, which has findings but no journal.
+    #[error(
+        "{}: a `livefire fuzz` run: its results are findings.json, findings.sarif and fuzz-summary.json there; `livefire report` rebuilds the reports of `livefire run`",
+        .0.display()
+    )]
+    FuzzRun(PathBuf),
     /// The journal exists but cannot be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {
@@ -56,9 +66,9 @@ pub struct Outputs {
     pub files: Vec<PathBuf>,
 }
 
-/// Reads `RUN_DIR/journal.jsonl` (and `experiment.yaml`, shown as run) and writes
-/// `summary.json`, `report.html` and `junit.xml` beside it. The engine calls this at
-/// the end of every run; `livefire report RUN_DIR` calls it to rebuild them.
+/// Reads `RUN_DIR/journal.jsonl`, and nothing else, and writes `summary.json`,
+/// `report.html` and `junit.xml` beside it. The engine calls this at the end of every
+/// run; `livefire report RUN_DIR` calls it to rebuild them.
 pub fn write_outputs(run_dir: &Path) -> Result<Outputs, ReportError> {
     let path = run_dir.join("journal.jsonl");
     let journal = match read_journal(&path) {
@@ -69,7 +79,7 @@ pub fn write_outputs(run_dir: &Path) -> Result<Outputs, ReportError> {
         Err(source) => return Err(ReportError::Read { path, source }),
     };
     let summary = summarize(&journal);
-    let experiment = std::fs::read_to_string(run_dir.join("experiment.yaml")).ok();
+    let plan = journal.plan();
     let mut files = Vec::new();
     let mut write = |name: &str, text: String| -> Result<(), ReportError> {
         let path = run_dir.join(name);
@@ -81,11 +91,8 @@ pub fn write_outputs(run_dir: &Path) -> Result<Outputs, ReportError> {
         Ok(())
     };
     write("summary.json", summary_json(&summary))?;
-    write(
-        "report.html",
-        html::render(&journal, &summary, experiment.as_deref()),
-    )?;
-    write("junit.xml", junit::render(&summary, experiment.as_deref()))?;
+    write("report.html", html::render(&journal, &summary))?;
+    write("junit.xml", junit::render(&summary, plan.as_ref()))?;
     Ok(Outputs { summary, files })
 }
 

@@ -1,86 +1,143 @@
-//! `livefire compare`: two runs side by side, faults matched by activity name.
+//! `livefire compare`: two runs side by side on the journals of real runs: faults by
+//! activity name, conditions by role, name and kind, and a difference called better or
+//! worse only beyond the runs' own noise.
 
-use livefire_report::compare::compare;
+use livefire_report::compare::{Comparison, Side, compare};
 
 use crate::support::*;
 
-fn cell<'a>(
-    c: &'a livefire_report::compare::Comparison,
-    section: &str,
-    first: &str,
-    col: usize,
-) -> &'a str {
-    let s = c
-        .sections
+fn section<'a>(c: &'a Comparison, title: &str) -> &'a livefire_report::compare::Section {
+    c.sections
         .iter()
-        .find(|s| s.title.starts_with(section))
-        .unwrap_or_else(|| panic!("no section {section}"));
-    let row = s
+        .find(|s| s.title.starts_with(title))
+        .unwrap_or_else(|| panic!("no section {title}"))
+}
+
+/// The row of `section` whose cells `at` equals `first`.
+fn row<'a>(c: &'a Comparison, title: &str, at: usize, first: &str) -> &'a [String] {
+    section(c, title)
         .rows
         .iter()
-        .find(|r| r[0] == first)
-        .unwrap_or_else(|| panic!("no row {first} in {section}"));
-    &row[col]
+        .find(|r| r[at] == first)
+        .unwrap_or_else(|| panic!("no row {first} in {title}"))
+}
+
+fn side(fixture: &str) -> Side {
+    Side::from_journal(&Run::fixture(fixture).journal())
+}
+
+/// (delta, noise) from `-1247 ms better (noise ±697.5 ms)`, in the cell's unit.
+fn delta_and_noise(cell: &str) -> (f64, f64) {
+    let number = |s: &str| -> f64 {
+        s.trim_start_matches(['+', '-', '±'])
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .parse()
+            .unwrap_or_else(|_| panic!("a number in {cell}"))
+    };
+    let (d, rest) = cell.split_once(' ').unwrap();
+    let noise = rest.split_once('±').unwrap().1.split(' ').next().unwrap();
+    (number(d), number(noise.trim_end_matches(')')))
 }
 
 #[test]
-fn the_same_drill_twice_shows_recovery_and_condition_changes() {
-    let a = Run::fixture("held-load").report();
-    // The second drill: recovery took longer, p99 improved, the health probe deviated.
-    let mut b = a.clone();
-    b.run_id = "second".into();
-    b.faults[0].time_to_recover_ms = a.faults[0].time_to_recover_ms.map(|t| t + 1500);
-    b.loads[0].latency_ms.as_mut().unwrap().p99 /= 2.0;
-    let health = b
-        .conditions
-        .iter_mut()
-        .find(|c| c.name == "health answers")
-        .unwrap();
-    health.held = false;
-    b.verdict = Some(livefire_core::events::Verdict::Deviated);
-    let c = compare(&a, &b);
-    assert_eq!(cell(&c, "runs", "verdict", 3), "changed");
-    let faults = c
-        .sections
-        .iter()
-        .find(|s| s.title.starts_with("faults"))
-        .unwrap();
-    let recover = faults
-        .rows
-        .iter()
-        .find(|r| r[1] == "time to recover")
-        .unwrap();
+fn the_same_drill_twice_matches_every_condition_and_calls_no_noise_a_change() {
+    let c = compare(&side("planned-load-a"), &side("planned-load-b"));
+    assert_eq!(row(&c, "runs", 0, "verdict")[3], "same");
+    let conditions = section(&c, "hypothesis");
+    assert_eq!(conditions.rows.len(), 4, "{:?}", conditions.rows);
     assert!(
-        recover[4].starts_with("+1.5") && recover[4].ends_with(" worse"),
-        "{recover:?}"
+        conditions.rows.iter().all(|r| r[3] == "same"),
+        "{:?}",
+        conditions.rows
     );
-    assert_eq!(cell(&c, "hypothesis", "health answers", 3), "regressed");
-    let loads = c.sections.iter().find(|s| s.title == "loads").unwrap();
-    let p99 = loads.rows.iter().find(|r| r[1] == "p99").unwrap();
-    assert!(
-        p99[4].starts_with('-') && p99[4].ends_with(" better"),
-        "{p99:?}"
-    );
-    let text = c.to_text();
-    assert!(text.contains("worker paused"), "{text}");
+    // The two runs' p50 differ by under 2 ms while each run's per-second p50 spreads over
+    // hundreds: that is noise, not "worse".
+    for metric in ["p50", "p90", "p99"] {
+        let cell = &row(&c, "loads", 1, metric)[4];
+        assert!(cell.contains("within noise"), "{metric}: {cell}");
+        let (d, noise) = delta_and_noise(cell);
+        assert!(d <= noise, "{metric}: {cell}");
+    }
+    let recover = &row(&c, "faults", 1, "time to recover")[4];
+    assert!(recover.contains("within noise"), "{recover}");
+}
+
+#[test]
+fn a_real_change_beyond_the_noise_is_called_better() {
+    // The same drill with the pause cut from 2 s to 300 ms: the tail latency fell.
+    let c = compare(&side("planned-load-a"), &side("planned-load-short-pause"));
+    for metric in ["p90", "p99"] {
+        let cell = &row(&c, "loads", 1, metric)[4];
+        assert!(cell.contains(" better (noise ±"), "{metric}: {cell}");
+        let (d, noise) = delta_and_noise(cell);
+        assert!(d > noise, "{metric}: {cell}");
+    }
+    // The median barely moved.
+    assert!(row(&c, "loads", 1, "p50")[4].contains("within noise"));
     let html = c.to_html();
-    assert!(html.contains("<td class=\"bad\">regressed</td>"), "{html}");
-    assert!(!html.contains("<script"));
+    assert!(
+        html.contains(r#"<td class="good">-"#),
+        "better is shown as good"
+    );
+}
+
+// Regression: `guardrails[0]` of one drill (a TCP probe) was compared with
+// `guardrails[0]` of another (an error-rate bound).
+#[test]
+fn conditions_of_another_kind_are_only_in_a_or_only_in_b() {
+    let c = compare(&side("planned-pause"), &side("planned-load-a"));
+    assert_eq!(
+        row(&c, "hypothesis", 0, "guardrails[0] · tcp probe")[3],
+        "only in A"
+    );
+    assert_eq!(
+        row(
+            &c,
+            "hypothesis",
+            0,
+            "guardrails[0] · metric browse.error_rate"
+        )[3],
+        "only in B"
+    );
+    // What both sample is matched.
+    assert_eq!(
+        row(&c, "hypothesis", 0, "health answers · http probe")[3],
+        "same"
+    );
+    // An older journal says less (no plan, no metric names): `probe` matches an
+    // `http probe`, never a metric.
+    let c = compare(&side("held-pause"), &side("planned-load-a"));
+    assert_eq!(
+        row(&c, "hypothesis", 0, "guardrails[0] · probe")[3],
+        "only in A"
+    );
+    assert_eq!(
+        row(&c, "hypothesis", 0, "health answers · probe")[3],
+        "same"
+    );
+    let c = compare(&side("held-load"), &side("planned-load-a"));
+    assert!(
+        section(&c, "hypothesis")
+            .rows
+            .iter()
+            .all(|r| r[3] == "same"),
+        "{:?}",
+        section(&c, "hypothesis").rows
+    );
 }
 
 #[test]
-fn compare_reads_two_run_folders_and_names_what_only_one_has() {
-    let (a, b) = (
-        Run::fixture("held-pause"),
-        Run::fixture("aborted-guardrail"),
+fn different_drills_say_so_and_the_cli_writes_html() {
+    let a = Run::fixture("held-pause");
+    let b = Run::fixture("aborted-guardrail");
+    let c = compare(&side("held-pause"), &side("aborted-guardrail"));
+    assert_eq!(row(&c, "runs", 0, "title")[3], "different drills?");
+    assert_eq!(row(&c, "faults", 0, "worker paused")[3], "not in this run");
+    assert_eq!(row(&c, "faults", 0, "worker frozen")[2], "not in this run");
+    assert_eq!(
+        row(&c, "hypothesis", 0, "errors below half · metric")[3],
+        "only in B"
     );
-    let c = livefire_report::compare::compare_dirs(a.path(), b.path()).unwrap();
-    assert_eq!(cell(&c, "runs", "verdict", 1), "held (exit 0)");
-    assert_eq!(cell(&c, "runs", "verdict", 2), "aborted (exit 2)");
-    assert_eq!(cell(&c, "runs", "title", 3), "different drills?");
-    assert_eq!(cell(&c, "faults", "worker paused", 3), "not in this run");
-    assert_eq!(cell(&c, "faults", "worker frozen", 2), "not in this run");
-    assert!(cell(&c, "hypothesis", "errors below half", 1).starts_with("not judged"));
 
     let mut out = Vec::new();
     let mut err = Vec::new();
@@ -89,6 +146,7 @@ fn compare_reads_two_run_folders_and_names_what_only_one_has() {
         run_a: a.path().to_path_buf(),
         run_b: b.path().to_path_buf(),
         html: Some(html.clone()),
+        home: a.path().join("home"),
     };
     assert_eq!(livefire_report::cli::compare(&args, &mut out, &mut err), 0);
     assert!(std::fs::read_to_string(html).unwrap().contains("</html>"));
@@ -100,7 +158,7 @@ fn compare_reads_two_run_folders_and_names_what_only_one_has() {
         livefire_report::cli::compare(&missing, &mut out, &mut err),
         3
     );
-    assert!(String::from_utf8_lossy(&err).contains("no journal.jsonl here"));
+    assert!(String::from_utf8_lossy(&err).contains("no run folder or run id"));
 }
 
 #[test]
@@ -112,8 +170,8 @@ fn findings_are_new_fixed_or_still_there() {
     let mut new = b.findings[0].clone();
     new.operation = "POST /orders".into();
     b.findings.push(new);
-    let c = compare(&a, &b);
-    let s = c.sections.iter().find(|s| s.title == "findings").unwrap();
+    let c = compare(&Side::from_summary(a), &Side::from_summary(b));
+    let s = section(&c, "findings");
     let change = |op: &str| {
         s.rows
             .iter()

@@ -22,7 +22,8 @@ fn assert_self_contained(html: &str) {
 
 #[test]
 fn a_run_with_load_has_every_chart_the_verdict_and_the_tables() {
-    let run = Run::fixture("held-load");
+    // The journal alone: the report reads nothing else from the run folder.
+    let run = Run::fixture("planned-load-a");
     let s = run.report();
     let html = run.read("report.html");
     assert_self_contained(&html);
@@ -54,9 +55,25 @@ fn a_run_with_load_has_every_chart_the_verdict_and_the_tables() {
         "{html}"
     );
     assert!(html.contains("time to recover"));
-    // The experiment as run, escaped.
-    assert!(html.contains("<pre id=\"experiment\">"));
-    assert!(html.contains("Traffic keeps flowing to a worker that is paused for two seconds"));
+    // The experiment as run, from the journal's plan event, escaped.
+    let experiment = &html[html
+        .find("<pre id=\"experiment\">")
+        .expect("the experiment")..];
+    assert!(
+        experiment.contains("livefire sandbox http --listen 127.0.0.1:18081"),
+        "{experiment}"
+    );
+}
+
+#[test]
+fn a_journal_from_before_the_plan_event_says_the_experiment_is_not_in_it() {
+    let run = Run::fixture("held-load");
+    run.report();
+    let html = run.read("report.html");
+    assert!(!html.contains("<pre id=\"experiment\">"));
+    assert!(html.contains("this journal has no plan event"), "{html}");
+    // Margins in canonical units, with the bound the journal carries.
+    assert!(html.contains("vs bound 5"), "{html}");
 }
 
 #[test]
@@ -196,6 +213,7 @@ fn findings_show_with_severity_reproducer_and_the_faults_active() {
 fn report_takes_the_run_folder_or_its_journal() {
     let run = Run::fixture("held-pause");
     let args = livefire_report::cli::ReportArgs {
+        home: run.path().join("home"),
         run_dir: run.file("journal.jsonl"),
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());

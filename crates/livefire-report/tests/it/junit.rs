@@ -65,19 +65,33 @@ fn a_tripped_guardrail_is_a_failure_with_its_detail_and_the_abort_an_error() {
 
 #[test]
 fn conditions_declared_but_never_judged_are_skipped_cases() {
-    let run = Run::fixture("held-pause");
-    // Add a condition to the experiment as run that the journal never sampled.
-    let mut exp: serde_json::Value = serde_json::from_str(&run.read("experiment.yaml")).unwrap();
-    exp["hypothesis"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!({ "name": "never sampled", "metric": "x.rps", "above": 1 }));
-    std::fs::write(run.file("experiment.yaml"), exp.to_string()).unwrap();
+    let run = Run::fixture("planned-pause");
+    // Add a condition to the journal's plan that the run never sampled.
+    let journal = run.read("journal.jsonl");
+    let lines: Vec<String> = journal
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if v["type"] == "plan" {
+                v["conditions"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({
+                        "name": "never sampled", "role": "hypothesis", "kind": "metric",
+                        "subject": "x.rps", "expect": "above 1"
+                    }));
+            }
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(run.file("journal.jsonl"), lines.join("\n")).unwrap();
     run.report();
     let xml = run.read("junit.xml");
     assert_eq!(attr(&xml, "testsuites", "skipped"), "1", "{xml}");
     let case = &xml[xml.find(r#"name="never sampled""#).unwrap()..];
     assert!(case[..case.find("</testcase>").unwrap()].contains("<skipped message=\"never judged"));
+    // Every condition of the plan that was judged is a case of its own.
+    assert!(xml.contains(r#"name="guardrails[0]""#), "{xml}");
 }
 
 #[test]

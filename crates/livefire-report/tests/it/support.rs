@@ -3,14 +3,19 @@
 use std::path::{Path, PathBuf};
 
 /// The fixture run folders.
-pub const FIXTURES: [&str; 4] = [
+pub const FIXTURES: [&str; 8] = [
     "held-pause",
     "held-load",
     "aborted-guardrail",
     "fuzz-finding",
+    "planned-load-a",
+    "planned-load-b",
+    "planned-load-short-pause",
+    "planned-pause",
 ];
 
-/// A copy of a fixture run folder (journal.jsonl, experiment.yaml) in a temp dir.
+/// A copy of a fixture run's journal.jsonl, alone, in a temp dir: every report is made
+/// from the journal and nothing else.
 pub struct Run {
     pub dir: tempfile::TempDir,
 }
@@ -21,9 +26,7 @@ impl Run {
             .join("tests/fixtures")
             .join(name);
         let dir = tempfile::tempdir().unwrap();
-        for f in ["journal.jsonl", "experiment.yaml"] {
-            std::fs::copy(src.join(f), dir.path().join(f)).unwrap();
-        }
+        std::fs::copy(src.join("journal.jsonl"), dir.path().join("journal.jsonl")).unwrap();
         Run { dir }
     }
     pub fn path(&self) -> &Path {
@@ -34,6 +37,10 @@ impl Run {
     }
     pub fn read(&self, name: &str) -> String {
         std::fs::read_to_string(self.file(name)).unwrap()
+    }
+    /// The journal, read.
+    pub fn journal(&self) -> livefire_report::Journal {
+        livefire_report::read_journal(&self.file("journal.jsonl")).unwrap()
     }
     /// Writes the outputs and returns the summary.
     pub fn report(&self) -> livefire_report::Summary {
