@@ -133,6 +133,9 @@ fn split_header(s: &str, flag: &str) -> Result<(String, String), String> {
 impl FuzzArgs {
     /// The campaign configuration these flags describe.
     pub fn to_config(&self, seed: u64) -> Result<FuzzConfig, String> {
+        // The base URL first: a typo there must not read as a problem with the spec.
+        crate::http::Target::from_base_url(&self.base_url)
+            .map_err(|e| format!("--base-url: {e}"))?;
         let auth = match (&self.header, &self.login_url) {
             (Some(_), Some(_)) => return Err("use either --header or --login-url, not both".into()),
             (Some(h), None) => {

@@ -29,15 +29,17 @@ impl Target {
     pub fn from_base_url(url: &str) -> Result<Target, String> {
         let Some(rest) = url.strip_prefix("http://") else {
             return Err(format!(
-                "base URL {url:?} must start with http:// (https is not supported yet)"
+                "base URL {url:?} must start with http:// (https is not supported yet); write it like http://127.0.0.1:8080"
             ));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
-        if authority.is_empty() {
-            return Err(format!("base URL {url:?} has no host"));
+        if authority.is_empty() || authority.starts_with(':') {
+            return Err(format!(
+                "base URL {url:?} has no host; write it like http://127.0.0.1:8080"
+            ));
         }
         let (host, port) = if let Some(stripped) = authority.strip_prefix('[') {
             let (h, p) = stripped

@@ -19,7 +19,7 @@ pub struct LoadArgs {
     /// The URL to load (http:// or https://); may hold templates such as ${random.int(1,100)}.
     pub url: String,
     /// Open model: send at this rate whatever the answers take (e.g. 200, 200/s, 12000/m).
-    #[arg(short = 'r', long, conflicts_with = "vus")]
+    #[arg(short = 'r', long, visible_alias = "rps", conflicts_with = "vus")]
     pub rate: Option<String>,
     /// Closed model: this many virtual users, each sending as soon as its last answer came.
     #[arg(short = 'c', long = "vus")]
@@ -272,9 +272,15 @@ impl LoadArgs {
                 think,
             },
         };
-        let uri: http::Uri = self.url.parse().map_err(|e| {
+        let uri: http::Uri = self.url.parse().map_err(|e: http::uri::InvalidUri| {
+            // The http crate's "invalid format" says nothing a person can act on.
+            let why = if self.url.contains("://") {
+                e.to_string()
+            } else {
+                "it is not a URL (no `://`)".to_owned()
+            };
             format!(
-                "bad URL `{}`: {e}; write it like http://127.0.0.1:8080/path",
+                "bad URL `{}`: {why}; write it like http://127.0.0.1:8080/path",
                 self.url
             )
         })?;

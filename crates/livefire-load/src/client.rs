@@ -48,6 +48,7 @@ impl Key {
         };
         let host = uri
             .host()
+            .filter(|h| !h.is_empty())
             .ok_or("the URL has no host; write it like http://127.0.0.1:8080/path")?;
         let host = host
             .trim_start_matches('[')
