@@ -228,7 +228,14 @@ async fn run_async(opts: RunOptions) -> Outcome {
         let a = &exp.timeline[i];
         let Some(f) = &a.fuzz else { continue };
         match crate::campaign::config(&name, f, a.for_.0, &cwd, seed) {
-            Ok(c) => fuzzes.push((a.at.0, name, c)),
+            Ok(c) => fuzzes.push((
+                a.at.0,
+                name,
+                livefire_fuzz::FuzzConfig {
+                    secrets: secrets.clone(),
+                    ..c
+                },
+            )),
             Err(e) => return invalid(format!("{e} (nothing was applied)")),
         }
     }
@@ -338,9 +345,11 @@ async fn run_async(opts: RunOptions) -> Outcome {
         title: exp.title.clone(),
         wall_start: clock::rfc3339_now(),
         seed,
-        livefire: env!("CARGO_PKG_VERSION").into(),
+        livefire: livefire_core::VERSION.into(),
         planned_ms: planned.as_millis() as u64,
     });
+    journal.emit(crate::journal_plan::plan_event(&exp));
+    crate::journal_plan::index_run(&journal, &run_id, &run_dir, &exp.title);
     let shared = Shared {
         journal: journal.clone(),
         ledger: Arc::new(Mutex::new(ledger)),

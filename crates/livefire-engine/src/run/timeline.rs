@@ -409,9 +409,10 @@ pub(super) async fn fault_task(
     if test_hook_panics(&activity) {
         panic!("test hook: activity `{activity}` panics on purpose");
     }
+    let kind = fault.kind();
     shared.journal.emit(Event::ActivityStarted {
         activity: activity.clone(),
-        kind: fault.kind().into(),
+        kind: kind.into(),
     });
     // Ledger write and apply happen in one blocking section that cannot be cancelled
     // half-way; rollback waits for `in_flight` to reach zero.
@@ -439,7 +440,7 @@ pub(super) async fn fault_task(
     }
     shared.journal.emit(Event::ActivityEnded {
         activity,
-        kind: String::new(),
+        kind: kind.into(),
     });
     Ok(())
 }
