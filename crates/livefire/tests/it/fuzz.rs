@@ -107,3 +107,94 @@ fn auth_failing_open_while_its_dependency_is_down_is_a_critical_finding_naming_t
     drop(app);
     drop(dep);
 }
+
+// Regression: a reproducer carried `'...${env:API_TOKEN}...'` in single quotes, which no
+// shell fills in, so it did not run as pasted.
+#[test]
+fn reproducers_read_the_experiments_secrets_from_the_environment_and_run_as_pasted() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let home = Home::new();
+    let app = rt.block_on(target::start(target::Mode::Defective, None, "127.0.0.1:0"));
+    let file = home.file(&format!(
+        "version: 1\ntitle: notes leak\nsettings: {{ seed: 7 }}\ntimeline:\n  - at: 0s\n    for: 4s\n    fuzz:\n      name: api-fuzz\n      openapi: \"{}/openapi.yaml\"\n      checks: [object_access]\n      rate: 200/s\n      auth: {{ header: Authorization, value: \"Bearer ${{env:LF_ALICE}}\" }}\n      second_identity: {{ header: Authorization, value: \"Bearer ${{env:LF_BOB}}\" }}\n",
+        app.base_url()
+    ));
+    let (code, out, err) = run(home
+        .run(&file)
+        .env("LF_ALICE", target::ALICE_TOKEN)
+        .env("LF_BOB", target::BOB_TOKEN));
+    assert_eq!(code, 1, "bob reads alice's note: a finding\n{out}{err}");
+    let journal = home.journal();
+    assert!(
+        !journal.contains(target::BOB_TOKEN),
+        "a secret in the journal"
+    );
+    let finding = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["type"] == "finding" && e["finding"]["rule"] == "object_access")
+        .unwrap_or_else(|| panic!("no object_access finding:\n{journal}"));
+    let curl = finding["finding"]["curl"].as_str().unwrap().to_owned();
+    assert!(curl.contains("\"${LF_BOB}\""), "{curl}");
+    // As pasted, with the variable exported: bob reads alice's note again.
+    let (code, stdout, stderr) = run(std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&curl)
+        .env("LF_BOB", target::BOB_TOKEN));
+    assert_eq!(code, 0, "{curl}\n{stderr}");
+    assert!(stdout.starts_with("HTTP/1.1 200"), "{curl}\n{stdout}");
+    // Without it, the shell names the variable and sends nothing.
+    let (code, _, stderr) = run(std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&curl)
+        .env_remove("LF_BOB"));
+    assert_ne!(code, 0);
+    assert!(stderr.contains("export LF_BOB"), "{stderr}");
+}
+
+// Regression: fuzz runs never appeared in `livefire runs`.
+#[test]
+fn a_fuzz_run_is_listed_by_runs_with_its_findings() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let home = Home::new();
+    let app = rt.block_on(target::start(target::Mode::Defective, None, "127.0.0.1:0"));
+    let out = home.path().join("fuzz-results");
+    let (code, stdout, err) = run(home
+        .livefire()
+        .arg("fuzz")
+        .arg(format!("{}/openapi.yaml", app.base_url()))
+        .args(["--base-url", &app.base_url(), "-d", "2s", "--seed", "7"])
+        .args(["--checks", "server_error"])
+        .arg("--out")
+        .arg(&out));
+    assert!(code == 0 || code == 1, "{stdout}{err}");
+    let dir = std::fs::read_dir(&out)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let id = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let findings: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("findings.json")).unwrap()).unwrap();
+    let n = findings["findings"].as_array().unwrap().len();
+    assert!(n > 0, "the planted server_error is found");
+    let cwd = home.path().join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    let (code, stdout, err) = run(home.livefire().current_dir(&cwd).arg("runs"));
+    assert_eq!(code, 0, "{err}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{id} not listed:\n{stdout}"));
+    let count = if n == 1 {
+        "fuzz: 1 finding".to_owned()
+    } else {
+        format!("fuzz: {n} findings")
+    };
+    assert!(line.contains(&count), "{line}");
+    // `report` on it says where its results are instead of "not found".
+    let (code, _, err) = run(home.livefire().current_dir(&cwd).arg("report").arg(&id));
+    assert_eq!(code, 3);
+    assert!(err.contains("findings.json"), "{err}");
+}
