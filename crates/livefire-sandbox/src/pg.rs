@@ -264,24 +264,25 @@ impl Cluster {
     /// `pg_ctl stop -m fast`; if that fails, SIGKILL to the postmaster (its backends
     /// exit when it is gone).
     pub fn stop(&self, who: &RunAs) -> Result<(), SandboxError> {
-        if self.postmaster().is_none() {
+        let Some(postmaster) = self.postmaster() else {
             return Ok(());
-        }
+        };
         let data = self.data.to_string_lossy().into_owned();
         let fast = self.run(
             who,
             "pg_ctl",
             &["-D", &data, "-m", "fast", "-w", "-t", "30", "stop"],
         );
-        if let Some(p) = self.postmaster() {
-            p.stop(Duration::from_secs(5));
-        }
-        match self.postmaster() {
-            None => Ok(()),
-            Some(p) => Err(fast.err().unwrap_or(SandboxError::Setup(format!(
+        // pg_ctl returns once postmaster.pid is gone, which the postmaster removes just
+        // before it exits: wait for the process itself, and end it if it lingers.
+        if postmaster.wait_gone(Duration::from_secs(10)) || postmaster.stop(Duration::from_secs(5))
+        {
+            Ok(())
+        } else {
+            Err(fast.err().unwrap_or(SandboxError::Setup(format!(
                 "the {} server (pid {}) did not stop",
-                self.name, p.pid
-            )))),
+                self.name, postmaster.pid
+            ))))
         }
     }
 
@@ -310,7 +311,9 @@ impl Cluster {
                 "--source-server",
                 &src,
                 "--write-recovery-conf",
-                "--progress",
+                // The sandbox is disposable: no flush of the whole data directory (seconds
+                // on a busy disk) before the node starts.
+                "--no-sync",
             ],
         )
     }
@@ -340,8 +343,18 @@ impl Cluster {
             .collect()
     }
 
-    /// Waits up to 10 s for [`Cluster::leftovers`] to exit, then kills the rest.
-    pub fn clear_leftovers(&self) {
+    /// After a kill: waits up to 10 s for [`Cluster::leftovers`] to exit, kills the
+    /// rest, then removes postmaster.pid if it names a postmaster that is gone. A killed
+    /// postmaster can stay a zombie until its new parent reaps it, and PostgreSQL takes
+    /// a pid that still exists, even a zombie's, for a running server.
+    pub fn clear_after_kill(&self) {
+        self.end_leftovers();
+        if self.postmaster().is_none() && self.leftovers().is_empty() {
+            let _ = std::fs::remove_file(self.data.join("postmaster.pid"));
+        }
+    }
+
+    fn end_leftovers(&self) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let left = self.leftovers();

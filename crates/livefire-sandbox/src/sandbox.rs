@@ -388,7 +388,7 @@ pub fn rejoin(dir: &Path, name: &str, out: &mut dyn Write) -> Result<(), Sandbox
         .ok();
         return Ok(());
     }
-    node.clear_leftovers();
+    node.clear_after_kill();
     let others: Vec<(&Cluster, Option<Role>)> = nodes
         .iter()
         .filter(|n| n.name != name)
@@ -454,11 +454,12 @@ pub fn restart(dir: &Path, name: &str, out: &mut dyn Write) -> Result<(), Sandbo
         program: PathBuf::from(&old.argv[0]),
         prefix: Vec::new(),
     };
+    let from = log_len(&old.log);
     let child = launch(&launcher, &old.argv[1..], &old.log)?;
     let svc = Service { pid: child, ..old };
     sb.services.insert(idx, svc.clone());
     sb.save()?;
-    wait_ready(&svc)?;
+    wait_ready(&svc, from)?;
     writeln!(out, "restarted {name} (pid {})", svc.pid.pid).ok();
     Ok(())
 }
@@ -666,6 +667,7 @@ fn spawn(
     args: Vec<String>,
 ) -> Result<(), SandboxError> {
     let log = sb.dir.join(format!("{name}.log"));
+    let from = log_len(&log);
     let full: Vec<String> = launcher.prefix.iter().cloned().chain(args).collect();
     let pid = launch(launcher, &full, &log)?;
     let svc = Service {
@@ -679,7 +681,18 @@ fn spawn(
     };
     sb.services.push(svc.clone());
     sb.save()?;
-    wait_ready(&svc)
+    wait_ready(&svc, from)
+}
+
+/// How long `log` is now: a restarted service's readiness is read after this point.
+fn log_len(log: &Path) -> u64 {
+    std::fs::metadata(log).map_or(0, |m| m.len())
+}
+
+/// What was written to `log` after byte `from`.
+fn log_since(log: &Path, from: u64) -> String {
+    let text = std::fs::read(log).unwrap_or_default();
+    String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default()).into_owned()
 }
 
 /// Runs `program args` detached (own process group, output appended to `log`).
@@ -710,8 +723,9 @@ fn launch(launcher: &Launcher, args: &[String], log: &Path) -> Result<ProcId, Sa
 }
 
 /// Waits for a service's health check (HTTP services) or its first line (the failover
-/// helper); an error with the end of its log if it exits or does not get ready.
-fn wait_ready(svc: &Service) -> Result<(), SandboxError> {
+/// helper) written to its log after byte `from`; an error with the end of its log if
+/// it exits or does not get ready.
+fn wait_ready(svc: &Service, from: u64) -> Result<(), SandboxError> {
     let deadline = Instant::now() + READY_WITHIN;
     loop {
         if !svc.pid.alive() {
@@ -719,7 +733,7 @@ fn wait_ready(svc: &Service) -> Result<(), SandboxError> {
                 "the {} service exited; the end of {}:\n{}",
                 svc.name,
                 svc.log.display(),
-                pg::tail(&std::fs::read_to_string(&svc.log).unwrap_or_default(), 8)
+                pg::tail(&log_since(&svc.log, from), 8)
             )));
         }
         let ready = match &svc.listen {
@@ -727,7 +741,7 @@ fn wait_ready(svc: &Service) -> Result<(), SandboxError> {
                 proc::http_get(l, "/health", Duration::from_secs(2)),
                 Some((200, _))
             ),
-            None => std::fs::read_to_string(&svc.log).is_ok_and(|t| t.contains("watching")),
+            None => log_since(&svc.log, from).contains("watching"),
         };
         if ready {
             return Ok(());
@@ -738,7 +752,7 @@ fn wait_ready(svc: &Service) -> Result<(), SandboxError> {
                 svc.name,
                 READY_WITHIN.as_secs(),
                 svc.log.display(),
-                pg::tail(&std::fs::read_to_string(&svc.log).unwrap_or_default(), 8)
+                pg::tail(&log_since(&svc.log, from), 8)
             )));
         }
         std::thread::sleep(Duration::from_millis(50));

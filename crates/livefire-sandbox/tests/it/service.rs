@@ -136,3 +136,70 @@ fn acknowledged_writes_are_lost_only_with_defects() {
         );
     }
 }
+
+/// What a demo's fuzz campaign sees: nothing on the clean API; with --defects and the
+/// token service gone, the fuzzer's own auth_enforced check finds the open door.
+#[test]
+fn the_fuzzer_finds_the_open_door_only_with_defects() {
+    // (defects, token service killed, auth_enforced expected)
+    let cases = [
+        (false, false, false),
+        (false, true, false),
+        (true, true, true),
+    ];
+    for (defects, kill_token, expect_open) in cases {
+        let dir = Dir::new();
+        let args: &[&str] = if defects {
+            &["--store", "sqlite", "--defects"]
+        } else {
+            &["--store", "sqlite"]
+        };
+        let sb = dir.up(args);
+        let alice = Api::of(&sb, "alice");
+        let bob = Api::of(&sb, "bob");
+        if kill_token {
+            let token = sb.service("token").unwrap().pid;
+            token.signal(Signal::SIGKILL);
+            assert!(token.wait_gone(Duration::from_secs(5)));
+        }
+        let header = |t: &str| livefire_fuzz::AuthConfig::Header {
+            header: "Authorization".into(),
+            value: format!("Bearer {t}"),
+        };
+        let config = livefire_fuzz::FuzzConfig {
+            spec: format!("http://{}/openapi.json", alice.addr),
+            base_url: format!("http://{}", alice.addr),
+            duration: Duration::from_secs(10),
+            max_requests: Some(1500),
+            seed: 7,
+            concurrency: 4,
+            auth: Some(header(&alice.token)),
+            second_identity: Some(header(&bob.token)),
+            ..Default::default()
+        };
+        let mut findings = Vec::new();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(livefire_fuzz::run(
+            config,
+            livefire_fuzz::CancellationToken::new(),
+            |f| findings.push(f),
+        ))
+        .unwrap();
+        let open = findings
+            .iter()
+            .any(|f| f.rule == livefire_fuzz::Rule::AuthEnforced);
+        assert_eq!(
+            open,
+            expect_open,
+            "defects={defects} token killed={kill_token}: {:?}",
+            findings.iter().map(|f| &f.title).collect::<Vec<_>>()
+        );
+        if !defects && !kill_token {
+            assert!(
+                findings.is_empty(),
+                "the clean API has nothing to find: {:?}",
+                findings.iter().map(|f| &f.title).collect::<Vec<_>>()
+            );
+        }
+    }
+}
