@@ -82,29 +82,16 @@ pub fn resolved(tree: &Node, env: Option<&Node>) -> Node {
         let Some(overrides) = env.get(section).and_then(Node::entries) else {
             continue;
         };
-        let existing = entries
+        let Some(target) = entries
             .iter_mut()
-            .find(|(k, _)| k.as_str() == Some(section));
-        let target = match existing {
-            Some((_, v)) => v,
-            None => {
-                // The file has no such section: the environment's becomes it.
-                let key = env.key(section).cloned().unwrap_or_else(|| Node {
-                    kind: Kind::Scalar {
-                        text: (*section).to_owned(),
-                        plain: true,
-                    },
-                    pos: env.pos,
-                });
-                entries.push((
-                    key,
-                    Node {
-                        kind: Kind::Map(Vec::new()),
-                        pos: env.pos,
-                    },
-                ));
-                &mut entries.last_mut().expect("just pushed").1
+            .find(|(k, _)| k.as_str() == Some(section))
+            .map(|(_, v)| v)
+        else {
+            // The file has no such section: the environment's becomes it.
+            if let (Some(key), Some(value)) = (env.key(section), env.get(section)) {
+                entries.push((key.clone(), value.clone()));
             }
+            continue;
         };
         if target.entries().is_none() {
             // `vars:` with nothing after it, or a mistake reported by the base check.

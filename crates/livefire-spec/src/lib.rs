@@ -55,6 +55,9 @@ pub struct Loaded {
     pub tree: Node,
     /// The environment it was resolved for (`--env`), if any.
     pub environment: Option<ChosenEnvironment>,
+    /// The names of every environment the file declares (each one checked when
+    /// [`Options::every_environment`] was asked).
+    pub environments: Vec<String>,
 }
 
 impl Loaded {
@@ -242,6 +245,7 @@ fn load_text(
             warnings: report,
             tree,
             environment: chosen.map(|(name, production, _)| ChosenEnvironment { name, production }),
+            environments: envs.iter().map(|(name, _, _)| name.clone()).collect(),
         }),
         _ => Err(LoadError::Invalid(report)),
     }

@@ -47,11 +47,16 @@ fn validate(args: cli::ValidateArgs) -> ExitCode {
                 eprint!("{}", loaded.warnings);
             }
             let e = &loaded.experiment;
-            let env = loaded
-                .environment
-                .as_ref()
-                .map(|e| format!(" (environment `{}`)", e.name))
-                .unwrap_or_default();
+            let env = match &loaded.environment {
+                Some(e) => format!(" (environment `{}`)", e.name),
+                None if !loaded.environments.is_empty() => {
+                    format!(
+                        " (as written and in environments {})",
+                        loaded.environments.join(", ")
+                    )
+                }
+                None => String::new(),
+            };
             println!(
                 "{}{env}: valid: {} target(s), {} setup process(es), {} activit{}, {} hypothesis condition(s), {} guardrail(s)",
                 args.file.display(),

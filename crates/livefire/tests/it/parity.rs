@@ -158,7 +158,10 @@ fn env_picks_an_environment_and_production_needs_confirmation() {
 
     let (code, out, err) = run(home.livefire().arg("validate").arg(&file));
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("valid"), "{out}");
+    assert!(
+        out.contains("(as written and in environments local, staging, prod): valid"),
+        "{out}"
+    );
     let (code, out, err) = run(home
         .livefire()
         .arg("validate")
