@@ -142,7 +142,7 @@ pub fn render(journal: &Journal, summary: &Summary) -> String {
     let _ = writeln!(h, "</section>");
 
     conditions_table(&mut h, summary, plan.as_ref());
-    faults_table(&mut h, summary);
+    faults_table(&mut h, summary, plan.as_ref());
     findings_table(&mut h, summary);
     loads_table(&mut h, summary);
     writes_table(&mut h, summary);
@@ -774,7 +774,13 @@ fn conditions_table(h: &mut String, s: &Summary, plan: Option<&Plan>) {
     let _ = writeln!(h, "</table></section>");
 }
 
-fn faults_table(h: &mut String, s: &Summary) {
+fn faults_table(h: &mut String, s: &Summary, plan: Option<&Plan>) {
+    // The plan's display name for people (`process.pause worker` for an unnamed
+    // `timeline[0]`); the name the events carry otherwise.
+    let display = |activity: &str| -> String {
+        plan.and_then(|p| p.activities.iter().find(|a| a.name == activity))
+            .map_or_else(|| activity.to_owned(), |a| a.display.clone())
+    };
     let _ = writeln!(
         h,
         r#"<section><h2>Faults</h2><table id="faults"><tr><th>activity</th><th>kind</th><th>target</th><th>applied</th><th>rolled back</th><th>time to impact</th><th>time to recover</th></tr>"#
@@ -798,7 +804,7 @@ fn faults_table(h: &mut String, s: &Summary) {
         let _ = writeln!(
             h,
             r#"<tr><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{back}</td><td>{}</td><td>{}</td></tr>"#,
-            escape(&f.activity),
+            escape(&display(&f.activity)),
             escape(&f.kind),
             escape(&f.target),
             secs(f.applied_ms),

@@ -222,3 +222,27 @@ fn report_takes_the_run_folder_or_its_journal() {
     assert!(out.contains("verdict held (exit 0)"), "{out}");
     assert!(run.file("report.html").exists());
 }
+
+#[test]
+fn an_unnamed_fault_is_shown_by_its_display_name_from_the_plan() {
+    // The pause run as it would journal a timeline entry without `name:`: events carry
+    // `timeline[0]`, the plan says what people call it.
+    let run = Run::fixture("planned-pause");
+    let journal = run
+        .read("journal.jsonl")
+        .replace(
+            r#""name":"worker paused","display":"worker paused""#,
+            r#""name":"timeline[0]","display":"process.pause worker""#,
+        )
+        .replace(
+            r#""activity":"worker paused""#,
+            r#""activity":"timeline[0]""#,
+        );
+    std::fs::write(run.file("journal.jsonl"), journal).unwrap();
+    run.report();
+    let html = run.read("report.html");
+    let faults = &html[html.find(r#"<table id="faults">"#).unwrap()..];
+    let faults = &faults[..faults.find("</table>").unwrap()];
+    assert!(faults.contains("<td>process.pause worker</td>"), "{faults}");
+    assert!(!faults.contains("timeline[0]"), "{faults}");
+}
