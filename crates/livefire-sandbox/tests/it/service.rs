@@ -203,3 +203,25 @@ fn the_fuzzer_finds_the_open_door_only_with_defects() {
         }
     }
 }
+
+/// `--token-via` is where the API asks (a proxy's address in a drill): pointed at an
+/// address where nothing listens, authorization is unavailable though the token
+/// service itself is healthy.
+#[test]
+fn the_api_asks_for_authorization_where_token_via_says() {
+    let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = nowhere.local_addr().unwrap().to_string();
+    drop(nowhere);
+    let dir = Dir::new();
+    let sb = dir.up(&["--store", "sqlite", "--token-via", &addr]);
+    let token = sb.service("token").unwrap().listen.clone().unwrap();
+    assert_eq!(
+        http_get(&token, "/health", Duration::from_secs(5))
+            .unwrap()
+            .0,
+        200
+    );
+    let (code, v) = Api::of(&sb, "alice").call("GET", "/orders", None).unwrap();
+    assert_eq!(code, 503, "{v}");
+    assert!(v["error"].as_str().unwrap().contains(&addr), "{v}");
+}
