@@ -45,7 +45,7 @@ pub fn not_built(exp: &Experiment) -> Vec<String> {
     for (i, a) in exp.timeline.iter().enumerate() {
         let name = activity_name(exp, i);
         if let Some(f) = &a.fault
-            && !livefire_faults::BUILT.contains(&f.kind())
+            && !livefire_faults::is_built(f)
         {
             missing.push(format!("fault `{}` (activity `{name}`)", f.kind()));
         }

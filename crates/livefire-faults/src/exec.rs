@@ -14,13 +14,20 @@ pub enum ExecError {
     NoUser(String),
     #[error("`{run}` did not finish within {ms} ms and was killed")]
     Timeout { run: String, ms: u64 },
-    #[error("`{run}` exited with {code}: {stderr}")]
+    #[error("`{run}` exited with {code}{output}")]
     Failed {
         run: String,
         code: String,
-        stderr: String,
+        /// The last lines of its stderr and stdout, as `; stderr: ...; stdout: ...`, or
+        /// `, printing nothing`.
+        output: String,
     },
 }
+
+/// How many lines of a failed command's stderr and stdout its error shows.
+pub const TAIL_LINES: usize = 5;
+/// At most this many characters of each.
+const TAIL_CHARS: usize = 600;
 
 /// What a finished command did.
 #[derive(Debug, Clone)]
@@ -42,9 +49,48 @@ impl Output {
             code: self
                 .code
                 .map_or("a signal".to_string(), |c| format!("code {c}")),
-            stderr: self.stderr.trim().chars().take(500).collect(),
+            output: self.tails(),
         })
     }
+
+    /// `; stderr: <last lines>; stdout: <last lines>` for what it printed, so the reason
+    /// a command failed is in the message; `, printing nothing` when it printed nothing.
+    fn tails(&self) -> String {
+        let mut out = String::new();
+        for (name, text) in [("stderr", &self.stderr), ("stdout", &self.stdout)] {
+            if let Some(t) = tail(text) {
+                out.push_str(&format!("; {name}: {t}"));
+            }
+        }
+        if out.is_empty() {
+            out.push_str(", printing nothing");
+        }
+        out
+    }
+}
+
+/// The last [`TAIL_LINES`] non-blank lines of `text`, joined with ` | `, at most
+/// [`TAIL_CHARS`] characters (the end kept); `None` when there are none.
+fn tail(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if lines.is_empty() {
+        return None;
+    }
+    let mut shown = String::new();
+    if lines.len() > TAIL_LINES {
+        shown.push_str("... | ");
+    }
+    shown.push_str(&lines[lines.len().saturating_sub(TAIL_LINES)..].join(" | "));
+    let count = shown.chars().count();
+    if count > TAIL_CHARS {
+        let kept: String = shown.chars().skip(count - TAIL_CHARS).collect();
+        shown = format!("...{kept}");
+    }
+    Some(shown)
 }
 
 /// uid and gid of `user`, from /etc/passwd.

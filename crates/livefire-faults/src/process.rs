@@ -189,6 +189,31 @@ pub fn signal(p: ProcessId, signal: i32) -> Result<(), ProcessError> {
     })
 }
 
+/// The state letter of the process, if it is still the same process (not gone, pid not
+/// reused).
+pub fn state_of(p: ProcessId) -> Option<char> {
+    let s = state(p.pid)?;
+    (start_time(p.pid)? == p.start_time).then_some(s)
+}
+
+/// Whether the process is still running (not gone, not a zombie, pid not reused).
+pub fn alive(p: ProcessId) -> bool {
+    state_of(p).is_some_and(|s| s != 'Z' && s != 'X')
+}
+
+/// Sends an undo record's signal (SIGCONT after a pause). A process that is gone, or
+/// whose pid now belongs to another, has nothing left to undo: that is said, and a
+/// reused pid is never signalled.
+pub fn undo_signal(p: ProcessId, sig: i32) -> Result<String, crate::FaultError> {
+    match signal(p, sig) {
+        Ok(()) => Ok(format!("signal {sig} sent to pid {}", p.pid)),
+        Err(ProcessError::Gone { .. }) | Err(ProcessError::Reused { .. }) => {
+            Ok(format!("pid {} is gone; nothing to undo", p.pid))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Waits until the process is gone (or a zombie), up to `limit`.
 pub fn wait_gone(p: ProcessId, limit: Duration) {
     let start = Instant::now();

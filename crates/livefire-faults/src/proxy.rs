@@ -1,7 +1,7 @@
-//! Proxy faults: Toxiproxy's toxics (and `down`, `drop`, `corrupt`, `http.*`) on a proxy
-//! the run owns (an in-process `livefire_proxy::Proxy`, which dies with the run, so a
-//! crash never leaves a toxic behind) or on an existing `livefire proxy` / Toxiproxy
-//! server, through its HTTP API (undone via the ledger).
+//! What every proxy fault (`kinds::toxics`, `kinds::proxy_down`) does to a proxy: on a
+//! proxy the run owns (an in-process `livefire_proxy::Proxy`, which dies with the run,
+//! so a crash never leaves a toxic behind) or on an existing `livefire proxy` /
+//! Toxiproxy server, through its HTTP API (undone via the ledger).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use livefire_core::undo::ProxyOwner;
-use livefire_proxy::{HttpMatch, Proxy, Stream, Toxic, ToxicKind};
-use livefire_spec::Fault;
+use livefire_proxy::{Proxy, Toxic};
 
 /// The proxies this run owns, by listen address as written in the experiment.
 #[derive(Debug, Clone, Default)]
@@ -37,146 +36,6 @@ pub enum ProxyFaultError {
 pub enum Change {
     Toxic(Toxic),
     Down,
-}
-
-fn ms(t: &livefire_spec::values::ToxTime) -> u64 {
-    t.to_duration(1e-3).as_millis() as u64
-}
-
-fn matching(
-    m: Option<&livefire_spec::HttpMatch>,
-    share: Option<f64>,
-    first: Option<u64>,
-) -> HttpMatch {
-    let m = m.cloned().unwrap_or_default();
-    HttpMatch {
-        method: m.method.unwrap_or_default(),
-        path_prefix: m.path_prefix.unwrap_or_default(),
-        header: m
-            .header
-            .iter()
-            .next()
-            .map(|(k, v)| {
-                if v.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{k}: {v}")
-                }
-            })
-            .unwrap_or_default(),
-        rate: share.unwrap_or(1.0),
-        first: first.unwrap_or(0),
-    }
-}
-
-/// The change a proxy fault makes, named after its activity so two faults on one proxy
-/// never clash. `None` for kinds that are not proxy faults.
-pub fn change(fault: &Fault, activity: &str, seed: u64) -> Option<Change> {
-    let stream = |s: Option<livefire_spec::Stream>, default: Stream| match s {
-        Some(livefire_spec::Stream::Upstream) => Stream::Upstream,
-        Some(livefire_spec::Stream::Downstream) => Stream::Downstream,
-        None => default,
-    };
-    let down = Stream::Downstream;
-    let (kind, st, toxicity) = match fault {
-        Fault::ProxyDown(_) => return Some(Change::Down),
-        Fault::ProxyLatency(f) => (
-            ToxicKind::Latency {
-                latency: ms(&f.latency),
-                jitter: f.jitter.as_ref().map(ms).unwrap_or(0),
-            },
-            stream(f.stream, down),
-            f.toxicity,
-        ),
-        Fault::ProxyBandwidth(f) => (
-            ToxicKind::Bandwidth { rate: f.rate },
-            stream(f.stream, down),
-            f.toxicity,
-        ),
-        Fault::ProxySlowClose(f) => (
-            ToxicKind::SlowClose {
-                delay: ms(&f.delay),
-            },
-            stream(f.stream, down),
-            f.toxicity,
-        ),
-        Fault::ProxyTimeout(f) => (
-            ToxicKind::Timeout {
-                timeout: f.timeout.as_ref().map(ms).unwrap_or(0),
-            },
-            stream(f.stream, down),
-            f.toxicity,
-        ),
-        Fault::ProxyResetPeer(f) => (
-            ToxicKind::ResetPeer {
-                timeout: f.timeout.as_ref().map(ms).unwrap_or(0),
-            },
-            stream(f.stream, down),
-            f.toxicity,
-        ),
-        Fault::ProxySlicer(f) => (
-            ToxicKind::Slicer {
-                average_size: f.average_size,
-                size_variation: f.size_variation.unwrap_or(0),
-                delay: f
-                    .delay
-                    .map(|d| d.to_duration(1e-6).as_micros() as u64)
-                    .unwrap_or(0),
-            },
-            stream(f.stream, down),
-            f.toxicity,
-        ),
-        Fault::ProxyLimitData(f) => (
-            ToxicKind::LimitData { bytes: f.bytes.0 },
-            stream(f.stream, down),
-            f.toxicity,
-        ),
-        Fault::ProxyDrop(f) => (
-            ToxicKind::Drop { rate: f.rate.0 },
-            stream(f.stream, down),
-            f.toxicity,
-        ),
-        Fault::ProxyCorrupt(f) => (
-            ToxicKind::Corrupt {
-                rate: f.rate.0,
-                seed,
-            },
-            stream(f.stream, down),
-            f.toxicity,
-        ),
-        Fault::HttpAbort(f) => (
-            ToxicKind::HttpAbort {
-                status: f.status,
-                body: f.body.clone().unwrap_or_default(),
-                matching: matching(f.match_.as_ref(), f.share.map(|s| s.0), f.first),
-            },
-            Stream::Upstream,
-            None,
-        ),
-        Fault::HttpDelay(f) => (
-            ToxicKind::HttpDelay {
-                delay: f.delay.as_millis(),
-                matching: matching(f.match_.as_ref(), f.share.map(|s| s.0), None),
-            },
-            Stream::Upstream,
-            None,
-        ),
-        _ => return None,
-    };
-    let name: String = format!("livefire_{activity}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let toxic = Toxic::new(st, kind)
-        .named(name)
-        .with_toxicity(toxicity.map(|t| t.0 as f32).unwrap_or(1.0));
-    Some(Change::Toxic(toxic))
 }
 
 /// Applies a change.
@@ -296,6 +155,28 @@ pub fn undo(
                 Ok(format!("proxy `{proxy_name}` on {url} enabled again"))
             }
         },
+    }
+}
+
+/// The proxy as Toxiproxy's API shows it: `{name, listen, upstream, enabled, toxics}`.
+pub fn state(
+    owner: &ProxyOwner,
+    proxy_name: &str,
+    live: &Live,
+) -> Result<serde_json::Value, ProxyFaultError> {
+    match owner {
+        ProxyOwner::Run { listen } => live
+            .proxies
+            .get(listen)
+            .map(|p| p.to_json())
+            .ok_or_else(|| ProxyFaultError::NotRunning(listen.clone())),
+        ProxyOwner::Api { url } => {
+            let text = expect(url, "GET", &format!("/proxies/{proxy_name}"), None, &[200])?;
+            serde_json::from_str(&text).map_err(|e| ProxyFaultError::Api {
+                url: url.clone(),
+                message: format!("GET /proxies/{proxy_name} answered no proxy JSON: {e}"),
+            })
+        }
     }
 }
 

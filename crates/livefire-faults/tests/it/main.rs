@@ -1,63 +1,14 @@
-//! Every fault kind passes one conformance harness (docs/specs/fault.md), on real
-//! processes and files.
+//! The safety rules of the faults crate that hold below any one kind (a reused pid, PID
+//! 1, kinds not built) and the errors of a fault's commands. Every kind's conformance
+//! (docs/specs/fault.md) is proven by the one harness in
+//! crates/livefire/tests/it/conformance.rs, on a real `livefire run`.
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use livefire_core::undo::UndoRecord;
-use livefire_faults::{Targets, prepare, process, undo};
+use livefire_faults::{Targets, check, exec, prepare, process, undo};
 use livefire_spec::{Fault, ProcessSelector, Target};
-
-/// The conformance harness. `observe` reads the state a probe would see.
-/// - prepare changes nothing;
-/// - the undo record survives a trip through JSON (a fresh process can use it);
-/// - apply changes what `observe` sees;
-/// - undo from the deserialized record restores what `observe` saw before apply.
-fn assert_fault_conformance(fault: &Fault, targets: &Targets, observe: &dyn Fn() -> String) {
-    let before = observe();
-    let prepared = prepare(fault, targets, "conformance").expect("prepare");
-    assert_eq!(
-        observe(),
-        before,
-        "{}: prepare must change nothing",
-        fault.kind()
-    );
-    let record = prepared
-        .undo
-        .clone()
-        .expect("this fault has an undo record");
-    let json = serde_json::to_string(&record).unwrap();
-    let fresh: UndoRecord = serde_json::from_str(&json).unwrap();
-    assert_eq!(fresh, record);
-    prepared.apply(None).expect("apply");
-    let during = wait_for(observe, |s| s != before);
-    assert_ne!(
-        during,
-        before,
-        "{}: apply must change what a probe observes",
-        fault.kind()
-    );
-    undo(&fresh).expect("undo");
-    let after = wait_for(observe, |s| s == before);
-    assert_eq!(
-        after,
-        before,
-        "{}: rollback must restore what a probe observed before apply",
-        fault.kind()
-    );
-}
-
-fn wait_for(observe: &dyn Fn() -> String, done: impl Fn(&str) -> bool) -> String {
-    for _ in 0..200 {
-        let s = observe();
-        if done(&s) {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    observe()
-}
 
 struct Victim(std::process::Child);
 
@@ -71,94 +22,8 @@ impl Drop for Victim {
     }
 }
 
-fn targets(name: &str, target: Target) -> Targets {
-    Targets {
-        targets: [(name.to_string(), target)].into(),
-        ..Default::default()
-    }
-}
-
 fn spec<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
     livefire_spec::de::from_node(&livefire_spec::yaml::parse(yaml).unwrap()).unwrap()
-}
-
-#[test]
-fn process_pause_conforms() {
-    let v = Victim(Command::new("sleep").arg("300").spawn().unwrap());
-    let pid = v.0.id();
-    let t = targets(
-        "v",
-        Target {
-            process: Some(ProcessSelector {
-                pid: Some(pid),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-    );
-    let fault: Fault = spec("process.pause: { target: v }");
-    assert_fault_conformance(&fault, &t, &|| {
-        process::state(pid).map(String::from).unwrap_or_default()
-    });
-}
-
-#[test]
-fn command_fault_conforms() {
-    let dir = tempfile::tempdir().unwrap();
-    let flag = dir.path().join("flag");
-    let fault: Fault = spec(&format!(
-        "command: {{ apply: \"touch {0}\", rollback: \"rm {0}\" }}",
-        flag.display()
-    ));
-    assert_fault_conformance(&fault, &Targets::default(), &|| flag.exists().to_string());
-}
-
-#[test]
-fn process_kill_with_restart_conforms() {
-    // The target is whatever its pidfile names; restart starts a new one.
-    let dir = tempfile::tempdir().unwrap();
-    let pidfile = dir.path().join("w.pid");
-    let start = format!(
-        "sleep 300 >/dev/null 2>&1 & echo $! > {}",
-        pidfile.display()
-    );
-    assert!(
-        Command::new("sh")
-            .arg("-c")
-            .arg(&start)
-            .status()
-            .unwrap()
-            .success()
-    );
-    let alive = |p: &Path| {
-        let pid: u32 = std::fs::read_to_string(p)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0);
-        (pid > 1 && process::state(pid).is_some_and(|s| s != 'Z')).to_string()
-    };
-    let t = targets(
-        "w",
-        Target {
-            process: Some(ProcessSelector {
-                pidfile: Some(pidfile.display().to_string()),
-                ..Default::default()
-            }),
-            restart: Some(start.clone()),
-            ..Default::default()
-        },
-    );
-    let fault: Fault = spec("process.kill: { target: w }");
-    assert_fault_conformance(&fault, &t, &|| alive(&pidfile));
-    let pid: i32 = std::fs::read_to_string(&pidfile)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    );
 }
 
 #[test]
@@ -218,5 +83,115 @@ fn pid_1_and_self_are_refused() {
 fn kinds_not_built_say_so() {
     let fault: Fault = spec("cpu.stress: { cores: 1 }");
     let err = prepare(&fault, &Targets::default(), "t").unwrap_err();
-    assert!(err.to_string().contains("not built"), "{err}");
+    assert!(
+        err.to_string().contains("`cpu.stress` is not built"),
+        "{err}"
+    );
+    assert!(!livefire_faults::is_built(&fault));
+}
+
+#[test]
+fn the_plan_check_refuses_what_needs_no_live_target() {
+    // (fault, targets, what the refusal must say); nothing here is running.
+    let process = Target {
+        process: Some(ProcessSelector {
+            pidfile: Some("/nonexistent/w.pid".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let http = Target {
+        http: Some("http://127.0.0.1:9".into()),
+        ..Default::default()
+    };
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a Target)], &'a str);
+    let cases: &[Case] = &[
+        (
+            "process.restart: { target: w }",
+            &[("w", &process)],
+            "target `w` has no `restart:` command",
+        ),
+        (
+            "process.pause: { target: nope }",
+            &[("w", &process)],
+            "target `nope` is not declared",
+        ),
+        (
+            "proxy.latency: { target: w, latency: 5ms }",
+            &[("w", &process)],
+            "`proxy.latency` acts on a proxy target; `w` is not one",
+        ),
+        (
+            "process.kill: { target: api }",
+            &[("api", &http)],
+            "`process.kill` acts on a process target",
+        ),
+        (
+            "command: { apply: \"true\", user: no-such-user-lf }",
+            &[],
+            "user `no-such-user-lf` does not exist",
+        ),
+        (
+            "disk.fill: { target: w, size: 1GiB }",
+            &[("w", &process)],
+            "`disk.fill` is not built",
+        ),
+    ];
+    for (yaml, declared, says) in cases {
+        let fault: Fault = spec(yaml);
+        let targets = Targets {
+            targets: declared
+                .iter()
+                .map(|(n, t)| (n.to_string(), (*t).clone()))
+                .collect(),
+            ..Default::default()
+        };
+        let err = check(&fault, &targets).expect_err(yaml).to_string();
+        assert!(err.contains(says), "{yaml}: {err}");
+        // prepare checks first: the same refusal, before any target is resolved.
+        let err = prepare(&fault, &targets, "t").expect_err(yaml).to_string();
+        assert!(err.contains(says), "{yaml}: {err}");
+    }
+}
+
+#[test]
+fn a_failing_command_shows_the_last_lines_of_what_it_printed() {
+    // Regression (issue 28): the message ended in ": " and the command's output was lost.
+    let cases = [
+        (
+            "echo cannot reach db >&2; exit 7",
+            "`echo cannot reach db >&2; exit 7` exited with code 7; stderr: cannot reach db",
+        ),
+        (
+            "echo to stdout; echo to stderr >&2; false",
+            "; stderr: to stderr; stdout: to stdout",
+        ),
+        ("exit 2", "`exit 2` exited with code 2, printing nothing"),
+        (
+            "for i in 1 2 3 4 5 6 7; do echo line $i >&2; done; exit 1",
+            "; stderr: ... | line 3 | line 4 | line 5 | line 6 | line 7",
+        ),
+        ("kill -9 $$", "exited with a signal, printing nothing"),
+    ];
+    for (run, says) in cases {
+        let err = exec::run(run, None, None, 10_000)
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{run}: {err}");
+        // A `command` fault's apply fails with the same words.
+        let fault: Fault = spec(&format!("command: {{ apply: {run:?} }}"));
+        let prepared = prepare(&fault, &Targets::default(), "t").unwrap();
+        let err = prepared.apply(None).unwrap_err().to_string();
+        assert!(err.contains(says), "{run}: {err}");
+    }
+    // Only the end of a long line is kept.
+    let long = "head -c 5000 /dev/zero | tr '\\0' x >&2; exit 1";
+    let err = exec::run(long, None, None, 10_000)
+        .unwrap()
+        .check()
+        .unwrap_err()
+        .to_string();
+    assert!(err.len() < 1000 && err.ends_with("xxx"), "{}", err.len());
 }

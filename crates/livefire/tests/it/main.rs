@@ -1,5 +1,7 @@
 //! End-to-end tests of the `livefire` binary: real processes, real sockets.
 
+/// Every built fault kind through one harness: apply, verify, undo, recover.
+mod conformance;
 /// The docs' experiment snippets, validated as a user copies them.
 mod docs;
 mod fuzz;
