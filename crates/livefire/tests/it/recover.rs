@@ -109,7 +109,7 @@ fn an_undo_that_keeps_failing_is_listed_with_its_reason_until_forgotten_with_one
         assert!(out.contains(&entry), "{out}");
         assert!(out.contains("activity: command (timeline[0])"), "{out}");
         assert!(
-            out.contains("(recover): `echo the disk is read-only >&2; exit 1` exited with code 1: the disk is read-only"),
+            out.contains("(recover): `echo the disk is read-only >&2; exit 1` exited with code 1; stderr: the disk is read-only"),
             "the last failure and its reason: {out}"
         );
         // Without a reason, nothing is forgotten.
