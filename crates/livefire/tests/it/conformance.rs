@@ -318,13 +318,14 @@ impl World {
                 On::Flag => String::new(),
                 On::Proxy => match (&owner, api) {
                     (Owner::InProcess(rt), _) => {
-                        let addr = format!("127.0.0.1:{}", free_port());
                         let config = livefire_proxy::ProxyConfig::new(
                             &target,
-                            &addr,
+                            "127.0.0.1:0",
                             format!("127.0.0.1:{upstream}"),
                         );
                         let proxy = rt.block_on(livefire_proxy::Proxy::start(config)).unwrap();
+                        // The port it bound, as the experiment would have written it.
+                        let addr = proxy.listen();
                         live.proxies.insert(addr.clone(), Arc::new(proxy));
                         listen = Some(addr.clone());
                         format!(
