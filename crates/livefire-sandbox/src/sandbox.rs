@@ -250,6 +250,7 @@ pub fn stop_all(sb: &mut Sandbox, out: &mut dyn Write) -> Vec<String> {
     for s in sb.services.iter().rev() {
         if s.pid.alive() {
             if s.pid.stop(Duration::from_secs(5)) {
+                let _ = std::fs::remove_file(pidfile(sb, &s.name));
                 writeln!(out, "stopped {} (pid {})", s.name, s.pid.pid).ok();
             } else {
                 problems.push(format!("{} (pid {})", s.name, s.pid.pid));
@@ -450,6 +451,14 @@ pub fn restart(dir: &Path, name: &str, out: &mut dyn Write) -> Result<(), Sandbo
     };
     let old = sb.services.remove(idx);
     old.pid.stop(Duration::from_secs(5));
+    if let Some(listen) = &old.listen {
+        // A killed multi-threaded process shows as a zombie while its other threads
+        // still close its files: wait until its address is free again.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::net::TcpListener::bind(listen).is_err() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     let launcher = Launcher {
         program: PathBuf::from(&old.argv[0]),
         prefix: Vec::new(),
@@ -459,6 +468,7 @@ pub fn restart(dir: &Path, name: &str, out: &mut dyn Write) -> Result<(), Sandbo
     let svc = Service { pid: child, ..old };
     sb.services.insert(idx, svc.clone());
     sb.save()?;
+    write_pidfile(&sb, &svc)?;
     wait_ready(&svc, from)?;
     writeln!(out, "restarted {name} (pid {})", svc.pid.pid).ok();
     Ok(())
@@ -681,7 +691,20 @@ fn spawn(
     };
     sb.services.push(svc.clone());
     sb.save()?;
+    write_pidfile(sb, &svc)?;
     wait_ready(&svc, from)
+}
+
+/// DIR/NAME.pid: the service's pid as its first line, for an experiment's `process`
+/// target (`pidfile:`), like PostgreSQL's postmaster.pid.
+pub fn pidfile(sb: &Sandbox, name: &str) -> PathBuf {
+    sb.dir.join(format!("{name}.pid"))
+}
+
+fn write_pidfile(sb: &Sandbox, svc: &Service) -> Result<(), SandboxError> {
+    let path = pidfile(sb, &svc.name);
+    std::fs::write(&path, format!("{}\n", svc.pid.pid))
+        .map_err(|e| SandboxError::io(format!("cannot write {}", path.display()), e))
 }
 
 /// How long `log` is now: a restarted service's readiness is read after this point.

@@ -49,12 +49,26 @@ fn up_status_down(store: &str) {
     assert_eq!(order["item"], "lamp");
     assert_eq!(order["owner"], "alice");
 
+    // Each service's pid file names it, for an experiment's `process: { pidfile }`.
+    for svc in &sb.services {
+        let pidfile = dir.path().join(format!("{}.pid", svc.name));
+        let pid = std::fs::read_to_string(&pidfile).unwrap();
+        assert_eq!(pid.trim(), svc.pid.pid.to_string(), "{}", svc.name);
+    }
+
     let running = dir.processes();
     assert!(running.iter().all(|(_, p)| p.alive()));
     let down = dir.run(&["down"]);
     assert!(down.status.success(), "{}", text(&down.stderr));
     for (name, p) in &running {
         assert!(!p.alive(), "{name} (pid {}) still runs after down", p.pid);
+    }
+    for svc in &sb.services {
+        assert!(
+            !dir.path().join(format!("{}.pid", svc.name)).exists(),
+            "{}.pid after down",
+            svc.name
+        );
     }
     let after = dir.run(&["status"]);
     assert_eq!(

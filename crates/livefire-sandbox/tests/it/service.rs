@@ -127,6 +127,10 @@ fn acknowledged_writes_are_lost_only_with_defects() {
         assert!(orders.wait_gone(Duration::from_secs(5)));
         let restart = dir.run(&["restart", "orders"]);
         assert!(restart.status.success(), "{}", text(&restart.stderr));
+        let now = dir.record().service("orders").unwrap().pid;
+        assert_ne!(now, orders);
+        let pidfile = std::fs::read_to_string(dir.path().join("orders.pid")).unwrap();
+        assert_eq!(pidfile.trim(), now.pid.to_string());
 
         let (code, _) = api.call("GET", &format!("/orders/{id}"), None).unwrap();
         let want = if defects { 404 } else { 200 };
