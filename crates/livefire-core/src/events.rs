@@ -306,8 +306,8 @@ pub enum Role {
     Guardrail,
 }
 
-/// The outcome of a run. [`Verdict::exit_code`] is the one mapping from a verdict to
-/// `livefire run`'s exit code; [`Verdict::label`] the one word for people.
+/// The outcome of a run. [`Verdict::exit`] (in `exit.rs`) is the one mapping from a
+/// verdict to `livefire run`'s exit; [`Verdict::label`] the one word for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
@@ -328,14 +328,9 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The exit status as the journal's `run_ended` event records it.
     pub fn exit_code(self) -> i32 {
-        match self {
-            Verdict::Held => 0,
-            Verdict::Deviated | Verdict::Failed => 1,
-            Verdict::Aborted => 2,
-            Verdict::Invalid => 3,
-            Verdict::RollbackIncomplete => 4,
-        }
+        i32::from(self.exit().code())
     }
 
     /// The verdict for people: terminal, summary, report header, `livefire runs`.

@@ -1,7 +1,8 @@
-//! What every part of livefire shares: journal events, undo records, metric windows,
-//! the metric source the referee reads, and the JSON path subset. No I/O lives here.
+//! What every part of livefire shares: journal events, exit codes, undo records, metric
+//! windows, the metric source the referee reads, and the JSON path subset. No I/O lives here.
 
 pub mod events;
+pub mod exit;
 pub mod jsonpath;
 pub mod metrics;
 pub mod undo;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use livefire_core::exit::Exit;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -193,13 +194,13 @@ impl FuzzArgs {
 
 /// Runs `livefire fuzz`; returns the exit code (0 clean, 1 findings at or above
 /// `--fail-on`, 2 stopped by Ctrl-C, 3 invalid spec, flags or setup).
-pub fn command(args: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn command(args: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     let seed = args.seed.unwrap_or_else(rand::random);
     let config = match args.to_config(seed) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
-            return 3;
+            return Exit::Invalid;
         }
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -209,7 +210,7 @@ pub fn command(args: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(err, "error: cannot start the runtime: {e}");
-            return 3;
+            return Exit::Invalid;
         }
     };
     let _ = writeln!(
@@ -245,7 +246,7 @@ pub fn command(args: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
                 FuzzError::Spec { .. }
                 | FuzzError::SpecRead { .. }
                 | FuzzError::Config(_)
-                | FuzzError::Login(_) => 3,
+                | FuzzError::Login(_) => Exit::Invalid,
             };
         }
     };
@@ -287,17 +288,17 @@ pub fn command(args: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
                 "error: cannot write results under {}: {e}",
                 args.out.display()
             );
-            return 3;
+            return Exit::Invalid;
         }
     }
     if interrupted.load(Ordering::SeqCst) {
-        return 2;
+        return Exit::Aborted;
     }
     let failing = match args.fail_on {
         FailOn::Never => false,
         FailOn::At(t) => findings.iter().any(|f| f.severity >= t),
     };
-    u8::from(failing)
+    if failing { Exit::Deviated } else { Exit::Ok }
 }
 
 fn by_severity(findings: &[Finding]) -> String {

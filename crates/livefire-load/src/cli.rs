@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use livefire_core::exit::Exit;
 use livefire_core::window::WindowStore;
 use tokio_util::sync::CancellationToken;
 
@@ -93,14 +94,14 @@ pub struct MergeArgs {
 /// Merges the load reports found in `args.dirs` exactly (counts add, histograms add
 /// bucket by bucket) and prints one summary per load name. Exit 0, or 3 when a folder
 /// holds nothing to merge or a report does not parse.
-pub fn merge_command(args: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn merge_command(args: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     let mut merged: std::collections::BTreeMap<String, crate::LoadReport> = Default::default();
     for dir in &args.dirs {
         let reports = match reports_in(dir) {
             Ok(r) => r,
             Err(e) => {
                 let _ = writeln!(err, "error: {}: {e}", dir.display());
-                return 3;
+                return Exit::Invalid;
             }
         };
         for r in reports {
@@ -127,7 +128,7 @@ pub fn merge_command(args: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write)
             let _ = write!(out, "{}", r.render_text());
         }
     }
-    0
+    Exit::Ok
 }
 
 fn reports_in(dir: &std::path::Path) -> Result<Vec<crate::LoadReport>, String> {
@@ -343,12 +344,12 @@ impl LoadArgs {
 /// Runs `livefire load` and returns its exit code: 0 when the load ran (whatever the
 /// target answered: errors are in the summary), 3 for invalid input. Ctrl-C stops the
 /// load early and still prints the summary.
-pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     let config = match args.to_config() {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
-            return 3;
+            return Exit::Invalid;
         }
     };
     if let Some(dir) = &args.out
@@ -359,7 +360,7 @@ pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             "error: cannot create {}: {e}; choose another --out",
             dir.display()
         );
-        return 3;
+        return Exit::Invalid;
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -368,7 +369,7 @@ pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
         Ok(rt) => rt,
         Err(e) => {
             let _ = writeln!(err, "error: cannot start the runtime: {e}");
-            return 3;
+            return Exit::Invalid;
         }
     };
     let result = rt.block_on(async {
@@ -399,11 +400,11 @@ pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 
             } else {
                 let _ = write!(out, "{}", report.render_text());
             }
-            0
+            Exit::Ok
         }
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
-            3
+            Exit::Invalid
         }
     }
 }

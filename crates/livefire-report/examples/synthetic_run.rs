@@ -142,7 +142,7 @@ pub fn write_journal(dir: &Path, seconds: u64, rps: u64) -> std::io::Result<()> 
         end + 10,
         Event::RunEnded {
             verdict: Verdict::Deviated,
-            exit_code: 1,
+            exit_code: Verdict::Deviated.exit_code(),
             ledger_left: 0,
         },
     )?;
@@ -154,13 +154,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let Some(dir) = args.get(1) else {
         eprintln!("usage: synthetic_run DIR [SECONDS] [RPS]");
-        std::process::exit(3);
+        std::process::exit(livefire_core::exit::Exit::Invalid.code().into());
     };
     let seconds = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3600);
     let rps = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(10_000);
     if let Err(e) = write_journal(Path::new(dir), seconds, rps) {
         eprintln!("synthetic_run: {e}");
-        std::process::exit(1);
+        std::process::exit(livefire_core::exit::Exit::Invalid.code().into());
     }
     if args.iter().any(|a| a == "--report") {
         let start = std::time::Instant::now();
@@ -168,7 +168,7 @@ fn main() {
             Ok(_) => println!("report written in {:.2} s", start.elapsed().as_secs_f64()),
             Err(e) => {
                 eprintln!("synthetic_run: {e}");
-                std::process::exit(1);
+                std::process::exit(livefire_core::exit::Exit::Invalid.code().into());
             }
         }
     }

@@ -5,9 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-
-/// Exit code when the input is invalid (missing folder, no journal): nothing written.
-pub const EXIT_INVALID: u8 = 3;
+use livefire_core::exit::Exit;
 
 /// The default runs folder (`settings.out`'s default).
 pub const DEFAULT_RUNS: &str = ".livefire/runs";
@@ -50,7 +48,7 @@ pub struct ReportArgs {
 
 /// Rebuilds a run folder's outputs; prints what was written. Exit 0 when written
 /// (whatever the verdict), 3 when the folder has no readable journal.
-pub fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     match resolve_run(&args.run_dir, &args.home).and_then(|dir| crate::write_outputs(&dir)) {
         Ok(o) => {
             let s = &o.summary;
@@ -73,11 +71,11 @@ pub fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8
             for f in &o.files {
                 let _ = writeln!(out, "wrote {}", f.display());
             }
-            0
+            Exit::Ok
         }
         Err(e) => {
             let _ = writeln!(err, "livefire: {e}");
-            EXIT_INVALID
+            Exit::Invalid
         }
     }
 }
@@ -99,14 +97,14 @@ pub struct CompareArgs {
 
 /// Prints two runs side by side. Exit 0, or 3 when a folder has no readable journal or
 /// the HTML cannot be written.
-pub fn compare(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn compare(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     let dirs = resolve_run(&args.run_a, &args.home)
         .and_then(|a| Ok((a, resolve_run(&args.run_b, &args.home)?)));
     let c = match dirs.and_then(|(a, b)| crate::compare::compare_dirs(&a, &b)) {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "livefire: {e}");
-            return EXIT_INVALID;
+            return Exit::Invalid;
         }
     };
     let _ = write!(out, "{}", c.to_text());
@@ -117,11 +115,11 @@ pub fn compare(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 "livefire: cannot write {}: {e}: pass --html with a writable path",
                 path.display()
             );
-            return EXIT_INVALID;
+            return Exit::Invalid;
         }
         let _ = writeln!(out, "\nwrote {}", path.display());
     }
-    0
+    Exit::Ok
 }
 
 /// `livefire runs`.
@@ -138,7 +136,7 @@ pub struct RunsArgs {
 
 /// Lists past runs, oldest first: run id, verdict, duration, title, folder. Exit 0, or 3
 /// when the index or the folder cannot be read.
-pub fn runs(args: &RunsArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
+pub fn runs(args: &RunsArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit {
     let list = match crate::runs::list_runs(&args.home, &args.out) {
         Ok(l) => l,
         Err(e) => {
@@ -148,7 +146,7 @@ pub fn runs(args: &RunsArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
                 args.home.join(crate::index::INDEX_FILE).display(),
                 args.out.display()
             );
-            return EXIT_INVALID;
+            return Exit::Invalid;
         }
     };
     if list.is_empty() {
@@ -158,7 +156,7 @@ pub fn runs(args: &RunsArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             args.home.join(crate::index::INDEX_FILE).display(),
             args.out.display()
         );
-        return 0;
+        return Exit::Ok;
     }
     let rows: Vec<[String; 5]> = list
         .iter()
@@ -194,5 +192,5 @@ pub fn runs(args: &RunsArgs, out: &mut dyn Write, err: &mut dyn Write) -> u8 {
             w3 = width[3]
         );
     }
-    0
+    Exit::Ok
 }

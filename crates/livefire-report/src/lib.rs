@@ -201,7 +201,7 @@ mod tests {
                 3500,
                 Event::RunEnded {
                     verdict: Verdict::Held,
-                    exit_code: 0,
+                    exit_code: Verdict::Held.exit_code(),
                     ledger_left: 0,
                 },
             ),

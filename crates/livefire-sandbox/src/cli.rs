@@ -5,15 +5,12 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use livefire_core::exit::Exit;
 
 use crate::sandbox::{self, Launcher, StoreChoice, UpOptions};
-
-/// Exit code of a setup error.
-pub const INVALID: u8 = 3;
 
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
@@ -165,7 +162,7 @@ pub fn self_launcher(prefix: &[&str]) -> Launcher {
 }
 
 /// Parses the arguments of `livefire-sandbox` and runs the subcommand.
-pub fn main_with_args<I, T>(args: I, launcher: Launcher) -> ExitCode
+pub fn main_with_args<I, T>(args: I, launcher: Launcher) -> Exit
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -175,16 +172,16 @@ where
         Err(e) => {
             let _ = e.print();
             if e.use_stderr() {
-                ExitCode::from(INVALID)
+                Exit::Invalid
             } else {
-                ExitCode::SUCCESS
+                Exit::Ok
             }
         }
     }
 }
 
 /// Runs one sandbox subcommand.
-pub fn run(command: SandboxCommand, launcher: Launcher) -> ExitCode {
+pub fn run(command: SandboxCommand, launcher: Launcher) -> Exit {
     let mut out = std::io::stdout();
     let result = match command {
         SandboxCommand::Up(a) => {
@@ -207,42 +204,42 @@ pub fn run(command: SandboxCommand, launcher: Launcher) -> ExitCode {
                         serde_json::to_string_pretty(&sb).unwrap_or_default()
                     )
                     .ok();
-                    Ok(ExitCode::SUCCESS)
+                    Ok(Exit::Ok)
                 } else {
                     writeln!(out, "sandbox up in {}", sb.dir.display()).ok();
                     print_status(&sb.dir, false, &mut out)
                 }
             })
         }
-        SandboxCommand::Down(a) => sandbox::down(&a.dir, &mut out).map(|()| ExitCode::SUCCESS),
+        SandboxCommand::Down(a) => sandbox::down(&a.dir, &mut out).map(|()| Exit::Ok),
         SandboxCommand::Status(a) => print_status(&a.dir.dir, a.json, &mut out),
         SandboxCommand::Rejoin(a) => {
-            sandbox::rejoin(&a.dir.dir, &a.name, &mut out).map(|()| ExitCode::SUCCESS)
+            sandbox::rejoin(&a.dir.dir, &a.name, &mut out).map(|()| Exit::Ok)
         }
         SandboxCommand::Restart(a) => {
-            sandbox::restart(&a.dir.dir, &a.name, &mut out).map(|()| ExitCode::SUCCESS)
+            sandbox::restart(&a.dir.dir, &a.name, &mut out).map(|()| Exit::Ok)
         }
         SandboxCommand::Failover(a) => {
-            crate::failover::watch(&a.dir.dir, a.after).map(|()| ExitCode::SUCCESS)
+            crate::failover::watch(&a.dir.dir, a.after).map(|()| Exit::Ok)
         }
         SandboxCommand::Service(a) => return serve_orders(a),
         SandboxCommand::Token(a) => {
             return block_on(crate::token::serve(&a.listen, a.tokens));
         }
         SandboxCommand::Http { listen, lose_every } => crate::serve_http(&listen, lose_every)
-            .map(|()| ExitCode::SUCCESS)
+            .map(|()| Exit::Ok)
             .map_err(|e| crate::SandboxError::Setup(e.to_string())),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("livefire sandbox: {e}");
-            ExitCode::from(INVALID)
+            Exit::Invalid
         }
     }
 }
 
-fn serve_orders(a: ServiceArgs) -> ExitCode {
+fn serve_orders(a: ServiceArgs) -> Exit {
     let store = match (&a.dsn, &a.sqlite) {
         (Some(dsn), _) => {
             crate::store::PgStore::new(dsn, 4).map(|s| crate::store::Store::Postgres(Box::new(s)))
@@ -256,7 +253,7 @@ fn serve_orders(a: ServiceArgs) -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("livefire sandbox service: {e}");
-            return ExitCode::from(INVALID);
+            return Exit::Invalid;
         }
     };
     let config = crate::service::ServiceConfig {
@@ -267,7 +264,7 @@ fn serve_orders(a: ServiceArgs) -> ExitCode {
     block_on(crate::service::serve(config, store))
 }
 
-fn block_on(f: impl std::future::Future<Output = std::io::Result<()>>) -> ExitCode {
+fn block_on(f: impl std::future::Future<Output = std::io::Result<()>>) -> Exit {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -276,14 +273,14 @@ fn block_on(f: impl std::future::Future<Output = std::io::Result<()>>) -> ExitCo
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("livefire sandbox: cannot start a runtime: {e}");
-            return ExitCode::from(INVALID);
+            return Exit::Invalid;
         }
     };
     match rt.block_on(f) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => Exit::Ok,
         Err(e) => {
             eprintln!("livefire sandbox: {e}");
-            ExitCode::from(INVALID)
+            Exit::Invalid
         }
     }
 }
@@ -292,7 +289,7 @@ fn print_status(
     dir: &std::path::Path,
     json: bool,
     out: &mut dyn Write,
-) -> Result<ExitCode, crate::SandboxError> {
+) -> Result<Exit, crate::SandboxError> {
     let (sb, lines) = sandbox::status(dir)?;
     let all = lines.iter().all(|l| l.answers);
     if json {
@@ -336,11 +333,7 @@ fn print_status(
             writeln!(out, "  token     {user}: Authorization: Bearer {token}").ok();
         }
     }
-    Ok(if all {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if all { Exit::Ok } else { Exit::Deviated })
 }
 
 /// `250ms`, `3s`, `2m`.

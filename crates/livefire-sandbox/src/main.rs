@@ -5,5 +5,5 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let launcher = livefire_sandbox::cli::self_launcher(&[]);
-    livefire_sandbox::cli::main_with_args(std::env::args_os(), launcher)
+    livefire_sandbox::cli::main_with_args(std::env::args_os(), launcher).into()
 }

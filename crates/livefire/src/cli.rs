@@ -2,9 +2,9 @@
 //! the work where that crate has a standalone mode (proxy, load, fuzz).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use livefire_core::exit::Exit;
 
 /// livefire: break a running system on purpose, drive it with real traffic, and probe
 /// it for crashes and vulnerabilities while it is degraded, under control.
@@ -125,15 +125,7 @@ pub struct RecoverArgs {
     pub reason: Option<String>,
 }
 
-/// Exit codes of livefire (DESIGN.md).
-pub mod exit {
-    /// Invalid experiment, flag or setup: nothing was applied.
-    pub const INVALID: u8 = 3;
-    /// Something stays in the ledger: run `livefire recover`.
-    pub const LEDGER_LEFT: u8 = 4;
-}
-
-pub(crate) fn dispatch(cli: Cli) -> ExitCode {
+pub(crate) fn dispatch(cli: Cli) -> Exit {
     match cli.command {
         Command::Validate(args) => crate::validate(args),
         Command::Run(args) => crate::run(args),
@@ -148,39 +140,27 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
                 "{}",
                 serde_json::to_string_pretty(&schema).unwrap_or_default()
             );
-            ExitCode::SUCCESS
+            Exit::Ok
         }
-        Command::Load(args) => ExitCode::from(livefire_load::cli::command(
-            &args,
-            &mut std::io::stdout(),
-            &mut std::io::stderr(),
-        )),
-        Command::Merge(args) => ExitCode::from(livefire_load::cli::merge_command(
-            &args,
-            &mut std::io::stdout(),
-            &mut std::io::stderr(),
-        )),
-        Command::Fuzz(args) => ExitCode::from(livefire_fuzz::cli::command(
-            &args,
-            &mut std::io::stdout(),
-            &mut std::io::stderr(),
-        )),
-        Command::Report(args) => ExitCode::from(livefire_report::cli::report(
-            &args,
-            &mut std::io::stdout(),
-            &mut std::io::stderr(),
-        )),
-        Command::Compare(args) => ExitCode::from(livefire_report::cli::compare(
-            &args,
-            &mut std::io::stdout(),
-            &mut std::io::stderr(),
-        )),
+        Command::Load(args) => {
+            livefire_load::cli::command(&args, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+        Command::Merge(args) => {
+            livefire_load::cli::merge_command(&args, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+        Command::Fuzz(args) => {
+            livefire_fuzz::cli::command(&args, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+        Command::Report(args) => {
+            livefire_report::cli::report(&args, &mut std::io::stdout(), &mut std::io::stderr())
+        }
+        Command::Compare(args) => {
+            livefire_report::cli::compare(&args, &mut std::io::stdout(), &mut std::io::stderr())
+        }
         Command::Runs(args) if args.active => crate::runs_active(),
-        Command::Runs(args) => ExitCode::from(livefire_report::cli::runs(
-            &args.runs,
-            &mut std::io::stdout(),
-            &mut std::io::stderr(),
-        )),
+        Command::Runs(args) => {
+            livefire_report::cli::runs(&args.runs, &mut std::io::stdout(), &mut std::io::stderr())
+        }
         Command::Proxy(args) => {
             let ready = |addr| {
                 // Starting the data plane here makes the line say what will forward.
@@ -194,16 +174,16 @@ pub(crate) fn dispatch(cli: Cli) -> ExitCode {
                 );
             };
             match livefire_proxy::run(args, ready) {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(()) => Exit::Ok,
                 Err(err) => {
                     eprintln!("error: {err}");
-                    ExitCode::from(exit::INVALID)
+                    Exit::Invalid
                 }
             }
         }
         Command::Version => {
             println!("livefire {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+            Exit::Ok
         }
     }
 }

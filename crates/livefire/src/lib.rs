@@ -7,6 +7,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::Parser;
+use livefire_core::exit::Exit;
 
 pub use cli::{Cli, Command};
 
@@ -24,17 +25,18 @@ where
             // livefire reserves 2 for "aborted", so a bad flag is "invalid" (3).
             let _ = err.print();
             return if err.use_stderr() {
-                ExitCode::from(3)
+                Exit::Invalid
             } else {
-                ExitCode::SUCCESS
-            };
+                Exit::Ok
+            }
+            .into();
         }
     };
-    cli::dispatch(cli)
+    cli::dispatch(cli).into()
 }
 
 /// `livefire validate`: all errors at once, located; exit 3 when there are any.
-fn validate(args: cli::ValidateArgs) -> ExitCode {
+fn validate(args: cli::ValidateArgs) -> Exit {
     let options = livefire_spec::Options {
         vars: args.vars,
         every_environment: args.env.is_none(),
@@ -67,20 +69,20 @@ fn validate(args: cli::ValidateArgs) -> ExitCode {
                 e.hypothesis.len(),
                 e.guardrails.len()
             );
-            ExitCode::SUCCESS
+            Exit::Ok
         }
         Err(err) => {
             eprint!("{err}");
             if !matches!(err, livefire_spec::LoadError::Invalid(_)) {
                 eprintln!();
             }
-            ExitCode::from(cli::exit::INVALID)
+            Exit::Invalid
         }
     }
 }
 
 /// `livefire run`.
-fn run(args: cli::RunArgs) -> ExitCode {
+fn run(args: cli::RunArgs) -> Exit {
     use std::io::IsTerminal;
     let outcome = livefire_engine::run(livefire_engine::RunOptions {
         file: args.file,
@@ -98,11 +100,12 @@ fn run(args: cli::RunArgs) -> ExitCode {
         },
         metrics_listen: args.metrics_listen,
     });
-    ExitCode::from(outcome.exit_code.clamp(0, 255) as u8)
+    // The engine reports the number its verdict maps to (`Verdict::exit`).
+    Exit::from_code(i64::from(outcome.exit_code)).unwrap_or(Exit::Invalid)
 }
 
 /// `livefire halt`: asks an active run to stop, through its control socket.
-fn halt(args: cli::HaltArgs) -> ExitCode {
+fn halt(args: cli::HaltArgs) -> Exit {
     let runs = livefire_engine::control::active_runs();
     let id_of = livefire_engine::control::run_id_of;
     let socket = match (&args.run_id, runs.len()) {
@@ -113,7 +116,7 @@ fn halt(args: cli::HaltArgs) -> ExitCode {
                     "livefire: no active run `{id}`; active runs: {}",
                     runs.iter().map(|p| id_of(p)).collect::<Vec<_>>().join(", ")
                 );
-                return ExitCode::from(cli::exit::INVALID);
+                return Exit::Invalid;
             }
         },
         (None, 0) => {
@@ -121,7 +124,7 @@ fn halt(args: cli::HaltArgs) -> ExitCode {
                 "livefire: no active run to halt (looked in {})",
                 livefire_engine::home::active_dir().display()
             );
-            return ExitCode::from(cli::exit::INVALID);
+            return Exit::Invalid;
         }
         (None, 1) => runs[0].clone(),
         (None, _) => {
@@ -129,7 +132,7 @@ fn halt(args: cli::HaltArgs) -> ExitCode {
             for p in &runs {
                 eprintln!("  livefire halt {}", id_of(p));
             }
-            return ExitCode::from(cli::exit::INVALID);
+            return Exit::Invalid;
         }
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -139,13 +142,13 @@ fn halt(args: cli::HaltArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("livefire: {e}");
-            return ExitCode::from(cli::exit::INVALID);
+            return Exit::Invalid;
         }
     };
     match rt.block_on(livefire_engine::control::send(&socket, "halt")) {
         Ok(reply) => {
             println!("{}: {}", id_of(&socket), reply.trim());
-            ExitCode::SUCCESS
+            Exit::Ok
         }
         Err(e) => {
             eprintln!(
@@ -153,17 +156,17 @@ fn halt(args: cli::HaltArgs) -> ExitCode {
                 id_of(&socket)
             );
             let _ = std::fs::remove_file(&socket);
-            ExitCode::from(cli::exit::INVALID)
+            Exit::Invalid
         }
     }
 }
 
 /// `livefire runs --active`: each active run's id and status, from its control socket.
-fn runs_active() -> ExitCode {
+fn runs_active() -> Exit {
     let runs = livefire_engine::control::active_runs();
     if runs.is_empty() {
         println!("no active run");
-        return ExitCode::SUCCESS;
+        return Exit::Ok;
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -172,7 +175,7 @@ fn runs_active() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("livefire: {e}");
-            return ExitCode::from(cli::exit::INVALID);
+            return Exit::Invalid;
         }
     };
     for socket in &runs {
@@ -182,12 +185,12 @@ fn runs_active() -> ExitCode {
             Err(e) => println!("{id}: no answer ({e})"),
         }
     }
-    ExitCode::SUCCESS
+    Exit::Ok
 }
 
 /// `livefire recover`: undo, `--list` or `--forget`; exit 0 when the ledger ends empty,
 /// 4 when entries stay, 3 for a forget that was refused.
-fn recover(args: cli::RecoverArgs) -> ExitCode {
+fn recover(args: cli::RecoverArgs) -> Exit {
     use livefire_engine::recover;
     if args.list {
         print_pending(&recover::list());
@@ -209,7 +212,7 @@ fn recover(args: cli::RecoverArgs) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("livefire: recover --forget: {e}");
-                return ExitCode::from(cli::exit::INVALID);
+                return Exit::Invalid;
             }
         }
     } else {
@@ -236,9 +239,9 @@ fn recover(args: cli::RecoverArgs) -> ExitCode {
         }
     }
     if recover::remaining() == 0 {
-        ExitCode::SUCCESS
+        Exit::Ok
     } else {
-        ExitCode::from(cli::exit::LEDGER_LEFT)
+        Exit::RollbackIncomplete
     }
 }
 

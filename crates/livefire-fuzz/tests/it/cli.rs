@@ -17,7 +17,7 @@ fn fuzz(argv: &[&str]) -> (u8, String, String) {
     full.extend_from_slice(argv);
     let w = Wrapper::try_parse_from(full).expect("flags parse");
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = command(&w.args, &mut out, &mut err);
+    let code = command(&w.args, &mut out, &mut err).code();
     (
         code,
         String::from_utf8_lossy(&out).into_owned(),

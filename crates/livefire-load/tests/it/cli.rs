@@ -15,7 +15,7 @@ fn exec(args: &[&str]) -> (u8, String, String) {
     let top = Top::try_parse_from(std::iter::once("load").chain(args.iter().copied()))
         .expect("flags parse");
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = command(&top.load, &mut out, &mut err);
+    let code = command(&top.load, &mut out, &mut err).code();
     (
         code,
         String::from_utf8(out).unwrap(),
@@ -100,7 +100,7 @@ fn merge(args: &[&str]) -> (u8, String, String) {
     let top = MergeTop::try_parse_from(std::iter::once("merge").chain(args.iter().copied()))
         .expect("flags parse");
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = livefire_load::cli::merge_command(&top.merge, &mut out, &mut err);
+    let code = livefire_load::cli::merge_command(&top.merge, &mut out, &mut err).code();
     (
         code,
         String::from_utf8(out).unwrap(),

@@ -46,7 +46,7 @@ fn real_json_output_validates_and_reads_back() {
     for url in [srv.url("/ok"), format!("http://127.0.0.1:{dead}/")] {
         let top = Top::try_parse_from(["load", &url, "-r", "50", "-d", "200ms", "--json"]).unwrap();
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        assert_eq!(command(&top.load, &mut out, &mut err), 0);
+        assert_eq!(command(&top.load, &mut out, &mut err).code(), 0);
         let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
         let errs: Vec<String> = validator
             .iter_errors(&doc)

@@ -148,7 +148,10 @@ fn different_drills_say_so_and_the_cli_writes_html() {
         html: Some(html.clone()),
         home: a.path().join("home"),
     };
-    assert_eq!(livefire_report::cli::compare(&args, &mut out, &mut err), 0);
+    assert_eq!(
+        livefire_report::cli::compare(&args, &mut out, &mut err),
+        livefire_core::exit::Exit::Ok
+    );
     assert!(std::fs::read_to_string(html).unwrap().contains("</html>"));
     let missing = livefire_report::cli::CompareArgs {
         run_a: a.path().join("nope"),
@@ -156,7 +159,7 @@ fn different_drills_say_so_and_the_cli_writes_html() {
     };
     assert_eq!(
         livefire_report::cli::compare(&missing, &mut out, &mut err),
-        3
+        livefire_core::exit::Exit::Invalid
     );
     assert!(String::from_utf8_lossy(&err).contains("no run folder or run id"));
 }

@@ -217,7 +217,10 @@ fn report_takes_the_run_folder_or_its_journal() {
         run_dir: run.file("journal.jsonl"),
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    assert_eq!(livefire_report::cli::report(&args, &mut out, &mut err), 0);
+    assert_eq!(
+        livefire_report::cli::report(&args, &mut out, &mut err),
+        livefire_core::exit::Exit::Ok
+    );
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains("verdict held (exit 0)"), "{out}");
     assert!(run.file("report.html").exists());

@@ -28,7 +28,7 @@ fn runs(home: &Path, out: &Path) -> String {
     };
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     assert_eq!(
-        livefire_report::cli::runs(&args, &mut stdout, &mut stderr),
+        livefire_report::cli::runs(&args, &mut stdout, &mut stderr).code(),
         0,
         "{}",
         String::from_utf8_lossy(&stderr)
@@ -143,7 +143,7 @@ fn runs_in_the_index_are_listed_wherever_they_went_fuzz_runs_too() {
             home: home.clone(),
         };
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let code = livefire_report::cli::report(&args, &mut stdout, &mut stderr);
+        let code = livefire_report::cli::report(&args, &mut stdout, &mut stderr).code();
         (
             code,
             String::from_utf8(stdout).unwrap(),

@@ -1,0 +1,4 @@
+//! Integration tests of livefire-core.
+
+/// Exit codes: each meaning has the number DESIGN.md's table gives it.
+mod exit;
