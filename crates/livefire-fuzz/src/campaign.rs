@@ -69,6 +69,11 @@ pub struct FuzzConfig {
     /// experiment): a reproducer writes `"${NAME}"` for them, so the shell fills the
     /// value in and the secret is never printed.
     pub secrets: Vec<(String, String)>,
+    /// The instant that findings' and sightings' times (`at_ms`, `sent_ms`, `first_ms`,
+    /// `last_ms`) count from; the campaign's start (after the spec is loaded) when
+    /// absent. The engine passes the instant it starts the campaign on its own clock,
+    /// so it can tell which faults were active when a request was sent.
+    pub epoch: Option<Instant>,
 }
 
 impl Default for FuzzConfig {
@@ -89,6 +94,7 @@ impl Default for FuzzConfig {
             auth_probe_every: Duration::from_millis(100),
             slow_floor: Duration::from_millis(500),
             secrets: Vec::new(),
+            epoch: None,
         }
     }
 }
@@ -291,6 +297,7 @@ pub async fn run_spec(
 
     let spec = Arc::new(spec);
     let start = Instant::now();
+    let epoch = config.epoch.unwrap_or(start);
     // A budget too large for the clock means "until cancelled".
     let deadline = start
         .checked_add(config.duration)
@@ -498,7 +505,7 @@ pub async fn run_spec(
                     Outcome::Response(r) => *summary.statuses.entry(r.status).or_default() += 1,
                     Outcome::Failed { error, .. } => *summary.failures.entry(fail_name(*error).into()).or_default() += 1,
                 }
-                let at_ms = start.elapsed().as_millis() as u64;
+                let at_ms = epoch.elapsed().as_millis() as u64;
                 match job.kind {
                     JobKind::ConfirmSlow { draft, .. } | JobKind::ConfirmDelay { draft, .. } => {
                         let key = (op.name.clone(), draft.rule, draft.signature.clone());
@@ -518,6 +525,7 @@ pub async fn run_spec(
                                 Some((case, prepared, outcome)) => {
                                     let mut f = finding(&draft, op, &case, &prepared, &outcome, &target, true, first.at_ms);
                                     f.unix_ms = first.unix_ms;
+                                    f.sent_ms = first.sent_ms;
                                     f
                                 }
                                 None => first,
@@ -1258,6 +1266,16 @@ fn link_value(
     }
 }
 
+/// How long an exchange took from send to answer (or failure), in whole milliseconds
+/// rounded up, so `at_ms - latency` is never later than the send.
+fn response_latency_ms(outcome: &Outcome) -> u64 {
+    let latency = match outcome {
+        Outcome::Response(r) => r.latency,
+        Outcome::Failed { latency, .. } => *latency,
+    };
+    latency.as_micros().div_ceil(1000) as u64
+}
+
 #[allow(clippy::too_many_arguments)]
 fn finding(
     draft: &Draft,
@@ -1305,6 +1323,7 @@ fn finding(
         curl: render::curl(prepared, target),
         minimized,
         at_ms,
+        sent_ms: at_ms.saturating_sub(response_latency_ms(outcome)),
         unix_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)

@@ -199,8 +199,13 @@ pub struct Finding {
     pub curl: String,
     /// Whether optional parts of the first request were removed while the finding held.
     pub minimized: bool,
-    /// Milliseconds since the campaign started.
+    /// Milliseconds since the campaign started, when the finding was seen (its
+    /// exchange answered).
     pub at_ms: u64,
+    /// Milliseconds since the campaign started, when the request of its first sighting
+    /// was sent: the engine names the faults active then. Absent in older files.
+    #[serde(default)]
+    pub sent_ms: u64,
     /// Wall clock, milliseconds since the Unix epoch.
     pub unix_ms: u64,
     /// Faults active when the finding appeared: the engine fills this in.
