@@ -206,13 +206,19 @@ pub enum Event {
         /// RFC 3339 UTC.
         at: String,
     },
+    /// `activity` is the display name people read (`proxy.down auth-link`, `load
+    /// browse`); `id` is the timeline position (`timeline[2]`), absent in older journals.
     ActivityStarted {
         activity: String,
         kind: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        id: String,
     },
     ActivityEnded {
         activity: String,
         kind: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        id: String,
     },
     RollbackStep {
         step: String,

@@ -9,15 +9,7 @@ use std::time::Duration;
 
 use livefire_core::metrics::MetricSource;
 use livefire_fuzz::{AuthConfig, FuzzConfig, LoginRequest, Rule, Severity};
-use livefire_spec::{Auth, Experiment, FailOn, Fuzz};
-
-/// Each fuzz activity's timeline index and metric-name prefix.
-pub fn fuzz_names(exp: &Experiment) -> Vec<(usize, String)> {
-    exp.workload_names()
-        .into_iter()
-        .filter(|(i, _)| exp.timeline[*i].fuzz.is_some())
-        .collect()
-}
+use livefire_spec::{Auth, FailOn, Fuzz};
 
 fn auth(a: &Auth) -> Result<AuthConfig, String> {
     match (&a.value, &a.login) {
@@ -73,6 +65,11 @@ pub fn config(
             ));
         }
     };
+    if f.rate.is_some_and(|r| r.per_second <= 0.0) {
+        return Err(format!(
+            "fuzz `{name}`: a rate cap of 0/s sends nothing: give a cap above 0, or no `rate` for none"
+        ));
+    }
     let mut checks = Vec::new();
     for c in &f.checks {
         let text = serde_json::to_value(c)
@@ -118,13 +115,7 @@ pub fn windows(
     ended_ms: u64,
     history: &[(String, u64, Option<u64>)],
 ) -> Vec<livefire_core::events::Event> {
-    let active_at = |t: u64| -> Vec<String> {
-        history
-            .iter()
-            .filter(|(_, a, r)| *a <= t && r.is_none_or(|r| t < r))
-            .map(|(n, _, _)| n.clone())
-            .collect()
-    };
+    let active_at = |t: u64| active_at(history, t);
     summary
         .sightings
         .iter()
@@ -151,9 +142,19 @@ pub fn windows(
         .collect()
 }
 
+/// The faults active at `t` (run-clock ms), by display name, in the order applied.
+/// `history` holds (activity, applied, rolled back) fault windows.
+pub fn active_at(history: &[(String, u64, Option<u64>)], t: u64) -> Vec<String> {
+    history
+        .iter()
+        .filter(|(_, a, r)| *a <= t && r.is_none_or(|r| t < r))
+        .map(|(n, _, _)| n.clone())
+        .collect()
+}
+
 /// Whether a finding of `severity` fails the verdict under `fail_on` (default high).
-pub fn fails(severity: Severity, fail_on: Option<FailOn>) -> bool {
-    let floor = match fail_on.unwrap_or(FailOn::High) {
+pub fn fails(severity: Severity, fail_on: FailOn) -> bool {
+    let floor = match fail_on {
         FailOn::None => return false,
         FailOn::Low => Severity::Low,
         FailOn::Medium => Severity::Medium,

@@ -4,11 +4,14 @@
 //! and the run's line in the home's index of runs.
 
 use livefire_core::events::{Event, PlannedActivity, PlannedCondition, Role};
-use livefire_spec::{Activity, Condition, Experiment, Probe};
+use livefire_spec::{Condition, Probe};
 
-/// The `plan` event of a resolved experiment (variables and `${env:...}` filled in; the
-/// journal masks secrets when it writes the event).
-pub fn plan_event(exp: &Experiment) -> Event {
+use crate::plan::{Body, Plan};
+
+/// The `plan` event of a plan (variables and `${env:...}` filled in; the journal masks
+/// secrets when it writes the event).
+pub fn plan_event(plan: &Plan) -> Event {
+    let exp = &plan.experiment;
     let mut conditions = Vec::new();
     for (list, role, key) in [
         (&exp.hypothesis, Role::Hypothesis, "hypothesis"),
@@ -18,17 +21,10 @@ pub fn plan_event(exp: &Experiment) -> Event {
             conditions.push(condition(c, role, key, i));
         }
     }
-    let workloads = exp.workload_names();
-    let activities = exp
-        .timeline
-        .iter()
-        .enumerate()
-        .map(|(i, a)| activity(exp, i, a, &workloads))
-        .collect();
     Event::Plan {
         experiment: serde_json::to_value(exp).unwrap_or_default(),
         conditions,
-        activities,
+        activities: plan.activities.iter().map(activity).collect(),
     }
 }
 
@@ -111,54 +107,24 @@ pub fn index_run(
     }
 }
 
-/// An activity: `timeline[i]` for machines, the name the other events carry, and a
-/// display name for people (its `name:`, else kind and target).
-fn activity(
-    exp: &Experiment,
-    i: usize,
-    a: &Activity,
-    workloads: &[(usize, String)],
-) -> PlannedActivity {
-    let workload = workloads
-        .iter()
-        .find(|(j, _)| *j == i)
-        .map(|(_, n)| n.clone());
-    let (kind, target, name) = if let Some(f) = &a.fault {
-        (
-            f.kind().to_owned(),
-            f.target().map(|(t, _)| t.to_owned()).unwrap_or_default(),
-            crate::plan::activity_name(exp, i),
-        )
-    } else if a.load.is_some() {
-        let name = workload.unwrap_or_else(|| crate::plan::activity_name(exp, i));
-        ("load".to_owned(), name.clone(), name)
-    } else if let Some(f) = &a.fuzz {
-        (
-            "fuzz".to_owned(),
-            f.openapi.clone(),
-            workload.unwrap_or_else(|| crate::plan::activity_name(exp, i)),
-        )
-    } else {
-        (
-            String::new(),
-            String::new(),
-            crate::plan::activity_name(exp, i),
-        )
+/// An activity: `timeline[i]` for machines, the name the other events carry (a
+/// fault's display name; a load's or campaign's metric prefix, which names its series),
+/// and its display name for people.
+fn activity(a: &crate::plan::Activity) -> PlannedActivity {
+    let (name, target) = match &a.body {
+        Body::Fault(_) => (a.name.clone(), a.target.clone()),
+        Body::Load(config) => (config.name.clone(), config.name.clone()),
+        Body::Fuzz {
+            metrics, openapi, ..
+        } => (metrics.clone(), openapi.clone()),
     };
-    let display = a.name.clone().unwrap_or_else(|| {
-        if target.is_empty() {
-            kind.clone()
-        } else {
-            format!("{kind} {target}")
-        }
-    });
     PlannedActivity {
-        id: format!("timeline[{i}]"),
+        id: a.id.clone(),
         name,
-        display,
-        kind,
+        display: a.name.clone(),
+        kind: a.kind.to_owned(),
         target,
-        at_ms: a.at.0.as_millis() as u64,
-        for_ms: a.for_.0.as_millis() as u64,
+        at_ms: a.start.as_millis() as u64,
+        for_ms: a.duration.as_millis() as u64,
     }
 }

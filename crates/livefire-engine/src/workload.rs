@@ -11,17 +11,9 @@ use livefire_core::window::WindowStore;
 use livefire_load::{
     Body, Check, Executor, HttpVersion, JsonExpect, LoadConfig, RequestSpec, Segment, Stage,
 };
-use livefire_spec::{Experiment, Load, StageTarget};
+use livefire_spec::{Load, StageTarget};
 
 use crate::journal::Journal;
-
-/// Each load activity's timeline index and metric-name prefix.
-pub fn load_names(exp: &Experiment) -> Vec<(usize, String)> {
-    exp.workload_names()
-        .into_iter()
-        .filter(|(i, _)| exp.timeline[*i].load.is_some())
-        .collect()
-}
 
 /// Builds the load's config; errors name the load and say what to fix.
 pub fn config(
@@ -42,6 +34,19 @@ pub fn config(
             over: s.over.0,
         })
         .collect();
+    // A load that would send nothing is a mistake, not a quiet run.
+    let peak = stages.iter().map(|s| s.to).fold(0.0, f64::max);
+    let sends_nothing = peak <= 0.0
+        && match (l.rate, l.vus) {
+            (_, Some(vus)) => vus == 0,
+            (Some(rate), None) => rate.per_second <= 0.0,
+            (None, None) => true,
+        };
+    if sends_nothing {
+        return Err(format!(
+            "load `{name}` would send nothing (a rate of 0/s, 0 VUs, or stages that stay at 0): give a rate or VUs above 0"
+        ));
+    }
     let executor = match (l.rate, l.vus) {
         (_, Some(vus)) => Executor::Vus {
             vus,

@@ -189,7 +189,10 @@ fn load_text(
     };
     // A `--var` the file never reads would be silently ignored: say so instead.
     let used = environments::variable_names(&raw);
-    if let Some((name, _)) = options.vars.iter().find(|(k, _)| !used.contains(k)) {
+    // `env:NAME` pairs are the engine's `${env:NAME}` values, read from the environment
+    // for the names the file uses.
+    let unused = |k: &String| !used.contains(k) && !k.starts_with("env:");
+    if let Some((name, _)) = options.vars.iter().find(|(k, _)| unused(k)) {
         return Err(LoadError::UnknownVar {
             name: name.clone(),
             used: used.into_iter().collect(),

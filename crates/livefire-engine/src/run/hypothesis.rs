@@ -6,89 +6,80 @@ use std::time::{Duration, Instant};
 
 use livefire_core::events::{Event, Phase, Role};
 use livefire_core::metrics::MetricSource;
-use livefire_spec::{Condition, Experiment};
 
 use crate::journal::Journal;
+use crate::plan::{Check, Plan};
 use crate::probe;
 
 /// Judges the conditions on whole-run facts (`<load>.writes.*`, `failover.write_gap`)
-/// once, after the
-/// read-back. Returns true when one does not hold.
+/// once, after the read-back. Returns true when one does not hold.
 pub(super) fn judge_facts(
-    exp: &Experiment,
+    plan: &Plan,
     journal: &Journal,
     metrics: &[Arc<dyn MetricSource>],
 ) -> bool {
     let mut failed = false;
-    for (role, list) in [
-        (Role::Hypothesis, &exp.hypothesis),
-        (Role::Guardrail, &exp.guardrails),
-    ] {
-        for (i, c) in list.iter().enumerate() {
-            let (Some(metric), Some((cmp, bound))) = (&c.metric, c.comparisons().first().copied())
-            else {
-                continue;
-            };
-            if !(metric.contains(".writes.") || metric == "failover.write_gap") {
-                continue;
-            }
-            let name = cond_name(c, role, i);
-            let Some(value) = metrics.iter().find_map(|m| m.value(metric, 0, u64::MAX)) else {
-                journal.emit(Event::Warning {
-                    message: format!("`{name}`: {metric} has no value (no write was tracked)"),
-                });
-                continue;
-            };
-            let ok = cmp.holds(value, bound.value());
-            journal.emit(Event::Metric {
-                condition: name.clone(),
-                role,
-                phase: Phase::After,
-                ok,
-                value: Some(value),
-                bound: bound.value(),
-                metric: metric.clone(),
-                comparison: cmp.name().into(),
+    for c in &plan.conditions {
+        let Check::Metric {
+            metric,
+            comparison,
+            bound,
+            ..
+        } = &c.check
+        else {
+            continue;
+        };
+        if !(metric.contains(".writes.") || metric == "failover.write_gap") {
+            continue;
+        }
+        let name = &c.name;
+        let Some(value) = metrics.iter().find_map(|m| m.value(metric, 0, u64::MAX)) else {
+            journal.emit(Event::Warning {
+                message: format!("`{name}`: {metric} has no value (no write was tracked)"),
             });
-            if !ok {
-                failed = true;
-                let detail = format!("{metric} = {value}, expected {} {bound}", cmp.name());
-                eprintln!("livefire: `{name}` does not hold: {detail}");
-                journal.emit(Event::Deviation {
-                    condition: name,
-                    phase: Phase::After,
-                    detail,
-                    streak: None,
-                });
-            }
+            continue;
+        };
+        let ok = comparison.holds(value, bound.value());
+        journal.emit(Event::Metric {
+            condition: name.clone(),
+            role: c.role,
+            phase: Phase::After,
+            ok,
+            value: Some(value),
+            bound: bound.value(),
+            metric: metric.clone(),
+            comparison: comparison.name().into(),
+        });
+        if !ok {
+            failed = true;
+            let detail = format!("{metric} = {value}, expected {} {bound}", comparison.name());
+            eprintln!("livefire: `{name}` does not hold: {detail}");
+            journal.emit(Event::Deviation {
+                condition: name.clone(),
+                phase: Phase::After,
+                detail,
+                streak: None,
+            });
         }
     }
     failed
 }
 
-pub(super) fn cond_name(c: &Condition, role: Role, i: usize) -> String {
-    c.name.clone().unwrap_or_else(|| match role {
-        Role::Hypothesis => format!("hypothesis[{i}]"),
-        Role::Guardrail => format!("guardrails[{i}]"),
-    })
-}
-
 /// One sample of every hypothesis probe, journaled; the failures by condition name.
-pub(super) async fn sample_hypothesis(
-    exp: &Experiment,
-    journal: &Journal,
-    cwd: &str,
-    phase: Phase,
-) -> Vec<(String, String)> {
+async fn sample_hypothesis(plan: &Plan, journal: &Journal, phase: Phase) -> Vec<(String, String)> {
+    let cwd = plan.dir.to_string_lossy();
     let mut failures = Vec::new();
-    for (i, c) in exp.hypothesis.iter().enumerate() {
-        let (Some(p), Some(e)) = (&c.probe, &c.expect) else {
+    for c in plan
+        .conditions
+        .iter()
+        .filter(|c| c.role == Role::Hypothesis)
+    {
+        let Check::Probe { probe, expect, .. } = &c.check else {
             continue;
         };
-        let s = probe::sample(p, e, Some(cwd)).await;
-        let name = cond_name(c, Role::Hypothesis, i);
+        let s = probe::sample(probe, expect, Some(&cwd)).await;
         journal.emit(Event::Probe {
-            condition: name.clone(),
+            condition: c.name.clone(),
             role: Role::Hypothesis,
             phase,
             ok: s.ok,
@@ -96,15 +87,15 @@ pub(super) async fn sample_hypothesis(
             latency_ms: s.latency.as_secs_f64() * 1e3,
         });
         if !s.ok {
-            failures.push((name, s.detail));
+            failures.push((c.name.clone(), s.detail));
         }
     }
     failures
 }
 
 /// One sample of every hypothesis probe; false if any fails.
-pub(super) async fn check_before(exp: &Experiment, journal: &Journal, cwd: &str) -> bool {
-    let failures = sample_hypothesis(exp, journal, cwd, Phase::Before).await;
+pub(super) async fn check_before(plan: &Plan, journal: &Journal) -> bool {
+    let failures = sample_hypothesis(plan, journal, Phase::Before).await;
     for (name, detail) in &failures {
         eprintln!("livefire: before: `{name}` does not hold: {detail}");
         journal.emit(Event::Deviation {
@@ -117,19 +108,18 @@ pub(super) async fn check_before(exp: &Experiment, journal: &Journal, cwd: &str)
     failures.is_empty()
 }
 
-/// Polls the hypothesis probes until all hold in one round, or `settle` runs out,
-/// saying once a second what it is waiting for.
+/// Polls the hypothesis probes until all hold in one round, or `settings.settle` runs
+/// out, saying once a second what it is waiting for.
 pub(super) async fn check_after(
-    exp: &Experiment,
+    plan: &Plan,
     journal: &Journal,
-    cwd: &str,
-    settle: Duration,
     view: crate::view::View,
 ) -> (bool, Duration) {
+    let settle = plan.settings.settle;
     let start = Instant::now();
     let mut said = None;
     loop {
-        let failures = sample_hypothesis(exp, journal, cwd, Phase::After).await;
+        let failures = sample_hypothesis(plan, journal, Phase::After).await;
         let waited = start.elapsed();
         if said.is_some() && (failures.is_empty() || waited >= settle) {
             crate::view::end_line(view);

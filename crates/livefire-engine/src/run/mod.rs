@@ -15,17 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use livefire_core::events::{AbortCause, Event, Phase};
 use livefire_core::metrics::MetricSource;
-use livefire_faults::Targets;
-use livefire_spec::{Experiment, ProcessSelector, Target};
 use tokio::sync::mpsc;
 
+use crate::clock;
 use crate::journal::Journal;
 use crate::ledger::Ledger;
-use crate::{clock, plan};
+use crate::plan::{Plan, Secret};
 
 use hypothesis::{check_after, check_before, judge_facts};
 use setup::{SetupError, start_proxies, start_setup};
@@ -78,50 +77,6 @@ pub fn run(opts: RunOptions) -> Outcome {
     rt.block_on(run_async(opts))
 }
 
-/// Replaces `${env:NAME}` in every string of the experiment; returns the secrets
-/// (value, name) so the journal can mask them. An unset variable is an error.
-fn resolve_env(exp: &Experiment) -> Result<(Experiment, Vec<(String, String)>), String> {
-    let mut value = serde_json::to_value(exp).map_err(|e| e.to_string())?;
-    let mut secrets = Vec::new();
-    let mut missing = Vec::new();
-    fn walk(v: &mut serde_json::Value, f: &mut dyn FnMut(&mut String)) {
-        match v {
-            serde_json::Value::String(s) => f(s),
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| walk(v, f)),
-            serde_json::Value::Object(o) => o.values_mut().for_each(|v| walk(v, f)),
-            _ => {}
-        }
-    }
-    walk(&mut value, &mut |s: &mut String| {
-        while let Some(start) = s.find("${env:") {
-            let Some(len) = s[start..].find('}') else {
-                break;
-            };
-            let name = s[start + 6..start + len].to_owned();
-            match std::env::var(&name) {
-                Ok(v) => {
-                    secrets.push((v.clone(), name));
-                    s.replace_range(start..start + len + 1, &v);
-                }
-                Err(_) => {
-                    missing.push(name);
-                    break;
-                }
-            }
-        }
-    });
-    if !missing.is_empty() {
-        missing.sort();
-        missing.dedup();
-        return Err(format!(
-            "environment variable(s) not set: {}: export them before the run",
-            missing.join(", ")
-        ));
-    }
-    let exp = serde_json::from_value(value).map_err(|e| e.to_string())?;
-    Ok((exp, secrets))
-}
-
 fn slug(title: &str) -> String {
     let s: String = title
         .to_lowercase()
@@ -160,15 +115,9 @@ fn create_run_dir(out: &Path, title: &str) -> std::io::Result<(String, PathBuf)>
 }
 
 async fn run_async(opts: RunOptions) -> Outcome {
-    let options = livefire_spec::Options {
-        vars: opts.vars.clone(),
-        env: opts.env.clone(),
-        every_environment: false,
-        built: Some(plan::built()),
-    };
-    let loaded = match livefire_spec::load_file_with(&opts.file, &options) {
-        Ok(l) => l,
-        Err(e) => {
+    let mut plan = match crate::plan::plan(&opts.file, &opts.vars, opts.env.as_deref()) {
+        Ok(p) => p,
+        Err(crate::plan::PlanError::Load(e)) => {
             eprint!("{e}");
             if !matches!(e, livefire_spec::LoadError::Invalid(_)) {
                 eprintln!();
@@ -178,108 +127,25 @@ async fn run_async(opts: RunOptions) -> Outcome {
                 run_dir: None,
             };
         }
+        Err(e) => return invalid(e),
     };
-    // A plan may be looked at without confirming: only a run needs it.
-    let confirmed = loaded.confirm(opts.confirm.as_deref());
-    let written = loaded.experiment;
-    let missing = plan::not_built(&written);
-    if !missing.is_empty() {
-        return invalid(format!(
-            "{}: cannot run: this livefire does not build these yet (nothing was applied):\n  - {}",
-            opts.file.display(),
-            missing.join("\n  - ")
-        ));
+    if let Some(out) = &opts.out {
+        plan.settings.out = out.clone();
     }
     if opts.dry_run {
-        print!("{}", plan::render(&written));
+        print!("{}", crate::plan::render(&plan));
         return Outcome {
             exit_code: 0,
             run_dir: None,
         };
     }
-    if let Err(e) = confirmed {
+    // A plan may be looked at without confirming: only a run needs it.
+    if let Err(e) = plan.confirm(opts.confirm.as_deref()) {
         return invalid(e);
     }
-    let (exp, secrets) = match resolve_env(&written) {
-        Ok(x) => x,
-        Err(e) => return invalid(e),
-    };
-    let cwd = opts
-        .file
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(|p| p.to_path_buf())
-        .unwrap_or_else(|| PathBuf::from("."));
-    let cwd_str = cwd.to_string_lossy().into_owned();
-    let seed = exp.settings.seed.unwrap_or_else(rand::random);
-    // Loads are built now: a missing or malformed data file is an error before anything
-    // is applied.
-    let mut loads = Vec::new();
-    for (i, name) in crate::workload::load_names(&exp) {
-        let a = &exp.timeline[i];
-        let Some(l) = &a.load else { continue };
-        match crate::workload::config(&name, l, a.for_.0, &cwd, seed) {
-            Ok(c) => loads.push((a.at.0, c)),
-            Err(e) => return invalid(format!("{e} (nothing was applied)")),
-        }
+    if let Err(msg) = check_targets(&plan) {
+        return invalid(format!("{msg} (nothing was applied)"));
     }
-    let mut fuzzes = Vec::new();
-    for (i, name) in crate::campaign::fuzz_names(&exp) {
-        let a = &exp.timeline[i];
-        let Some(f) = &a.fuzz else { continue };
-        match crate::campaign::config(&name, f, a.for_.0, &cwd, seed) {
-            Ok(c) => fuzzes.push((
-                a.at.0,
-                name,
-                livefire_fuzz::FuzzConfig {
-                    secrets: secrets.clone(),
-                    ..c
-                },
-            )),
-            Err(e) => return invalid(format!("{e} (nothing was applied)")),
-        }
-    }
-
-    // Resolve declared process targets now: a missing pidfile or an unknown name is a
-    // setup error, before anything is applied.
-    let mut resolved = BTreeMap::new();
-    for (name, t) in &exp.targets {
-        if let Some(sel) = &t.process {
-            match livefire_faults::process::resolve(name, sel) {
-                Ok(p) => {
-                    resolved.insert(name.clone(), p);
-                }
-                Err(e) => return invalid(format!("{e} (nothing was applied)")),
-            }
-        }
-    }
-    // An existing proxy server a fault would change must exist now.
-    for (name, t) in &exp.targets {
-        if let Some(livefire_spec::ProxyTarget {
-            api: Some(url),
-            name: Some(proxy),
-            ..
-        }) = &t.proxy
-            && let Err(e) = livefire_faults::proxy::check_exists(url, proxy)
-        {
-            return invalid(format!("target `{name}`: {e} (nothing was applied)"));
-        }
-    }
-    // Refuse to touch a target a crashed run left a pending undo on.
-    let pending = crate::ledger::pending_all();
-    for (name, p) in &resolved {
-        let res = livefire_faults::process::resource(*p);
-        if let Some(entry) = pending.iter().find(|e| e.resources.contains(&res)) {
-            return invalid(format!(
-                "target `{name}` (pid {}) still has a pending undo from run {} (activity `{}`: {}): run `livefire recover` first (nothing was applied)",
-                p.pid,
-                entry.run_id,
-                entry.activity,
-                entry.record.describe()
-            ));
-        }
-    }
-
     // The metrics port is taken now: one in use is an error before anything is applied.
     let metrics_listener = match &opts.metrics_listen {
         None => None,
@@ -294,62 +160,153 @@ async fn run_async(opts: RunOptions) -> Outcome {
             }
         },
     };
-    let out = opts
-        .out
-        .clone()
-        .or_else(|| exp.settings.out.as_ref().map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(".livefire/runs"));
-    let (run_id, run_dir) = match create_run_dir(&out, &exp.title) {
-        Ok(x) => x,
-        Err(e) => {
-            return invalid(format!(
-                "cannot create a run folder under {}: {e}: pass `--out DIR` with a writable folder (nothing was applied)",
-                out.display()
+    let folder = match open_run_folder(&plan) {
+        Ok(f) => f,
+        Err(msg) => return invalid(msg),
+    };
+    execute(&plan, folder, metrics_listener, opts.view).await
+}
+
+/// Resolves declared process targets (a missing pidfile or an unknown name is an
+/// error), checks that an existing proxy server a fault would change exists, and refuses
+/// a target a crashed run left a pending undo on. Changes nothing.
+fn check_targets(plan: &Plan) -> Result<(), String> {
+    let mut resolved = BTreeMap::new();
+    for (name, t) in &plan.targets {
+        if let Some(sel) = &t.process {
+            let p = livefire_faults::process::resolve(name, sel).map_err(|e| e.to_string())?;
+            resolved.insert(name.clone(), p);
+        }
+    }
+    for (name, t) in &plan.targets {
+        if let Some(livefire_spec::ProxyTarget {
+            api: Some(url),
+            name: Some(proxy),
+            ..
+        }) = &t.proxy
+            && let Err(e) = livefire_faults::proxy::check_exists(url, proxy)
+        {
+            return Err(format!("target `{name}`: {e}"));
+        }
+    }
+    let pending = crate::ledger::pending_all();
+    for (name, p) in &resolved {
+        let res = livefire_faults::process::resource(*p);
+        if let Some(entry) = pending.iter().find(|e| e.resources.contains(&res)) {
+            return Err(format!(
+                "target `{name}` (pid {}) still has a pending undo from run {} (activity `{}`: {}): run `livefire recover` first",
+                p.pid,
+                entry.run_id,
+                entry.activity,
+                entry.record.describe()
             ));
         }
-    };
-    let mask = |text: String| {
-        secrets.iter().fold(text, |t, (v, n)| {
-            if v.is_empty() {
-                t
-            } else {
-                t.replace(v.as_str(), &format!("${{env:{n}}}"))
-            }
-        })
-    };
-    let as_run = mask(serde_json::to_string_pretty(&exp).unwrap_or_default());
-    let start = Instant::now();
-    let journal = match std::fs::write(run_dir.join("experiment.yaml"), as_run + "\n")
-        .and_then(|_| Journal::create(&run_dir.join("journal.jsonl"), start, secrets.clone()))
-    {
-        Ok(j) => j,
-        Err(e) => {
-            return invalid(format!(
+    }
+    Ok(())
+}
+
+/// The run folder, its journal and its ledger, created before anything is applied.
+struct RunFolder {
+    run_id: String,
+    run_dir: PathBuf,
+    journal: Journal,
+    ledger: Ledger,
+}
+
+/// Creates `<out>/<UTC time>-<slug>[-N]/` with `experiment.yaml` (secrets masked), the
+/// journal and the ledger.
+fn open_run_folder(plan: &Plan) -> Result<RunFolder, String> {
+    let out = &plan.settings.out;
+    let (run_id, run_dir) = create_run_dir(out, &plan.title).map_err(|e| {
+        format!(
+            "cannot create a run folder under {}: {e}: pass `--out DIR` with a writable folder (nothing was applied)",
+            out.display()
+        )
+    })?;
+    let as_run = Secret::mask_all(
+        &plan.secrets,
+        serde_json::to_string_pretty(&plan.experiment).unwrap_or_default(),
+    );
+    let secrets: Vec<(String, String)> = plan
+        .secrets
+        .iter()
+        .map(|s| (s.value.clone(), s.name.clone()))
+        .collect();
+    let journal = std::fs::write(run_dir.join("experiment.yaml"), as_run + "\n")
+        .and_then(|_| Journal::create(&run_dir.join("journal.jsonl"), Instant::now(), secrets))
+        .map_err(|e| {
+            format!(
                 "cannot write the run folder {}: {e} (nothing was applied)",
                 run_dir.display()
-            ));
+            )
+        })?;
+    let ledger = Ledger::create(&run_id, &run_dir).map_err(|e| {
+        format!(
+            "cannot write the ledger under {}: {e}: set LIVEFIRE_HOME to a writable folder (nothing was applied)",
+            crate::home::home().display()
+        )
+    })?;
+    Ok(RunFolder {
+        run_id,
+        run_dir,
+        journal,
+        ledger,
+    })
+}
+
+/// What the referee and the campaigns fill in while the run goes on.
+struct Tally {
+    store: Arc<livefire_core::window::WindowStore>,
+    findings: Findings,
+    metrics: Arc<Vec<Arc<dyn MetricSource>>>,
+    /// The hypothesis deviated during the timeline or after it.
+    deviated: Arc<AtomicBool>,
+}
+
+impl Tally {
+    fn new(plan: &Plan) -> Tally {
+        let store = Arc::new(livefire_core::window::WindowStore::new());
+        let counts = Arc::new(crate::campaign::FindingCounts::default());
+        let metrics: Arc<Vec<Arc<dyn MetricSource>>> =
+            Arc::new(vec![crate::workload::source(&store), counts.clone()]);
+        Tally {
+            store,
+            findings: Findings {
+                counts,
+                all: Arc::new(Mutex::new(Vec::new())),
+                failing: Arc::new(AtomicUsize::new(0)),
+                fail_on: plan.settings.fail_on,
+            },
+            metrics,
+            deviated: Arc::new(AtomicBool::new(false)),
         }
-    };
-    let ledger = match Ledger::create(&run_id, &run_dir) {
-        Ok(l) => l,
-        Err(e) => {
-            return invalid(format!(
-                "cannot write the ledger under {}: {e}: set LIVEFIRE_HOME to a writable folder (nothing was applied)",
-                crate::home::home().display()
-            ));
-        }
-    };
-    let planned = plan::timeline_end(&exp);
+    }
+}
+
+/// The phases, in order: setup, before, during, rollback, after, teardown. Every way
+/// out of setup, before and during goes through rollback.
+async fn execute(
+    plan: &Plan,
+    folder: RunFolder,
+    metrics_listener: Option<std::net::TcpListener>,
+    view: crate::view::View,
+) -> Outcome {
+    let RunFolder {
+        run_id,
+        run_dir,
+        journal,
+        ledger,
+    } = folder;
     journal.emit(Event::RunStarted {
         run_id: run_id.clone(),
-        title: exp.title.clone(),
+        title: plan.title.clone(),
         wall_start: clock::rfc3339_now(),
-        seed,
+        seed: plan.settings.seed,
         livefire: livefire_core::VERSION.into(),
-        planned_ms: planned.as_millis() as u64,
+        planned_ms: plan.timeline_end().as_millis() as u64,
     });
-    journal.emit(crate::journal_plan::plan_event(&exp));
-    crate::journal_plan::index_run(&journal, &run_id, &run_dir, &exp.title);
+    journal.emit(crate::journal_plan::plan_event(plan));
+    crate::journal_plan::index_run(&journal, &run_id, &run_dir, &plan.title);
     let shared = Shared {
         journal: journal.clone(),
         ledger: Arc::new(Mutex::new(ledger)),
@@ -358,16 +315,10 @@ async fn run_async(opts: RunOptions) -> Outcome {
         live: Arc::new(Mutex::new(livefire_faults::proxy::Live::default())),
         history: Arc::new(Mutex::new(Vec::new())),
     };
-
     // Every way out sends its cause here: signals, `livefire halt`, guardrails,
     // max_duration, a panicking or failing activity.
     let (abort_tx, mut abort_rx) = mpsc::unbounded_channel::<AbortCause>();
     spawn_signal_listeners(abort_tx.clone());
-
-    let mut verdict_deviated = false;
-    let mut finished_loads: Vec<(livefire_load::LoadConfig, livefire_load::LoadReport)> =
-        Vec::new();
-    let mut aborted: Option<AbortCause> = None;
 
     journal.emit(Event::PhaseStarted {
         phase: Phase::Setup,
@@ -375,196 +326,69 @@ async fn run_async(opts: RunOptions) -> Outcome {
     let mut children: Vec<(String, Child)> = Vec::new();
     // The proxies the run owns start first: they connect to their upstream lazily, and
     // they die with the run, so a crash never leaves a toxic behind.
-    let mut setup_error = start_proxies(&exp, &shared).err().map(SetupError::Failed);
+    let mut setup_error = start_proxies(plan, &shared).err().map(SetupError::Failed);
     if setup_error.is_none() {
-        setup_error = start_setup(
-            &exp,
-            &cwd_str,
-            &run_dir,
-            &journal,
-            &mut children,
-            &mut abort_rx,
-        )
-        .await;
+        setup_error = start_setup(plan, &run_dir, &journal, &mut children, &mut abort_rx).await;
     }
-    let mut targets = Targets {
-        targets: exp.targets.clone(),
-        cwd: Some(cwd_str.clone()),
-        seed,
-        live: shared
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone(),
-    };
-    for (name, child) in &children {
-        let restart = exp
-            .setup
-            .iter()
-            .find(|s| &s.name == name)
-            .and_then(|s| s.restart.clone());
-        targets.targets.insert(
-            name.clone(),
-            Target {
-                process: Some(ProcessSelector {
-                    pid: Some(child.id()),
-                    ..Default::default()
-                }),
-                restart,
-                ..Default::default()
-            },
-        );
-    }
-
-    // The control socket: `livefire halt` from another shell.
-    let (halt_tx, mut halt_rx) = mpsc::unbounded_channel::<()>();
-    let socket = crate::home::active_dir().join(format!("{run_id}.sock"));
-    let status_active = shared.active.clone();
-    let status_id = run_id.clone();
-    let control = match std::fs::create_dir_all(crate::home::active_dir()).and_then(|_| {
-        crate::control::serve(&socket, halt_tx, move || {
-            let active = status_active.lock().unwrap_or_else(|p| p.into_inner());
-            let names: Vec<String> = active.iter().map(|a| a.activity.clone()).collect();
-            format!(
-                "run {status_id}: active faults: {}",
-                if names.is_empty() {
-                    "none".into()
-                } else {
-                    names.join(", ")
-                }
-            )
-        })
-    }) {
-        Ok(h) => Some(h),
-        Err(e) => {
-            journal.emit(Event::Warning { message: format!("no control socket ({e}): `livefire halt` cannot reach this run; Ctrl-C still works") });
-            None
+    let targets = setup::fault_targets(plan, &children, &shared);
+    let (control, socket) = start_control(&run_id, &shared, &abort_tx);
+    let (mut aborted, setup_failed) = match setup_error {
+        None => (None, false),
+        Some(SetupError::Aborted(cause)) => (Some(cause), false),
+        Some(SetupError::Failed(msg)) => {
+            eprintln!("livefire: {msg} (nothing was applied)");
+            journal.emit(Event::SetupFailed { message: msg });
+            (None, true)
         }
     };
-    let halt_abort = abort_tx.clone();
-    tokio::spawn(async move {
-        if halt_rx.recv().await.is_some() {
-            let _ = halt_abort.send(AbortCause::Halt);
-        }
-    });
+    let tally = Tally::new(plan);
+    let exporter = metrics_listener.and_then(|l| start_exporter(l, plan, &shared, &tally));
 
-    let mut setup_failed = false;
-    if let Some(err) = setup_error {
-        match err {
-            SetupError::Aborted(cause) => aborted = Some(cause),
-            SetupError::Failed(msg) => {
-                eprintln!("livefire: {msg} (nothing was applied)");
-                journal.emit(Event::SetupFailed { message: msg });
-                setup_failed = true;
-            }
-        }
-    }
-
-    let store = Arc::new(livefire_core::window::WindowStore::new());
-    let finding_counts = Arc::new(crate::campaign::FindingCounts::default());
-    let findings: Arc<Mutex<Vec<livefire_fuzz::Finding>>> = Arc::new(Mutex::new(Vec::new()));
-    let failing_findings = Arc::new(AtomicUsize::new(0));
-    let metrics: Arc<Vec<Arc<dyn MetricSource>>> = Arc::new(vec![
-        crate::workload::source(&store),
-        finding_counts.clone(),
-    ]);
-    let deviated = Arc::new(AtomicBool::new(false));
-    let exporter = metrics_listener
-        .and_then(|l| tokio::net::TcpListener::from_std(l).ok())
-        .map(|listener| {
-            let active = shared.active.clone();
-            let sources = crate::prom::Sources {
-                metrics: metrics.clone(),
-                loads: crate::workload::load_names(&exp)
-                    .into_iter()
-                    .map(|(_, n)| n)
-                    .collect(),
-                campaigns: crate::campaign::fuzz_names(&exp)
-                    .into_iter()
-                    .map(|(_, n)| n)
-                    .collect(),
-                active: Arc::new(move || {
-                    active
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .iter()
-                        .map(|a| a.activity.clone())
-                        .collect()
-                }),
-                deviated: deviated.clone(),
-                journal: journal.clone(),
-            };
-            tokio::spawn(crate::prom::serve(listener, sources))
-        });
+    let mut before_failed = false;
+    let mut finished_loads = Vec::new();
     if !setup_failed && aborted.is_none() {
         journal.emit(Event::PhaseStarted {
             phase: Phase::Before,
         });
-        if !check_before(&exp, &journal, &cwd_str).await {
+        if !check_before(plan, &journal).await {
             eprintln!(
                 "livefire: the hypothesis does not hold before the experiment: nothing was applied"
             );
-            verdict_deviated = true;
+            before_failed = true;
         }
     }
-    if !setup_failed && aborted.is_none() && !verdict_deviated {
+    if !setup_failed && aborted.is_none() && !before_failed {
         journal.emit(Event::PhaseStarted {
             phase: Phase::During,
         });
         let ctx = During {
-            exp: &exp,
+            plan,
             targets: &targets,
             shared: &shared,
-            metrics: &metrics,
-            store: &store,
-            loads,
-            fuzzes,
-            findings: Findings {
-                counts: finding_counts.clone(),
-                all: findings.clone(),
-                failing: failing_findings.clone(),
-                fail_on: exp.settings.fail_on,
-            },
-            deviated: &deviated,
+            metrics: &tally.metrics,
+            store: &tally.store,
+            findings: tally.findings.clone(),
+            deviated: &tally.deviated,
             abort_tx: &abort_tx,
-            view: opts.view,
-            cwd: &cwd_str,
+            view,
         };
-        let (cause, loads_done) = during(ctx, &mut abort_rx).await;
-        aborted = cause;
-        finished_loads = loads_done;
+        (aborted, finished_loads) = during(ctx, &mut abort_rx).await;
     }
 
     // Rollback: every way out comes through here.
     journal.emit(Event::PhaseStarted {
         phase: Phase::Rollback,
     });
-    let rollback_notice = rollback::roll_back_everything(&shared, &exp, &cwd_str, abort_rx).await;
+    let rollback_notice = rollback::roll_back_everything(&shared, plan, abort_rx).await;
 
-    if !setup_failed && aborted.is_none() && !verdict_deviated {
-        journal.emit(Event::PhaseStarted {
-            phase: Phase::After,
-        });
-        let settle = exp
-            .settings
-            .settle
-            .map(|d| d.0)
-            .unwrap_or(Duration::from_secs(30));
-        let (ok, after) = check_after(&exp, &journal, &cwd_str, settle, opts.view).await;
-        journal.emit(Event::Settled {
-            ok,
-            after_ms: after.as_millis() as u64,
-        });
-        if !ok {
-            deviated.store(true, Ordering::SeqCst);
-        }
+    if !setup_failed && aborted.is_none() && !before_failed {
+        check_after_phase(plan, &journal, &tally, view).await;
     }
-
     // Read every tracked write back, after rollback and recovery (Jepsen's set checker),
     // then judge the conditions on `writes.*`, which only now have values.
-    hypothesis::read_writes_back(&finished_loads, &store, &journal).await;
-    if !finished_loads.is_empty() && judge_facts(&exp, &journal, &metrics) {
-        deviated.store(true, Ordering::SeqCst);
+    hypothesis::read_writes_back(&finished_loads, &tally.store, &journal).await;
+    if !finished_loads.is_empty() && judge_facts(plan, &journal, &tally.metrics) {
+        tally.deviated.store(true, Ordering::SeqCst);
     }
 
     journal.emit(Event::PhaseStarted {
@@ -581,17 +405,104 @@ async fn run_async(opts: RunOptions) -> Outcome {
     let facts = teardown::Facts {
         setup_failed,
         aborted,
-        deviated: verdict_deviated || deviated.load(Ordering::SeqCst),
-        failing_findings: failing_findings.load(Ordering::SeqCst),
+        deviated: before_failed || tally.deviated.load(Ordering::SeqCst),
+        failing_findings: tally.findings.failing.load(Ordering::SeqCst),
     };
     let (verdict, exit_code) = teardown::decide(shared, &facts);
-    let found = std::mem::take(&mut *findings.lock().unwrap_or_else(|p| p.into_inner()));
-    let reasons = teardown::write_outputs(&run_dir, &exp, &found, facts.failing_findings);
+    let found = std::mem::take(&mut *tally.findings.all.lock().unwrap_or_else(|p| p.into_inner()));
+    let reasons = teardown::write_outputs(&run_dir, plan, &found, facts.failing_findings);
     teardown::print_verdict(verdict, exit_code, &reasons, &run_dir);
     Outcome {
         exit_code,
         run_dir: Some(run_dir),
     }
+}
+
+/// The after phase: the hypothesis polled until it holds again or `settle` runs out.
+async fn check_after_phase(plan: &Plan, journal: &Journal, tally: &Tally, view: crate::view::View) {
+    journal.emit(Event::PhaseStarted {
+        phase: Phase::After,
+    });
+    let (ok, after) = check_after(plan, journal, view).await;
+    journal.emit(Event::Settled {
+        ok,
+        after_ms: after.as_millis() as u64,
+    });
+    if !ok {
+        tally.deviated.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The control socket, so `livefire halt` from another shell aborts the run and
+/// `status` names the active faults. Without one the run goes on (Ctrl-C still works).
+fn start_control(
+    run_id: &str,
+    shared: &Shared,
+    abort_tx: &mpsc::UnboundedSender<AbortCause>,
+) -> (Option<tokio::task::JoinHandle<()>>, PathBuf) {
+    let (halt_tx, mut halt_rx) = mpsc::unbounded_channel::<()>();
+    let socket = crate::home::active_dir().join(format!("{run_id}.sock"));
+    let status_active = shared.active.clone();
+    let status_id = run_id.to_owned();
+    let control = std::fs::create_dir_all(crate::home::active_dir()).and_then(|_| {
+        crate::control::serve(&socket, halt_tx, move || {
+            let active = status_active.lock().unwrap_or_else(|p| p.into_inner());
+            let names: Vec<String> = active.iter().map(|a| a.activity.clone()).collect();
+            format!(
+                "run {status_id}: active faults: {}",
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            )
+        })
+    });
+    let control = match control {
+        Ok(h) => Some(h),
+        Err(e) => {
+            shared.journal.emit(Event::Warning {
+                message: format!(
+                    "no control socket ({e}): `livefire halt` cannot reach this run; Ctrl-C still works"
+                ),
+            });
+            None
+        }
+    };
+    let halt_abort = abort_tx.clone();
+    tokio::spawn(async move {
+        if halt_rx.recv().await.is_some() {
+            let _ = halt_abort.send(AbortCause::Halt);
+        }
+    });
+    (control, socket)
+}
+
+/// Serves `--metrics-listen` from what the referee sees.
+fn start_exporter(
+    listener: std::net::TcpListener,
+    plan: &Plan,
+    shared: &Shared,
+    tally: &Tally,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::from_std(listener).ok()?;
+    let active = shared.active.clone();
+    let sources = crate::prom::Sources {
+        metrics: tally.metrics.clone(),
+        loads: plan.load_names(),
+        campaigns: plan.fuzz_names(),
+        active: Arc::new(move || {
+            active
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|a| a.activity.clone())
+                .collect()
+        }),
+        deviated: tally.deviated.clone(),
+        journal: shared.journal.clone(),
+    };
+    Some(tokio::spawn(crate::prom::serve(listener, sources)))
 }
 
 fn spawn_signal_listeners(tx: mpsc::UnboundedSender<AbortCause>) {

@@ -5,25 +5,24 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use livefire_core::events::{AbortCause, Event};
-use livefire_spec::Experiment;
 use tokio::sync::mpsc;
 
 use super::shared::{Active, Shared};
 use crate::journal::Journal;
+use crate::plan::Plan;
 
 /// Rolls back every active fault, newest first, then runs the `rollbacks:` steps. A
 /// signal that arrives meanwhile is only noted: rollback goes on until everything is
 /// undone. Returns the task that notes those signals (aborted at teardown).
 pub(super) async fn roll_back_everything(
     shared: &Shared,
-    exp: &Experiment,
-    cwd: &str,
+    plan: &Plan,
     abort_rx: mpsc::UnboundedReceiver<AbortCause>,
 ) -> tokio::task::JoinHandle<()> {
     let notice = note_signals(abort_rx);
     wait_for_applies(shared).await;
     undo_active(shared).await;
-    run_rollback_steps(exp, &shared.journal, cwd).await;
+    run_rollback_steps(plan, &shared.journal).await;
     notice
 }
 
@@ -63,14 +62,13 @@ async fn undo_active(shared: &Shared) {
 }
 
 /// Runs the `rollbacks:` steps in order; a failing step is journaled and the next runs.
-async fn run_rollback_steps(exp: &Experiment, journal: &Journal, cwd: &str) {
-    for (i, step) in exp.rollbacks.iter().enumerate() {
-        let livefire_spec::RollbackStep::Command(c) = step;
+async fn run_rollback_steps(plan: &Plan, journal: &Journal) {
+    for (i, step) in plan.rollbacks.iter().enumerate() {
         let (run, user, cwd, timeout) = (
-            c.run.clone(),
-            c.user.clone(),
-            cwd.to_owned(),
-            c.timeout.map(|d| d.as_millis()).unwrap_or(30_000),
+            step.run.clone(),
+            step.user.clone(),
+            plan.dir.to_string_lossy().into_owned(),
+            step.timeout.as_millis() as u64,
         );
         let r = tokio::task::spawn_blocking(move || {
             livefire_faults::exec::run(&run, user.as_deref(), Some(&cwd), timeout)
@@ -86,7 +84,7 @@ async fn run_rollback_steps(exp: &Experiment, journal: &Journal, cwd: &str) {
             eprintln!("livefire: rollback step {} failed: {detail}", i + 1);
         }
         journal.emit(Event::RollbackStep {
-            step: c.run.clone(),
+            step: step.run.clone(),
             ok,
             detail,
         });

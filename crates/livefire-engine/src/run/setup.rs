@@ -7,17 +7,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use livefire_core::events::{AbortCause, Event};
-use livefire_spec::{Experiment, Ready};
+use livefire_faults::Targets;
+use livefire_spec::{ProcessSelector, Ready, Target};
 use tokio::sync::mpsc;
 
 use crate::journal::Journal;
+use crate::plan::Plan;
 use crate::probe;
 
 use super::shared::Shared;
 
 /// Starts the proxies the run owns (`proxy: { listen, upstream }` targets).
-pub(super) fn start_proxies(exp: &Experiment, shared: &Shared) -> Result<(), String> {
-    for (name, t) in &exp.targets {
+pub(super) fn start_proxies(plan: &Plan, shared: &Shared) -> Result<(), String> {
+    for (name, t) in &plan.targets {
         let Some(livefire_spec::ProxyTarget {
             listen: Some(listen),
             upstream: Some(upstream),
@@ -46,42 +48,29 @@ pub(super) fn start_proxies(exp: &Experiment, shared: &Shared) -> Result<(), Str
     Ok(())
 }
 
+/// Why setup did not complete.
 pub(super) enum SetupError {
     Failed(String),
     Aborted(AbortCause),
 }
 
+/// Starts every `setup:` process in order and waits until each is ready. The processes
+/// started so far are in `children` whatever happens, so teardown stops them.
 pub(super) async fn start_setup(
-    exp: &Experiment,
-    cwd: &str,
+    plan: &Plan,
     run_dir: &Path,
     journal: &Journal,
     children: &mut Vec<(String, Child)>,
     abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
 ) -> Option<SetupError> {
-    for s in &exp.setup {
+    let cwd = plan.dir.to_string_lossy();
+    for s in &plan.setup {
         let log = run_dir.join(format!("setup-{}.log", s.name));
-        let file = match std::fs::File::create(&log) {
-            Ok(f) => f,
-            Err(e) => {
-                return Some(SetupError::Failed(format!(
-                    "cannot create {}: {e}",
-                    log.display()
-                )));
-            }
-        };
-        // `exec` so the pid livefire holds is the process itself, not a shell.
-        let simple = !s.command.contains([';', '&', '|', '\n', '(', '`', '$']);
-        let command = if simple {
-            format!("exec {}", s.command)
-        } else {
-            s.command.clone()
-        };
         // If the ready address answers before the process starts, something else holds
         // it: waiting for "ready" would judge the wrong process.
         if let Some(ready) = &s.ready {
             let (probe, expect) = ready_probe(ready);
-            if probe::sample(&probe, &expect, Some(cwd)).await.ok {
+            if probe::sample(&probe, &expect, Some(&cwd)).await.ok {
                 let addr = match ready {
                     Ready::Http(h) => h.url.clone(),
                     Ready::Tcp(t) => t.address.clone(),
@@ -92,64 +81,127 @@ pub(super) async fn start_setup(
                 )));
             }
         }
-        let dir = s.cwd.clone().unwrap_or_else(|| cwd.to_owned());
-        let mut cmd = match livefire_faults::exec::shell(&command, s.user.as_deref(), Some(&dir)) {
+        let child = match spawn_setup_process(s, &cwd, &log) {
             Ok(c) => c,
-            Err(e) => return Some(SetupError::Failed(format!("setup `{}`: {e}", s.name))),
-        };
-        cmd.envs(&s.env);
-        let err = file
-            .try_clone()
-            .map(std::process::Stdio::from)
-            .unwrap_or_else(|_| std::process::Stdio::null());
-        die_with_livefire(&mut cmd);
-        let child = match cmd.stdout(file).stderr(err).spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                return Some(SetupError::Failed(format!(
-                    "setup `{}`: cannot start `{}`: {e}",
-                    s.name, s.command
-                )));
-            }
+            Err(msg) => return Some(SetupError::Failed(msg)),
         };
         journal.emit(Event::SetupStarted {
             name: s.name.clone(),
             pid: child.id(),
         });
         children.push((s.name.clone(), child));
-        let timeout = s.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10));
-        let deadline = Instant::now() + timeout;
         let Some(ready) = &s.ready else { continue };
-        loop {
-            let (probe, expect) = ready_probe(ready);
-            let sample = probe::sample(&probe, &expect, Some(cwd)).await;
-            if sample.ok {
-                break;
-            }
-            let (_, child) = children.last_mut().expect("pushed above");
-            if let Ok(Some(status)) = child.try_wait() {
-                return Some(SetupError::Failed(format!(
-                    "setup `{}` exited ({status}) before it was ready; see {}",
-                    s.name,
-                    log.display()
-                )));
-            }
-            if Instant::now() >= deadline {
-                return Some(SetupError::Failed(format!(
-                    "setup `{}` was not ready within {} ({}); see {}",
-                    s.name,
-                    livefire_spec::values::Duration(timeout),
-                    sample.detail,
-                    log.display()
-                )));
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                Some(cause) = abort_rx.recv() => return Some(SetupError::Aborted(cause)),
-            }
+        let (_, child) = children.last_mut().expect("pushed above");
+        if let Some(e) = wait_until_ready(s, ready, child, &cwd, &log, abort_rx).await {
+            return Some(e);
         }
     }
     None
+}
+
+/// Starts one setup process in its own process group, its output to `log`.
+fn spawn_setup_process(
+    s: &livefire_spec::SetupProcess,
+    cwd: &str,
+    log: &Path,
+) -> Result<Child, String> {
+    let file =
+        std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+    // `exec` so the pid livefire holds is the process itself, not a shell.
+    let simple = !s.command.contains([';', '&', '|', '\n', '(', '`', '$']);
+    let command = if simple {
+        format!("exec {}", s.command)
+    } else {
+        s.command.clone()
+    };
+    let dir = s.cwd.clone().unwrap_or_else(|| cwd.to_owned());
+    let mut cmd = livefire_faults::exec::shell(&command, s.user.as_deref(), Some(&dir))
+        .map_err(|e| format!("setup `{}`: {e}", s.name))?;
+    cmd.envs(&s.env);
+    let err = file
+        .try_clone()
+        .map(std::process::Stdio::from)
+        .unwrap_or_else(|_| std::process::Stdio::null());
+    die_with_livefire(&mut cmd);
+    cmd.stdout(file)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("setup `{}`: cannot start `{}`: {e}", s.name, s.command))
+}
+
+/// Polls the ready probe until it answers, the process exits, its timeout (default
+/// 10 s) runs out, or the run is aborted.
+async fn wait_until_ready(
+    s: &livefire_spec::SetupProcess,
+    ready: &Ready,
+    child: &mut Child,
+    cwd: &str,
+    log: &Path,
+    abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
+) -> Option<SetupError> {
+    let timeout = s.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10));
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (probe, expect) = ready_probe(ready);
+        let sample = probe::sample(&probe, &expect, Some(cwd)).await;
+        if sample.ok {
+            return None;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(SetupError::Failed(format!(
+                "setup `{}` exited ({status}) before it was ready; see {}",
+                s.name,
+                log.display()
+            )));
+        }
+        if Instant::now() >= deadline {
+            return Some(SetupError::Failed(format!(
+                "setup `{}` was not ready within {} ({}); see {}",
+                s.name,
+                livefire_spec::values::Duration(timeout),
+                sample.detail,
+                log.display()
+            )));
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            Some(cause) = abort_rx.recv() => return Some(SetupError::Aborted(cause)),
+        }
+    }
+}
+
+/// The targets faults act on: the declared ones, and each setup process as a process
+/// target of its name (with its `restart:`), and the proxies the run started.
+pub(super) fn fault_targets(plan: &Plan, children: &[(String, Child)], shared: &Shared) -> Targets {
+    let mut targets = Targets {
+        targets: plan.targets.clone(),
+        cwd: Some(plan.dir.to_string_lossy().into_owned()),
+        seed: plan.settings.seed,
+        live: shared
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
+    };
+    for (name, child) in children {
+        let restart = plan
+            .setup
+            .iter()
+            .find(|s| &s.name == name)
+            .and_then(|s| s.restart.clone());
+        targets.targets.insert(
+            name.clone(),
+            Target {
+                process: Some(ProcessSelector {
+                    pid: Some(child.id()),
+                    ..Default::default()
+                }),
+                restart,
+                ..Default::default()
+            },
+        );
+    }
+    targets
 }
 
 /// Makes a setup process die with livefire even when livefire is killed with SIGKILL,

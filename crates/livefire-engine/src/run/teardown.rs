@@ -7,7 +7,8 @@ use std::process::Child;
 use std::sync::Arc;
 
 use livefire_core::events::{AbortCause, Event, Verdict};
-use livefire_spec::Experiment;
+
+use crate::plan::{Body, Plan};
 
 use super::setup::stop_setup;
 use super::shared::Shared;
@@ -101,15 +102,18 @@ pub(super) fn decide(shared: Shared, facts: &Facts) -> (Verdict, i32) {
 /// "held", one line per cause (from the summary).
 pub(super) fn write_outputs(
     run_dir: &Path,
-    exp: &Experiment,
+    plan: &Plan,
     found: &[livefire_fuzz::Finding],
     failing: usize,
 ) -> Vec<String> {
     if !found.is_empty() {
-        let spec_uri = exp
-            .timeline
+        let spec_uri = plan
+            .activities
             .iter()
-            .find_map(|a| a.fuzz.as_ref().map(|f| f.openapi.clone()))
+            .find_map(|a| match &a.body {
+                Body::Fuzz { openapi, .. } => Some(openapi.clone()),
+                _ => None,
+            })
             .unwrap_or_default();
         let sarif = livefire_fuzz::sarif::to_sarif(found, &spec_uri, None);
         if let Err(e) = std::fs::write(

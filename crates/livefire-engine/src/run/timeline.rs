@@ -8,18 +8,26 @@ use std::time::{Duration, Instant};
 
 use livefire_core::events::{AbortCause, Event, Role};
 use livefire_core::metrics::MetricSource;
+use livefire_core::window::WindowStore;
 use livefire_faults::{Prepared, Targets};
-use livefire_spec::Experiment;
 use tokio::sync::mpsc;
+use tokio::task::{Id, JoinSet};
+use tokio_util::sync::CancellationToken;
 
-use crate::plan;
+use crate::journal::Journal;
+use crate::plan::{Activity, Body, Plan};
 
-use super::hypothesis::cond_name;
-use super::referee::watch_condition;
+use super::referee::{Referee, watch_condition};
 use super::shared::{Active, Shared};
 
 /// A grace period past a fault's deadline after which the watchdog rolls it back.
 const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
+
+/// A load that ran to its end, with what it sent (for the read-back of its writes).
+pub(super) type FinishedLoad = (livefire_load::LoadConfig, livefire_load::LoadReport);
+
+/// How a fault task ended: its error aborts the run.
+type FaultResult = Result<(), String>;
 
 /// Where campaigns' findings go.
 #[derive(Clone)]
@@ -28,354 +36,99 @@ pub(super) struct Findings {
     pub(super) all: Arc<Mutex<Vec<livefire_fuzz::Finding>>>,
     /// Findings at or above `settings.fail_on`.
     pub(super) failing: Arc<AtomicUsize>,
-    pub(super) fail_on: Option<livefire_spec::FailOn>,
+    pub(super) fail_on: livefire_spec::FailOn,
 }
 
 /// What the timeline phase works with.
 pub(super) struct During<'a> {
-    pub(super) exp: &'a Experiment,
+    pub(super) plan: &'a Plan,
     pub(super) targets: &'a Targets,
     pub(super) shared: &'a Shared,
     pub(super) metrics: &'a Arc<Vec<Arc<dyn MetricSource>>>,
-    pub(super) store: &'a Arc<livefire_core::window::WindowStore>,
-    /// Each load's start offset and config.
-    pub(super) loads: Vec<(Duration, livefire_load::LoadConfig)>,
-    /// Each campaign's start offset, name and config.
-    pub(super) fuzzes: Vec<(Duration, String, livefire_fuzz::FuzzConfig)>,
+    pub(super) store: &'a Arc<WindowStore>,
     pub(super) findings: Findings,
     pub(super) deviated: &'a Arc<AtomicBool>,
     pub(super) abort_tx: &'a mpsc::UnboundedSender<AbortCause>,
     pub(super) view: crate::view::View,
-    pub(super) cwd: &'a str,
 }
 
-/// The timeline with the referee. Returns the abort cause, if the run was aborted.
+/// The tasks of the timeline: faults (their failures and panics abort the run), loads
+/// and campaigns (stopped by `cancel`), and the referee's tasks (aborted at the end).
+struct Tasks {
+    faults: JoinSet<FaultResult>,
+    /// Each fault task's activity, to name a panicking one.
+    fault_names: BTreeMap<Id, String>,
+    workloads: JoinSet<Option<FinishedLoad>>,
+    cancel: CancellationToken,
+    referee: JoinSet<()>,
+}
+
+/// The timeline with the referee. Returns the abort cause, if the run was aborted, and
+/// the loads that finished.
 pub(super) async fn during(
     ctx: During<'_>,
     abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
-) -> (
-    Option<AbortCause>,
-    Vec<(livefire_load::LoadConfig, livefire_load::LoadReport)>,
-) {
-    let During {
-        exp,
-        targets,
-        shared,
-        metrics,
-        store,
-        loads,
-        fuzzes,
-        findings,
-        deviated,
-        abort_tx,
-        view,
-        cwd,
-    } = ctx;
-    let start = shared.journal.start();
+) -> (Option<AbortCause>, Vec<FinishedLoad>) {
+    let shared = ctx.shared;
     let during_start = Instant::now();
-    let end = during_start + plan::timeline_end(exp);
-    let max_end = start + plan::max_duration(exp);
-
-    // The watchdog: a plain thread, so it rolls back even if the async engine stalls.
+    let end = during_start + ctx.plan.timeline_end();
+    let max_end = shared.journal.start() + ctx.plan.settings.max_duration;
     let stop_watchdog = Arc::new(AtomicBool::new(false));
-    let watchdog = {
-        let shared = shared.clone();
-        let stop = stop_watchdog.clone();
-        std::thread::Builder::new()
-            .name("livefire-watchdog".into())
-            .spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    let now = Instant::now();
-                    let overdue: Vec<u64> = shared
-                        .active
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .iter()
-                        .filter(|a| now > a.deadline + WATCHDOG_GRACE)
-                        .map(|a| a.ledger_id)
-                        .collect();
-                    for id in overdue {
-                        if let Some(a) = shared.take(id) {
-                            eprintln!(
-                                "livefire: watchdog: `{}` overran its deadline; rolling it back",
-                                a.activity
-                            );
-                            shared.rollback(&a, "watchdog");
-                        }
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            })
-    };
+    let watchdog = spawn_watchdog(shared, stop_watchdog.clone());
 
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut names = BTreeMap::new();
-    for (i, a) in exp.timeline.iter().enumerate() {
-        let Some(fault) = a.fault.clone() else {
-            continue;
-        };
-        let name = plan::activity_name(exp, i);
-        let (at, until) = (during_start + a.at.0, during_start + a.at.0 + a.for_.0);
-        let (shared, targets, cwd) = (shared.clone(), targets.clone(), cwd.to_owned());
-        let (activity, id) = (name.clone(), format!("timeline[{i}]"));
-        let handle = tasks.spawn(async move {
-            fault_task(fault, (activity, id), at, until, targets, shared, cwd).await
-        });
-        names.insert(handle.id(), name);
+    let mut tasks = Tasks {
+        faults: JoinSet::new(),
+        fault_names: BTreeMap::new(),
+        workloads: JoinSet::new(),
+        cancel: CancellationToken::new(),
+        referee: JoinSet::new(),
+    };
+    for a in &ctx.plan.activities {
+        let begin = during_start + a.start;
+        match &a.body {
+            Body::Fault(_) => spawn_fault(&ctx, a, during_start, &mut tasks),
+            Body::Load(config) => {
+                let task = load_task(a, config, begin, &tasks.cancel, &shared.journal, ctx.store);
+                tasks.workloads.spawn(task);
+            }
+            Body::Fuzz {
+                metrics, config, ..
+            } => {
+                let run = CampaignRun {
+                    activity: a.clone(),
+                    metrics: metrics.clone(),
+                    config: (**config).clone(),
+                    begin,
+                };
+                let task = campaign_task(run, &tasks.cancel, shared, &ctx.findings);
+                tasks.workloads.spawn(task);
+            }
+        }
     }
-    // Loads run on the same clock and publish into the store the referee reads.
-    let cancel_loads = tokio_util::sync::CancellationToken::new();
-    let mut load_tasks = tokio::task::JoinSet::new();
-    for (at, config) in loads {
-        let (store, cancel, journal) =
-            (store.clone(), cancel_loads.clone(), shared.journal.clone());
-        let begin = during_start + at;
-        load_tasks.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep_until(begin.into()) => {}
-                _ = cancel.cancelled() => return None,
-            }
-            let name = config.name.clone();
-            journal.emit(Event::ActivityStarted {
-                activity: name.clone(),
-                kind: "load".into(),
-            });
-            match livefire_load::run(config.clone(), journal.start(), cancel, store).await {
-                Ok(report) => {
-                    journal.emit(Event::LoadEnded {
-                        load: name,
-                        report: report.to_json(),
-                    });
-                    Some((config, report))
-                }
-                Err(e) => {
-                    journal.emit(Event::Warning {
-                        message: format!("load `{name}` could not run: {e}"),
-                    });
-                    None
-                }
-            }
-        });
-    }
-    // Campaigns probe the degraded system; each finding names the faults active then.
-    for (at, name, config) in fuzzes {
-        let (cancel, journal, active, findings, history) = (
-            cancel_loads.clone(),
-            shared.journal.clone(),
-            shared.active.clone(),
-            findings.clone(),
-            shared.history.clone(),
-        );
-        let begin = during_start + at;
-        load_tasks.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep_until(begin.into()) => {}
-                _ = cancel.cancelled() => return None,
-            }
-            journal.emit(Event::ActivityStarted {
-                activity: name.clone(),
-                kind: "fuzz".into(),
-            });
-            let on_finding = |mut f: livefire_fuzz::Finding| {
-                f.active_faults = active
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .map(|a| a.activity.clone())
-                    .collect();
-                let fails = crate::campaign::fails(f.severity, findings.fail_on);
-                findings.counts.add(&name, f.severity);
-                if fails {
-                    findings.failing.fetch_add(1, Ordering::SeqCst);
-                }
-                journal.emit(Event::Finding {
-                    campaign: name.clone(),
-                    severity: f.severity.name().into(),
-                    fails,
-                    finding: serde_json::to_value(&f).unwrap_or_default(),
-                });
-                findings
-                    .all
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(f);
-            };
-            let started_ms = journal.now_ms();
-            match livefire_fuzz::run(config, cancel, on_finding).await {
-                Ok(summary) => {
-                    let history = history.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    for w in crate::campaign::windows(
-                        &name,
-                        &summary,
-                        started_ms,
-                        journal.now_ms(),
-                        &history,
-                    ) {
-                        journal.emit(w);
-                    }
-                    journal.emit(Event::CampaignEnded {
-                        campaign: name.clone(),
-                        summary: serde_json::to_value(&summary).unwrap_or_default(),
-                    })
-                }
-                Err(e) => journal.emit(Event::Warning {
-                    message: format!("fuzz `{name}` could not run: {e}"),
-                }),
-            }
-            None
-        });
-    }
-    let mut referee = tokio::task::JoinSet::new();
-    // What each condition's referee task last saw, for the progress line.
-    let board = crate::view::Board::default();
     // Which seconds of each series are journaled already.
     let journaled = Arc::new(Mutex::new(BTreeMap::new()));
-    {
-        let (store, journal, journaled) =
-            (store.clone(), shared.journal.clone(), journaled.clone());
-        referee.spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let mut done = journaled.lock().unwrap_or_else(|p| p.into_inner());
-                crate::workload::journal_windows(
-                    &store,
-                    &journal,
-                    journal.start(),
-                    &mut done,
-                    false,
-                );
-            }
-        });
-    }
-    let probe_every = exp
-        .settings
-        .probe_every
-        .map(|d| d.0)
-        .unwrap_or(Duration::from_secs(1));
-    for (role, list) in [
-        (Role::Hypothesis, &exp.hypothesis),
-        (Role::Guardrail, &exp.guardrails),
-    ] {
-        for (i, c) in list.iter().enumerate() {
-            let (c, name) = (c.clone(), cond_name(c, role, i));
-            let (journal, tx, deviated, metrics, cwd, board) = (
-                shared.journal.clone(),
-                abort_tx.clone(),
-                deviated.clone(),
-                metrics.clone(),
-                cwd.to_owned(),
-                board.clone(),
-            );
-            referee.spawn(async move {
-                watch_condition(
-                    c,
-                    name,
-                    role,
-                    probe_every,
-                    during_start,
-                    journal,
-                    tx,
-                    deviated,
-                    metrics,
-                    cwd,
-                    board,
-                )
-                .await
-            });
-        }
-    }
-    if view != crate::view::View::Quiet {
-        let (active, board, metrics, journal) = (
-            shared.active.clone(),
-            board.clone(),
-            metrics.clone(),
-            shared.journal.clone(),
-        );
-        let planned_s = plan::timeline_end(exp).as_secs();
-        let loads: Vec<String> = crate::workload::load_names(exp)
-            .into_iter()
-            .map(|(_, n)| n)
-            .collect();
-        let campaigns: Vec<String> = crate::campaign::fuzz_names(exp)
-            .into_iter()
-            .map(|(_, n)| n)
-            .collect();
-        referee.spawn(async move {
-            let mut progress = crate::view::Progress::default();
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                let status = crate::view::Status {
-                    elapsed_s: during_start.elapsed().as_secs(),
-                    planned_s,
-                    active: active
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .iter()
-                        .map(|a| a.activity.clone())
-                        .collect(),
-                    hypothesis: board.describe(Role::Hypothesis),
-                    guardrails: board.describe(Role::Guardrail),
-                };
-                let line = progress.line(
-                    view,
-                    &status,
-                    &loads,
-                    &campaigns,
-                    &metrics,
-                    journal.now_ms(),
-                );
-                crate::view::print(view, &line);
-            }
-        });
+    tasks.referee.spawn(journal_windows_each_second(
+        ctx.store.clone(),
+        shared.journal.clone(),
+        journaled.clone(),
+    ));
+    // What each condition's referee task last saw, for the progress line.
+    let board = crate::view::Board::default();
+    spawn_referees(&ctx, during_start, &board, &mut tasks.referee);
+    if ctx.view != crate::view::View::Quiet {
+        tasks
+            .referee
+            .spawn(progress_task(&ctx, during_start, &board));
     }
 
-    let mut cause = None;
-    let mut timeline_done = false;
-    loop {
-        tokio::select! {
-            Some(c) = abort_rx.recv() => { cause = Some(c); break; }
-            _ = tokio::time::sleep_until(max_end.into()) => { cause = Some(AbortCause::MaxDuration); break; }
-            _ = tokio::time::sleep_until(end.into()), if !timeline_done => { timeline_done = true; }
-            joined = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                match joined {
-                    Some(Ok((_, Ok(())))) => {}
-                    Some(Ok((_, Err(msg)))) => { cause = Some(AbortCause::Error { message: msg }); break; }
-                    Some(Err(e)) if e.is_panic() => {
-                        let activity = names.get(&e.id()).cloned().unwrap_or_default();
-                        let payload = e.into_panic();
-                        let message = payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_else(|| "panic".into());
-                        cause = Some(AbortCause::Panic { activity, message });
-                        break;
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if timeline_done && tasks.is_empty() {
-            break;
-        }
-    }
-    crate::view::end_line(view);
-    cancel_loads.cancel();
-    let mut finished = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
-        while let Some(done) = load_tasks.join_next().await {
-            if let Ok(Some(load)) = done {
-                finished.push(load);
-            }
-        }
-    })
-    .await;
-    load_tasks.abort_all();
-    referee.abort_all();
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
-    while referee.join_next().await.is_some() {}
+    let cause = wait_for_end(&mut tasks, abort_rx, end, max_end).await;
+    crate::view::end_line(ctx.view);
+    let finished = stop_tasks(tasks).await;
     // The windows not journaled yet, now that every load has stopped.
     crate::workload::journal_windows(
-        store,
+        ctx.store,
         &shared.journal,
-        start,
+        shared.journal.start(),
         &mut journaled.lock().unwrap_or_else(|p| p.into_inner()),
         true,
     );
@@ -383,44 +136,393 @@ pub(super) async fn during(
     if let Ok(w) = watchdog {
         let _ = w.join();
     }
-    if let Some(c) = &cause {
-        if let AbortCause::Guardrail { condition, detail } = c {
-            shared.journal.emit(Event::GuardrailTripped {
-                condition: condition.clone(),
-                detail: detail.clone(),
-            });
-        }
-        shared.journal.emit(Event::Aborted { cause: c.clone() });
-    }
+    journal_abort(&shared.journal, cause.as_ref());
     (cause, finished)
+}
+
+/// The watchdog: a plain thread, so it rolls back even if the async engine stalls. It
+/// rolls back every active fault whose deadline passed more than `WATCHDOG_GRACE` ago.
+fn spawn_watchdog(
+    shared: &Shared,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name("livefire-watchdog".into())
+        .spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                let now = Instant::now();
+                let overdue: Vec<u64> = shared
+                    .active
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .filter(|a| now > a.deadline + WATCHDOG_GRACE)
+                    .map(|a| a.ledger_id)
+                    .collect();
+                for id in overdue {
+                    if let Some(a) = shared.take(id) {
+                        eprintln!(
+                            "livefire: watchdog: `{}` overran its deadline; rolling it back",
+                            a.activity
+                        );
+                        shared.rollback(&a, "watchdog");
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+}
+
+/// The task of one fault activity: apply at its start, roll back at its end.
+fn spawn_fault(ctx: &During<'_>, a: &Activity, during_start: Instant, tasks: &mut Tasks) {
+    let Body::Fault(fault) = &a.body else {
+        return;
+    };
+    let run = FaultRun {
+        fault: fault.clone(),
+        id: a.id.clone(),
+        name: a.name.clone(),
+        at: during_start + a.start,
+        until: during_start + a.start + a.duration,
+    };
+    let (shared, targets) = (ctx.shared.clone(), ctx.targets.clone());
+    let cwd = ctx.plan.dir.to_string_lossy().into_owned();
+    let handle = tasks
+        .faults
+        .spawn(async move { fault_task(run, targets, shared, cwd).await });
+    tasks.fault_names.insert(handle.id(), a.name.clone());
+}
+
+/// A load on the run's clock: it publishes into the store the referee reads.
+fn load_task(
+    a: &Activity,
+    config: &livefire_load::LoadConfig,
+    begin: Instant,
+    cancel: &CancellationToken,
+    journal: &Journal,
+    store: &Arc<WindowStore>,
+) -> impl std::future::Future<Output = Option<FinishedLoad>> + Send + 'static {
+    let (store, cancel, journal) = (store.clone(), cancel.clone(), journal.clone());
+    let (config, id, display) = (config.clone(), a.id.clone(), a.name.clone());
+    async move {
+        tokio::select! {
+            _ = tokio::time::sleep_until(begin.into()) => {}
+            _ = cancel.cancelled() => return None,
+        }
+        let name = config.name.clone();
+        journal.emit(Event::ActivityStarted {
+            activity: display,
+            kind: "load".into(),
+            id,
+        });
+        match livefire_load::run(config.clone(), journal.start(), cancel, store).await {
+            Ok(report) => {
+                journal.emit(Event::LoadEnded {
+                    load: name,
+                    report: report.to_json(),
+                });
+                Some((config, report))
+            }
+            Err(e) => {
+                journal.emit(Event::Warning {
+                    message: format!("load `{name}` could not run: {e}"),
+                });
+                None
+            }
+        }
+    }
+}
+
+/// A campaign to run: its activity, metric prefix, config and start.
+struct CampaignRun {
+    activity: Activity,
+    metrics: String,
+    config: livefire_fuzz::FuzzConfig,
+    begin: Instant,
+}
+
+/// A campaign probes the degraded system; each finding names the faults active then.
+fn campaign_task(
+    run: CampaignRun,
+    cancel: &CancellationToken,
+    shared: &Shared,
+    findings: &Findings,
+) -> impl std::future::Future<Output = Option<FinishedLoad>> + Send + 'static {
+    let (cancel, shared, findings) = (cancel.clone(), shared.clone(), findings.clone());
+    async move {
+        tokio::select! {
+            _ = tokio::time::sleep_until(run.begin.into()) => {}
+            _ = cancel.cancelled() => return None,
+        }
+        let (journal, name) = (shared.journal.clone(), run.metrics);
+        journal.emit(Event::ActivityStarted {
+            activity: run.activity.name.clone(),
+            kind: "fuzz".into(),
+            id: run.activity.id.clone(),
+        });
+        // Findings' times count from this instant, on the run's clock from `started_ms`.
+        let epoch = Instant::now();
+        let started_ms = epoch.duration_since(journal.start()).as_millis() as u64;
+        let config = livefire_fuzz::FuzzConfig {
+            epoch: Some(epoch),
+            ..run.config
+        };
+        let on_finding =
+            |f: livefire_fuzz::Finding| record_finding(&name, f, started_ms, &shared, &findings);
+        match livefire_fuzz::run(config, cancel, on_finding).await {
+            Ok(summary) => {
+                let history = shared
+                    .history
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                let ended_ms = journal.now_ms();
+                for w in crate::campaign::windows(&name, &summary, started_ms, ended_ms, &history) {
+                    journal.emit(w);
+                }
+                journal.emit(Event::CampaignEnded {
+                    campaign: name.clone(),
+                    summary: serde_json::to_value(&summary).unwrap_or_default(),
+                })
+            }
+            Err(e) => journal.emit(Event::Warning {
+                message: format!("fuzz `{name}` could not run: {e}"),
+            }),
+        }
+        None
+    }
+}
+
+/// Counts, judges and journals one finding, with the faults active when it was sent.
+fn record_finding(
+    campaign: &str,
+    mut f: livefire_fuzz::Finding,
+    started_ms: u64,
+    shared: &Shared,
+    findings: &Findings,
+) {
+    // The faults active when the finding's first request was sent, not now: a fault may
+    // have ended while the finding was confirmed or minimized.
+    let history = shared.history.lock().unwrap_or_else(|p| p.into_inner());
+    f.active_faults = crate::campaign::active_at(&history, started_ms + f.sent_ms);
+    drop(history);
+    let fails = crate::campaign::fails(f.severity, findings.fail_on);
+    findings.counts.add(campaign, f.severity);
+    if fails {
+        findings.failing.fetch_add(1, Ordering::SeqCst);
+    }
+    shared.journal.emit(Event::Finding {
+        campaign: campaign.to_owned(),
+        severity: f.severity.name().into(),
+        fails,
+        finding: serde_json::to_value(&f).unwrap_or_default(),
+    });
+    findings
+        .all
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(f);
+}
+
+/// Journals every complete metric window once a second.
+async fn journal_windows_each_second(
+    store: Arc<WindowStore>,
+    journal: Journal,
+    journaled: Arc<Mutex<BTreeMap<String, u64>>>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut done = journaled.lock().unwrap_or_else(|p| p.into_inner());
+        crate::workload::journal_windows(&store, &journal, journal.start(), &mut done, false);
+    }
+}
+
+/// One referee task per hypothesis condition and guardrail.
+fn spawn_referees(
+    ctx: &During<'_>,
+    during_start: Instant,
+    board: &crate::view::Board,
+    referee: &mut JoinSet<()>,
+) {
+    let shared = Referee {
+        during_start,
+        journal: ctx.shared.journal.clone(),
+        abort: ctx.abort_tx.clone(),
+        deviated: ctx.deviated.clone(),
+        metrics: ctx.metrics.clone(),
+        cwd: ctx.plan.dir.to_string_lossy().into_owned(),
+    };
+    for c in &ctx.plan.conditions {
+        referee.spawn(watch_condition(c.clone(), shared.clone(), board.clone()));
+    }
+}
+
+/// The progress line, once a second.
+fn progress_task(
+    ctx: &During<'_>,
+    during_start: Instant,
+    board: &crate::view::Board,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (active, board, metrics, journal, view) = (
+        ctx.shared.active.clone(),
+        board.clone(),
+        ctx.metrics.clone(),
+        ctx.shared.journal.clone(),
+        ctx.view,
+    );
+    let planned_s = ctx.plan.timeline_end().as_secs();
+    let (loads, campaigns) = (ctx.plan.load_names(), ctx.plan.fuzz_names());
+    async move {
+        let mut progress = crate::view::Progress::default();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let status = crate::view::Status {
+                elapsed_s: during_start.elapsed().as_secs(),
+                planned_s,
+                active: active
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .map(|a| a.activity.clone())
+                    .collect(),
+                hypothesis: board.describe(Role::Hypothesis),
+                guardrails: board.describe(Role::Guardrail),
+            };
+            let line = progress.line(
+                view,
+                &status,
+                &loads,
+                &campaigns,
+                &metrics,
+                journal.now_ms(),
+            );
+            crate::view::print(view, &line);
+        }
+    }
+}
+
+/// Waits for the first abort cause, `max_end`, or the timeline's end with every fault
+/// task done. A fault task's error or panic is an abort cause.
+async fn wait_for_end(
+    tasks: &mut Tasks,
+    abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
+    end: Instant,
+    max_end: Instant,
+) -> Option<AbortCause> {
+    let mut timeline_done = false;
+    loop {
+        tokio::select! {
+            Some(c) = abort_rx.recv() => return Some(c),
+            _ = tokio::time::sleep_until(max_end.into()) => return Some(AbortCause::MaxDuration),
+            _ = tokio::time::sleep_until(end.into()), if !timeline_done => { timeline_done = true; }
+            joined = tasks.faults.join_next_with_id(), if !tasks.faults.is_empty() => {
+                if let Some(cause) = fault_task_ended(joined, &tasks.fault_names) {
+                    return Some(cause);
+                }
+            }
+        }
+        if timeline_done && tasks.faults.is_empty() {
+            return None;
+        }
+    }
+}
+
+/// The abort cause a fault task's end means, if any: its error, or its panic.
+fn fault_task_ended(
+    joined: Option<Result<(Id, FaultResult), tokio::task::JoinError>>,
+    names: &BTreeMap<Id, String>,
+) -> Option<AbortCause> {
+    match joined {
+        Some(Ok((_, Err(message)))) => Some(AbortCause::Error { message }),
+        Some(Err(e)) if e.is_panic() => {
+            let activity = names.get(&e.id()).cloned().unwrap_or_default();
+            let payload = e.into_panic();
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panic".into());
+            Some(AbortCause::Panic { activity, message })
+        }
+        _ => None,
+    }
+}
+
+/// Cancels loads and campaigns (waiting up to 10 s for their reports), stops the
+/// referee and the fault tasks. Returns the loads that finished.
+async fn stop_tasks(mut tasks: Tasks) -> Vec<FinishedLoad> {
+    tasks.cancel.cancel();
+    let mut finished = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(done) = tasks.workloads.join_next().await {
+            if let Ok(Some(load)) = done {
+                finished.push(load);
+            }
+        }
+    })
+    .await;
+    tasks.workloads.abort_all();
+    tasks.referee.abort_all();
+    tasks.faults.abort_all();
+    while tasks.faults.join_next().await.is_some() {}
+    while tasks.referee.join_next().await.is_some() {}
+    finished
+}
+
+/// Journals why the timeline stopped early, if it did.
+fn journal_abort(journal: &Journal, cause: Option<&AbortCause>) {
+    let Some(c) = cause else { return };
+    if let AbortCause::Guardrail { condition, detail } = c {
+        journal.emit(Event::GuardrailTripped {
+            condition: condition.clone(),
+            detail: detail.clone(),
+        });
+    }
+    journal.emit(Event::Aborted { cause: c.clone() });
+}
+
+/// One fault activity to run: when it starts and ends on the run's clock.
+pub(super) struct FaultRun {
+    pub(super) fault: livefire_spec::Fault,
+    /// `timeline[i]`.
+    pub(super) id: String,
+    /// The display name: what the journal, the ledger and people see.
+    pub(super) name: String,
+    pub(super) at: Instant,
+    pub(super) until: Instant,
 }
 
 /// Applies one fault at its time (write-ahead), and rolls it back at its end.
 pub(super) async fn fault_task(
-    fault: livefire_spec::Fault,
-    (activity, id): (String, String),
-    at: Instant,
-    until: Instant,
+    run: FaultRun,
     targets: Targets,
     shared: Shared,
     cwd: String,
 ) -> Result<(), String> {
-    tokio::time::sleep_until(at.into()).await;
-    if test_hook_panics(&activity) {
-        panic!("test hook: activity `{activity}` panics on purpose");
+    tokio::time::sleep_until(run.at.into()).await;
+    if test_hook_panics(&run.name) {
+        panic!("test hook: activity `{}` panics on purpose", run.name);
     }
-    let kind = fault.kind();
+    let (activity, id, kind, until) = (
+        run.name.clone(),
+        run.id.clone(),
+        run.fault.kind(),
+        run.until,
+    );
     shared.journal.emit(Event::ActivityStarted {
         activity: activity.clone(),
         kind: kind.into(),
+        id: id.clone(),
     });
     // Ledger write and apply happen in one blocking section that cannot be cancelled
     // half-way; rollback waits for `in_flight` to reach zero.
     shared.in_flight.fetch_add(1, Ordering::SeqCst);
     let s = shared.clone();
-    let act = activity.clone();
     let applied = tokio::task::spawn_blocking(move || {
-        let result = apply_one(&fault, &act, &id, until, &targets, &s, &cwd);
+        let result = apply_one(
+            &run.fault, &run.name, &run.id, run.until, &targets, &s, &cwd,
+        );
         s.in_flight.fetch_sub(1, Ordering::SeqCst);
         result
     })
@@ -441,6 +543,7 @@ pub(super) async fn fault_task(
     shared.journal.emit(Event::ActivityEnded {
         activity,
         kind: kind.into(),
+        id,
     });
     Ok(())
 }
@@ -449,6 +552,7 @@ pub(super) async fn fault_task(
 /// anything needs undoing.
 pub(super) fn apply_one(
     fault: &livefire_spec::Fault,
+    // The display name (journal, ledger, people) and the id (`timeline[i]`).
     activity: &str,
     activity_id: &str,
     until: Instant,
@@ -459,12 +563,6 @@ pub(super) fn apply_one(
     let prepared: Prepared = livefire_faults::prepare(fault, targets, activity)
         .map_err(|e| format!("activity `{activity}`: {e}"))?;
     let mut entry = None;
-    // For people: its `name:` as written, else kind and target.
-    let display = match (activity == activity_id, prepared.target.is_empty()) {
-        (false, _) => activity.to_owned(),
-        (true, true) => prepared.kind.to_owned(),
-        (true, false) => format!("{} {}", prepared.kind, prepared.target),
-    };
     if let Some(undo) = &prepared.undo {
         let id = shared
             .ledger
@@ -474,7 +572,7 @@ pub(super) fn apply_one(
                 &crate::ledger::Activity {
                     name: activity,
                     id: activity_id,
-                    display: &display,
+                    display: activity,
                     kind: prepared.kind,
                 },
                 undo,

@@ -4,3 +4,5 @@
 /// The ledger read back: pending entries, why their undo failed, forgotten ones; and the
 /// event a forget appends to an ended run's journal.
 mod ledger;
+/// `livefire_engine::plan::plan`: display names, defaults, refusals.
+mod plan;

@@ -198,3 +198,88 @@ fn a_fuzz_run_is_listed_by_runs_with_its_findings() {
     assert_eq!(code, 3);
     assert!(err.contains("findings.json"), "{err}");
 }
+
+#[test]
+fn the_progress_line_and_the_finding_name_an_unnamed_fault_by_kind_and_target() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let home = Home::new();
+    let link = free_port();
+    let (dep, app) = rt.block_on(async {
+        let dep = target::AuthDep::start().await;
+        let app = target::start(
+            target::Mode::Defective,
+            Some(format!("127.0.0.1:{link}").parse().unwrap()),
+            "127.0.0.1:0",
+        )
+        .await;
+        (dep, app)
+    });
+    // The fault has no `name:`: people read its kind and target.
+    let file = home.file(&format!(
+        "version: 1\ntitle: auth fails open\nsettings: {{ seed: 7 }}\ntargets:\n  auth-link: {{ proxy: {{ listen: \"127.0.0.1:{link}\", upstream: \"{}\" }} }}\ntimeline:\n  - {{ at: 0s, for: 6s, fuzz: {{ name: api-fuzz, openapi: \"{}/openapi.yaml\", checks: [auth_enforced], rate: 200/s }} }}\n  - {{ at: 2s, for: 3s, fault: {{ proxy.down: {{ target: auth-link }} }} }}\n",
+        dep.addr,
+        app.base_url()
+    ));
+    let (code, out, err) = run(&mut home.run(&file));
+    assert_eq!(code, 1, "a critical finding fails the run\n{out}{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("active: proxy.down auth-link")),
+        "the progress line names the fault:\n{err}"
+    );
+    assert!(!err.contains("timeline["), "{err}");
+    let journal = home.journal();
+    let events: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |kind: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} in the journal"))
+    };
+    let applied = at("fault_applied");
+    assert_eq!(applied["activity"], "proxy.down auth-link");
+    let started = events
+        .iter()
+        .find(|e| e["type"] == "activity_started" && e["kind"] == "proxy.down")
+        .unwrap();
+    assert_eq!(started["id"], "timeline[1]", "the id stays beside the name");
+    let (applied_t, rolled_back_t) = (
+        applied["t"].as_u64().unwrap(),
+        at("fault_rolled_back")["t"].as_u64().unwrap(),
+    );
+    let campaign_t = events
+        .iter()
+        .find(|e| e["type"] == "activity_started" && e["kind"] == "fuzz")
+        .unwrap()["t"]
+        .as_u64()
+        .unwrap();
+    let open = events
+        .iter()
+        .find(|e| {
+            e["type"] == "finding"
+                && e["finding"]["rule"] == "auth_enforced"
+                && e["finding"]["operation"] == "GET /account"
+        })
+        .unwrap_or_else(|| panic!("no auth_enforced finding on GET /account:\n{journal}"));
+    assert_eq!(
+        open["finding"]["active_faults"],
+        serde_json::json!(["proxy.down auth-link"]),
+        "{open}"
+    );
+    // The faults are those active when the finding's first request was sent: that
+    // send time lies within the fault's window on the run's clock (a few ms of slack
+    // for the campaign's own start stamp), and before the finding was seen.
+    let (sent, seen) = (
+        open["finding"]["sent_ms"].as_u64().unwrap(),
+        open["finding"]["at_ms"].as_u64().unwrap(),
+    );
+    assert!(sent <= seen, "sent {sent} ms, seen {seen} ms");
+    let sent_t = campaign_t + sent;
+    assert!(
+        sent_t + 20 >= applied_t && sent_t <= rolled_back_t + 20,
+        "sent at {sent_t} ms, the fault ran from {applied_t} to {rolled_back_t} ms"
+    );
+}

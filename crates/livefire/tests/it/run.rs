@@ -444,3 +444,32 @@ fn metrics_listen_serves_the_live_metrics_in_prometheus_text_format() {
         "{err}"
     );
 }
+
+#[test]
+fn dry_run_names_faults_for_people_and_prints_the_same_text_every_time() {
+    let home = Home::new();
+    let victim = Victim::start();
+    let file = home.file(&format!(
+        "version: 1\ntitle: names\ntargets:\n  victim: {{ process: {{ pid: {} }} }}\n  link: {{ proxy: {{ listen: \"127.0.0.1:{}\", upstream: \"127.0.0.1:9\" }} }}\ntimeline:\n  - {{ at: 0s, for: 2s, fault: {{ process.pause: {{ target: victim }} }} }}\n  - {{ at: 3s, for: 2s, fault: {{ proxy.down: {{ target: link }} }} }}\n  - {{ at: 4s, for: 1s, name: victim paused again, fault: {{ process.pause: {{ target: victim }} }} }}\n",
+        victim.pid(),
+        free_port()
+    ));
+    let mut cmd = home.livefire();
+    cmd.arg("run").arg(&file).arg("--dry-run");
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "{err}");
+    for name in [
+        "process.pause victim",
+        "proxy.down link",
+        "victim paused again",
+    ] {
+        assert!(out.contains(name), "`{name}` missing from the plan:\n{out}");
+    }
+    assert!(
+        !out.contains("timeline["),
+        "positions are for machines:\n{out}"
+    );
+    assert!(victim.running());
+    let (_, again, _) = run(&mut cmd);
+    assert_eq!(out, again, "the same file prints the same plan");
+}

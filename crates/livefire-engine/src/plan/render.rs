@@ -1,0 +1,109 @@
+//! `livefire run --dry-run`: the plan for people. Display names, kinds, targets, start
+//! and stop offsets, the conditions and the settings that matter; no wall-clock times,
+//! no paths, and no seed unless the file fixed it, so the same file prints the same text.
+
+use std::fmt::Write;
+
+use livefire_core::events::Role;
+use livefire_spec::values::Duration as Written;
+
+use super::{Body, Check, Plan};
+
+/// The plan as text.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "plan: {}", plan.title);
+    if let Some(env) = &plan.environment {
+        let production = if env.production { " (production)" } else { "" };
+        let _ = writeln!(out, "environment: {}{production}", env.name);
+    }
+    for s in &plan.setup {
+        let _ = writeln!(out, "setup   {:<20} {}", s.name, s.command);
+    }
+    let _ = writeln!(
+        out,
+        "{:>8} {:>8}  {:<28} {:<18} target",
+        "start", "stop", "activity", "kind"
+    );
+    let mut rows: Vec<(usize, &super::Activity)> = plan.activities.iter().enumerate().collect();
+    rows.sort_by_key(|(i, a)| (a.start, *i));
+    for (_, a) in rows {
+        let target = match &a.body {
+            Body::Fault(_) => a.target.clone(),
+            Body::Load(c) => format!("{} ({})", a.target, load_shape(c)),
+            Body::Fuzz { config, .. } => format!("{} ({})", a.target, config.base_url),
+        };
+        let _ = writeln!(
+            out,
+            "{:>8} {:>8}  {:<28} {:<18} {}",
+            Written(a.start).to_string(),
+            Written(a.start + a.duration).to_string(),
+            a.name,
+            a.kind,
+            target
+        );
+    }
+    conditions(&mut out, plan);
+    settings(&mut out, plan);
+    out
+}
+
+/// `200/s`, `50 VUs`, `stages`.
+fn load_shape(c: &livefire_load::LoadConfig) -> String {
+    match &c.executor {
+        livefire_load::Executor::Rate { rate, stages } if *rate > 0.0 || stages.is_empty() => {
+            format!("{rate}/s")
+        }
+        livefire_load::Executor::Rate { .. } => "stages".into(),
+        livefire_load::Executor::Vus { vus, .. } => format!("{vus} VUs"),
+    }
+}
+
+fn conditions(out: &mut String, plan: &Plan) {
+    let count = |role| plan.conditions.iter().filter(|c| c.role == role).count();
+    let _ = writeln!(
+        out,
+        "hypothesis: {} condition(s) checked before, during and after; guardrails: {}",
+        count(Role::Hypothesis),
+        count(Role::Guardrail)
+    );
+    for c in &plan.conditions {
+        let what = match &c.check {
+            Check::Probe { probe, .. } => format!("{} probe", probe.kind()),
+            Check::Metric {
+                metric,
+                comparison,
+                bound,
+                ..
+            } => format!("{metric} {} {bound}", comparison.name()),
+        };
+        let role = match c.role {
+            Role::Hypothesis => "  -",
+            Role::Guardrail => "  ! guardrail",
+        };
+        let _ = writeln!(out, "{role} {}: {what}", c.name);
+    }
+}
+
+fn settings(out: &mut String, plan: &Plan) {
+    let s = &plan.settings;
+    let _ = writeln!(out, "max duration: {}", Written(s.max_duration));
+    let _ = writeln!(
+        out,
+        "settle: {}; probes every {}; findings fail at: {}",
+        Written(s.settle),
+        Written(s.probe_every),
+        serde_json::to_value(s.fail_on)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    );
+    if !s.seed_drawn {
+        let _ = writeln!(out, "seed: {}", s.seed);
+    }
+    let _ = writeln!(
+        out,
+        "rollback: every applied fault, newest first, then {} rollback step(s)",
+        plan.rollbacks.len()
+    );
+}
