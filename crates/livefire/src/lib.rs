@@ -2,6 +2,7 @@
 //! their results to exit codes; it holds no logic of its own.
 
 mod cli;
+mod diag;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
+    diag::install();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(err) => {

@@ -2,6 +2,8 @@
 
 /// Every built fault kind through one harness: apply, verify, undo, recover.
 mod conformance;
+/// What the libraries report reaches stderr as one `livefire: ...` line each.
+mod diagnostics;
 /// The docs' experiment snippets, validated as a user copies them.
 mod docs;
 mod fuzz;
