@@ -78,7 +78,7 @@ impl Journal {
             && !inner.failed
         {
             inner.failed = true;
-            eprintln!("livefire: cannot write the journal: {e}");
+            tracing::error!("cannot write the journal: {e}");
         }
     }
 }

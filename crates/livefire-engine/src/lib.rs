@@ -17,4 +17,4 @@ pub mod run;
 pub mod view;
 pub mod workload;
 
-pub use run::{Outcome, RunOptions, run};
+pub use run::{Outcome, RunError, RunOptions, run};

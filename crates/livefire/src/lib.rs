@@ -74,10 +74,7 @@ fn validate(args: cli::ValidateArgs) -> Exit {
             Exit::Ok
         }
         Err(err) => {
-            eprint!("{err}");
-            if !matches!(err, livefire_spec::LoadError::Invalid(_)) {
-                eprintln!();
-            }
+            print_load_error(&err);
             Exit::Invalid
         }
     }
@@ -86,7 +83,7 @@ fn validate(args: cli::ValidateArgs) -> Exit {
 /// `livefire run`.
 fn run(args: cli::RunArgs) -> Exit {
     use std::io::IsTerminal;
-    let outcome = livefire_engine::run(livefire_engine::RunOptions {
+    let result = livefire_engine::run(livefire_engine::RunOptions {
         file: args.file,
         vars: args.vars,
         out: args.out,
@@ -102,8 +99,26 @@ fn run(args: cli::RunArgs) -> Exit {
         },
         metrics_listen: args.metrics_listen,
     });
-    // The engine reports the number its verdict maps to (`Verdict::exit`).
-    Exit::from_code(i64::from(outcome.exit_code)).unwrap_or(Exit::Invalid)
+    match result {
+        Ok(outcome) => outcome.exit,
+        Err(livefire_engine::RunError::Plan(livefire_engine::plan::PlanError::Load(e))) => {
+            print_load_error(&e);
+            Exit::Invalid
+        }
+        Err(e) => {
+            eprintln!("livefire: {e}");
+            Exit::Invalid
+        }
+    }
+}
+
+/// A file that does not load: the located diagnostics as they are (they name the file),
+/// or the one-line reason it could not be read.
+fn print_load_error(err: &livefire_spec::LoadError) {
+    eprint!("{err}");
+    if !matches!(err, livefire_spec::LoadError::Invalid(_)) {
+        eprintln!();
+    }
 }
 
 /// `livefire halt`: asks an active run to stop, through its control socket.

@@ -53,7 +53,7 @@ pub(super) fn judge_facts(
         if !ok {
             failed = true;
             let detail = format!("{metric} = {value}, expected {} {bound}", comparison.name());
-            eprintln!("livefire: `{name}` does not hold: {detail}");
+            tracing::warn!("`{name}` does not hold: {detail}");
             journal.emit(Event::Deviation {
                 condition: name.clone(),
                 phase: Phase::After,
@@ -97,7 +97,7 @@ async fn sample_hypothesis(plan: &Plan, journal: &Journal, phase: Phase) -> Vec<
 pub(super) async fn check_before(plan: &Plan, journal: &Journal) -> bool {
     let failures = sample_hypothesis(plan, journal, Phase::Before).await;
     for (name, detail) in &failures {
-        eprintln!("livefire: before: `{name}` does not hold: {detail}");
+        tracing::warn!("before: `{name}` does not hold: {detail}");
         journal.emit(Event::Deviation {
             condition: name.clone(),
             phase: Phase::Before,
@@ -133,7 +133,7 @@ pub(super) async fn check_after(
         }
         if start.elapsed() >= settle {
             for (name, detail) in failures {
-                eprintln!("livefire: after: `{name}` did not hold again within settle: {detail}");
+                tracing::warn!("after: `{name}` did not hold again within settle: {detail}");
                 journal.emit(Event::Deviation {
                     condition: name,
                     phase: Phase::After,
@@ -174,9 +174,10 @@ pub(super) async fn read_writes_back(
         match livefire_load::verify_writes(config, report, store, 8).await {
             Ok(counts) => {
                 if counts.lost > 0 {
-                    eprintln!(
-                        "livefire: load `{}`: {} acknowledged write(s) lost",
-                        config.name, counts.lost
+                    tracing::warn!(
+                        "load `{}`: {} acknowledged write(s) lost",
+                        config.name,
+                        counts.lost
                     );
                 }
                 journal.emit(Event::Writes {

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use livefire_core::events::{AbortCause, Event, Phase};
+use livefire_core::exit::Exit;
 use livefire_core::metrics::MetricSource;
 use tokio::sync::mpsc;
 
@@ -52,27 +53,35 @@ pub struct RunOptions {
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub exit_code: i32,
+    /// `Verdict::exit` of the run's verdict (`Exit::Ok` for `--dry-run`).
+    pub exit: Exit,
     pub run_dir: Option<PathBuf>,
 }
 
-fn invalid(msg: impl std::fmt::Display) -> Outcome {
-    eprintln!("livefire: {msg}");
-    Outcome {
-        exit_code: 3,
-        run_dir: None,
-    }
+/// Why a run did not start; nothing was applied and `livefire run` exits 3.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The file did not plan: invalid, unreadable, or asks for what is not built.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// Refused before anything was applied: a target, a port, the run folder, a
+    /// production environment without `--confirm production`.
+    #[error("{0}")]
+    Refused(String),
 }
 
-/// Runs an experiment to the end and returns its exit code. Builds its own runtime.
-pub fn run(opts: RunOptions) -> Outcome {
+/// Runs an experiment to the end and returns how it ended, or why it did not start.
+/// Builds its own runtime.
+pub fn run(opts: RunOptions) -> Result<Outcome, RunError> {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => return invalid(format!("cannot start the runtime: {e}")),
+        Err(e) => {
+            return Err(RunError::Refused(format!("cannot start the runtime: {e}")));
+        }
     };
     rt.block_on(run_async(opts))
 }
@@ -114,38 +123,23 @@ fn create_run_dir(out: &Path, title: &str) -> std::io::Result<(String, PathBuf)>
     ))
 }
 
-async fn run_async(opts: RunOptions) -> Outcome {
-    let mut plan = match crate::plan::plan(&opts.file, &opts.vars, opts.env.as_deref()) {
-        Ok(p) => p,
-        Err(crate::plan::PlanError::Load(e)) => {
-            eprint!("{e}");
-            if !matches!(e, livefire_spec::LoadError::Invalid(_)) {
-                eprintln!();
-            }
-            return Outcome {
-                exit_code: 3,
-                run_dir: None,
-            };
-        }
-        Err(e) => return invalid(e),
-    };
+async fn run_async(opts: RunOptions) -> Result<Outcome, RunError> {
+    let mut plan = crate::plan::plan(&opts.file, &opts.vars, opts.env.as_deref())?;
     if let Some(out) = &opts.out {
         plan.settings.out = out.clone();
     }
     if opts.dry_run {
         print!("{}", crate::plan::render(&plan));
-        return Outcome {
-            exit_code: 0,
+        return Ok(Outcome {
+            exit: Exit::Ok,
             run_dir: None,
-        };
+        });
     }
     // A plan may be looked at without confirming: only a run needs it.
-    if let Err(e) = plan.confirm(opts.confirm.as_deref()) {
-        return invalid(e);
-    }
-    if let Err(msg) = check_targets(&plan) {
-        return invalid(format!("{msg} (nothing was applied)"));
-    }
+    plan.confirm(opts.confirm.as_deref())
+        .map_err(RunError::Refused)?;
+    check_targets(&plan)
+        .map_err(|msg| RunError::Refused(format!("{msg} (nothing was applied)")))?;
     // The metrics port is taken now: one in use is an error before anything is applied.
     let metrics_listener = match &opts.metrics_listen {
         None => None,
@@ -154,17 +148,14 @@ async fn run_async(opts: RunOptions) -> Outcome {
         {
             Ok(l) => Some(l),
             Err(e) => {
-                return invalid(format!(
+                return Err(RunError::Refused(format!(
                     "--metrics-listen {addr}: {e}: pick a free address (nothing was applied)"
-                ));
+                )));
             }
         },
     };
-    let folder = match open_run_folder(&plan) {
-        Ok(f) => f,
-        Err(msg) => return invalid(msg),
-    };
-    execute(&plan, folder, metrics_listener, opts.view).await
+    let folder = open_run_folder(&plan).map_err(RunError::Refused)?;
+    Ok(execute(&plan, folder, metrics_listener, opts.view).await)
 }
 
 /// Resolves declared process targets (a missing pidfile or an unknown name is an
@@ -336,7 +327,7 @@ async fn execute(
         None => (None, false),
         Some(SetupError::Aborted(cause)) => (Some(cause), false),
         Some(SetupError::Failed(msg)) => {
-            eprintln!("livefire: {msg} (nothing was applied)");
+            tracing::error!("{msg} (nothing was applied)");
             journal.emit(Event::SetupFailed { message: msg });
             (None, true)
         }
@@ -351,8 +342,8 @@ async fn execute(
             phase: Phase::Before,
         });
         if !check_before(plan, &journal).await {
-            eprintln!(
-                "livefire: the hypothesis does not hold before the experiment: nothing was applied"
+            tracing::warn!(
+                "the hypothesis does not hold before the experiment: nothing was applied"
             );
             before_failed = true;
         }
@@ -408,12 +399,12 @@ async fn execute(
         deviated: before_failed || tally.deviated.load(Ordering::SeqCst),
         failing_findings: tally.findings.failing.load(Ordering::SeqCst),
     };
-    let (verdict, exit_code) = teardown::decide(shared, &facts);
+    let (verdict, exit) = teardown::decide(shared, &facts);
     let found = std::mem::take(&mut *tally.findings.all.lock().unwrap_or_else(|p| p.into_inner()));
     let reasons = teardown::write_outputs(&run_dir, plan, &found, facts.failing_findings);
-    teardown::print_verdict(verdict, exit_code, &reasons, &run_dir);
+    teardown::print_verdict(verdict, exit, &reasons, &run_dir);
     Outcome {
-        exit_code,
+        exit,
         run_dir: Some(run_dir),
     }
 }
@@ -528,7 +519,7 @@ fn spawn_signal_listeners(tx: mpsc::UnboundedSender<AbortCause>) {
                     }
                 });
             }
-            Err(e) => eprintln!("livefire: cannot listen for {name}: {e}"),
+            Err(e) => tracing::error!("cannot listen for {name}: {e}"),
         }
     }
 }

@@ -31,8 +31,8 @@ fn note_signals(mut abort_rx: mpsc::UnboundedReceiver<AbortCause>) -> tokio::tas
     tokio::spawn(async move {
         while let Some(cause) = abort_rx.recv().await {
             if let AbortCause::Signal { signal } = cause {
-                eprintln!(
-                    "livefire: {signal} received during rollback: rollback continues until every fault is undone"
+                tracing::warn!(
+                    "{signal} received during rollback: rollback continues until every fault is undone"
                 );
             }
         }
@@ -81,7 +81,7 @@ async fn run_rollback_steps(plan: &Plan, journal: &Journal) {
             Err(e) => (false, e.to_string()),
         };
         if !ok {
-            eprintln!("livefire: rollback step {} failed: {detail}", i + 1);
+            tracing::error!("rollback step {} failed: {detail}", i + 1);
         }
         journal.emit(Event::RollbackStep {
             step: step.run.clone(),

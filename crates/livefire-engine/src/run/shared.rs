@@ -55,8 +55,8 @@ impl Shared {
                         .unwrap_or_else(|p| p.into_inner())
                         .done(a.ledger_id)
                     {
-                        eprintln!(
-                            "livefire: rolled back `{}` but cannot write the ledger: {e}",
+                        tracing::error!(
+                            "rolled back `{}` but cannot write the ledger: {e}",
                             a.activity
                         );
                     }
@@ -94,13 +94,14 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
             .failed(a.ledger_id, by, &last)
         {
-            eprintln!("livefire: cannot write to the ledger why the rollback failed: {e}");
+            tracing::error!("cannot write to the ledger why the rollback failed: {e}");
         }
-        eprintln!(
-            "livefire: ROLLBACK FAILED for `{}` ({}): {last}\nlivefire: it stays in the ledger; run `livefire recover` once the cause is fixed",
+        tracing::error!(
+            "ROLLBACK FAILED for `{}` ({}): {last}",
             a.activity,
             a.undo.describe()
         );
+        tracing::error!("it stays in the ledger; run `livefire recover` once the cause is fixed");
         self.journal.emit(Event::FaultRolledBack {
             activity: a.activity.clone(),
             kind: a.kind.clone(),

@@ -7,6 +7,7 @@ use std::process::Child;
 use std::sync::Arc;
 
 use livefire_core::events::{AbortCause, Event, Verdict};
+use livefire_core::exit::Exit;
 
 use crate::plan::{Body, Plan};
 
@@ -55,7 +56,7 @@ pub(super) struct Facts {
 
 /// Decides the verdict and exit code, says why on stderr when aborted, journals the
 /// end of the run and closes the ledger.
-pub(super) fn decide(shared: Shared, facts: &Facts) -> (Verdict, i32) {
+pub(super) fn decide(shared: Shared, facts: &Facts) -> (Verdict, Exit) {
     let left = shared
         .ledger
         .lock()
@@ -74,10 +75,10 @@ pub(super) fn decide(shared: Shared, facts: &Facts) -> (Verdict, i32) {
     } else {
         Verdict::Held
     };
-    let exit_code = verdict.exit_code();
+    let exit = verdict.exit();
     if let Some(cause) = &facts.aborted {
-        eprintln!(
-            "livefire: aborted: {}; every fault was rolled back{}",
+        tracing::warn!(
+            "aborted: {}; every fault was rolled back{}",
             cause.describe(),
             if left > 0 {
                 " except what stays in the ledger"
@@ -88,13 +89,13 @@ pub(super) fn decide(shared: Shared, facts: &Facts) -> (Verdict, i32) {
     }
     shared.journal.emit(Event::RunEnded {
         verdict,
-        exit_code,
+        exit_code: verdict.exit_code(),
         ledger_left: left,
     });
     if let Ok(l) = Arc::try_unwrap(shared.ledger) {
         l.into_inner().unwrap_or_else(|p| p.into_inner()).close();
     }
-    (verdict, exit_code)
+    (verdict, exit)
 }
 
 /// Writes findings.sarif (when there are findings), then summary.json, report.html and
@@ -120,17 +121,17 @@ pub(super) fn write_outputs(
             run_dir.join("findings.sarif"),
             serde_json::to_string_pretty(&sarif).unwrap_or_default(),
         ) {
-            eprintln!("livefire: cannot write findings.sarif: {e}");
+            tracing::error!("cannot write findings.sarif: {e}");
         }
-        eprintln!(
-            "livefire: {} finding(s), {failing} at or above the failing severity; see findings.sarif",
+        tracing::warn!(
+            "{} finding(s), {failing} at or above the failing severity; see findings.sarif",
             found.len()
         );
     }
     match livefire_report::write_outputs(run_dir) {
         Ok(outputs) => outputs.summary.reasons,
         Err(e) => {
-            eprintln!("livefire: {e}");
+            tracing::error!("{e}");
             Vec::new()
         }
     }
@@ -138,8 +139,8 @@ pub(super) fn write_outputs(
 
 /// The last lines a person reads: the verdict, one line per cause in the experiment's
 /// own words (none when it held), the run folder.
-pub(super) fn print_verdict(verdict: Verdict, exit_code: i32, reasons: &[String], run_dir: &Path) {
-    println!("verdict: {} (exit {exit_code})", verdict.label());
+pub(super) fn print_verdict(verdict: Verdict, exit: Exit, reasons: &[String], run_dir: &Path) {
+    println!("verdict: {} (exit {})", verdict.label(), exit.code());
     for reason in reasons {
         println!("  - {reason}");
     }

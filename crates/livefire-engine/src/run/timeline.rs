@@ -162,8 +162,8 @@ fn spawn_watchdog(
                     .collect();
                 for id in overdue {
                     if let Some(a) = shared.take(id) {
-                        eprintln!(
-                            "livefire: watchdog: `{}` overran its deadline; rolling it back",
+                        tracing::error!(
+                            "watchdog: `{}` overran its deadline; rolling it back",
                             a.activity
                         );
                         shared.rollback(&a, "watchdog");
