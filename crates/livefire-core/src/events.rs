@@ -120,6 +120,12 @@ pub enum Event {
         conditions: Vec<PlannedCondition>,
         /// Every timeline activity, in the file's order.
         activities: Vec<PlannedActivity>,
+        /// The environment the plan was resolved for (`--env NAME`), if any, and
+        /// whether the file marks it `production: true`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        environment: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        production: bool,
     },
     PhaseStarted {
         phase: Phase,

@@ -25,6 +25,8 @@ pub fn plan_event(plan: &Plan) -> Event {
         experiment: serde_json::to_value(exp).unwrap_or_default(),
         conditions,
         activities: plan.activities.iter().map(activity).collect(),
+        environment: plan.environment.as_ref().map(|e| e.name.clone()),
+        production: plan.environment.as_ref().is_some_and(|e| e.production),
     }
 }
 

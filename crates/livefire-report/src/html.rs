@@ -49,7 +49,7 @@ pub fn render(journal: &Journal, summary: &Summary) -> String {
 <style>{CSS}</style></head><body>
 <header><h1>{title}</h1>
 <p class="verdict-line">verdict: <span id="verdict" class="verdict {verdict_class}">{verdict}</span>{exit}</p>
-<dl class="meta"><dt>run</dt><dd>{run_id}</dd><dt>started</dt><dd>{start}</dd><dt>duration</dt><dd>{duration}</dd><dt>seed</dt><dd>{seed}</dd><dt>livefire</dt><dd>{version}</dd></dl>
+<dl class="meta"><dt>run</dt><dd>{run_id}</dd><dt>started</dt><dd>{start}</dd><dt>duration</dt><dd>{duration}</dd><dt>seed</dt><dd>{seed}</dd><dt>livefire</dt><dd>{version}</dd>{environment}</dl>
 </header>
 "#,
         title = escape(if summary.title.is_empty() {
@@ -67,6 +67,19 @@ pub fn render(journal: &Journal, summary: &Summary) -> String {
         duration = secs(summary.duration_ms),
         seed = summary.seed,
         version = escape(&summary.livefire),
+        environment = summary
+            .environment
+            .as_ref()
+            .map(|e| format!(
+                "<dt>environment</dt><dd id=\"environment\">{}{}</dd>",
+                escape(e),
+                if summary.production {
+                    " (production)"
+                } else {
+                    ""
+                }
+            ))
+            .unwrap_or_default(),
     );
     // What the reader must know before the charts: why the verdict is what it is.
     if !summary.reasons.is_empty() {

@@ -146,6 +146,9 @@ pub struct Plan {
     pub experiment: serde_json::Value,
     pub conditions: Vec<PlannedCondition>,
     pub activities: Vec<PlannedActivity>,
+    /// `--env NAME`, and whether it is marked production.
+    pub environment: Option<String>,
+    pub production: bool,
 }
 
 impl Journal {
@@ -156,10 +159,14 @@ impl Journal {
                 experiment,
                 conditions,
                 activities,
+                environment,
+                production,
             } => Some(Plan {
                 experiment: experiment.clone(),
                 conditions: conditions.clone(),
                 activities: activities.clone(),
+                environment: environment.clone(),
+                production: *production,
             }),
             _ => None,
         })

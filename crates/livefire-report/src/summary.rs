@@ -26,6 +26,12 @@ pub struct Summary {
     /// Planned end of the timeline, in milliseconds.
     #[serde(default)]
     pub planned_ms: u64,
+    /// The environment the run was planned for (`--env NAME`), if any.
+    #[serde(default)]
+    pub environment: Option<String>,
+    /// Whether that environment is marked `production: true`.
+    #[serde(default)]
+    pub production: bool,
     /// `None` when the journal ends before the run did.
     #[schemars(with = "Option<schema::Verdict>")]
     pub verdict: Option<Verdict>,
@@ -244,6 +250,8 @@ pub fn summarize(journal: &Journal) -> Summary {
         seed: 0,
         livefire: String::new(),
         planned_ms: 0,
+        environment: None,
+        production: false,
         verdict: None,
         exit_code: None,
         duration_ms: 0,
@@ -579,6 +587,10 @@ pub fn summarize(journal: &Journal) -> Summary {
     }
     s.conditions = conditions;
     s.loads = summarize_loads(journal);
+    if let Some(plan) = journal.plan() {
+        s.environment = plan.environment;
+        s.production = plan.production;
+    }
     s.reasons.extend(findings_reasons(&s.findings));
     if s.verdict == Some(Verdict::Held) {
         s.reasons.clear();

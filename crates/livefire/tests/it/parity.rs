@@ -207,6 +207,12 @@ fn env_picks_an_environment_and_production_needs_confirmation() {
         written.contains("http://127.0.0.1:3"),
         "the run used prod's variables: {written}"
     );
+    // The journal, the summary and the report say which environment it ran in.
+    let summary = home.summary();
+    assert_eq!(summary["environment"], "prod");
+    assert_eq!(summary["production"], true);
+    let html = std::fs::read_to_string(home.run_dir().join("report.html")).unwrap();
+    assert!(html.contains("<dd id=\"environment\">prod (production)</dd>"));
 }
 
 #[test]
