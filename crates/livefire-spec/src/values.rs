@@ -1,19 +1,22 @@
 //! The value types of the format: durations, rates, percentages, sizes, and the untyped
-//! quantity a metric condition compares against. Each parses from its written form and
-//! says what it expected when it cannot.
+//! quantity a metric condition compares against. Each parses from its written form with
+//! livefire-core's one grammar (`livefire_core::units`, which every flag uses too) and
+//! adds what the file needs: serde, the JSON Schema, and Toxiproxy's own numbers.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
+use livefire_core::units;
+
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-/// Implements Deserialize (from a scalar's text or a number), Serialize (as the written
-/// form) and JsonSchema (a string with a pattern) for a type that implements FromStr and
-/// Display.
+/// Implements Deserialize (from a scalar's text, or a number read as its text),
+/// Serialize (as the written form) and JsonSchema (a string with a pattern) for a type
+/// that implements FromStr and Display.
 macro_rules! text_value {
     ($ty:ident, $expecting:literal, $pattern:literal, $accept_numbers:literal) => {
         impl<'de> Deserialize<'de> for $ty {
@@ -27,14 +30,16 @@ macro_rules! text_value {
                     fn visit_str<E: de::Error>(self, s: &str) -> Result<$ty, E> {
                         s.parse().map_err(E::custom)
                     }
+                    // A YAML number is read as its text, so `rate: 200` in the file
+                    // and `--rate 200` on a flag go through the same parser.
                     fn visit_i64<E: de::Error>(self, n: i64) -> Result<$ty, E> {
-                        $ty::from_number(n as f64).map_err(E::custom)
+                        self.visit_str(&n.to_string())
                     }
                     fn visit_u64<E: de::Error>(self, n: u64) -> Result<$ty, E> {
-                        $ty::from_number(n as f64).map_err(E::custom)
+                        self.visit_str(&n.to_string())
                     }
                     fn visit_f64<E: de::Error>(self, n: f64) -> Result<$ty, E> {
-                        $ty::from_number(n).map_err(E::custom)
+                        self.visit_str(&n.to_string())
                     }
                 }
                 d.deserialize_str(V)
@@ -63,7 +68,8 @@ macro_rules! text_value {
     };
 }
 
-/// A duration written with a unit: `250ms`, `5s`, `2m`, `1h`, `1.5s`, `500us`.
+/// A duration written with a unit: `250ms`, `5s`, `2m`, `1h`, `1.5s`, `500us`
+/// ([`units::Duration`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Duration(pub StdDuration);
 
@@ -77,60 +83,20 @@ impl Duration {
     pub fn as_millis(&self) -> u64 {
         self.0.as_millis() as u64
     }
-    fn from_number(n: f64) -> Result<Self, String> {
-        Err(format!("a duration needs a unit: write `{n}s` or `{n}ms`"))
-    }
-}
-
-fn split_number(s: &str) -> Option<(f64, &str)> {
-    let s = s.trim();
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(end);
-    let n: f64 = num.parse().ok()?;
-    n.is_finite().then_some((n, unit.trim()))
 }
 
 impl FromStr for Duration {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!(
-                "invalid duration `{s}`: write a number and a unit, e.g. `250ms`, `5s`, `2m`, `1h`"
-            )
-        };
-        let (n, unit) = split_number(s).ok_or_else(bad)?;
-        let secs = match unit {
-            "us" | "µs" => n / 1e6,
-            "ms" => n / 1e3,
-            "s" => n,
-            "m" => n * 60.0,
-            "h" => n * 3600.0,
-            "" => return Err(format!("a duration needs a unit: write `{s}s` or `{s}ms`")),
-            _ => return Err(bad()),
-        };
-        if secs > 366.0 * 86400.0 {
-            return Err(format!("duration `{s}` is longer than a year"));
-        }
-        Ok(Duration(StdDuration::from_secs_f64(secs)))
+        units::parse_duration(s)
+            .map(Duration)
+            .map_err(|e| e.to_string())
     }
 }
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let us = self.0.as_micros();
-        if us.is_multiple_of(3_600_000_000) && us > 0 {
-            write!(f, "{}h", us / 3_600_000_000)
-        } else if us.is_multiple_of(60_000_000) && us > 0 {
-            write!(f, "{}m", us / 60_000_000)
-        } else if us.is_multiple_of(1_000_000) {
-            write!(f, "{}s", us / 1_000_000)
-        } else if us.is_multiple_of(1000) {
-            write!(f, "{}ms", us / 1000)
-        } else {
-            write!(f, "{us}us")
-        }
+        units::Duration(self.0).fmt(f)
     }
 }
 
@@ -153,7 +119,7 @@ pub enum ToxTime {
 impl ToxTime {
     fn from_number(n: f64) -> Result<Self, String> {
         // A year in microseconds, the smallest unit a Toxiproxy attribute uses.
-        if !n.is_finite() || !(0.0..=366.0 * 86400.0 * 1e6).contains(&n) {
+        if !n.is_finite() || n < 0.0 || n > 366.0 * 86400.0 * 1e6 {
             Err(format!(
                 "{n} is not a time between 0 and a year in this attribute's unit"
             ))
@@ -196,102 +162,68 @@ text_value!(
     true
 );
 
-/// A rate: `200/s`, `12000/m`, `5/h`. Stored per second.
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+/// A rate: `200/s`, `12000/m`, `5/h`; a bare `200` is per second, as on every flag
+/// ([`units::Rate`]). Stored per second, printed as written.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rate {
     pub per_second: f64,
-    written: (f64, char),
+    written: units::Rate,
 }
 
 impl Rate {
     pub fn per_second(n: f64) -> Self {
-        Rate {
-            per_second: n,
-            written: (n, 's'),
-        }
+        Rate::from(units::Rate::per_second(n))
     }
-    fn from_number(n: f64) -> Result<Self, String> {
-        Err(format!("a rate needs a unit: write `{n}/s` or `{n}/m`"))
+}
+
+impl From<units::Rate> for Rate {
+    fn from(written: units::Rate) -> Self {
+        Rate {
+            per_second: written.as_per_second(),
+            written,
+        }
     }
 }
 
 impl FromStr for Rate {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("invalid rate `{s}`: write a count per unit of time, e.g. `200/s`, `12000/m`")
-        };
-        if let Ok(n) = s.trim().parse::<f64>() {
-            return Rate::from_number(n);
-        }
-        let (num, unit) = s.trim().split_once('/').ok_or_else(bad)?;
-        let n: f64 = num.trim().parse().map_err(|_| bad())?;
-        if !n.is_finite() || n < 0.0 {
-            return Err(bad());
-        }
-        let (div, c) = match unit.trim() {
-            "s" => (1.0, 's'),
-            "m" => (60.0, 'm'),
-            "h" => (3600.0, 'h'),
-            _ => return Err(bad()),
-        };
-        let per_second = n / div;
-        // Bounds that keep every schedule computable: 0 (a ramp's end), or from one an
-        // hour to ten million a second.
-        if per_second != 0.0 && !(1.0 / 3600.0..=1e7).contains(&per_second) {
-            return Err(format!(
-                "rate `{s}` is out of range: write 0, or at least 1/h and at most 10000000/s"
-            ));
-        }
-        Ok(Rate {
-            per_second,
-            written: (n, c),
-        })
+        units::parse_rate(s)
+            .map(Rate::from)
+            .map_err(|e| e.to_string())
     }
 }
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.written.0, self.written.1)
+        self.written.fmt(f)
     }
 }
 
 text_value!(
     Rate,
-    "a rate such as `200/s` or `12000/m`",
-    r"^[0-9.]+ */ *(s|m|h)$",
-    false
+    "a rate such as `200/s` or `12000/m`; a bare number is per second",
+    r"^[0-9.]+ *(/ *(s|m|h))?$",
+    true
 );
 
-/// A percentage, `1%` or `0.5%`, stored as a fraction (0.01, 0.005).
+/// A percentage, `1%` or `0.5%`, stored as a fraction (0.01, 0.005)
+/// ([`units::Percent`]).
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
 pub struct Percent(pub f64);
-
-impl Percent {
-    fn from_number(n: f64) -> Result<Self, String> {
-        Err(format!("a percentage needs `%`: write `{n}%`"))
-    }
-}
 
 impl FromStr for Percent {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid percentage `{s}`: write e.g. `1%` or `0.5%`");
-        if let Ok(n) = s.trim().parse::<f64>() {
-            return Percent::from_number(n);
-        }
-        let num = s.trim().strip_suffix('%').ok_or_else(bad)?;
-        let n: f64 = num.trim().parse().map_err(|_| bad())?;
-        if !(0.0..=100.0).contains(&n) {
-            return Err(format!("percentage `{s}` is outside 0% to 100%"));
-        }
-        Ok(Percent(n / 100.0))
+        units::parse_percent(s)
+            .map(|p| Percent(p.fraction()))
+            .map_err(|e| e.to_string())
     }
 }
 
 impl fmt::Display for Percent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}%", self.0 * 100.0)
+        units::Percent::from_fraction(self.0).fmt(f)
     }
 }
 
@@ -302,32 +234,17 @@ text_value!(
     false
 );
 
-/// A share as Toxiproxy writes `toxicity` (0.0 to 1.0) or as a percentage.
+/// A share as Toxiproxy writes `toxicity` (0.0 to 1.0) or as a percentage
+/// ([`units::Share`]).
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
 pub struct Share(pub f64);
-
-impl Share {
-    fn from_number(n: f64) -> Result<Self, String> {
-        if (0.0..=1.0).contains(&n) {
-            Ok(Share(n))
-        } else {
-            Err(format!(
-                "{n} is outside 0.0 to 1.0 (or write a percentage such as `25%`)"
-            ))
-        }
-    }
-}
 
 impl FromStr for Share {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        if s.trim().ends_with('%') {
-            return s.parse::<Percent>().map(|p| Share(p.0));
-        }
-        let n: f64 = s.trim().parse().map_err(|_| {
-            format!("invalid share `{s}`: write 0.0 to 1.0 or a percentage such as `25%`")
-        })?;
-        Share::from_number(n)
+        s.parse::<units::Share>()
+            .map(|p| Share(p.fraction()))
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -344,46 +261,22 @@ text_value!(
     true
 );
 
-/// A size: `64KiB`, `10MiB`, `1GB`, `512B`; a bare number is bytes.
+/// A size: `64KiB`, `10MiB`, `1GB`, `512B`; a bare number is bytes ([`units::Size`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Size(pub u64);
-
-impl Size {
-    fn from_number(n: f64) -> Result<Self, String> {
-        if n >= 0.0 && n.fract() == 0.0 {
-            Ok(Size(n as u64))
-        } else {
-            Err(format!(
-                "invalid size {n}: write whole bytes or e.g. `64KiB`"
-            ))
-        }
-    }
-}
 
 impl FromStr for Size {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid size `{s}`: write e.g. `512B`, `64KiB`, `10MiB`, `1GB`");
-        let (n, unit) = split_number(s).ok_or_else(bad)?;
-        let mult: f64 = match unit {
-            "" | "B" => 1.0,
-            "KB" | "kB" => 1e3,
-            "MB" => 1e6,
-            "GB" => 1e9,
-            "TB" => 1e12,
-            "KiB" => 1024.0,
-            "MiB" => 1024.0 * 1024.0,
-            "GiB" => 1024.0 * 1024.0 * 1024.0,
-            "TiB" => 1024.0f64.powi(4),
-            _ => return Err(bad()),
-        };
-        Ok(Size((n * mult).round() as u64))
+        units::parse_size(s)
+            .map(|n| Size(n.0))
+            .map_err(|e| e.to_string())
     }
 }
 
 impl fmt::Display for Size {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}B", self.0)
+        units::Size(self.0).fmt(f)
     }
 }
 
@@ -503,7 +396,8 @@ mod tests {
     fn rates_percentages_sizes_shares() {
         assert_eq!("200/s".parse::<Rate>().unwrap().per_second, 200.0);
         assert_eq!("12000/m".parse::<Rate>().unwrap().per_second, 200.0);
-        assert!("200".parse::<Rate>().is_err());
+        // A bare rate is per second, as on every flag.
+        assert_eq!("200".parse::<Rate>().unwrap().per_second, 200.0);
         assert!("200/d".parse::<Rate>().is_err());
         assert_eq!("0.5%".parse::<Percent>().unwrap().0, 0.005);
         assert!("150%".parse::<Percent>().is_err());

@@ -81,9 +81,9 @@ fn wrong_types_and_bad_values() {
     );
     check(
         &format!(
-            "{HEAD}timeline:\n  - at: 0s\n    for: 5s\n    load: {{ rate: 200, requests: [ {{ url: \"http://127.0.0.1:1/\" }} ] }}\n"
+            "{HEAD}timeline:\n  - at: 0s\n    for: 5s\n    load: {{ rate: 200/d, requests: [ {{ url: \"http://127.0.0.1:1/\" }} ] }}\n"
         ),
-        &[("6:19", "a rate needs a unit")],
+        &[("6:19", "invalid rate `200/d`")],
     );
 }
 
