@@ -989,7 +989,9 @@ pub struct Stage {
     pub over: Duration,
 }
 
-/// A stage's end point: `500/s` for a rate, a bare number for VUs.
+/// A stage's end point: `500/s` for a rate, a whole number for VUs. Under `rate` (or
+/// with `stages` alone) a whole number is a rate per second, as `--stage 100:30s` is
+/// with `livefire load -r`; a decimal such as `0.5` is always a rate.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum StageTarget {
     Rate(Rate),
@@ -1000,12 +1002,14 @@ impl std::str::FromStr for StageTarget {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if s.contains('/') {
-            s.parse().map(StageTarget::Rate)
-        } else {
-            s.trim().parse().map(StageTarget::Vus).map_err(|_| {
-                format!("invalid stage target `{s}`: write a rate (`500/s`) or a number of VUs")
-            })
+            return s.parse().map(StageTarget::Rate);
         }
+        if let Ok(n) = s.trim().parse() {
+            return Ok(StageTarget::Vus(n));
+        }
+        s.parse().map(StageTarget::Rate).map_err(|_| {
+            format!("invalid stage target `{s}`: write a rate (`500/s`) or a number of VUs")
+        })
     }
 }
 
@@ -1036,7 +1040,7 @@ impl JsonSchema for StageTarget {
         "StageTarget".into()
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({ "description": "a rate such as `500/s`, or a number of VUs",
+        schemars::json_schema!({ "description": "a rate such as `500/s` (a bare number is per second under `rate`), or a number of VUs",
             "anyOf": [ { "type": "string" }, { "type": "integer", "minimum": 0 } ] })
     }
 }

@@ -586,19 +586,20 @@ impl Checker<'_> {
         }
         let closed = l.vus.is_some();
         for (i, s) in l.stages.iter().enumerate() {
-            let mismatch = matches!(
-                (s.to, closed),
-                (StageTarget::Rate(_), true) | (StageTarget::Vus(_), false)
-            );
-            if mismatch && models == 1 {
-                let mut p = path.to_vec();
-                p.extend([K("stages"), I(i), K("to")]);
-                let want = if closed {
-                    "a number of VUs (the load uses `vus`)"
-                } else {
-                    "a rate such as `500/s` (the load uses `rate`)"
-                };
-                self.err(at(self.tree, &p), format!("stage target must be {want}"));
+            let mut p = path.to_vec();
+            p.extend([K("stages"), I(i), K("to")]);
+            match (s.to, closed) {
+                (StageTarget::Rate(_), true) if models == 1 => self.err(
+                    at(self.tree, &p),
+                    "stage target must be a number of VUs (the load uses `vus`)",
+                ),
+                // Without `vus`, a whole number is a rate per second, as on `--stage`.
+                (StageTarget::Vus(n), false) => {
+                    if let Err(e) = n.to_string().parse::<crate::values::Rate>() {
+                        self.err(at(self.tree, &p), e);
+                    }
+                }
+                _ => {}
             }
         }
         if l.think.is_some() && !closed {

@@ -119,7 +119,7 @@ pub enum ToxTime {
 impl ToxTime {
     fn from_number(n: f64) -> Result<Self, String> {
         // A year in microseconds, the smallest unit a Toxiproxy attribute uses.
-        if !n.is_finite() || n < 0.0 || n > 366.0 * 86400.0 * 1e6 {
+        if !(0.0..=366.0 * 86400.0 * 1e6).contains(&n) {
             Err(format!(
                 "{n} is not a time between 0 and a year in this attribute's unit"
             ))
