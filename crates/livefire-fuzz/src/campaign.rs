@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::Method;
+use livefire_core::units;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -265,11 +266,13 @@ pub async fn run_spec(
     if config.concurrency == 0 {
         return Err(FuzzError::Config("concurrency must be at least 1".into()));
     }
+    // The bounds of every written rate (livefire-core's grammar), without its 0: a
+    // campaign capped at nothing would never send.
     if let Some(rate) = config.rate
-        && !(0.001..=1e9).contains(&rate)
+        && !(units::Rate::MIN_PER_SECOND..=units::Rate::MAX_PER_SECOND).contains(&rate)
     {
         return Err(FuzzError::Config(format!(
-            "rate must be between 0.001 and 1e9 requests per second, not {rate}"
+            "a fuzz rate of {rate}/s is out of range: give at least 1/h and at most 10000000/s"
         )));
     }
     let mut identity = match &config.auth {

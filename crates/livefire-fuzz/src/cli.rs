@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use livefire_core::exit::Exit;
+use livefire_core::units::{Rate, parse_duration, parse_rate};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -37,9 +38,9 @@ pub struct FuzzArgs {
     /// Seed for every random choice (default: random, printed).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// At most this many requests per second.
-    #[arg(long, value_name = "PER_SECOND")]
-    pub rate: Option<f64>,
+    /// At most this many requests: `50/s`, `600/m` (a bare 50 is per second).
+    #[arg(long, value_parser = parse_rate)]
+    pub rate: Option<Rate>,
     /// Requests in flight at once (a request slower than 200 ms stops counting, up to
     /// four times as many; 1 means strictly one at a time).
     #[arg(long, default_value_t = 16)]
@@ -100,30 +101,6 @@ fn parse_rule(s: &str) -> Result<Rule, String> {
     s.trim().parse()
 }
 
-/// `500ms`, `30s`, `2m`, `1h`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .map_or((s, "s"), |i| (&s[..i], &s[i..]));
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: use e.g. 500ms, 30s, 2m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
-    };
-    if !(secs.is_finite() && secs > 0.0 && secs < 1e9) {
-        return Err(format!(
-            "duration {s:?} must be positive and under 30 years"
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs))
-}
-
 fn split_header(s: &str, flag: &str) -> Result<(String, String), String> {
     match s.split_once(':') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
@@ -137,6 +114,12 @@ impl FuzzArgs {
         // The base URL first: a typo there must not read as a problem with the spec.
         crate::http::Target::from_base_url(&self.base_url)
             .map_err(|e| format!("--base-url: {e}"))?;
+        // The grammar accepts 0s (a ramp may end at nothing); a campaign cannot use it.
+        for (flag, d) in [("--duration", self.duration), ("--timeout", self.timeout)] {
+            if d.is_zero() {
+                return Err(format!("{flag} 0s: give a time above 0, e.g. 5s"));
+            }
+        }
         let auth = match (&self.header, &self.login_url) {
             (Some(_), Some(_)) => return Err("use either --header or --login-url, not both".into()),
             (Some(h), None) => {
@@ -182,7 +165,7 @@ impl FuzzArgs {
             max_requests: self.max_requests,
             checks: self.checks.clone(),
             seed,
-            rate: self.rate,
+            rate: self.rate.map(|r| r.as_per_second()),
             concurrency: self.concurrency,
             timeout: self.timeout,
             auth,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use livefire_core::exit::Exit;
+use livefire_core::units::{Rate, parse_duration, parse_rate};
 use livefire_core::window::WindowStore;
 use tokio_util::sync::CancellationToken;
 
@@ -19,22 +20,23 @@ use crate::data::DataSet;
 pub struct LoadArgs {
     /// The URL to load (http:// or https://); may hold templates such as ${random.int(1,100)}.
     pub url: String,
-    /// Open model: send at this rate whatever the answers take (e.g. 200, 200/s, 12000/m).
-    #[arg(short = 'r', long, visible_alias = "rps", conflicts_with = "vus")]
-    pub rate: Option<String>,
+    /// Open model: send at this rate whatever the answers take (e.g. 200/s, 12000/m;
+    /// a bare 200 is per second).
+    #[arg(short = 'r', long, visible_alias = "rps", conflicts_with = "vus", value_parser = parse_rate)]
+    pub rate: Option<Rate>,
     /// Closed model: this many virtual users, each sending as soon as its last answer came.
     #[arg(short = 'c', long = "vus")]
     pub vus: Option<u32>,
     /// Ramp to a rate (with -r) or VU count (with -c) over a duration, after the start
     /// value: `--stage 500/s:30s` or `--stage 100:30s` (repeatable, in order).
-    #[arg(long = "stage", value_name = "TO:OVER")]
-    pub stages: Vec<String>,
+    #[arg(long = "stage", value_name = "TO:OVER", value_parser = parse_stage)]
+    pub stages: Vec<StageArg>,
     /// Closed model: each VU waits this long between its answer and its next send.
-    #[arg(long)]
-    pub think: Option<String>,
+    #[arg(long, value_parser = parse_duration)]
+    pub think: Option<Duration>,
     /// How long to run (e.g. 10s, 2m).
-    #[arg(short = 'd', long, default_value = "10s")]
-    pub duration: String,
+    #[arg(short = 'd', long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
     /// HTTP method.
     #[arg(short = 'm', long, default_value = "GET")]
     pub method: String,
@@ -48,8 +50,8 @@ pub struct LoadArgs {
     #[arg(long = "json-body")]
     pub json_body: Option<String>,
     /// Per-request timeout.
-    #[arg(short = 't', long, default_value = "5s")]
-    pub timeout: String,
+    #[arg(short = 't', long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
     /// Open model: at most this many requests in flight; later sends are dropped.
     #[arg(long, default_value_t = 1000)]
     pub max_in_flight: usize,
@@ -167,96 +169,56 @@ fn reports_in(dir: &std::path::Path) -> Result<Vec<crate::LoadReport>, String> {
     Ok(out)
 }
 
-/// Parses a duration: `250ms`, `5s`, `2m`, `1h`; a bare number is an error.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let bad = || format!("bad duration `{s}`: write it with a unit, like 250ms, 10s, 2m or 1h");
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(bad)?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !secs.is_finite() || secs > 365.0 * 86400.0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(secs))
+/// One `--stage TO:OVER`. TO is read when the model is known: a rate with `-r` (the
+/// rate grammar: a bare number is per second) or a VU count with `-c`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageArg {
+    pub to: String,
+    pub over: Duration,
 }
 
-/// Parses a rate: `200`, `200/s`, `12000/m`, `3600/h`.
-pub fn parse_rate(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let bad = || {
-        format!("bad rate `{s}`: give a positive number per second, like 200 or 200/s or 12000/m")
-    };
-    let (num, per) = match t.split_once('/') {
-        Some((n, u)) => (n, u),
-        None => (t, "s"),
-    };
-    let n: f64 = num.trim().parse().map_err(|_| bad())?;
-    let per_s = match per.trim() {
-        "s" => n,
-        "m" => n / 60.0,
-        "h" => n / 3600.0,
-        _ => return Err(bad()),
-    };
-    if !per_s.is_finite() || per_s <= 0.0 || per_s > 10_000_000.0 {
-        return Err(bad());
-    }
-    Ok(per_s)
+/// Parses `--stage TO:OVER`; OVER is a duration.
+pub fn parse_stage(s: &str) -> Result<StageArg, String> {
+    let (to, over) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("bad stage `{s}`: write TO:OVER, like 500/s:30s or 100:30s"))?;
+    Ok(StageArg {
+        to: to.trim().to_owned(),
+        over: parse_duration(over).map_err(|e| e.to_string())?,
+    })
 }
 
 impl LoadArgs {
     /// The config these flags describe, or a message saying what to fix.
     pub fn to_config(&self) -> Result<LoadConfig, String> {
-        let duration = parse_duration(&self.duration)?;
-        let timeout = parse_duration(&self.timeout)?;
         let open = self.rate.is_some();
         let mut stages = Vec::new();
         for s in &self.stages {
-            let (to, over) = s.rsplit_once(':').ok_or_else(|| {
-                format!("bad stage `{s}`: write TO:OVER, like 500/s:30s or 100:30s")
-            })?;
             let to = if open {
-                // A stage may ramp down to nothing.
-                if to
-                    .split('/')
-                    .next()
-                    .and_then(|n| n.trim().parse::<f64>().ok())
-                    == Some(0.0)
-                {
-                    0.0
-                } else {
-                    parse_rate(to)?
-                }
+                parse_rate(&s.to)
+                    .map_err(|e| format!("--stage {}: {e}", s.to))?
+                    .as_per_second()
             } else {
-                let v: u32 = to
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("bad stage `{s}`: with -c, TO is a VU count"))?;
+                let v: u32 =
+                    s.to.parse()
+                        .map_err(|_| format!("bad stage `{}`: with -c, TO is a VU count", s.to))?;
                 v as f64
             };
-            stages.push(crate::config::Stage {
-                to,
-                over: parse_duration(over)?,
-            });
+            stages.push(crate::config::Stage { to, over: s.over });
         }
-        let think = match &self.think {
+        let think = match self.think {
             Some(t) if open => {
-                return Err(format!("--think {t} needs the closed model (-c), not -r"));
+                return Err(format!(
+                    "--think {} needs the closed model (-c), not -r",
+                    livefire_core::units::Duration(t)
+                ));
             }
-            Some(t) => parse_duration(t)?,
+            Some(t) => t,
             None => Duration::ZERO,
         };
         let executor = match (&self.rate, self.vus) {
             (Some(r), _) => Executor::Rate {
-                rate: parse_rate(r)?,
+                rate: r.as_per_second(),
                 stages,
             },
             (None, Some(0)) if stages.is_empty() => {
@@ -314,9 +276,9 @@ impl LoadArgs {
         Ok(LoadConfig {
             name: "load".into(),
             executor,
-            duration,
+            duration: self.duration,
             max_in_flight: self.max_in_flight,
-            timeout,
+            timeout: self.timeout,
             requests: vec![RequestSpec {
                 name: "get".into(),
                 weight: 1,
@@ -405,26 +367,6 @@ pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exi
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             Exit::Invalid
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_rates_and_durations() {
-        assert_eq!(parse_rate("200").unwrap(), 200.0);
-        assert_eq!(parse_rate("200/s").unwrap(), 200.0);
-        assert_eq!(parse_rate("120/m").unwrap(), 2.0);
-        for bad in ["", "0", "-5", "abc", "5/x", "NaN", "inf"] {
-            assert!(parse_rate(bad).is_err(), "{bad}");
-        }
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        for bad in ["", "5", "s", "5x", "1e999s"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
 }

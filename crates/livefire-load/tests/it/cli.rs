@@ -11,9 +11,13 @@ struct Top {
     load: LoadArgs,
 }
 
+/// Parses the flags and runs the load; a flag clap refuses is exit 3 with its message,
+/// as `livefire load` does.
 fn exec(args: &[&str]) -> (u8, String, String) {
-    let top = Top::try_parse_from(std::iter::once("load").chain(args.iter().copied()))
-        .expect("flags parse");
+    let top = match Top::try_parse_from(std::iter::once("load").chain(args.iter().copied())) {
+        Ok(top) => top,
+        Err(e) => return (3, String::new(), e.to_string()),
+    };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = command(&top.load, &mut out, &mut err).code();
     (
@@ -28,9 +32,15 @@ fn bad_input_exits_3_with_a_message() {
     for (args, want) in [
         (vec!["notaurl"], "bad URL"),
         (vec!["ftp://127.0.0.1/"], "scheme"),
-        (vec!["http://127.0.0.1:9/", "-r", "fast"], "bad rate"),
-        (vec!["http://127.0.0.1:9/", "-r", "0"], "bad rate"),
-        (vec!["http://127.0.0.1:9/", "-d", "10"], "bad duration"),
+        (
+            vec!["http://127.0.0.1:9/", "-r", "fast"],
+            "invalid rate `fast`",
+        ),
+        (vec!["http://127.0.0.1:9/", "-r", "0"], "the rate is 0"),
+        (
+            vec!["http://127.0.0.1:9/", "-d", "10"],
+            "a duration needs a unit",
+        ),
         (
             vec!["http://127.0.0.1:9/", "--segment", "5/4"],
             "bad segment",

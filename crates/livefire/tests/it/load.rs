@@ -15,7 +15,7 @@ fn load_measures_a_refused_port_and_refuses_bad_flags() {
     assert!(out.contains("connect_refused  10"), "{out}");
     let (code, _, err) = run(livefire().args(["load", &url, "-r", "lots"]));
     assert_eq!(code, 3);
-    assert!(err.contains("bad rate"), "{err}");
+    assert!(err.contains("invalid rate `lots`"), "{err}");
 }
 
 /// Mistakes a new user made on purpose: each is refused with what to write instead,

@@ -20,6 +20,8 @@ mod report;
 mod run;
 mod safety;
 mod support;
+/// One grammar of durations, rates, percentages and sizes: the file and the flags agree.
+mod units;
 mod validate;
 /// The verdict and its reasons, as a user reads them at the end of a run.
 mod verdicts;
