@@ -1,6 +1,7 @@
 //! `livefire load` from flags: exit codes and the summary.
 
 use clap::Parser;
+use livefire_core::exit::Exit;
 use livefire_load::cli::{LoadArgs, command};
 
 use crate::server::{Opts, start};
@@ -16,7 +17,7 @@ struct Top {
 fn exec(args: &[&str]) -> (u8, String, String) {
     let top = match Top::try_parse_from(std::iter::once("load").chain(args.iter().copied())) {
         Ok(top) => top,
-        Err(e) => return (3, String::new(), e.to_string()),
+        Err(e) => return (Exit::Invalid.code(), String::new(), e.to_string()),
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = command(&top.load, &mut out, &mut err).code();
