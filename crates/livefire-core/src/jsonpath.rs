@@ -16,9 +16,20 @@ pub fn lookup<'a>(doc: &'a serde_json::Value, path: &[Step]) -> Option<&'a serde
     })
 }
 
+/// A JSON path outside the subset: the path as written and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad JSON path `{path}`: {why}; write it like $.items[0].id")]
+pub struct PathError {
+    pub path: String,
+    pub why: &'static str,
+}
+
 /// Parses `$.a.b[0]['c d']`.
-pub fn parse_path(path: &str) -> Result<Vec<Step>, String> {
-    let bad = |why: &str| format!("bad JSON path `{path}`: {why}; write it like $.items[0].id");
+pub fn parse_path(path: &str) -> Result<Vec<Step>, PathError> {
+    let bad = |why: &'static str| PathError {
+        path: path.to_owned(),
+        why,
+    };
     let mut rest = path
         .strip_prefix('$')
         .ok_or_else(|| bad("it must start with `$`"))?;
@@ -66,7 +77,7 @@ mod tests {
         assert_eq!(at("$.items[5]"), None);
         assert_eq!(at("$.nope.deeper"), None);
         for bad in ["items", "$..x", "$[x", "$[abc]", "$x", "$.a["] {
-            let err = parse_path(bad).unwrap_err();
+            let err = parse_path(bad).unwrap_err().to_string();
             assert!(
                 err.contains(bad) && err.contains("$.items[0].id"),
                 "{bad}: {err}"

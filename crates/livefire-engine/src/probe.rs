@@ -211,7 +211,7 @@ pub fn json_path<'a>(
     doc: &'a serde_json::Value,
     path: &str,
 ) -> Result<Option<&'a serde_json::Value>, String> {
-    let steps = livefire_load::check::parse_path(path)?;
+    let steps = livefire_load::check::parse_path(path).map_err(|e| e.to_string())?;
     Ok(livefire_load::check::lookup(doc, &steps))
 }
 

@@ -140,7 +140,7 @@ impl Identity {
         };
         let json: Value = serde_json::from_slice(&resp.body)
             .map_err(|_| FuzzError::Login("the login answer is not JSON".into()))?;
-        let path = parse_path(&login.token).map_err(FuzzError::Login)?;
+        let path = parse_path(&login.token).map_err(|e| FuzzError::Login(e.to_string()))?;
         let token = lookup(&json, &path)
             .and_then(|v| v.as_str().map(String::from))
             .ok_or_else(|| {

@@ -38,7 +38,7 @@ impl Compiled {
                     ));
                 }
                 Compiled::Json {
-                    path: parse_path(path)?,
+                    path: parse_path(path).map_err(|e| e.to_string())?,
                     expect: expect.clone(),
                 }
             }

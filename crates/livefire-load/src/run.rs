@@ -333,7 +333,9 @@ impl Plan {
                             t.read
                         )));
                     }
-                    Some(Track::Json(crate::check::parse_path(&t.key).map_err(terr)?))
+                    Some(Track::Json(
+                        crate::check::parse_path(&t.key).map_err(|e| terr(e.to_string()))?,
+                    ))
                 }
             });
         }
