@@ -1,6 +1,6 @@
 //! livefire-fuzz: the OpenAPI-driven API fuzzer and security checks.
 //!
-//! `spec` loads an OpenAPI 3.0/3.1 document, `generate` turns each operation into
+//! `spec` loads an OpenAPI 3.0/3.1 document (Swagger 2.0 via `swagger`), `generate` turns each operation into
 //! requests (boundary values first), `http` sends them with bounded time and size,
 //! `checks` applies the rules, and `campaign::run` ties it together for the engine:
 //! a plain `FuzzConfig`, a cancellation token, and a callback per `Finding`.
@@ -18,6 +18,7 @@ pub mod sarif;
 pub mod schema;
 pub mod signatures;
 pub mod spec;
+pub mod swagger;
 
 pub use auth::{AuthConfig, LoginRequest};
 pub use campaign::{FuzzConfig, Sighting, Summary, run, run_spec};

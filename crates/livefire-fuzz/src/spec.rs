@@ -1,4 +1,4 @@
-//! OpenAPI 3.0 / 3.1 loading: JSON or YAML, from a file or a plain-HTTP URL, with every
+//! OpenAPI 3.0 / 3.1 (and Swagger 2.0, rewritten by `swagger`) loading: JSON or YAML, from a file or a plain-HTTP URL, with every
 //! `$ref` resolved (also across files), turned into a flat list of `Operation`s.
 //!
 //! Errors name where in the spec they are: a line and column for syntax errors, a JSON
@@ -145,8 +145,20 @@ pub async fn load(source: &str) -> Result<Spec, FuzzError> {
             .into_owned()
     };
     let root = loader.doc(&location, source).await?;
+    let swagger = crate::swagger::is_swagger(&root);
+    let root = if swagger {
+        // `$ref`s into the document must see the converted one.
+        let converted = Arc::new(crate::swagger::convert(&root)?);
+        loader.docs.insert(location.clone(), converted.clone());
+        converted
+    } else {
+        root
+    };
     let mut spec = build(&mut loader, &location, &root).await?;
     spec.source = source.to_string();
+    if swagger {
+        spec.version = "2.0".into();
+    }
     Ok(spec)
 }
 
@@ -157,12 +169,21 @@ pub async fn parse_str(text: &str, base_dir: &Path) -> Result<Spec, FuzzError> {
         .to_string_lossy()
         .into_owned();
     let root = parse_text(text, "(inline spec)")?;
+    let swagger = crate::swagger::is_swagger(&root);
+    let root = if swagger {
+        crate::swagger::convert(&root)?
+    } else {
+        root
+    };
     let mut loader = Loader {
         docs: HashMap::from([(location.clone(), Arc::new(root.clone()))]),
         nodes: 0,
     };
     let mut spec = build(&mut loader, &location, &root).await?;
     spec.source = "(inline spec)".into();
+    if swagger {
+        spec.version = "2.0".into();
+    }
     Ok(spec)
 }
 
@@ -432,13 +453,6 @@ async fn build(loader: &mut Loader, location: &str, root: &Value) -> Result<Spec
             "the spec must be a mapping with an `openapi` field",
         ));
     };
-    if obj.contains_key("swagger") {
-        return Err(spec_err(
-            "",
-            "#/swagger",
-            "Swagger 2.0 is not supported: convert the spec to OpenAPI 3",
-        ));
-    }
     let version = match obj.get("openapi") {
         Some(Value::String(v)) if v.starts_with("3.0") || v.starts_with("3.1") => v.clone(),
         Some(v) => {

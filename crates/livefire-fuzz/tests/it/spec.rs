@@ -89,6 +89,7 @@ async fn json_openapi_31_with_refs_across_files() {
 async fn malformed_specs_give_located_errors() {
     let dir = tempfile::tempdir().unwrap();
     let head = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\n";
+    let sw = "swagger: '2.0'\ninfo: {title: t, version: '1'}\n";
     let cases: &[(&str, String, &str)] = &[
         (
             "yaml syntax",
@@ -100,7 +101,39 @@ async fn malformed_specs_give_located_errors() {
             "{\"openapi\": \"3.0.3\",\n \"paths\": {,}}".into(),
             "bad.yaml:2:",
         ),
-        ("swagger 2", "swagger: '2.0'\n".into(), "#/swagger"),
+        (
+            "swagger 1.2",
+            "swagger: '1.2'\n".into(),
+            "#/swagger: unsupported Swagger version",
+        ),
+        (
+            "swagger cookie parameter",
+            format!(
+                "{sw}paths:\n  /a:\n    get:\n      parameters: [{{name: x, in: cookie}}]\n      responses: {{'200': {{description: ok}}}}\n"
+            ),
+            "#/paths/~1a/get/parameters/0/in: parameter `in: cookie`",
+        ),
+        (
+            "swagger missing shared parameter",
+            format!(
+                "{sw}paths:\n  /a:\n    get:\n      parameters: [{{$ref: '#/parameters/Nope'}}]\n      responses: {{'200': {{description: ok}}}}\n"
+            ),
+            "#/paths/~1a/get/parameters/0/$ref: cannot resolve $ref \"#/parameters/Nope\"",
+        ),
+        (
+            "swagger unknown security type",
+            format!(
+                "{sw}securityDefinitions: {{k: {{type: magic}}}}\npaths:\n  /a:\n    get:\n      responses: {{'200': {{description: ok}}}}\n"
+            ),
+            "#/securityDefinitions/k/type: security type `magic`",
+        ),
+        (
+            "swagger missing definition",
+            format!(
+                "{sw}paths:\n  /a:\n    get:\n      responses: {{'200': {{description: ok, schema: {{$ref: '#/definitions/Nope'}}}}}}\n"
+            ),
+            "cannot resolve $ref \"#/components/schemas/Nope\"",
+        ),
         ("no version", "paths: {}\n".into(), "missing `openapi`"),
         (
             "unresolvable ref",
@@ -145,4 +178,120 @@ async fn malformed_specs_give_located_errors() {
         err.contains("cannot read spec /nonexistent/spec.yaml"),
         "{err}"
     );
+}
+
+/// httpbin's own Swagger 2.0 document, as served at `/spec.json` by httpbin 0.10.4
+/// (PyPI `httpbin`, with flasgger 0.9.7.1) and saved unchanged.
+const HTTPBIN_SWAGGER: &str = include_str!("httpbin_swagger.json");
+
+#[tokio::test]
+async fn httpbin_swagger_2_document_is_read() {
+    let s = spec::parse_str(HTTPBIN_SWAGGER, std::path::Path::new("."))
+        .await
+        .expect("httpbin's swagger 2.0 document loads");
+    assert_eq!(s.version, "2.0");
+    let names: Vec<&str> = s.operations.iter().map(|o| o.name.as_str()).collect();
+    for want in [
+        "GET /status/{codes}",
+        "DELETE /delay/{delay}",
+        "GET /response-headers",
+        "GET /redirect-to",
+    ] {
+        assert!(names.contains(&want), "{want} missing from {names:?}");
+    }
+    let status = s
+        .operations
+        .iter()
+        .find(|o| o.name == "GET /status/{codes}")
+        .unwrap();
+    assert_eq!(status.params[0].name, "codes");
+    assert_eq!(status.params[0].schema["type"], "string");
+    // `produces: [text/plain]` and no schema: the 200 lists the media type.
+    assert_eq!(status.response_for(200).unwrap().content[0].0, "text/plain");
+}
+
+#[tokio::test]
+async fn swagger_2_constructs_become_their_openapi_3_forms() {
+    let text = r#"
+swagger: '2.0'
+info: {title: shop, version: '1'}
+host: shop.example
+basePath: /v1
+consumes: [application/json]
+produces: [application/json]
+securityDefinitions:
+  key: {type: apiKey, name: X-Key, in: header}
+  basic: {type: basic}
+parameters:
+  Limit: {name: limit, in: query, type: integer, minimum: 1, maximum: 50}
+definitions:
+  Item:
+    type: object
+    required: [name]
+    properties:
+      name: {type: string}
+      tags: {type: array, items: {$ref: '#/definitions/Tag'}}
+  Tag: {type: string, enum: [a, b]}
+paths:
+  /items:
+    get:
+      parameters:
+        - $ref: '#/parameters/Limit'
+        - {name: ids, in: query, type: array, items: {type: integer, format: int64}}
+      responses:
+        '200': {description: ok, schema: {type: array, items: {$ref: '#/definitions/Item'}}}
+    post:
+      security: [{key: []}]
+      parameters:
+        - {name: item, in: body, required: true, schema: {$ref: '#/definitions/Item'}}
+      responses: {'201': {description: made}}
+  /login:
+    post:
+      consumes: [application/x-www-form-urlencoded]
+      parameters:
+        - {name: user, in: formData, type: string, required: true}
+        - {name: remember, in: formData, type: boolean}
+      responses: {'204': {description: in}}
+"#;
+    let s = spec::parse_str(text, std::path::Path::new("."))
+        .await
+        .expect("swagger 2.0 loads");
+    let op = |name: &str| s.operations.iter().find(|o| o.name == name).unwrap();
+
+    let list = op("GET /items");
+    assert_eq!(list.params[0].name, "limit");
+    assert_eq!(list.params[0].schema["maximum"], 50);
+    assert_eq!(list.params[1].schema["items"]["format"], "int64");
+    let ok = list.response_for(200).unwrap();
+    assert_eq!(ok.content[0].0, "application/json");
+    let item = &ok.content[0].1.as_ref().unwrap()["items"];
+    assert_eq!(item["required"], serde_json::json!(["name"]));
+    assert_eq!(
+        item["properties"]["tags"]["items"]["enum"],
+        serde_json::json!(["a", "b"])
+    );
+
+    let make = op("POST /items");
+    let body = make
+        .body
+        .as_ref()
+        .expect("in: body becomes the request body");
+    assert!(body.required);
+    assert_eq!(body.media_type, "application/json");
+    assert_eq!(body.schema["required"], serde_json::json!(["name"]));
+    assert!(make.secured());
+    assert!(matches!(
+        s.security_schemes.get("key"),
+        Some(spec::SecurityScheme::ApiKey { name, .. }) if name == "X-Key"
+    ));
+    assert!(matches!(
+        s.security_schemes.get("basic"),
+        Some(spec::SecurityScheme::Http { scheme }) if scheme == "basic"
+    ));
+
+    let login = op("POST /login");
+    let form = login.body.as_ref().expect("formData becomes a form body");
+    assert_eq!(form.media_type, "application/x-www-form-urlencoded");
+    assert_eq!(form.schema["required"], serde_json::json!(["user"]));
+    assert_eq!(form.schema["properties"]["remember"]["type"], "boolean");
 }
