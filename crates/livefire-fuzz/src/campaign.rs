@@ -122,6 +122,10 @@ pub struct Summary {
     /// Every (operation, rule, signature) seen, with when it was first and last seen
     /// and how often: an `auth_enforced` window's end is its `last_ms`.
     pub sightings: Vec<Sighting>,
+    /// The last exchanges that took longer than the slow floor, oldest first (at most
+    /// 256): what was in flight when the target slowed down (`group::group`).
+    #[serde(default)]
+    pub long_exchanges: Vec<crate::finding::Instance>,
 }
 
 /// How often and when a finding's signature showed up during the campaign.
@@ -509,6 +513,26 @@ pub async fn run_spec(
                     Outcome::Failed { error, .. } => *summary.failures.entry(fail_name(*error).into()).or_default() += 1,
                 }
                 let at_ms = epoch.elapsed().as_millis() as u64;
+                let took = match &outcome {
+                    Outcome::Response(r) => r.latency,
+                    Outcome::Failed { latency, .. } => *latency,
+                };
+                if took >= config.slow_floor {
+                    if summary.long_exchanges.len() == 256 {
+                        summary.long_exchanges.remove(0);
+                    }
+                    summary.long_exchanges.push(crate::finding::Instance {
+                        operation: op.name.clone(),
+                        input: job.case.note.clone(),
+                        url: format!("http://{}{}", target.authority, prepared.path_and_query),
+                        status: match &outcome {
+                            Outcome::Response(r) => Some(r.status),
+                            Outcome::Failed { .. } => None,
+                        },
+                        sent_ms: at_ms.saturating_sub(response_latency_ms(&outcome)),
+                        at_ms,
+                    });
+                }
                 match job.kind {
                     JobKind::ConfirmSlow { draft, .. } | JobKind::ConfirmDelay { draft, .. } => {
                         let key = (op.name.clone(), draft.rule, draft.signature.clone());
@@ -1327,6 +1351,7 @@ fn finding(
         minimized,
         at_ms,
         sent_ms: at_ms.saturating_sub(response_latency_ms(outcome)),
+        instances: Vec::new(),
         unix_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)

@@ -13,7 +13,7 @@ use crate::generate::{Case, Creds, Expect, Origin};
 use crate::http::{FailKind, Outcome, Response};
 use crate::schema::Validator;
 use crate::signatures::{self, PAYLOADS};
-use crate::spec::Operation;
+use crate::spec::{Operation, ParamIn};
 
 /// What a rule saw, before deduplication.
 #[derive(Debug, Clone)]
@@ -95,6 +95,22 @@ fn is_json(media: &str) -> bool {
 
 /// Runs every enabled rule on one exchange. `crash_confirmed` says the request closed
 /// the connection twice in a row (once on a fresh connection).
+/// Whether the request itself carried the status code as a path or query value (an
+/// echo endpoint such as `/status/{codes}` answering the 500 it was asked for).
+pub fn asked_for(case: &Case, status: u16) -> bool {
+    let code = status.to_string();
+    case.params.iter().any(|(at, _, value)| {
+        matches!(at, ParamIn::Path | ParamIn::Query)
+            && match value {
+                Value::String(s) => s
+                    .split(|c: char| !c.is_ascii_digit())
+                    .any(|part| part == code),
+                Value::Number(n) => n.to_string() == code,
+                _ => false,
+            }
+    })
+}
+
 pub fn evaluate(
     ctx: &Context<'_>,
     validator: &mut Validator,
@@ -133,7 +149,11 @@ pub fn evaluate(
     let judged_by_spec =
         declared_method && case.origin != Origin::Auth && case.creds != Creds::Second;
 
-    if on(Rule::ServerError) && status >= 500 && !(501..=504).contains(&status) {
+    if on(Rule::ServerError)
+        && status >= 500
+        && !(501..=504).contains(&status)
+        && !asked_for(case, status)
+    {
         out.push(draft(
             Rule::ServerError,
             status.to_string(),

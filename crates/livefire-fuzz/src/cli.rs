@@ -213,15 +213,10 @@ pub fn command(args: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exi
                 c2.cancel();
             }
         });
-        // The run future is polled on this thread, so findings print as they appear.
-        run(config, cancel, |f| {
-            let _ = write!(out, "{}", render_finding(&f));
-            let _ = out.flush();
-            findings.push(f);
-        })
-        .await
+        // Findings print once the run ends, grouped (`group::group`).
+        run(config, cancel, |f| findings.push(f)).await
     });
-    let summary = match result {
+    let mut summary = match result {
         Ok(s) => s,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
@@ -233,6 +228,11 @@ pub fn command(args: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exi
             };
         }
     };
+    let findings = crate::group::group(findings, &summary.long_exchanges);
+    summary.findings = findings.len();
+    for f in &findings {
+        let _ = write!(out, "{}", render_finding(f));
+    }
     let secs = (summary.elapsed_ms as f64 / 1000.0).max(0.001);
     let _ = writeln!(
         out,
@@ -306,6 +306,25 @@ fn by_severity(findings: &[Finding]) -> String {
 
 /// How a finding looks on the terminal.
 pub fn render_finding(f: &Finding) -> String {
+    let mut text = render_one(f);
+    for i in f.instances.iter().take(12) {
+        text.push_str(&format!(
+            "           instance: {} {} -> {}\n",
+            i.operation,
+            i.url,
+            i.status.map_or("no answer".to_string(), |s| s.to_string())
+        ));
+    }
+    if f.instances.len() > 12 {
+        text.push_str(&format!(
+            "           ... {} more instances in findings.json\n",
+            f.instances.len() - 12
+        ));
+    }
+    text
+}
+
+fn render_one(f: &Finding) -> String {
     format!(
         "[{:>7.2}s] {:<8} {:<18} {}  {}\n           input: {}\n           repro: {}\n",
         f.at_ms as f64 / 1000.0,

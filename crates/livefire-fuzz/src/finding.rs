@@ -208,8 +208,39 @@ pub struct Finding {
     pub sent_ms: u64,
     /// Wall clock, milliseconds since the Unix epoch.
     pub unix_ms: u64,
+    /// When one defect showed on several operations (the same rule and path on several
+    /// methods, or a slowdown of the whole target), each sighting; empty for a finding
+    /// seen once. The request, response and reproducer are the first instance's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub instances: Vec<Instance>,
     /// Faults active when the finding appeared: the engine fills this in.
     pub active_faults: Vec<String>,
+}
+
+/// One sighting of a grouped finding.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Instance {
+    /// `GET /delay/{delay}`.
+    pub operation: String,
+    /// What the request tried, or for a request in flight, what it was.
+    pub input: String,
+    pub url: String,
+    pub status: Option<u16>,
+    pub sent_ms: u64,
+    pub at_ms: u64,
+}
+
+impl Instance {
+    pub fn of(f: &Finding) -> Instance {
+        Instance {
+            operation: f.operation.clone(),
+            input: f.input.clone(),
+            url: f.request.url.clone(),
+            status: f.response.status,
+            sent_ms: f.sent_ms,
+            at_ms: f.at_ms,
+        }
+    }
 }
 
 impl Finding {

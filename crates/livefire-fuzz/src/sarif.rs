@@ -76,6 +76,7 @@ pub fn to_sarif(findings: &[Finding], spec_uri: &str, spec_text: Option<&str>) -
                     "curl": f.curl,
                     "at_ms": f.at_ms,
                     "active_faults": f.active_faults,
+                    "instances": f.instances,
                 },
             })
         })

@@ -6,6 +6,8 @@
 //! - `spec`: loading specs (formats, versions, files, URLs, refs) and located errors.
 //! - `generate`: seeded, reproducible generation; boundary values first.
 //! - `rules`: each rule finds its planted defect; the correct service yields nothing.
+//! - `grouping`: one defect on several methods is one finding, an asked-for 500 is
+//!   none, a burst of `slow` is one slowdown naming what was in flight.
 //! - `campaign`: same seed same requests, the rate cap, hostile answers.
 //! - `cli`: `livefire fuzz` exit codes, terminal output, SARIF and JSON files.
 //! - `reproducer`: curl reproducers run through `sh -c` send the same request, secrets
@@ -14,6 +16,7 @@
 mod campaign;
 mod cli;
 mod generate;
+mod grouping;
 mod reproducer;
 mod rules;
 mod spec;
