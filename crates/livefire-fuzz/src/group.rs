@@ -140,18 +140,22 @@ fn slowdown(members: Vec<Finding>, long_exchanges: &[Instance]) -> Finding {
     let Some(mut f) = members.into_iter().nth(first) else {
         unreachable!("a burst has at least {BURST_OPERATIONS} findings")
     };
-    f.operation = "the target".into();
     f.signature = "slowdown".into();
+    // The earliest slow request may be the one that tied the target up (a long
+    // `/drip` among quick ones), so it is named too.
     f.title = format!(
-        "the target slowed down: {} operations answered slowly within {:.1} s; in flight just before: {}",
+        "the target slowed down: {} operations answered slowly within {:.1} s, the first {} ({}); in flight just before: {}",
         ops.len(),
         BURST_WINDOW_MS as f64 / 1000.0,
+        f.operation,
+        f.request.url,
         if named.is_empty() {
             "no long request".to_string()
         } else {
             named.join(", ")
         }
     );
+    f.operation = "the target".into();
     f.instances = instances;
     f.instances.extend(before.into_iter().cloned().map(|mut x| {
         x.input = format!("in flight before the slowdown: {}", x.input);

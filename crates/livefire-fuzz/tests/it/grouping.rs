@@ -201,7 +201,7 @@ fn slow_on_many_operations_at_once_is_one_slowdown_naming_what_was_in_flight() {
             ],
             vec![delay.clone()],
             vec![
-                "the target: the target slowed down: 3 operations answered slowly within 2.0 s; in flight just before: GET /delay/{delay} (http://127.0.0.1:1/delay/10)",
+                "the target: the target slowed down: 3 operations answered slowly within 2.0 s, the first GET /ip (http://127.0.0.1:1/ip); in flight just before: GET /delay/{delay} (http://127.0.0.1:1/delay/10)",
                 "GET /headers: answered in 2000 ms",
             ],
         ),
