@@ -206,9 +206,34 @@ async fn read_back(
     Ok(all)
 }
 
+/// The headers of a write that its read-back sends as well: those with a fixed value
+/// (no per-request template), except the ones that describe the write's body.
+fn read_headers(r: &crate::config::RequestSpec) -> http::HeaderMap {
+    let mut map = http::HeaderMap::new();
+    for (name, value) in &r.headers {
+        if value.contains("${") {
+            continue;
+        }
+        let (Ok(n), Ok(v)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_str(value),
+        ) else {
+            continue;
+        };
+        if n == http::header::CONTENT_TYPE || n == http::header::CONTENT_LENGTH {
+            continue;
+        }
+        map.append(n, v);
+    }
+    map
+}
+
 struct Reader {
     /// Per request index: the read template (URL or SQL), if tracked.
     reads: Vec<Option<String>>,
+    /// Per request index: the write's own fixed headers (credentials, mostly), which
+    /// the read-back sends too, so an API that needs a token can be read back.
+    headers: Vec<http::HeaderMap>,
     http: Client,
     pg: Option<PgTarget>,
 }
@@ -240,8 +265,10 @@ impl Reader {
                 .as_ref()
                 .is_some_and(|t| t.read.starts_with("https"))
         });
+        let headers = config.requests.iter().map(read_headers).collect();
         Ok(Reader {
             reads,
+            headers,
             http: Client::new(config.http_version, config.insecure, tls),
             pg,
         })
@@ -270,7 +297,7 @@ impl Reader {
             key: Arc::new(k),
             method: http::Method::GET,
             uri,
-            headers: http::HeaderMap::new(),
+            headers: self.headers.get(req).cloned().unwrap_or_default(),
             body: bytes::Bytes::new(),
         };
         for _ in 0..3 {

@@ -22,6 +22,11 @@ pub enum Command {
     /// Run an experiment: hypothesis before, timeline, rollback of every fault, after.
     /// Exit 0 held, 1 deviated, 2 aborted, 3 invalid, 4 rollback incomplete.
     Run(RunArgs),
+    /// The quickstart: start the sandbox (a replicated PostgreSQL, or SQLite, and an
+    /// orders API), run examples/quickstart.yaml against it (load, a database kill,
+    /// fuzzing, a slow auth link), bring it all down, and print where the report is.
+    /// Exits with the run's code.
+    Demo(crate::demo::DemoArgs),
     /// Stop an active run from another shell: full rollback, the run exits 2.
     Halt(HaltArgs),
     /// Undo what crashed runs left in the ledger ($LIVEFIRE_HOME/ledger), newest first;
@@ -129,6 +134,7 @@ pub(crate) fn dispatch(cli: Cli) -> Exit {
     match cli.command {
         Command::Validate(args) => crate::validate(args),
         Command::Run(args) => crate::run(args),
+        Command::Demo(args) => crate::demo::demo(args),
         Command::Halt(args) => crate::halt(args),
         Command::Recover(args) => crate::recover(args),
         Command::Sandbox(cmd) => {

@@ -2,6 +2,7 @@
 //! their results to exit codes; it holds no logic of its own.
 
 mod cli;
+mod demo;
 mod diag;
 
 use std::ffi::OsString;

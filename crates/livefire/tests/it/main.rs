@@ -2,6 +2,8 @@
 
 /// Every built fault kind through one harness: apply, verify, undo, recover.
 mod conformance;
+/// `livefire demo`: the quickstart drill on the sandbox, and nothing left running after it.
+mod demo;
 /// What the libraries report reaches stderr as one `livefire: ...` line each.
 mod diagnostics;
 /// The docs' experiment snippets, validated as a user copies them.
