@@ -351,6 +351,9 @@ impl Cluster {
         self.end_leftovers();
         if self.postmaster().is_none() && self.leftovers().is_empty() {
             let _ = std::fs::remove_file(self.data.join("postmaster.pid"));
+            // The socket's lock file names the same postmaster, and is refused the same way.
+            let lock = self.run_dir.join(format!(".s.PGSQL.{}.lock", self.port));
+            let _ = std::fs::remove_file(lock);
         }
     }
 
