@@ -4,9 +4,10 @@
 //! processes, so each keeps its own signal handling and output.
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::Stdio;
 
 use clap::Args;
+use livefire_core::exit::Exit;
 use livefire_sandbox::{Sandbox, StoreChoice};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -15,9 +16,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 /// The experiment the demo runs; built in, so an installed livefire needs no checkout.
 pub const QUICKSTART: &str = include_str!("../../../examples/quickstart.yaml");
 
-/// Exit codes of the demo itself (a finished run's own code passes through).
-const ABORTED: u8 = 2;
-const INVALID: u8 = 3;
+/// The demo's own exits (a finished run's passes through).
+const ABORTED: Exit = Exit::Aborted;
+const INVALID: Exit = Exit::Invalid;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -38,7 +39,7 @@ pub struct DemoArgs {
 
 /// Runs the demo; the exit code is the run's (0 held, 1 deviated, 2 aborted, ...), 2 when
 /// interrupted before the run started, 3 when the sandbox could not start.
-pub fn demo(args: DemoArgs) -> ExitCode {
+pub fn demo(args: DemoArgs) -> Exit {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -46,10 +47,10 @@ pub fn demo(args: DemoArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("livefire demo: cannot start a runtime: {e}");
-            return ExitCode::from(INVALID);
+            return INVALID;
         }
     };
-    ExitCode::from(rt.block_on(demo_async(args)))
+    rt.block_on(demo_async(args))
 }
 
 /// SIGINT, SIGTERM and SIGHUP: from the moment they are listened for, none of them ends
@@ -86,7 +87,7 @@ impl Signals {
     }
 }
 
-async fn demo_async(args: DemoArgs) -> u8 {
+async fn demo_async(args: DemoArgs) -> Exit {
     let mut signals = match Signals::listen() {
         Ok(s) => s,
         Err(e) => {
@@ -127,7 +128,7 @@ async fn demo_async(args: DemoArgs) -> u8 {
 }
 
 /// Up, run, and the report's path; the caller brings the sandbox down.
-async fn with_sandbox(args: &DemoArgs, exe: &Path, dir: &Path, signals: &mut Signals) -> u8 {
+async fn with_sandbox(args: &DemoArgs, exe: &Path, dir: &Path, signals: &mut Signals) -> Exit {
     let auth_link = match livefire_sandbox::proc::free_port() {
         Ok(p) => format!("127.0.0.1:{p}"),
         Err(e) => {
@@ -262,7 +263,7 @@ async fn with_sandbox(args: &DemoArgs, exe: &Path, dir: &Path, signals: &mut Sig
 
 /// Passes the run's output through (noting its run folder), forwards the first signal
 /// to it (it rolls everything back and exits 2), and returns its exit code.
-async fn watch_run(child: &mut Child, signals: &mut Signals) -> (u8, Option<PathBuf>) {
+async fn watch_run(child: &mut Child, signals: &mut Signals) -> (Exit, Option<PathBuf>) {
     let mut lines = child.stdout.take().map(|o| BufReader::new(o).lines());
     let mut run_dir = None;
     let mut forwarded = false;
@@ -287,7 +288,11 @@ async fn watch_run(child: &mut Child, signals: &mut Signals) -> (u8, Option<Path
                 }
             }
             status = child.wait(), if lines.is_none() => {
-                let code = status.ok().and_then(|s| s.code()).map_or(ABORTED, |c| c.clamp(0, 255) as u8);
+                // A run killed by a signal never reached its verdict: aborted.
+                let code = status
+                    .ok()
+                    .and_then(|s| s.code())
+                    .map_or(ABORTED, |c| Exit::from_code(i64::from(c)).unwrap_or(INVALID));
                 return (code, run_dir);
             }
         }
