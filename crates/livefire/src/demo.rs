@@ -109,7 +109,7 @@ async fn demo_async(args: DemoArgs) -> Exit {
             return INVALID;
         }
     };
-    let code = with_sandbox(&args, &exe, &dir, &mut signals).await;
+    let (code, run_dir) = with_sandbox(&args, &exe, &dir, &mut signals).await;
     // Every way out of `with_sandbox` comes here: bring everything down.
     println!("\nbringing the sandbox down");
     let mut out = std::io::stdout();
@@ -124,16 +124,25 @@ async fn demo_async(args: DemoArgs) -> Exit {
             );
         }
     }
+    // Last, so it is the line a user sees.
+    if let Some(run_dir) = run_dir {
+        println!("\nreport: {}", run_dir.join("report.html").display());
+    }
     code
 }
 
-/// Up, run, and the report's path; the caller brings the sandbox down.
-async fn with_sandbox(args: &DemoArgs, exe: &Path, dir: &Path, signals: &mut Signals) -> Exit {
+/// Up and run; the run's exit and folder. The caller brings the sandbox down.
+async fn with_sandbox(
+    args: &DemoArgs,
+    exe: &Path,
+    dir: &Path,
+    signals: &mut Signals,
+) -> (Exit, Option<PathBuf>) {
     let auth_link = match livefire_sandbox::proc::free_port() {
         Ok(p) => format!("127.0.0.1:{p}"),
         Err(e) => {
             eprintln!("livefire demo: no free port for the auth link's proxy: {e}");
-            return INVALID;
+            return (INVALID, None);
         }
     };
     println!(
@@ -162,7 +171,7 @@ async fn with_sandbox(args: &DemoArgs, exe: &Path, dir: &Path, signals: &mut Sig
         Ok(c) => c,
         Err(e) => {
             eprintln!("livefire demo: cannot start `livefire sandbox up`: {e}");
-            return INVALID;
+            return (INVALID, None);
         }
     };
     let mut interrupted = false;
@@ -176,13 +185,13 @@ async fn with_sandbox(args: &DemoArgs, exe: &Path, dir: &Path, signals: &mut Sig
         }
     };
     if interrupted {
-        return ABORTED;
+        return (ABORTED, None);
     }
     if !status.is_ok_and(|s| s.success()) {
         eprintln!(
             "livefire demo: the sandbox did not start (above); nothing of it is left running"
         );
-        return INVALID;
+        return (INVALID, None);
     }
     let sb = match Sandbox::load(dir) {
         Ok(Some(sb)) => sb,
@@ -191,18 +200,18 @@ async fn with_sandbox(args: &DemoArgs, exe: &Path, dir: &Path, signals: &mut Sig
                 "livefire demo: the sandbox left no record in {}",
                 dir.display()
             );
-            return INVALID;
+            return (INVALID, None);
         }
         Err(e) => {
             eprintln!("livefire demo: {e}");
-            return INVALID;
+            return (INVALID, None);
         }
     };
     let plan = match Plan::of(&sb, &auth_link) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("livefire demo: {e}");
-            return INVALID;
+            return (INVALID, None);
         }
     };
     println!();
@@ -223,12 +232,12 @@ async fn with_sandbox(args: &DemoArgs, exe: &Path, dir: &Path, signals: &mut Sig
     }
     if signals.pending().await {
         eprintln!("livefire demo: interrupted before the run started");
-        return ABORTED;
+        return (ABORTED, None);
     }
     let file = dir.join("quickstart.yaml");
     if let Err(e) = std::fs::write(&file, QUICKSTART) {
         eprintln!("livefire demo: cannot write {}: {e}", file.display());
-        return INVALID;
+        return (INVALID, None);
     }
     let mut run = Command::new(exe);
     run.arg("run").arg(&file);
@@ -251,14 +260,10 @@ async fn with_sandbox(args: &DemoArgs, exe: &Path, dir: &Path, signals: &mut Sig
         Ok(c) => c,
         Err(e) => {
             eprintln!("livefire demo: cannot start `livefire run`: {e}");
-            return INVALID;
+            return (INVALID, None);
         }
     };
-    let (code, run_dir) = watch_run(&mut child, signals).await;
-    if let Some(run_dir) = run_dir {
-        println!("\nreport: {}", run_dir.join("report.html").display());
-    }
-    code
+    watch_run(&mut child, signals).await
 }
 
 /// Passes the run's output through (noting its run folder), forwards the first signal
