@@ -8,6 +8,8 @@
 //! - `rules`: each rule finds its planted defect; the correct service yields nothing.
 //! - `grouping`: one defect on several methods is one finding, an asked-for 500 is
 //!   none, a burst of `slow` is one slowdown naming what was in flight.
+//! - `httpbin`: a live httpbin (PyPI, under gunicorn) fuzzed from its own Swagger 2.0
+//!   document; skipped without `target/httpbin-venv` (`.ci/run` makes it).
 //! - `campaign`: same seed same requests, the rate cap, hostile answers.
 //! - `cli`: `livefire fuzz` exit codes, terminal output, SARIF and JSON files.
 //! - `reproducer`: curl reproducers run through `sh -c` send the same request, secrets
@@ -17,6 +19,7 @@ mod campaign;
 mod cli;
 mod generate;
 mod grouping;
+mod httpbin;
 mod reproducer;
 mod rules;
 mod spec;
