@@ -14,6 +14,9 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+/// A value that holds a `${name}`, filled when the plan is made.
+const TEMPLATE_PATTERN: &str = r"\$\{[^}]+\}";
+
 /// Implements Deserialize (from a scalar's text, or a number read as its text),
 /// Serialize (as the written form) and JsonSchema (a string with a pattern) for a type
 /// that implements FromStr and Display.
@@ -56,12 +59,18 @@ macro_rules! text_value {
             fn schema_name() -> Cow<'static, str> {
                 stringify!($ty).into()
             }
+            // A `${name}` is filled before the value is read (`for: ${down}` with
+            // `vars: { down: 10s }`), so the schema accepts one wherever a value goes.
             fn json_schema(_: &mut SchemaGenerator) -> Schema {
                 if $accept_numbers {
                     json_schema!({ "description": $expecting, "anyOf": [
-                        { "type": "string", "pattern": $pattern }, { "type": "number" } ] })
+                        { "type": "string", "pattern": $pattern },
+                        { "type": "string", "pattern": TEMPLATE_PATTERN },
+                        { "type": "number" } ] })
                 } else {
-                    json_schema!({ "description": $expecting, "type": "string", "pattern": $pattern })
+                    json_schema!({ "description": $expecting, "anyOf": [
+                        { "type": "string", "pattern": $pattern },
+                        { "type": "string", "pattern": TEMPLATE_PATTERN } ] })
                 }
             }
         }
