@@ -68,12 +68,7 @@ fn url_typos_are_refused_with_what_to_write() {
 /// `--rps` is what k6 users type; clap's hint to pass it after `--` was wrong.
 #[test]
 fn rps_is_another_name_of_rate() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("http://127.0.0.1:{port}/");
+    let url = format!("http://127.0.0.1:{}/", crate::support::free_port());
     let (code, out, err) = run(livefire().args(["load", &url, "--rps", "20", "-d", "500ms"]));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("connect_refused  10"), "{out}");

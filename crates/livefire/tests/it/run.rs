@@ -85,12 +85,21 @@ fn hypothesis_failing_before_applies_nothing_and_exits_1() {
         "hypothesis:\n  - name: port open\n    probe: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }}\n    expect: {{ ok: true }}\n"
     );
     let file = home.file(&pause_experiment(victim.pid(), 5, &extra));
-    let (code, _, err) = run(&mut home.run(&file));
+    let (code, out, err) = run(&mut home.run(&file));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("does not hold before"), "{err}");
     assert!(!home.journal().contains("fault_applied"));
     assert!(victim.running(), "the victim was never paused");
     assert_eq!(home.summary()["verdict"], "deviated");
+    // The verdict says which condition, and that nothing was applied.
+    assert!(out.contains("verdict: deviated (exit 1)"), "{out}");
+    assert!(
+        out.contains(
+            "  - `port open` did not hold before the experiment, so nothing was applied: "
+        ),
+        "{out}"
+    );
+    assert_eq!(home.summary()["reasons"].as_array().unwrap().len(), 1);
 }
 
 #[test]

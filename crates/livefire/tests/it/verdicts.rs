@@ -37,27 +37,6 @@ fn a_setup_failure_is_invalid_everywhere_and_keeps_its_run_folder() {
 }
 
 #[test]
-fn a_hypothesis_failing_before_says_which_condition_and_that_nothing_was_applied() {
-    let home = Home::new();
-    let victim = Victim::start();
-    let port = free_port();
-    let extra = format!(
-        "hypothesis:\n  - name: port open\n    probe: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }}\n    expect: {{ ok: true }}\n"
-    );
-    let file = home.file(&pause_experiment(victim.pid(), 5, &extra));
-    let (code, out, err) = run(&mut home.run(&file));
-    assert_eq!(code, 1, "{err}");
-    assert!(out.contains("verdict: deviated (exit 1)"), "{out}");
-    assert!(
-        out.contains(
-            "  - `port open` did not hold before the experiment, so nothing was applied: "
-        ),
-        "{out}"
-    );
-    assert_eq!(home.summary()["reasons"].as_array().unwrap().len(), 1);
-}
-
-#[test]
 fn progress_says_failing_within_tolerance_then_deviated_and_what_settle_awaits() {
     let home = Home::new();
     // The flag is there from the fault's apply until 2 s after its rollback, so the
