@@ -3,17 +3,30 @@
 //! no server error for `/status/{codes}` answering the code it was asked for.
 
 use std::collections::BTreeSet;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use livefire_fuzz::{FuzzConfig, Rule, spec};
 
+/// gunicorn in a process group of its own: SIGKILL to its master alone left its
+/// workers running after the test (seen in a clean CI run), so the whole group is
+/// asked to stop, then killed.
 struct Gunicorn(Child);
 
 impl Drop for Gunicorn {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.0.wait();
     }
 }
@@ -40,6 +53,7 @@ async fn httpbin_is_fuzzed_from_its_swagger_2_document() {
             .args(["-w", "4", "-b", &format!("127.0.0.1:{port}"), "httpbin:app"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("gunicorn starts"),
     );
