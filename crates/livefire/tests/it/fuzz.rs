@@ -7,12 +7,12 @@ mod target;
 
 use crate::support::*;
 
-#[test]
-fn auth_failing_open_while_its_dependency_is_down_is_a_critical_finding_naming_the_fault() {
+/// Runs a fuzz campaign (`api-fuzz`, auth_enforced, 6 s) against the defective target,
+/// which asks its auth service through the run's proxy `auth-link`, with `fault` (one
+/// timeline entry) on the timeline too. Returns the run's exit code, stdout and stderr.
+fn run_fail_open(home: &Home, fault: &str) -> (i32, String, String) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let home = Home::new();
     let link = free_port();
-    // The target asks its auth service through the run's proxy, which the fault takes down.
     let (dep, app) = rt.block_on(async {
         let dep = target::AuthDep::start().await;
         let app = target::start(
@@ -24,11 +24,24 @@ fn auth_failing_open_while_its_dependency_is_down_is_a_critical_finding_naming_t
         (dep, app)
     });
     let file = home.file(&format!(
-        "version: 1\ntitle: auth fails open\nsettings: {{ seed: 7 }}\ntargets:\n  auth-link: {{ proxy: {{ listen: \"127.0.0.1:{link}\", upstream: \"{}\" }} }}\ntimeline:\n  - {{ at: 0s, for: 6s, fuzz: {{ name: api-fuzz, openapi: \"{}/openapi.yaml\", checks: [auth_enforced], rate: 200/s }} }}\n  - {{ at: 2s, for: 2s, name: auth down, fault: {{ proxy.down: {{ target: auth-link }} }} }}\n",
+        "version: 1\ntitle: auth fails open\nsettings: {{ seed: 7 }}\ntargets:\n  auth-link: {{ proxy: {{ listen: \"127.0.0.1:{link}\", upstream: \"{}\" }} }}\ntimeline:\n  - {{ at: 0s, for: 6s, fuzz: {{ name: api-fuzz, openapi: \"{}/openapi.yaml\", checks: [auth_enforced], rate: 200/s }} }}\n  - {fault}\n",
         dep.addr,
         app.base_url()
     ));
-    let (code, out, err) = run(&mut home.run(&file));
+    let result = run(&mut home.run(&file));
+    drop(app);
+    drop(dep);
+    result
+}
+
+#[test]
+fn auth_failing_open_while_its_dependency_is_down_is_a_critical_finding_naming_the_fault() {
+    let home = Home::new();
+    // The target asks its auth service through the run's proxy, which the fault takes down.
+    let (code, out, err) = run_fail_open(
+        &home,
+        "{ at: 2s, for: 2s, name: auth down, fault: { proxy.down: { target: auth-link } } }",
+    );
     assert_eq!(code, 1, "a critical finding fails the run\n{out}{err}");
     // The hypothesis (none) held: the run failed on findings, and says which.
     assert!(out.contains("verdict: failed: findings (exit 1)"), "{out}");
@@ -104,8 +117,6 @@ fn auth_failing_open_while_its_dependency_is_down_is_a_critical_finding_naming_t
         .find(|w| w["operation"] == "GET /admin/users")
         .expect("a window for the always-open operation");
     assert_eq!(always["ended_after"], serde_json::json!([]), "{always}");
-    drop(app);
-    drop(dep);
 }
 
 // Regression: a reproducer carried `'...${env:API_TOKEN}...'` in single quotes, which no
@@ -201,26 +212,12 @@ fn a_fuzz_run_is_listed_by_runs_with_its_findings() {
 
 #[test]
 fn the_progress_line_and_the_finding_name_an_unnamed_fault_by_kind_and_target() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
     let home = Home::new();
-    let link = free_port();
-    let (dep, app) = rt.block_on(async {
-        let dep = target::AuthDep::start().await;
-        let app = target::start(
-            target::Mode::Defective,
-            Some(format!("127.0.0.1:{link}").parse().unwrap()),
-            "127.0.0.1:0",
-        )
-        .await;
-        (dep, app)
-    });
     // The fault has no `name:`: people read its kind and target.
-    let file = home.file(&format!(
-        "version: 1\ntitle: auth fails open\nsettings: {{ seed: 7 }}\ntargets:\n  auth-link: {{ proxy: {{ listen: \"127.0.0.1:{link}\", upstream: \"{}\" }} }}\ntimeline:\n  - {{ at: 0s, for: 6s, fuzz: {{ name: api-fuzz, openapi: \"{}/openapi.yaml\", checks: [auth_enforced], rate: 200/s }} }}\n  - {{ at: 2s, for: 3s, fault: {{ proxy.down: {{ target: auth-link }} }} }}\n",
-        dep.addr,
-        app.base_url()
-    ));
-    let (code, out, err) = run(&mut home.run(&file));
+    let (code, out, err) = run_fail_open(
+        &home,
+        "{ at: 2s, for: 3s, fault: { proxy.down: { target: auth-link } } }",
+    );
     assert_eq!(code, 1, "a critical finding fails the run\n{out}{err}");
     assert!(
         err.lines()
