@@ -153,15 +153,8 @@ fn halt(args: cli::HaltArgs) -> Exit {
             return Exit::Invalid;
         }
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("livefire: {e}");
-            return Exit::Invalid;
-        }
+    let Some(rt) = control_runtime() else {
+        return Exit::Invalid;
     };
     match rt.block_on(livefire_engine::control::send(&socket, "halt")) {
         Ok(reply) => {
@@ -179,6 +172,21 @@ fn halt(args: cli::HaltArgs) -> Exit {
     }
 }
 
+/// The small runtime `halt` and `runs --active` talk to control sockets with; `None`
+/// (said on stderr) when it cannot start.
+fn control_runtime() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => Some(rt),
+        Err(e) => {
+            eprintln!("livefire: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
 /// `livefire runs --active`: each active run's id and status, from its control socket.
 fn runs_active() -> Exit {
     let runs = livefire_engine::control::active_runs();
@@ -186,15 +194,8 @@ fn runs_active() -> Exit {
         println!("no active run");
         return Exit::Ok;
     }
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("livefire: {e}");
-            return Exit::Invalid;
-        }
+    let Some(rt) = control_runtime() else {
+        return Exit::Invalid;
     };
     for socket in &runs {
         let id = livefire_engine::control::run_id_of(socket);
