@@ -10,8 +10,14 @@ use hyper_util::rt::TokioIo;
 use livefire_spec::{Expect, Probe};
 use tokio::net::TcpStream;
 
-/// The probe kinds this build can run; `run` refuses the others with exit 3.
-pub const BUILT: &[&str] = &["http", "tcp", "command"];
+/// Whether this build runs `probe`'s kind; `run` refuses the others with exit 3. The
+/// match is exhaustive, so a kind the spec adds is decided here.
+pub fn is_built(probe: &Probe) -> bool {
+    match probe {
+        Probe::Http(_) | Probe::Tcp(_) | Probe::Command(_) => true,
+        Probe::Sql(_) => false,
+    }
+}
 
 /// One sample of a probe.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,29 +9,6 @@ use livefire_spec::Fault;
 use crate::kinds::{command, process_kill, process_pause, process_restart, proxy_down, toxics};
 use crate::{FaultError, Kind, Prepared, Targets, process, proxy};
 
-/// The kinds [`route`] builds, by name, for `validate` to refuse the others where they
-/// are written (livefire-spec cannot call into this crate). Keep it beside the match:
-/// the conformance harness fails when the two disagree, and when a built kind has no
-/// line in its table.
-pub const BUILT: &[&str] = &[
-    "process.kill",
-    "process.pause",
-    "process.restart",
-    "command",
-    "proxy.latency",
-    "proxy.bandwidth",
-    "proxy.slow_close",
-    "proxy.timeout",
-    "proxy.reset_peer",
-    "proxy.slicer",
-    "proxy.limit_data",
-    "proxy.down",
-    "proxy.drop",
-    "proxy.corrupt",
-    "http.abort",
-    "http.delay",
-];
-
 /// The kind that runs `fault`, or the one refusal for kinds not built yet.
 fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
     Ok(match fault {
@@ -67,7 +44,9 @@ fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
     })
 }
 
-/// Whether this build runs `fault`'s kind.
+/// Whether this build runs `fault`'s kind: what `validate` (through
+/// `livefire_spec::Built`) and `run` ask, answered by [`route`] itself, so building a kind
+/// is its one arm there.
 pub fn is_built(fault: &Fault) -> bool {
     route(fault).is_ok()
 }

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use livefire_core::undo::UndoRecord;
 use livefire_spec::Target;
 
-pub use catalog::{BUILT, check, is_built, prepare, undo, undo_with};
+pub use catalog::{check, is_built, prepare, undo, undo_with};
 
 /// Why a fault could not be checked, prepared, applied, verified or undone.
 #[derive(Debug, thiserror::Error)]

@@ -28,13 +28,16 @@ const TOP_LEVEL: &[&str] = &[
 ];
 
 /// What this build of livefire can run, for the checks that `run` would otherwise be
-/// the first to make. The lists live with the crates that build the kinds.
+/// the first to make. The answers live with the crates that build the kinds: livefire-spec
+/// cannot call into them, so they are handed in.
 #[derive(Debug, Clone, Copy)]
 pub struct Built {
-    /// Fault kinds, as written in the file (`process.pause`).
-    pub faults: &'static [&'static str],
-    /// Probe kinds (`http`, `tcp`, ...).
-    pub probes: &'static [&'static str],
+    /// Whether a fault's kind is built: the fault catalog's own answer
+    /// (`livefire_faults::is_built`), so building a kind is one arm in its match and no
+    /// list elsewhere.
+    pub faults: fn(&Fault) -> bool,
+    /// Whether a probe's kind is built (`livefire_engine::probe::is_built`).
+    pub probes: fn(&Probe) -> bool,
     /// Whether `https://` probes are built.
     pub https_probes: bool,
     /// Whether `scenario:` (game days) is built.
@@ -168,6 +171,73 @@ pub fn validate_with(
     }
     .check();
     typed_ok.then_some(experiment)
+}
+
+/// One probe of each kind, to ask `Built::probes` which kinds it builds (for the list a
+/// refusal names).
+fn probe_kinds() -> [Probe; 4] {
+    [
+        Probe::Http(HttpProbe {
+            url: String::new(),
+            method: None,
+            headers: BTreeMap::new(),
+            body: None,
+            timeout: None,
+        }),
+        Probe::Tcp(TcpProbe {
+            address: String::new(),
+            timeout: None,
+        }),
+        Probe::Command(CommandProbe {
+            run: String::new(),
+            user: None,
+            timeout: None,
+        }),
+        Probe::Sql(SqlProbe {
+            dsn: String::new(),
+            query: String::new(),
+            timeout: None,
+        }),
+    ]
+}
+
+fn built_probe_kinds(built: &Built) -> Vec<&'static str> {
+    probe_kinds()
+        .iter()
+        .filter(|p| (built.probes)(p))
+        .map(Probe::kind)
+        .collect()
+}
+
+/// One fault of each `postgres.*` kind, to ask `Built::faults` whether any is built
+/// (the postgres target attributes only they read are refused until one is).
+fn postgres_kinds() -> [Fault; 5] {
+    let target = String::new;
+    [
+        Fault::PostgresCorrupt(PostgresCorrupt {
+            target: target(),
+            table: String::new(),
+            page: None,
+        }),
+        Fault::PostgresRevokeLogin(PostgresRole {
+            target: target(),
+            role: String::new(),
+        }),
+        Fault::PostgresTerminateConnections(PostgresTerminate {
+            target: target(),
+            role: None,
+            database: None,
+        }),
+        Fault::PostgresExhaustConnections(PostgresExhaust {
+            target: target(),
+            leave: None,
+        }),
+        Fault::PostgresLockTable(PostgresLockTable {
+            target: target(),
+            table: String::new(),
+            mode: None,
+        }),
+    ]
 }
 
 fn list(names: &[&str]) -> String {
@@ -1095,7 +1165,7 @@ impl Checker<'_> {
         let Some(built) = self.ctx.built else { return };
         for (typed, a) in self.exp.timeline.iter().enumerate() {
             let Some(f) = &a.fault else { continue };
-            if !built.faults.contains(&f.kind()) {
+            if !(built.faults)(f) {
                 let i = self.ix("timeline", typed);
                 self.err(
                     key_at(self.tree, &[K("timeline"), I(i), K("fault")], f.kind()),
@@ -1116,13 +1186,13 @@ impl Checker<'_> {
                 let Some(probe) = &c.probe else { continue };
                 let i = self.ix(section, typed);
                 let path = [K(section), I(i), K("probe")];
-                if !built.probes.contains(&probe.kind()) {
+                if !(built.probes)(probe) {
                     self.out.push(Diagnostic::error(
                         key_at(self.tree, &path, probe.kind()),
                         format!(
                             "`{}` probes are not built in this livefire yet: `livefire run` refuses them; built: {}",
                             probe.kind(),
-                            list(built.probes)
+                            list(&built_probe_kinds(built))
                         ),
                     ));
                 }
@@ -1144,7 +1214,7 @@ impl Checker<'_> {
             );
         }
         // Attributes only postgres faults read: without them they would do nothing.
-        if !built.faults.iter().any(|k| k.starts_with("postgres.")) {
+        if !postgres_kinds().iter().any(built.faults) {
             for (name, t) in &self.exp.targets {
                 let Some(pg) = &t.postgres else { continue };
                 for (key, set) in [

@@ -449,8 +449,8 @@ fn check(c: &livefire_spec::Condition, role: Role) -> Option<Check> {
 /// What this build can run, for validation to refuse the rest where it is written.
 pub fn built() -> livefire_spec::Built {
     livefire_spec::Built {
-        faults: livefire_faults::BUILT,
-        probes: crate::probe::BUILT,
+        faults: livefire_faults::is_built,
+        probes: crate::probe::is_built,
         https_probes: false,
         scenario: false,
     }
@@ -469,7 +469,7 @@ pub fn not_built(exp: &Experiment) -> Vec<String> {
     }
     for c in exp.hypothesis.iter().chain(&exp.guardrails) {
         if let Some(p) = &c.probe {
-            if !crate::probe::BUILT.contains(&p.kind()) {
+            if !crate::probe::is_built(p) {
                 missing.push(format!("`{}` probes", p.kind()));
             }
             if let Probe::Http(h) = p
