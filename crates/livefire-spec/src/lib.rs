@@ -63,15 +63,32 @@ pub struct Loaded {
 impl Loaded {
     /// Refuses a production environment unless the user confirmed it with
     /// `--confirm production`.
-    pub fn confirm(&self, confirm: Option<&str>) -> Result<(), String> {
-        match (&self.environment, confirm) {
-            (Some(env), Some("production")) if env.production => Ok(()),
-            (Some(env), _) if env.production => Err(format!(
-                "environment `{}` is production: add `--confirm production` to run it (nothing was applied)",
-                env.name
-            )),
-            _ => Ok(()),
-        }
+    pub fn confirm(&self, confirm: Option<&str>) -> Result<(), FlagError> {
+        confirm_environment(self.environment.as_ref(), confirm)
+    }
+}
+
+/// A flag given with the experiment that cannot be used as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    #[error(
+        "environment `{0}` is production: add `--confirm production` to run it (nothing was applied)"
+    )]
+    NotConfirmed(String),
+    #[error("invalid --var `{0}`: write name=value")]
+    Var(String),
+}
+
+/// Refuses a production `environment` unless `confirm` is `production` (what
+/// `--confirm production` gives); the one rule `Loaded` and the engine's plan share.
+pub fn confirm_environment(
+    environment: Option<&ChosenEnvironment>,
+    confirm: Option<&str>,
+) -> Result<(), FlagError> {
+    match (environment, confirm) {
+        (Some(env), Some("production")) if env.production => Ok(()),
+        (Some(env), _) if env.production => Err(FlagError::NotConfirmed(env.name.clone())),
+        _ => Ok(()),
     }
 }
 
@@ -275,9 +292,9 @@ pub fn json_schema() -> serde_json::Value {
 }
 
 /// Parses `k=v` as given to `--var`.
-pub fn parse_var(s: &str) -> Result<(String, String), String> {
+pub fn parse_var(s: &str) -> Result<(String, String), FlagError> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("invalid --var `{s}`: write name=value")),
+        _ => Err(FlagError::Var(s.to_owned())),
     }
 }

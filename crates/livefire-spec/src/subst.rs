@@ -8,6 +8,27 @@ use std::collections::BTreeMap;
 use crate::diag::Diagnostic;
 use crate::yaml::{Kind, Node};
 
+/// Why a `${name}` could not be filled. Reported at the value that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum SubstError {
+    #[error("unclosed `${{` in `{0}`: write `${{name}}`")]
+    Unclosed(String),
+    #[error(
+        "substituting `${{...}}` makes this value {0} bytes long, over the {MAX_SUBSTITUTED}-byte limit: shorten the variable or reference it less"
+    )]
+    TooLong(usize),
+    #[error(
+        "target `{0}` has no address to put in `${{{0}}}` (only http, postgres and proxy targets with `listen` have one)"
+    )]
+    NoAddress(String),
+    #[error("empty `${{}}`: write `${{name}}` with a target or variable name")]
+    Empty,
+    #[error("unknown name `{name}` in `${{{name}}}`: no targets or vars are declared")]
+    NothingDeclared { name: String },
+    #[error("unknown name `{name}` in `${{{name}}}`: known targets and vars are {known}")]
+    Unknown { name: String, known: String },
+}
+
 /// Names left for the engine or the workload to fill.
 pub fn is_runtime_name(name: &str) -> bool {
     name.starts_with("env:")
@@ -35,9 +56,9 @@ pub fn substitute(tree: &mut Node, overrides: &[(String, String)], out: &mut Vec
             match replace(text, &mut |name| vars.get(name).cloned().map(Ok)) {
                 Ok(replaced) => *text = replaced,
                 // An unclosed `${` is reported by pass 2.
-                Err(message) if message.starts_with("unclosed") => {}
+                Err(SubstError::Unclosed(_)) => {}
                 // Reported here; pass 2 leaves the variables in place.
-                Err(message) => out.push(Diagnostic::error(pos, message)),
+                Err(e) => out.push(Diagnostic::error(pos, e.to_string())),
             }
         }
     });
@@ -75,14 +96,12 @@ pub fn substitute(tree: &mut Node, overrides: &[(String, String)], out: &mut Vec
                 }
                 Some(match addresses.get(name) {
                     Some(Some(address)) => Ok(address.clone()),
-                    Some(None) => Err(format!(
-                        "target `{name}` has no address to put in `${{{name}}}` (only http, postgres and proxy targets with `listen` have one)"
-                    )),
+                    Some(None) => Err(SubstError::NoAddress(name.to_owned())),
                     None => Err(unknown_name(name, &vars, &addresses)),
                 })
             })
-            .unwrap_or_else(|message| {
-                out.push(Diagnostic::error(pos, message));
+            .unwrap_or_else(|e| {
+                out.push(Diagnostic::error(pos, e.to_string()));
                 // Keep the text as written so later checks do not pile on.
                 text.clone()
             });
@@ -102,53 +121,51 @@ fn unknown_name(
     name: &str,
     vars: &BTreeMap<String, String>,
     targets: &BTreeMap<String, Option<String>>,
-) -> String {
+) -> SubstError {
     if name.is_empty() {
-        return "empty `${}`: write `${name}` with a target or variable name".into();
+        return SubstError::Empty;
     }
     let known: Vec<String> = targets
         .keys()
         .chain(vars.keys())
         .map(|k| format!("`{k}`"))
         .collect();
+    let name = name.to_owned();
     if known.is_empty() {
-        format!("unknown name `{name}` in `${{{name}}}`: no targets or vars are declared")
+        SubstError::NothingDeclared { name }
     } else {
-        format!(
-            "unknown name `{name}` in `${{{name}}}`: known targets and vars are {}",
-            known.join(", ")
-        )
+        SubstError::Unknown {
+            name,
+            known: known.join(", "),
+        }
     }
 }
 
 /// Replaces each `${name}` for which `lookup` returns `Some(Ok(value))`; keeps those
-/// for which it returns `None`; the first `Some(Err(message))` is returned as the error.
+/// for which it returns `None`; the first `Some(Err(e))` is returned as the error.
 fn replace(
     text: &str,
-    lookup: &mut impl FnMut(&str) -> Option<Result<String, String>>,
-) -> Result<String, String> {
+    lookup: &mut impl FnMut(&str) -> Option<Result<String, SubstError>>,
+) -> Result<String, SubstError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err(format!("unclosed `${{` in `{text}`: write `${{name}}`"));
+            return Err(SubstError::Unclosed(text.to_owned()));
         };
         let name = after[..end].trim();
         match lookup(name) {
             Some(Ok(value)) => out.push_str(&value),
-            Some(Err(message)) => return Err(message),
+            Some(Err(e)) => return Err(e),
             None => out.push_str(&rest[start..start + 2 + end + 1]),
         }
         rest = &after[end + 1..];
     }
     out.push_str(rest);
     if out.len() > MAX_SUBSTITUTED {
-        return Err(format!(
-            "substituting `${{...}}` makes this value {} bytes long, over the {MAX_SUBSTITUTED}-byte limit: shorten the variable or reference it less",
-            out.len()
-        ));
+        return Err(SubstError::TooLong(out.len()));
     }
     Ok(out)
 }
@@ -168,7 +185,12 @@ mod tests {
         let big = "x".repeat(10_000);
         let mut lookup = |_: &str| Some(Ok(big.clone()));
         let text = "${v}".repeat(1000);
-        assert!(replace(&text, &mut lookup).unwrap_err().contains("limit"));
+        assert!(
+            replace(&text, &mut lookup)
+                .unwrap_err()
+                .to_string()
+                .contains("limit")
+        );
     }
 
     #[test]

@@ -999,17 +999,17 @@ pub enum StageTarget {
 }
 
 impl std::str::FromStr for StageTarget {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::values::ValueError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s.contains('/') {
             return s.parse().map(StageTarget::Rate);
         }
         if let Ok(n) = s.trim().parse() {
             return Ok(StageTarget::Vus(n));
         }
-        s.parse().map(StageTarget::Rate).map_err(|_| {
-            format!("invalid stage target `{s}`: write a rate (`500/s`) or a number of VUs")
-        })
+        s.parse()
+            .map(StageTarget::Rate)
+            .map_err(|_| crate::values::ValueError::StageTarget(s.to_owned()))
     }
 }
 

@@ -666,7 +666,7 @@ impl Checker<'_> {
                 // Without `vus`, a whole number is a rate per second, as on `--stage`.
                 (StageTarget::Vus(n), false) => {
                     if let Err(e) = n.to_string().parse::<crate::values::Rate>() {
-                        self.err(at(self.tree, &p), e);
+                        self.err(at(self.tree, &p), e.to_string());
                     }
                 }
                 _ => {}

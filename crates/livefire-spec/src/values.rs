@@ -9,10 +9,28 @@ use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
 use livefire_core::units;
+use livefire_core::units::UnitError;
 
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
+
+/// Why a written value was refused. Each message names the text and what to write.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ValueError {
+    #[error(transparent)]
+    Unit(#[from] UnitError),
+    #[error("{0} is not a time between 0 and a year in this attribute's unit")]
+    ToxTimeOutOfRange(f64),
+    #[error("{0} is not a number a metric can be compared with")]
+    NotFinite(f64),
+    #[error(
+        "invalid value `{0}`: write a number, a duration (`300ms`), a percentage (`1%`), a rate (`200/s`) or a size (`10MiB`)"
+    )]
+    Quantity(String),
+    #[error("invalid stage target `{0}`: write a rate (`500/s`) or a number of VUs")]
+    StageTarget(String),
+}
 
 /// A value that holds a `${name}`, filled when the plan is made.
 const TEMPLATE_PATTERN: &str = r"\$\{[^}]+\}";
@@ -95,11 +113,11 @@ impl Duration {
 }
 
 impl FromStr for Duration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
         units::parse_duration(s)
             .map(Duration)
-            .map_err(|e| e.to_string())
+            .map_err(ValueError::from)
     }
 }
 
@@ -126,12 +144,10 @@ pub enum ToxTime {
 }
 
 impl ToxTime {
-    fn from_number(n: f64) -> Result<Self, String> {
+    fn from_number(n: f64) -> Result<Self, ValueError> {
         // A year in microseconds, the smallest unit a Toxiproxy attribute uses.
         if !(0.0..=366.0 * 86400.0 * 1e6).contains(&n) {
-            Err(format!(
-                "{n} is not a time between 0 and a year in this attribute's unit"
-            ))
+            Err(ValueError::ToxTimeOutOfRange(n))
         } else {
             Ok(ToxTime::Number(n))
         }
@@ -146,8 +162,8 @@ impl ToxTime {
 }
 
 impl FromStr for ToxTime {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
         match s.trim().parse::<f64>() {
             Ok(n) => ToxTime::from_number(n),
             Err(_) => s.parse().map(ToxTime::Duration),
@@ -195,11 +211,11 @@ impl From<units::Rate> for Rate {
 }
 
 impl FromStr for Rate {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
         units::parse_rate(s)
             .map(Rate::from)
-            .map_err(|e| e.to_string())
+            .map_err(ValueError::from)
     }
 }
 
@@ -222,11 +238,11 @@ text_value!(
 pub struct Percent(pub f64);
 
 impl FromStr for Percent {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
         units::parse_percent(s)
             .map(|p| Percent(p.fraction()))
-            .map_err(|e| e.to_string())
+            .map_err(ValueError::from)
     }
 }
 
@@ -249,11 +265,11 @@ text_value!(
 pub struct Share(pub f64);
 
 impl FromStr for Share {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
         s.parse::<units::Share>()
             .map(|p| Share(p.fraction()))
-            .map_err(|e| e.to_string())
+            .map_err(ValueError::from)
     }
 }
 
@@ -275,11 +291,11 @@ text_value!(
 pub struct Size(pub u64);
 
 impl FromStr for Size {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
         units::parse_size(s)
             .map(|n| Size(n.0))
-            .map_err(|e| e.to_string())
+            .map_err(ValueError::from)
     }
 }
 
@@ -318,18 +334,18 @@ impl Quantity {
             Quantity::Size(s) => s.0 as f64,
         }
     }
-    fn from_number(n: f64) -> Result<Self, String> {
+    fn from_number(n: f64) -> Result<Self, ValueError> {
         if n.is_finite() {
             Ok(Quantity::Number(n))
         } else {
-            Err(format!("{n} is not a number a metric can be compared with"))
+            Err(ValueError::NotFinite(n))
         }
     }
 }
 
 impl FromStr for Quantity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
         let t = s.trim();
         if let Ok(n) = t.parse::<f64>() {
             return Quantity::from_number(n);
@@ -343,9 +359,9 @@ impl FromStr for Quantity {
         if let Ok(d) = t.parse() {
             return Ok(Quantity::Duration(d));
         }
-        t.parse().map(Quantity::Size).map_err(|_| {
-            format!("invalid value `{s}`: write a number, a duration (`300ms`), a percentage (`1%`), a rate (`200/s`) or a size (`10MiB`)")
-        })
+        t.parse()
+            .map(Quantity::Size)
+            .map_err(|_| ValueError::Quantity(s.to_owned()))
     }
 }
 
@@ -390,6 +406,7 @@ mod tests {
         assert!(
             "5".parse::<Duration>()
                 .unwrap_err()
+                .to_string()
                 .contains("needs a unit")
         );
     }

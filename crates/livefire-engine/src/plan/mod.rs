@@ -191,15 +191,8 @@ impl Plan {
 
     /// Refuses a production environment unless the user confirmed it with
     /// `--confirm production`.
-    pub fn confirm(&self, confirm: Option<&str>) -> Result<(), String> {
-        match (&self.environment, confirm) {
-            (Some(env), Some("production")) if env.production => Ok(()),
-            (Some(env), _) if env.production => Err(format!(
-                "environment `{}` is production: add `--confirm production` to run it (nothing was applied)",
-                env.name
-            )),
-            _ => Ok(()),
-        }
+    pub fn confirm(&self, confirm: Option<&str>) -> Result<(), livefire_spec::FlagError> {
+        livefire_spec::confirm_environment(self.environment.as_ref(), confirm)
     }
 
     /// The display name of the activity with this id (the id itself if unknown).

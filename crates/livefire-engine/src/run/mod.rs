@@ -64,8 +64,10 @@ pub enum RunError {
     /// The file did not plan: invalid, unreadable, or asks for what is not built.
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
-    /// Refused before anything was applied: a target, a port, the run folder, a
-    /// production environment without `--confirm production`.
+    /// A production environment without `--confirm production`.
+    #[error(transparent)]
+    NotConfirmed(#[from] livefire_spec::FlagError),
+    /// Refused before anything was applied: a target, a port, the run folder.
     #[error("{0}")]
     Refused(String),
 }
@@ -136,8 +138,7 @@ async fn run_async(opts: RunOptions) -> Result<Outcome, RunError> {
         });
     }
     // A plan may be looked at without confirming: only a run needs it.
-    plan.confirm(opts.confirm.as_deref())
-        .map_err(RunError::Refused)?;
+    plan.confirm(opts.confirm.as_deref())?;
     check_targets(&plan)
         .map_err(|msg| RunError::Refused(format!("{msg} (nothing was applied)")))?;
     // The metrics port is taken now: one in use is an error before anything is applied.

@@ -72,7 +72,7 @@ fn an_environment_overrides_vars_targets_and_settings_key_by_key() {
 #[test]
 fn production_needs_confirmation_and_others_do_not() {
     let prod = load(FILE, Some("prod"), false).unwrap();
-    let refused = prod.confirm(None).unwrap_err();
+    let refused = prod.confirm(None).unwrap_err().to_string();
     assert!(refused.contains("`--confirm production`"), "{refused}");
     assert!(prod.confirm(Some("prod")).is_err());
     prod.confirm(Some("production")).unwrap();
