@@ -5,6 +5,17 @@ use crate::config::{Check, JsonExpect};
 
 pub use livefire_core::jsonpath::{Step, lookup, parse_path};
 
+/// Why a response check was refused before the run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    #[error("status check {0} is not an HTTP status; use 100..999")]
+    Status(u16),
+    #[error("json check type `{0}`: use null, bool, number, string, array or object")]
+    JsonType(String),
+    #[error(transparent)]
+    Path(#[from] livefire_core::jsonpath::PathError),
+}
+
 /// A check ready to run against responses.
 #[derive(Debug, Clone)]
 pub enum Compiled {
@@ -15,13 +26,11 @@ pub enum Compiled {
 
 impl Compiled {
     /// Validates a check (its JSON path and expected type) before the run.
-    pub fn new(check: &Check) -> Result<Compiled, String> {
+    pub fn new(check: &Check) -> Result<Compiled, CheckError> {
         Ok(match check {
             Check::Status(s) => {
                 if !(100..=999).contains(s) {
-                    return Err(format!(
-                        "status check {s} is not an HTTP status; use 100..999"
-                    ));
+                    return Err(CheckError::Status(*s));
                 }
                 Compiled::Status(*s)
             }
@@ -33,12 +42,10 @@ impl Compiled {
                     ]
                     .contains(&t.as_str())
                 {
-                    return Err(format!(
-                        "json check type `{t}`: use null, bool, number, string, array or object"
-                    ));
+                    return Err(CheckError::JsonType(t.clone()));
                 }
                 Compiled::Json {
-                    path: parse_path(path).map_err(|e| e.to_string())?,
+                    path: parse_path(path)?,
                     expect: expect.clone(),
                 }
             }

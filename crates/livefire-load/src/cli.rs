@@ -133,29 +133,56 @@ pub fn merge_command(args: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write)
     Exit::Ok
 }
 
-fn reports_in(dir: &std::path::Path) -> Result<Vec<crate::LoadReport>, String> {
-    let parse = |v: &serde_json::Value, what: &str| -> Result<crate::LoadReport, String> {
-        serde_json::from_value(v["report"].clone())
-            .map_err(|e| format!("{what}: not a livefire load report: {e}"))
+/// Why `livefire merge` found nothing it can merge in a folder.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("cannot read load.json: {0}")]
+    Read(#[source] std::io::Error),
+    #[error("load.json is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("journal.jsonl line {line}: not JSON: {source}")]
+    JournalLine {
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("{what}: not a livefire load report: {source}")]
+    NotAReport {
+        what: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "no load.json or journal.jsonl here; pass the folders `livefire load --out` or `livefire run` wrote"
+    )]
+    NothingHere,
+    #[error("the journal has no load_ended event (no load finished in that run)")]
+    NoLoadEnded,
+}
+
+fn reports_in(dir: &std::path::Path) -> Result<Vec<crate::LoadReport>, MergeError> {
+    let parse = |v: &serde_json::Value, what: &str| -> Result<crate::LoadReport, MergeError> {
+        serde_json::from_value(v["report"].clone()).map_err(|source| MergeError::NotAReport {
+            what: what.to_owned(),
+            source,
+        })
     };
     let load = dir.join("load.json");
     if load.exists() {
-        let text =
-            std::fs::read_to_string(&load).map_err(|e| format!("cannot read load.json: {e}"))?;
-        let v: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| format!("load.json is not JSON: {e}"))?;
+        let text = std::fs::read_to_string(&load).map_err(MergeError::Read)?;
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(MergeError::NotJson)?;
         return Ok(vec![parse(&v, "load.json")?]);
     }
     let journal = dir.join("journal.jsonl");
-    let text = std::fs::read_to_string(&journal)
-        .map_err(|_| "no load.json or journal.jsonl here; pass the folders `livefire load --out` or `livefire run` wrote".to_string())?;
+    let text = std::fs::read_to_string(&journal).map_err(|_| MergeError::NothingHere)?;
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if !line.contains("\"load_ended\"") {
             continue;
         }
-        let v: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| format!("journal.jsonl line {}: not JSON: {e}", i + 1))?;
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|source| MergeError::JournalLine {
+                line: i + 1,
+                source,
+            })?;
         if v["type"] == "load_ended" {
             out.push(parse(
                 &v["report"],
@@ -164,7 +191,7 @@ fn reports_in(dir: &std::path::Path) -> Result<Vec<crate::LoadReport>, String> {
         }
     }
     if out.is_empty() {
-        return Err("the journal has no load_ended event (no load finished in that run)".into());
+        return Err(MergeError::NoLoadEnded);
     }
     Ok(out)
 }
@@ -177,41 +204,78 @@ pub struct StageArg {
     pub over: Duration,
 }
 
+/// Why the flags of `livefire load` do not make a load; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error("bad stage `{0}`: write TO:OVER, like 500/s:30s or 100:30s")]
+    Stage(String),
+    #[error(transparent)]
+    Unit(#[from] livefire_core::units::UnitError),
+    #[error("--stage {to}: {source}")]
+    StageRate {
+        to: String,
+        source: livefire_core::units::UnitError,
+    },
+    #[error("bad stage `{0}`: with -c, TO is a VU count")]
+    StageVus(String),
+    #[error("--think {0} needs the closed model (-c), not -r")]
+    ThinkWithRate(livefire_core::units::Duration),
+    #[error("-c 0: give at least one virtual user")]
+    NoVus,
+    #[error("bad URL `{url}`: {why}; write it like http://127.0.0.1:8080/path")]
+    Url { url: String, why: String },
+    #[error("bad URL `{url}`: {source}")]
+    Target {
+        url: String,
+        source: crate::client::UrlError,
+    },
+    #[error("bad method `{0}`: use GET, POST, PUT, ...")]
+    Method(String),
+    #[error("bad header `{0}`: write it as `Name: value`")]
+    Header(String),
+    #[error("bad --json-body: {0}")]
+    JsonBody(#[source] serde_json::Error),
+    #[error(transparent)]
+    Data(#[from] crate::LoadError),
+    #[error(transparent)]
+    Segment(#[from] crate::config::SegmentError),
+}
+
 /// Parses `--stage TO:OVER`; OVER is a duration.
-pub fn parse_stage(s: &str) -> Result<StageArg, String> {
+pub fn parse_stage(s: &str) -> Result<StageArg, ArgsError> {
     let (to, over) = s
         .rsplit_once(':')
-        .ok_or_else(|| format!("bad stage `{s}`: write TO:OVER, like 500/s:30s or 100:30s"))?;
+        .ok_or_else(|| ArgsError::Stage(s.to_owned()))?;
     Ok(StageArg {
         to: to.trim().to_owned(),
-        over: parse_duration(over).map_err(|e| e.to_string())?,
+        over: parse_duration(over)?,
     })
 }
 
 impl LoadArgs {
     /// The config these flags describe, or a message saying what to fix.
-    pub fn to_config(&self) -> Result<LoadConfig, String> {
+    pub fn to_config(&self) -> Result<LoadConfig, ArgsError> {
         let open = self.rate.is_some();
         let mut stages = Vec::new();
         for s in &self.stages {
             let to = if open {
                 parse_rate(&s.to)
-                    .map_err(|e| format!("--stage {}: {e}", s.to))?
+                    .map_err(|source| ArgsError::StageRate {
+                        to: s.to.clone(),
+                        source,
+                    })?
                     .as_per_second()
             } else {
                 let v: u32 =
                     s.to.parse()
-                        .map_err(|_| format!("bad stage `{}`: with -c, TO is a VU count", s.to))?;
+                        .map_err(|_| ArgsError::StageVus(s.to.clone()))?;
                 v as f64
             };
             stages.push(crate::config::Stage { to, over: s.over });
         }
         let think = match self.think {
             Some(t) if open => {
-                return Err(format!(
-                    "--think {} needs the closed model (-c), not -r",
-                    livefire_core::units::Duration(t)
-                ));
+                return Err(ArgsError::ThinkWithRate(livefire_core::units::Duration(t)));
             }
             Some(t) => t,
             None => Duration::ZERO,
@@ -222,7 +286,7 @@ impl LoadArgs {
                 stages,
             },
             (None, Some(0)) if stages.is_empty() => {
-                return Err("-c 0: give at least one virtual user".into());
+                return Err(ArgsError::NoVus);
             }
             (None, Some(v)) => Executor::Vus {
                 vus: v,
@@ -242,31 +306,32 @@ impl LoadArgs {
             } else {
                 "it is not a URL (no `://`)".to_owned()
             };
-            format!(
-                "bad URL `{}`: {why}; write it like http://127.0.0.1:8080/path",
-                self.url
-            )
+            ArgsError::Url {
+                url: self.url.clone(),
+                why,
+            }
         })?;
-        crate::client::Key::of(&uri).map_err(|e| format!("bad URL `{}`: {e}", self.url))?;
+        crate::client::Key::of(&uri).map_err(|source| ArgsError::Target {
+            url: self.url.clone(),
+            source,
+        })?;
         let method = http::Method::from_bytes(self.method.as_bytes())
-            .map_err(|_| format!("bad method `{}`: use GET, POST, PUT, ...", self.method))?;
+            .map_err(|_| ArgsError::Method(self.method.clone()))?;
         let mut headers = Vec::new();
         for h in &self.headers {
             let (n, v) = h
                 .split_once(':')
-                .ok_or_else(|| format!("bad header `{h}`: write it as `Name: value`"))?;
+                .ok_or_else(|| ArgsError::Header(h.clone()))?;
             headers.push((n.trim().to_string(), v.trim().to_string()));
         }
         let body = match (&self.body, &self.json_body) {
             (Some(b), _) => Body::Text(b.clone()),
-            (None, Some(j)) => {
-                Body::Json(serde_json::from_str(j).map_err(|e| format!("bad --json-body: {e}"))?)
-            }
+            (None, Some(j)) => Body::Json(serde_json::from_str(j).map_err(ArgsError::JsonBody)?),
             (None, None) => Body::Empty,
         };
         let checks = self.expect_status.map(Check::Status).into_iter().collect();
         let data = match &self.data {
-            Some(p) => Some(DataSet::from_file(p).map_err(|e| e.to_string())?),
+            Some(p) => Some(DataSet::from_file(p)?),
             None => None,
         };
         let segment = match &self.segment {

@@ -22,6 +22,17 @@ use crate::h1;
 
 /// Where a request goes: one connection (HTTP/1.1) or one multiplexed stream set
 /// (HTTP/2) per key.
+/// Why a URL cannot be sent to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("scheme `{0}` is not supported; use http:// or https://")]
+    Scheme(String),
+    #[error("the URL has no scheme; write it like http://127.0.0.1:8080/path")]
+    NoScheme,
+    #[error("the URL has no host; write it like http://127.0.0.1:8080/path")]
+    NoHost,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
     pub https: bool,
@@ -31,25 +42,17 @@ pub struct Key {
 
 impl Key {
     /// The scheme, host and port of an absolute `http://` or `https://` URI.
-    pub fn of(uri: &http::Uri) -> Result<Key, String> {
+    pub fn of(uri: &http::Uri) -> Result<Key, UrlError> {
         let https = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
-            Some(other) => {
-                return Err(format!(
-                    "scheme `{other}` is not supported; use http:// or https://"
-                ));
-            }
-            None => {
-                return Err(
-                    "the URL has no scheme; write it like http://127.0.0.1:8080/path".into(),
-                );
-            }
+            Some(other) => return Err(UrlError::Scheme(other.to_owned())),
+            None => return Err(UrlError::NoScheme),
         };
         let host = uri
             .host()
             .filter(|h| !h.is_empty())
-            .ok_or("the URL has no host; write it like http://127.0.0.1:8080/path")?;
+            .ok_or(UrlError::NoHost)?;
         let host = host
             .trim_start_matches('[')
             .trim_end_matches(']')

@@ -155,6 +155,11 @@ pub enum HttpVersion {
     Http2,
 }
 
+/// A `--segment` that is not `i/N`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad segment `{0}`: write i/N with 1 <= i <= N, e.g. 2/4")]
+pub struct SegmentError(String);
+
 /// A share of a split run: this process is `index` of `count` (0-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segment {
@@ -167,8 +172,8 @@ impl Segment {
     pub const WHOLE: Segment = Segment { index: 0, count: 1 };
 
     /// Parses `i/N` (1-based `i`, as users count: `--segment 1/4` .. `4/4`).
-    pub fn parse(s: &str) -> Result<Segment, String> {
-        let bad = || format!("bad segment `{s}`: write i/N with 1 <= i <= N, e.g. 2/4");
+    pub fn parse(s: &str) -> Result<Segment, SegmentError> {
+        let bad = || SegmentError(s.to_owned());
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let i: u32 = i.trim().parse().map_err(|_| bad())?;
         let n: u32 = n.trim().parse().map_err(|_| bad())?;

@@ -5,6 +5,32 @@ use std::path::Path;
 
 use crate::LoadError;
 
+/// Why a data file was refused; the line is 1-based.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{0}; check the path")]
+    Read(#[source] std::io::Error),
+    #[error("has no rows; add at least one")]
+    NoRows,
+    #[error("is empty; the first line must name the columns")]
+    NoHeader,
+    #[error("line {line}: {got} fields, but the header has {want}")]
+    Fields {
+        line: usize,
+        got: usize,
+        want: usize,
+    },
+    #[error("line {line}: a quoted field is not closed; add the closing `\"`")]
+    UnclosedQuote { line: usize },
+    #[error("line {line}: not JSON: {source}")]
+    NotJson {
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error("line {line}: not a JSON object")]
+    NotObject { line: usize },
+}
+
 /// Rows of a data file, all values as text.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct DataSet {
@@ -16,12 +42,11 @@ impl DataSet {
     /// Reads a CSV file (`.csv`) or JSON lines (anything else whose first non-blank
     /// character is `{`).
     pub fn from_file(path: &Path) -> Result<DataSet, LoadError> {
-        let err = |message: String| LoadError::Data {
+        let err = |source: DataError| LoadError::Data {
             path: path.display().to_string(),
-            message,
+            source,
         };
-        let text =
-            std::fs::read_to_string(path).map_err(|e| err(format!("{e}; check the path")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| err(DataError::Read(e)))?;
         let is_json = text.trim_start().starts_with('{');
         let data = if is_json {
             Self::from_json_lines(&text)
@@ -30,19 +55,16 @@ impl DataSet {
         }
         .map_err(err)?;
         if data.rows.is_empty() {
-            return Err(LoadError::Data {
-                path: path.display().to_string(),
-                message: "has no rows; add at least one".into(),
-            });
+            return Err(err(DataError::NoRows));
         }
         Ok(data)
     }
 
     /// Parses CSV text with a header line (RFC 4180 quoting).
-    pub fn from_csv(text: &str) -> Result<DataSet, String> {
+    pub fn from_csv(text: &str) -> Result<DataSet, DataError> {
         let mut records = parse_csv(text)?;
         if records.is_empty() {
-            return Err("is empty; the first line must name the columns".into());
+            return Err(DataError::NoHeader);
         }
         let columns = records.remove(0).1;
         let mut rows = Vec::with_capacity(records.len());
@@ -51,11 +73,11 @@ impl DataSet {
                 continue;
             }
             if r.len() != columns.len() {
-                return Err(format!(
-                    "line {line}: {} fields, but the header has {}",
-                    r.len(),
-                    columns.len()
-                ));
+                return Err(DataError::Fields {
+                    line,
+                    got: r.len(),
+                    want: columns.len(),
+                });
             }
             rows.push(r);
         }
@@ -63,7 +85,7 @@ impl DataSet {
     }
 
     /// Parses JSON lines: one object a line; columns are the keys of the first line.
-    pub fn from_json_lines(text: &str) -> Result<DataSet, String> {
+    pub fn from_json_lines(text: &str) -> Result<DataSet, DataError> {
         let mut columns: Vec<String> = Vec::new();
         let mut rows = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -71,10 +93,11 @@ impl DataSet {
                 continue;
             }
             let v: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| format!("line {}: not JSON: {e}", i + 1))?;
-            let obj = v
-                .as_object()
-                .ok_or_else(|| format!("line {}: not a JSON object", i + 1))?;
+                serde_json::from_str(line).map_err(|source| DataError::NotJson {
+                    line: i + 1,
+                    source,
+                })?;
+            let obj = v.as_object().ok_or(DataError::NotObject { line: i + 1 })?;
             if columns.is_empty() {
                 columns = obj.keys().cloned().collect();
             }
@@ -102,7 +125,7 @@ impl DataSet {
 }
 
 /// Records with the 1-based line each starts on.
-fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
+fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, DataError> {
     let mut out = Vec::new();
     let mut field = String::new();
     let mut record = Vec::new();
@@ -134,9 +157,7 @@ fn parse_csv(text: &str) -> Result<Vec<(usize, Vec<String>)>, String> {
         }
     }
     if in_quotes {
-        return Err(format!(
-            "line {start_line}: a quoted field is not closed; add the closing `\"`"
-        ));
+        return Err(DataError::UnclosedQuote { line: start_line });
     }
     if !field.is_empty() || !record.is_empty() {
         record.push(field);
@@ -164,11 +185,13 @@ mod tests {
         assert!(
             DataSet::from_csv("a,b\n1\n")
                 .unwrap_err()
+                .to_string()
                 .contains("line 2")
         );
         assert!(
             DataSet::from_csv("a\n\"x\n")
                 .unwrap_err()
+                .to_string()
                 .contains("not closed")
         );
     }
@@ -183,6 +206,7 @@ mod tests {
         assert!(
             DataSet::from_json_lines("{\"a\":1}\n[1]\n")
                 .unwrap_err()
+                .to_string()
                 .contains("line 2")
         );
     }

@@ -39,6 +39,12 @@ pub enum LoadError {
     #[error("request `{request}`: {message}")]
     Template { request: String, message: String },
     /// The data file is missing or malformed.
-    #[error("data file {path}: {message}")]
-    Data { path: String, message: String },
+    #[error("data file {path}: {source}")]
+    Data {
+        path: String,
+        source: crate::data::DataError,
+    },
+    /// A PostgreSQL DSN that does not parse.
+    #[error(transparent)]
+    Dsn(#[from] crate::pg::DsnError),
 }

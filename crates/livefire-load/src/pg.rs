@@ -14,6 +14,11 @@ use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use crate::client::classify_io;
 
+/// A DSN `tokio_postgres` cannot read.
+#[derive(Debug, thiserror::Error)]
+#[error("bad PostgreSQL DSN: {0}; write it like postgres://user@127.0.0.1:5432/db")]
+pub struct DsnError(#[source] tokio_postgres::Error);
+
 /// How to reach the database.
 #[derive(Debug, Clone)]
 pub struct PgTarget {
@@ -23,10 +28,12 @@ pub struct PgTarget {
 impl PgTarget {
     /// Parses a DSN (`postgres://u@h1:5432,h2:5433/db?...` or `host=h1,h2 port=...`);
     /// `read_write` forces `target_session_attrs=read-write` so a failover is followed.
-    pub fn new(dsn: &str, read_write: bool, connect_timeout: Duration) -> Result<PgTarget, String> {
-        let mut config = tokio_postgres::Config::from_str(dsn).map_err(|e| {
-            format!("bad PostgreSQL DSN: {e}; write it like postgres://user@127.0.0.1:5432/db")
-        })?;
+    pub fn new(
+        dsn: &str,
+        read_write: bool,
+        connect_timeout: Duration,
+    ) -> Result<PgTarget, DsnError> {
+        let mut config = tokio_postgres::Config::from_str(dsn).map_err(DsnError)?;
         if read_write {
             config.target_session_attrs(TargetSessionAttrs::ReadWrite);
         }

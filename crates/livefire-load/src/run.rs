@@ -267,7 +267,7 @@ impl Plan {
                     r.name
                 )));
             }
-            let url = Template::parse(&r.url, &columns).map_err(terr)?;
+            let url = Template::parse(&r.url, &columns).map_err(|e| terr(e.to_string()))?;
             // Fill the URL once to check it is an absolute http(s) URL.
             let mut rng = SmallRng::seed_from_u64(0);
             let sample_row = config.data.as_ref().and_then(|d| d.row(0));
@@ -287,15 +287,24 @@ impl Plan {
             for (name, value) in &r.headers {
                 let hn = http::HeaderName::from_bytes(name.as_bytes())
                     .map_err(|_| terr(format!("bad header name `{name}`")))?;
-                headers.push((hn, Template::parse(value, &columns).map_err(terr)?));
+                headers.push((
+                    hn,
+                    Template::parse(value, &columns).map_err(|e| terr(e.to_string()))?,
+                ));
             }
             let body = match &r.body {
                 Body::Empty => None,
-                Body::Text(t) => Some((Template::parse(t, &columns).map_err(terr)?, false)),
+                Body::Text(t) => Some((
+                    Template::parse(t, &columns).map_err(|e| terr(e.to_string()))?,
+                    false,
+                )),
                 Body::Json(v) => {
                     let text = serde_json::to_string(v)
                         .map_err(|e| terr(format!("bad JSON body: {e}")))?;
-                    Some((Template::parse_json(&text, &columns).map_err(terr)?, true))
+                    Some((
+                        Template::parse_json(&text, &columns).map_err(|e| terr(e.to_string()))?,
+                        true,
+                    ))
                 }
             };
             let checks = r
@@ -303,7 +312,7 @@ impl Plan {
                 .iter()
                 .map(Compiled::new)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(terr)?;
+                .map_err(|e| terr(e.to_string()))?;
             let has_status_check = checks.iter().any(|c| matches!(c, Compiled::Status(_)));
             let wants_body = checks.iter().any(Compiled::needs_body);
             requests.push(PlannedRequest {
@@ -342,7 +351,7 @@ impl Plan {
         let mut sql = Vec::new();
         let mut pg = None;
         if let Some(p) = &config.postgres {
-            pg = Some(PgTarget::new(&p.dsn, p.read_write, config.timeout).map_err(cfg)?);
+            pg = Some(PgTarget::new(&p.dsn, p.read_write, config.timeout)?);
             for s in &p.statements {
                 let terr = |message: String| LoadError::Template {
                     request: s.name.clone(),
@@ -362,7 +371,7 @@ impl Plan {
                     .iter()
                     .map(|p| Template::parse(p, &columns))
                     .collect::<Result<Vec<_>, _>>()
-                    .map_err(terr)?;
+                    .map_err(|e| terr(e.to_string()))?;
                 tracks.push(match &s.track_write {
                     None => None,
                     Some(t) => {

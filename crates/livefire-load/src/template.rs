@@ -7,6 +7,27 @@ use rand::Rng;
 
 use crate::data::DataSet;
 
+/// Why a template was refused; each message says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unclosed `${{` in `{0}`: close it with `}}`")]
+    Unclosed(String),
+    #[error("`${{{expr}}}` needs a data file with a `{column}` column: give the load a data file")]
+    NoDataFile { expr: String, column: String },
+    #[error("`${{{expr}}}`: the data file has no column `{column}` (it has: {columns})")]
+    NoColumn {
+        expr: String,
+        column: String,
+        columns: String,
+    },
+    #[error("bad `${{{0}}}`: write random.int(A,B) with integers A <= B")]
+    BadInt(String),
+    #[error(
+        "unknown template `${{{0}}}`: use random.word, random.int(A,B), random.uuid, seq or data.COLUMN"
+    )]
+    Unknown(String),
+}
+
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {
@@ -43,16 +64,20 @@ const WORDS: [&str; 48] = [
 
 impl Template {
     /// Parses `text`; `columns` are the data file's columns (`${data.X}` must name one).
-    pub fn parse(text: &str, columns: &[String]) -> Result<Template, String> {
+    pub fn parse(text: &str, columns: &[String]) -> Result<Template, TemplateError> {
         Self::parse_inner(text, columns, false)
     }
 
     /// Parses a template whose substitutions land inside JSON strings.
-    pub fn parse_json(text: &str, columns: &[String]) -> Result<Template, String> {
+    pub fn parse_json(text: &str, columns: &[String]) -> Result<Template, TemplateError> {
         Self::parse_inner(text, columns, true)
     }
 
-    fn parse_inner(text: &str, columns: &[String], json_escape: bool) -> Result<Template, String> {
+    fn parse_inner(
+        text: &str,
+        columns: &[String],
+        json_escape: bool,
+    ) -> Result<Template, TemplateError> {
         let mut parts = Vec::new();
         let mut rest = text;
         while let Some(pos) = rest.find("${") {
@@ -62,7 +87,7 @@ impl Template {
             let after = &rest[pos + 2..];
             let end = after
                 .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in `{text}`: close it with `}}`"))?;
+                .ok_or_else(|| TemplateError::Unclosed(text.to_owned()))?;
             parts.push(parse_expr(after[..end].trim(), columns)?);
             rest = &after[end + 1..];
         }
@@ -130,7 +155,7 @@ impl Template {
     }
 }
 
-fn parse_expr(e: &str, columns: &[String]) -> Result<Part, String> {
+fn parse_expr(e: &str, columns: &[String]) -> Result<Part, TemplateError> {
     match e {
         "random.word" => return Ok(Part::Word),
         "random.uuid" => return Ok(Part::Uuid),
@@ -140,20 +165,22 @@ fn parse_expr(e: &str, columns: &[String]) -> Result<Part, String> {
     if let Some(col) = e.strip_prefix("data.") {
         return match columns.iter().position(|c| c == col) {
             Some(i) => Ok(Part::Data(i)),
-            None if columns.is_empty() => Err(format!(
-                "`${{{e}}}` needs a data file with a `{col}` column: give the load a data file"
-            )),
-            None => Err(format!(
-                "`${{{e}}}`: the data file has no column `{col}` (it has: {})",
-                columns.join(", ")
-            )),
+            None if columns.is_empty() => Err(TemplateError::NoDataFile {
+                expr: e.to_owned(),
+                column: col.to_owned(),
+            }),
+            None => Err(TemplateError::NoColumn {
+                expr: e.to_owned(),
+                column: col.to_owned(),
+                columns: columns.join(", "),
+            }),
         };
     }
     if let Some(args) = e
         .strip_prefix("random.int(")
         .and_then(|r| r.strip_suffix(')'))
     {
-        let bad = || format!("bad `${{{e}}}`: write random.int(A,B) with integers A <= B");
+        let bad = || TemplateError::BadInt(e.to_owned());
         let (a, b) = args.split_once(',').ok_or_else(bad)?;
         let a: i64 = a.trim().parse().map_err(|_| bad())?;
         let b: i64 = b.trim().parse().map_err(|_| bad())?;
@@ -162,9 +189,7 @@ fn parse_expr(e: &str, columns: &[String]) -> Result<Part, String> {
         }
         return Ok(Part::Int(a, b));
     }
-    Err(format!(
-        "unknown template `${{{e}}}`: use random.word, random.int(A,B), random.uuid, seq or data.COLUMN"
-    ))
+    Err(TemplateError::Unknown(e.to_owned()))
 }
 
 /// Parses every template of a data set's columns (for errors before the run).
@@ -235,7 +260,7 @@ mod tests {
             ("${data.x}", "needs a data file"),
             ("abc${seq", "unclosed"),
         ] {
-            let err = Template::parse(t, &[]).unwrap_err();
+            let err = Template::parse(t, &[]).unwrap_err().to_string();
             assert!(err.contains(want), "{t}: {err}");
         }
     }

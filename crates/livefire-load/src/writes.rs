@@ -246,10 +246,7 @@ impl Reader {
                     .iter()
                     .map(|s| s.track_write.as_ref().map(|t| t.read.clone()))
                     .collect(),
-                Some(
-                    PgTarget::new(&p.dsn, p.read_write, config.timeout)
-                        .map_err(LoadError::Config)?,
-                ),
+                Some(PgTarget::new(&p.dsn, p.read_write, config.timeout)?),
             ),
             None => (
                 config

@@ -288,7 +288,10 @@ fn stage_targets_of_a_rate_load_mean_the_same_in_the_file_and_on_the_flag() {
         |_| (),
     );
     let flag = from_flags(&["load", URL, "-r", "1", "--stage", "20000000:1s"], |c| {
-        load_args(c).to_config().map(|_| ())
+        load_args(c)
+            .to_config()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     })
     .unwrap();
     let want = "rate `20000000` is out of range: write 0, or at least 1/h and at most 10000000/s";
