@@ -38,6 +38,17 @@ pub enum UndoRecord {
     },
     /// Enable a proxy that a fault took down.
     ProxyEnable { owner: ProxyOwner, proxy: String },
+    /// Stop the `livefire stress-worker` process (`cpu.stress`, `memory.stress`) whose
+    /// command line carries `token`. A token, not a pid: the record is written before the
+    /// worker exists, and a token the worker was started with cannot name another process.
+    StressWorker { token: String },
+    /// Delete the file a `disk.fill` wrote, only if it is still ours: it starts with
+    /// `marker` and is no longer than `size` bytes.
+    FillFile {
+        path: String,
+        marker: String,
+        size: u64,
+    },
 }
 
 /// Whose proxy a proxy fault changed.
@@ -69,6 +80,8 @@ impl UndoRecord {
             UndoRecord::Command { run, .. } => format!("command:{run}"),
             UndoRecord::ProxyToxic { owner, proxy, .. }
             | UndoRecord::ProxyEnable { owner, proxy } => owner.resource(proxy),
+            UndoRecord::StressWorker { token } => format!("stress:{token}"),
+            UndoRecord::FillFile { path, .. } => format!("file:{path}"),
         }
     }
 
@@ -85,6 +98,8 @@ impl UndoRecord {
                 format!("remove toxic `{toxic}` from proxy `{proxy}`")
             }
             UndoRecord::ProxyEnable { proxy, .. } => format!("enable proxy `{proxy}`"),
+            UndoRecord::StressWorker { token } => format!("stop stress worker {token}"),
+            UndoRecord::FillFile { path, .. } => format!("delete fill file {path}"),
         }
     }
 }

@@ -6,8 +6,11 @@
 use livefire_core::undo::UndoRecord;
 use livefire_spec::Fault;
 
-use crate::kinds::{command, process_kill, process_pause, process_restart, proxy_down, toxics};
-use crate::{FaultError, Kind, Prepared, Targets, process, proxy};
+use crate::kinds::{
+    command, cpu_stress, disk_fill, memory_stress, process_kill, process_pause, process_restart,
+    proxy_down, toxics,
+};
+use crate::{FaultError, Kind, Prepared, Targets, process, proxy, stress};
 
 /// The kind that runs `fault`, or the one refusal for kinds not built yet.
 fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
@@ -28,14 +31,14 @@ fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
         Fault::ProxyCorrupt(f) => Box::new(toxics::Corrupt(f)),
         Fault::HttpAbort(f) => Box::new(toxics::HttpAbort(f)),
         Fault::HttpDelay(f) => Box::new(toxics::HttpDelay(f)),
+        Fault::CpuStress(f) => Box::new(cpu_stress::Cpu(f)),
+        Fault::MemoryStress(f) => Box::new(memory_stress::Memory(f)),
+        Fault::DiskFill(f) => Box::new(disk_fill::Fill(f)),
         // NOT_BUILT: the kinds the spec accepts and this build refuses (`run` exits 3,
         // naming them). Building one moves it out of this arm into its own.
         Fault::NetPartition(_)
         | Fault::NetLoss(_)
         | Fault::NetBandwidth(_)
-        | Fault::CpuStress(_)
-        | Fault::MemoryStress(_)
-        | Fault::DiskFill(_)
         | Fault::PostgresCorrupt(_)
         | Fault::PostgresRevokeLogin(_)
         | Fault::PostgresTerminateConnections(_)
@@ -91,5 +94,7 @@ pub fn undo_with(record: &UndoRecord, live: Option<&proxy::Live>) -> Result<Stri
             crate::exec::run(run, user.as_deref(), cwd.as_deref(), *timeout_ms)?.check()?;
             Ok(format!("`{run}` exited 0"))
         }
+        UndoRecord::StressWorker { token } => Ok(stress::stop(token)?),
+        UndoRecord::FillFile { path, marker, size } => disk_fill::undo(path, marker, *size),
     }
 }

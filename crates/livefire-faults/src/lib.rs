@@ -15,9 +15,11 @@ pub mod exec;
 mod kinds;
 pub mod process;
 pub mod proxy;
+pub mod stress;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use livefire_core::undo::UndoRecord;
 use livefire_spec::Target;
@@ -49,6 +51,16 @@ pub enum FaultError {
     NoRestart { name: String, kind: &'static str },
     #[error("unknown signal `{0}`: write e.g. `SIGKILL`, `TERM` or `9`")]
     Signal(String),
+    #[error(transparent)]
+    Stress(#[from] stress::StressError),
+    /// A fault whose attributes or target refuse it, before anything is applied.
+    #[error("`{kind}`: {why}")]
+    Refused { kind: &'static str, why: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 /// The targets a run may touch, resolved: a process target's selector, restart command
@@ -111,6 +123,9 @@ pub(crate) struct Cx<'a> {
     pub cwd: Option<&'a str>,
     /// The proxies the run owns.
     pub live: &'a proxy::Live,
+    /// When the fault ends, if the caller said: what a fault that runs a process of its
+    /// own (a stress worker) bounds it by.
+    pub until: Option<Instant>,
 }
 
 impl Prepared {
@@ -137,6 +152,18 @@ impl Prepared {
         self.action.apply(&Cx {
             cwd,
             live: &self.live,
+            until: None,
+        })
+    }
+
+    /// [`Prepared::apply`] for a fault that ends at `until`: a fault that runs a process
+    /// of its own (a stress worker) makes it stop by itself shortly after, whatever
+    /// happens to livefire.
+    pub fn apply_until(&self, cwd: Option<&str>, until: Instant) -> Result<String, FaultError> {
+        self.action.apply(&Cx {
+            cwd,
+            live: &self.live,
+            until: Some(until),
         })
     }
 
@@ -147,6 +174,7 @@ impl Prepared {
         self.action.verify(&Cx {
             cwd: None,
             live: &self.live,
+            until: None,
         })
     }
 

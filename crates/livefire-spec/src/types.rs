@@ -877,29 +877,48 @@ pub struct NetBandwidth {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CpuStress {
+    /// A `host` target; default: the machine livefire runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// How many busy workers (threads of one worker process).
     pub cores: u32,
     /// Share of each core to burn; default 100%.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<Percent>,
+    /// Pin the workers to these CPUs (numbers as in /proc/cpuinfo), round-robin;
+    /// default: unpinned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryStress {
+    /// A `host` target; default: the machine livefire runs on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// How much memory to hold, every page touched.
     pub size: Size,
+    /// What must stay available to the rest of the system (MemAvailable, or the cgroup's
+    /// room); default the larger of 10% of memory and 256MiB, never below 64MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_available: Option<Size>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiskFill {
+    /// A `path` target: the directory the fill file is written in.
     pub target: String,
-    /// How much to write; default: until `keep_free` is left.
+    /// How much to write; default: until `keep_free` is left. Not with `level`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Size>,
+    /// Fill until the filesystem is this full (used / (used + available), as `df`
+    /// shows it). Not with `size`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Percent>,
+    /// What must stay free for the system; default the larger of 5% of the filesystem
+    /// and 16MiB, never below 16MiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_free: Option<Size>,
 }

@@ -55,6 +55,16 @@ pub enum Command {
     Compare(livefire_report::cli::CompareArgs),
     /// List past runs in the runs folder with verdict, duration and title.
     Runs(ListRunsArgs),
+    /// Internal: the process behind `cpu.stress` and `memory.stress`, started by a run.
+    #[command(name = "stress-worker", hide = true)]
+    StressWorker(StressWorkerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StressWorkerArgs {
+    /// Read by `livefire_faults::stress::WorkerArgs::parse`, which also writes them.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -187,6 +197,7 @@ pub(crate) fn dispatch(cli: Cli) -> Exit {
                 }
             }
         }
+        Command::StressWorker(a) => livefire_faults::stress::worker_main(&a.args),
         Command::Version => {
             println!("livefire {}", env!("CARGO_PKG_VERSION"));
             Exit::Ok

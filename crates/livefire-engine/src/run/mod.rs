@@ -171,6 +171,40 @@ fn check_targets(plan: &Plan) -> Result<(), String> {
         }
     }
     for (name, t) in &plan.targets {
+        if let Some(path) = &t.path
+            && !std::path::Path::new(path).is_dir()
+        {
+            return Err(format!(
+                "target `{name}`: {path} is not a directory: name an existing directory"
+            ));
+        }
+    }
+    // Each fault's own refusals (its attributes, its target's type) before anything is
+    // applied; setup processes count as process targets of their name.
+    let mut targets = livefire_faults::Targets {
+        targets: plan.targets.clone(),
+        ..Default::default()
+    };
+    for s in &plan.setup {
+        targets
+            .targets
+            .entry(s.name.clone())
+            .or_insert_with(|| livefire_spec::Target {
+                process: Some(livefire_spec::ProcessSelector {
+                    name: Some(s.name.clone()),
+                    ..Default::default()
+                }),
+                restart: s.restart.clone(),
+                ..Default::default()
+            });
+    }
+    for a in &plan.activities {
+        if let crate::plan::Body::Fault(f) = &a.body {
+            livefire_faults::check(f, &targets)
+                .map_err(|e| format!("activity `{}`: {e}", a.name))?;
+        }
+    }
+    for (name, t) in &plan.targets {
         if let Some(livefire_spec::ProxyTarget {
             api: Some(url),
             name: Some(proxy),

@@ -593,7 +593,7 @@ pub(super) fn apply_one(
             .push(a);
         entry = Some(id);
     }
-    match prepared.apply(Some(cwd)) {
+    match prepared.apply_until(Some(cwd), until) {
         Ok(detail) => {
             let now = shared.journal.now_ms();
             shared

@@ -3,6 +3,9 @@
 //! and checking their targets, is here.
 
 pub(crate) mod command;
+pub(crate) mod cpu_stress;
+pub(crate) mod disk_fill;
+pub(crate) mod memory_stress;
 pub(crate) mod process_kill;
 pub(crate) mod process_pause;
 pub(crate) mod process_restart;
@@ -72,4 +75,54 @@ pub(crate) fn restart_record(t: &Target, targets: &Targets) -> Option<UndoRecord
         cwd: targets.cwd.clone(),
         timeout_ms: COMMAND_TIMEOUT_MS,
     })
+}
+
+/// A `cpu.stress` or `memory.stress` acts on the machine livefire runs on: with a
+/// `target`, it must be a declared `host` target.
+pub(crate) fn host_target(
+    targets: &Targets,
+    name: Option<&str>,
+    kind: &'static str,
+) -> Result<(), FaultError> {
+    let Some(name) = name else { return Ok(()) };
+    match target(targets, name)?.host {
+        Some(_) => Ok(()),
+        None => Err(FaultError::WrongTarget {
+            name: name.to_owned(),
+            kind,
+            wants: "host",
+        }),
+    }
+}
+
+/// The directory of the declared `path` target `name`.
+pub(crate) fn path_target<'t>(
+    targets: &'t Targets,
+    name: &str,
+    kind: &'static str,
+) -> Result<&'t str, FaultError> {
+    target(targets, name)?
+        .path
+        .as_deref()
+        .ok_or_else(|| FaultError::WrongTarget {
+            name: name.to_owned(),
+            kind,
+            wants: "path",
+        })
+}
+
+/// A size for people: `1.5GiB`, `64MiB`, `512KiB`, `100B`.
+pub(crate) fn bytes(n: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (unit, size) in UNITS {
+        if n >= size {
+            let v = n as f64 / size as f64;
+            return if v.fract() == 0.0 {
+                format!("{v}{unit}")
+            } else {
+                format!("{v:.1}{unit}")
+            };
+        }
+    }
+    format!("{n}B")
 }

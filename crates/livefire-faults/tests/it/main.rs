@@ -81,10 +81,10 @@ fn pid_1_and_self_are_refused() {
 
 #[test]
 fn kinds_not_built_say_so() {
-    let fault: Fault = spec("cpu.stress: { cores: 1 }");
+    let fault: Fault = spec("postgres.corrupt: { target: db, table: t }");
     let err = prepare(&fault, &Targets::default(), "t").unwrap_err();
     assert!(
-        err.to_string().contains("`cpu.stress` is not built"),
+        err.to_string().contains("`postgres.corrupt` is not built"),
         "{err}"
     );
     assert!(!livefire_faults::is_built(&fault));
@@ -134,7 +134,7 @@ fn the_plan_check_refuses_what_needs_no_live_target() {
         (
             "disk.fill: { target: w, size: 1GiB }",
             &[("w", &process)],
-            "`disk.fill` is not built",
+            "`disk.fill` acts on a path target; `w` is not one",
         ),
     ];
     for (yaml, declared, says) in cases {

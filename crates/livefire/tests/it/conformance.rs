@@ -36,6 +36,11 @@ enum On {
     /// A proxy in front of a `livefire sandbox http`: one the test owns in-process (as a
     /// run owns its proxies), or one on a `livefire proxy` server.
     Proxy,
+    /// This machine (`host: {}`), for a stress worker; the worker stops by itself when
+    /// the process that started it dies, so a crashed run leaves nothing to recover.
+    Host,
+    /// A directory of the test's (`path:`), for `disk.fill`.
+    Path,
 }
 
 /// Every built fault kind, one line each: the kind, what it acts on, its attributes.
@@ -60,6 +65,9 @@ const KINDS: &[(&str, On, &str)] = &[
     ("proxy.corrupt", On::Proxy, "rate: 1%"),
     ("http.abort", On::Proxy, "status: 503"),
     ("http.delay", On::Proxy, "delay: 200ms"),
+    ("cpu.stress", On::Host, "cores: 1, load: 20%"),
+    ("memory.stress", On::Host, "size: 32MiB"),
+    ("disk.fill", On::Path, "size: 1MiB"),
 ];
 
 #[test]
@@ -132,7 +140,18 @@ fn every_kind_is_rolled_back_by_its_run_and_by_recover_after_kill_9() {
     });
     run.kill().unwrap();
     let _ = run.wait();
-    for (case, p) in cases.iter().zip(&prepared) {
+    let (ended, left): (Vec<_>, Vec<_>) = cases
+        .iter()
+        .zip(&prepared)
+        .partition(|(c, _)| c.on == On::Host);
+    let (ended_cases, ended_prepared): (Vec<&Case>, Vec<&Prepared>) = ended.into_iter().unzip();
+    world.wait(
+        &ended_cases,
+        &ended_prepared,
+        "stopped by itself with its crashed run",
+        |s| s.clean,
+    );
+    for (case, p) in left {
         let seen = world.seen(case, Some(p));
         assert!(
             seen.applied,
@@ -278,6 +297,8 @@ impl World {
             }
             Owner::InProcess(_) => None,
         };
+        // Stress workers are `livefire stress-worker`, also when applied in this process.
+        livefire_faults::stress::set_program(env!("CARGO_BIN_EXE_livefire"));
         let mut live = livefire_faults::proxy::Live::default();
         let mut cases = Vec::new();
         for &(kind, on, attrs) in KINDS {
@@ -311,6 +332,12 @@ impl World {
                     )
                 }
                 On::Flag => String::new(),
+                On::Host => "{ host: {} }".to_owned(),
+                On::Path => {
+                    let dir = home.path().join(&target);
+                    std::fs::create_dir_all(&dir).unwrap();
+                    format!("{{ path: {:?} }}", dir.display().to_string())
+                }
                 On::Proxy => match (&owner, api) {
                     (Owner::InProcess(rt), _) => {
                         let config = livefire_proxy::ProxyConfig::new(
