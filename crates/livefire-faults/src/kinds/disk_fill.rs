@@ -101,6 +101,27 @@ impl Fill<'_> {
     }
 }
 
+impl Fill<'_> {
+    /// The directory, how much to write there and the margin, as the filesystem is now.
+    fn plan(&self, targets: &Targets) -> Result<(PathBuf, u64, u64), FaultError> {
+        let dir = PathBuf::from(path_target(targets, &self.0.target, KIND)?);
+        if !dir.is_dir() {
+            return Err(FaultError::Refused {
+                kind: KIND,
+                why: format!(
+                    "target `{}`: {} is not a directory: name an existing directory",
+                    self.0.target,
+                    dir.display()
+                ),
+            });
+        }
+        let space = Space::of(&dir)?;
+        let margin = self.margin(space);
+        let size = self.amount(&dir, space, margin)?;
+        Ok((dir, size, margin))
+    }
+}
+
 impl Kind for Fill<'_> {
     fn check(&self, targets: &Targets) -> Result<(), FaultError> {
         path_target(targets, &self.0.target, KIND)?;
@@ -134,24 +155,12 @@ impl Kind for Fill<'_> {
                 bytes(FLOOR)
             ));
         }
-        Ok(())
+        // What the filesystem shows now; `prepare` and `apply` look again.
+        self.plan(targets).map(drop)
     }
 
     fn prepare(&self, targets: &Targets, activity: &str) -> Result<Prepared, FaultError> {
-        let dir = PathBuf::from(path_target(targets, &self.0.target, KIND)?);
-        if !dir.is_dir() {
-            return Err(FaultError::Refused {
-                kind: KIND,
-                why: format!(
-                    "target `{}`: {} is not a directory: name an existing directory",
-                    self.0.target,
-                    dir.display()
-                ),
-            });
-        }
-        let space = Space::of(&dir)?;
-        let margin = self.margin(space);
-        let size = self.amount(&dir, space, margin)?;
+        let (dir, size, margin) = self.plan(targets)?;
         let token = stress::new_token("fill", activity);
         let path = dir.join(&token);
         let record = UndoRecord::FillFile {

@@ -29,6 +29,17 @@ impl Memory<'_> {
     }
 }
 
+impl Memory<'_> {
+    /// The margin, once `size` is known to fit what is available now.
+    fn room(&self) -> Result<u64, FaultError> {
+        let (total, available) =
+            stress::memory().map_err(|why| FaultError::Refused { kind: KIND, why })?;
+        let margin = self.margin(total);
+        fits(self.0.size.0, available, margin)?;
+        Ok(margin)
+    }
+}
+
 impl Kind for Memory<'_> {
     fn check(&self, targets: &Targets) -> Result<(), FaultError> {
         host_target(targets, self.0.target.as_deref(), KIND)?;
@@ -45,15 +56,13 @@ impl Kind for Memory<'_> {
                 bytes(FLOOR)
             ));
         }
-        Ok(())
+        // What the system has now; `prepare` and `apply` look again.
+        self.room().map(drop)
     }
 
     fn prepare(&self, targets: &Targets, activity: &str) -> Result<Prepared, FaultError> {
         let size = self.0.size.0;
-        let (total, available) =
-            stress::memory().map_err(|why| FaultError::Refused { kind: KIND, why })?;
-        let margin = self.margin(total);
-        fits(size, available, margin)?;
+        let margin = self.room()?;
         let token = stress::new_token("memory", activity);
         let record = UndoRecord::StressWorker {
             token: token.clone(),

@@ -10,6 +10,9 @@ use livefire_core::undo::UndoRecord;
 use livefire_faults::{Targets, check, exec, prepare, process, undo};
 use livefire_spec::{Fault, ProcessSelector, Target};
 
+/// cpu.stress, memory.stress, disk.fill: refusals, and a fill on a small filesystem.
+mod resources;
+
 struct Victim(std::process::Child);
 
 impl Drop for Victim {

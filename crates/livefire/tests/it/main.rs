@@ -19,6 +19,8 @@ mod proxy_server;
 /// `livefire recover`: --list, --forget, gone processes, stale control sockets.
 mod recover;
 mod report;
+/// cpu.stress and memory.stress burn and hold (measured from /proc); bad input refused.
+mod resources;
 mod run;
 mod safety;
 mod support;
