@@ -923,6 +923,105 @@ pub struct DiskFill {
     pub keep_free: Option<Size>,
 }
 
+/// The least `keep_available` a `memory.stress` may name: the system needs room to run.
+pub const MEMORY_KEEP_FLOOR: u64 = 64 << 20;
+/// The least `keep_free` a `disk.fill` may name: the system needs room to run.
+pub const DISK_KEEP_FREE_FLOOR: u64 = 16 << 20;
+/// The least a `disk.fill` writes: less fills nothing worth measuring.
+pub const DISK_FILL_MIN: u64 = 4 << 10;
+
+/// A refusal the attributes alone show: the attribute it is about, and why.
+pub type Mistake = (&'static str, String);
+
+impl CpuStress {
+    /// What is wrong with the attributes alone (`validate` locates each; the fault's
+    /// `check` refuses the first).
+    pub fn mistakes(&self) -> Vec<Mistake> {
+        let mut m = Vec::new();
+        if self.cores == 0 {
+            m.push((
+                "cores",
+                "`cores: 0` burns nothing: name at least 1".to_owned(),
+            ));
+        }
+        if let Some(load) = self.load
+            && !(load.0 > 0.0 && load.0 <= 1.0)
+        {
+            m.push((
+                "load",
+                format!("`load` must be above 0% and at most 100% of a core, not {load}"),
+            ));
+        }
+        m
+    }
+}
+
+impl MemoryStress {
+    /// What is wrong with the attributes alone.
+    pub fn mistakes(&self) -> Vec<Mistake> {
+        let mut m = Vec::new();
+        if self.size.0 == 0 {
+            m.push((
+                "size",
+                "`size: 0` holds nothing: name how much memory to hold".to_owned(),
+            ));
+        }
+        if let Some(k) = self.keep_available
+            && k.0 < MEMORY_KEEP_FLOOR
+        {
+            m.push((
+                "keep_available",
+                format!(
+                    "`keep_available: {k}` is below the floor of {}: the system needs room to keep running",
+                    Size(MEMORY_KEEP_FLOOR)
+                ),
+            ));
+        }
+        m
+    }
+}
+
+impl DiskFill {
+    /// What is wrong with the attributes alone.
+    pub fn mistakes(&self) -> Vec<Mistake> {
+        let mut m = Vec::new();
+        if let (Some(_), Some(_)) = (self.size, self.level) {
+            m.push(("level", "name `size` or `level`, not both".to_owned()));
+        }
+        if let Some(size) = self.size
+            && size.0 < DISK_FILL_MIN
+        {
+            m.push((
+                "size",
+                format!(
+                    "`size: {size}` fills nothing: name at least {}",
+                    Size(DISK_FILL_MIN)
+                ),
+            ));
+        }
+        if let Some(level) = self.level
+            && !(level.0 > 0.0 && level.0 < 1.0)
+        {
+            m.push((
+                "level",
+                format!("`level` must be above 0% and below 100%, not {level}"),
+            ));
+        }
+        if let Some(k) = self.keep_free
+            && k.0 < DISK_KEEP_FREE_FLOOR
+        {
+            m.push((
+                "keep_free",
+                format!(
+                    "`keep_free: {k}` is below the floor of {}: the system needs room to keep running",
+                    Size(DISK_KEEP_FREE_FLOOR)
+                ),
+            ));
+        }
+        m
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresCorrupt {

@@ -816,6 +816,17 @@ impl Checker<'_> {
                 }
             }
         }
+        let mistakes = match f {
+            Fault::CpuStress(c) => c.mistakes(),
+            Fault::MemoryStress(m) => m.mistakes(),
+            Fault::DiskFill(d) => d.mistakes(),
+            _ => Vec::new(),
+        };
+        for (attr, why) in mistakes {
+            let mut p = path.to_vec();
+            p.extend([K(f.kind()), K(attr)]);
+            self.err(at(self.tree, &p), why);
+        }
         let signal = match f {
             Fault::ProcessKill(k) | Fault::ProcessRestart(k) => k.signal.as_deref(),
             _ => None,

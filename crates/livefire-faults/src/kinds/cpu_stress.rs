@@ -25,8 +25,8 @@ impl Kind for Cpu<'_> {
         host_target(targets, self.0.target.as_deref(), KIND)?;
         let refuse = |why: String| Err(FaultError::Refused { kind: KIND, why });
         let allowed = stress::allowed_cpus();
-        if self.0.cores == 0 {
-            return refuse("`cores: 0` burns nothing: name at least 1".into());
+        if let Some((_, why)) = self.0.mistakes().into_iter().next() {
+            return refuse(why);
         }
         if !allowed.is_empty() && self.0.cores as usize > allowed.len() {
             return refuse(format!(
@@ -34,13 +34,6 @@ impl Kind for Cpu<'_> {
                 self.0.cores,
                 allowed.len(),
                 allowed.len()
-            ));
-        }
-        let load = self.load();
-        if !(load > 0.0 && load <= 1.0) {
-            return refuse(format!(
-                "`load` must be above 0% and at most 100% of a core, not {}%",
-                load * 100.0
             ));
         }
         if let Some(cpu) = self.0.cpus.iter().find(|c| !allowed.contains(c)) {

@@ -20,10 +20,10 @@ use crate::{Action, Cx, FaultError, Kind, Prepared, Seen, Targets, stress};
 const KIND: &str = "disk.fill";
 
 /// `keep_free` may not go below this: the system needs room to keep running.
-pub(crate) const FLOOR: u64 = 16 << 20;
+const FLOOR: u64 = livefire_spec::DISK_KEEP_FREE_FLOOR;
 
 /// A fill smaller than this fills nothing worth measuring (and must hold the marker).
-const MIN_FILL: u64 = 4 << 10;
+const MIN_FILL: u64 = livefire_spec::DISK_FILL_MIN;
 
 pub(crate) struct Fill<'a>(pub &'a DiskFill);
 
@@ -125,35 +125,8 @@ impl Fill<'_> {
 impl Kind for Fill<'_> {
     fn check(&self, targets: &Targets) -> Result<(), FaultError> {
         path_target(targets, &self.0.target, KIND)?;
-        let refuse = |why: String| Err(FaultError::Refused { kind: KIND, why });
-        if let (Some(_), Some(_)) = (self.0.size, self.0.level) {
-            return refuse("name `size` or `level`, not both".into());
-        }
-        if let Some(size) = self.0.size
-            && size.0 < MIN_FILL
-        {
-            return refuse(format!(
-                "`size: {}` fills nothing: name at least {}",
-                bytes(size.0),
-                bytes(MIN_FILL)
-            ));
-        }
-        if let Some(level) = self.0.level
-            && !(level.0 > 0.0 && level.0 < 1.0)
-        {
-            return refuse(format!(
-                "`level` must be above 0% and below 100%, not {}%",
-                level.0 * 100.0
-            ));
-        }
-        if let Some(k) = self.0.keep_free
-            && k.0 < FLOOR
-        {
-            return refuse(format!(
-                "`keep_free: {}` is below the floor of {}: the system needs room to keep running",
-                bytes(k.0),
-                bytes(FLOOR)
-            ));
+        if let Some((_, why)) = self.0.mistakes().into_iter().next() {
+            return Err(FaultError::Refused { kind: KIND, why });
         }
         // What the filesystem shows now; `prepare` and `apply` look again.
         self.plan(targets).map(drop)

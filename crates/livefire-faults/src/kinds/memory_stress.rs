@@ -13,9 +13,6 @@ use crate::{Action, Cx, FaultError, Kind, Prepared, Seen, Targets};
 
 const KIND: &str = "memory.stress";
 
-/// `keep_available` may not go below this: the system needs room to keep running.
-pub(crate) const FLOOR: u64 = 64 << 20;
-
 pub(crate) struct Memory<'a>(pub &'a MemoryStress);
 
 impl Memory<'_> {
@@ -43,18 +40,8 @@ impl Memory<'_> {
 impl Kind for Memory<'_> {
     fn check(&self, targets: &Targets) -> Result<(), FaultError> {
         host_target(targets, self.0.target.as_deref(), KIND)?;
-        let refuse = |why: String| Err(FaultError::Refused { kind: KIND, why });
-        if self.0.size.0 == 0 {
-            return refuse("`size: 0` holds nothing: name how much memory to hold".into());
-        }
-        if let Some(k) = self.0.keep_available
-            && k.0 < FLOOR
-        {
-            return refuse(format!(
-                "`keep_available: {}` is below the floor of {}: the system needs room to keep running",
-                bytes(k.0),
-                bytes(FLOOR)
-            ));
+        if let Some((_, why)) = self.0.mistakes().into_iter().next() {
+            return Err(FaultError::Refused { kind: KIND, why });
         }
         // What the system has now; `prepare` and `apply` look again.
         self.room().map(drop)

@@ -136,6 +136,21 @@ fn silent_acceptances_are_located() {
             "timeline:\n  - { at: 0s, for: 1s, load: { rate: 1/s, requests: [ { method: \"GE T\", url: \"http://127.0.0.1:1/\" } ] } }\n".to_string(),
             vec![("4:65", "error", "`GE T` is not an HTTP method")],
         ),
+        (
+            "resource faults that would do nothing, or leave the system no margin",
+            "targets:\n  s: { path: /tmp }\ntimeline:\n  - { at: 0s, for: 1s, fault: { cpu.stress: { cores: 0, load: 0% } } }\n  - { at: 0s, for: 1s, fault: { disk.fill: { target: s, size: 1MiB, level: 50%, keep_free: 1MiB } } }\n  - { at: 0s, for: 1s, fault: { memory.stress: { size: 0B, keep_available: 1MiB } } }\n  - { at: 0s, for: 1s, fault: { disk.fill: { target: s, size: 1KiB, level: 100% } } }\n".to_string(),
+            vec![
+                ("6:54", "error", "`cores: 0` burns nothing"),
+                ("6:63", "error", "`load` must be above 0% and at most 100% of a core"),
+                ("7:76", "error", "name `size` or `level`, not both"),
+                ("7:92", "error", "`keep_free: 1MiB` is below the floor of 16MiB"),
+                ("8:56", "error", "`size: 0` holds nothing"),
+                ("8:76", "error", "`keep_available: 1MiB` is below the floor of 64MiB"),
+                ("9:63", "error", "`size: 1KiB` fills nothing: name at least 4KiB"),
+                ("9:76", "error", "`level` must be above 0% and below 100%, not 100%"),
+                ("9:76", "error", "name `size` or `level`, not both"),
+            ],
+        ),
     ];
     let mut failures = Vec::new();
     for (what, body, expected) in cases {

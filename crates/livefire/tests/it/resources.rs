@@ -125,3 +125,32 @@ fn a_run_refuses_a_bad_resource_fault_before_it_applies_anything() {
         );
     }
 }
+
+#[test]
+fn a_stress_worker_stops_by_itself_shortly_after_its_fault_ends() {
+    // A fault that ends now: the worker's own bound is the grace after it, whatever
+    // happens to whoever should have stopped it.
+    stress::set_program(env!("CARGO_BIN_EXE_livefire"));
+    let yaml = "cpu.stress: { cores: 1, load: 10% }";
+    let prepared = livefire_faults::prepare(&spec(yaml), &Targets::default(), "ends").unwrap();
+    prepared
+        .apply_until(None, std::time::Instant::now())
+        .unwrap();
+    let Some(UndoRecord::StressWorker { token }) = prepared.undo.clone() else {
+        panic!("a stress is undone by stopping its worker");
+    };
+    let worker = stress::find(&token)[0];
+    for _ in 0..1200 {
+        if !livefire_faults::process::alive(worker) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !livefire_faults::process::alive(worker),
+        "the worker outlived its bound"
+    );
+    // Its record has nothing left to do, and says so.
+    let detail = livefire_faults::undo(prepared.undo.as_ref().unwrap()).unwrap();
+    assert!(detail.contains("nothing to undo"), "{detail}");
+}
