@@ -254,6 +254,16 @@ pub enum Event {
         load: String,
         counts: serde_json::Value,
     },
+    /// A load's tracked writes as they ended, in runs of consecutive acknowledged or
+    /// failed writes with their send and end times, so reports measure how long writes
+    /// failed around a fault to the spacing of writes, not to a one-second window.
+    /// `truncated_ms`: runs stopped being recorded there (too many alternations).
+    WriteOutcomes {
+        load: String,
+        runs: Vec<WriteRun>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        truncated_ms: Option<u64>,
+    },
     /// When a finding's signature was seen, in run-clock ms, and which faults were active
     /// when it appeared and when it was last seen; `ended_after` names faults rolled back
     /// between its last sighting and the campaign's end (a fail-open window that closed
@@ -300,6 +310,20 @@ pub enum Event {
         exit_code: i32,
         ledger_left: usize,
     },
+}
+
+/// Consecutive tracked writes (in the order they ended) that were all acknowledged, or
+/// all failed; times in milliseconds on the load's clock (the run's, in experiments).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteRun {
+    pub ok: bool,
+    pub n: u64,
+    /// The earliest and latest send time of the run's writes.
+    pub first_sent_ms: u64,
+    pub last_sent_ms: u64,
+    /// When its first and last write ended (acknowledged, or answered with a failure).
+    pub first_done_ms: u64,
+    pub last_done_ms: u64,
 }
 
 /// A failing streak of one condition's samples.

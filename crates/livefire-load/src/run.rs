@@ -742,6 +742,11 @@ async fn worker(shared: &Arc<Shared>, k: usize) {
         shared
             .recorder
             .record(idx, outcome, now.saturating_duration_since(intended), now);
+        if let Some(log) = &shared.writes
+            && shared.plan.tracks.get(idx).is_some_and(Option::is_some)
+        {
+            log.ended(sent_at, now, outcome == Outcome::Ok);
+        }
         if !think.is_zero() {
             tokio::time::sleep(think).await;
         }

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use livefire_core::events::WriteRun;
 use livefire_core::window::{Outcome, WindowStore};
 use serde::{Deserialize, Serialize};
 
@@ -37,7 +38,15 @@ struct LogInner {
     last_ack: Option<std::time::Instant>,
     /// The longest time without an acknowledged write so far.
     max_gap: Duration,
+    /// Every tracked write's fate in the order they ended, run-length encoded.
+    runs: Vec<WriteRun>,
+    /// Where recording runs stopped, past `MAX_RUNS` (ms since the start).
+    truncated_ms: Option<u64>,
 }
+
+/// Runs kept per load: a write outcome that flips more often than this is summarized
+/// up to the point where it stopped being recorded (memory stays flat).
+const MAX_RUNS: usize = 50_000;
 
 impl PartialEq for WriteLog {
     fn eq(&self, other: &Self) -> bool {
@@ -86,6 +95,43 @@ impl WriteLog {
 
     pub(crate) fn unknown(&self, req: usize, key: String) {
         self.lock().unknown.push((req, key));
+    }
+
+    /// Records how one tracked write ended: sent at `sent`, acknowledged (`ok`) or
+    /// failed at `done`. Consecutive writes with the same fate share one run.
+    pub(crate) fn ended(&self, sent: std::time::Instant, done: std::time::Instant, ok: bool) {
+        let mut l = self.lock();
+        let Some(start) = l.start else { return };
+        let ms = |t: std::time::Instant| t.saturating_duration_since(start).as_millis() as u64;
+        let (sent, done) = (ms(sent), ms(done));
+        if l.truncated_ms.is_some() {
+            return;
+        }
+        let full = l.runs.len() >= MAX_RUNS;
+        match l.runs.last_mut() {
+            Some(r) if r.ok == ok => {
+                r.n += 1;
+                r.first_sent_ms = r.first_sent_ms.min(sent);
+                r.last_sent_ms = r.last_sent_ms.max(sent);
+                r.last_done_ms = r.last_done_ms.max(done);
+            }
+            _ if full => l.truncated_ms = Some(done),
+            _ => l.runs.push(WriteRun {
+                ok,
+                n: 1,
+                first_sent_ms: sent,
+                last_sent_ms: sent,
+                first_done_ms: done,
+                last_done_ms: done,
+            }),
+        }
+    }
+
+    /// The runs of acknowledged and failed writes so far, and where recording stopped
+    /// (if it did).
+    pub fn runs(&self) -> (Vec<WriteRun>, Option<u64>) {
+        let l = self.lock();
+        (l.runs.clone(), l.truncated_ms)
     }
 
     /// How many acknowledged writes were recorded.

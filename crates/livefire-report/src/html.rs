@@ -159,6 +159,7 @@ pub fn render(journal: &Journal, summary: &Summary) -> String {
     findings_table(&mut h, summary);
     loads_table(&mut h, summary);
     writes_table(&mut h, summary);
+    failover_table(&mut h, summary);
     if !summary.rollback_steps.is_empty() {
         let _ = writeln!(
             h,
@@ -980,6 +981,54 @@ fn writes_table(h: &mut String, s: &Summary) {
         );
     }
     let _ = writeln!(h, "</table></section>");
+}
+
+/// Each kill against each load that tracks writes: how long writes failed.
+fn failover_table(h: &mut String, s: &Summary) {
+    if s.failovers.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        r#"<section><h2>Failover</h2><table id="failover"><tr><th>fault</th><th>load</th><th>killed at</th><th>writes failed for</th><th>first acknowledged write after the kill</th><th>writes failed</th><th>acknowledged writes lost</th></tr>"#
+    );
+    let ms = |v: Option<u64>| v.map_or("never".to_owned(), crate::summary::dur);
+    for f in &s.failovers {
+        let down = match (f.interrupted, f.unavailable_ms) {
+            (false, _) => "not interrupted".to_owned(),
+            (true, Some(d)) => format!(
+                "{}{}",
+                crate::summary::dur(d),
+                f.resolution_ms
+                    .map(|r| format!(" ±{}", crate::summary::dur(r)))
+                    .unwrap_or_default()
+            ),
+            (true, None) => "until the load ended".to_owned(),
+        };
+        let lost = f
+            .writes_lost
+            .map_or("not read back".to_owned(), |n| n.to_string());
+        let _ = writeln!(
+            h,
+            r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class="{}">{}</td></tr>"#,
+            escape(&f.fault),
+            escape(&f.load),
+            crate::summary::secs(f.killed_ms),
+            escape(&down),
+            escape(&ms(f.first_write_after_ms)),
+            f.failed_writes,
+            if f.writes_lost.unwrap_or(0) > 0 {
+                "bad"
+            } else {
+                "good"
+            },
+            escape(&lost),
+        );
+    }
+    let _ = writeln!(
+        h,
+        r#"</table><p class="note">Measured from each tracked write's outcome (sent, acknowledged or failed), so to the spacing of writes (±), not to the probe interval.</p></section>"#
+    );
 }
 
 /// The smallest 1/2/5 × 10^n at or above `v` (1 for nothing).

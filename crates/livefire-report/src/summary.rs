@@ -61,6 +61,10 @@ pub struct Summary {
     /// Tracked writes read back after rollback, per load (data-loss counts).
     #[serde(default)]
     pub writes: Vec<WritesSummary>,
+    /// Each `process.kill` / `process.restart` against each load that tracks writes: how
+    /// long writes failed, the first acknowledged write after the kill, writes lost.
+    #[serde(default)]
+    pub failovers: Vec<crate::failover::FailoverSummary>,
     /// The `rollbacks:` steps run after the faults were undone.
     #[serde(default)]
     pub rollback_steps: Vec<StepSummary>,
@@ -263,6 +267,7 @@ pub fn summarize(journal: &Journal) -> Summary {
         loads: Vec::new(),
         findings: Vec::new(),
         writes: Vec::new(),
+        failovers: Vec::new(),
         rollback_steps: Vec::new(),
         settled_after_ms: None,
         ledger_left: 0,
@@ -587,6 +592,7 @@ pub fn summarize(journal: &Journal) -> Summary {
     }
     s.conditions = conditions;
     s.loads = summarize_loads(journal);
+    s.failovers = crate::failover::failovers(journal, &s.faults, &s.writes);
     if let Some(plan) = journal.plan() {
         s.environment = plan.environment;
         s.production = plan.production;

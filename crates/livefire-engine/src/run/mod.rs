@@ -436,8 +436,8 @@ async fn execute(
     };
     let (verdict, exit) = teardown::decide(shared, &facts);
     let found = std::mem::take(&mut *tally.findings.all.lock().unwrap_or_else(|p| p.into_inner()));
-    let reasons = teardown::write_outputs(&run_dir, plan, &found, facts.failing_findings);
-    teardown::print_verdict(verdict, exit, &reasons, &run_dir);
+    let summary = teardown::write_outputs(&run_dir, plan, &found, facts.failing_findings);
+    teardown::print_verdict(verdict, exit, summary.as_ref(), &run_dir);
     Outcome {
         exit,
         run_dir: Some(run_dir),

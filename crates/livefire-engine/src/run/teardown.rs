@@ -99,14 +99,14 @@ pub(super) fn decide(shared: Shared, facts: &Facts) -> (Verdict, Exit) {
 }
 
 /// Writes findings.sarif (when there are findings), then summary.json, report.html and
-/// junit.xml: the same function as `livefire report`. Returns why the verdict is not
-/// "held", one line per cause (from the summary).
+/// junit.xml: the same function as `livefire report`. Returns the summary (`None` when
+/// it could not be written).
 pub(super) fn write_outputs(
     run_dir: &Path,
     plan: &Plan,
     found: &[livefire_fuzz::Finding],
     failing: usize,
-) -> Vec<String> {
+) -> Option<livefire_report::Summary> {
     if !found.is_empty() {
         let spec_uri = plan
             .activities
@@ -129,19 +129,29 @@ pub(super) fn write_outputs(
         );
     }
     match livefire_report::write_outputs(run_dir) {
-        Ok(outputs) => outputs.summary.reasons,
+        Ok(outputs) => Some(outputs.summary),
         Err(e) => {
             tracing::error!("{e}");
-            Vec::new()
+            None
         }
     }
 }
 
-/// The last lines a person reads: the verdict, one line per cause in the experiment's
-/// own words (none when it held), the run folder.
-pub(super) fn print_verdict(verdict: Verdict, exit: Exit, reasons: &[String], run_dir: &Path) {
+/// The last lines a person reads: what the failovers cost the writers, the verdict,
+/// one line per cause in the experiment's own words (none when it held), the run folder.
+pub(super) fn print_verdict(
+    verdict: Verdict,
+    exit: Exit,
+    summary: Option<&livefire_report::Summary>,
+    run_dir: &Path,
+) {
+    if let Some(s) = summary {
+        for line in livefire_report::failover::lines(&s.failovers) {
+            println!("{line}");
+        }
+    }
     println!("verdict: {} (exit {})", verdict.label(), exit.code());
-    for reason in reasons {
+    for reason in summary.map(|s| s.reasons.as_slice()).unwrap_or_default() {
         println!("  - {reason}");
     }
     println!("run folder: {}", run_dir.display());

@@ -218,6 +218,14 @@ fn load_task(
         });
         match livefire_load::run(config.clone(), journal.start(), cancel, store).await {
             Ok(report) => {
+                if let Some(log) = &report.write_log {
+                    let (runs, truncated_ms) = log.runs();
+                    journal.emit(Event::WriteOutcomes {
+                        load: name.clone(),
+                        runs,
+                        truncated_ms,
+                    });
+                }
                 journal.emit(Event::LoadEnded {
                     load: name,
                     report: report.to_json(),

@@ -212,7 +212,7 @@ fn journal(runs: &Path) -> Option<String> {
     std::fs::read_to_string(run_dir(runs)?.join("journal.jsonl")).ok()
 }
 
-fn have_postgres() -> bool {
+pub(crate) fn have_postgres() -> bool {
     let found = livefire_sandbox::pg::find_bin_dir(
         std::env::var_os("PATH"),
         &livefire_sandbox::pg::default_roots(),

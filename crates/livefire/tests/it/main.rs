@@ -8,6 +8,8 @@ mod demo;
 mod diagnostics;
 /// The docs' experiment snippets, validated as a user copies them.
 mod docs;
+/// The failover drill (examples/db-failover.yaml) on a real sandbox, measured end to end.
+mod drill;
 mod fuzz;
 /// `livefire load`, the ad-hoc command.
 mod load;

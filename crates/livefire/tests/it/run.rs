@@ -373,8 +373,15 @@ fn every_example_runs_with_the_exit_code_it_states() {
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
-        // examples/quickstart.yaml needs the sandbox `livefire demo` starts: demo.rs runs it.
-        if text.contains("\n# run-by: livefire demo") {
+        // Examples that need a sandbox name the test that starts it and runs them:
+        // quickstart.yaml (`livefire demo`, demo.rs), db-failover.yaml (drill.rs).
+        if let Some(by) = text.lines().find_map(|l| l.strip_prefix("# run-by: ")) {
+            let test = by.split_whitespace().next().unwrap_or_default();
+            assert!(
+                test == "livefire" || repo().join(test).is_file(),
+                "{}: `# run-by: {by}` names no test file",
+                file.display()
+            );
             continue;
         }
         let expect: i32 = text
