@@ -11,7 +11,27 @@ use livefire_core::metrics::MetricSource;
 use livefire_fuzz::{AuthConfig, FuzzConfig, LoginRequest, Rule, Severity};
 use livefire_spec::{Auth, FailOn, Fuzz};
 
-fn auth(a: &Auth) -> Result<AuthConfig, String> {
+/// Why a `fuzz:` activity cannot run as written; each names the campaign.
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    #[error("fuzz `{name}`: OpenAPI file {spec} does not exist")]
+    NoSpec { name: String, spec: String },
+    #[error("fuzz `{0}`: set `base_url` (where the API answers) when `openapi` is a file")]
+    NoBaseUrl(String),
+    #[error(
+        "fuzz `{0}`: a rate cap of 0/s sends nothing: give a cap above 0, or no `rate` for none"
+    )]
+    ZeroRate(String),
+    #[error("fuzz `{name}`: {source}")]
+    Check {
+        name: String,
+        source: livefire_fuzz::finding::NameError,
+    },
+    #[error("fuzz `{0}`: `auth` needs exactly one of `value` and `login`")]
+    Auth(String),
+}
+
+fn auth(name: &str, a: &Auth) -> Result<AuthConfig, CampaignError> {
     match (&a.value, &a.login) {
         (Some(value), None) => Ok(AuthConfig::Header {
             header: a.header.clone(),
@@ -27,7 +47,7 @@ fn auth(a: &Auth) -> Result<AuthConfig, String> {
             header: a.header.clone(),
             format: a.format.clone().unwrap_or_else(|| "{token}".into()),
         }),
-        _ => Err("`auth` needs exactly one of `value` and `login`".into()),
+        _ => Err(CampaignError::Auth(name.to_owned())),
     }
 }
 
@@ -38,7 +58,7 @@ pub fn config(
     duration: Duration,
     cwd: &std::path::Path,
     seed: u64,
-) -> Result<FuzzConfig, String> {
+) -> Result<FuzzConfig, CampaignError> {
     let remote = f.openapi.starts_with("http://") || f.openapi.starts_with("https://");
     let spec = if remote {
         f.openapi.clone()
@@ -46,7 +66,10 @@ pub fn config(
         cwd.join(&f.openapi).display().to_string()
     };
     if !remote && !std::path::Path::new(&spec).exists() {
-        return Err(format!("fuzz `{name}`: OpenAPI file {spec} does not exist"));
+        return Err(CampaignError::NoSpec {
+            name: name.to_owned(),
+            spec,
+        });
     }
     let base_url = match (&f.base_url, remote) {
         (Some(b), _) => b.clone(),
@@ -60,15 +83,11 @@ pub fn config(
                 .unwrap_or_default()
         }
         (None, false) => {
-            return Err(format!(
-                "fuzz `{name}`: set `base_url` (where the API answers) when `openapi` is a file"
-            ));
+            return Err(CampaignError::NoBaseUrl(name.to_owned()));
         }
     };
     if f.rate.is_some_and(|r| r.per_second <= 0.0) {
-        return Err(format!(
-            "fuzz `{name}`: a rate cap of 0/s sends nothing: give a cap above 0, or no `rate` for none"
-        ));
+        return Err(CampaignError::ZeroRate(name.to_owned()));
     }
     let mut checks = Vec::new();
     for c in &f.checks {
@@ -78,7 +97,10 @@ pub fn config(
             .unwrap_or_default();
         checks.push(
             text.parse::<Rule>()
-                .map_err(|e| format!("fuzz `{name}`: {e}"))?,
+                .map_err(|source| CampaignError::Check {
+                    name: name.to_owned(),
+                    source,
+                })?,
         );
     }
     Ok(FuzzConfig {
@@ -89,18 +111,12 @@ pub fn config(
         checks,
         seed,
         rate: f.rate.map(|r| r.per_second),
-        auth: f
-            .auth
-            .as_ref()
-            .map(auth)
-            .transpose()
-            .map_err(|e| format!("fuzz `{name}`: {e}"))?,
+        auth: f.auth.as_ref().map(|a| auth(name, a)).transpose()?,
         second_identity: f
             .second_identity
             .as_ref()
-            .map(auth)
-            .transpose()
-            .map_err(|e| format!("fuzz `{name}`: {e}"))?,
+            .map(|a| auth(name, a))
+            .transpose()?,
         ..FuzzConfig::default()
     })
 }

@@ -27,6 +27,85 @@ pub struct Sample {
     pub latency: Duration,
 }
 
+/// Why a sample failed: a measurement the sample's `detail` shows, not an error that
+/// stops the run. Each message says what was seen and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("no answer within {0}")]
+    NoAnswer(livefire_spec::values::Duration),
+    #[error("connect to {address}: {source}")]
+    Connect {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("connect to {0} timed out")]
+    ConnectTimeout(String),
+    #[error("connected to {0}, expected it to fail")]
+    Connected(String),
+    #[error(transparent)]
+    Exec(#[from] livefire_faults::exec::ExecError),
+    #[error("probe task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("sql probes are not built in this livefire yet")]
+    SqlNotBuilt,
+    #[error("took {ms} ms, expected below {limit}")]
+    TooSlow {
+        ms: u128,
+        limit: livefire_spec::values::Duration,
+    },
+    #[error("bad URL {url}: {source}")]
+    Url {
+        url: String,
+        source: hyper::http::uri::InvalidUri,
+    },
+    #[error("{0}: only http:// probes are built in this livefire yet")]
+    NotHttp(String),
+    #[error("{0} has no host")]
+    NoHost(String),
+    #[error("HTTP handshake with {address}: {source}")]
+    Handshake {
+        address: String,
+        source: hyper::Error,
+    },
+    #[error("bad request: {0}")]
+    Request(#[from] hyper::http::Error),
+    #[error("request to {url}: {source}")]
+    Send { url: String, source: hyper::Error },
+    #[error("reading the body of {url}: {source}")]
+    Body {
+        url: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("status {got}, expected {want}")]
+    Status { got: u16, want: u16 },
+    #[error("body does not contain {0:?}")]
+    BodyLacks(String),
+    #[error("body is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error(transparent)]
+    Path(#[from] livefire_core::jsonpath::PathError),
+    #[error("{path} is {got}, expected {want}")]
+    Json {
+        path: String,
+        got: serde_json::Value,
+        want: serde_json::Value,
+    },
+    #[error("{0} is absent")]
+    JsonAbsent(String),
+    #[error("status {0}: answered, expected it to fail")]
+    Answered(u16),
+    #[error("exited {code}, expected {want}: {stderr}")]
+    Exited {
+        code: i32,
+        want: i32,
+        stderr: String,
+    },
+    #[error("killed by a signal")]
+    Signal,
+    #[error("stdout does not contain {0:?}")]
+    StdoutLacks(String),
+}
+
 /// Largest response body a probe reads.
 const MAX_BODY: usize = 1 << 20;
 
@@ -39,10 +118,7 @@ pub async fn sample(probe: &Probe, expect: &Expect, cwd: Option<&str>) -> Sample
             match tokio::time::timeout(timeout, http(h)).await {
                 Ok(Ok((status, body))) => judge_http(status, &body, expect),
                 Ok(Err(e)) => Err(e),
-                Err(_) => Err(format!(
-                    "no answer within {}",
-                    livefire_spec::values::Duration(timeout)
-                )),
+                Err(_) => Err(Failure::NoAnswer(livefire_spec::values::Duration(timeout))),
             }
         }
         Probe::Tcp(t) => {
@@ -50,13 +126,16 @@ pub async fn sample(probe: &Probe, expect: &Expect, cwd: Option<&str>) -> Sample
             let connected =
                 match tokio::time::timeout(timeout, TcpStream::connect(&t.address)).await {
                     Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(format!("connect to {}: {e}", t.address)),
-                    Err(_) => Err(format!("connect to {} timed out", t.address)),
+                    Ok(Err(source)) => Err(Failure::Connect {
+                        address: t.address.clone(),
+                        source,
+                    }),
+                    Err(_) => Err(Failure::ConnectTimeout(t.address.clone())),
                 };
             match (connected, expect.ok.unwrap_or(true)) {
                 (Ok(()), true) => Ok(format!("connected to {}", t.address)),
                 (Err(e), false) => Ok(format!("refused as expected ({e})")),
-                (Ok(()), false) => Err(format!("connected to {}, expected it to fail", t.address)),
+                (Ok(()), false) => Err(Failure::Connected(t.address.clone())),
                 (Err(e), true) => Err(e),
             }
         }
@@ -69,21 +148,21 @@ pub async fn sample(probe: &Probe, expect: &Expect, cwd: Option<&str>) -> Sample
             .await;
             match out {
                 Ok(Ok(out)) => judge_command(&out, expect),
-                Ok(Err(e)) => Err(e.to_string()),
-                Err(e) => Err(format!("probe task failed: {e}")),
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(e.into()),
             }
         }
-        Probe::Sql(_) => Err("sql probes are not built in this livefire yet".into()),
+        Probe::Sql(_) => Err(Failure::SqlNotBuilt),
     };
     let latency = start.elapsed();
     let mut result = result;
     if let (Ok(_), Some(limit)) = (&result, expect.latency_below)
         && latency >= limit.0
     {
-        result = Err(format!(
-            "took {} ms, expected below {limit}",
-            latency.as_millis()
-        ));
+        result = Err(Failure::TooSlow {
+            ms: latency.as_millis(),
+            limit,
+        });
     }
     match result {
         Ok(detail) => Sample {
@@ -91,36 +170,37 @@ pub async fn sample(probe: &Probe, expect: &Expect, cwd: Option<&str>) -> Sample
             detail,
             latency,
         },
-        Err(detail) => Sample {
+        Err(failure) => Sample {
             ok: false,
-            detail,
+            detail: failure.to_string(),
             latency,
         },
     }
 }
 
-async fn http(h: &livefire_spec::HttpProbe) -> Result<(u16, Bytes), String> {
-    let uri: hyper::Uri = h
-        .url
-        .parse()
-        .map_err(|e| format!("bad URL {}: {e}", h.url))?;
+async fn http(h: &livefire_spec::HttpProbe) -> Result<(u16, Bytes), Failure> {
+    let uri: hyper::Uri = h.url.parse().map_err(|source| Failure::Url {
+        url: h.url.clone(),
+        source,
+    })?;
     if uri.scheme_str() != Some("http") {
-        return Err(format!(
-            "{}: only http:// probes are built in this livefire yet",
-            h.url
-        ));
+        return Err(Failure::NotHttp(h.url.clone()));
     }
     let host = uri
         .host()
-        .ok_or_else(|| format!("{} has no host", h.url))?
+        .ok_or_else(|| Failure::NoHost(h.url.clone()))?
         .to_owned();
     let port = uri.port_u16().unwrap_or(80);
+    let address = format!("{host}:{port}");
     let stream = TcpStream::connect((host.trim_matches(|c| c == '[' || c == ']'), port))
         .await
-        .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
+        .map_err(|source| Failure::Connect {
+            address: address.clone(),
+            source,
+        })?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("HTTP handshake with {host}:{port}: {e}"))?;
+        .map_err(|source| Failure::Handshake { address, source })?;
     tokio::spawn(conn);
     let mut req = Request::builder()
         .method(h.method.as_deref().unwrap_or("GET"))
@@ -131,65 +211,77 @@ async fn http(h: &livefire_spec::HttpProbe) -> Result<(u16, Bytes), String> {
         req = req.header(k.as_str(), v.as_str());
     }
     let body = Full::new(Bytes::from(h.body.clone().unwrap_or_default()));
-    let req = req.body(body).map_err(|e| format!("bad request: {e}"))?;
+    let req = req.body(body)?;
     let resp = sender
         .send_request(req)
         .await
-        .map_err(|e| format!("request to {}: {e}", h.url))?;
+        .map_err(|source| Failure::Send {
+            url: h.url.clone(),
+            source,
+        })?;
     let status = resp.status().as_u16();
     let body = Limited::new(resp.into_body(), MAX_BODY)
         .collect()
         .await
-        .map_err(|e| format!("reading the body of {}: {e}", h.url))?
+        .map_err(|source| Failure::Body {
+            url: h.url.clone(),
+            source,
+        })?
         .to_bytes();
     Ok((status, body))
 }
 
-fn judge_http(status: u16, body: &[u8], expect: &Expect) -> Result<String, String> {
+fn judge_http(status: u16, body: &[u8], expect: &Expect) -> Result<String, Failure> {
     let text = String::from_utf8_lossy(body);
     if let Some(want) = expect.status
         && status != want
     {
-        return Err(format!("status {status}, expected {want}"));
+        return Err(Failure::Status { got: status, want });
     }
     if let Some(needle) = &expect.body_contains
         && !text.contains(needle.as_str())
     {
-        return Err(format!("body does not contain {needle:?}"));
+        return Err(Failure::BodyLacks(needle.clone()));
     }
     if !expect.json.is_empty() {
-        let doc: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| format!("body is not JSON: {e}"))?;
+        let doc: serde_json::Value = serde_json::from_slice(body).map_err(Failure::NotJson)?;
         for (path, want) in &expect.json {
             match json_path(&doc, path)? {
                 Some(got) if json_equal(got, want) => {}
-                Some(got) => return Err(format!("{path} is {got}, expected {want}")),
-                None => return Err(format!("{path} is absent")),
+                Some(got) => {
+                    return Err(Failure::Json {
+                        path: path.clone(),
+                        got: got.clone(),
+                        want: want.clone(),
+                    });
+                }
+                None => return Err(Failure::JsonAbsent(path.clone())),
             }
         }
     }
     if expect.ok == Some(false) {
-        return Err(format!("status {status}: answered, expected it to fail"));
+        return Err(Failure::Answered(status));
     }
     Ok(format!("status {status}"))
 }
 
-fn judge_command(out: &livefire_faults::exec::Output, expect: &Expect) -> Result<String, String> {
+fn judge_command(out: &livefire_faults::exec::Output, expect: &Expect) -> Result<String, Failure> {
     let want = expect.exit_code.unwrap_or(0);
     match out.code {
         Some(code) if code == want => {}
         Some(code) => {
-            return Err(format!(
-                "exited {code}, expected {want}: {}",
-                out.stderr.trim()
-            ));
+            return Err(Failure::Exited {
+                code,
+                want,
+                stderr: out.stderr.trim().to_owned(),
+            });
         }
-        None => return Err("killed by a signal".into()),
+        None => return Err(Failure::Signal),
     }
     if let Some(needle) = &expect.stdout_contains
         && !out.stdout.contains(needle.as_str())
     {
-        return Err(format!("stdout does not contain {needle:?}"));
+        return Err(Failure::StdoutLacks(needle.clone()));
     }
     Ok(format!("exited {want}"))
 }
@@ -216,8 +308,8 @@ fn json_equal(got: &serde_json::Value, want: &serde_json::Value) -> bool {
 pub fn json_path<'a>(
     doc: &'a serde_json::Value,
     path: &str,
-) -> Result<Option<&'a serde_json::Value>, String> {
-    let steps = livefire_load::check::parse_path(path).map_err(|e| e.to_string())?;
+) -> Result<Option<&'a serde_json::Value>, livefire_core::jsonpath::PathError> {
+    let steps = livefire_load::check::parse_path(path)?;
     Ok(livefire_load::check::lookup(doc, &steps))
 }
 
@@ -241,6 +333,7 @@ mod tests {
         assert!(
             json_path(&doc, "a.b")
                 .unwrap_err()
+                .to_string()
                 .contains("must start with `$`")
         );
     }

@@ -36,7 +36,19 @@ pub struct Forgot {
     pub user: String,
     /// Where the journal event went, or why it could not be written (the ledger has
     /// the record either way).
-    pub journal: Result<PathBuf, String>,
+    pub journal: Result<PathBuf, JournalError>,
+}
+
+/// Why `recover --forget` could not write its event to the run's journal.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot append to {path}: {source}")]
+    Append {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("this ledger entry is from an older livefire and does not name its run folder")]
+    NoRunFolder,
 }
 
 /// Why an entry could not be forgotten. Nothing was changed.
@@ -166,11 +178,9 @@ pub fn forget_entry(entry: Pending, reason: &str, user: &str) -> Result<Forgot, 
             let path = dir.join("journal.jsonl");
             append_event(&path, event)
                 .map(|()| path.clone())
-                .map_err(|e| format!("cannot append to {}: {e}", path.display()))
+                .map_err(|source| JournalError::Append { path, source })
         }
-        None => Err(
-            "this ledger entry is from an older livefire and does not name its run folder".into(),
-        ),
+        None => Err(JournalError::NoRunFolder),
     };
     Ok(Forgot {
         entry,

@@ -15,6 +15,26 @@ use livefire_spec::{Load, StageTarget};
 
 use crate::journal::Journal;
 
+/// Why a `load:` activity cannot run as written; each names the load.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error(
+        "load `{0}` would send nothing (a rate of 0/s, 0 VUs, or stages that stay at 0): give a rate or VUs above 0"
+    )]
+    SendsNothing(String),
+    #[error("load `{name}` request `{request}`: bad method: {source}")]
+    Method {
+        name: String,
+        request: String,
+        source: http::method::InvalidMethod,
+    },
+    #[error("load `{name}`: {source}")]
+    Data {
+        name: String,
+        source: livefire_load::LoadError,
+    },
+}
+
 /// Builds the load's config; errors name the load and say what to fix.
 pub fn config(
     name: &str,
@@ -22,7 +42,7 @@ pub fn config(
     duration: Duration,
     cwd: &Path,
     seed: u64,
-) -> Result<LoadConfig, String> {
+) -> Result<LoadConfig, WorkloadError> {
     let stages: Vec<Stage> = l
         .stages
         .iter()
@@ -43,9 +63,7 @@ pub fn config(
             (None, None) => true,
         };
     if sends_nothing {
-        return Err(format!(
-            "load `{name}` would send nothing (a rate of 0/s, 0 VUs, or stages that stay at 0): give a rate or VUs above 0"
-        ));
+        return Err(WorkloadError::SendsNothing(name.to_owned()));
     }
     let executor = match (l.rate, l.vus) {
         (_, Some(vus)) => Executor::Vus {
@@ -67,7 +85,11 @@ pub fn config(
             .as_deref()
             .unwrap_or("GET")
             .parse::<http::Method>()
-            .map_err(|e| format!("load `{name}` request `{rname}`: bad method: {e}"))?;
+            .map_err(|source| WorkloadError::Method {
+                name: name.to_owned(),
+                request: rname.clone(),
+                source,
+            })?;
         let body = match (&r.json, &r.body) {
             (Some(j), _) => Body::Json(j.clone()),
             (None, Some(b)) => Body::Text(b.clone()),
@@ -111,8 +133,12 @@ pub fn config(
     }
     let data = match &l.data {
         Some(d) => Some(
-            livefire_load::DataSet::from_file(&cwd.join(&d.file))
-                .map_err(|e| format!("load `{name}`: {e}"))?,
+            livefire_load::DataSet::from_file(&cwd.join(&d.file)).map_err(|source| {
+                WorkloadError::Data {
+                    name: name.to_owned(),
+                    source,
+                }
+            })?,
         ),
         None => None,
     };

@@ -93,7 +93,8 @@ impl Identity {
         }
         self.last_login = Some(Instant::now());
         let (login_target, path) = if login.url.starts_with("http://") {
-            let t = Target::from_base_url(&login.url).map_err(FuzzError::Login)?;
+            let t =
+                Target::from_base_url(&login.url).map_err(|e| FuzzError::Login(e.to_string()))?;
             let path = if t.base_path.is_empty() {
                 "/".to_string()
             } else {

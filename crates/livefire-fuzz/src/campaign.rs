@@ -265,7 +265,8 @@ pub async fn run_spec(
     cancel: CancellationToken,
     mut on_finding: impl FnMut(Finding),
 ) -> Result<Summary, FuzzError> {
-    let mut target = Target::from_base_url(&config.base_url).map_err(FuzzError::Config)?;
+    let mut target =
+        Target::from_base_url(&config.base_url).map_err(|e| FuzzError::Config(e.to_string()))?;
     target.secrets = config.secrets.clone();
     if config.concurrency == 0 {
         return Err(FuzzError::Config("concurrency must be at least 1".into()));

@@ -89,7 +89,24 @@ pub enum FailOn {
     Never,
 }
 
-fn parse_fail_on(s: &str) -> Result<FailOn, String> {
+/// Why the flags of `livefire fuzz` do not make a campaign; each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error("--base-url: {0}")]
+    BaseUrl(#[source] crate::http::BaseUrlError),
+    #[error("{0} 0s: give a time above 0, e.g. 5s")]
+    ZeroTime(&'static str),
+    #[error("use either --header or --login-url, not both")]
+    HeaderAndLogin,
+    #[error("{flag} must look like \"Name: value\", got {value:?}")]
+    Header { flag: &'static str, value: String },
+    #[error("--login-json is not valid JSON: {0}")]
+    LoginJson(#[source] serde_json::Error),
+    #[error("the object_access check needs --second-header")]
+    ObjectAccessNeedsSecond,
+}
+
+fn parse_fail_on(s: &str) -> Result<FailOn, crate::finding::NameError> {
     if s == "none" {
         Ok(FailOn::Never)
     } else {
@@ -97,31 +114,33 @@ fn parse_fail_on(s: &str) -> Result<FailOn, String> {
     }
 }
 
-fn parse_rule(s: &str) -> Result<Rule, String> {
+fn parse_rule(s: &str) -> Result<Rule, crate::finding::NameError> {
     s.trim().parse()
 }
 
-fn split_header(s: &str, flag: &str) -> Result<(String, String), String> {
+fn split_header(s: &str, flag: &'static str) -> Result<(String, String), ArgsError> {
     match s.split_once(':') {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
-        _ => Err(format!("{flag} must look like \"Name: value\", got {s:?}")),
+        _ => Err(ArgsError::Header {
+            flag,
+            value: s.to_owned(),
+        }),
     }
 }
 
 impl FuzzArgs {
     /// The campaign configuration these flags describe.
-    pub fn to_config(&self, seed: u64) -> Result<FuzzConfig, String> {
+    pub fn to_config(&self, seed: u64) -> Result<FuzzConfig, ArgsError> {
         // The base URL first: a typo there must not read as a problem with the spec.
-        crate::http::Target::from_base_url(&self.base_url)
-            .map_err(|e| format!("--base-url: {e}"))?;
+        crate::http::Target::from_base_url(&self.base_url).map_err(ArgsError::BaseUrl)?;
         // The grammar accepts 0s (a ramp may end at nothing); a campaign cannot use it.
         for (flag, d) in [("--duration", self.duration), ("--timeout", self.timeout)] {
             if d.is_zero() {
-                return Err(format!("{flag} 0s: give a time above 0, e.g. 5s"));
+                return Err(ArgsError::ZeroTime(flag));
             }
         }
         let auth = match (&self.header, &self.login_url) {
-            (Some(_), Some(_)) => return Err("use either --header or --login-url, not both".into()),
+            (Some(_), Some(_)) => return Err(ArgsError::HeaderAndLogin),
             (Some(h), None) => {
                 let (header, value) = split_header(h, "--header")?;
                 Some(AuthConfig::Header { header, value })
@@ -129,10 +148,7 @@ impl FuzzArgs {
             (None, Some(url)) => {
                 let (header, format) = split_header(&self.login_header, "--login-header")?;
                 let json = match &self.login_json {
-                    Some(j) => Some(
-                        serde_json::from_str(j)
-                            .map_err(|e| format!("--login-json is not valid JSON: {e}"))?,
-                    ),
+                    Some(j) => Some(serde_json::from_str(j).map_err(ArgsError::LoginJson)?),
                     None => None,
                 };
                 Some(AuthConfig::Login {
@@ -156,7 +172,7 @@ impl FuzzArgs {
             None => None,
         };
         if self.checks.contains(&Rule::ObjectAccess) && second_identity.is_none() {
-            return Err("the object_access check needs --second-header".into());
+            return Err(ArgsError::ObjectAccessNeedsSecond);
         }
         Ok(FuzzConfig {
             spec: self.spec.clone(),

@@ -32,17 +32,24 @@ impl fmt::Display for Severity {
     }
 }
 
+/// A severity or a check name that is not one of ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("unknown severity {0:?}: use low, medium, high or critical")]
+    Severity(String),
+    #[error("unknown check {name:?}: use one of {known}")]
+    Rule { name: String, known: String },
+}
+
 impl FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Severity, String> {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Severity, NameError> {
         match s {
             "low" => Ok(Severity::Low),
             "medium" => Ok(Severity::Medium),
             "high" => Ok(Severity::High),
             "critical" => Ok(Severity::Critical),
-            _ => Err(format!(
-                "unknown severity {s:?}: use low, medium, high or critical"
-            )),
+            _ => Err(NameError::Severity(s.to_owned())),
         }
     }
 }
@@ -144,15 +151,18 @@ impl fmt::Display for Rule {
 }
 
 impl FromStr for Rule {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Rule, String> {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Rule, NameError> {
         Rule::ALL
             .iter()
             .copied()
             .find(|r| r.name() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
-                format!("unknown check {s:?}: use one of {}", names.join(", "))
+                NameError::Rule {
+                    name: s.to_owned(),
+                    known: names.join(", "),
+                }
             })
     }
 }

@@ -24,27 +24,38 @@ pub struct Target {
     pub secrets: Vec<(String, String)>,
 }
 
+/// A base URL the fuzzer cannot send to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BaseUrlError {
+    #[error(
+        "base URL {0:?} must start with http:// (https is not supported yet); write it like http://127.0.0.1:8080"
+    )]
+    NotHttp(String),
+    #[error("base URL {0:?} has no host; write it like http://127.0.0.1:8080")]
+    NoHost(String),
+    #[error("bad IPv6 host in {0:?}")]
+    Ipv6(String),
+    #[error("bad port in base URL {0:?}")]
+    Port(String),
+}
+
 impl Target {
     /// Parses `http://host[:port][/base]`; only plain HTTP is supported.
-    pub fn from_base_url(url: &str) -> Result<Target, String> {
+    pub fn from_base_url(url: &str) -> Result<Target, BaseUrlError> {
         let Some(rest) = url.strip_prefix("http://") else {
-            return Err(format!(
-                "base URL {url:?} must start with http:// (https is not supported yet); write it like http://127.0.0.1:8080"
-            ));
+            return Err(BaseUrlError::NotHttp(url.to_owned()));
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
         if authority.is_empty() || authority.starts_with(':') {
-            return Err(format!(
-                "base URL {url:?} has no host; write it like http://127.0.0.1:8080"
-            ));
+            return Err(BaseUrlError::NoHost(url.to_owned()));
         }
         let (host, port) = if let Some(stripped) = authority.strip_prefix('[') {
             let (h, p) = stripped
                 .split_once(']')
-                .ok_or_else(|| format!("bad IPv6 host in {url:?}"))?;
+                .ok_or_else(|| BaseUrlError::Ipv6(url.to_owned()))?;
             (h.to_string(), p.strip_prefix(':').unwrap_or(""))
         } else {
             match authority.rsplit_once(':') {
@@ -56,7 +67,7 @@ impl Target {
             80
         } else {
             port.parse()
-                .map_err(|_| format!("bad port in base URL {url:?}"))?
+                .map_err(|_| BaseUrlError::Port(url.to_owned()))?
         };
         let path = path.split(['?', '#']).next().unwrap_or("");
         Ok(Target {

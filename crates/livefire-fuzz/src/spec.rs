@@ -259,7 +259,7 @@ async fn fetch(url: &str) -> Result<String, FuzzError> {
             "only plain http:// URLs can be fetched; download the spec and pass the file".into(),
         ));
     }
-    let target = crate::http::Target::from_base_url(url).map_err(err)?;
+    let target = crate::http::Target::from_base_url(url).map_err(|e| err(e.to_string()))?;
     let mut client = crate::http::Client::new(target, Duration::from_secs(15), 32 << 20);
     let req = crate::http::Prepared {
         method: http::Method::GET,

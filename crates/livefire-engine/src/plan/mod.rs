@@ -152,9 +152,15 @@ pub enum PlanError {
     NotBuilt { file: String, missing: Vec<String> },
     #[error("environment variable(s) not set: {}: export them before the run", .0.join(", "))]
     EnvMissing(Vec<String>),
-    /// A load or campaign that cannot run as written.
+    /// A load that cannot run as written.
     #[error("{0} (nothing was applied)")]
-    Activity(String),
+    Workload(#[from] crate::workload::WorkloadError),
+    /// A fuzz campaign that cannot run as written.
+    #[error("{0} (nothing was applied)")]
+    Campaign(#[from] crate::campaign::CampaignError),
+    /// A timeline entry with no work (validation refuses it first).
+    #[error("a timeline entry needs exactly one of `fault`, `load`, `fuzz` (nothing was applied)")]
+    NoWork,
 }
 
 impl Plan {
@@ -350,18 +356,14 @@ fn workload(
     seed: u64,
 ) -> Result<(&'static str, String, Body), PlanError> {
     if let Some(l) = &a.load {
-        let config = crate::workload::config(&metrics, l, a.for_.0, dir, seed)
-            .map_err(PlanError::Activity)?;
+        let config = crate::workload::config(&metrics, l, a.for_.0, dir, seed)?;
         return Ok(("load", metrics, Body::Load(Box::new(config))));
     }
     let Some(f) = &a.fuzz else {
         // Validation allows no other entry.
-        return Err(PlanError::Activity(
-            "a timeline entry needs exactly one of `fault`, `load`, `fuzz`".into(),
-        ));
+        return Err(PlanError::NoWork);
     };
-    let config =
-        crate::campaign::config(&metrics, f, a.for_.0, dir, seed).map_err(PlanError::Activity)?;
+    let config = crate::campaign::config(&metrics, f, a.for_.0, dir, seed)?;
     let body = Body::Fuzz {
         metrics: metrics.clone(),
         openapi: f.openapi.clone(),
