@@ -8,6 +8,7 @@
 pub mod de;
 pub mod diag;
 mod environments;
+pub mod net;
 mod subst;
 pub mod types;
 pub mod validate;

@@ -805,16 +805,12 @@ impl Checker<'_> {
                     );
                 }
             }
-            if let Fault::NetPartition(n) = f {
-                let host = self
-                    .exp
-                    .targets
-                    .get(target)
-                    .is_some_and(|t| t.host.is_some());
-                if host && n.peers.is_empty() {
-                    self.err(pos, "`net.partition` on the host needs explicit `peers` (it refuses to cut the whole machine off)");
-                }
-            }
+            let host = self
+                .exp
+                .targets
+                .get(target)
+                .is_some_and(|t| t.host.is_some());
+            self.check_net(f, path, host, pos);
         }
         let mistakes = match f {
             Fault::CpuStress(c) => c.mistakes(),
@@ -854,6 +850,64 @@ impl Checker<'_> {
             }
             p.push(K("user"));
             self.check_user(c.user.as_deref(), &p);
+        }
+    }
+
+    /// The `net.*` attributes types cannot state: every peer is an address, a rate is
+    /// not zero, and on a `host` target a fault names what it acts on and no range
+    /// that would cut the machine off.
+    fn check_net(&mut self, f: &Fault, path: &[Seg], host: bool, target_pos: Pos) {
+        let kind = f.kind();
+        let mut p = path.to_vec();
+        p.push(K(kind));
+        let (peers, loss) = match f {
+            Fault::NetPartition(n) => (&n.peers, None),
+            Fault::NetLoss(n) => (&n.peers, Some(n.rate.0)),
+            Fault::NetBandwidth(b) => {
+                let mut r = p.clone();
+                r.push(K("rate"));
+                if b.rate.0 == 0 {
+                    self.err(at(self.tree, &r), "a rate of 0 would stop all traffic: write a rate such as `1MiB` (bytes per second), or use `net.partition`");
+                }
+                match &b.interface {
+                    Some(i) if !crate::net::is_interface_name(i) => {
+                        let mut q = p.clone();
+                        q.push(K("interface"));
+                        self.err(at(self.tree, &q), format!("`{i}` is not a network interface name (1 to 15 characters, no `/`, `:` or spaces)"));
+                    }
+                    None if host => self.err(target_pos, "`net.bandwidth` on the host needs `interface` (the device to limit): it never guesses which of the machine's links to slow down"),
+                    _ => {}
+                }
+                return;
+            }
+            _ => return,
+        };
+        if loss == Some(0.0) {
+            let mut r = p.clone();
+            r.push(K("rate"));
+            self.err(
+                at(self.tree, &r),
+                "a loss rate of 0% drops nothing: write a rate such as `5%`",
+            );
+        }
+        if host && peers.is_empty() {
+            self.err(target_pos, format!("`{kind}` on the host needs explicit `peers` (it refuses to cut the whole machine off)"));
+        }
+        for (j, text) in peers.iter().enumerate() {
+            let mut q = p.clone();
+            q.extend([K("peers"), I(j)]);
+            match crate::net::Peer::parse(text) {
+                Err(e) => self.err(at(self.tree, &q), e),
+                Ok(peer) if host && peer.too_wide_for_host() => self.err(
+                    at(self.tree, &q),
+                    format!(
+                        "peer `{text}` is too wide for the host (it would cut the machine off): name addresses or ranges of /{} (IPv4) or /{} (IPv6) and narrower",
+                        crate::net::HOST_MIN_PREFIX_V4,
+                        crate::net::HOST_MIN_PREFIX_V6
+                    ),
+                ),
+                Ok(_) => {}
+            }
         }
     }
 

@@ -5,5 +5,7 @@ mod corpus;
 mod environments;
 mod errors;
 mod format;
+/// `net.*` faults: peers that are addresses, rates that do something, the host kept reachable.
+mod net;
 /// What used to be accepted silently, now refused where it is written.
 mod refusals;
