@@ -49,6 +49,22 @@ pub enum UndoRecord {
         marker: String,
         size: u64,
     },
+    /// Delete livefire's own nftables table (family `inet`) in a network namespace
+    /// (`None`: the host's), only while its comment is still `token`: a table of the same
+    /// name that another run made is never touched.
+    NftTable {
+        netns: Option<String>,
+        table: String,
+        token: String,
+    },
+    /// Delete the root qdisc livefire put on each device of a network namespace (`None`:
+    /// the host's), only where it is still livefire's (kind `tbf`, handle `handle`); the
+    /// kernel then gives the device back its default qdisc, which is what was there.
+    Qdisc {
+        netns: Option<String>,
+        devices: Vec<String>,
+        handle: u16,
+    },
 }
 
 /// Whose proxy a proxy fault changed.
@@ -82,6 +98,12 @@ impl UndoRecord {
             | UndoRecord::ProxyEnable { owner, proxy } => owner.resource(proxy),
             UndoRecord::StressWorker { token } => format!("stress:{token}"),
             UndoRecord::FillFile { path, .. } => format!("file:{path}"),
+            UndoRecord::NftTable { netns, table, .. } => {
+                format!("nft:{}/{table}", netns_resource(netns))
+            }
+            UndoRecord::Qdisc { netns, devices, .. } => {
+                format!("qdisc:{}/{}", netns_resource(netns), devices.join(","))
+            }
         }
     }
 
@@ -100,6 +122,33 @@ impl UndoRecord {
             UndoRecord::ProxyEnable { proxy, .. } => format!("enable proxy `{proxy}`"),
             UndoRecord::StressWorker { token } => format!("stop stress worker {token}"),
             UndoRecord::FillFile { path, .. } => format!("delete fill file {path}"),
+            UndoRecord::NftTable { netns, table, .. } => {
+                format!(
+                    "delete nftables table `{table}` in {}",
+                    netns_display(netns)
+                )
+            }
+            UndoRecord::Qdisc { netns, devices, .. } => format!(
+                "remove the tbf qdisc from {} in {}",
+                devices.join(", "),
+                netns_display(netns)
+            ),
         }
+    }
+}
+
+/// A network namespace as a resource: its name, or `host`.
+fn netns_resource(netns: &Option<String>) -> String {
+    match netns {
+        Some(n) => format!("netns={n}"),
+        None => "host".to_owned(),
+    }
+}
+
+/// A network namespace for people.
+fn netns_display(netns: &Option<String>) -> String {
+    match netns {
+        Some(n) => format!("network namespace `{n}`"),
+        None => "the host".to_owned(),
     }
 }

@@ -7,10 +7,10 @@ use livefire_core::undo::UndoRecord;
 use livefire_spec::Fault;
 
 use crate::kinds::{
-    command, cpu_stress, disk_fill, memory_stress, process_kill, process_pause, process_restart,
-    proxy_down, toxics,
+    command, cpu_stress, disk_fill, memory_stress, net_bandwidth, net_loss, net_partition,
+    process_kill, process_pause, process_restart, proxy_down, toxics,
 };
-use crate::{FaultError, Kind, Prepared, Targets, process, proxy, stress};
+use crate::{FaultError, Kind, Prepared, Targets, net, process, proxy, stress};
 
 /// The kind that runs `fault`, or the one refusal for kinds not built yet.
 fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
@@ -34,12 +34,12 @@ fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
         Fault::CpuStress(f) => Box::new(cpu_stress::Cpu(f)),
         Fault::MemoryStress(f) => Box::new(memory_stress::Memory(f)),
         Fault::DiskFill(f) => Box::new(disk_fill::Fill(f)),
+        Fault::NetPartition(f) => Box::new(net_partition::Partition(f)),
+        Fault::NetLoss(f) => Box::new(net_loss::Loss(f)),
+        Fault::NetBandwidth(f) => Box::new(net_bandwidth::Bandwidth(f)),
         // NOT_BUILT: the kinds the spec accepts and this build refuses (`run` exits 3,
         // naming them). Building one moves it out of this arm into its own.
-        Fault::NetPartition(_)
-        | Fault::NetLoss(_)
-        | Fault::NetBandwidth(_)
-        | Fault::PostgresCorrupt(_)
+        Fault::PostgresCorrupt(_)
         | Fault::PostgresRevokeLogin(_)
         | Fault::PostgresTerminateConnections(_)
         | Fault::PostgresExhaustConnections(_)
@@ -96,5 +96,19 @@ pub fn undo_with(record: &UndoRecord, live: Option<&proxy::Live>) -> Result<Stri
         }
         UndoRecord::StressWorker { token } => Ok(stress::stop(token)?),
         UndoRecord::FillFile { path, marker, size } => disk_fill::undo(path, marker, *size),
+        UndoRecord::NftTable {
+            netns,
+            table,
+            token,
+        } => Ok(net::delete_table(&net::Place(netns.clone()), table, token)?),
+        UndoRecord::Qdisc {
+            netns,
+            devices,
+            handle,
+        } => Ok(net::remove_tbf(
+            &net::Place(netns.clone()),
+            devices,
+            *handle,
+        )?),
     }
 }

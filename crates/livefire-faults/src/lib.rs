@@ -13,6 +13,7 @@
 pub mod catalog;
 pub mod exec;
 mod kinds;
+pub mod net;
 pub mod process;
 pub mod proxy;
 pub mod stress;
@@ -61,6 +62,11 @@ pub enum FaultError {
         what: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    /// An attribute the file states wrongly (validation refuses it first, where written).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// The targets a run may touch, resolved: a process target's selector, restart command

@@ -160,8 +160,9 @@ async fn run_async(opts: RunOptions) -> Result<Outcome, RunError> {
 }
 
 /// Resolves declared process targets (a missing pidfile or an unknown name is an
-/// error), checks that an existing proxy server a fault would change exists, and refuses
-/// a target a crashed run left a pending undo on. Changes nothing.
+/// error), checks that a declared network namespace and an existing proxy server a fault
+/// would change exist, and refuses a target a crashed run left a pending undo on.
+/// Changes nothing.
 fn check_targets(plan: &Plan) -> Result<(), String> {
     let mut resolved = BTreeMap::new();
     for (name, t) in &plan.targets {
@@ -205,6 +206,11 @@ fn check_targets(plan: &Plan) -> Result<(), String> {
         }
     }
     for (name, t) in &plan.targets {
+        if let Some(ns) = &t.netns
+            && let Err(e) = livefire_faults::net::check_netns(ns)
+        {
+            return Err(format!("target `{name}`: {e}"));
+        }
         if let Some(livefire_spec::ProxyTarget {
             api: Some(url),
             name: Some(proxy),

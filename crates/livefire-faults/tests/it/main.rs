@@ -3,6 +3,9 @@
 //! (docs/specs/fault.md) is proven by the one harness in
 //! crates/livefire/tests/it/conformance.rs, on a real `livefire run`.
 
+// net: the net.* kinds on a network of namespaces the tests build.
+mod net;
+
 use std::process::Command;
 use std::time::Duration;
 

@@ -41,6 +41,9 @@ enum On {
     Host,
     /// A directory of the test's (`path:`), for `disk.fill`.
     Path,
+    /// A network namespace the harness makes (`lf-c-PID-N`), holding a veth pair `v0`,
+    /// `v1`. Needs root, nft, ip and tc: without them these cases skip loudly.
+    Netns,
 }
 
 /// Every built fault kind, one line each: the kind, what it acts on, its attributes.
@@ -68,6 +71,13 @@ const KINDS: &[(&str, On, &str)] = &[
     ("cpu.stress", On::Host, "cores: 1, load: 20%"),
     ("memory.stress", On::Host, "size: 32MiB"),
     ("disk.fill", On::Path, "size: 1MiB"),
+    (
+        "net.partition",
+        On::Netns,
+        r#"peers: ["10.78.0.9", "10.79.0.0/16"]"#,
+    ),
+    ("net.loss", On::Netns, "rate: 30%"),
+    ("net.bandwidth", On::Netns, "rate: 1MiB"),
 ];
 
 #[test]
@@ -301,7 +311,11 @@ impl World {
         livefire_faults::stress::set_program(env!("CARGO_BIN_EXE_livefire"));
         let mut live = livefire_faults::proxy::Live::default();
         let mut cases = Vec::new();
+        let netns_ok = netns_prerequisites();
         for &(kind, on, attrs) in KINDS {
+            if on == On::Netns && !netns_ok {
+                continue;
+            }
             let target = kind.replace('.', "-");
             let flag = home.path().join(format!("{target}.flag"));
             let attrs = attrs.replace("{flag}", &flag.display().to_string());
@@ -337,6 +351,11 @@ impl World {
                     let dir = home.path().join(&target);
                     std::fs::create_dir_all(&dir).unwrap();
                     format!("{{ path: {:?} }}", dir.display().to_string())
+                }
+                On::Netns => {
+                    let ns = netns_with_veth();
+                    children.0.push(Running::Netns(ns.clone()));
+                    format!("{{ netns: {ns} }}")
                 }
                 On::Proxy => match (&owner, api) {
                     (Owner::InProcess(rt), _) => {
@@ -529,6 +548,8 @@ enum Running {
     Child(Child),
     /// A `sleep` started by a restart command, found through its pidfile.
     Pidfile(PathBuf),
+    /// A network namespace the harness made (deleting it deletes what is in it).
+    Netns(String),
 }
 
 impl Drop for Children {
@@ -541,6 +562,11 @@ impl Drop for Children {
                         .status();
                     let _ = c.kill();
                     let _ = c.wait();
+                }
+                Running::Netns(name) => {
+                    let _ = std::process::Command::new("ip")
+                        .args(["netns", "del", name])
+                        .status();
                 }
                 Running::Pidfile(path) => {
                     let pid = std::fs::read_to_string(&*path).unwrap_or_default();
@@ -557,6 +583,48 @@ impl Drop for Children {
             }
         }
     }
+}
+
+/// Whether this machine can run the `On::Netns` cases; says loudly when it cannot.
+fn netns_prerequisites() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        livefire_testkit::skip_missing(
+            "root, for the net.* cases (network namespaces)",
+            "run the tests as root",
+        );
+        return false;
+    }
+    for (tool, package) in [("nft", "nftables"), ("ip", "iproute2"), ("tc", "iproute2")] {
+        if std::process::Command::new(tool).arg("-V").output().is_err() {
+            livefire_testkit::skip_missing(
+                &format!("`{tool}`, for the net.* cases"),
+                &format!("apt-get install {package}"),
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// A new network namespace holding a veth pair (`v0`, `v1`, both up): something for
+/// every net.* kind to act on.
+fn netns_with_veth() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let ns = format!("lf-c-{}-{n}", std::process::id());
+    for args in [
+        vec!["netns", "add", &ns],
+        vec![
+            "-n", &ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1",
+        ],
+        vec!["-n", &ns, "link", "set", "lo", "up"],
+        vec!["-n", &ns, "link", "set", "v0", "up"],
+        vec!["-n", &ns, "link", "set", "v1", "up"],
+    ] {
+        let (code, _, err) = run(std::process::Command::new("ip").args(&args));
+        assert_eq!(code, 0, "ip {}: {err}", args.join(" "));
+    }
+    ns
 }
 
 fn spec<T: serde::de::DeserializeOwned>(yaml: &str) -> T {

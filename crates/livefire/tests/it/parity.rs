@@ -41,9 +41,21 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "a fault kind this build does not run",
-        "targets:\n  ns: { netns: lf-parity }\ntimeline:\n  - { at: 0s, for: 1s, fault: { net.loss: { target: ns, rate: 5% } } }\n",
+        "targets:\n  db: { postgres: { dsn: \"postgres://a@127.0.0.1:1/d\" } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { postgres.lock_table: { target: db, table: t } } }\n",
         "6:33",
-        "fault `net.loss` is not built",
+        "fault `postgres.lock_table` is not built",
+    ),
+    (
+        "a net.partition peer that is not an address",
+        "targets:\n  ns: { netns: lf-parity }\ntimeline:\n  - { at: 0s, for: 1s, fault: { net.partition: { target: ns, peers: [db.internal] } } }\n",
+        "6:70",
+        "peer `db.internal` is not an address",
+    ),
+    (
+        "a net.bandwidth rate of zero",
+        "targets:\n  ns: { netns: lf-parity }\ntimeline:\n  - { at: 0s, for: 1s, fault: { net.bandwidth: { target: ns, rate: 0B } } }\n",
+        "6:68",
+        "a rate of 0 would stop all traffic",
     ),
     (
         "a scenario",
