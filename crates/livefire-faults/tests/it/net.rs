@@ -29,18 +29,8 @@ struct Net {
 impl Net {
     /// The network, or `None` after saying loudly why this machine cannot build one.
     fn new(tag: &str) -> Option<Net> {
-        if !nix::unistd::geteuid().is_root() {
-            livefire_testkit::skip_missing("root (network namespaces)", "run the tests as root");
+        if !prerequisites() {
             return None;
-        }
-        for (tool, package) in [("nft", "nftables"), ("ip", "iproute2"), ("tc", "iproute2")] {
-            if Command::new(tool).arg("-V").output().is_err() {
-                livefire_testkit::skip_missing(
-                    &format!("`{tool}` not found"),
-                    &format!("apt-get install {package}"),
-                );
-                return None;
-            }
         }
         let pid = std::process::id();
         let net = Net {
@@ -102,6 +92,25 @@ impl Net {
         }
         left
     }
+}
+
+/// Whether this machine has what the tests need (root, nft, ip, tc); says loudly why
+/// not when it does not.
+fn prerequisites() -> bool {
+    if !nix::unistd::geteuid().is_root() {
+        livefire_testkit::skip_missing("root (network namespaces)", "run the tests as root");
+        return false;
+    }
+    for (tool, package) in [("nft", "nftables"), ("ip", "iproute2"), ("tc", "iproute2")] {
+        if Command::new(tool).arg("-V").output().is_err() {
+            livefire_testkit::skip_missing(
+                &format!("`{tool}` not found"),
+                &format!("apt-get install {package}"),
+            );
+            return false;
+        }
+    }
+    true
 }
 
 impl Drop for Net {
@@ -590,4 +599,48 @@ fn an_interface_the_namespace_lacks_is_refused_naming_those_it_has() {
         "{err}"
     );
     assert_eq!(net.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_partition_on_the_host_cuts_only_the_port_it_names() {
+    // The host's own ruleset: only a peer port this test listens on is dropped, so no
+    // other traffic of this machine is touched while the test runs.
+    if !prerequisites() {
+        return;
+    }
+    let cut = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (cut_addr, open_addr) = (cut.local_addr().unwrap(), open.local_addr().unwrap());
+    for l in [cut, open] {
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                drop(c)
+            }
+        });
+    }
+    let ok = |a: SocketAddr| TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok();
+    assert!(
+        ok(cut_addr) && ok(open_addr),
+        "both answer before the fault"
+    );
+    let mut targets = Targets::default();
+    targets.targets.insert("box".into(), spec("{ host: {} }"));
+    let fault: Fault = spec(&format!(
+        "net.partition: {{ target: box, peers: [\"{cut_addr}\"] }}"
+    ));
+    let name = format!("cut host port {}", std::process::id());
+    let p = prepare(&fault, &targets, &name).unwrap();
+    p.apply(None).unwrap_or_else(|e| panic!("apply: {e}"));
+    let (cut_ok, open_ok) = (ok(cut_addr), ok(open_addr));
+    let json = serde_json::to_string(p.undo.as_ref().unwrap()).unwrap();
+    undo(&serde_json::from_str(&json).unwrap()).unwrap();
+    assert!(!cut_ok, "the named port is cut off");
+    assert!(open_ok, "another port of the same address still answers");
+    assert!(ok(cut_addr), "after undo the named port answers again");
+    let tables = sh(&["nft", "list", "tables"]);
+    let Some(UndoRecord::NftTable { table, netns, .. }) = &p.undo else {
+        panic!("{:?}", p.undo)
+    };
+    assert_eq!(netns, &None, "the host's ruleset, not a namespace's");
+    assert!(!tables.contains(table.as_str()), "{tables}");
 }

@@ -13,6 +13,8 @@ mod drill;
 mod fuzz;
 /// `livefire load`, the ad-hoc command.
 mod load;
+/// net.* faults refused before anything is applied.
+mod net;
 /// `validate` refuses what `run` refuses, located; `--env` on both.
 mod parity;
 mod proxy;
