@@ -318,9 +318,19 @@ fn datagrams_arriving(net: &Net, n: usize) -> usize {
     for i in 0..n {
         // A datagram dropped on its way out fails its send (EPERM): it is lost.
         let _ = tx.send_to(format!("datagram {i}").as_bytes(), to);
-        if i % 50 == 49 {
-            // Paced so the receiver's buffer never overflows: only the fault drops.
-            std::thread::sleep(Duration::from_millis(2));
+        if i % 25 == 24 {
+            // Paced by the receiver, not by a clock: the next 25 go only once it has
+            // read what arrived (its count held still for 10 ms), so a busy machine never
+            // overflows its buffer and only the fault drops.
+            let mut last = usize::MAX;
+            loop {
+                let now = count.load(Ordering::SeqCst);
+                if now == last {
+                    break;
+                }
+                last = now;
+                std::thread::sleep(Duration::from_millis(10));
+            }
         }
     }
     reader.join().unwrap();
