@@ -160,6 +160,7 @@ pub fn render(journal: &Journal, summary: &Summary) -> String {
     loads_table(&mut h, summary);
     writes_table(&mut h, summary);
     failover_table(&mut h, summary);
+    detectors_table(&mut h, summary);
     if !summary.rollback_steps.is_empty() {
         let _ = writeln!(
             h,
@@ -1028,6 +1029,45 @@ fn failover_table(h: &mut String, s: &Summary) {
     let _ = writeln!(
         h,
         r#"</table><p class="note">Measured from each tracked write's outcome (sent, acknowledged or failed), so to the spacing of writes (±), not to the probe interval.</p></section>"#
+    );
+}
+
+/// "See who notices": per fault, each detector and when it first noticed.
+fn detectors_table(h: &mut String, s: &Summary) {
+    if s.detectors.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        h,
+        r#"<section><h2>Who noticed</h2><table id="detectors"><tr><th>fault</th><th>detector</th><th>kind</th><th>noticed after</th><th>what it saw</th></tr>"#
+    );
+    for f in &s.detectors {
+        if f.nobody_noticed {
+            let _ = writeln!(
+                h,
+                r#"<tr><td>{}</td><td colspan="4" class="bad">nobody noticed ({} detector{} watched)</td></tr>"#,
+                escape(&f.fault),
+                f.detectors.len(),
+                if f.detectors.len() == 1 { "" } else { "s" }
+            );
+            continue;
+        }
+        for d in &f.detectors {
+            let _ = writeln!(
+                h,
+                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                escape(&f.fault),
+                escape(&d.name),
+                escape(&d.kind),
+                d.noticed_after_ms
+                    .map_or("did not notice".to_owned(), crate::summary::dur),
+                escape(&truncate(&d.how, 160)),
+            );
+        }
+    }
+    let _ = writeln!(
+        h,
+        r#"</table><p class="note">A detector noticed a fault when it failed (a probe: from the time the failing sample was sent) while the fault was active. Load errors are known to the second, failed tracked writes to the write.</p></section>"#
     );
 }
 

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod compare;
+pub mod detectors;
 pub mod failover;
 
 pub mod html;

@@ -65,6 +65,11 @@ pub struct Summary {
     /// long writes failed, the first acknowledged write after the kill, writes lost.
     #[serde(default)]
     pub failovers: Vec<crate::failover::FailoverSummary>,
+    /// "See who notices": for each fault, every detector (hypothesis conditions,
+    /// guardrails, loads' errors, fuzz findings) and how long after the fault's start it
+    /// first noticed, if it did.
+    #[serde(default)]
+    pub detectors: Vec<crate::detectors::FaultDetectors>,
     /// The `rollbacks:` steps run after the faults were undone.
     #[serde(default)]
     pub rollback_steps: Vec<StepSummary>,
@@ -268,6 +273,7 @@ pub fn summarize(journal: &Journal) -> Summary {
         findings: Vec::new(),
         writes: Vec::new(),
         failovers: Vec::new(),
+        detectors: Vec::new(),
         rollback_steps: Vec::new(),
         settled_after_ms: None,
         ledger_left: 0,
@@ -593,6 +599,11 @@ pub fn summarize(journal: &Journal) -> Summary {
     s.conditions = conditions;
     s.loads = summarize_loads(journal);
     s.failovers = crate::failover::failovers(journal, &s.faults, &s.writes);
+    s.detectors = crate::detectors::who_noticed(journal, &s.faults);
+    s.findings.extend(crate::detectors::unnoticed_findings(
+        &s.detectors,
+        &s.faults,
+    ));
     if let Some(plan) = journal.plan() {
         s.environment = plan.environment;
         s.production = plan.production;

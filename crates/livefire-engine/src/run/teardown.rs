@@ -146,7 +146,11 @@ pub(super) fn print_verdict(
     run_dir: &Path,
 ) {
     if let Some(s) = summary {
-        for line in livefire_report::failover::lines(&s.failovers) {
+        let failovers = livefire_report::failover::lines(&s.failovers);
+        for line in failovers
+            .into_iter()
+            .chain(livefire_report::detectors::lines(&s.detectors))
+        {
             println!("{line}");
         }
     }

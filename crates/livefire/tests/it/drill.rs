@@ -119,6 +119,23 @@ fn db_failover_example_measures_the_failover_from_each_write() {
     );
     let html = std::fs::read_to_string(home.run_dir().join("report.html")).unwrap();
     assert!(html.contains(r#"<table id="failover">"#));
+    // Who noticed the kill: the health probe and the load's failed writes did.
+    let who = &s["detectors"][0];
+    assert_eq!(who["fault"], "primary killed", "{who}");
+    assert_eq!(who["nobody_noticed"], false, "{who}");
+    let noticed: Vec<&str> = who["detectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["noticed_after_ms"].is_u64())
+        .filter_map(|d| d["name"].as_str())
+        .collect();
+    assert!(
+        noticed.contains(&"health answers") && noticed.contains(&"orders"),
+        "{who}"
+    );
+    assert!(out.contains("who noticed `primary killed`: "), "{out}");
+    assert!(html.contains(r#"<table id="detectors">"#));
     // The old primary came back as a standby of the promoted replica.
     let (code, status, err) = run(home
         .livefire()

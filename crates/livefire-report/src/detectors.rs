@@ -1,0 +1,422 @@
+//! "See who notices": for each fault, which detectors noticed it and how long after it
+//! was applied (each hypothesis condition and guardrail, each load's errors, each fuzz
+//! campaign's findings), from the journal alone; a fault nobody noticed is a finding.
+
+use std::collections::BTreeMap;
+
+use livefire_core::events::{Event, Role};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::journal::Journal;
+use crate::summary::{FaultSummary, FindingSummary};
+
+/// One fault and what noticed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FaultDetectors {
+    /// The fault's display name.
+    pub fault: String,
+    pub applied_ms: u64,
+    /// Every detector the run had, the ones that noticed first (earliest first), then
+    /// the ones that did not.
+    pub detectors: Vec<Detector>,
+    /// Whether no detector noticed the fault while it was active.
+    pub nobody_noticed: bool,
+}
+
+/// One detector's view of one fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Detector {
+    /// The condition, load or campaign (`health answers`, `orders`, `api-fuzz`).
+    pub name: String,
+    /// `hypothesis`, `guardrail`, `load errors` or `findings`.
+    pub kind: String,
+    /// From the fault's start to the detector's first sign of it; `None`: it did not
+    /// notice while the fault was active.
+    pub noticed_after_ms: Option<u64>,
+    /// What it saw, in words (`503 Service Unavailable`, `12 errors in second 6`).
+    #[serde(default)]
+    pub how: String,
+}
+
+/// A sign from one detector, on the run's clock: when it began (a probe's send time)
+/// and when it was seen (its answer).
+struct Sign {
+    at: u64,
+    done: u64,
+    how: String,
+}
+
+/// Each fault's detectors. A sign counts for a fault when it came while the fault was
+/// active: at or after its start, at or before its rollback.
+pub fn who_noticed(journal: &Journal, faults: &[FaultSummary]) -> Vec<FaultDetectors> {
+    let streams = streams(journal);
+    faults
+        .iter()
+        .map(|f| {
+            let from = f.applied_ms;
+            let until = f.rolled_back_ms.unwrap_or(u64::MAX);
+            let mut detectors: Vec<Detector> = streams
+                .iter()
+                .map(|(key, signs)| {
+                    // A sign under way when the fault began (a probe sent before it and
+                    // answered after it) counts from the fault's start.
+                    let first = signs.iter().find(|s| s.done >= from && s.at <= until);
+                    Detector {
+                        name: key.1.clone(),
+                        kind: key.0.clone(),
+                        noticed_after_ms: first.map(|s| s.at.max(from) - from),
+                        how: first.map(|s| s.how.clone()).unwrap_or_default(),
+                    }
+                })
+                .collect();
+            detectors.sort_by_key(|d| (d.noticed_after_ms.is_none(), d.noticed_after_ms));
+            FaultDetectors {
+                fault: f.activity.clone(),
+                applied_ms: from,
+                nobody_noticed: detectors.iter().all(|d| d.noticed_after_ms.is_none()),
+                detectors,
+            }
+        })
+        .collect()
+}
+
+/// The finding that a fault went unnoticed: severity high. It does not fail the
+/// verdict on its own: a fault a resilient system absorbs is unnoticed too, so it is
+/// listed for people to judge (and to add a `watch:` or a probe that would notice).
+pub fn unnoticed_findings(
+    detectors: &[FaultDetectors],
+    faults: &[FaultSummary],
+) -> Vec<FindingSummary> {
+    detectors
+        .iter()
+        .zip(faults)
+        .filter(|(d, _)| d.nobody_noticed)
+        .map(|(d, f)| FindingSummary {
+            campaign: "detectors".into(),
+            severity: "high".into(),
+            fails: false,
+            at_ms: f.rolled_back_ms.unwrap_or(f.applied_ms),
+            rule: "nobody_noticed".into(),
+            operation: format!("{} {}", f.kind, f.target).trim().to_owned(),
+            title: format!(
+                "nobody noticed `{}`: no hypothesis condition, guardrail, load error or finding while it was active{}",
+                d.fault,
+                if d.detectors.is_empty() {
+                    " (the experiment declares no detector)"
+                } else {
+                    ""
+                }
+            ),
+            reproducer: String::new(),
+            active_faults: vec![d.fault.clone()],
+        })
+        .collect()
+}
+
+/// The text lines of the end-of-run summary: `who noticed `primary killed`: health
+/// answers after 0.12s, load orders after 0.02s; nobody: api-fuzz`.
+pub fn lines(detectors: &[FaultDetectors]) -> Vec<String> {
+    detectors
+        .iter()
+        .map(|f| {
+            if f.nobody_noticed {
+                return format!("who noticed `{}`: nobody", f.fault);
+            }
+            let noticed: Vec<String> = f
+                .detectors
+                .iter()
+                .filter_map(|d| {
+                    d.noticed_after_ms
+                        .map(|ms| format!("{} after {}", d.name, crate::summary::dur(ms)))
+                })
+                .collect();
+            format!("who noticed `{}`: {}", f.fault, noticed.join(", "))
+        })
+        .collect()
+}
+
+/// Every detector's signs, in time order, by (kind, name).
+fn streams(journal: &Journal) -> BTreeMap<(String, String), Vec<Sign>> {
+    let mut out: BTreeMap<(String, String), Vec<Sign>> = BTreeMap::new();
+    // Every declared condition is a detector, even one that never failed.
+    if let Some(plan) = journal.plan() {
+        for c in &plan.conditions {
+            out.entry((role(c.role).into(), c.name.clone()))
+                .or_default();
+        }
+    }
+    for r in &journal.records {
+        match &r.event {
+            Event::Probe {
+                condition,
+                role: who,
+                ok,
+                detail,
+                latency_ms,
+                ..
+            } => {
+                let signs = out
+                    .entry((role(*who).into(), condition.clone()))
+                    .or_default();
+                if !ok {
+                    // At its send time: a probe that hung noticed when it was sent.
+                    signs.push(Sign {
+                        at: crate::summary::sent_at(r.t, *latency_ms),
+                        done: r.t,
+                        how: detail.clone(),
+                    });
+                }
+            }
+            Event::Metric {
+                condition,
+                role: who,
+                ok,
+                value,
+                metric,
+                comparison,
+                bound,
+                ..
+            } => {
+                let signs = out
+                    .entry((role(*who).into(), condition.clone()))
+                    .or_default();
+                if !ok {
+                    signs.push(Sign {
+                        at: r.t,
+                        done: r.t,
+                        how: match value {
+                            Some(v) => format!(
+                                "{metric} = {} ({comparison} {} expected)",
+                                crate::summary::num(*v),
+                                crate::summary::num(*bound)
+                            ),
+                            None => format!("{metric} has no value"),
+                        },
+                    });
+                }
+            }
+            Event::Finding {
+                campaign, finding, ..
+            } => out
+                .entry(("findings".into(), campaign.clone()))
+                .or_default()
+                .push(Sign {
+                    at: r.t,
+                    done: r.t,
+                    how: finding
+                        .get("title")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or_default()
+                        .to_owned(),
+                }),
+            _ => {}
+        }
+    }
+    // Fuzz campaigns that found nothing are detectors too.
+    if let Some(plan) = journal.plan() {
+        for a in plan.activities.iter().filter(|a| a.kind == "fuzz") {
+            out.entry(("findings".into(), a.name.clone())).or_default();
+        }
+    }
+    for (name, signs) in load_errors(journal) {
+        out.insert(("load errors".into(), name), signs);
+    }
+    for signs in out.values_mut() {
+        signs.sort_by_key(|s| s.at);
+    }
+    out
+}
+
+/// Each load's errors: a sign per second with errors (at the second's end: the window
+/// says no more), and, for loads that track writes, each run of failed writes from the
+/// time its first write ended (finer).
+fn load_errors(journal: &Journal) -> Vec<(String, Vec<Sign>)> {
+    let mut loads = journal.loads();
+    // A load that tracked writes is a detector even when its windows are missing.
+    for r in &journal.records {
+        if let Event::WriteOutcomes { load, .. } = &r.event
+            && !loads.iter().any(|l| l.name == *load)
+        {
+            loads.push(crate::journal::LoadWindows {
+                name: load.clone(),
+                ..Default::default()
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for l in loads {
+        let mut signs = Vec::new();
+        for &i in &l.total {
+            let raw = &journal.windows[i];
+            if let Some(w) = raw.decode()
+                && w.counts.errors() > 0
+            {
+                let kinds: Vec<String> = w
+                    .counts
+                    .iter()
+                    .filter(|(o, _)| o.is_error())
+                    .map(|(o, n)| format!("{n} {o}"))
+                    .collect();
+                let end = raw.second * 1000 + 999;
+                signs.push(Sign {
+                    at: end,
+                    done: end,
+                    how: format!("by the end of second {}: {}", raw.second, kinds.join(", ")),
+                });
+            }
+        }
+        for r in &journal.records {
+            if let Event::WriteOutcomes { load, runs, .. } = &r.event
+                && *load == l.name
+            {
+                for run in runs.iter().filter(|run| !run.ok) {
+                    signs.push(Sign {
+                        at: run.first_done_ms,
+                        done: run.last_done_ms,
+                        how: format!("{} tracked write(s) failed", run.n),
+                    });
+                }
+            }
+        }
+        out.push((l.name, signs));
+    }
+    out
+}
+
+fn role(r: Role) -> &'static str {
+    match r {
+        Role::Hypothesis => "hypothesis",
+        Role::Guardrail => "guardrail",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use livefire_core::events::{Event, Phase, Record, Role, WriteRun};
+
+    use crate::journal::parse_journal;
+    use crate::summary::summarize;
+
+    fn line(seq: u64, t: u64, event: Event) -> String {
+        serde_json::to_string(&Record {
+            v: 1,
+            seq,
+            t,
+            event,
+        })
+        .unwrap()
+    }
+
+    fn probe(ok: bool, latency_ms: f64) -> Event {
+        Event::Probe {
+            condition: "health answers".into(),
+            role: Role::Hypothesis,
+            phase: Phase::During,
+            ok,
+            detail: if ok { "status 200" } else { "status 503" }.into(),
+            latency_ms,
+        }
+    }
+
+    fn fault(name: &str) -> Event {
+        Event::FaultApplied {
+            activity: name.into(),
+            kind: "process.kill".into(),
+            target: "primary".into(),
+            detail: String::new(),
+        }
+    }
+
+    fn back(name: &str) -> Event {
+        Event::FaultRolledBack {
+            activity: name.into(),
+            kind: "process.kill".into(),
+            ok: true,
+            detail: String::new(),
+            by: "engine".into(),
+        }
+    }
+
+    /// A kill felt by the probe and the writes, then a slow link nobody felt.
+    fn journal() -> String {
+        let events = [
+            (1000, probe(true, 2.0)),
+            (5000, fault("primary killed")),
+            // Sent at 4.9 s, answered failing at 5.3 s: under way at the kill.
+            (5300, probe(false, 400.0)),
+            (6000, probe(false, 1.0)),
+            (
+                20_000,
+                Event::WriteOutcomes {
+                    load: "orders".into(),
+                    runs: vec![
+                        WriteRun {
+                            ok: true,
+                            n: 100,
+                            first_sent_ms: 0,
+                            last_sent_ms: 4990,
+                            first_done_ms: 5,
+                            last_done_ms: 4995,
+                        },
+                        WriteRun {
+                            ok: false,
+                            n: 60,
+                            first_sent_ms: 5002,
+                            last_sent_ms: 7990,
+                            first_done_ms: 5120,
+                            last_done_ms: 7995,
+                        },
+                    ],
+                    truncated_ms: None,
+                },
+            ),
+            (9000, probe(true, 2.0)),
+            (15_000, back("primary killed")),
+            (16_000, fault("link slow")),
+            (17_000, probe(true, 2.0)),
+            (18_000, back("link slow")),
+        ];
+        let mut out = String::new();
+        for (seq, (t, e)) in events.into_iter().enumerate() {
+            out.push_str(&line(seq as u64, t, e));
+            out.push('\n');
+        }
+        out
+    }
+
+    #[test]
+    fn each_fault_says_who_noticed_it_and_when_and_nobody_is_a_finding() {
+        let s = summarize(&parse_journal(&journal()));
+        let kill = &s.detectors[0];
+        assert_eq!(kill.fault, "primary killed");
+        assert!(!kill.nobody_noticed);
+        let noticed: Vec<(&str, Option<u64>)> = kill
+            .detectors
+            .iter()
+            .map(|d| (d.name.as_str(), d.noticed_after_ms))
+            .collect();
+        // The probe under way at the kill counts from the kill; the first failed write
+        // ended 120 ms after it.
+        assert_eq!(
+            noticed,
+            vec![("health answers", Some(0)), ("orders", Some(120))]
+        );
+        let slow = &s.detectors[1];
+        assert!(slow.nobody_noticed, "{slow:?}");
+        let finding = s
+            .findings
+            .iter()
+            .find(|f| f.rule == "nobody_noticed")
+            .expect("nobody noticed is a finding");
+        assert_eq!(finding.severity, "high");
+        assert_eq!(finding.active_faults, vec!["link slow".to_owned()]);
+        assert_eq!(
+            super::lines(&s.detectors),
+            vec![
+                "who noticed `primary killed`: health answers after 0 ms, orders after 120 ms",
+                "who noticed `link slow`: nobody",
+            ]
+        );
+    }
+}
