@@ -20,14 +20,57 @@ pub struct Live {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyFaultError {
-    #[error("proxy API {url}: {message}")]
-    Api { url: String, message: String },
+    #[error("proxy API {url}: {source}")]
+    Api { url: String, source: ApiError },
     #[error("the run's proxy on {0} is not running")]
     NotRunning(String),
     #[error("proxy {listen}: {source}")]
     Proxy {
         listen: String,
         source: livefire_proxy::ProxyError,
+    },
+}
+
+/// Why a call to an external proxy server's API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("only http:// proxy APIs are supported")]
+    NotHttp,
+    #[error("{addr}: {source}")]
+    Resolve {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}: no address")]
+    NoAddress(String),
+    #[error("connect {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("send to {addr}: {source}")]
+    Send {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("read from {addr}: {source}")]
+    Read {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("GET /proxies/{proxy} answered no proxy JSON: {source}")]
+    NotProxyJson {
+        proxy: String,
+        source: serde_json::Error,
+    },
+    #[error("{0}: not an HTTP answer")]
+    NotHttpAnswer(String),
+    #[error("{method} {path} answered {status}: {body}")]
+    Status {
+        method: String,
+        path: String,
+        status: u16,
+        body: String,
     },
 }
 
@@ -172,9 +215,12 @@ pub fn state(
             .ok_or_else(|| ProxyFaultError::NotRunning(listen.clone())),
         ProxyOwner::Api { url } => {
             let text = expect(url, "GET", &format!("/proxies/{proxy_name}"), None, &[200])?;
-            serde_json::from_str(&text).map_err(|e| ProxyFaultError::Api {
+            serde_json::from_str(&text).map_err(|source| ProxyFaultError::Api {
                 url: url.clone(),
-                message: format!("GET /proxies/{proxy_name} answered no proxy JSON: {e}"),
+                source: ApiError::NotProxyJson {
+                    proxy: proxy_name.to_owned(),
+                    source,
+                },
             })
         }
     }
@@ -193,16 +239,21 @@ fn expect(
     ok: &[u16],
 ) -> Result<String, ProxyFaultError> {
     let (status, text) =
-        request(url, method, path, body).map_err(|message| ProxyFaultError::Api {
+        request(url, method, path, body).map_err(|source| ProxyFaultError::Api {
             url: url.to_owned(),
-            message,
+            source,
         })?;
     if ok.contains(&status) {
         Ok(text)
     } else {
         Err(ProxyFaultError::Api {
             url: url.to_owned(),
-            message: format!("{method} {path} answered {status}: {}", text.trim()),
+            source: ApiError::Status {
+                method: method.to_owned(),
+                path: path.to_owned(),
+                status,
+                body: text.trim().to_owned(),
+            },
         })
     }
 }
@@ -213,18 +264,28 @@ fn request(
     method: &str,
     path: &str,
     body: Option<&serde_json::Value>,
-) -> Result<(u16, String), String> {
+) -> Result<(u16, String), ApiError> {
     let hostport = base
         .strip_prefix("http://")
-        .ok_or("only http:// proxy APIs are supported")?
+        .ok_or(ApiError::NotHttp)?
         .trim_end_matches('/');
     let addr = hostport.split('/').next().unwrap_or(hostport);
     let addrs: Vec<_> = std::net::ToSocketAddrs::to_socket_addrs(addr)
-        .map_err(|e| format!("{addr}: {e}"))?
+        .map_err(|source| ApiError::Resolve {
+            addr: addr.to_owned(),
+            source,
+        })?
         .collect();
-    let sock = addrs.first().ok_or_else(|| format!("{addr}: no address"))?;
-    let mut stream = TcpStream::connect_timeout(sock, Duration::from_secs(5))
-        .map_err(|e| format!("connect {addr}: {e}"))?;
+    let sock = addrs
+        .first()
+        .ok_or_else(|| ApiError::NoAddress(addr.to_owned()))?;
+    let mut stream =
+        TcpStream::connect_timeout(sock, Duration::from_secs(5)).map_err(|source| {
+            ApiError::Connect {
+                addr: addr.to_owned(),
+                source,
+            }
+        })?;
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let head = format!(
@@ -234,18 +295,24 @@ fn request(
     stream
         .write_all(head.as_bytes())
         .and_then(|_| stream.write_all(payload.as_bytes()))
-        .map_err(|e| format!("send to {addr}: {e}"))?;
+        .map_err(|source| ApiError::Send {
+            addr: addr.to_owned(),
+            source,
+        })?;
     let mut raw = Vec::new();
     stream
         .take(1 << 20)
         .read_to_end(&mut raw)
-        .map_err(|e| format!("read from {addr}: {e}"))?;
+        .map_err(|source| ApiError::Read {
+            addr: addr.to_owned(),
+            source,
+        })?;
     let text = String::from_utf8_lossy(&raw);
     let status = text
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("{addr}: not an HTTP answer"))?;
+        .ok_or_else(|| ApiError::NotHttpAnswer(addr.to_owned()))?;
     let body = text
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())

@@ -336,15 +336,18 @@ fn print_status(
     Ok(if all { Exit::Ok } else { Exit::Deviated })
 }
 
+/// A flag's duration that is not `500ms`, `3s` or `2m`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a duration: write e.g. 500ms, 3s, 2m")]
+pub struct DurationError(String);
+
 /// `250ms`, `3s`, `2m`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let (num, unit) = s
         .find(|c: char| !c.is_ascii_digit())
         .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration: write e.g. 500ms, 3s, 2m"))?;
+    let n: u64 = num.parse().map_err(|_| DurationError(s.to_owned()))?;
     let ms = match unit {
         "ms" => Some(n),
         "s" => n.checked_mul(1000),
@@ -352,5 +355,5 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         _ => None,
     };
     ms.map(Duration::from_millis)
-        .ok_or_else(|| format!("`{s}` is not a duration: write e.g. 500ms, 3s, 2m"))
+        .ok_or_else(|| DurationError(s.to_owned()))
 }

@@ -273,7 +273,7 @@ impl Api {
         };
         let (item, qty) = match parse_new_order(body) {
             Ok(v) => v,
-            Err(msg) => return web::error(StatusCode::BAD_REQUEST, &msg),
+            Err(e) => return web::error(StatusCode::BAD_REQUEST, &e.to_string()),
         };
         let owner = match caller {
             Caller::User(u) => u.clone(),
@@ -333,31 +333,47 @@ enum Route {
     Order(String),
 }
 
+/// Why a new order's body was refused (the 400 answer's message).
+#[derive(Debug, thiserror::Error)]
+enum OrderError {
+    #[error("the body is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("the body must be a JSON object")]
+    NotObject,
+    #[error("unknown field `{0}`: an order has `item` and `qty`")]
+    UnknownField(String),
+    #[error("`item` must be a string")]
+    ItemNotString,
+    #[error("`item` must have 1 to 200 characters")]
+    ItemLength,
+    #[error("`item` must not contain NUL characters")]
+    ItemNul,
+    #[error("`qty` must be a whole number from 1 to 1000")]
+    Qty,
+}
+
 /// `{"item": non-empty string up to 200 characters, "qty": 1..=1000}`.
-fn parse_new_order(body: &[u8]) -> Result<(String, i32), String> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
-    let obj = v.as_object().ok_or("the body must be a JSON object")?;
+fn parse_new_order(body: &[u8]) -> Result<(String, i32), OrderError> {
+    let v: Value = serde_json::from_slice(body).map_err(OrderError::NotJson)?;
+    let obj = v.as_object().ok_or(OrderError::NotObject)?;
     if let Some(k) = obj.keys().find(|k| *k != "item" && *k != "qty") {
-        return Err(format!(
-            "unknown field `{k}`: an order has `item` and `qty`"
-        ));
+        return Err(OrderError::UnknownField(k.clone()));
     }
     let item = obj
         .get("item")
         .and_then(Value::as_str)
-        .ok_or("`item` must be a string")?;
+        .ok_or(OrderError::ItemNotString)?;
     if item.trim().is_empty() || item.chars().count() > 200 {
-        return Err("`item` must have 1 to 200 characters".into());
+        return Err(OrderError::ItemLength);
     }
     if item.contains('\0') {
-        return Err("`item` must not contain NUL characters".into());
+        return Err(OrderError::ItemNul);
     }
     let qty = obj
         .get("qty")
         .and_then(Value::as_i64)
         .filter(|q| (1..=1000).contains(q))
-        .ok_or("`qty` must be a whole number from 1 to 1000")?;
+        .ok_or(OrderError::Qty)?;
     Ok((item.to_owned(), qty as i32))
 }
 

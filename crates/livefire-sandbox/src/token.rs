@@ -47,10 +47,15 @@ fn answer(by_token: &HashMap<String, String>, req: &Req) -> hyper::Response<web:
     }
 }
 
+/// A `--token` that is not `USER=TOKEN`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not USER=TOKEN")]
+pub struct TokenError(String);
+
 /// Parses `USER=TOKEN`.
-pub fn parse_token(s: &str) -> Result<(String, String), String> {
+pub fn parse_token(s: &str) -> Result<(String, String), TokenError> {
     match s.split_once('=') {
         Some((u, t)) if !u.is_empty() && !t.is_empty() => Ok((u.to_owned(), t.to_owned())),
-        _ => Err(format!("`{s}` is not USER=TOKEN")),
+        _ => Err(TokenError(s.to_owned())),
     }
 }

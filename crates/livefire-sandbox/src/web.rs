@@ -23,8 +23,13 @@ pub struct Req {
     pub path: String,
     pub query: Option<String>,
     pub headers: hyper::HeaderMap,
-    pub body: Result<Bytes, String>,
+    pub body: Result<Bytes, BodyError>,
 }
+
+/// A request body that could not be read (too large, or the connection broke).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(#[source] Box<dyn std::error::Error + Send + Sync>);
 
 /// Binds `listen`, with a message that says what to do when the port is taken.
 pub async fn bind(listen: &str) -> std::io::Result<TcpListener> {
@@ -57,7 +62,7 @@ where
                         .collect()
                         .await
                         .map(|c| c.to_bytes())
-                        .map_err(|e| e.to_string());
+                        .map_err(BodyError);
                     let req = Req {
                         method: parts.method,
                         path: parts.uri.path().to_owned(),

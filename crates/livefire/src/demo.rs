@@ -313,6 +313,18 @@ async fn next_line(
     }
 }
 
+/// What the sandbox record lacks that the demo needs (its services did not all start).
+#[derive(Debug)]
+struct Missing(String);
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the sandbox record has no {}: see its logs", self.0)
+    }
+}
+
+impl std::error::Error for Missing {}
+
 /// What the experiment is told about this sandbox.
 struct Plan {
     vars: Vec<(&'static str, String)>,
@@ -321,8 +333,8 @@ struct Plan {
 }
 
 impl Plan {
-    fn of(sb: &Sandbox, auth_link: &str) -> Result<Plan, String> {
-        let missing = |what: &str| format!("the sandbox record has no {what}: see its logs");
+    fn of(sb: &Sandbox, auth_link: &str) -> Result<Plan, Missing> {
+        let missing = |what: &str| Missing(what.to_owned());
         let api = sb.api().ok_or_else(|| missing("orders API"))?;
         let token_service = sb
             .service("token")
