@@ -421,7 +421,10 @@ fn raw_params(
 }
 
 /// The schema of a non-body parameter, from its value keywords (`type: file` is a
-/// binary string; a parameter without a type is a string).
+/// binary string; a parameter without a type is a string). A type given by one of the
+/// common names of Swagger 2.0's data type table (`int`, `long`, `float`, `double`,
+/// `bool`), as generated documents such as httpbin's do, is read as its type rather than
+/// as no type at all, so its values are generated as numbers.
 fn value_schema(p: &Value) -> Value {
     let mut schema = Map::new();
     for key in SCHEMA_KEYS {
@@ -441,6 +444,15 @@ fn value_schema(p: &Value) -> Value {
         }
         None => {
             schema.insert("type".into(), json!("string"));
+        }
+        Some("int" | "long") => {
+            schema.insert("type".into(), json!("integer"));
+        }
+        Some("float" | "double") => {
+            schema.insert("type".into(), json!("number"));
+        }
+        Some("bool") => {
+            schema.insert("type".into(), json!("boolean"));
         }
         Some(_) => {}
     }

@@ -295,3 +295,40 @@ paths:
     assert_eq!(form.schema["required"], serde_json::json!(["user"]));
     assert_eq!(form.schema["properties"]["remember"]["type"], "boolean");
 }
+
+#[tokio::test]
+async fn swagger_2_common_type_names_are_read_as_their_types() {
+    // httpbin's generated document writes `type: int` for its path parameters; the
+    // common names of Swagger 2.0's data type table are read as the types they name.
+    for (written, read) in [
+        ("int", "integer"),
+        ("long", "integer"),
+        ("float", "number"),
+        ("double", "number"),
+        ("bool", "boolean"),
+        ("integer", "integer"),
+        ("string", "string"),
+    ] {
+        let text = format!(
+            "swagger: '2.0'\ninfo: {{title: t, version: '1'}}\npaths:\n  /bytes/{{n}}:\n    get:\n      \
+             parameters: [{{name: n, in: path, required: true, type: {written}}}]\n      \
+             responses: {{'200': {{description: ok}}}}\n"
+        );
+        let s = spec::parse_str(&text, std::path::Path::new("."))
+            .await
+            .unwrap_or_else(|e| panic!("type {written}: {e}"));
+        assert_eq!(
+            s.operations[0].params[0].schema["type"], read,
+            "type {written}"
+        );
+    }
+    let s = spec::parse_str(HTTPBIN_SWAGGER, std::path::Path::new("."))
+        .await
+        .unwrap();
+    let bytes = s
+        .operations
+        .iter()
+        .find(|o| o.name == "GET /bytes/{n}")
+        .unwrap();
+    assert_eq!(bytes.params[0].schema["type"], "integer");
+}
