@@ -193,10 +193,20 @@ pub fn evaluate(
             format!("invalid input accepted with {status}: {}", case.note),
         ));
     }
+    // An undeclared 4xx to input the spec rules out is the service rejecting it, and an
+    // undeclared 404 to a path naming something is "no such thing" (valid or not): OpenAPI
+    // does not ask a document to list every error status, so neither is a finding.
+    let rejected_invalid = (matches!(case.expect, Expect::Invalid { .. })
+        && (400..500).contains(&status))
+        || (status == 404
+            && case
+                .params
+                .iter()
+                .any(|(at, _, _)| matches!(at, ParamIn::Path)));
     if judged_by_spec && !transport_status(status) {
         match op.response_for(status) {
             None => {
-                if on(Rule::StatusConformance) {
+                if on(Rule::StatusConformance) && !rejected_invalid {
                     let declared: Vec<&str> =
                         op.responses.iter().map(|r| r.status.as_str()).collect();
                     out.push(draft(
