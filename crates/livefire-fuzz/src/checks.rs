@@ -111,6 +111,25 @@ pub fn asked_for(case: &Case, status: u16) -> bool {
     })
 }
 
+/// Parameter names that ask the service to take time (httpbin's `/delay/{delay}` and
+/// `/drip?duration=`, a `sleep` or `timeout` knob).
+const TIME_PARAMS: [&str; 6] = ["delay", "duration", "sleep", "wait", "timeout", "seconds"];
+
+/// Whether the request itself asked for time: a path or query value above zero in a
+/// parameter named for it. Its slowness, or a server cutting it off, is not a finding.
+pub fn asks_for_time(case: &Case) -> bool {
+    case.params.iter().any(|(at, name, value)| {
+        let number = match value {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        matches!(at, ParamIn::Path | ParamIn::Query)
+            && TIME_PARAMS.contains(&name.to_ascii_lowercase().as_str())
+            && number.is_some_and(|n| n > 0.0)
+    })
+}
+
 pub fn evaluate(
     ctx: &Context<'_>,
     validator: &mut Validator,
@@ -123,6 +142,9 @@ pub fn evaluate(
     let mut out = Vec::new();
     let resp = match outcome {
         Outcome::Failed { error, .. } => {
+            if asks_for_time(case) {
+                return out;
+            }
             if on(Rule::Crash) && crash_confirmed && *error != FailKind::Timeout {
                 out.push(draft(
                     Rule::Crash,
@@ -244,7 +266,10 @@ pub fn evaluate(
             ));
         }
     }
-    if on(Rule::Slow) && !matches!(case.origin, Origin::Injection(_)) && ctx.baseline.samples >= 20
+    if on(Rule::Slow)
+        && !matches!(case.origin, Origin::Injection(_))
+        && !asks_for_time(case)
+        && ctx.baseline.samples >= 20
     {
         let threshold = slow_threshold(ctx);
         if resp.latency > threshold {

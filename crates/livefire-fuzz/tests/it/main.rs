@@ -6,8 +6,8 @@
 //! - `spec`: loading specs (formats, versions, files, URLs, refs) and located errors.
 //! - `generate`: seeded, reproducible generation; boundary values first.
 //! - `rules`: each rule finds its planted defect; the correct service yields nothing.
-//! - `statuses`: an undeclared success is a finding, an undeclared 4xx to invalid
-//!   input is not.
+//! - `judged`: an undeclared success is a finding, an undeclared 4xx to invalid input
+//!   or a 404 for nothing is not; an answer as slow as it was asked to be is not slow.
 //! - `grouping`: one defect on several methods is one finding, an asked-for 500 is
 //!   none, a burst of `slow` is one slowdown naming what was in flight.
 //! - `httpbin`: a live httpbin (PyPI, under gunicorn) fuzzed from its own Swagger 2.0
@@ -22,9 +22,9 @@ mod cli;
 mod generate;
 mod grouping;
 mod httpbin;
+mod judged;
 mod reproducer;
 mod rules;
 mod spec;
-mod statuses;
 mod target;
 mod target_self;
