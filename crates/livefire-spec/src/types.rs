@@ -1030,6 +1030,33 @@ pub struct PostgresCorrupt {
     /// Page number in the table's first segment; default: one drawn from the seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<u64>,
+    /// What is written over the page; default `flip`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<CorruptMode>,
+}
+
+/// How `postgres.corrupt` damages its page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CorruptMode {
+    /// Every byte zero. PostgreSQL takes an all-zero page for a new, empty one: its rows
+    /// vanish and no checksum catches it (the silent kind of corruption).
+    Zero,
+    /// A few bytes of the page's contents inverted (seeded): a checksum failure.
+    Flip,
+    /// The header's free-space pointers and version overwritten, as a write torn inside
+    /// the header leaves them: the page is refused even without checksums.
+    TornHeader,
+}
+
+impl CorruptMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            CorruptMode::Zero => "zero",
+            CorruptMode::Flip => "flip",
+            CorruptMode::TornHeader => "torn_header",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

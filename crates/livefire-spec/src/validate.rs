@@ -218,6 +218,7 @@ fn postgres_kinds() -> [Fault; 5] {
             target: target(),
             table: String::new(),
             page: None,
+            mode: None,
         }),
         Fault::PostgresRevokeLogin(PostgresRole {
             target: target(),

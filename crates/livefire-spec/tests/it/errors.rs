@@ -180,3 +180,16 @@ fn rendering_shows_the_offending_line_with_a_caret() {
     );
     assert!(text.contains("3 | timline: []\n  | ^\n"), "{text}");
 }
+
+#[test]
+fn an_unknown_corruption_mode_is_refused_where_it_is_written() {
+    check(
+        &format!(
+            "{HEAD}targets:\n  db: {{ postgres: {{ dsn: \"postgres://127.0.0.1/x\", data_dir: /tmp/pg }} }}\ntimeline:\n  - at: 0s\n    for: 1s\n    fault: {{ postgres.corrupt: {{ target: db, table: orders, mode: shred }} }}\n"
+        ),
+        &[(
+            "8:67",
+            "unknown variant `shred`, expected one of `zero`, `flip`, `torn_header`",
+        )],
+    );
+}
