@@ -65,6 +65,36 @@ pub enum UndoRecord {
         devices: Vec<String>,
         handle: u16,
     },
+    /// Put back a page of a PostgreSQL relation's file that `postgres.corrupt` damaged.
+    /// The page's bytes can only be read once the server is stopped (before that the
+    /// server may hold a newer copy in memory), which is after this record is in the
+    /// ledger: so `apply` saves them, fsync'd, in the file `copy` before it writes any
+    /// damage, and undo reads them there. No copy means nothing was damaged.
+    SavedPage {
+        /// The cluster: stopped and started around the write, with `bin_dir`'s `pg_ctl`
+        /// as `user` (PostgreSQL refuses root).
+        pg: PgCluster,
+        /// The relation's file (absolute, under the data directory).
+        file: String,
+        /// The page's offset in `file` and its length, in bytes.
+        offset: u64,
+        len: u64,
+        /// The saved copy: the page as it was and the damage written (JSON).
+        copy: String,
+    },
+}
+
+/// How to stop and start one PostgreSQL cluster from a fresh process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PgCluster {
+    pub data_dir: String,
+    pub bin_dir: String,
+    pub user: Option<String>,
+    /// The server's command-line options as it ran (`postmaster.opts`, the program
+    /// left out): a server started with `-p PORT` on its command line comes back on it.
+    pub options: String,
+    /// Where the server's output goes (`pg_ctl -l`): the file it was writing to.
+    pub log: String,
 }
 
 /// Whose proxy a proxy fault changed.
@@ -104,6 +134,7 @@ impl UndoRecord {
             UndoRecord::Qdisc { netns, devices, .. } => {
                 format!("qdisc:{}/{}", netns_resource(netns), devices.join(","))
             }
+            UndoRecord::SavedPage { pg, .. } => format!("postgres:{}", pg.data_dir),
         }
     }
 
@@ -133,6 +164,9 @@ impl UndoRecord {
                 devices.join(", "),
                 netns_display(netns)
             ),
+            UndoRecord::SavedPage {
+                file, offset, len, ..
+            } => format!("restore the {len} bytes at offset {offset} of {file}"),
         }
     }
 }

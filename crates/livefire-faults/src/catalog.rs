@@ -8,7 +8,7 @@ use livefire_spec::Fault;
 
 use crate::kinds::{
     command, cpu_stress, disk_fill, memory_stress, net_bandwidth, net_loss, net_partition,
-    process_kill, process_pause, process_restart, proxy_down, toxics,
+    postgres_corrupt, process_kill, process_pause, process_restart, proxy_down, toxics,
 };
 use crate::{FaultError, Kind, Prepared, Targets, net, process, proxy, stress};
 
@@ -37,10 +37,10 @@ fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
         Fault::NetPartition(f) => Box::new(net_partition::Partition(f)),
         Fault::NetLoss(f) => Box::new(net_loss::Loss(f)),
         Fault::NetBandwidth(f) => Box::new(net_bandwidth::Bandwidth(f)),
+        Fault::PostgresCorrupt(f) => Box::new(postgres_corrupt::Corrupt(f)),
         // NOT_BUILT: the kinds the spec accepts and this build refuses (`run` exits 3,
         // naming them). Building one moves it out of this arm into its own.
-        Fault::PostgresCorrupt(_)
-        | Fault::PostgresRevokeLogin(_)
+        Fault::PostgresRevokeLogin(_)
         | Fault::PostgresTerminateConnections(_)
         | Fault::PostgresExhaustConnections(_)
         | Fault::PostgresLockTable(_) => return Err(FaultError::NotBuilt(fault.kind().into())),
@@ -110,5 +110,12 @@ pub fn undo_with(record: &UndoRecord, live: Option<&proxy::Live>) -> Result<Stri
             devices,
             *handle,
         )?),
+        UndoRecord::SavedPage {
+            pg,
+            file,
+            offset,
+            len,
+            copy,
+        } => postgres_corrupt::undo(pg, file, *offset, *len, copy),
     }
 }

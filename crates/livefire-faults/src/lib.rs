@@ -26,6 +26,7 @@ use livefire_core::undo::UndoRecord;
 use livefire_spec::Target;
 
 pub use catalog::{check, is_built, prepare, undo, undo_with};
+pub use kinds::postgres_corrupt::CorruptError;
 
 /// Why a fault could not be checked, prepared, applied, verified or undone.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +68,8 @@ pub enum FaultError {
     /// An attribute the file states wrongly (validation refuses it first, where written).
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Corrupt(CorruptError),
 }
 
 /// The targets a run may touch, resolved: a process target's selector, restart command
@@ -80,6 +83,9 @@ pub struct Targets {
     pub seed: u64,
     /// The proxies the run owns.
     pub live: proxy::Live,
+    /// livefire's home (`$LIVEFIRE_HOME`): where faults keep what they must put back
+    /// later (`postgres.corrupt`'s saved pages, in `saved/`).
+    pub home: Option<std::path::PathBuf>,
 }
 
 /// Default time limit of a fault's commands.

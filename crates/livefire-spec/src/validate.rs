@@ -806,6 +806,19 @@ impl Checker<'_> {
                     );
                 }
             }
+            if let Fault::PostgresCorrupt(_) = f {
+                let pg = self
+                    .exp
+                    .targets
+                    .get(target)
+                    .and_then(|t| t.postgres.as_ref());
+                if pg.is_some_and(|p| p.data_dir.is_none()) {
+                    self.err(
+                        pos,
+                        format!("`postgres.corrupt` writes to the cluster's files: target `{target}` must declare its `data_dir`"),
+                    );
+                }
+            }
             let host = self
                 .exp
                 .targets

@@ -182,6 +182,7 @@ pub(super) fn fault_targets(plan: &Plan, children: &[(String, Child)], shared: &
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone(),
+        home: Some(crate::home::home()),
     };
     for (name, child) in children {
         let restart = plan

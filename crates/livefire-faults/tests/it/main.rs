@@ -13,6 +13,8 @@ use livefire_core::undo::UndoRecord;
 use livefire_faults::{Targets, check, exec, prepare, process, undo};
 use livefire_spec::{Fault, ProcessSelector, Target};
 
+/// postgres.corrupt on a real PostgreSQL.
+mod postgres_corrupt;
 /// cpu.stress, memory.stress, disk.fill: refusals, and a fill on a small filesystem.
 mod resources;
 
@@ -87,10 +89,11 @@ fn pid_1_and_self_are_refused() {
 
 #[test]
 fn kinds_not_built_say_so() {
-    let fault: Fault = spec("postgres.corrupt: { target: db, table: t }");
+    let fault: Fault = spec("postgres.lock_table: { target: db, table: t }");
     let err = prepare(&fault, &Targets::default(), "t").unwrap_err();
     assert!(
-        err.to_string().contains("`postgres.corrupt` is not built"),
+        err.to_string()
+            .contains("`postgres.lock_table` is not built"),
         "{err}"
     );
     assert!(!livefire_faults::is_built(&fault));

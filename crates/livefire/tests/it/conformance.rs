@@ -44,6 +44,10 @@ enum On {
     /// A network namespace the harness makes (`lf-c-PID-N`), holding a veth pair `v0`,
     /// `v1`. Needs root, nft, ip and tc: without them these cases skip loudly.
     Netns,
+    /// A PostgreSQL cluster of its own (data checksums, a free port, run as `postgres`
+    /// when the test is root) holding an `orders` table of several pages. Without
+    /// PostgreSQL's programs the case is skipped, saying so.
+    Postgres,
 }
 
 /// Every built fault kind, one line each: the kind, what it acts on, its attributes.
@@ -78,6 +82,7 @@ const KINDS: &[(&str, On, &str)] = &[
     ),
     ("net.loss", On::Netns, "rate: 30%"),
     ("net.bandwidth", On::Netns, "rate: 1MiB"),
+    ("postgres.corrupt", On::Postgres, "table: orders, page: 1"),
 ];
 
 #[test]
@@ -313,7 +318,7 @@ impl World {
         let mut cases = Vec::new();
         let netns_ok = netns_prerequisites();
         for &(kind, on, attrs) in KINDS {
-            if on == On::Netns && !netns_ok {
+            if (on == On::Netns && !netns_ok) || (on == On::Postgres && postgres_bin().is_none()) {
                 continue;
             }
             let target = kind.replace('.', "-");
@@ -356,6 +361,19 @@ impl World {
                     let ns = netns_with_veth();
                     children.0.push(Running::Netns(ns.clone()));
                     format!("{{ netns: {ns} }}")
+                }
+                On::Postgres => {
+                    let (who, cluster) = postgres(home.path(), &target);
+                    let yaml = format!(
+                        "{{ postgres: {{ dsn: {:?}, data_dir: {:?}{} }} }}",
+                        cluster.admin_dsn(),
+                        cluster.data.display().to_string(),
+                        who.switch
+                            .map(|_| format!(", user: {}", who.name))
+                            .unwrap_or_default()
+                    );
+                    children.0.push(Running::Postgres(who, cluster));
+                    yaml
                 }
                 On::Proxy => match (&owner, api) {
                     (Owner::InProcess(rt), _) => {
@@ -429,6 +447,7 @@ impl World {
             cwd: Some(self.dir().display().to_string()),
             seed: 7,
             live: self.live.clone(),
+            home: Some(self.home.path().join("home")),
         }
     }
 
@@ -546,6 +565,7 @@ struct Children(Vec<Running>);
 
 enum Running {
     Child(Child),
+    Postgres(livefire_sandbox::pg::RunAs, livefire_sandbox::pg::Cluster),
     /// A `sleep` started by a restart command, found through its pidfile.
     Pidfile(PathBuf),
     /// A network namespace the harness made (deleting it deletes what is in it).
@@ -567,6 +587,9 @@ impl Drop for Children {
                     let _ = std::process::Command::new("ip")
                         .args(["netns", "del", name])
                         .status();
+                }
+                Running::Postgres(who, cluster) => {
+                    let _ = cluster.stop(who);
                 }
                 Running::Pidfile(path) => {
                     let pid = std::fs::read_to_string(&*path).unwrap_or_default();
@@ -625,6 +648,60 @@ fn netns_with_veth() -> String {
         assert_eq!(code, 0, "ip {}: {err}", args.join(" "));
     }
     ns
+}
+
+/// PostgreSQL's bin directory, or `None` after a SKIPPED line (a failure under CI).
+fn postgres_bin() -> Option<PathBuf> {
+    let bin = livefire_sandbox::pg::find_bin_dir(
+        std::env::var_os("PATH"),
+        &livefire_sandbox::pg::default_roots(),
+    );
+    if bin.is_none() {
+        livefire_testkit::skip_missing(
+            "no PostgreSQL server binaries: the postgres.* cases do not run",
+            "apt-get install postgresql",
+        );
+    }
+    bin
+}
+
+/// A running cluster under `dir/name` with an `orders` table of several pages, flushed
+/// to disk, as the user PostgreSQL runs as.
+fn postgres(
+    dir: &Path,
+    name: &str,
+) -> (livefire_sandbox::pg::RunAs, livefire_sandbox::pg::Cluster) {
+    use std::os::unix::fs::PermissionsExt;
+    let who = livefire_sandbox::pg::RunAs::detect().expect("a `postgres` user");
+    let root = dir.join(name);
+    let run_dir = root.join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    // The server's user must reach its folder.
+    for d in [dir, &root] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    who.own(&root).unwrap();
+    let cluster = livefire_sandbox::pg::Cluster {
+        bin: postgres_bin().expect("checked by the caller"),
+        data: root.join("data"),
+        port: free_port(),
+        name: name.to_owned(),
+        run_dir,
+    };
+    cluster.initdb(&who).unwrap();
+    cluster.start(&who).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(livefire_sandbox::pg::execute(
+        &cluster.admin_dsn(),
+        "create table orders (id int8 primary key, item text);
+         insert into orders select g, 'item ' || g from generate_series(1, 2000) g;
+         checkpoint;",
+    ))
+    .unwrap();
+    (who, cluster)
 }
 
 fn spec<T: serde::de::DeserializeOwned>(yaml: &str) -> T {

@@ -70,10 +70,10 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
         "split runs",
     ),
     (
-        "a postgres attribute only unbuilt faults read",
-        "targets:\n  db: { postgres: { dsn: \"postgres://a@127.0.0.1:1/d\", data_dir: /tmp/x } }\ntimeline: []\n",
-        "4:56",
-        "`data_dir` is read by postgres.* faults",
+        "a page to corrupt on a cluster whose files are not named",
+        "targets:\n  db: { postgres: { dsn: \"postgres://a@127.0.0.1:1/d\" } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { postgres.corrupt: { target: db, table: t } } }\n",
+        "6:61",
+        "target `db` must declare its `data_dir`",
     ),
     (
         "a second top-level timeline",

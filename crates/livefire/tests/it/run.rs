@@ -125,14 +125,14 @@ fn hypothesis_deviating_during_the_fault_exits_1_after_full_rollback() {
 fn kinds_not_built_yet_are_refused_with_exit_3() {
     let home = Home::new();
     let file = home.file(
-        "version: 1\ntitle: t\ntargets:\n  db: { postgres: { dsn: \"postgres://app@127.0.0.1:1/x\" } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { postgres.corrupt: { target: db, table: t } } }\n",
+        "version: 1\ntitle: t\ntargets:\n  db: { postgres: { dsn: \"postgres://app@127.0.0.1:1/x\" } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { postgres.lock_table: { target: db, table: t } } }\n",
     );
     let (code, _, err) = run(&mut home.run(&file));
     assert_eq!(code, 3);
     assert!(
         // Refused where it is written, as `validate` refuses it.
         err.contains(&format!(
-            "{}:6:33: error: fault `postgres.corrupt` is not built",
+            "{}:6:33: error: fault `postgres.lock_table` is not built",
             file.display()
         )),
         "{err}"
