@@ -124,6 +124,8 @@ def main():
     for name in sorted(os.listdir(runs_dir)):
         rnd, target, tool = name.split("-", 2)
         d = os.path.join(runs_dir, name)
+        if not os.path.exists(os.path.join(d, "loadavg-after")) and not os.path.exists(os.path.join(d, "failed")):
+            continue  # still running
         run = {"round": int(rnd), "target": target, "tool": tool, "dir": d,
                "failed": read(os.path.join(d, "failed")),
                "load": (read(os.path.join(d, "loadavg-before"), "?").split()[0],
@@ -193,7 +195,10 @@ def main():
             if r["target"] == target and not r["failed"]:
                 for name in r["real"]:
                     defects.setdefault(name, None)
-        notes = {v[1]: v[2] for k, v in table.items() if k[0] == target and v[0] == "real"}
+        notes = {}
+        for k, v in table.items():
+            if k[0] == target and v[0] == "real" and v[2]:
+                notes.setdefault(v[1], v[2])
         print(f"\n{TARGET_LABEL.get(target, target)}: real defects, rounds found in and seconds to first sighting (min–median–max)\n")
         print("| defect | " + " | ".join(TOOLS) + " |")
         print("| --- | " + " | ".join("---" for _ in TOOLS) + " |")
