@@ -67,9 +67,73 @@ pub enum RunError {
     /// A production environment without `--confirm production`.
     #[error(transparent)]
     NotConfirmed(#[from] livefire_spec::FlagError),
-    /// Refused before anything was applied: a target, a port, the run folder.
+    /// A target cannot be used now: nothing was applied.
+    #[error("{0} (nothing was applied)")]
+    Target(#[from] TargetError),
+    /// The run folder, its journal or the ledger cannot be written: nothing was applied.
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    /// Refused before anything was applied: a port, the runtime.
     #[error("{0}")]
     Refused(String),
+}
+
+/// Why a declared target cannot be used now.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(transparent)]
+    Process(#[from] livefire_faults::process::ProcessError),
+    #[error("target `{name}`: {path} is not a directory: name an existing directory")]
+    NotADirectory { name: String, path: String },
+    #[error("activity `{activity}`: {source}")]
+    Activity {
+        activity: String,
+        source: livefire_faults::FaultError,
+    },
+    #[error("target `{name}`: {source}")]
+    Netns {
+        name: String,
+        source: livefire_faults::net::NetError,
+    },
+    #[error("target `{name}`: {source}")]
+    Proxy {
+        name: String,
+        source: livefire_faults::proxy::ProxyFaultError,
+    },
+    #[error(
+        "target `{name}` (pid {pid}) still has a pending undo from run {run} (activity `{activity}`: {undo}): run `livefire recover` first"
+    )]
+    PendingUndo {
+        name: String,
+        pid: u32,
+        run: String,
+        activity: String,
+        undo: String,
+    },
+}
+
+/// Why the run folder could not be made; each says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error(
+        "cannot create a run folder under {out}: {source}: pass `--out DIR` with a writable folder (nothing was applied)"
+    )]
+    Create {
+        out: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write the run folder {dir}: {source} (nothing was applied)")]
+    Write {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot write the ledger under {home}: {source}: set LIVEFIRE_HOME to a writable folder (nothing was applied)"
+    )]
+    Ledger {
+        home: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Runs an experiment to the end and returns how it ended, or why it did not start.
@@ -139,8 +203,7 @@ async fn run_async(opts: RunOptions) -> Result<Outcome, RunError> {
     }
     // A plan may be looked at without confirming: only a run needs it.
     plan.confirm(opts.confirm.as_deref())?;
-    check_targets(&plan)
-        .map_err(|msg| RunError::Refused(format!("{msg} (nothing was applied)")))?;
+    check_targets(&plan)?;
     // The metrics port is taken now: one in use is an error before anything is applied.
     let metrics_listener = match &opts.metrics_listen {
         None => None,
@@ -155,7 +218,7 @@ async fn run_async(opts: RunOptions) -> Result<Outcome, RunError> {
             }
         },
     };
-    let folder = open_run_folder(&plan).map_err(RunError::Refused)?;
+    let folder = open_run_folder(&plan)?;
     Ok(execute(&plan, folder, metrics_listener, opts.view).await)
 }
 
@@ -163,11 +226,11 @@ async fn run_async(opts: RunOptions) -> Result<Outcome, RunError> {
 /// error), checks that a declared network namespace and an existing proxy server a fault
 /// would change exist, and refuses a target a crashed run left a pending undo on.
 /// Changes nothing.
-fn check_targets(plan: &Plan) -> Result<(), String> {
+fn check_targets(plan: &Plan) -> Result<(), TargetError> {
     let mut resolved = BTreeMap::new();
     for (name, t) in &plan.targets {
         if let Some(sel) = &t.process {
-            let p = livefire_faults::process::resolve(name, sel).map_err(|e| e.to_string())?;
+            let p = livefire_faults::process::resolve(name, sel)?;
             resolved.insert(name.clone(), p);
         }
     }
@@ -175,9 +238,10 @@ fn check_targets(plan: &Plan) -> Result<(), String> {
         if let Some(path) = &t.path
             && !std::path::Path::new(path).is_dir()
         {
-            return Err(format!(
-                "target `{name}`: {path} is not a directory: name an existing directory"
-            ));
+            return Err(TargetError::NotADirectory {
+                name: name.clone(),
+                path: path.clone(),
+            });
         }
     }
     // Each fault's own refusals (its attributes, its target's type) before anything is
@@ -201,15 +265,20 @@ fn check_targets(plan: &Plan) -> Result<(), String> {
     }
     for a in &plan.activities {
         if let crate::plan::Body::Fault(f) = &a.body {
-            livefire_faults::check(f, &targets)
-                .map_err(|e| format!("activity `{}`: {e}", a.name))?;
+            livefire_faults::check(f, &targets).map_err(|source| TargetError::Activity {
+                activity: a.name.clone(),
+                source,
+            })?;
         }
     }
     for (name, t) in &plan.targets {
         if let Some(ns) = &t.netns
             && let Err(e) = livefire_faults::net::check_netns(ns)
         {
-            return Err(format!("target `{name}`: {e}"));
+            return Err(TargetError::Netns {
+                name: name.clone(),
+                source: e,
+            });
         }
         if let Some(livefire_spec::ProxyTarget {
             api: Some(url),
@@ -218,20 +287,23 @@ fn check_targets(plan: &Plan) -> Result<(), String> {
         }) = &t.proxy
             && let Err(e) = livefire_faults::proxy::check_exists(url, proxy)
         {
-            return Err(format!("target `{name}`: {e}"));
+            return Err(TargetError::Proxy {
+                name: name.clone(),
+                source: e,
+            });
         }
     }
     let pending = crate::ledger::pending_all();
     for (name, p) in &resolved {
         let res = livefire_faults::process::resource(*p);
         if let Some(entry) = pending.iter().find(|e| e.resources.contains(&res)) {
-            return Err(format!(
-                "target `{name}` (pid {}) still has a pending undo from run {} (activity `{}`: {}): run `livefire recover` first",
-                p.pid,
-                entry.run_id,
-                entry.activity,
-                entry.record.describe()
-            ));
+            return Err(TargetError::PendingUndo {
+                name: name.clone(),
+                pid: p.pid,
+                run: entry.run_id.clone(),
+                activity: entry.activity.clone(),
+                undo: entry.record.describe(),
+            });
         }
     }
     Ok(())
@@ -247,14 +319,13 @@ struct RunFolder {
 
 /// Creates `<out>/<UTC time>-<slug>[-N]/` with `experiment.yaml` (secrets masked), the
 /// journal and the ledger.
-fn open_run_folder(plan: &Plan) -> Result<RunFolder, String> {
+fn open_run_folder(plan: &Plan) -> Result<RunFolder, FolderError> {
     let out = &plan.settings.out;
-    let (run_id, run_dir) = create_run_dir(out, &plan.title).map_err(|e| {
-        format!(
-            "cannot create a run folder under {}: {e}: pass `--out DIR` with a writable folder (nothing was applied)",
-            out.display()
-        )
-    })?;
+    let (run_id, run_dir) =
+        create_run_dir(out, &plan.title).map_err(|source| FolderError::Create {
+            out: out.clone(),
+            source,
+        })?;
     let as_run = Secret::mask_all(
         &plan.secrets,
         serde_json::to_string_pretty(&plan.experiment).unwrap_or_default(),
@@ -266,17 +337,13 @@ fn open_run_folder(plan: &Plan) -> Result<RunFolder, String> {
         .collect();
     let journal = std::fs::write(run_dir.join("experiment.yaml"), as_run + "\n")
         .and_then(|_| Journal::create(&run_dir.join("journal.jsonl"), Instant::now(), secrets))
-        .map_err(|e| {
-            format!(
-                "cannot write the run folder {}: {e} (nothing was applied)",
-                run_dir.display()
-            )
+        .map_err(|source| FolderError::Write {
+            dir: run_dir.clone(),
+            source,
         })?;
-    let ledger = Ledger::create(&run_id, &run_dir).map_err(|e| {
-        format!(
-            "cannot write the ledger under {}: {e}: set LIVEFIRE_HOME to a writable folder (nothing was applied)",
-            crate::home::home().display()
-        )
+    let ledger = Ledger::create(&run_id, &run_dir).map_err(|source| FolderError::Ledger {
+        home: crate::home::home(),
+        source,
     })?;
     Ok(RunFolder {
         run_id,
