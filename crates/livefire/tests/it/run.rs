@@ -223,11 +223,15 @@ fn progress_is_a_plain_line_per_second_off_a_terminal_and_nothing_with_quiet() {
             .any(|l| l.contains("browse: ") && l.contains(" rps")),
         "{err}"
     );
-    assert_eq!(
-        out.lines().count(),
-        2,
-        "stdout: only the verdict and the run folder: {out}"
+    // stdout is the end-of-run summary (who noticed each fault, the verdict, the run
+    // folder), never the progress line.
+    assert!(!out.contains(" / 00:03"), "no progress on stdout: {out}");
+    let last: Vec<&str> = out.lines().rev().take(2).collect();
+    assert!(
+        last.len() == 2 && last[1].starts_with("verdict: ") && last[0].starts_with("run folder: "),
+        "stdout ends with the verdict and the run folder: {out}"
     );
+    assert!(out.contains("who noticed `nap`: nobody"), "{out}");
     let quiet = Home::new();
     let (code, _, err) = run(quiet.run(&file).arg("--quiet"));
     assert_eq!(code, 0, "{err}");
