@@ -1,26 +1,36 @@
 #!/usr/bin/env bash
-# Benchmark: a direct connection vs haproxy (TCP mode) vs `livefire proxy` with no toxic
+# Benchmark: a direct connection vs haproxy (TCP mode, with its default 16 KiB buffers
+# and with `tune.bufsize` equal to livefire's 64 KiB) vs `livefire proxy` with no toxic
 # (its io_uring data plane, and its epoll path as `livefire-epoll`), on loopback, each
-# proxy pinned alone on one core. Not a test: prints numbers and ratios.
+# proxy pinned alone on one core. Not a test: prints every sample, medians and spreads.
 #
-#   bench/proxy.sh                 # builds target/release/livefire if needed
-#   SECS=10 ROUNDS=9 bench/proxy.sh   # longer runs, more rounds (medians are shown)
+#   bench/proxy.sh                    # builds target/release/livefire if needed
+#   SECS=10 ROUNDS=9 bench/proxy.sh   # longer runs, more rounds
 #
-# Needs (Debian): haproxy iperf3 wrk nginx python3; run as root (nginx, ulimit).
-# Measures: bulk throughput (iperf3, both directions), the proxy's CPU per small HTTP
-# request (user+system of the proxy process over a wrk run to nginx), added latency
-# (wrk, one connection, p50/p99), and memory per 1,000 idle connections (RSS delta).
+# Needs (Debian): haproxy iperf3 wrk nginx python3 util-linux; root (nginx, ulimit).
+# Each round measures every path in turn, the order rotated from round to round so load
+# from elsewhere on a shared machine hits every path alike: bulk throughput (iperf3, both
+# directions), added latency (wrk, one connection: p50 and p99 minus the direct path's
+# in the same round), the proxy's CPU per small HTTP request (user+system of the proxy
+# process over a wrk -c50 run to nginx) and wrk's p99 in that run. Idle memory per
+# connection (RSS delta over IDLE idle connections) is measured once per proxy. A proxy
+# that does not start, or a run through it that fails, is a FAILED sample, not a zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECS=${SECS:-5}
 ROUNDS=${ROUNDS:-5}
 IDLE=${IDLE:-1000}
-for tool in haproxy iperf3 wrk nginx python3 taskset; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install haproxy iperf3 wrk nginx" >&2; exit 3; }
-done
+BUFSIZE=${BUFSIZE:-65536}   # livefire-proxy's buffer (uring.rs BUF_SIZE, link.rs FAST_BUF)
+missing=()
+for tool in haproxy iperf3 wrk nginx python3 taskset; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "missing ${missing[*]}: apt-get install haproxy iperf3 wrk nginx-light python3 util-linux" >&2
+  exit 3
+fi
 LIVEFIRE=${LIVEFIRE_BIN:-target/release/livefire}
-if [ ! -x "$LIVEFIRE" ]; then cargo build --release -p livefire; fi
+if [ -z "${LIVEFIRE_BIN:-}" ]; then cargo build --release -q -p livefire; fi
+[ -x "$LIVEFIRE" ] || { echo "no livefire binary at $LIVEFIRE: cargo build --release -p livefire" >&2; exit 3; }
 ulimit -n 20000
 
 NCPU=$(nproc)
@@ -30,10 +40,19 @@ if [ "$NCPU" -ge 2 ]; then PROXY_CPU=$((NCPU - 1)); LOAD_CPUS="0-$((NCPU - 2))";
 PIN_PROXY=(taskset -c "$PROXY_CPU")
 PIN_LOAD=(taskset -c "$LOAD_CPUS")
 
-# Ports: upstreams 27080 (nginx), 27201 (iperf3), 27300 (idle holder); haproxy +100,
-# livefire +110 (API 27474), livefire on epoll +120 (API 27475).
-for p in 27080 27201 27300 27180 27301 27400 27190 27311 27410 27474 27200 27321 27420 27475; do
+# Ports: upstreams 27080 (nginx), 27201 (iperf3), 27300 (idle holder); each path adds
+# its offset: haproxy +100, livefire +110 (API 27474), livefire-epoll +120 (API
+# 27475), haproxy-64k +130.
+WHO=(direct haproxy haproxy-64k livefire livefire-epoll)
+declare -A OFF=([direct]=0 [haproxy]=100 [livefire]=110 [livefire-epoll]=120 [haproxy-64k]=130)
+for p in 27474 27475; do
   if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "port $p is busy; free it first" >&2; exit 3; fi
+done
+for who in "${WHO[@]}"; do
+  for base in 27080 27201 27300; do
+    p=$((base + OFF[$who]))
+    if (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "port $p is busy; free it first" >&2; exit 3; fi
+  done
 done
 
 TMP=$(mktemp -d)
@@ -53,7 +72,7 @@ NGX
 "${PIN_LOAD[@]}" nginx -p "$TMP" -c "$TMP/nginx.conf" & PIDS+=($!)
 "${PIN_LOAD[@]}" iperf3 -s -p 27201 >/dev/null 2>&1 & PIDS+=($!)
 cat > "$TMP/hold.py" <<'PY'
-import socket, sys, threading
+import socket, sys
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("127.0.0.1", int(sys.argv[1]))); srv.listen(4096)
 held = []
@@ -63,42 +82,53 @@ PY
 "${PIN_LOAD[@]}" python3 "$TMP/hold.py" 27300 & PIDS+=($!)
 
 # --- proxies -----------------------------------------------------------------------
-cat > "$TMP/haproxy.cfg" <<HAP
+haproxy_cfg() { # offset [tune line]
+  cat <<HAP
 global
   maxconn 8000
   nbthread 1
+  $2
 defaults
   mode tcp
   timeout connect 5s
   timeout client 1h
   timeout server 1h
 listen nginx
-  bind 127.0.0.1:27180
+  bind 127.0.0.1:$((27080 + $1))
   server s 127.0.0.1:27080
 listen iperf
-  bind 127.0.0.1:27301
+  bind 127.0.0.1:$((27201 + $1))
   server s 127.0.0.1:27201
 listen hold
-  bind 127.0.0.1:27400
+  bind 127.0.0.1:$((27300 + $1))
   server s 127.0.0.1:27300
 HAP
-"${PIN_PROXY[@]}" haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 & HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
-cat > "$TMP/proxies.json" <<JSON
-[{"name": "nginx", "listen": "127.0.0.1:27190", "upstream": "127.0.0.1:27080"},
- {"name": "iperf", "listen": "127.0.0.1:27311", "upstream": "127.0.0.1:27201"},
- {"name": "hold", "listen": "127.0.0.1:27410", "upstream": "127.0.0.1:27300"}]
-JSON
-"${PIN_PROXY[@]}" "$LIVEFIRE" proxy --port 27474 --config "$TMP/proxies.json" >"$TMP/livefire.log" 2>&1 & LIVEFIRE_PID=$!; PIDS+=($LIVEFIRE_PID)
-sed -e 's/27190/27200/' -e 's/27311/27321/' -e 's/27410/27420/' "$TMP/proxies.json" > "$TMP/proxies-epoll.json"
-LIVEFIRE_PROXY_IO=epoll "${PIN_PROXY[@]}" "$LIVEFIRE" proxy --port 27475 --config "$TMP/proxies-epoll.json" >"$TMP/livefire-epoll.log" 2>&1 & EPOLL_PID=$!; PIDS+=($EPOLL_PID)
+}
+declare -A PID
+haproxy_cfg 100 "" > "$TMP/haproxy.cfg"
+"${PIN_PROXY[@]}" haproxy -f "$TMP/haproxy.cfg" -db >"$TMP/haproxy.log" 2>&1 & PID[haproxy]=$!; PIDS+=($!)
+haproxy_cfg 130 "tune.bufsize $BUFSIZE" > "$TMP/haproxy-64k.cfg"
+"${PIN_PROXY[@]}" haproxy -f "$TMP/haproxy-64k.cfg" -db >"$TMP/haproxy-64k.log" 2>&1 & PID[haproxy-64k]=$!; PIDS+=($!)
+lf_cfg() { # offset
+  printf '[{"name": "nginx", "listen": "127.0.0.1:%s", "upstream": "127.0.0.1:27080"},\n' $((27080 + $1))
+  printf ' {"name": "iperf", "listen": "127.0.0.1:%s", "upstream": "127.0.0.1:27201"},\n' $((27201 + $1))
+  printf ' {"name": "hold", "listen": "127.0.0.1:%s", "upstream": "127.0.0.1:27300"}]\n' $((27300 + $1))
+}
+lf_cfg 110 > "$TMP/livefire.json"
+lf_cfg 120 > "$TMP/livefire-epoll.json"
+"${PIN_PROXY[@]}" "$LIVEFIRE" proxy --port 27474 --config "$TMP/livefire.json" >"$TMP/livefire.log" 2>&1 & PID[livefire]=$!; PIDS+=($!)
+LIVEFIRE_PROXY_IO=epoll "${PIN_PROXY[@]}" "$LIVEFIRE" proxy --port 27475 --config "$TMP/livefire-epoll.json" >"$TMP/livefire-epoll.log" 2>&1 & PID[livefire-epoll]=$!; PIDS+=($!)
 sleep 1.5
-for pid in $HAPROXY_PID $LIVEFIRE_PID $EPOLL_PID; do
-  kill -0 "$pid" 2>/dev/null || { echo "a proxy did not start:" >&2; cat "$TMP"/haproxy.log "$TMP"/livefire*.log >&2; exit 1; }
+declare -A DOWN
+for who in haproxy haproxy-64k livefire livefire-epoll; do
+  if ! kill -0 "${PID[$who]}" 2>/dev/null || ! (exec 3<>/dev/tcp/127.0.0.1/$((27080 + OFF[$who]))) 2>/dev/null; then
+    DOWN[$who]=1
+    echo "$who did not start (its rows are FAILED):" >&2; cat "$TMP/$who.log" >&2
+  fi
 done
 
 # --- measurements ------------------------------------------------------------------
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 TCK=$(getconf CLK_TCK)
 
 idle_kib_per_conn() { # pid port -> KiB per idle connection
@@ -117,83 +147,105 @@ for s in socks: s.close()
 PY
 }
 
-iperf_mbps() { # port extra-flags -> MB/s
-  "${PIN_LOAD[@]}" iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -J $2 | python3 -c 'import json,sys; bps = json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]; print(round(bps / 8e6))'
+iperf_mbps() { # port extra-flags -> MB/s, or nothing on failure
+  "${PIN_LOAD[@]}" iperf3 -c 127.0.0.1 -p "$1" -t "$SECS" -J $2 2>/dev/null | python3 -c 'import json,sys; bps = json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]; print(round(bps / 8e6))' 2>/dev/null || true
 }
 
-wrk_run() { # url conns -> "requests p50_us p99_us"
-  "${PIN_LOAD[@]}" wrk -t1 -c"$2" -d"${SECS}s" --latency "$1" | python3 -c '
+wrk_run() { # url conns -> "requests p50_us p99_us", or nothing on failure
+  "${PIN_LOAD[@]}" wrk -t1 -c"$2" -d"${SECS}s" --latency "$1" 2>/dev/null | python3 -c '
 import re, sys
 t = sys.stdin.read()
 def us(v):
     m = re.match(r"([\d.]+)(us|ms|s)", v); x = float(m.group(1))
     return x * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)]
 req = int(re.search(r"(\d+) requests in", t).group(1))
+if re.search(r"Non-2xx|Socket errors", t) or req == 0: sys.exit(1)
 p = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", t, re.M))
-print(req, round(us(p["50"]), 1), round(us(p["99"]), 1))'
+print(req, round(us(p["50"]), 1), round(us(p["99"]), 1))' 2>/dev/null || true
 }
 
-declare -A R
-echo "machine: $(nproc) cores, $(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "proxies pinned to CPU $PROXY_CPU; load tools on CPU $LOAD_CPUS; ${SECS}s per run, $ROUNDS rounds"
+echo "# $(date -u +%FT%TZ) machine: $(nproc) cores,$(awk '/model name/ {$1=$2=$3=""; print; exit}' /proc/cpuinfo), load avg $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# proxies pinned to CPU $PROXY_CPU; load tools and upstreams on CPU $LOAD_CPUS; ${SECS}s per run, $ROUNDS rounds"
+echo "# $(haproxy -v 2>&1 | head -1); haproxy-64k: tune.bufsize $BUFSIZE; $("$LIVEFIRE" --version)"
+[ -z "${DOWN[livefire]:-}" ] && echo "# livefire: $(head -1 "$TMP/livefire.log")"
+[ -z "${DOWN[livefire-epoll]:-}" ] && echo "# livefire-epoll: $(head -1 "$TMP/livefire-epoll.log")"
 
-echo "livefire: $(head -1 "$TMP/livefire.log")"
-echo "livefire-epoll: $(head -1 "$TMP/livefire-epoll.log")"
-for who in haproxy livefire livefire-epoll; do
-  case $who in haproxy) pid=$HAPROXY_PID; base=100;; livefire) pid=$LIVEFIRE_PID; base=110;; *) pid=$EPOLL_PID; base=120;; esac
-  R[$who.idle]=$(idle_kib_per_conn "$pid" $((27300 + base)))
+SAMPLES=$TMP/samples.tsv   # round who metric value (FAILED for a failed run)
+: > "$SAMPLES"
+put() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-FAILED}" >> "$SAMPLES"; }
+
+for who in haproxy haproxy-64k livefire livefire-epoll; do
+  if [ -n "${DOWN[$who]:-}" ]; then put 0 "$who" idle; else put 0 "$who" idle "$(idle_kib_per_conn "${PID[$who]}" $((27300 + OFF[$who])))"; fi
 done
-R[direct.idle]="-"
 
-
-# Bulk, latency and CPU: ROUNDS interleaved rounds (direct, haproxy, livefire, again
-# ...), the median is reported, so a burst of noise from elsewhere hits one sample, not
-# a column.
-median() { python3 -c 'import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))' "$@"; }
-declare -A S
 for round in $(seq "$ROUNDS"); do
-  for who in direct haproxy livefire livefire-epoll; do
-    case $who in direct) off=0;; haproxy) off=100;; livefire) off=110;; livefire-epoll) off=120;; esac
-    S[$who.up]+=" $(iperf_mbps $((27201 + off)) "")"
-    S[$who.down]+=" $(iperf_mbps $((27201 + off)) "-R")"
-    read -r _ p50 p99 <<<"$(wrk_run "http://127.0.0.1:$((27080 + off))/" 1)"
-    S[$who.p50]+=" $p50"; S[$who.p99]+=" $p99"
-    pid=0
-    [ $who = haproxy ] && pid=$HAPROXY_PID
-    [ $who = livefire ] && pid=$LIVEFIRE_PID
-    [ $who = livefire-epoll ] && pid=$EPOLL_PID
-    [ $pid != 0 ] && t0=$(cpu_ticks "$pid")
-    read -r req _ lp99 <<<"$(wrk_run "http://127.0.0.1:$((27080 + off))/" 50)"
-    S[$who.loadp99]+=" $lp99"
-    if [ $pid != 0 ]; then
+  order=()
+  for i in $(seq 0 $((${#WHO[@]} - 1))); do order+=("${WHO[$(((i + round - 1) % ${#WHO[@]}))]}"); done
+  echo "round $round: ${order[*]} (load avg $(cut -d' ' -f1 /proc/loadavg))"
+  for who in "${order[@]}"; do
+    put "$round" "$who" loadavg "$(cut -d' ' -f1 /proc/loadavg)"
+    if [ -n "${DOWN[$who]:-}" ]; then
+      for m in up down p50 p99 cpu loadp99; do put "$round" "$who" $m; done
+      continue
+    fi
+    off=${OFF[$who]}
+    put "$round" "$who" up "$(iperf_mbps $((27201 + off)) "")"
+    put "$round" "$who" down "$(iperf_mbps $((27201 + off)) "-R")"
+    read -r _ p50 p99 <<<"$(wrk_run "http://127.0.0.1:$((27080 + off))/" 1)" || true
+    put "$round" "$who" p50 "$p50"; put "$round" "$who" p99 "$p99"
+    pid=${PID[$who]:-}
+    [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+    req=""; lp99=""
+    read -r req _ lp99 <<<"$(wrk_run "http://127.0.0.1:$((27080 + off))/" 50)" || true
+    put "$round" "$who" loadp99 "$lp99"
+    if [ -n "$pid" ]; then
       t1=$(cpu_ticks "$pid")
-      S[$who.cpu]+=" $(python3 -c "print(($t1 - $t0) / $TCK * 1e6 / $req)")"
+      if [ -n "$req" ]; then put "$round" "$who" cpu "$(python3 -c "print(round(($t1 - $t0) / $TCK * 1e6 / $req, 2))")"; else put "$round" "$who" cpu; fi
     fi
   done
 done
-for who in direct haproxy livefire livefire-epoll; do
-  R[$who.up]=$(python3 -c "print(round($(median ${S[$who.up]})))")
-  R[$who.down]=$(python3 -c "print(round($(median ${S[$who.down]})))")
-  echo "$who bulk MB/s samples: up${S[$who.up]} / down${S[$who.down]}"
-  R[$who.p50]=$(median ${S[$who.p50]}); R[$who.p99]=$(median ${S[$who.p99]})
-  R[$who.loadp99]=$(median ${S[$who.loadp99]})
-  if [ $who = direct ]; then R[$who.cpu]="-"; else R[$who.cpu]=$(python3 -c "print(round($(median ${S[$who.cpu]}), 2))"); fi
-  echo "$who samples: p50${S[$who.p50]} / p99${S[$who.p99]} / cpu${S[$who.cpu]:- -}"
-done
 
-printf '\n%-14s %12s %12s %10s %10s %12s %14s %14s\n' "" "up MB/s" "down MB/s" "p50 us" "p99 us" "cpu us/req" "p99 us (c50)" "KiB/idle conn"
-for who in direct haproxy livefire livefire-epoll; do
-  printf '%-14s %12s %12s %10s %10s %12s %14s %14s\n' "$who" "${R[$who.up]}" "${R[$who.down]}" "${R[$who.p50]}" "${R[$who.p99]}" "${R[$who.cpu]}" "${R[$who.loadp99]}" "${R[$who.idle]}"
-done
-python3 - "${R[haproxy.up]}" "${R[livefire.up]}" "${R[haproxy.down]}" "${R[livefire.down]}" \
-  "${R[haproxy.cpu]}" "${R[livefire.cpu]}" "${R[direct.p50]}" "${R[haproxy.p50]}" "${R[livefire.p50]}" \
-  "${R[haproxy.idle]}" "${R[livefire.idle]}" "${R[livefire-epoll.cpu]}" <<'PY'
-import sys
-hu, lu, hd, ld, hc, lc, d50, h50, l50, hi, li, ec = map(float, sys.argv[1:])
+python3 - "$SAMPLES" "${WHO[@]}" <<'PY'
+import statistics, sys
+path, who = sys.argv[1], sys.argv[2:]
+S = {}
+for line in open(path):
+    rnd, w, m, v = line.rstrip("\n").split("\t")
+    S.setdefault((w, m), {})[int(rnd)] = None if v == "FAILED" else float(v)
+def vals(w, m): return [v for v in S.get((w, m), {}).values() if v is not None]
+def runs(w, m): return len(S.get((w, m), {}))
+def med(xs, nd=0):
+    if not xs: return "FAILED"
+    f = f"{{:.{nd}f}}"
+    return f"{f.format(statistics.median(xs))} [{f.format(min(xs))}-{f.format(max(xs))}]"
+def added(w, m):  # per round: this path minus the direct path of the same round
+    d, p = S.get(("direct", m), {}), S.get((w, m), {})
+    return [p[r] - d[r] for r in p if p[r] is not None and d.get(r) is not None]
+print("\nall samples (per round, in round order):")
+for w in who:
+    for m in ["up", "down", "p50", "p99", "cpu", "loadp99"]:
+        if (w, m) in S:
+            print(f"  {w:15} {m:8} " + " ".join("FAILED" if v is None else f"{v:g}" for _, v in sorted(S[(w, m)].items())))
+print("\nmedian [min-max] over rounds:")
+cols = ["up MB/s", "down MB/s", "added p50 us", "added p99 us", "cpu us/req", "p99 us (c50)", "KiB/idle conn"]
+print(f"{'':15}" + "".join(f"{c:>22}" for c in cols))
+for w in who:
+    row = [med(vals(w, "up")), med(vals(w, "down"))]
+    row += ["(p50 " + med(vals(w, "p50")) + ")", "(p99 " + med(vals(w, "p99")) + ")"] if w == "direct" else [med(added(w, "p50")), med(added(w, "p99"))]
+    row += ["-" if w == "direct" else med(vals(w, "cpu"), 2), med(vals(w, "loadp99"))]
+    row += ["-" if w == "direct" else med(vals(w, "idle"), 2)]
+    print(f"{w:15}" + "".join(f"{c:>22}" for c in row))
+    fails = sum(1 for (ww, m), d in S.items() if ww == w and m != "loadavg" for v in d.values() if v is None)
+    if fails: print(f"{'':15}{fails} FAILED samples")
+print(f"\n1-min load average at the start of each path's runs: {med(vals('direct', 'loadavg') + vals('haproxy', 'loadavg') + vals('haproxy-64k', 'loadavg') + vals('livefire', 'loadavg') + vals('livefire-epoll', 'loadavg'), 1)}")
+def ratio(a, b, m):  # per round a/b, median [min-max]
+    A, B = S.get((a, m), {}), S.get((b, m), {})
+    return med([A[r] / B[r] for r in A if A[r] and B.get(r)], 2)
 print()
-print(f"livefire / haproxy bulk up     {lu / hu:.2f}x   (goal >= 1.0)")
-print(f"livefire / haproxy bulk down   {ld / hd:.2f}x   (goal >= 1.0)")
-print(f"livefire / haproxy CPU per req {lc / hc:.2f}x   (goal <= 0.9; epoll path {ec / hc:.2f}x)")
-print(f"added p50: haproxy {h50 - d50:.1f} us, livefire {l50 - d50:.1f} us   (goal: livefire <= haproxy)")
-print(f"idle memory: haproxy {hi:.2f} KiB, livefire {li:.2f} KiB per connection   (goal <= 8)")
+for peer in ["haproxy", "haproxy-64k"]:
+    print(f"livefire / {peer:11} per round: bulk up {ratio('livefire', peer, 'up')}x, down {ratio('livefire', peer, 'down')}x (goal >= 1), "
+          f"CPU per req {ratio('livefire', peer, 'cpu')}x; epoll path CPU per req {ratio('livefire-epoll', peer, 'cpu')}x")
+    lf, hp = added("livefire", "p50"), added(peer, "p50")
+    if lf and hp:
+        print(f"added p50: {peer} {statistics.median(hp):.1f} us, livefire {statistics.median(lf):.1f} us (goal: livefire <= {peer})")
 PY
