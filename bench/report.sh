@@ -45,7 +45,7 @@ dir=${KEEP:-$(mktemp -d)}
 mkdir -p "$dir"
 cleanup() {
   [ -f "$dir/sb/sandbox.json" ] && "$LF" sandbox down --dir "$dir/sb" >/dev/null 2>&1 || true
-  [ -z "${KEEP:-}" ] && rm -rf "$dir"
+  if [ -z "${KEEP:-}" ]; then rm -rf "$dir"; fi
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM
