@@ -1052,7 +1052,58 @@ impl Checker<'_> {
                 "`pool` is empty: list the curveballs to draw from",
             );
         }
+        if s.pool.len() < s.draw as usize {
+            self.err(
+                at(self.tree, &[K("scenario"), K("draw")]),
+                format!(
+                    "`draw: {}` needs that many curveballs in `pool` (it has {}): a curveball is drawn at most once; draw fewer or add to the pool",
+                    s.draw,
+                    s.pool.len()
+                ),
+            );
+        }
+        let width = s.window[1].0.saturating_sub(s.window[0].0);
+        if s.window[0] <= s.window[1] && width < s.duration[0].0 {
+            self.err(
+                at(self.tree, &[K("scenario"), K("window")]),
+                format!(
+                    "`window` lasts {} but a curveball lasts at least {}: each curveball runs inside the window; widen it or shorten `duration`",
+                    crate::values::Duration(width),
+                    s.duration[0]
+                ),
+            );
+        }
+        // Faults on one target cannot stack (undoing one undoes both): a curveball may
+        // share its target with no timeline fault and, when more than one is drawn, with
+        // no other curveball.
+        let timeline: Vec<&str> = self
+            .exp
+            .timeline
+            .iter()
+            .filter_map(|a| a.fault.as_ref()?.target().map(|(t, _)| t))
+            .collect();
+        let mut pooled: Vec<&str> = Vec::new();
         for (i, c) in s.pool.iter().enumerate() {
+            let Some((target, _)) = c.fault.target() else {
+                continue;
+            };
+            if timeline.contains(&target) || (s.draw > 1 && pooled.contains(&target)) {
+                self.err(
+                    at(self.tree, &[K("scenario"), K("pool"), I(i), K("fault")]),
+                    format!(
+                        "another fault (in the timeline or, with `draw` above 1, the pool) acts on target `{target}`: faults on one target cannot stack, so a drawn schedule might not run; give each curveball its own target"
+                    ),
+                );
+            }
+            pooled.push(target);
+        }
+        for (i, c) in s.pool.iter().enumerate() {
+            if c.weight == Some(0) {
+                self.err(
+                    at(self.tree, &[K("scenario"), K("pool"), I(i), K("weight")]),
+                    "`weight` must be positive: remove the curveball from the pool instead of weighting it 0",
+                );
+            }
             self.check_fault(&c.fault, &[K("scenario"), K("pool"), I(i), K("fault")]);
         }
     }
@@ -1251,6 +1302,22 @@ impl Checker<'_> {
                     format!(
                         "fault `{}` is not built in this livefire yet: `livefire run` refuses it",
                         f.kind()
+                    ),
+                );
+            }
+        }
+        let pool = self.exp.scenario.iter().flat_map(|s| s.pool.iter());
+        for (i, c) in pool.enumerate() {
+            if !(built.faults)(&c.fault) {
+                self.err(
+                    key_at(
+                        self.tree,
+                        &[K("scenario"), K("pool"), I(i), K("fault")],
+                        c.fault.kind(),
+                    ),
+                    format!(
+                        "fault `{}` is not built in this livefire yet: `livefire run` refuses it",
+                        c.fault.kind()
                     ),
                 );
             }

@@ -5,6 +5,7 @@
 
 mod env;
 mod render;
+mod scenario;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -251,8 +252,13 @@ pub fn from_experiment(
     dir: PathBuf,
     secrets: Vec<Secret>,
 ) -> Result<Plan, PlanError> {
-    let settings = settings(&exp);
+    let mut settings = settings(&exp);
     let mut activities = activities(&exp, &dir, settings.seed)?;
+    activities.extend(scenario::curveballs(&exp, settings.seed));
+    if exp.settings.max_duration.is_none() {
+        let end = activities.iter().map(|a| a.start + a.duration).max();
+        settings.max_duration = end.unwrap_or_default() + Duration::from_secs(300);
+    }
     // Reproducers write `"${NAME}"` for these values, so a pasted curl reads the secret
     // from the shell's environment and never shows it.
     for a in &mut activities {
@@ -447,7 +453,7 @@ pub fn built() -> livefire_spec::Built {
         faults: livefire_faults::is_built,
         probes: crate::probe::is_built,
         https_probes: false,
-        scenario: false,
+        scenario: true,
     }
 }
 
@@ -473,9 +479,6 @@ pub fn not_built(exp: &Experiment) -> Vec<String> {
                 missing.push(format!("https probes ({})", h.url));
             }
         }
-    }
-    if exp.scenario.is_some() {
-        missing.push("`scenario` (game days)".into());
     }
     missing.sort();
     missing.dedup();

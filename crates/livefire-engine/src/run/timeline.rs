@@ -381,6 +381,7 @@ fn progress_task(
     );
     let planned_s = ctx.plan.timeline_end().as_secs();
     let (loads, campaigns) = (ctx.plan.load_names(), ctx.plan.fuzz_names());
+    let plan = ctx.plan.clone();
     async move {
         let mut progress = crate::view::Progress::default();
         loop {
@@ -392,7 +393,7 @@ fn progress_task(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .iter()
-                    .map(|a| a.activity.clone())
+                    .map(|a| plan.shown_name(&a.activity))
                     .collect(),
                 hypothesis: board.describe(Role::Hypothesis),
                 guardrails: board.describe(Role::Guardrail),

@@ -11,6 +11,8 @@ mod docs;
 /// The failover drill (examples/db-failover.yaml) on a real sandbox, measured end to end.
 mod drill;
 mod fuzz;
+/// Game days: seeded curveballs replayed by `--dry-run`, applied and hidden by `run`.
+mod gameday;
 /// `livefire load`, the ad-hoc command.
 mod load;
 /// net.* faults refused before anything is applied.

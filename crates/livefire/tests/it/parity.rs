@@ -58,10 +58,34 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
         "a rate of 0 would stop all traffic",
     ),
     (
-        "a scenario",
-        "targets:\n  w: { process: { pid: 4242 } }\ntimeline: []\nscenario:\n  draw: 1\n  window: [0s, 1s]\n  duration: [1s, 1s]\n  pool: [ { fault: { process.pause: { target: w } } } ]\n",
-        "6:1",
-        "`scenario` (game days) is not built",
+        "a scenario that draws more curveballs than its pool holds",
+        "targets:\n  w: { process: { pid: 4242 } }\ntimeline: []\nscenario:\n  draw: 2\n  window: [0s, 1s]\n  duration: [1s, 1s]\n  pool: [ { fault: { process.pause: { target: w } } } ]\n",
+        "7:9",
+        "`draw: 2` needs that many curveballs in `pool` (it has 1)",
+    ),
+    (
+        "a curveball weighted 0",
+        "targets:\n  w: { process: { pid: 4242 } }\ntimeline: []\nscenario:\n  draw: 1\n  window: [0s, 5s]\n  duration: [1s, 2s]\n  pool: [ { weight: 0, fault: { process.pause: { target: w } } } ]\n",
+        "10:21",
+        "`weight` must be positive",
+    ),
+    (
+        "a scenario window shorter than a curveball",
+        "targets:\n  w: { process: { pid: 4242 } }\ntimeline: []\nscenario:\n  draw: 1\n  window: [1s, 2s]\n  duration: [2s, 3s]\n  pool: [ { fault: { process.pause: { target: w } } } ]\n",
+        "8:11",
+        "`window` lasts 1s but a curveball lasts at least 2s",
+    ),
+    (
+        "a curveball on an unknown target",
+        "targets:\n  w: { process: { pid: 4242 } }\ntimeline: []\nscenario:\n  draw: 1\n  window: [0s, 5s]\n  duration: [1s, 2s]\n  pool: [ { fault: { process.pause: { target: nope } } } ]\n",
+        "10:47",
+        "unknown target `nope`",
+    ),
+    (
+        "two curveballs that could stack on one target",
+        "targets:\n  w: { process: { pid: 4242 } }\ntimeline: []\nscenario:\n  draw: 2\n  window: [0s, 5s]\n  duration: [1s, 2s]\n  pool: [ { fault: { process.pause: { target: w } } }, { fault: { process.kill: { target: w } } } ]\n",
+        "10:65",
+        "acts on target `w`: faults on one target cannot stack",
     ),
     (
         "split-run settings",

@@ -1,0 +1,140 @@
+//! Game days (`scenario:`): the seeded draw replays byte for byte in `--dry-run`, and a
+//! run applies and rolls back the drawn curveballs when drawn, hidden on the progress line.
+
+use crate::support::*;
+
+/// examples/gameday.yaml with its seed replaced, on a free port.
+fn with_seed(home: &Home, seed: u64) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(repo().join("examples/gameday.yaml")).unwrap();
+    assert!(text.contains("seed: 7 "), "the example fixes its seed");
+    home.file(&text.replace("seed: 7 ", &format!("seed: {seed} ")))
+}
+
+fn dry_run(home: &Home, file: &std::path::Path) -> String {
+    let mut cmd = home.livefire();
+    cmd.arg("run").arg(file).arg("--dry-run");
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    out
+}
+
+/// The schedule rows of a dry run: (start ms, stop ms, activity name).
+fn schedule(dry: &str) -> Vec<(u64, u64, String)> {
+    let ms = |w: &str| match w.strip_suffix("ms") {
+        Some(n) => n.parse::<u64>().unwrap(),
+        None => (w.strip_suffix('s').unwrap().parse::<f64>().unwrap() * 1000.0).round() as u64,
+    };
+    dry.lines()
+        .filter(|l| l.contains("  curveball "))
+        .map(|l| {
+            let mut words = l.split_whitespace();
+            let (start, stop) = (ms(words.next().unwrap()), ms(words.next().unwrap()));
+            let rest = l.split_once("  curveball ").unwrap().1;
+            let name = format!("curveball {}", rest.split("  ").next().unwrap().trim());
+            (
+                start,
+                stop,
+                name.rsplit_once(" process.pause")
+                    .map_or(name.as_str(), |(n, _)| n)
+                    .to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_same_seed_prints_the_same_game_day_and_another_seed_another() {
+    let home = Home::new();
+    let seven = with_seed(&home, 7);
+    let first = dry_run(&home, &seven);
+    let again = dry_run(&home, &seven);
+    assert_eq!(
+        first, again,
+        "the same seed must print the same plan, byte for byte"
+    );
+    let drawn = schedule(&first);
+    assert_eq!(drawn.len(), 2, "draw: 2\n{first}");
+    for (start, stop, name) in &drawn {
+        assert!(
+            *start >= 1000 && *stop <= 9000,
+            "{name} outside the window\n{first}"
+        );
+        assert!((2000..=3000).contains(&(stop - start)), "{name}\n{first}");
+    }
+    assert_ne!(
+        drawn[0].2, drawn[1].2,
+        "a curveball is drawn at most once\n{first}"
+    );
+    let other_home = Home::new();
+    let other = dry_run(&other_home, &with_seed(&other_home, 8));
+    assert_ne!(
+        schedule(&other),
+        drawn,
+        "seed 8 drew seed 7's game day\n{other}"
+    );
+}
+
+#[test]
+fn a_game_day_applies_the_drawn_curveballs_and_hides_them_while_active() {
+    let home = Home::new();
+    let port = free_port().to_string();
+    let file = with_seed(&home, 7);
+    let drawn = schedule(&dry_run(&home, &file));
+    let (code, out, err) = run(home.run(&file).args(["--var", &format!("port={port}")]));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    // Hidden: the progress line (stderr) names `curveball N`, never what it is.
+    let progress: Vec<&str> = err.lines().filter(|l| l.contains("active: ")).collect();
+    assert!(
+        progress.iter().any(|l| l.contains("active: curveball ")),
+        "{err}"
+    );
+    for l in &progress {
+        assert!(!l.contains("process.pause") && !l.contains("frozen"), "{l}");
+    }
+    // The journal plans the drawn schedule, and shows each curveball applied no
+    // earlier than its drawn start, rolled back no earlier than its drawn stop.
+    let journal = home.journal();
+    let events: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let planned: Vec<(u64, u64, String)> = events
+        .iter()
+        .find(|e| e["type"] == "plan")
+        .and_then(|e| e["activities"].as_array())
+        .unwrap_or_else(|| panic!("no planned activities\n{journal}"))
+        .iter()
+        .map(|a| {
+            let at = a["at_ms"].as_u64().unwrap();
+            let name = a["name"].as_str().unwrap().to_owned();
+            (at, at + a["for_ms"].as_u64().unwrap(), name)
+        })
+        .collect();
+    assert_eq!(planned, drawn, "{journal}");
+    let t = |kind: &str, name: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == kind && e["activity"].as_str() == Some(name))
+            .and_then(|e| e["t"].as_u64())
+            .unwrap_or_else(|| panic!("no {kind} for {name}\n{journal}"))
+    };
+    let during = events
+        .iter()
+        .find(|e| e["type"] == "phase_started" && e["phase"] == "during")
+        .and_then(|e| e["t"].as_u64())
+        .unwrap();
+    for (start, stop, name) in &drawn {
+        assert!(
+            t("fault_applied", name) - during >= *start,
+            "{name} early\n{journal}"
+        );
+        assert!(
+            t("fault_rolled_back", name) - during >= *stop,
+            "{name} cut\n{journal}"
+        );
+    }
+    let s = home.summary();
+    let faults = s["faults"].as_array().unwrap();
+    assert_eq!(faults.len(), 2, "{s}");
+    assert!(faults.iter().all(|f| f["rollback_ok"] == true), "{s}");
+}
