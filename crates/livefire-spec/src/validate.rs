@@ -1073,25 +1073,18 @@ impl Checker<'_> {
                 ),
             );
         }
-        // Faults on one target cannot stack (undoing one undoes both): a curveball may
-        // share its target with no timeline fault and, when more than one is drawn, with
-        // no other curveball.
-        let timeline: Vec<&str> = self
-            .exp
-            .timeline
-            .iter()
-            .filter_map(|a| a.fault.as_ref()?.target().map(|(t, _)| t))
-            .collect();
+        // Faults on one target cannot stack (undoing one undoes both): when more than one
+        // is drawn, no two curveballs share a target.
         let mut pooled: Vec<&str> = Vec::new();
         for (i, c) in s.pool.iter().enumerate() {
             let Some((target, _)) = c.fault.target() else {
                 continue;
             };
-            if timeline.contains(&target) || (s.draw > 1 && pooled.contains(&target)) {
+            if s.draw > 1 && pooled.contains(&target) {
                 self.err(
                     at(self.tree, &[K("scenario"), K("pool"), I(i), K("fault")]),
                     format!(
-                        "another fault (in the timeline or, with `draw` above 1, the pool) acts on target `{target}`: faults on one target cannot stack, so a drawn schedule might not run; give each curveball its own target"
+                        "another curveball of the pool acts on target `{target}`: faults on one target cannot stack, so two drawn together might not run; give each curveball its own target or `draw: 1`"
                     ),
                 );
             }
