@@ -1070,19 +1070,27 @@ pub struct PostgresRole {
 #[serde(deny_unknown_fields)]
 pub struct PostgresTerminate {
     pub target: String,
+    /// Only sessions of this role (the filters combine: a session must match each given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// Only sessions on this database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// Only sessions with this `application_name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_name: Option<String>,
+    /// Terminate again at this interval for the whole duration; default: once, at apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PostgresExhaust {
     pub target: String,
-    /// Connections left free; default 0.
+    /// Connections left free once the server refused one; default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub leave: Option<u32>,
+    pub keep_free: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -228,10 +228,12 @@ fn postgres_kinds() -> [Fault; 5] {
             target: target(),
             role: None,
             database: None,
+            application_name: None,
+            every: None,
         }),
         Fault::PostgresExhaustConnections(PostgresExhaust {
             target: target(),
-            leave: None,
+            keep_free: None,
         }),
         Fault::PostgresLockTable(PostgresLockTable {
             target: target(),
