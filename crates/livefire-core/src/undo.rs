@@ -65,6 +65,27 @@ pub enum UndoRecord {
         devices: Vec<String>,
         handle: u16,
     },
+    /// Let a PostgreSQL role log in again (`postgres.revoke_login`), if it could before.
+    /// `dsn` is the target's, without its password (the ledger holds no secret: a fresh
+    /// process takes it from `PGPASSWORD`).
+    PostgresLogin {
+        dsn: String,
+        role: String,
+        had_login: bool,
+    },
+    /// Close the sessions a fault holds open (`postgres.exhaust_connections`,
+    /// `postgres.lock_table`) or stop one that repeats (`postgres.terminate_connections`
+    /// with `every`). They are written here before they exist, so they are named by what
+    /// they will carry: `application_name` = `tag`, started at or after `since` (the
+    /// server's clock at prepare). In the process that holds them they are closed; from a
+    /// fresh process exactly the backends so named are terminated.
+    PostgresSessions {
+        dsn: String,
+        tag: String,
+        since: String,
+        /// What the sessions are for, for people: `40 connections held`, `table orders locked`.
+        what: String,
+    },
     /// Put back a page of a PostgreSQL relation's file that `postgres.corrupt` damaged.
     /// The page's bytes can only be read once the server is stopped (before that the
     /// server may hold a newer copy in memory), which is after this record is in the
@@ -135,6 +156,10 @@ impl UndoRecord {
                 format!("qdisc:{}/{}", netns_resource(netns), devices.join(","))
             }
             UndoRecord::SavedPage { pg, .. } => format!("postgres:{}", pg.data_dir),
+            UndoRecord::PostgresLogin { dsn, role, .. } => format!("postgres-role:{dsn}#{role}"),
+            UndoRecord::PostgresSessions { dsn, tag, .. } => {
+                format!("postgres-sessions:{dsn}#{tag}")
+            }
         }
     }
 
@@ -167,6 +192,18 @@ impl UndoRecord {
             UndoRecord::SavedPage {
                 file, offset, len, ..
             } => format!("restore the {len} bytes at offset {offset} of {file}"),
+            UndoRecord::PostgresLogin {
+                role, had_login, ..
+            } => {
+                if *had_login {
+                    format!("let PostgreSQL role `{role}` log in again")
+                } else {
+                    format!("leave PostgreSQL role `{role}` without LOGIN, as it was")
+                }
+            }
+            UndoRecord::PostgresSessions { what, tag, .. } => {
+                format!("end the PostgreSQL sessions of `{what}` (application_name {tag})")
+            }
         }
     }
 }

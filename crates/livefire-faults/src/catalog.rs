@@ -8,9 +8,10 @@ use livefire_spec::Fault;
 
 use crate::kinds::{
     command, cpu_stress, disk_fill, memory_stress, net_bandwidth, net_loss, net_partition,
-    postgres_corrupt, process_kill, process_pause, process_restart, proxy_down, toxics,
+    postgres_corrupt, postgres_exhaust, postgres_lock_table, postgres_revoke_login,
+    postgres_terminate, process_kill, process_pause, process_restart, proxy_down, toxics,
 };
-use crate::{FaultError, Kind, Prepared, Targets, net, process, proxy, stress};
+use crate::{FaultError, Kind, Prepared, Targets, net, pg_sessions, process, proxy, stress};
 
 /// The kind that runs `fault`, or the one refusal for kinds not built yet.
 fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
@@ -38,12 +39,10 @@ fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
         Fault::NetLoss(f) => Box::new(net_loss::Loss(f)),
         Fault::NetBandwidth(f) => Box::new(net_bandwidth::Bandwidth(f)),
         Fault::PostgresCorrupt(f) => Box::new(postgres_corrupt::Corrupt(f)),
-        // NOT_BUILT: the kinds the spec accepts and this build refuses (`run` exits 3,
-        // naming them). Building one moves it out of this arm into its own.
-        Fault::PostgresRevokeLogin(_)
-        | Fault::PostgresTerminateConnections(_)
-        | Fault::PostgresExhaustConnections(_)
-        | Fault::PostgresLockTable(_) => return Err(FaultError::NotBuilt(fault.kind().into())),
+        Fault::PostgresRevokeLogin(f) => Box::new(postgres_revoke_login::RevokeLogin(f)),
+        Fault::PostgresTerminateConnections(f) => Box::new(postgres_terminate::Terminate(f)),
+        Fault::PostgresExhaustConnections(f) => Box::new(postgres_exhaust::Exhaust(f)),
+        Fault::PostgresLockTable(f) => Box::new(postgres_lock_table::LockTable(f)),
     })
 }
 
@@ -117,5 +116,16 @@ pub fn undo_with(record: &UndoRecord, live: Option<&proxy::Live>) -> Result<Stri
             len,
             copy,
         } => postgres_corrupt::undo(pg, file, *offset, *len, copy),
+        UndoRecord::PostgresLogin {
+            dsn,
+            role,
+            had_login,
+        } => postgres_revoke_login::undo(dsn, role, *had_login),
+        UndoRecord::PostgresSessions {
+            dsn,
+            tag,
+            since,
+            what,
+        } => pg_sessions::undo(dsn, tag, since, what),
     }
 }

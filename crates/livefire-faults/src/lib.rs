@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod exec;
 mod kinds;
 pub mod net;
+pub mod pg_sessions;
 pub mod process;
 pub mod proxy;
 pub mod stress;
@@ -70,6 +71,8 @@ pub enum FaultError {
     Invalid(String),
     #[error(transparent)]
     Corrupt(CorruptError),
+    #[error(transparent)]
+    Postgres(#[from] pg_sessions::PgError),
 }
 
 /// The targets a run may touch, resolved: a process target's selector, restart command

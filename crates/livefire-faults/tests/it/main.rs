@@ -5,6 +5,8 @@
 
 // net: the net.* kinds on a network of namespaces the tests build.
 mod net;
+// The postgres.* access faults, as a client of a real PostgreSQL sees them.
+mod postgres;
 
 use std::process::Command;
 use std::time::Duration;
@@ -85,18 +87,6 @@ fn pid_1_and_self_are_refused() {
             "{err}"
         );
     }
-}
-
-#[test]
-fn kinds_not_built_say_so() {
-    let fault: Fault = spec("postgres.lock_table: { target: db, table: t }");
-    let err = prepare(&fault, &Targets::default(), "t").unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("`postgres.lock_table` is not built"),
-        "{err}"
-    );
-    assert!(!livefire_faults::is_built(&fault));
 }
 
 #[test]

@@ -47,6 +47,8 @@ enum On {
     /// A PostgreSQL cluster of its own (data checksums, a free port, run as `postgres`
     /// when the test is root) holding an `orders` table of several pages. Without
     /// PostgreSQL's programs the case is skipped, saying so.
+    /// `{role}` and `{table}` in the attributes are a role that may log in and a table,
+    /// both named after the case's target.
     Postgres,
 }
 
@@ -83,6 +85,26 @@ const KINDS: &[(&str, On, &str)] = &[
     ("net.loss", On::Netns, "rate: 30%"),
     ("net.bandwidth", On::Netns, "rate: 1MiB"),
     ("postgres.corrupt", On::Postgres, "table: orders, page: 1"),
+    ("postgres.revoke_login", On::Postgres, "role: {role}"),
+    (
+        "postgres.terminate_connections",
+        On::Postgres,
+        "role: {role}, every: 200ms",
+    ),
+    (
+        "postgres.exhaust_connections",
+        On::Postgres,
+        "keep_free: 10",
+    ),
+    ("postgres.lock_table", On::Postgres, "table: {table}"),
+];
+
+/// Kinds whose effect is sessions livefire holds: `kill -9` of livefire ends them (its
+/// sockets close), so after the kill they are clean, not applied (docs/specs/fault.md).
+const HELD_BY_LIVEFIRE: &[&str] = &[
+    "postgres.terminate_connections",
+    "postgres.exhaust_connections",
+    "postgres.lock_table",
 ];
 
 #[test]
@@ -158,7 +180,7 @@ fn every_kind_is_rolled_back_by_its_run_and_by_recover_after_kill_9() {
     let (ended, left): (Vec<_>, Vec<_>) = cases
         .iter()
         .zip(&prepared)
-        .partition(|(c, _)| c.on == On::Host);
+        .partition(|(c, _)| c.on == On::Host || HELD_BY_LIVEFIRE.contains(&c.kind));
     let (ended_cases, ended_prepared): (Vec<&Case>, Vec<&Prepared>) = ended.into_iter().unzip();
     world.wait(
         &ended_cases,
@@ -323,7 +345,12 @@ impl World {
             }
             let target = kind.replace('.', "-");
             let flag = home.path().join(format!("{target}.flag"));
-            let attrs = attrs.replace("{flag}", &flag.display().to_string());
+            // A role and a table of the case's own.
+            let object = target.replace('-', "_");
+            let attrs = attrs
+                .replace("{flag}", &flag.display().to_string())
+                .replace("{role}", &object)
+                .replace("{table}", &object);
             let mut listen = None;
             let target_yaml = match on {
                 On::Process => {
@@ -364,6 +391,22 @@ impl World {
                 }
                 On::Postgres => {
                     let (who, cluster) = postgres(home.path(), &target);
+                    // The `{role}` and `{table}` of the access faults.
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    std::thread::scope(|s| {
+                        s.spawn(|| {
+                            rt.block_on(livefire_sandbox::pg::execute(
+                                &cluster.admin_dsn(),
+                                &format!(
+                                    "create role \"{object}\" login; create table \"{object}\" (id int)"
+                                ),
+                            ))
+                            .unwrap()
+                        });
+                    });
                     let yaml = format!(
                         "{{ postgres: {{ dsn: {:?}, data_dir: {:?}{} }} }}",
                         cluster.admin_dsn(),

@@ -40,12 +40,6 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
         "data file `rows.csv` does not exist",
     ),
     (
-        "a fault kind this build does not run",
-        "targets:\n  db: { postgres: { dsn: \"postgres://a@127.0.0.1:1/d\" } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { postgres.lock_table: { target: db, table: t } } }\n",
-        "6:33",
-        "fault `postgres.lock_table` is not built",
-    ),
-    (
         "a net.partition peer that is not an address",
         "targets:\n  ns: { netns: lf-parity }\ntimeline:\n  - { at: 0s, for: 1s, fault: { net.partition: { target: ns, peers: [db.internal] } } }\n",
         "6:70",
