@@ -99,9 +99,11 @@ fn db_failover_example_measures_the_failover_from_each_write() {
     let down = f["unavailable_ms"]
         .as_u64()
         .expect("unavailability measured");
+    // The helper promotes 2 s after the last poll that saw a primary, and it polls every
+    // 250 ms: no write can be acknowledged sooner than 1.75 s after the kill.
     assert!(
-        first >= 2000,
-        "no write is acknowledged before the replica is promoted (2 s): {f}"
+        first >= 1750,
+        "no write is acknowledged before the replica is promoted (2 s after the helper last saw a primary): {f}"
     );
     assert!(down > 0 && down <= first, "{f}");
     assert!(f["failed_writes"].as_u64().unwrap() > 0, "{f}");
