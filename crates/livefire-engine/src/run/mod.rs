@@ -88,17 +88,17 @@ pub enum TargetError {
     #[error("activity `{activity}`: {source}")]
     Activity {
         activity: String,
-        source: livefire_faults::FaultError,
+        source: Box<livefire_faults::FaultError>,
     },
     #[error("target `{name}`: {source}")]
     Netns {
         name: String,
-        source: livefire_faults::net::NetError,
+        source: Box<livefire_faults::net::NetError>,
     },
     #[error("target `{name}`: {source}")]
     Proxy {
         name: String,
-        source: livefire_faults::proxy::ProxyFaultError,
+        source: Box<livefire_faults::proxy::ProxyFaultError>,
     },
     #[error(
         "target `{name}` (pid {pid}) still has a pending undo from run {run} (activity `{activity}`: {undo}): run `livefire recover` first"
@@ -267,7 +267,7 @@ fn check_targets(plan: &Plan) -> Result<(), TargetError> {
         if let crate::plan::Body::Fault(f) = &a.body {
             livefire_faults::check(f, &targets).map_err(|source| TargetError::Activity {
                 activity: a.name.clone(),
-                source,
+                source: Box::new(source),
             })?;
         }
     }
@@ -277,7 +277,7 @@ fn check_targets(plan: &Plan) -> Result<(), TargetError> {
         {
             return Err(TargetError::Netns {
                 name: name.clone(),
-                source: e,
+                source: Box::new(e),
             });
         }
         if let Some(livefire_spec::ProxyTarget {
@@ -289,7 +289,7 @@ fn check_targets(plan: &Plan) -> Result<(), TargetError> {
         {
             return Err(TargetError::Proxy {
                 name: name.clone(),
-                source: e,
+                source: Box::new(e),
             });
         }
     }
