@@ -440,7 +440,7 @@ fn max_prefix(p: &Peer) -> u8 {
 pub(crate) fn peers(written: &[String]) -> Result<Vec<Peer>, FaultError> {
     written
         .iter()
-        .map(|p| Peer::parse(p).map_err(FaultError::Invalid))
+        .map(|p| Peer::parse(p).map_err(|e| FaultError::Invalid(e.to_string())))
         .collect()
 }
 

@@ -63,6 +63,32 @@ pub enum StressError {
     Process(#[from] process::ProcessError),
 }
 
+/// What the worker itself refuses or fails at (its stderr, which the fault reports), and
+/// what livefire cannot read about the machine's memory.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum WorkerError {
+    #[error("`{0}` needs a value")]
+    NoValue(String),
+    #[error("`{flag} {value}`: not a number")]
+    NotANumber { flag: String, value: String },
+    #[error("`--cpus`: `{0}` is not a CPU number")]
+    NotACpu(String),
+    #[error("unknown argument `{0}`")]
+    Unknown(String),
+    #[error("`{0}` is missing")]
+    Missing(&'static str),
+    #[error("cannot hold {0} bytes here")]
+    TooLarge(u64),
+    #[error("cannot allocate {bytes} bytes: {reason}")]
+    Allocate { bytes: u64, reason: String },
+    #[error("cannot pin a worker to CPU {cpu}: {reason}")]
+    Pin { cpu: u32, reason: String },
+    #[error("cannot read /proc/meminfo: {0}")]
+    MemInfo(String),
+    #[error("/proc/meminfo has no {0}")]
+    MemInfoField(&'static str),
+}
+
 /// What a worker does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Work {
@@ -125,7 +151,7 @@ impl WorkerArgs {
     }
 
     /// Reads what [`WorkerArgs::to_args`] wrote.
-    pub fn parse(args: &[String]) -> Result<WorkerArgs, String> {
+    pub fn parse(args: &[String]) -> Result<WorkerArgs, WorkerError> {
         let mut token = None;
         let mut parent = None;
         let mut bound = None;
@@ -136,11 +162,13 @@ impl WorkerArgs {
             let mut value = || {
                 it.next()
                     .cloned()
-                    .ok_or_else(|| format!("`{flag}` needs a value"))
+                    .ok_or_else(|| WorkerError::NoValue(flag.clone()))
             };
             let num = |v: String| {
-                v.parse::<u64>()
-                    .map_err(|_| format!("`{flag} {v}`: not a number"))
+                v.parse::<u64>().map_err(|_| WorkerError::NotANumber {
+                    flag: flag.clone(),
+                    value: v.clone(),
+                })
             };
             match flag.as_str() {
                 "--token" => token = Some(value()?),
@@ -150,24 +178,21 @@ impl WorkerArgs {
                 "--workers" => workers = Some(num(value()?)? as u32),
                 "--load" => {
                     let v = value()?;
-                    load = Some(
-                        v.parse::<f64>()
-                            .map_err(|_| format!("`--load {v}`: not a number"))?,
-                    )
+                    load = Some(v.parse::<f64>().map_err(|_| WorkerError::NotANumber {
+                        flag: "--load".into(),
+                        value: v.clone(),
+                    })?)
                 }
                 "--cpus" => {
                     for c in value()?.split(',') {
-                        cpus.push(
-                            c.parse()
-                                .map_err(|_| format!("`--cpus`: `{c}` is not a CPU number"))?,
-                        );
+                        cpus.push(c.parse().map_err(|_| WorkerError::NotACpu(c.to_owned()))?);
                     }
                 }
                 "--bytes" => bytes = Some(num(value()?)?),
-                other => return Err(format!("unknown argument `{other}`")),
+                other => return Err(WorkerError::Unknown(other.to_owned())),
             }
         }
-        let missing = |what: &str| format!("`{what}` is missing");
+        let missing = WorkerError::Missing;
         let work = match what.as_deref() {
             Some("cpu") => Work::Cpu {
                 workers: workers.ok_or_else(|| missing("--workers"))?,
@@ -435,11 +460,13 @@ pub fn worker_main(args: &[String]) -> Exit {
 
 /// `bytes` of memory with every page written (a value that is not zero, so no page
 /// stays shared with the zero page).
-fn hold(bytes: u64) -> Result<Vec<u8>, String> {
-    let n = usize::try_from(bytes).map_err(|_| format!("cannot hold {bytes} bytes here"))?;
+fn hold(bytes: u64) -> Result<Vec<u8>, WorkerError> {
+    let n = usize::try_from(bytes).map_err(|_| WorkerError::TooLarge(bytes))?;
     let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|e| format!("cannot allocate {bytes} bytes: {e}"))?;
+    v.try_reserve_exact(n).map_err(|e| WorkerError::Allocate {
+        bytes,
+        reason: e.to_string(),
+    })?;
     // Copied a chunk at a time: std's copy is fast even in a debug build of livefire.
     let chunk = [0xa5u8; 1 << 16];
     while v.len() < n {
@@ -450,11 +477,14 @@ fn hold(bytes: u64) -> Result<Vec<u8>, String> {
 }
 
 /// Pins the calling thread to `cpu`.
-fn pin(cpu: u32) -> Result<(), String> {
+fn pin(cpu: u32) -> Result<(), WorkerError> {
     let mut set = nix::sched::CpuSet::new();
     set.set(cpu as usize)
         .and_then(|()| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set))
-        .map_err(|e| format!("cannot pin a worker to CPU {cpu}: {e}"))
+        .map_err(|e| WorkerError::Pin {
+            cpu,
+            reason: e.to_string(),
+        })
 }
 
 /// Busy for `load` of every [`PERIOD`], asleep for the rest, until `stop`.
@@ -489,15 +519,15 @@ pub(crate) fn allowed_cpus() -> Vec<u32> {
 
 /// What memory the system has (`MemTotal`) and could give a new process now:
 /// `MemAvailable`, or less when livefire's cgroup (v2) has less room under its limit.
-pub(crate) fn memory() -> Result<(u64, u64), String> {
+pub(crate) fn memory() -> Result<(u64, u64), WorkerError> {
     let info = std::fs::read_to_string("/proc/meminfo")
-        .map_err(|e| format!("cannot read /proc/meminfo: {e}"))?;
-    let field = |name: &str| {
+        .map_err(|e| WorkerError::MemInfo(e.to_string()))?;
+    let field = |name: &'static str| {
         info.lines()
             .find(|l| l.starts_with(name))
             .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .map(|kib| kib * 1024)
-            .ok_or_else(|| format!("/proc/meminfo has no {name}"))
+            .ok_or(WorkerError::MemInfoField(name))
     };
     let total = field("MemTotal:")?;
     let mut available = field("MemAvailable:")?;

@@ -762,7 +762,13 @@ fn parse_params(
     Ok(out)
 }
 
-fn parse_body(value: &Value) -> Result<Option<RequestBody>, String> {
+/// A required request body in a media type the fuzzer cannot generate: the operation is
+/// skipped with a warning.
+#[derive(Debug, thiserror::Error)]
+#[error("request body media type {0} is not supported")]
+struct UnsupportedMedia(String);
+
+fn parse_body(value: &Value) -> Result<Option<RequestBody>, UnsupportedMedia> {
     let required = value
         .get("required")
         .and_then(Value::as_bool)
@@ -813,7 +819,7 @@ fn parse_body(value: &Value) -> Result<Option<RequestBody>, String> {
         }));
     }
     match content.keys().next() {
-        Some(media) if required => Err(format!("request body media type {media} is not supported")),
+        Some(media) if required => Err(UnsupportedMedia(media.clone())),
         _ => Ok(None),
     }
 }

@@ -22,23 +22,37 @@ pub struct Peer {
 pub const HOST_MIN_PREFIX_V4: u8 = 8;
 pub const HOST_MIN_PREFIX_V6: u8 = 32;
 
+/// Why a `peers` entry is not one; each says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerError {
+    #[error(
+        "peer `{0}` is not an address: write an IP (`10.0.0.2`), an IP and port \
+         (`10.0.0.2:5432`, `[fd00::2]:5432`) or a CIDR range (`10.0.0.0/24`)"
+    )]
+    NotAnAddress(String),
+    #[error("peer `{text}`: the prefix length must be 0 to {max}")]
+    Prefix { text: String, max: u8 },
+    #[error("peer `{0}`: port 0 matches nothing; name the peer's port")]
+    PortZero(String),
+}
+
 impl Peer {
     /// Parses one entry, or says what to write instead.
-    pub fn parse(text: &str) -> Result<Peer, String> {
+    pub fn parse(text: &str) -> Result<Peer, PeerError> {
         let s = text.trim();
-        let bad = || {
-            format!(
-                "peer `{text}` is not an address: write an IP (`10.0.0.2`), an IP and port \
-                 (`10.0.0.2:5432`, `[fd00::2]:5432`) or a CIDR range (`10.0.0.0/24`)"
-            )
-        };
+        let bad = || PeerError::NotAnAddress(text.to_owned());
         if let Some((addr, prefix)) = s.split_once('/') {
             let addr: IpAddr = addr.parse().map_err(|_| bad())?;
             let max = max_prefix(addr);
             let prefix: u8 =
-                prefix.parse().ok().filter(|p| *p <= max).ok_or_else(|| {
-                    format!("peer `{text}`: the prefix length must be 0 to {max}")
-                })?;
+                prefix
+                    .parse()
+                    .ok()
+                    .filter(|p| *p <= max)
+                    .ok_or_else(|| PeerError::Prefix {
+                        text: text.to_owned(),
+                        max,
+                    })?;
             return Ok(Peer {
                 addr: network(addr, prefix),
                 prefix,
@@ -51,9 +65,7 @@ impl Peer {
             _ => return Err(bad()),
         };
         if port == Some(0) {
-            return Err(format!(
-                "peer `{text}`: port 0 matches nothing; name the peer's port"
-            ));
+            return Err(PeerError::PortZero(text.to_owned()));
         }
         Ok(Peer {
             addr,

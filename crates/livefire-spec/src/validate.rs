@@ -913,7 +913,7 @@ impl Checker<'_> {
             let mut q = p.clone();
             q.extend([K("peers"), I(j)]);
             match crate::net::Peer::parse(text) {
-                Err(e) => self.err(at(self.tree, &q), e),
+                Err(e) => self.err(at(self.tree, &q), e.to_string()),
                 Ok(peer) if host && peer.too_wide_for_host() => self.err(
                     at(self.tree, &q),
                     format!(

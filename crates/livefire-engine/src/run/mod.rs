@@ -434,9 +434,11 @@ async fn execute(
     let (mut aborted, setup_failed) = match setup_error {
         None => (None, false),
         Some(SetupError::Aborted(cause)) => (Some(cause), false),
-        Some(SetupError::Failed(msg)) => {
-            tracing::error!("{msg} (nothing was applied)");
-            journal.emit(Event::SetupFailed { message: msg });
+        Some(SetupError::Failed(failure)) => {
+            tracing::error!("{failure} (nothing was applied)");
+            journal.emit(Event::SetupFailed {
+                message: failure.to_string(),
+            });
             (None, true)
         }
     };

@@ -1,8 +1,8 @@
 //! The setup phase: the proxies the run owns, the `setup:` processes and their ready
 //! probes; and, at teardown, stopping those processes.
 
-use std::path::Path;
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use crate::probe;
 use super::shared::Shared;
 
 /// Starts the proxies the run owns (`proxy: { listen, upstream }` targets).
-pub(super) fn start_proxies(plan: &Plan, shared: &Shared) -> Result<(), String> {
+pub(super) fn start_proxies(plan: &Plan, shared: &Shared) -> Result<(), SetupFailure> {
     for (name, t) in &plan.targets {
         let Some(livefire_spec::ProxyTarget {
             listen: Some(listen),
@@ -32,7 +32,10 @@ pub(super) fn start_proxies(plan: &Plan, shared: &Shared) -> Result<(), String> 
             livefire_proxy::ProxyConfig::new(name.clone(), listen.clone(), upstream.clone());
         let proxy =
             livefire_proxy::Proxy::start_with(config, tokio_util::sync::CancellationToken::new())
-                .map_err(|e| format!("proxy target `{name}`: {e}"))?;
+                .map_err(|source| SetupFailure::Proxy {
+                name: name.clone(),
+                source,
+            })?;
         shared.journal.emit(Event::ProxyStarted {
             name: name.clone(),
             listen: listen.clone(),
@@ -50,8 +53,51 @@ pub(super) fn start_proxies(plan: &Plan, shared: &Shared) -> Result<(), String> 
 
 /// Why setup did not complete.
 pub(super) enum SetupError {
-    Failed(String),
+    Failed(SetupFailure),
     Aborted(AbortCause),
+}
+
+/// What went wrong in setup; nothing was applied. Each says what to look at or change.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SetupFailure {
+    #[error("proxy target `{name}`: {source}")]
+    Proxy {
+        name: String,
+        source: livefire_proxy::ProxyError,
+    },
+    #[error(
+        "setup `{name}`: {addr} already answers before the process started: something else holds that port; stop it or change the port"
+    )]
+    PortTaken { name: String, addr: String },
+    #[error("cannot create {}: {source}", path.display())]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("setup `{name}`: {source}")]
+    Shell {
+        name: String,
+        source: livefire_faults::exec::ExecError,
+    },
+    #[error("setup `{name}`: cannot start `{command}`: {source}")]
+    Spawn {
+        name: String,
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("setup `{name}` exited ({status}) before it was ready; see {}", log.display())]
+    Exited {
+        name: String,
+        status: ExitStatus,
+        log: PathBuf,
+    },
+    #[error("setup `{name}` was not ready within {timeout} ({detail}); see {}", log.display())]
+    NotReady {
+        name: String,
+        timeout: livefire_spec::values::Duration,
+        detail: String,
+        log: PathBuf,
+    },
 }
 
 /// Starts every `setup:` process in order and waits until each is ready. The processes
@@ -75,15 +121,15 @@ pub(super) async fn start_setup(
                     Ready::Http(h) => h.url.clone(),
                     Ready::Tcp(t) => t.address.clone(),
                 };
-                return Some(SetupError::Failed(format!(
-                    "setup `{}`: {addr} already answers before the process started: something else holds that port; stop it or change the port",
-                    s.name
-                )));
+                return Some(SetupError::Failed(SetupFailure::PortTaken {
+                    name: s.name.clone(),
+                    addr,
+                }));
             }
         }
         let child = match spawn_setup_process(s, &cwd, &log) {
             Ok(c) => c,
-            Err(msg) => return Some(SetupError::Failed(msg)),
+            Err(e) => return Some(SetupError::Failed(e)),
         };
         journal.emit(Event::SetupStarted {
             name: s.name.clone(),
@@ -104,9 +150,11 @@ fn spawn_setup_process(
     s: &livefire_spec::SetupProcess,
     cwd: &str,
     log: &Path,
-) -> Result<Child, String> {
-    let file =
-        std::fs::File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+) -> Result<Child, SetupFailure> {
+    let file = std::fs::File::create(log).map_err(|source| SetupFailure::Log {
+        path: log.to_owned(),
+        source,
+    })?;
     // `exec` so the pid livefire holds is the process itself, not a shell.
     let simple = !s.command.contains([';', '&', '|', '\n', '(', '`', '$']);
     let command = if simple {
@@ -115,8 +163,12 @@ fn spawn_setup_process(
         s.command.clone()
     };
     let dir = s.cwd.clone().unwrap_or_else(|| cwd.to_owned());
-    let mut cmd = livefire_faults::exec::shell(&command, s.user.as_deref(), Some(&dir))
-        .map_err(|e| format!("setup `{}`: {e}", s.name))?;
+    let mut cmd = livefire_faults::exec::shell(&command, s.user.as_deref(), Some(&dir)).map_err(
+        |source| SetupFailure::Shell {
+            name: s.name.clone(),
+            source,
+        },
+    )?;
     cmd.envs(&s.env);
     let err = file
         .try_clone()
@@ -126,7 +178,11 @@ fn spawn_setup_process(
     cmd.stdout(file)
         .stderr(err)
         .spawn()
-        .map_err(|e| format!("setup `{}`: cannot start `{}`: {e}", s.name, s.command))
+        .map_err(|source| SetupFailure::Spawn {
+            name: s.name.clone(),
+            command: s.command.clone(),
+            source,
+        })
 }
 
 /// Polls the ready probe until it answers, the process exits, its timeout (default
@@ -148,20 +204,19 @@ async fn wait_until_ready(
             return None;
         }
         if let Ok(Some(status)) = child.try_wait() {
-            return Some(SetupError::Failed(format!(
-                "setup `{}` exited ({status}) before it was ready; see {}",
-                s.name,
-                log.display()
-            )));
+            return Some(SetupError::Failed(SetupFailure::Exited {
+                name: s.name.clone(),
+                status,
+                log: log.to_owned(),
+            }));
         }
         if Instant::now() >= deadline {
-            return Some(SetupError::Failed(format!(
-                "setup `{}` was not ready within {} ({}); see {}",
-                s.name,
-                livefire_spec::values::Duration(timeout),
-                sample.detail,
-                log.display()
-            )));
+            return Some(SetupError::Failed(SetupFailure::NotReady {
+                name: s.name.clone(),
+                timeout: livefire_spec::values::Duration(timeout),
+                detail: sample.detail,
+                log: log.to_owned(),
+            }));
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(100)) => {}

@@ -27,7 +27,37 @@ const WATCHDOG_GRACE: Duration = Duration::from_secs(2);
 pub(super) type FinishedLoad = (livefire_load::LoadConfig, livefire_load::LoadReport);
 
 /// How a fault task ended: its error aborts the run.
-type FaultResult = Result<(), String>;
+type FaultResult = Result<(), FaultTaskError>;
+
+/// Why a fault task ended the run: the run aborts and rolls back what it holds.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FaultTaskError {
+    #[error("activity `{activity}` failed: {source}")]
+    Join {
+        activity: String,
+        source: tokio::task::JoinError,
+    },
+    #[error("activity `{activity}`: {source}")]
+    Prepare {
+        activity: String,
+        source: Box<livefire_faults::FaultError>,
+    },
+    #[error(
+        "activity `{activity}`: cannot write the ledger, so the fault was not applied: {source}"
+    )]
+    Ledger {
+        activity: String,
+        source: std::io::Error,
+    },
+    /// A failed apply may have changed part of the world: it stays active and is rolled
+    /// back with everything else.
+    #[error("activity `{activity}`: {kind} could not be applied: {source}")]
+    Apply {
+        activity: String,
+        kind: &'static str,
+        source: Box<livefire_faults::FaultError>,
+    },
+}
 
 /// Where campaigns' findings go.
 #[derive(Clone)]
@@ -443,7 +473,9 @@ fn fault_task_ended(
     names: &BTreeMap<Id, String>,
 ) -> Option<AbortCause> {
     match joined {
-        Some(Ok((_, Err(message)))) => Some(AbortCause::Error { message }),
+        Some(Ok((_, Err(e)))) => Some(AbortCause::Error {
+            message: e.to_string(),
+        }),
         Some(Err(e)) if e.is_panic() => {
             let activity = names.get(&e.id()).cloned().unwrap_or_default();
             let payload = e.into_panic();
@@ -508,7 +540,7 @@ pub(super) async fn fault_task(
     targets: Targets,
     shared: Shared,
     cwd: String,
-) -> Result<(), String> {
+) -> FaultResult {
     tokio::time::sleep_until(run.at.into()).await;
     if test_hook_panics(&run.name) {
         panic!("test hook: activity `{}` panics on purpose", run.name);
@@ -536,7 +568,10 @@ pub(super) async fn fault_task(
         result
     })
     .await
-    .map_err(|e| format!("activity `{activity}` failed: {e}"))??;
+    .map_err(|source| FaultTaskError::Join {
+        activity: activity.clone(),
+        source,
+    })??;
     let Some(ledger_id) = applied else {
         return Ok(());
     };
@@ -568,9 +603,13 @@ pub(super) fn apply_one(
     targets: &Targets,
     shared: &Shared,
     cwd: &str,
-) -> Result<Option<u64>, String> {
-    let prepared: Prepared = livefire_faults::prepare(fault, targets, activity)
-        .map_err(|e| format!("activity `{activity}`: {e}"))?;
+) -> Result<Option<u64>, FaultTaskError> {
+    let prepared: Prepared = livefire_faults::prepare(fault, targets, activity).map_err(|e| {
+        FaultTaskError::Prepare {
+            activity: activity.into(),
+            source: Box::new(e),
+        }
+    })?;
     let mut entry = None;
     if let Some(undo) = &prepared.undo {
         let id = shared
@@ -587,7 +626,10 @@ pub(super) fn apply_one(
                 undo,
                 &prepared.resources,
             )
-            .map_err(|e| format!("activity `{activity}`: cannot write the ledger, so the fault was not applied: {e}"))?;
+            .map_err(|source| FaultTaskError::Ledger {
+                activity: activity.into(),
+                source,
+            })?;
         let a = Active {
             ledger_id: id,
             activity: activity.into(),
@@ -631,10 +673,11 @@ pub(super) fn apply_one(
         }
         // A failed apply may have changed part of the world: it stays active and is
         // rolled back with everything else; the run aborts.
-        Err(e) => Err(format!(
-            "activity `{activity}`: {} could not be applied: {e}",
-            prepared.kind
-        )),
+        Err(e) => Err(FaultTaskError::Apply {
+            activity: activity.into(),
+            kind: prepared.kind,
+            source: Box::new(e),
+        }),
     }
 }
 

@@ -29,8 +29,10 @@ impl Memory<'_> {
 impl Memory<'_> {
     /// The margin, once `size` is known to fit what is available now.
     fn room(&self) -> Result<u64, FaultError> {
-        let (total, available) =
-            stress::memory().map_err(|why| FaultError::Refused { kind: KIND, why })?;
+        let (total, available) = stress::memory().map_err(|e| FaultError::Refused {
+            kind: KIND,
+            why: e.to_string(),
+        })?;
         let margin = self.margin(total);
         fits(self.0.size.0, available, margin)?;
         Ok(margin)
@@ -100,8 +102,10 @@ struct Hold {
 impl Action for Hold {
     fn apply(&self, cx: &Cx<'_>) -> Result<String, FaultError> {
         // Memory may have gone since `prepare`: look again, right before taking it.
-        let (_, available) =
-            stress::memory().map_err(|why| FaultError::Refused { kind: KIND, why })?;
+        let (_, available) = stress::memory().map_err(|e| FaultError::Refused {
+            kind: KIND,
+            why: e.to_string(),
+        })?;
         fits(self.size, available, self.margin)?;
         let pid = stress::spawn(&WorkerArgs {
             token: self.token.clone(),
