@@ -109,20 +109,33 @@ pub enum Failure {
 /// Largest response body a probe reads.
 const MAX_BODY: usize = 1 << 20;
 
-/// Takes one sample and judges it.
-pub async fn sample(probe: &Probe, expect: &Expect, cwd: Option<&str>) -> Sample {
+/// How long one sample of `probe` may take: its `timeout:`, else its kind's default
+/// (2 s for http and tcp, 10 s for a command, 5 s for sql). The plan asks this once.
+pub fn timeout(probe: &Probe) -> Duration {
+    let (written, default) = match probe {
+        Probe::Http(h) => (h.timeout, Duration::from_secs(2)),
+        Probe::Tcp(t) => (t.timeout, Duration::from_secs(2)),
+        Probe::Command(c) => (c.timeout, Duration::from_secs(10)),
+        Probe::Sql(s) => (s.timeout, Duration::from_secs(5)),
+    };
+    written.map(|d| d.0).unwrap_or(default)
+}
+
+/// Takes one sample, bounded by `timeout` (the plan's, see [`timeout`]), and judges it.
+pub async fn sample(
+    probe: &Probe,
+    timeout: Duration,
+    expect: &Expect,
+    cwd: Option<&str>,
+) -> Sample {
     let start = Instant::now();
     let result = match probe {
-        Probe::Http(h) => {
-            let timeout = h.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(2));
-            match tokio::time::timeout(timeout, http(h)).await {
-                Ok(Ok((status, body))) => judge_http(status, &body, expect),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err(Failure::NoAnswer(livefire_spec::values::Duration(timeout))),
-            }
-        }
+        Probe::Http(h) => match tokio::time::timeout(timeout, http(h)).await {
+            Ok(Ok((status, body))) => judge_http(status, &body, expect),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Failure::NoAnswer(livefire_spec::values::Duration(timeout))),
+        },
         Probe::Tcp(t) => {
-            let timeout = t.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(2));
             let connected =
                 match tokio::time::timeout(timeout, TcpStream::connect(&t.address)).await {
                     Ok(Ok(_)) => Ok(()),
@@ -140,7 +153,7 @@ pub async fn sample(probe: &Probe, expect: &Expect, cwd: Option<&str>) -> Sample
             }
         }
         Probe::Command(c) => {
-            let timeout = c.timeout.map(|d| d.as_millis()).unwrap_or(10_000);
+            let timeout = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
             let (run, user, cwd) = (c.run.clone(), c.user.clone(), cwd.map(str::to_owned));
             let out = tokio::task::spawn_blocking(move || {
                 livefire_faults::exec::run(&run, user.as_deref(), cwd.as_deref(), timeout)
@@ -350,14 +363,14 @@ mod tests {
             ok: Some(true),
             ..Default::default()
         };
-        assert!(sample(&probe, &expect, None).await.ok);
+        assert!(sample(&probe, timeout(&probe), &expect, None).await.ok);
         // Port 1 (tcpmux) is closed on any machine these tests run on; a port just
         // released could be taken again by a parallel test.
         let closed = Probe::Tcp(livefire_spec::TcpProbe {
             address: "127.0.0.1:1".into(),
             timeout: None,
         });
-        let s = sample(&closed, &expect, None).await;
+        let s = sample(&closed, timeout(&closed), &expect, None).await;
         assert!(!s.ok, "{s:?}");
         drop(listener);
     }
@@ -374,11 +387,11 @@ mod tests {
             stdout_contains: Some("hello".into()),
             ..Default::default()
         };
-        assert!(sample(&probe, &expect, None).await.ok);
+        assert!(sample(&probe, timeout(&probe), &expect, None).await.ok);
         let expect = Expect {
             exit_code: Some(0),
             ..Default::default()
         };
-        assert!(!sample(&probe, &expect, None).await.ok);
+        assert!(!sample(&probe, timeout(&probe), &expect, None).await.ok);
     }
 }

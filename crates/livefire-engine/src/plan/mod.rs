@@ -30,7 +30,7 @@ pub struct Plan {
     pub settings: Settings,
     /// Every declared target, by name (setup processes become targets at setup).
     pub targets: BTreeMap<String, livefire_spec::Target>,
-    pub setup: Vec<livefire_spec::SetupProcess>,
+    pub setup: Vec<SetupStep>,
     /// The hypothesis, then the guardrails, in file order.
     pub conditions: Vec<Condition>,
     /// The timeline in file order (`id` is `timeline[i]`).
@@ -41,6 +41,44 @@ pub struct Plan {
     pub secrets: Vec<Secret>,
     /// The experiment with `${env:NAME}` filled in, written (masked) to the run folder.
     pub experiment: Experiment,
+}
+
+/// A `setup:` process with its defaults filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetupStep {
+    pub name: String,
+    /// Run with `sh -c`.
+    pub command: String,
+    /// What says it is ready; without one it counts as ready once started.
+    pub ready: Option<livefire_spec::Ready>,
+    /// How long it may take to become ready (`timeout:`, default 10 s).
+    pub ready_timeout: Duration,
+    /// Whom it runs as; without one, as livefire.
+    pub user: Option<String>,
+    /// Its working directory: `cwd:`, else the experiment file's folder.
+    pub cwd: String,
+    pub env: BTreeMap<String, String>,
+    /// The `restart` of the process target it becomes, if it has one.
+    pub restart: Option<String>,
+}
+
+fn setup_steps(exp: &Experiment, dir: &std::path::Path) -> Vec<SetupStep> {
+    exp.setup
+        .iter()
+        .map(|s| SetupStep {
+            name: s.name.clone(),
+            command: s.command.clone(),
+            ready: s.ready.clone(),
+            ready_timeout: s.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
+            user: s.user.clone(),
+            cwd: s
+                .cwd
+                .clone()
+                .unwrap_or_else(|| dir.to_string_lossy().into_owned()),
+            env: s.env.clone(),
+            restart: s.restart.clone(),
+        })
+        .collect()
 }
 
 /// `settings:` with every default filled in.
@@ -110,6 +148,8 @@ pub struct Condition {
 pub enum Check {
     Probe {
         probe: Box<Probe>,
+        /// How long one sample may take: the probe's `timeout:` or its kind's default.
+        timeout: Duration,
         expect: Box<livefire_spec::Expect>,
         /// A guardrail trips when the probe fails this long in a row (its `for:`).
         fail_for: Duration,
@@ -282,13 +322,14 @@ pub fn from_experiment(
             }
         })
         .collect();
+    let setup = setup_steps(&exp, &dir);
     Ok(Plan {
         title: exp.title.clone(),
         environment: None,
         dir,
         settings,
         targets: exp.targets.clone(),
-        setup: exp.setup.clone(),
+        setup,
         conditions,
         activities,
         rollbacks,
@@ -428,6 +469,7 @@ fn check(c: &livefire_spec::Condition, role: Role) -> Option<Check> {
     if let (Some(probe), Some(expect)) = (&c.probe, &c.expect) {
         return Some(Check::Probe {
             probe: Box::new(probe.clone()),
+            timeout: crate::probe::timeout(probe),
             expect: Box::new(expect.clone()),
             fail_for: c.for_.map(|d| d.0).unwrap_or_default(),
         });

@@ -74,10 +74,16 @@ async fn sample_hypothesis(plan: &Plan, journal: &Journal, phase: Phase) -> Vec<
         .iter()
         .filter(|c| c.role == Role::Hypothesis)
     {
-        let Check::Probe { probe, expect, .. } = &c.check else {
+        let Check::Probe {
+            probe,
+            timeout,
+            expect,
+            ..
+        } = &c.check
+        else {
             continue;
         };
-        let s = probe::sample(probe, expect, Some(&cwd)).await;
+        let s = probe::sample(probe, *timeout, expect, Some(&cwd)).await;
         journal.emit(Event::Probe {
             condition: c.name.clone(),
             role: Role::Hypothesis,

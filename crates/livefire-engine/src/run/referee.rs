@@ -101,8 +101,13 @@ fn allowed_streak(c: &Condition) -> Duration {
 /// yet) and what was seen.
 async fn judge_once(c: &Condition, r: &Referee) -> (Option<bool>, String) {
     match &c.check {
-        Check::Probe { probe, expect, .. } => {
-            let s = probe::sample(probe, expect, Some(&r.cwd)).await;
+        Check::Probe {
+            probe,
+            timeout,
+            expect,
+            ..
+        } => {
+            let s = probe::sample(probe, *timeout, expect, Some(&r.cwd)).await;
             r.journal.emit(Event::Probe {
                 condition: c.name.clone(),
                 role: c.role,

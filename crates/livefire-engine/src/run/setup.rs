@@ -116,7 +116,10 @@ pub(super) async fn start_setup(
         // it: waiting for "ready" would judge the wrong process.
         if let Some(ready) = &s.ready {
             let (probe, expect) = ready_probe(ready);
-            if probe::sample(&probe, &expect, Some(&cwd)).await.ok {
+            if probe::sample(&probe, READY_PROBE_TIMEOUT, &expect, Some(&cwd))
+                .await
+                .ok
+            {
                 let addr = match ready {
                     Ready::Http(h) => h.url.clone(),
                     Ready::Tcp(t) => t.address.clone(),
@@ -127,7 +130,7 @@ pub(super) async fn start_setup(
                 }));
             }
         }
-        let child = match spawn_setup_process(s, &cwd, &log) {
+        let child = match spawn_setup_process(s, &log) {
             Ok(c) => c,
             Err(e) => return Some(SetupError::Failed(e)),
         };
@@ -146,11 +149,7 @@ pub(super) async fn start_setup(
 }
 
 /// Starts one setup process in its own process group, its output to `log`.
-fn spawn_setup_process(
-    s: &livefire_spec::SetupProcess,
-    cwd: &str,
-    log: &Path,
-) -> Result<Child, SetupFailure> {
+fn spawn_setup_process(s: &crate::plan::SetupStep, log: &Path) -> Result<Child, SetupFailure> {
     let file = std::fs::File::create(log).map_err(|source| SetupFailure::Log {
         path: log.to_owned(),
         source,
@@ -162,8 +161,7 @@ fn spawn_setup_process(
     } else {
         s.command.clone()
     };
-    let dir = s.cwd.clone().unwrap_or_else(|| cwd.to_owned());
-    let mut cmd = livefire_faults::exec::shell(&command, s.user.as_deref(), Some(&dir)).map_err(
+    let mut cmd = livefire_faults::exec::shell(&command, s.user.as_deref(), Some(&s.cwd)).map_err(
         |source| SetupFailure::Shell {
             name: s.name.clone(),
             source,
@@ -188,18 +186,18 @@ fn spawn_setup_process(
 /// Polls the ready probe until it answers, the process exits, its timeout (default
 /// 10 s) runs out, or the run is aborted.
 async fn wait_until_ready(
-    s: &livefire_spec::SetupProcess,
+    s: &crate::plan::SetupStep,
     ready: &Ready,
     child: &mut Child,
     cwd: &str,
     log: &Path,
     abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
 ) -> Option<SetupError> {
-    let timeout = s.timeout.map(|d| d.0).unwrap_or(Duration::from_secs(10));
+    let timeout = s.ready_timeout;
     let deadline = Instant::now() + timeout;
     loop {
         let (probe, expect) = ready_probe(ready);
-        let sample = probe::sample(&probe, &expect, Some(cwd)).await;
+        let sample = probe::sample(&probe, READY_PROBE_TIMEOUT, &expect, Some(cwd)).await;
         if sample.ok {
             return None;
         }
@@ -278,8 +276,11 @@ pub(super) fn die_with_livefire(cmd: &mut std::process::Command) {
 }
 
 /// The probe that says a setup process is ready.
+/// How long one poll of a setup process's `ready:` may take.
+const READY_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
 pub(super) fn ready_probe(ready: &Ready) -> (livefire_spec::Probe, livefire_spec::Expect) {
-    let timeout = Some(livefire_spec::values::Duration::from_millis(500));
+    let timeout = None;
     match ready {
         Ready::Http(h) => (
             livefire_spec::Probe::Http(livefire_spec::HttpProbe {
