@@ -232,18 +232,20 @@ async fn toxics_reach_a_connection_whose_upstream_stopped_reading() {
         let _ = w.write_all(&vec![7u8; 64 << 20]).await;
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let beats_in = |ms| {
+    // Five more of the upstream's bytes arrive (within a generous bound, so a busy
+    // machine does not decide the outcome; the upstream sends one every 20 ms).
+    let flows = || {
         let got = got.clone();
         async move {
             let a = got.load(Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            got.load(Ordering::Relaxed) - a
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while got.load(Ordering::Relaxed) - a < 5 && std::time::Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            got.load(Ordering::Relaxed) - a >= 5
         }
     };
-    assert!(
-        beats_in(300).await >= 5,
-        "the upstream's bytes did not flow"
-    );
+    assert!(flows().await, "the upstream's bytes did not flow");
     p.add_toxic(Toxic::new(
         Stream::Downstream,
         ToxicKind::Latency {
@@ -254,7 +256,7 @@ async fn toxics_reach_a_connection_whose_upstream_stopped_reading() {
     .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(
-        beats_in(300).await >= 5,
+        flows().await,
         "after a toxic was added, the upstream's bytes stopped"
     );
     p.add_toxic(Toxic::new(
