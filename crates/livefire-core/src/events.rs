@@ -342,6 +342,16 @@ pub enum Role {
     Guardrail,
 }
 
+impl Role {
+    /// The role for people: report tables, the detectors table.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Hypothesis => "hypothesis",
+            Role::Guardrail => "guardrail",
+        }
+    }
+}
+
 /// The outcome of a run. [`Verdict::exit`] (in `exit.rs`) is the one mapping from a
 /// verdict to `livefire run`'s exit; [`Verdict::label`] the one word for people.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use livefire_core::events::{Event, Role};
+use livefire_core::events::Event;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -142,7 +142,7 @@ fn streams(journal: &Journal) -> BTreeMap<(String, String), Vec<Sign>> {
     // Every declared condition is a detector, even one that never failed.
     if let Some(plan) = journal.plan() {
         for c in &plan.conditions {
-            out.entry((role(c.role).into(), c.name.clone()))
+            out.entry((c.role.label().into(), c.name.clone()))
                 .or_default();
         }
     }
@@ -157,7 +157,7 @@ fn streams(journal: &Journal) -> BTreeMap<(String, String), Vec<Sign>> {
                 ..
             } => {
                 let signs = out
-                    .entry((role(*who).into(), condition.clone()))
+                    .entry((who.label().into(), condition.clone()))
                     .or_default();
                 if !ok {
                     // At its send time: a probe that hung noticed when it was sent.
@@ -179,7 +179,7 @@ fn streams(journal: &Journal) -> BTreeMap<(String, String), Vec<Sign>> {
                 ..
             } => {
                 let signs = out
-                    .entry((role(*who).into(), condition.clone()))
+                    .entry((who.label().into(), condition.clone()))
                     .or_default();
                 if !ok {
                     signs.push(Sign {
@@ -282,13 +282,6 @@ fn load_errors(journal: &Journal) -> Vec<(String, Vec<Sign>)> {
         out.push((l.name, signs));
     }
     out
-}
-
-fn role(r: Role) -> &'static str {
-    match r {
-        Role::Hypothesis => "hypothesis",
-        Role::Guardrail => "guardrail",
-    }
 }
 
 #[cfg(test)]

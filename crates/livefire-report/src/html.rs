@@ -451,10 +451,7 @@ fn probe_lanes(h: &mut String, probes: &[ProbeSeries], marks: &Marks, dur: u64) 
             y + 12.0,
             escape(&truncate(&p.name, 24)),
             escape(&p.name),
-            match p.role {
-                Role::Hypothesis => "hypothesis",
-                Role::Guardrail => "guardrail",
-            }
+            p.role.label()
         );
         // A sample's state holds until the next one (capped, so a long gap between
         // phases shows as a gap).
@@ -772,10 +769,7 @@ fn conditions_table(h: &mut String, s: &Summary, plan: Option<&Plan>) {
             h,
             r#"<tr><td>{}</td><td>{}</td><td class="{class}">{word}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
             escape(&c.name),
-            match c.role {
-                Role::Hypothesis => "hypothesis",
-                Role::Guardrail => "guardrail",
-            },
+            c.role.label(),
             c.samples,
             c.failures,
             escape(&margin),
