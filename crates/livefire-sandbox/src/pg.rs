@@ -23,6 +23,12 @@ pub fn default_roots() -> Vec<PathBuf> {
     }
 }
 
+/// This machine's PostgreSQL bin directory: [`find_bin_dir`] on `$PATH` and the
+/// default roots. What the sandbox uses, and what tests ask before they need one.
+pub fn installed() -> Option<PathBuf> {
+    find_bin_dir(std::env::var_os("PATH"), &default_roots())
+}
+
 /// The bin directory holding every program in [`PROGRAMS`]: the real directory of a
 /// `pg_ctl` found on `path` (Debian links only a few programs onto PATH), else the
 /// newest `ROOT/*/bin` (`/usr/lib/postgresql/16/bin`, `/usr/pgsql-16/bin`).

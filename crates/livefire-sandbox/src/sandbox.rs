@@ -80,7 +80,7 @@ pub fn up(opts: &UpOptions, out: &mut dyn Write) -> Result<Sandbox, SandboxError
             Some(b.clone())
         }
         (None, choice) => {
-            let found = pg::find_bin_dir(std::env::var_os("PATH"), &pg::default_roots());
+            let found = pg::installed();
             if found.is_none() && choice == StoreChoice::Postgres {
                 return Err(SandboxError::NoPostgres(
                     "none on PATH or under /usr/lib/postgresql/*/bin".into(),

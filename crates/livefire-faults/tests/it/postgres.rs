@@ -21,7 +21,7 @@ impl Pg {
     /// A new server allowing `max_connections`; `None` (the test skips, saying so) when
     /// this machine has no PostgreSQL.
     fn start(max_connections: u32) -> Option<Pg> {
-        let Some(bin) = pg::find_bin_dir(std::env::var_os("PATH"), &pg::default_roots()) else {
+        let Some(bin) = pg::installed() else {
             livefire_testkit::skip_missing(
                 "PostgreSQL server binaries not found",
                 "apt-get install postgresql",

@@ -26,10 +26,7 @@ struct Pg {
 impl Pg {
     /// A new cluster, or `None` (and a SKIPPED line) without PostgreSQL's programs.
     fn start() -> Option<Pg> {
-        let Some(bin) = livefire_sandbox::pg::find_bin_dir(
-            std::env::var_os("PATH"),
-            &livefire_sandbox::pg::default_roots(),
-        ) else {
+        let Some(bin) = livefire_sandbox::pg::installed() else {
             livefire_testkit::skip_missing(
                 "no PostgreSQL server binaries on PATH or under /usr/lib/postgresql/*/bin",
                 "apt-get install postgresql",

@@ -12,11 +12,7 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_livefire-sandbox");
 /// True when this machine has PostgreSQL's server programs; when not, says so past
 /// libtest's capture (and fails under CI=true, where .ci/run installs them).
 pub fn have_postgres() -> bool {
-    let found = livefire_sandbox::pg::find_bin_dir(
-        std::env::var_os("PATH"),
-        &livefire_sandbox::pg::default_roots(),
-    )
-    .is_some();
+    let found = livefire_sandbox::pg::installed().is_some();
     if !found {
         livefire_testkit::skip_missing(
             "no PostgreSQL server binaries on PATH or under /usr/lib/postgresql/*/bin",

@@ -706,10 +706,7 @@ fn netns_with_veth() -> String {
 
 /// PostgreSQL's bin directory, or `None` after a SKIPPED line (a failure under CI).
 fn postgres_bin() -> Option<PathBuf> {
-    let bin = livefire_sandbox::pg::find_bin_dir(
-        std::env::var_os("PATH"),
-        &livefire_sandbox::pg::default_roots(),
-    );
+    let bin = livefire_sandbox::pg::installed();
     if bin.is_none() {
         livefire_testkit::skip_missing(
             "no PostgreSQL server binaries: the postgres.* cases do not run",

@@ -213,11 +213,7 @@ fn journal(runs: &Path) -> Option<String> {
 }
 
 pub(crate) fn have_postgres() -> bool {
-    let found = livefire_sandbox::pg::find_bin_dir(
-        std::env::var_os("PATH"),
-        &livefire_sandbox::pg::default_roots(),
-    )
-    .is_some();
+    let found = livefire_sandbox::pg::installed().is_some();
     if !found {
         livefire_testkit::skip_missing(
             "no PostgreSQL server binaries on PATH or under /usr/lib/postgresql/*/bin",
