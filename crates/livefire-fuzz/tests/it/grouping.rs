@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use livefire_fuzz::finding::{Instance, RequestRecord, ResponseRecord};
 use livefire_fuzz::{Finding, FuzzConfig, Rule};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::http1;
 
 const SPEC: &str = r#"
 swagger: '2.0'
@@ -47,60 +48,13 @@ fn answer(method: &str, path: &str) -> u16 {
     404
 }
 
-async fn serve(listener: TcpListener) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            loop {
-                let head_end = loop {
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                while buf.len() < head_end + length {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                buf.drain(..head_end + length);
-                let mut words = head.split_whitespace();
-                let method = words.next().unwrap_or("");
-                let path = words.next().unwrap_or("");
-                let status = answer(method, path);
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
-                );
-                if sock.write_all(reply.as_bytes()).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
-
 #[tokio::test]
 async fn one_defect_on_four_methods_is_one_finding_and_an_asked_for_500_is_none() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener));
+    tokio::spawn(http1::serve(listener, |method, path| {
+        (answer(method, path), Duration::ZERO)
+    }));
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("swagger.yaml");
     std::fs::write(&spec, SPEC).unwrap();

@@ -8,8 +8,9 @@
 use std::time::Duration;
 
 use livefire_fuzz::{FuzzConfig, Rule};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+use crate::http1;
 
 const SPEC: &str = r#"
 openapi: 3.0.3
@@ -36,58 +37,11 @@ fn things(path: &str) -> (u16, Duration) {
     (status, Duration::ZERO)
 }
 
-/// Serves HTTP/1.1 with keep-alive; `answer` gives each request's status and how long
-/// to wait before answering.
-async fn serve(listener: TcpListener, answer: fn(&str) -> (u16, Duration)) {
-    while let Ok((mut sock, _)) = listener.accept().await {
-        tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 8192];
-            loop {
-                let head_end = loop {
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-                let length: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                while buf.len() < head_end + length {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                buf.drain(..head_end + length);
-                let path = head.split_whitespace().nth(1).unwrap_or("");
-                let (status, wait) = answer(path);
-                tokio::time::sleep(wait).await;
-                let reply = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
-                );
-                if sock.write_all(reply.as_bytes()).await.is_err() {
-                    return;
-                }
-            }
-        });
-    }
-}
-
 #[tokio::test]
 async fn undeclared_success_is_reported_and_rejection_or_not_found_is_not() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, things));
+    tokio::spawn(http1::serve(listener, |_, path| things(path)));
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("openapi.yaml");
     std::fs::write(&spec, SPEC).unwrap();
@@ -169,7 +123,7 @@ fn timed(path: &str) -> (u16, Duration) {
 async fn an_answer_as_slow_as_it_was_asked_to_be_is_not_slow() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, timed));
+    tokio::spawn(http1::serve(listener, |_, path| timed(path)));
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("openapi.yaml");
     std::fs::write(&spec, timed_spec()).unwrap();

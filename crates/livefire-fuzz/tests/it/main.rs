@@ -1,6 +1,7 @@
 //! The one integration-test binary of livefire-fuzz.
 //!
 //! - `target`: the planted-defect service and its spec (test support, no tests).
+//! - `http1`: a small keep-alive server answering by method and path (test support).
 //! - `target_self`: the target's planted defects fire and its correct mode does not
 //!   (checked with a raw TCP client, so fuzzer tests stand on a known target).
 //! - `spec`: loading specs (formats, versions, files, URLs, refs) and located errors.
@@ -21,6 +22,7 @@ mod campaign;
 mod cli;
 mod generate;
 mod grouping;
+mod http1;
 mod httpbin;
 mod judged;
 mod reproducer;
