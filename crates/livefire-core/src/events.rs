@@ -301,6 +301,17 @@ pub enum Event {
     Warning {
         message: String,
     },
+    /// A responder's mark during a game day (`livefire mark detected`, the responders'
+    /// page, `POST /api/marks`): the journal's `t` is when it was recorded.
+    Mark {
+        mark: MarkKind,
+        /// The responder as the scenario's `responders:` names them.
+        responder: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        /// Where it came from: `cli`, `page` or `http`.
+        via: String,
+    },
     /// The run could not start as written (a setup error); nothing was applied.
     SetupFailed {
         message: String,
@@ -310,6 +321,41 @@ pub enum Event {
         exit_code: i32,
         ledger_left: usize,
     },
+}
+
+/// What a responder's mark says: they noticed something is wrong, they contained it,
+/// or the system is healthy again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkKind {
+    Detected,
+    Mitigated,
+    Resolved,
+}
+
+impl MarkKind {
+    /// Every kind, in the order a response goes through them.
+    pub const ALL: [MarkKind; 3] = [MarkKind::Detected, MarkKind::Mitigated, MarkKind::Resolved];
+
+    /// The word people type and read: `detected`, `mitigated`, `resolved`.
+    pub fn label(self) -> &'static str {
+        match self {
+            MarkKind::Detected => "detected",
+            MarkKind::Mitigated => "mitigated",
+            MarkKind::Resolved => "resolved",
+        }
+    }
+}
+
+impl std::str::FromStr for MarkKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        MarkKind::ALL
+            .into_iter()
+            .find(|k| k.label() == s)
+            .ok_or_else(|| format!("unknown mark `{s}`: use detected, mitigated or resolved"))
+    }
 }
 
 /// Consecutive tracked writes (in the order they ended) that were all acknowledged, or
