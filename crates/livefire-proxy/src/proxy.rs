@@ -143,9 +143,11 @@ impl Epoch {
     /// Stops listening now (not when the accept task next runs), so a connect right
     /// after a disable is refused, then cuts every connection of the period.
     fn stop(self) {
+        // Cancel first: the shutdown below wakes a pending accept with EINVAL, and the
+        // accept loop must see that it was stopped, not report a failed accept.
+        self.token.cancel();
         // On Linux, shutdown() on a listening socket leaves the listening state at once.
         let _ = socket2::SockRef::from(self.listener.as_ref()).shutdown(std::net::Shutdown::Both);
-        self.token.cancel();
     }
 }
 
@@ -492,6 +494,8 @@ async fn accept_loop(
                 let id = shared.next_conn_id.fetch_add(1, Ordering::Relaxed);
                 conns.spawn(link::serve(shared.clone(), sock, upstream.clone(), id));
             }
+            // The listener was shut down by `Epoch::stop`: not a failure.
+            Err(_) if epoch.is_cancelled() => return,
             Err(err) => {
                 // Out of fds or similar: back off instead of spinning.
                 tracing::warn!(proxy = %shared.name, %err, "accept failed");

@@ -71,6 +71,69 @@ fn serves_the_api_and_loads_a_config_file() {
     assert!(get(&server.addr, "/version").contains(r#""version""#));
 }
 
+/// Disabling a proxy (what `proxy.down` does) stops its listener on purpose: the
+/// server's log must not call that a failure.
+#[test]
+fn disabling_a_proxy_logs_no_accept_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = livefire()
+        .args(["proxy", "--host", "127.0.0.1", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("livefire starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_string();
+    let server = Server { child, addr };
+    let created = send(
+        &server.addr,
+        "POST",
+        "/proxies",
+        r#"{"name": "db", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9"}"#,
+    );
+    assert!(created.starts_with("HTTP/1.1 201"), "{created}");
+    for enabled in [false, true, false] {
+        let out = send(
+            &server.addr,
+            "POST",
+            "/proxies/db",
+            &format!(r#"{{"enabled": {enabled}}}"#),
+        );
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    }
+    // The listing answered after the toggles: the log has whatever they wrote.
+    assert!(get(&server.addr, "/proxies").contains(r#""enabled":false"#));
+    drop(server);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !logged.contains("accept failed"),
+        "disabling a proxy logged a failure:\n{logged}"
+    );
+}
+
+fn send(addr: &str, method: &str, path: &str, body: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
 #[test]
 fn occupied_port_and_bad_config_exit_3() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
