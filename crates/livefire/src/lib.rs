@@ -35,7 +35,37 @@ where
             .into();
         }
     };
+    if prints_only(&cli.command) {
+        default_sigpipe();
+    }
     cli::dispatch(cli).into()
+}
+
+/// Commands that only print (and write report files): piped into `head` or a pager that
+/// quits, they should end quietly like `cat` does, not panic on the closed pipe.
+/// Commands that run faults keep SIGPIPE ignored, so a dead child's pipe can never kill
+/// a run before it rolls back.
+fn prints_only(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Validate(_)
+            | Command::Schema
+            | Command::Version
+            | Command::Runs(_)
+            | Command::Report(_)
+            | Command::Compare(_)
+            | Command::Merge(_)
+    )
+}
+
+/// Restores the default action of SIGPIPE (end the process), which Rust's runtime sets
+/// to ignored, turning a closed stdout into a panic in `println!`.
+#[allow(unsafe_code)]
+fn default_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_DFL installs no handler code, so nothing can run in signal context;
+    // this only changes what the kernel does when a write hits a closed pipe.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 /// `livefire validate`: all errors at once, located; exit 3 when there are any.

@@ -19,6 +19,7 @@ mod load;
 mod net;
 /// `validate` refuses what `run` refuses, located; `--env` on both.
 mod parity;
+mod pipes;
 mod proxy;
 /// `livefire proxy`, the standalone server: its errors, and Toxiproxy's Python client.
 mod proxy_server;
