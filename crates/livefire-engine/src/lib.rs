@@ -14,6 +14,7 @@ pub mod probe;
 pub mod prom;
 pub mod recover;
 pub mod run;
+pub mod segments;
 pub mod view;
 pub mod workload;
 

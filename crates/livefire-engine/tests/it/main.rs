@@ -6,3 +6,5 @@
 mod ledger;
 /// `livefire_engine::plan::plan`: display names, defaults, refusals.
 mod plan;
+/// The local segment launcher: real child processes, their lines and exits, stop.
+mod segments;

@@ -1,0 +1,172 @@
+//! The local launcher runs real child processes: each gets the one agent command line,
+//! its stdout lines arrive before its exit, and `stop_all` ends segments that would not
+//! end on their own. The program is a shell script standing in for `livefire`, so
+//! these tests see exactly what a back end hands the coordinator.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use livefire_engine::segments::{
+    LaunchError, LaunchSpec, Launcher, LocalLauncher, SegmentEvent, SegmentExit,
+};
+
+fn script(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("fake-livefire");
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn spec(dir: &Path, count: u32) -> LaunchSpec {
+    LaunchSpec {
+        run_id: "20261203T140000Z-test".into(),
+        file: dir.join("exp.yaml"),
+        text: "version: 1\n".into(),
+        vars: vec![("api".into(), "http://127.0.0.1:1".into())],
+        env: None,
+        seed: 42,
+        count,
+        start_at: SystemTime::now() + Duration::from_secs(5),
+        secret_env: Vec::new(),
+        segments_dir: dir.join("segments"),
+    }
+}
+
+/// Every event until each of `count` segments has exited, grouped by segment.
+async fn collect(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<SegmentEvent>,
+    count: u32,
+) -> BTreeMap<u32, Vec<SegmentEvent>> {
+    let mut by = BTreeMap::<u32, Vec<SegmentEvent>>::new();
+    let mut exited = 0;
+    while exited < count {
+        let e = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("segments report within 30 s")
+            .expect("the channel stays open until every segment exited");
+        if matches!(e, SegmentEvent::Exited { .. }) {
+            exited += 1;
+        }
+        by.entry(e.index()).or_default().push(e);
+    }
+    by
+}
+
+#[tokio::test]
+async fn each_segment_gets_its_share_and_reports_lines_then_its_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    // Prints its arguments, then exits with a status that depends on the segment.
+    let program = script(
+        dir.path(),
+        r#"echo "args: $*"; echo second line; case "$4" in 2/3) exit 7;; esac; exit 0"#,
+    );
+    let spec = spec(dir.path(), 3);
+    let mut launcher = LocalLauncher::new(program);
+    launcher.check(&spec).await.unwrap();
+    let launched = launcher.launch(&spec).await.unwrap();
+    let by = collect(launched.events, 3).await;
+    assert_eq!(by.len(), 3);
+    for (index, events) in &by {
+        assert!(
+            matches!(&events[0], SegmentEvent::Started { detail, .. } if detail.starts_with("pid ")),
+            "{events:?}"
+        );
+        let SegmentEvent::Line { line, .. } = &events[1] else {
+            panic!("{events:?}")
+        };
+        let share = format!("--segment {}/3 ", index + 1);
+        assert!(line.contains(&share), "{line}");
+        assert!(line.contains("--watch-stdin"), "{line}");
+        assert!(
+            line.contains("--seed 42 --var api=http://127.0.0.1:1"),
+            "{line}"
+        );
+        assert!(line.ends_with("exp.yaml"), "{line}");
+        assert_eq!(
+            events[2],
+            SegmentEvent::Line {
+                index: *index,
+                line: "second line".into()
+            }
+        );
+        let want = if *index == 1 {
+            SegmentExit {
+                success: false,
+                detail: "exit status 7".into(),
+            }
+        } else {
+            SegmentExit {
+                success: true,
+                detail: "exit status 0".into(),
+            }
+        };
+        assert_eq!(
+            events[3],
+            SegmentEvent::Exited {
+                index: *index,
+                exit: want
+            }
+        );
+        assert!(
+            dir.path()
+                .join(format!("segments/{}/stderr.log", index + 1))
+                .is_file()
+        );
+    }
+    launcher.stop_all(Duration::ZERO).await.unwrap();
+}
+
+#[tokio::test]
+async fn stop_all_closes_stdin_then_kills_what_is_left() {
+    let dir = tempfile::tempdir().unwrap();
+    // Segment 1 stops when its stdin closes, as an agent does; segment 2 ignores it.
+    let program = script(
+        dir.path(),
+        r#"case "$4" in 1/2) cat >/dev/null; echo stopped; exit 0;; esac; trap '' TERM; exec sleep 600"#,
+    );
+    let spec = spec(dir.path(), 2);
+    let mut launcher = LocalLauncher::new(program);
+    let launched = launcher.launch(&spec).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    launcher.stop_all(Duration::from_millis(500)).await.unwrap();
+    let by = collect(launched.events, 2).await;
+    assert!(
+        by[&0].contains(&SegmentEvent::Line {
+            index: 0,
+            line: "stopped".into()
+        }),
+        "{:?}",
+        by[&0]
+    );
+    assert!(
+        by[&0]
+            .iter()
+            .any(|e| matches!(e, SegmentEvent::Exited { exit, .. } if exit.success))
+    );
+    assert!(
+        by[&1].iter().any(
+            |e| matches!(e, SegmentEvent::Exited { exit, .. } if exit.detail == "killed by SIGKILL")
+        ),
+        "{:?}",
+        by[&1]
+    );
+}
+
+#[tokio::test]
+async fn refusals_come_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = script(dir.path(), "touch started");
+    let mut launcher = LocalLauncher::new(program);
+    let zero = spec(dir.path(), 0);
+    let err = launcher.check(&zero).await.unwrap_err();
+    assert!(matches!(err, LaunchError::Refused(_)));
+    assert!(err.to_string().contains("--segments 1 or more"), "{err}");
+    assert!(launcher.launch(&zero).await.is_err());
+    let missing = LocalLauncher::new(dir.path().join("no-such-livefire"));
+    let err = missing.check(&spec(dir.path(), 2)).await.unwrap_err();
+    assert!(err.to_string().contains("no-such-livefire"), "{err}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!dir.path().join("started").exists(), "nothing ran");
+}
