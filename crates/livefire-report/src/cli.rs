@@ -71,6 +71,9 @@ pub fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Ex
             for f in &o.files {
                 let _ = writeln!(out, "wrote {}", f.display());
             }
+            for n in &o.notes {
+                let _ = writeln!(out, "{n}");
+            }
             Exit::Ok
         }
         Err(e) => {

@@ -153,6 +153,7 @@ pub fn render(journal: &Journal, summary: &Summary) -> String {
         load_charts(&mut h, &loads, &marks, dur);
     }
     let _ = writeln!(h, "</section>");
+    h.push_str(&crate::gameday::html_section(journal, summary));
 
     conditions_table(&mut h, summary, plan.as_ref());
     faults_table(&mut h, summary, plan.as_ref());

@@ -2,12 +2,14 @@
 //! where a truncated one stops), [`summarize`] turns its records into a [`Summary`]
 //! without any other input, and the renderers turn both into `summary.json`,
 //! `report.html` and `junit.xml`; [`write_outputs`] writes all three into a run folder,
-//! so every report can be rebuilt later from the journal alone.
+//! so every report can be rebuilt later from the journal alone. A game day also gets
+//! its after-action review, `review.md` (never overwritten once the team edited it).
 
 pub mod cli;
 pub mod compare;
 pub mod detectors;
 pub mod failover;
+pub mod gameday;
 
 pub mod html;
 mod impact;
@@ -66,6 +68,9 @@ pub enum ReportError {
 pub struct Outputs {
     pub summary: Summary,
     pub files: Vec<PathBuf>,
+    /// What a person should know about the files: a `review.md` the team edited was
+    /// kept, and the fresh review went beside it.
+    pub notes: Vec<String>,
 }
 
 /// Reads `RUN_DIR/journal.jsonl`, and nothing else, and writes `summary.json`,
@@ -95,7 +100,27 @@ pub fn write_outputs(run_dir: &Path) -> Result<Outputs, ReportError> {
     write("summary.json", summary_json(&summary))?;
     write("report.html", html::render(&journal, &summary))?;
     write("junit.xml", junit::render(&summary, plan.as_ref()))?;
-    Ok(Outputs { summary, files })
+    let mut notes = Vec::new();
+    if let Some(g) = &summary.gameday {
+        // The after-action review is the team's once they edit it: never overwritten.
+        let existing = std::fs::read_to_string(run_dir.join("review.md")).ok();
+        let text = gameday::review_markdown(&journal, &summary, g);
+        match gameday::review_target(existing.as_deref()) {
+            gameday::ReviewWrite::Review => write("review.md", text)?,
+            gameday::ReviewWrite::New => {
+                write("review.new.md", text)?;
+                notes.push(format!(
+                    "{} was edited, so it was kept: the review rebuilt from the journal is review.new.md beside it",
+                    run_dir.join("review.md").display()
+                ));
+            }
+        }
+    }
+    Ok(Outputs {
+        summary,
+        files,
+        notes,
+    })
 }
 
 /// `summary.json`'s text.

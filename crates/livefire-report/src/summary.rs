@@ -70,6 +70,10 @@ pub struct Summary {
     /// first noticed, if it did.
     #[serde(default)]
     pub detectors: Vec<crate::detectors::FaultDetectors>,
+    /// A game day's curveballs (a `scenario:`): time to detect, mitigate and recover
+    /// each, and the responders' marks. `None` for other runs.
+    #[serde(default)]
+    pub gameday: Option<crate::gameday::GameDaySummary>,
     /// The `rollbacks:` steps run after the faults were undone.
     #[serde(default)]
     pub rollback_steps: Vec<StepSummary>,
@@ -274,6 +278,7 @@ pub fn summarize(journal: &Journal) -> Summary {
         writes: Vec::new(),
         failovers: Vec::new(),
         detectors: Vec::new(),
+        gameday: None,
         rollback_steps: Vec::new(),
         settled_after_ms: None,
         ledger_left: 0,
@@ -600,6 +605,7 @@ pub fn summarize(journal: &Journal) -> Summary {
     s.loads = summarize_loads(journal);
     s.failovers = crate::failover::failovers(journal, &s.faults, &s.writes);
     s.detectors = crate::detectors::who_noticed(journal, &s.faults);
+    s.gameday = crate::gameday::measure(journal, s.seed, &s.faults);
     s.findings.extend(crate::detectors::unnoticed_findings(
         &s.detectors,
         &s.faults,
