@@ -1343,6 +1343,10 @@ pub struct Scenario {
     pub duration: [Duration; 2],
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden: Option<bool>,
+    /// The people who respond (`[alice, bob]`): the names `livefire mark --as` takes.
+    /// Marks from anyone else are refused; without the list, any name may mark.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub responders: Vec<String>,
     pub pool: Vec<Curveball>,
 }
 

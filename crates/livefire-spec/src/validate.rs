@@ -1092,6 +1092,25 @@ impl Checker<'_> {
             }
             pooled.push(target);
         }
+        for (i, name) in s.responders.iter().enumerate() {
+            let typeable = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'));
+            if !typeable {
+                self.err(
+                    at(self.tree, &[K("scenario"), K("responders"), I(i)]),
+                    format!(
+                        "responder `{name}`: use letters, digits, `-`, `_` or `.` only, a name people type after `livefire mark --as`"
+                    ),
+                );
+            } else if s.responders[..i].contains(name) {
+                self.err(
+                    at(self.tree, &[K("scenario"), K("responders"), I(i)]),
+                    format!("responder `{name}` is listed twice: list each person once"),
+                );
+            }
+        }
         for (i, c) in s.pool.iter().enumerate() {
             if c.weight == Some(0) {
                 self.err(

@@ -22,6 +22,12 @@ pub enum Command {
     /// Run an experiment: hypothesis before, timeline, rollback of every fault, after.
     /// Exit 0 held, 1 deviated, 2 aborted, 3 invalid, 4 rollback incomplete.
     Run(RunArgs),
+    /// Run a game day: the experiment exactly as `run` does (same exit codes), with the
+    /// responders' page served while it runs (its URL is printed).
+    Gameday(crate::gameday::GamedayArgs),
+    /// Mark a game day from any shell: `detected`, `mitigated` or `resolved`, as a
+    /// responder of its scenario (exit 3 when refused or no game day runs).
+    Mark(crate::gameday::MarkArgs),
     /// The quickstart: start the sandbox (a replicated PostgreSQL, or SQLite, and an
     /// orders API), run examples/quickstart.yaml against it (load, a database kill,
     /// fuzzing, a slow auth link), bring it all down, and print where the report is.
@@ -144,6 +150,8 @@ pub(crate) fn dispatch(cli: Cli) -> Exit {
     match cli.command {
         Command::Validate(args) => crate::validate(args),
         Command::Run(args) => crate::run(args),
+        Command::Gameday(args) => crate::gameday::gameday(args),
+        Command::Mark(args) => crate::gameday::mark(args),
         Command::Demo(args) => crate::demo::demo(args),
         Command::Halt(args) => crate::halt(args),
         Command::Recover(args) => crate::recover(args),

@@ -4,6 +4,7 @@
 mod cli;
 mod demo;
 mod diag;
+mod gameday;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -113,8 +114,13 @@ fn validate(args: cli::ValidateArgs) -> Exit {
 
 /// `livefire run`.
 fn run(args: cli::RunArgs) -> Exit {
+    finish(livefire_engine::run(run_options(args)))
+}
+
+/// The engine's options for `livefire run` (and `livefire gameday`, which runs the same).
+fn run_options(args: cli::RunArgs) -> livefire_engine::RunOptions {
     use std::io::IsTerminal;
-    let result = livefire_engine::run(livefire_engine::RunOptions {
+    livefire_engine::RunOptions {
         file: args.file,
         vars: args.vars,
         out: args.out,
@@ -129,7 +135,12 @@ fn run(args: cli::RunArgs) -> Exit {
             livefire_engine::view::View::Plain
         },
         metrics_listen: args.metrics_listen,
-    });
+        attach: None,
+    }
+}
+
+/// The exit of a run, or of one that did not start (said on stderr).
+fn finish(result: Result<livefire_engine::Outcome, livefire_engine::RunError>) -> Exit {
     match result {
         Ok(outcome) => outcome.exit,
         Err(livefire_engine::RunError::Plan(livefire_engine::plan::PlanError::Load(e))) => {

@@ -48,6 +48,35 @@ pub struct RunOptions {
     pub view: crate::view::View,
     /// Serve live metrics in the Prometheus text format at `GET /metrics` here.
     pub metrics_listen: Option<String>,
+    /// Something that runs beside the run from its first event to its last
+    /// (`livefire gameday`'s responders' page); none for `livefire run`.
+    pub attach: Option<Attach>,
+}
+
+/// What runs beside a run: called once the run folder and journal exist and the
+/// `run_started` and `plan` events are written, before anything is applied. What it
+/// returns is kept until the run has ended (its verdict written), then dropped: a
+/// server it started stops then.
+#[derive(Clone)]
+pub struct Attach(pub Arc<AttachFn>);
+
+/// The function an [`Attach`] holds.
+pub type AttachFn = dyn Fn(Attached<'_>) -> Box<dyn Send> + Send + Sync;
+
+impl std::fmt::Debug for Attach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Attach(..)")
+    }
+}
+
+/// The run an [`Attach`] is given: its id and folder, the journal to add its own events
+/// to (a responder's mark), and the plan.
+#[derive(Clone, Copy)]
+pub struct Attached<'a> {
+    pub run_id: &'a str,
+    pub run_dir: &'a Path,
+    pub journal: &'a Journal,
+    pub plan: &'a Plan,
 }
 
 /// How a run ended.
@@ -219,7 +248,7 @@ async fn run_async(opts: RunOptions) -> Result<Outcome, RunError> {
         },
     };
     let folder = open_run_folder(&plan)?;
-    Ok(execute(&plan, folder, metrics_listener, opts.view).await)
+    Ok(execute(&plan, folder, metrics_listener, opts.view, opts.attach).await)
 }
 
 /// Resolves declared process targets (a missing pidfile or an unknown name is an
@@ -389,6 +418,7 @@ async fn execute(
     folder: RunFolder,
     metrics_listener: Option<std::net::TcpListener>,
     view: crate::view::View,
+    attach: Option<Attach>,
 ) -> Outcome {
     let RunFolder {
         run_id,
@@ -406,6 +436,15 @@ async fn execute(
     });
     journal.emit(crate::journal_plan::plan_event(plan));
     crate::journal_plan::index_run(&journal, &run_id, &run_dir, &plan.title);
+    // Kept to the end of this function: dropped once the verdict is written.
+    let _attached = attach.map(|a| {
+        (a.0)(Attached {
+            run_id: &run_id,
+            run_dir: &run_dir,
+            journal: &journal,
+            plan,
+        })
+    });
     let shared = Shared {
         journal: journal.clone(),
         ledger: Arc::new(Mutex::new(ledger)),

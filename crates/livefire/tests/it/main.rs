@@ -13,6 +13,8 @@ mod drill;
 mod fuzz;
 /// Game days: seeded curveballs replayed by `--dry-run`, applied and hidden by `run`.
 mod gameday;
+/// `livefire gameday` live: the responders' page, its API and stream, and marks.
+mod gameday_live;
 /// `livefire load`, the ad-hoc command.
 mod load;
 /// net.* faults refused before anything is applied.

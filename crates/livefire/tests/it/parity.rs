@@ -82,6 +82,12 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
         "acts on target `w`: faults on one target cannot stack",
     ),
     (
+        "a responder listed twice",
+        "timeline: []\nscenario:\n  draw: 1\n  window: [0s, 5s]\n  duration: [1s, 2s]\n  responders: [alice, alice]\n  pool: [ { fault: { command: { apply: \"true\" } } } ]\n",
+        "8:23",
+        "responder `alice` is listed twice",
+    ),
+    (
         "split-run settings",
         "settings: { segments: { min_alive: 1 } }\ntimeline: []\n",
         "3:13",
