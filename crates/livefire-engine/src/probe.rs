@@ -10,15 +10,6 @@ use hyper_util::rt::TokioIo;
 use livefire_spec::{Expect, Probe};
 use tokio::net::TcpStream;
 
-/// Whether this build runs `probe`'s kind; `run` refuses the others with exit 3. The
-/// match is exhaustive, so a kind the spec adds is decided here.
-pub fn is_built(probe: &Probe) -> bool {
-    match probe {
-        Probe::Http(_) | Probe::Tcp(_) | Probe::Command(_) => true,
-        Probe::Sql(_) => false,
-    }
-}
-
 /// One sample of a probe.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -46,8 +37,25 @@ pub enum Failure {
     Exec(#[from] livefire_faults::exec::ExecError),
     #[error("probe task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
-    #[error("sql probes are not built in this livefire yet")]
-    SqlNotBuilt,
+    #[error("bad connection string: {0}")]
+    Dsn(String),
+    #[error("connect to {dsn}: {message}")]
+    SqlConnect { dsn: String, message: String },
+    #[error("query failed: {0}")]
+    Query(String),
+    #[error("query answered {0}, expected an error containing {1:?}")]
+    NoError(String, String),
+    #[error("error does not contain {want:?}: {got}")]
+    ErrorLacks { got: String, want: String },
+    #[error("{got} rows, expected {want}")]
+    Rows { got: u64, want: u64 },
+    #[error("no row, expected a first value of {0}")]
+    NoValue(serde_json::Value),
+    #[error("first value is {got}, expected {want}")]
+    Value {
+        got: String,
+        want: serde_json::Value,
+    },
     #[error("took {ms} ms, expected below {limit}")]
     TooSlow {
         ms: u128,
@@ -165,7 +173,10 @@ pub async fn sample(
                 Err(e) => Err(e.into()),
             }
         }
-        Probe::Sql(_) => Err(Failure::SqlNotBuilt),
+        Probe::Sql(s) => match tokio::time::timeout(timeout, sql(s)).await {
+            Ok(answer) => judge_sql(answer, expect),
+            Err(_) => Err(Failure::NoAnswer(livefire_spec::values::Duration(timeout))),
+        },
     };
     let latency = start.elapsed();
     let mut result = result;
@@ -242,6 +253,170 @@ async fn http(h: &livefire_spec::HttpProbe) -> Result<(u16, Bytes), Failure> {
         })?
         .to_bytes();
     Ok((status, body))
+}
+
+/// What a sql probe's query answered: the rows of its last statement that returned rows,
+/// each column as PostgreSQL's text form (`None` for NULL), as psql shows them.
+type Rows = Vec<Vec<Option<String>>>;
+
+/// Runs `s.query` over the simple query protocol (text results, several statements
+/// allowed) in a session of its own. `Err` is a failure to connect, or the server's
+/// error: whether that is a failure is `expect`'s call (`error_contains`).
+async fn sql(s: &livefire_spec::SqlProbe) -> Result<Rows, Failure> {
+    use tokio_postgres::SimpleQueryMessage;
+    let mut config: tokio_postgres::Config = s.dsn.parse().map_err(|e| Failure::Dsn(said(&e)))?;
+    config.application_name("livefire/probe");
+    let (client, conn) =
+        config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| Failure::SqlConnect {
+                dsn: where_to(&config),
+                message: said(&e),
+            })?;
+    let conn = tokio::spawn(conn);
+    let answer = client.simple_query(&s.query).await;
+    drop(client);
+    // The connection task ends once the client is gone; the session closes with it.
+    let _ = conn.await;
+    let (mut last, mut current) = (Vec::new(), Vec::new());
+    for message in answer.map_err(|e| Failure::Query(said(&e)))? {
+        match message {
+            SimpleQueryMessage::Row(row) => current.push(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            SimpleQueryMessage::CommandComplete(_) if !current.is_empty() => {
+                last = std::mem::take(&mut current);
+            }
+            _ => {}
+        }
+    }
+    if !current.is_empty() {
+        last = current;
+    }
+    Ok(last)
+}
+
+fn judge_sql(answer: Result<Rows, Failure>, expect: &Expect) -> Result<String, Failure> {
+    // `ok: false` expects any error, as `error_contains` expects one naming its text.
+    let want_error = match (&expect.error_contains, expect.ok) {
+        (Some(text), _) => Some(text.as_str()),
+        (None, Some(false)) => Some(""),
+        (None, _) => None,
+    };
+    let rows = match (answer, want_error) {
+        (Err(e), Some(want)) => {
+            let got = e.to_string();
+            return if got.contains(want) {
+                Ok(got)
+            } else {
+                Err(Failure::ErrorLacks {
+                    got,
+                    want: want.to_owned(),
+                })
+            };
+        }
+        (Err(e), None) => return Err(e),
+        (Ok(rows), Some(want)) => {
+            return Err(Failure::NoError(count(rows.len()), want.to_owned()));
+        }
+        (Ok(rows), None) => rows,
+    };
+    if let Some(want) = expect.rows
+        && rows.len() as u64 != want
+    {
+        return Err(Failure::Rows {
+            got: rows.len() as u64,
+            want,
+        });
+    }
+    let first = rows.first().and_then(|r| r.first());
+    if let Some(want) = &expect.value {
+        match first {
+            None => return Err(Failure::NoValue(want.clone())),
+            Some(got) if sql_equal(got.as_deref(), want) => {}
+            Some(got) => {
+                return Err(Failure::Value {
+                    got: got.clone().unwrap_or_else(|| "NULL".into()),
+                    want: want.clone(),
+                });
+            }
+        }
+    }
+    Ok(match first {
+        Some(v) => format!(
+            "{}, first value {}",
+            count(rows.len()),
+            v.as_deref().unwrap_or("NULL")
+        ),
+        None => count(rows.len()),
+    })
+}
+
+fn count(rows: usize) -> String {
+    if rows == 1 {
+        "1 row".into()
+    } else {
+        format!("{rows} rows")
+    }
+}
+
+/// Whether PostgreSQL's text form of a value (`None`: NULL) is what `want` says, as a
+/// YAML author writes it: `3` matches `3` and `3.0`, `true` matches `t`, a list or map
+/// matches a json column holding it. NULL matches
+/// nothing (`value: null` is no expectation at all; a query can say `is null`).
+fn sql_equal(got: Option<&str>, want: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (got, want) {
+        (None, _) | (Some(_), Value::Null) => false,
+        (Some(g), Value::Bool(b)) => {
+            matches!((g, b), ("t" | "true", true) | ("f" | "false", false))
+        }
+        (Some(g), Value::Number(n)) => g.parse::<f64>().ok() == n.as_f64(),
+        (Some(g), Value::String(s)) => g == s,
+        // A json or jsonb column: compared as JSON.
+        (Some(g), other) => serde_json::from_str::<Value>(g).is_ok_and(|v| v == *other),
+    }
+}
+
+/// The hosts and ports a DSN names, for messages: never its password.
+fn where_to(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    let db = config.get_dbname().unwrap_or("");
+    format!(
+        "host={} port={} dbname={db}",
+        hosts.join(","),
+        ports.join(",")
+    )
+}
+
+/// A PostgreSQL error as the server said it (with its SQLSTATE), else the client's
+/// error and its causes.
+fn said(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        return format!("{} (SQLSTATE {})", db.message(), db.code().code());
+    }
+    let mut s = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !s.contains(&c) {
+            s.push_str(&format!(": {c}"));
+        }
+        source = cause.source();
+    }
+    s
 }
 
 fn judge_http(status: u16, body: &[u8], expect: &Expect) -> Result<String, Failure> {

@@ -36,8 +36,6 @@ pub struct Built {
     /// (`livefire_faults::is_built`), so building a kind is one arm in its match and no
     /// list elsewhere.
     pub faults: fn(&Fault) -> bool,
-    /// Whether a probe's kind is built (`livefire_engine::probe::is_built`).
-    pub probes: fn(&Probe) -> bool,
     /// Whether `https://` probes are built.
     pub https_probes: bool,
     /// Whether `scenario:` (game days) is built.
@@ -173,40 +171,10 @@ pub fn validate_with(
     typed_ok.then_some(experiment)
 }
 
-/// One probe of each kind, to ask `Built::probes` which kinds it builds (for the list a
-/// refusal names).
-fn probe_kinds() -> [Probe; 4] {
-    [
-        Probe::Http(HttpProbe {
-            url: String::new(),
-            method: None,
-            headers: BTreeMap::new(),
-            body: None,
-            timeout: None,
-        }),
-        Probe::Tcp(TcpProbe {
-            address: String::new(),
-            timeout: None,
-        }),
-        Probe::Command(CommandProbe {
-            run: String::new(),
-            user: None,
-            timeout: None,
-        }),
-        Probe::Sql(SqlProbe {
-            dsn: String::new(),
-            query: String::new(),
-            timeout: None,
-        }),
-    ]
-}
-
-fn built_probe_kinds(built: &Built) -> Vec<&'static str> {
-    probe_kinds()
-        .iter()
-        .filter(|p| (built.probes)(p))
-        .map(Probe::kind)
-        .collect()
+/// Whether `dsn` reads as a PostgreSQL connection string: a URL, or key/value pairs
+/// naming a host. Its details are PostgreSQL's client's to judge.
+fn is_dsn(dsn: &str) -> bool {
+    dsn.starts_with("postgres://") || dsn.starts_with("postgresql://") || dsn.contains("host=")
 }
 
 /// One fault of each `postgres.*` kind, to ask `Built::faults` whether any is built
@@ -541,10 +509,7 @@ impl Checker<'_> {
                 }
             }
             if let Some(pg) = &t.postgres {
-                if !(pg.dsn.starts_with("postgres://")
-                    || pg.dsn.starts_with("postgresql://")
-                    || pg.dsn.contains("host="))
-                {
+                if !is_dsn(&pg.dsn) {
                     self.err(at(self.tree, &[K("targets"), K(name), K("postgres"), K("dsn")]), format!("`{}` is not a PostgreSQL connection string (postgres://user@host:port/db)", pg.dsn));
                 }
                 self.check_user(
@@ -981,7 +946,12 @@ impl Checker<'_> {
                         p.extend([K("command"), K("run")]);
                         self.check_program(&cmd.run, &p);
                     }
-                    Probe::Sql(_) => {}
+                    Probe::Sql(sql) => {
+                        if !is_dsn(&sql.dsn) {
+                            p.extend([K("sql"), K("dsn")]);
+                            self.err(at(self.tree, &p), format!("`{}` is not a PostgreSQL connection string (postgres://user@host:port/db)", sql.dsn));
+                        }
+                    }
                 }
             }
             (None, Some(metric)) => {
@@ -1345,17 +1315,6 @@ impl Checker<'_> {
             for (typed, c) in conditions.iter().enumerate() {
                 let Some(probe) = &c.probe else { continue };
                 let i = self.ix(section, typed);
-                let path = [K(section), I(i), K("probe")];
-                if !(built.probes)(probe) {
-                    self.out.push(Diagnostic::error(
-                        key_at(self.tree, &path, probe.kind()),
-                        format!(
-                            "`{}` probes are not built in this livefire yet: `livefire run` refuses them; built: {}",
-                            probe.kind(),
-                            list(&built_probe_kinds(built))
-                        ),
-                    ));
-                }
                 if let Probe::Http(h) = probe
                     && h.url.starts_with("https://")
                     && !built.https_probes

@@ -493,7 +493,6 @@ fn check(c: &livefire_spec::Condition, role: Role) -> Option<Check> {
 pub fn built() -> livefire_spec::Built {
     livefire_spec::Built {
         faults: livefire_faults::is_built,
-        probes: crate::probe::is_built,
         https_probes: false,
         scenario: true,
     }
@@ -511,15 +510,10 @@ pub fn not_built(exp: &Experiment) -> Vec<String> {
         }
     }
     for c in exp.hypothesis.iter().chain(&exp.guardrails) {
-        if let Some(p) = &c.probe {
-            if !crate::probe::is_built(p) {
-                missing.push(format!("`{}` probes", p.kind()));
-            }
-            if let Probe::Http(h) = p
-                && h.url.starts_with("https://")
-            {
-                missing.push(format!("https probes ({})", h.url));
-            }
+        if let Some(Probe::Http(h)) = &c.probe
+            && h.url.starts_with("https://")
+        {
+            missing.push(format!("https probes ({})", h.url));
         }
     }
     missing.sort();

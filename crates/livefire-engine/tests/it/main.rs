@@ -8,3 +8,5 @@ mod ledger;
 mod plan;
 /// The local segment launcher: real child processes, their lines and exits, stop.
 mod segments;
+/// `sql` probes on a real PostgreSQL: rows, values, errors, timeout, masked DSN.
+mod sql_probe;

@@ -2,7 +2,7 @@
 //! top-level key, a bare number bounding a fraction, overlapping faults that cannot
 //! stack, fields nothing reads, files that do not exist, `--var` names nothing uses.
 
-use livefire_spec::{Fault, LoadError, Options, Probe, load_file_with, load_str, load_str_with};
+use livefire_spec::{Fault, LoadError, Options, load_file_with, load_str, load_str_with};
 
 const HEAD: &str = "version: 1\ntitle: t\n";
 
@@ -44,6 +44,11 @@ fn silent_acceptances_are_located() {
             "a second top-level list is not dropped",
             "hypothesis:\n  - { name: a, probe: { tcp: { address: \"127.0.0.1:1\" } }, expect: { ok: true } }\nhypothesis:\n  - { name: b, probe: { tcp: { address: \"127.0.0.1:1\" } }, expect: { ok: true } }\ntimeline: []\n".to_string(),
             vec![("5:1", "error", "duplicate key `hypothesis`")],
+        ),
+        (
+            "a sql probe's dsn that is not a connection string",
+            "hypothesis:\n  - { name: db, probe: { sql: { dsn: orders, query: \"select 1\" } }, expect: { rows: 1 } }\ntimeline: []\n".to_string(),
+            vec![("4:38", "error", "`orders` is not a PostgreSQL connection string")],
         ),
         (
             "a bare 20 on an error rate reads as 2000 %",
@@ -228,7 +233,6 @@ fn a_var_the_file_never_uses_is_refused_with_the_names_it_uses() {
 fn not_built_kinds_are_refused_where_written_when_the_build_is_known() {
     let built = livefire_spec::Built {
         faults: |f| matches!(f, Fault::ProcessPause(_)),
-        probes: |p| matches!(p, Probe::Tcp(_)),
         https_probes: false,
         scenario: false,
     };
@@ -249,8 +253,6 @@ fn not_built_kinds_are_refused_where_written_when_the_build_is_known() {
         .map(|d| format!("{}:{}: {}", d.pos.line, d.pos.col, d.message))
         .collect();
     let expect = [
-        // The built kinds are named from `probes` itself.
-        "6:26: `http` probes are not built in this livefire yet: `livefire run` refuses them; built: `tcp`",
         "6:39: https:// probes are not built",
         "8:33: fault `net.loss` is not built",
     ];

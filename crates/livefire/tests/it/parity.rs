@@ -16,12 +16,6 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
         "https:// probes are not built",
     ),
     (
-        "a sql probe",
-        "hypothesis:\n  - { name: db, probe: { sql: { dsn: \"postgres://a@127.0.0.1:1/d\", query: \"select 1\" } }, expect: { rows: 1 } }\ntimeline: []\n",
-        "4:26",
-        "`sql` probes are not built",
-    ),
-    (
         "a fuzz spec file without base_url",
         "timeline:\n  - { at: 0s, for: 1s, fuzz: { openapi: spec.json } }\n",
         "4:41",

@@ -123,17 +123,17 @@ fn hypothesis_deviating_during_the_fault_exits_1_after_full_rollback() {
 
 #[test]
 fn kinds_not_built_yet_are_refused_with_exit_3() {
-    // Every fault kind is built; `sql` probes are not yet.
+    // Every fault and probe kind is built; https:// probes are not yet.
     let home = Home::new();
     let file = home.file(
-        "version: 1\ntitle: t\nhypothesis:\n  - { name: rows, probe: { sql: { dsn: \"postgres://app@127.0.0.1:1/x\", query: \"select 1\" } }, expect: { rows: 1 } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { command: { apply: \"true\", rollback: \"true\" } } }\n",
+        "version: 1\ntitle: t\nhypothesis:\n  - { name: up, probe: { http: { url: \"https://127.0.0.1:1/\" } }, expect: { status: 200 } }\ntimeline:\n  - { at: 0s, for: 1s, fault: { command: { apply: \"true\", rollback: \"true\" } } }\n",
     );
     let (code, _, err) = run(&mut home.run(&file));
     assert_eq!(code, 3, "{err}");
     assert!(
         // Refused where it is written, as `validate` refuses it.
         err.contains(&format!(
-            "{}:4:28: error: `sql` probes are not built",
+            "{}:4:39: error: https:// probes are not built",
             file.display()
         )),
         "{err}"
