@@ -2,7 +2,8 @@
 //! time to impact and to recover per fault (matched by activity name), conditions
 //! (matched by role, name and what they sample; the rest listed as only in A or B),
 //! load throughput, percentiles and error rates, findings new and fixed, with deltas;
-//! as text or HTML.
+//! for two game days of one scenario, time to detect, mitigate and recover per
+//! curveball; as text or HTML.
 //!
 //! A difference is called better or worse only when it is larger than the runs' own
 //! noise: for a load metric, the larger of the two runs' standard deviations of that
@@ -208,9 +209,28 @@ fn same_kind(a: &str, b: &str) -> bool {
     ca == cb && (da.is_empty() || db.is_empty() || da == db)
 }
 
-/// Reads both runs' journals and compares them.
+/// Reads both runs' journals and compares them. Two game days must be of the same
+/// scenario (and a game day is not compared with a run that is none).
 pub fn compare_dirs(a: &Path, b: &Path) -> Result<Comparison, ReportError> {
-    Ok(compare(&load(a)?, &load(b)?))
+    let (side_a, side_b) = (load(a)?, load(b)?);
+    same_scenario(&side_a.summary, &side_b.summary)?;
+    Ok(compare(&side_a, &side_b))
+}
+
+/// Whether two runs can be compared as game days: both without a scenario, or both with
+/// the same `scenario:` section (the seeds may differ: then the draws do, and only
+/// curveballs of the same number and kind are matched).
+pub fn same_scenario(a: &Summary, b: &Summary) -> Result<(), ReportError> {
+    let why = match (&a.gameday, &b.gameday) {
+        (None, None) => return Ok(()),
+        (Some(ga), Some(gb)) if ga.scenario == gb.scenario => return Ok(()),
+        (Some(_), Some(_)) => {
+            "their `scenario:` sections differ (pool, draw, window, duration or hidden)".to_owned()
+        }
+        (Some(_), None) => format!("A ({}) is a game day and B ({}) is not", a.run_id, b.run_id),
+        (None, Some(_)) => format!("B ({}) is a game day and A ({}) is not", b.run_id, a.run_id),
+    };
+    Err(ReportError::NotSameScenario(why))
 }
 
 fn load(dir: &Path) -> Result<Side, ReportError> {
@@ -374,6 +394,10 @@ pub fn compare(side_a: &Side, side_b: &Side) -> Comparison {
             ],
             rows,
         });
+    }
+
+    if let (Some(ga), Some(gb)) = (&a.gameday, &b.gameday) {
+        sections.push(gameday_section(ga, gb, side_a, side_b));
     }
 
     // Conditions, by role, name and what they sample: `guardrails[0]` of one drill may
@@ -575,6 +599,107 @@ pub fn compare(side_a: &Side, side_b: &Side) -> Comparison {
         b: b.clone(),
         sections,
     }
+}
+
+/// Two game days of one scenario: time to detect, mitigate and recover per curveball,
+/// matched by number and kind (the same seed draws the same curveballs). A mark is a
+/// person's click, exact to the millisecond, so any difference in it counts; a
+/// deviation and a recovery are seen through probe samples, so a difference under the
+/// sampling interval is noise.
+fn gameday_section(
+    ga: &crate::gameday::GameDaySummary,
+    gb: &crate::gameday::GameDaySummary,
+    side_a: &Side,
+    side_b: &Side,
+) -> Section {
+    use crate::gameday::CurveballSummary as C;
+    let probe_noise = side_a
+        .probe_every_ms
+        .zip(side_b.probe_every_ms)
+        .map(|(x, y)| x.max(y));
+    let key = |c: &C| (c.number, c.kind.clone());
+    let mut keys: Vec<(u32, String)> = ga.curveballs.iter().map(key).collect();
+    for c in &gb.curveballs {
+        if !keys.contains(&key(c)) {
+            keys.push(key(c));
+        }
+    }
+    keys.sort();
+    type Pick = fn(&C) -> Option<u64>;
+    // Whether the measure is exact (a mark) or seen through probe samples.
+    let measures: [(&str, Pick, bool); 4] = [
+        ("time to detect (mark)", |c| c.time_to_detect_ms, true),
+        (
+            "time to detect (hypothesis)",
+            |c| c.time_to_deviation_ms,
+            false,
+        ),
+        ("time to mitigate", |c| c.time_to_mitigate_ms, true),
+        ("time to recover", |c| c.time_to_recover_ms, false),
+    ];
+    let mut rows = Vec::new();
+    for k in keys {
+        let (ca, cb) = (
+            ga.curveballs.iter().find(|c| key(c) == k),
+            gb.curveballs.iter().find(|c| key(c) == k),
+        );
+        let name = ca.or(cb).map(|c| c.name.clone()).unwrap_or_default();
+        let cell = |c: Option<&C>, pick: Pick| match c {
+            None => "not in this run".to_owned(),
+            Some(c) => pick(c).map(dur).unwrap_or_else(|| "-".into()),
+        };
+        for (i, (label, pick, exact)) in measures.iter().enumerate() {
+            let (va, vb) = (ca.and_then(pick), cb.and_then(pick));
+            let change = if *exact {
+                exact_delta_ms(va, vb)
+            } else {
+                delta_ms(va, vb, Some(Better::Lower), probe_noise)
+            };
+            rows.push(vec![
+                if i == 0 { name.clone() } else { String::new() },
+                (*label).into(),
+                cell(ca, *pick),
+                cell(cb, *pick),
+                change,
+            ]);
+        }
+    }
+    Section {
+        title: if ga.seed == gb.seed {
+            format!(
+                "game day (seed {}): curveballs matched by number and kind",
+                ga.seed
+            )
+        } else {
+            format!(
+                "game day (seeds {} and {}: different draws): curveballs matched by number and kind",
+                ga.seed, gb.seed
+            )
+        },
+        header: vec![
+            "curveball".into(),
+            String::new(),
+            "A".into(),
+            "B".into(),
+            "change".into(),
+        ],
+        rows,
+    }
+}
+
+/// The change of a measure with no noise (a person's mark, to the millisecond): any
+/// difference is better or worse.
+fn exact_delta_ms(a: Option<u64>, b: Option<u64>) -> String {
+    let (Some(a), Some(b)) = (a, b) else {
+        return String::new();
+    };
+    let d = b as i64 - a as i64;
+    let word = match d.signum() {
+        -1 => " better (exact)",
+        1 => " worse (exact)",
+        _ => " same",
+    };
+    format!("{}{}{word}", sign(d as f64), dur(d.unsigned_abs()))
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -49,6 +49,11 @@ pub enum ReportError {
         .0.display()
     )]
     FuzzRun(PathBuf),
+    /// `livefire compare` of two runs that are not game days of one scenario.
+    #[error(
+        "these are not two game days of the same scenario: {0}: compare game days of one `scenario:` (the same seed replays the same draw), or two runs without one"
+    )]
+    NotSameScenario(String),
     /// The journal exists but cannot be read.
     #[error("cannot read {}: {source}", path.display())]
     Read {

@@ -13,6 +13,10 @@ struct Day {
 impl Day {
     /// `run_started` and a `plan` with a hidden scenario and `curveballs` as (name, at, for).
     fn new(curveballs: &[(&str, u64, u64)]) -> Day {
+        Day::of(curveballs, 3, true)
+    }
+    /// The same, with the scenario's seed and `hidden`.
+    fn of(curveballs: &[(&str, u64, u64)], seed: u64, hidden: bool) -> Day {
         let mut d = Day { lines: Vec::new() };
         d.at(
             0,
@@ -20,7 +24,7 @@ impl Day {
                 run_id: "r".into(),
                 title: "game day".into(),
                 wall_start: "2026-01-01T00:00:00Z".into(),
-                seed: 3,
+                seed,
                 livefire: "0".into(),
                 planned_ms: 10_000,
             },
@@ -29,7 +33,7 @@ impl Day {
             0,
             Event::Plan {
                 experiment: serde_json::json!({
-                    "scenario": { "draw": curveballs.len(), "hidden": true, "pool": [] }
+                    "scenario": { "draw": curveballs.len(), "hidden": hidden, "pool": [] }
                 }),
                 conditions: vec![],
                 activities: curveballs
@@ -380,4 +384,119 @@ fn a_review_the_team_edited_is_never_overwritten() {
         );
         assert!(out.notes[0].contains("review.new.md"), "{:?}", out.notes);
     }
+}
+
+/// One game day of `ONE` then `TWO`: the responders detect and mitigate `ONE` after
+/// `detect` and `mitigate` ms, and the hypothesis fails from 2 s until `recovered`.
+fn replay(seed: u64, detect: u64, mitigate: u64, recovered: u64) -> Day {
+    let mut d = Day::of(&[(ONE, 1000, 3000), (TWO, 6000, 1000)], seed, true);
+    d.probes(500, 9000, 2000, recovered)
+        .applied(1000, ONE, 0)
+        .mark(1000 + detect, MarkKind::Detected, "ana")
+        .mark(1000 + mitigate, MarkKind::Mitigated, "ana")
+        .ended(4000, ONE, "engine")
+        .applied(6000, TWO, 1)
+        .ended(7000, TWO, "engine");
+    d
+}
+
+fn compare_days(a: &Day, b: &Day) -> Result<livefire_report::compare::Comparison, String> {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    a.write(da.path());
+    b.write(db.path());
+    livefire_report::compare::compare_dirs(da.path(), db.path()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn two_game_days_of_one_scenario_compare_per_curveball_with_better_and_worse() {
+    // The second time the team detects sooner, mitigates later, recovers sooner.
+    let c = compare_days(&replay(3, 1500, 2000, 5000), &replay(3, 400, 2600, 3000)).unwrap();
+    let section = c
+        .sections
+        .iter()
+        .find(|s| s.title.starts_with("game day (seed 3)"))
+        .unwrap_or_else(|| panic!("no game-day section: {:?}", c.sections));
+    let row = |curveball: &str, measure: &str| -> Vec<String> {
+        let at = section
+            .rows
+            .iter()
+            .position(|r| r[0] == curveball)
+            .unwrap_or_else(|| panic!("no {curveball}: {:?}", section.rows));
+        section.rows[at..]
+            .iter()
+            .find(|r| r[1] == measure)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        row(ONE, "time to detect (mark)")[2..],
+        ["1.50s", "400 ms", "-1.10s better (exact)"]
+    );
+    assert_eq!(
+        row(ONE, "time to mitigate")[2..],
+        ["2.00s", "2.60s", "+600 ms worse (exact)"]
+    );
+    // Recovered at the first ok answer: 5 s and 3 s after a start at 1 s; probes every
+    // 500 ms are the noise.
+    assert_eq!(
+        row(ONE, "time to recover")[2..],
+        ["4.00s", "2.00s", "-2.00s better (noise ±500 ms)"]
+    );
+    assert_eq!(row(TWO, "time to recover")[2..], ["-", "-", ""]);
+    let text = c.to_text();
+    assert!(
+        text.contains("curveballs matched by number and kind"),
+        "{text}"
+    );
+    assert!(
+        c.to_html()
+            .contains("<td class=\"good\">-1.10s better (exact)</td>")
+    );
+}
+
+#[test]
+fn game_days_of_different_scenarios_are_refused_with_a_reason() {
+    let cases = [
+        (
+            replay(3, 1, 2, 3000),
+            Day::of(&[(ONE, 1000, 3000)], 3, false),
+            "scenario:` sections differ",
+        ),
+        (
+            replay(3, 1, 2, 3000),
+            {
+                let mut d = Day { lines: Vec::new() };
+                d.at(
+                    0,
+                    Event::RunStarted {
+                        run_id: "plain".into(),
+                        title: "no game day".into(),
+                        wall_start: String::new(),
+                        seed: 3,
+                        livefire: "0".into(),
+                        planned_ms: 0,
+                    },
+                );
+                d
+            },
+            "is a game day and B (plain) is not",
+        ),
+    ];
+    for (a, b, why) in cases {
+        let err = compare_days(&a, &b).expect_err("refused");
+        assert!(
+            err.contains("not two game days of the same scenario"),
+            "{err}"
+        );
+        assert!(err.contains(why), "{err}");
+    }
+    // Another seed of the same scenario is the same game day drawn again: compared.
+    let c = compare_days(&replay(3, 1, 2, 3000), &replay(4, 1, 2, 3000)).unwrap();
+    assert!(
+        c.sections
+            .iter()
+            .any(|s| s.title.contains("seeds 3 and 4: different draws")),
+        "{:?}",
+        c.sections
+    );
 }

@@ -1,5 +1,6 @@
-//! Game days (`scenario:`): the seeded draw replays byte for byte in `--dry-run`, and a
-//! run applies and rolls back the drawn curveballs when drawn, hidden on the progress line.
+//! Game days (`scenario:`): the seeded draw replays byte for byte in `--dry-run`, a run
+//! applies and rolls back the drawn curveballs when drawn, hidden on the progress line,
+//! and two game days of one scenario compare with time to recover per curveball.
 
 use crate::support::*;
 
@@ -137,4 +138,98 @@ fn a_game_day_applies_the_drawn_curveballs_and_hides_them_while_active() {
     let faults = s["faults"].as_array().unwrap();
     assert_eq!(faults.len(), 2, "{s}");
     assert!(faults.iter().all(|f| f["rollback_ok"] == true), "{s}");
+}
+
+/// A game day of `file` run for real into its own `--out` under `home`; its run folder.
+fn game_day(home: &Home, file: &std::path::Path, out: &str) -> std::path::PathBuf {
+    let port = free_port().to_string();
+    let mut cmd = home.livefire();
+    cmd.arg("run")
+        .arg(file)
+        .args(["--var", &format!("port={port}"), "--out"])
+        .arg(home.path().join(out));
+    let (code, stdout, err) = run(&mut cmd);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{err}");
+    let dirs: Vec<_> = std::fs::read_dir(home.path().join(out))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+#[test]
+fn two_game_days_of_one_scenario_compare_time_to_recover_per_curveball() {
+    let home = Home::new();
+    // Seed 3 freezes the worker first (the hypothesis fails), then pauses the mailer
+    // (nobody is hurt).
+    let file = with_seed(&home, 3);
+    let (a, b) = (game_day(&home, &file, "a"), game_day(&home, &file, "b"));
+    for dir in [&a, &b] {
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                .unwrap();
+        let curveballs = s["gameday"]["curveballs"].as_array().unwrap();
+        assert_eq!(curveballs.len(), 2, "{s}");
+        let frozen = &curveballs[0];
+        assert_eq!(frozen["name"], "curveball 1: worker frozen", "{s}");
+        assert_eq!(frozen["impacted"], true, "{s}");
+        // The worker answers again only once it runs: no sooner than its pause ended
+        // (less the moments between SIGCONT and the journaling of the rollback, and
+        // between SIGSTOP and the journaling of the apply).
+        let recover = frozen["time_to_recover_ms"].as_u64().unwrap();
+        let paused = frozen["ended_ms"].as_u64().unwrap() - frozen["applied_ms"].as_u64().unwrap();
+        assert!(
+            recover + 300 >= paused,
+            "recovered before it was released: {s}"
+        );
+        assert_eq!(curveballs[1]["impacted"], false, "{s}");
+        let review = std::fs::read_to_string(dir.join("review.md")).unwrap();
+        assert!(
+            review.contains("| curveball 1: worker frozen |"),
+            "{review}"
+        );
+        assert!(review.contains("## What we learned"), "{review}");
+    }
+    let mut cmd = home.livefire();
+    cmd.arg("compare").arg(&a).arg(&b);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let section = out
+        .split("\ngame day (seed 3)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no game-day section:\n{out}"));
+    let recover = section
+        .lines()
+        .find(|l| l.trim_start().starts_with("time to recover"))
+        .unwrap_or_else(|| panic!("{out}"));
+    // Both runs measured it, and the change is judged against the probes' interval.
+    let cells: Vec<&str> = recover
+        .split("   ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(cells.len(), 4, "{recover}");
+    assert!(
+        cells[1].ends_with('s') && cells[2].ends_with('s'),
+        "{recover}"
+    );
+    assert!(cells[3].contains("noise"), "{recover}");
+
+    // Another scenario is refused, with the reason, and nothing is printed as compared.
+    let other = home.file(
+        &std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("draw: 2", "draw: 1"),
+    );
+    let c = game_day(&home, &other, "c");
+    let mut cmd = home.livefire();
+    cmd.arg("compare").arg(&a).arg(&c);
+    let (code, out, err) = run(&mut cmd);
+    assert_eq!(code, 3, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("not two game days of the same scenario"),
+        "{err}"
+    );
 }
