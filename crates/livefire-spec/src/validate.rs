@@ -1081,6 +1081,40 @@ impl Checker<'_> {
                 );
             }
         }
+        // A curveball may run anywhere in `window`: one on a target that a timeline fault
+        // acts on while the window is open could overlap it, and a curveball's measures
+        // (and its early end) must be its own.
+        let (open, close) = (s.window[0].0, s.window[1].0);
+        for (i, c) in s.pool.iter().enumerate() {
+            let Some((target, _)) = c.fault.target() else {
+                continue;
+            };
+            let clash = self.exp.timeline.iter().find(|a| {
+                a.fault
+                    .as_ref()
+                    .and_then(|f| f.target())
+                    .is_some_and(|(t, _)| t == target)
+                    && a.at.0 < close
+                    && open < a.at.0 + a.for_.0
+            });
+            if let (Some(a), Some(f)) = (clash, clash.and_then(|a| a.fault.as_ref())) {
+                let label = match &a.name {
+                    Some(n) => format!("`{n}` ({} {target})", f.kind()),
+                    None => format!("`{} {target}` at {}", f.kind(), a.at),
+                };
+                self.err(
+                    at(self.tree, &[K("scenario"), K("pool"), I(i), K("fault")]),
+                    format!(
+                        "this curveball ({} {target}) could overlap the timeline's {label} on target `{target}`: a curveball may run anywhere in `window` ({}–{}) and the fault runs {}–{}; move the fault or the window so they cannot meet, or give the curveball another target",
+                        c.fault.kind(),
+                        s.window[0],
+                        s.window[1],
+                        a.at,
+                        crate::values::Duration(a.at.0 + a.for_.0),
+                    ),
+                );
+            }
+        }
         for (i, c) in s.pool.iter().enumerate() {
             if c.weight == Some(0) {
                 self.err(

@@ -82,6 +82,12 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
         "responder `alice` is listed twice",
     ),
     (
+        "a curveball that could overlap a timeline fault on its target",
+        "targets:\n  w: { process: { pid: 4242 } }\ntimeline:\n  - { at: 8s, for: 2s, fault: { process.kill: { target: w } } }\nscenario:\n  draw: 1\n  window: [0s, 9s]\n  duration: [1s, 2s]\n  pool: [ { fault: { process.pause: { target: w } } } ]\n",
+        "11:20",
+        "could overlap the timeline's `process.kill w` at 8s on target `w`",
+    ),
+    (
         "split-run settings",
         "settings: { segments: { min_alive: 1 } }\ntimeline: []\n",
         "3:13",
