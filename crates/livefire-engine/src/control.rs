@@ -1,7 +1,9 @@
 //! The control socket of an active run (`$LIVEFIRE_HOME/active/<run-id>.sock`): one line
 //! in, one line out. `halt` stops the run (full rollback, exit 2); `status` says where
-//! it is. `livefire halt` is the client. A socket nobody listens on belongs to a run that
-//! was killed (`kill -9` leaves it behind): `recover`, `halt` and `runs --active` remove it.
+//! it is; `end curveball N` rolls back a game day's curveball now, before its drawn end
+//! (the facilitator's key). `livefire halt` is the client. A socket nobody listens on
+//! belongs to a run that was killed (`kill -9` leaves it behind): `recover`, `halt` and
+//! `runs --active` remove it.
 
 use std::path::{Path, PathBuf};
 
@@ -9,19 +11,29 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-/// Serves the socket until the listener is dropped; each `halt` is sent on `halt`.
+/// The command that ends curveball N early: `end curveball 2`.
+pub fn end_curveball_command(n: u32) -> String {
+    format!("end curveball {n}")
+}
+
+/// Serves the socket until the listener is dropped; each `halt` is sent on `halt`;
+/// `end curveball N` calls `end(N)` on a blocking thread (a rollback blocks) and
+/// answers with what it says.
 pub fn serve(
     path: &Path,
     halt: mpsc::UnboundedSender<()>,
     status: impl Fn() -> String + Send + Sync + 'static,
+    end: impl Fn(u32) -> String + Send + Sync + 'static,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let _ = std::fs::remove_file(path);
     let listener = UnixListener::bind(path)?;
     let status = std::sync::Arc::new(status);
+    let end = std::sync::Arc::new(end);
     Ok(tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let halt = halt.clone();
             let status = status.clone();
+            let end = end.clone();
             tokio::spawn(async move {
                 let (r, mut w) = stream.into_split();
                 let mut line = String::new();
@@ -36,7 +48,25 @@ pub fn serve(
                         "halting: rolling back every fault\n".to_string()
                     }
                     "status" => format!("{}\n", status()),
-                    other => format!("unknown command `{other}`: send `halt` or `status`\n"),
+                    other => match other.strip_prefix("end curveball ").map(str::trim) {
+                        Some(n) => match n.parse::<u32>() {
+                            Ok(n) => {
+                                let end = end.clone();
+                                let said = tokio::task::spawn_blocking(move || end(n))
+                                    .await
+                                    .unwrap_or_else(|e| {
+                                        format!("ending curveball {n} failed: {e}")
+                                    });
+                                format!("{said}\n")
+                            }
+                            Err(_) => format!(
+                                "`{n}` is not a curveball number: send `end curveball N`, N as `livefire run --dry-run` numbers them\n"
+                            ),
+                        },
+                        None => format!(
+                            "unknown command `{other}`: send `halt`, `status` or `end curveball N`\n"
+                        ),
+                    },
                 };
                 let _ = w.write_all(reply.as_bytes()).await;
             });

@@ -573,8 +573,9 @@ async fn check_after_phase(plan: &Plan, journal: &Journal, tally: &Tally, view: 
     }
 }
 
-/// The control socket, so `livefire halt` from another shell aborts the run and
-/// `status` names the active faults. Without one the run goes on (Ctrl-C still works).
+/// The control socket, so `livefire halt` from another shell aborts the run, `status`
+/// names the active faults and `end curveball N` ends a game day's curveball early.
+/// Without one the run goes on (Ctrl-C still works).
 fn start_control(
     run_id: &str,
     shared: &Shared,
@@ -584,19 +585,25 @@ fn start_control(
     let socket = crate::home::active_dir().join(format!("{run_id}.sock"));
     let status_active = shared.active.clone();
     let status_id = run_id.to_owned();
+    let ender = shared.clone();
     let control = std::fs::create_dir_all(crate::home::active_dir()).and_then(|_| {
-        crate::control::serve(&socket, halt_tx, move || {
-            let active = status_active.lock().unwrap_or_else(|p| p.into_inner());
-            let names: Vec<String> = active.iter().map(|a| a.activity.clone()).collect();
-            format!(
-                "run {status_id}: active faults: {}",
-                if names.is_empty() {
-                    "none".into()
-                } else {
-                    names.join(", ")
-                }
-            )
-        })
+        crate::control::serve(
+            &socket,
+            halt_tx,
+            move || {
+                let active = status_active.lock().unwrap_or_else(|p| p.into_inner());
+                let names: Vec<String> = active.iter().map(|a| a.activity.clone()).collect();
+                format!(
+                    "run {status_id}: active faults: {}",
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                )
+            },
+            move |n| end_curveball(&ender, n),
+        )
     });
     let control = match control {
         Ok(h) => Some(h),
@@ -616,6 +623,32 @@ fn start_control(
         }
     });
     (control, socket)
+}
+
+/// Rolls back curveball `n` now, if it is active: the facilitator ended it early. The
+/// rollback is journaled (`fault_rolled_back` by `facilitator`); the curveball's task
+/// finds nothing left to undo at its drawn end. Blocking.
+fn end_curveball(shared: &Shared, n: u32) -> String {
+    let prefix = format!("curveball {n}:");
+    let found = shared
+        .active
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|a| a.activity.starts_with(&prefix))
+        .map(|a| a.ledger_id);
+    match found.and_then(|id| shared.take(id)) {
+        Some(a) if shared.rollback(&a, "facilitator") => {
+            format!("ended `{}` early: rolled back", a.activity)
+        }
+        Some(a) => format!(
+            "`{}` could not be rolled back: it stays in the ledger; `livefire halt` rolls back everything, `livefire recover` after the run",
+            a.activity
+        ),
+        None => format!(
+            "curveball {n} is not active (not started yet, already ended, or not drawn): `status` names the active faults"
+        ),
+    }
 }
 
 /// Serves `--metrics-listen` from what the referee sees.

@@ -233,3 +233,176 @@ fn two_game_days_of_one_scenario_compare_time_to_recover_per_curveball() {
         "{err}"
     );
 }
+
+/// A game day that pauses `victims` (drawn all), each for 10 s from a start in [1s, 2s]:
+/// long enough to be ended early or halted while active.
+fn long_game_day(victims: &[&Victim]) -> String {
+    let targets: String = victims
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("  v{i}: {{ process: {{ pid: {} }} }}\n", v.pid()))
+        .collect();
+    let pool: String = victims
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("    - {{ fault: {{ process.pause: {{ target: v{i} }} }} }}\n"))
+        .collect();
+    format!(
+        "version: 1\ntitle: a long game day\nsettings: {{ seed: 1 }}\ntargets:\n{targets}timeline: []\nscenario:\n  draw: {}\n  window: [1s, 12s]\n  duration: [10s, 10s]\n  hidden: true\n  pool:\n{pool}",
+        victims.len()
+    )
+}
+
+/// The journal's events so far, once `ready` holds for them (waits up to 30 s).
+fn wait_for_journal(
+    home: &Home,
+    ready: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    for _ in 0..300 {
+        let events: Vec<serde_json::Value> = std::fs::read_dir(home.path().join("runs"))
+            .into_iter()
+            .flatten()
+            .flat_map(|d| std::fs::read_to_string(d.unwrap().path().join("journal.jsonl")))
+            .flat_map(|j| {
+                j.lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if ready(&events) {
+            return events;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the journal never showed what the test waits for");
+}
+
+fn count(events: &[serde_json::Value], kind: &str) -> usize {
+    events.iter().filter(|e| e["type"] == kind).count()
+}
+
+/// Sends one line to the active run's control socket; its answer.
+fn control(home: &Home, command: &str) -> String {
+    use std::io::{BufRead, Write};
+    let socket = std::fs::read_dir(home.path().join("home/active"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sock"))
+        .expect("the run's control socket");
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    writeln!(stream, "{command}").unwrap();
+    let mut reply = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut reply)
+        .unwrap();
+    reply
+}
+
+#[test]
+fn the_facilitator_ends_a_curveball_early_over_the_control_socket() {
+    let home = Home::new();
+    let victim = Victim::start();
+    let file = home.file(&long_game_day(&[&victim]));
+    let child = home
+        .run(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_journal(&home, |e| count(e, "fault_applied") == 1);
+    assert!(victim.wait_state('T'), "the curveball paused the victim");
+    // Not a number, not active: said, nothing done.
+    let said = control(&home, "end curveball two");
+    assert!(said.contains("not a curveball number"), "{said}");
+    let said = control(&home, "end curveball 2");
+    assert!(said.contains("curveball 2 is not active"), "{said}");
+    assert_eq!(victim.state(), 'T');
+
+    let said = control(&home, "end curveball 1");
+    assert!(
+        said.contains("ended `curveball 1: process.pause v0` early: rolled back"),
+        "{said}"
+    );
+    // Rolled back now, not at its drawn end 10 s after it began.
+    assert!(
+        victim.running(),
+        "the victim still paused: {}",
+        victim.state()
+    );
+    let said = control(&home, "end curveball 1");
+    assert!(said.contains("curveball 1 is not active"), "{said}");
+
+    let (code, out, err) = finish(child);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let journal = home.journal();
+    let events: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let applied = events
+        .iter()
+        .find(|e| e["type"] == "fault_applied")
+        .unwrap();
+    let back: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "fault_rolled_back")
+        .collect();
+    assert_eq!(
+        back.len(),
+        1,
+        "rolled back once, by the facilitator\n{journal}"
+    );
+    assert_eq!(back[0]["by"], "facilitator", "{journal}");
+    assert!(
+        back[0]["t"].as_u64().unwrap() < applied["t"].as_u64().unwrap() + 10_000,
+        "{journal}"
+    );
+    let s = home.summary();
+    assert_eq!(
+        s["gameday"]["curveballs"][0]["ended_by"], "facilitator",
+        "{s}"
+    );
+    assert_eq!(s["ledger_left"], 0, "{s}");
+}
+
+#[test]
+fn halting_mid_game_rolls_every_curveball_back() {
+    let home = Home::new();
+    let (a, b) = (Victim::start(), Victim::start());
+    let file = home.file(&long_game_day(&[&a, &b]));
+    let child = home
+        .run(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_journal(&home, |e| count(e, "fault_applied") == 2);
+    assert!(
+        a.wait_state('T') && b.wait_state('T'),
+        "both curveballs active"
+    );
+    let (code, out, err) = run(home.livefire().arg("halt"));
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    let (code, out, err) = finish(child);
+    assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(a.running() && b.running(), "{} {}", a.state(), b.state());
+    let journal = home.journal();
+    assert_eq!(
+        journal.matches("\"type\":\"fault_rolled_back\"").count(),
+        2,
+        "{journal}"
+    );
+    assert!(!journal.contains("\"ok\":false"), "{journal}");
+    assert!(
+        home.ledger_index().trim().is_empty(),
+        "{}",
+        home.ledger_index()
+    );
+    let s = home.summary();
+    assert_eq!(s["verdict"], "aborted", "{s}");
+    assert_eq!(
+        s["gameday"]["curveballs"].as_array().unwrap().len(),
+        2,
+        "{s}"
+    );
+}
