@@ -212,6 +212,16 @@ pub enum Event {
         /// RFC 3339 UTC.
         at: String,
     },
+    /// Something a person did to this run through `livefire serve` (started it,
+    /// stopped it): who (the token's name and role), what, when. Appended after the run
+    /// ended, like `undo_forgotten`: `t` is the last event's, `at` the wall clock.
+    Audit {
+        who: String,
+        action: String,
+        detail: String,
+        /// RFC 3339 UTC.
+        at: String,
+    },
     /// `activity` is the display name people read (`proxy.down auth-link`, `load
     /// browse`); `id` is the timeline position (`timeline[2]`), absent in older journals.
     ActivityStarted {

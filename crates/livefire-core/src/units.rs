@@ -48,7 +48,7 @@ pub enum UnitError {
     SizeTooLarge(String),
 }
 
-/// A duration written with a unit: `250ms`, `5s`, `2m`, `1h`, `1.5s`, `500us`. At most a
+/// A duration written with a unit: `250ms`, `5s`, `2m`, `1h`, `30d`, `1.5s`, `500us`. At most a
 /// year (366 days); a bare number is refused, because `5` could mean seconds or
 /// milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -104,13 +104,15 @@ pub fn parse_size(text: &str) -> Result<Size, UnitError> {
     text.parse()
 }
 
-const NANOS_PER: [(&str, u128); 6] = [
+const NANOS_PER: [(&str, u128); 7] = [
     ("h", 3_600_000_000_000),
     ("m", 60_000_000_000),
     ("s", 1_000_000_000),
     ("ms", 1_000_000),
     ("us", 1_000),
     ("µs", 1_000),
+    // Days are read (`--expires 30d`) but never written: `Display` keeps hours.
+    ("d", 86_400_000_000_000),
 ];
 
 /// A year and a day, the longest duration anything in livefire is written with.

@@ -43,6 +43,10 @@ pub enum Command {
     /// API (`up`, `status`, `down`), or a small HTTP server (`http`).
     #[command(subcommand)]
     Sandbox(livefire_sandbox::cli::SandboxCommand),
+    /// The console for a whole organisation: an HTTP API and a web UI over experiments
+    /// and runs (started as child `livefire run`s), with tokens and roles
+    /// (`livefire serve token create --role operator`). See docs/SERVE.md.
+    Serve(livefire_serve::ServeArgs),
     /// Print the JSON Schema of the experiment file format.
     Schema,
     /// Run a fault-injecting TCP proxy server with a Toxiproxy-compatible HTTP API.
@@ -157,6 +161,11 @@ pub(crate) fn dispatch(cli: Cli) -> Exit {
         Command::Recover(args) => crate::recover(args),
         Command::Sandbox(cmd) => {
             livefire_sandbox::cli::run(cmd, livefire_sandbox::cli::self_launcher(&["sandbox"]))
+        }
+        Command::Serve(args) => {
+            // Runs are started with this very program, so they share its version.
+            let exe = std::env::current_exe().unwrap_or_else(|_| "livefire".into());
+            livefire_serve::command(&args, exe, &mut std::io::stdout(), &mut std::io::stderr())
         }
         Command::Schema => {
             let schema = livefire_spec::json_schema();

@@ -32,6 +32,11 @@ mod report;
 mod resources;
 mod run;
 mod safety;
+/// `livefire serve`: tokens and roles, located errors, runs started and stopped over HTTP,
+/// a server killed mid-run, the API fuzzed.
+mod serve;
+/// The console in headless Chromium: log in, a located error, a live run, STOP.
+mod serve_ui;
 mod support;
 /// One grammar of durations, rates, percentages and sizes: the file and the flags agree.
 mod units;

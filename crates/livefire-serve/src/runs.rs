@@ -1,0 +1,487 @@
+//! Runs the server starts: each one a child `livefire run` process with the server's
+//! `$LIVEFIRE_HOME`, so the ledger, `livefire recover` and `livefire halt` apply to it as
+//! to any run. A run is refused before it starts when a target it names is still held:
+//! by an undo record in the ledger, or by a run this server has going.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::store::{RunRow, Store, StoreError};
+
+/// Starts, watches and stops the server's runs.
+#[derive(Debug)]
+pub struct Runner {
+    /// The `livefire` program the runs are started with.
+    exe: PathBuf,
+    data: PathBuf,
+    store: Arc<Store>,
+    /// Runs going now, by run id (or by a placeholder while one starts): the targets
+    /// they hold.
+    live: Mutex<BTreeMap<String, BTreeSet<String>>>,
+}
+
+/// Why a run was not started; nothing was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("no experiment named `{0}`: upload it first (PUT /api/experiments/{0})")]
+    NoExperiment(String),
+    /// The experiment does not load: located diagnostics.
+    #[error("{}", .0)]
+    Invalid(livefire_spec::diag::Report),
+    #[error("{0}")]
+    Refused(String),
+    /// A target is held by another run (still going, or with an undo in the ledger).
+    #[error(
+        "target `{target}` is held by run {run} ({why}): wait for it to end, stop it, or run `livefire recover`"
+    )]
+    Held {
+        target: String,
+        run: String,
+        why: String,
+    },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("cannot start `livefire run`: {0}")]
+    Spawn(std::io::Error),
+}
+
+/// Why a run cannot be stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum StopError {
+    #[error("no run `{0}`: GET /api/runs lists them")]
+    Unknown(String),
+    #[error("run `{0}` has ended already; nothing to stop")]
+    Ended(String),
+    #[error(
+        "cannot reach run {id}'s control socket ({source}); if it crashed, run `livefire recover`"
+    )]
+    Socket { id: String, source: std::io::Error },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// One undo record a run still holds in the ledger.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingUndo {
+    pub entry: String,
+    pub activity: String,
+    pub undo: String,
+}
+
+/// What the server found of runs a previous server left going, and what it did.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Lines for the operator (stderr).
+    pub lines: Vec<String>,
+}
+
+/// The longest a started run may take to open its run folder before the server gives
+/// up waiting for it (planning, setup processes' checks, target checks happen first).
+const FOLDER_WAIT: Duration = Duration::from_secs(60);
+
+impl Runner {
+    pub fn new(exe: PathBuf, data: PathBuf, store: Arc<Store>) -> Runner {
+        Runner {
+            exe,
+            data,
+            store,
+            live: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The file the experiment named `name` is run from.
+    pub fn experiment_path(&self, name: &str) -> PathBuf {
+        self.data.join("experiments").join(format!("{name}.yaml"))
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<String>>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the server has this run going now.
+    pub fn is_live(&self, id: &str) -> bool {
+        self.live().contains_key(id)
+    }
+
+    /// Starts the experiment `name` as a child `livefire run`; returns its row once its
+    /// run folder exists (so the id is the one `livefire runs` and `halt` know).
+    pub async fn start(
+        self: &Arc<Self>,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<RunRow, StartError> {
+        let row = self
+            .store
+            .experiment(name)?
+            .ok_or_else(|| StartError::NoExperiment(name.to_owned()))?;
+        let file = self.experiment_path(name);
+        write_file(&file, &row.text).map_err(StartError::Spawn)?;
+        let plan = match livefire_engine::plan::plan(&file, &[], None) {
+            Ok(plan) => plan,
+            Err(livefire_engine::plan::PlanError::Load(livefire_spec::LoadError::Invalid(r))) => {
+                return Err(StartError::Invalid(r));
+            }
+            Err(e) => return Err(StartError::Refused(e.to_string())),
+        };
+        let claims = claims(&plan)?;
+        // Claim the targets under the lock, so two starts at once cannot both pass.
+        let slot = format!("starting:{}", uuid_like());
+        {
+            let mut live = self.live();
+            if let Some((run, target)) = live.iter().find_map(|(run, held)| {
+                claims
+                    .iter()
+                    .find(|(res, _)| held.contains(*res))
+                    .map(|(_, t)| (run.clone(), t.clone()))
+            }) {
+                return Err(StartError::Held {
+                    target,
+                    run,
+                    why: "it is running now".into(),
+                });
+            }
+            live.insert(slot.clone(), claims.keys().cloned().collect());
+        }
+        let started = self.spawn(caller, name, &file, &slot).await;
+        let (row, child) = match started {
+            Ok(x) => x,
+            Err(e) => {
+                self.live().remove(&slot);
+                return Err(e);
+            }
+        };
+        {
+            let mut live = self.live();
+            let held = live.remove(&slot).unwrap_or_default();
+            live.insert(row.id.clone(), held);
+        }
+        let at = self.store.audit(
+            &caller.label(),
+            "start",
+            &row.id,
+            &format!("experiment `{name}`"),
+        )?;
+        tracing::info!(run = %row.id, by = %caller.label(), at = %at, "run started");
+        let this = self.clone();
+        let id = row.id.clone();
+        let dir = PathBuf::from(&row.dir);
+        tokio::spawn(async move { this.watch(id, dir, child).await });
+        Ok(row)
+    }
+
+    async fn spawn(
+        &self,
+        caller: &Caller,
+        name: &str,
+        file: &Path,
+        slot: &str,
+    ) -> Result<(RunRow, tokio::process::Child), StartError> {
+        let out = self.data.join("runs").join(format!(
+            "{}-{}",
+            livefire_engine::clock::stamp_now(),
+            uuid_like()
+        ));
+        std::fs::create_dir_all(&out).map_err(StartError::Spawn)?;
+        let log = std::fs::File::create(out.join("livefire.log")).map_err(StartError::Spawn)?;
+        let log2 = log.try_clone().map_err(StartError::Spawn)?;
+        let mut child = tokio::process::Command::new(&self.exe)
+            .arg("run")
+            .arg(file)
+            .arg("--out")
+            .arg(&out)
+            .arg("--quiet")
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .map_err(StartError::Spawn)?;
+        let pid = child.id();
+        let deadline = tokio::time::Instant::now() + FOLDER_WAIT;
+        let run_dir = loop {
+            if let Some(dir) = run_folder(&out) {
+                break dir;
+            }
+            match child.try_wait() {
+                Ok(Some(_)) => {
+                    // Ended before its folder: refused before anything was applied. The
+                    // folder may have appeared just before it exited.
+                    if let Some(dir) = run_folder(&out) {
+                        break dir;
+                    }
+                    let said =
+                        std::fs::read_to_string(out.join("livefire.log")).unwrap_or_default();
+                    let _ = std::fs::remove_dir_all(&out);
+                    return Err(refusal(said.trim()));
+                }
+                Ok(None) => {}
+                Err(e) => return Err(StartError::Spawn(e)),
+            }
+            if tokio::time::Instant::now() > deadline {
+                let _ = child.start_kill();
+                return Err(StartError::Refused(format!(
+                    "the run did not open its run folder within {}s (slot {slot}); it was stopped before its timeline",
+                    FOLDER_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let id = run_dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let row = RunRow {
+            id,
+            experiment: name.to_owned(),
+            dir: run_dir.display().to_string(),
+            state: "running".into(),
+            verdict: None,
+            exit_code: None,
+            pid: pid.map(i64::from),
+            started: crate::store::now(),
+            ended: None,
+            started_by: caller.label(),
+            stopped_by: None,
+        };
+        self.store.add_run(&row)?;
+        Ok((row, child))
+    }
+
+    /// Waits for a run's process to end, records its verdict and appends the audit
+    /// lines about it to its journal.
+    async fn watch(self: Arc<Self>, id: String, dir: PathBuf, mut child: tokio::process::Child) {
+        let status = child.wait().await.ok();
+        let code = status.and_then(|s| s.code()).map(i64::from);
+        let verdict = verdict_of(&dir).unwrap_or_else(|| match code {
+            Some(c) => format!("exit {c}"),
+            None => "killed".into(),
+        });
+        // The journal is complete and the targets are free before anyone reads `ended`.
+        self.journal_audit(&id, &dir);
+        self.live().remove(&id);
+        if let Err(e) = self.store.mark_ended(&id, &verdict, code) {
+            tracing::warn!(run = %id, "cannot record the run's end: {e}");
+        }
+        tracing::info!(run = %id, verdict = %verdict, "run ended");
+    }
+
+    /// Appends the run's audit lines (oldest first) to its journal as `audit` events.
+    fn journal_audit(&self, id: &str, dir: &Path) {
+        let Ok(mut rows) = self.store.audit_log(Some(id)) else {
+            return;
+        };
+        rows.reverse();
+        let journal = dir.join("journal.jsonl");
+        for r in rows {
+            let event = livefire_core::events::Event::Audit {
+                who: r.who,
+                action: r.action,
+                detail: r.detail,
+                at: r.at,
+            };
+            if let Err(e) = livefire_engine::recover::append_event(&journal, event) {
+                tracing::warn!(run = %id, "cannot write the audit log to the journal: {e}");
+                return;
+            }
+        }
+    }
+
+    /// Halts a run through its control socket; it rolls back and ends as `aborted`.
+    pub async fn stop(&self, caller: &Caller, id: &str) -> Result<RunRow, StopError> {
+        let row = self
+            .store
+            .run(id)?
+            .ok_or_else(|| StopError::Unknown(id.to_owned()))?;
+        if row.state == "ended" || !self.is_live(id) {
+            return Err(StopError::Ended(id.to_owned()));
+        }
+        let socket = livefire_engine::control::socket_of(id);
+        let reply = livefire_engine::control::send(&socket, "halt")
+            .await
+            .map_err(|source| StopError::Socket {
+                id: id.to_owned(),
+                source,
+            })?;
+        self.store.mark_stopping(id, &caller.label())?;
+        self.store
+            .audit(&caller.label(), "stop", id, reply.trim())?;
+        tracing::info!(run = %id, by = %caller.label(), "run halted");
+        Ok(self.store.run(id)?.unwrap_or(row))
+    }
+
+    /// Halts every run this server has going (the server is stopping) and waits for
+    /// them to end, up to `wait`.
+    pub async fn halt_all(&self, wait: Duration) {
+        let ids: Vec<String> = self.live().keys().cloned().collect();
+        for id in &ids {
+            let _ =
+                livefire_engine::control::send(&livefire_engine::control::socket_of(id), "halt")
+                    .await;
+            let _ = self
+                .store
+                .audit("livefire serve", "stop", id, "the server is stopping");
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        while !self.live().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// At start: runs the store says were going when the previous server stopped. A
+    /// run still alive is halted (nobody watches it any more); then the ledger is rolled
+    /// back as `livefire recover` does, and each run is marked ended.
+    pub async fn recover_previous(&self) -> Recovery {
+        let mut out = Recovery::default();
+        let Ok(runs) = self.store.unfinished_runs() else {
+            return out;
+        };
+        if runs.is_empty() {
+            return out;
+        }
+        for r in &runs {
+            out.lines.push(format!(
+                "the previous server stopped while run {} (experiment `{}`) was going",
+                r.id, r.experiment
+            ));
+            if livefire_engine::control::is_active(&r.id) {
+                let socket = livefire_engine::control::socket_of(&r.id);
+                if livefire_engine::control::send(&socket, "halt")
+                    .await
+                    .is_ok()
+                {
+                    out.lines.push(format!(
+                        "run {} was still going: halted it (it rolls back)",
+                        r.id
+                    ));
+                }
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+                while livefire_engine::control::is_active(&r.id)
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        let recovered = tokio::task::spawn_blocking(livefire_engine::recover::recover)
+            .await
+            .unwrap_or_default();
+        for l in &recovered.undone {
+            out.lines.push(format!("rolled back from the ledger: {l}"));
+        }
+        for l in &recovered.failed {
+            out.lines.push(format!(
+                "NOT rolled back (stays in the ledger; fix it and run `livefire recover`): {l}"
+            ));
+        }
+        for r in &runs {
+            let dir = PathBuf::from(&r.dir);
+            let verdict = verdict_of(&dir).unwrap_or_else(|| "aborted".into());
+            let _ = self.store.mark_ended(&r.id, &verdict, None);
+            let _ = self.store.audit(
+                "livefire serve",
+                "recover",
+                &r.id,
+                "the server stopped during the run; rolled back via the ledger at its next start",
+            );
+            self.journal_audit(&r.id, &dir);
+        }
+        let left = livefire_engine::recover::remaining();
+        out.lines.push(if left == 0 {
+            "the ledger is empty".to_owned()
+        } else {
+            format!(
+                "{left} undo record(s) stay in the ledger: `livefire recover --list` shows them"
+            )
+        });
+        out
+    }
+
+    /// The undo records a run still holds in the ledger: its rollback's progress.
+    pub fn pending_undo(id: &str) -> Vec<PendingUndo> {
+        livefire_engine::ledger::pending_all()
+            .into_iter()
+            .filter(|p| p.run_id == id)
+            .map(|p| PendingUndo {
+                entry: p.key(),
+                activity: p.label(),
+                undo: p.record.describe(),
+            })
+            .collect()
+    }
+}
+
+/// The targets a plan holds, as the ledger names them (`process:PID@START`), with the
+/// target's name; refused when the ledger holds one already.
+fn claims(plan: &livefire_engine::plan::Plan) -> Result<BTreeMap<String, String>, StartError> {
+    let mut claims = BTreeMap::new();
+    for (name, t) in &plan.targets {
+        if let Some(sel) = &t.process {
+            let p = livefire_faults::process::resolve(name, sel)
+                .map_err(|e| StartError::Refused(e.to_string()))?;
+            claims.insert(livefire_faults::process::resource(p), name.clone());
+        }
+    }
+    let pending = livefire_engine::ledger::pending_all();
+    for (res, target) in &claims {
+        if let Some(e) = pending.iter().find(|e| e.resources.contains(res)) {
+            let why = if livefire_engine::control::is_active(&e.run_id) {
+                format!("its `{}` is applied", e.label())
+            } else {
+                format!(
+                    "its `{}` is still in the ledger: {}",
+                    e.label(),
+                    e.record.describe()
+                )
+            };
+            return Err(StartError::Held {
+                target: target.clone(),
+                run: e.run_id.clone(),
+                why,
+            });
+        }
+    }
+    Ok(claims)
+}
+
+/// A refusal `livefire run` printed (exit 3 before its folder): located diagnostics stay
+/// as they are.
+fn refusal(said: &str) -> StartError {
+    let text: Vec<&str> = said.lines().collect();
+    StartError::Refused(if text.is_empty() {
+        "the run ended before it started, saying nothing".into()
+    } else {
+        text.join("\n")
+    })
+}
+
+/// The run folder `livefire run --out OUT` made: the one folder in OUT with a journal.
+fn run_folder(out: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(out)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.is_dir() && p.join("journal.jsonl").is_file())
+}
+
+/// A run's verdict from its summary.json (written at its end).
+pub fn verdict_of(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.get("verdict")?.as_str().map(str::to_owned)
+}
+
+fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, text)
+}
+
+/// 64 random bits in hex: unique names for launch folders and start slots.
+fn uuid_like() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::rng().random::<u64>())
+}

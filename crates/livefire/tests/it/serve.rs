@@ -1,0 +1,592 @@
+//! `livefire serve` over real sockets: tokens and roles, located experiment errors, runs
+//! as child `livefire run`s that pause a real process, STOP through the control socket,
+//! 409 on a held target, cut-off bodies, a server killed mid-run, and the API fuzzed by
+//! livefire's own fuzzer.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A `livefire serve` on an ephemeral port with its own home and data folder; killed
+/// (and its runs with it, by process group) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub home: Home,
+    stderr: PathBuf,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_in(Home::new())
+    }
+
+    pub fn start_in(home: Home) -> Server {
+        let stderr = home
+            .path()
+            .join(format!("serve-{}.err", std::process::id()));
+        let mut cmd = home.livefire();
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(home.path().join("data"))
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        // Its own process group, so a test can kill the server and its runs at once.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = cmd.spawn().expect("livefire serve starts");
+        let mut out = child.stdout.take().unwrap();
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while out.read(&mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
+            line.push(b[0]);
+        }
+        let line = String::from_utf8_lossy(&line).into_owned();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no URL in `{line}`; stderr: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                )
+            })
+            .trim_end_matches('/')
+            .to_owned();
+        Server {
+            child,
+            url,
+            home,
+            stderr,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// `livefire serve token create --role ROLE --name NAME [--expires E]` on this data folder.
+    pub fn token(&self, role: &str, name: &str, expires: Option<&str>) -> String {
+        let mut cmd = self.home.livefire();
+        cmd.args(["serve", "--data"])
+            .arg(self.home.path().join("data"))
+            .args(["token", "create", "--role", role, "--name", name]);
+        if let Some(e) = expires {
+            cmd.args(["--expires", e]);
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_owned()
+    }
+
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_owned()
+    }
+
+    /// One request; returns (status, headers, body).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, String, String) {
+        http(&self.addr(), method, path, token, body)
+    }
+
+    pub fn json(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string().into_bytes());
+        let (status, _, text) = self.call(method, path, Some(token), body.as_deref());
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    /// Kills the server and every run it started (its process group), as a crash would.
+    pub fn kill_all(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM: the server halts its runs (they roll back), then exits.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill_all();
+    }
+}
+
+/// A plain HTTP/1.1 request with `Connection: close`.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    read_answer(&mut s)
+}
+
+fn read_answer(s: &mut TcpStream) -> (u16, String, String) {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// An experiment that pauses `pid` for `secs` while a probe is sampled every 300 ms.
+pub fn pause_with_probe(pid: u32, secs: u32) -> String {
+    format!(
+        "version: 1\ntitle: pause the victim\ntargets:\n  victim: {{ process: {{ pid: {pid} }} }}\nhypothesis:\n  - name: shell answers\n    probe: {{ command: {{ run: \"true\" }} }}\n    expect: {{ exit_code: 0 }}\n    every: 300ms\ntimeline:\n  - at: 0s\n    for: {secs}s\n    name: victim paused\n    fault: {{ process.pause: {{ target: victim }} }}\n"
+    )
+}
+
+/// Polls `GET /api/runs/ID` until `done` says so (up to 60 s); returns the last answer.
+pub fn wait_run(server: &Server, token: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, v) = server.json("GET", &format!("/api/runs/{id}"), token, None);
+        assert_eq!(status, 200, "{v}");
+        if done(&v) || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// (token, method, path, body, status, words the answer must hold)
+type Case<'a> = (Option<&'a str>, &'a str, &'a str, &'a str, u16, &'a str);
+
+#[test]
+fn every_change_needs_a_token_of_a_role_high_enough() {
+    let server = Server::start();
+    let admin = server.token("admin", "root", None);
+    let operator = server.token("operator", "alice", None);
+    let viewer = server.token("viewer", "bob", Some("30d"));
+    let expired = server.token("operator", "old", Some("1s"));
+    let revoked = server.token("operator", "gone", None);
+    let (status, _) = server.json("DELETE", "/api/tokens/gone", &admin, None);
+    assert_eq!(status, 200);
+    // Let the one-second token run out.
+    std::thread::sleep(Duration::from_millis(2100));
+    let exp = "version: 1\ntitle: nothing\ntimeline:\n  - { at: 0s, for: 1s, fault: { command: { apply: \"true\" } } }\n";
+    let cases: &[Case] = &[
+        (None, "GET", "/api/runs", "", 401, "no token"),
+        (None, "PUT", "/api/experiments/e", exp, 401, "no token"),
+        (
+            Some("lf_wrong"),
+            "GET",
+            "/api/runs",
+            "",
+            401,
+            "unknown token",
+        ),
+        (
+            Some(&expired),
+            "GET",
+            "/api/runs",
+            "",
+            401,
+            "`old` has expired",
+        ),
+        (
+            Some(&revoked),
+            "GET",
+            "/api/runs",
+            "",
+            401,
+            "`gone` was revoked",
+        ),
+        (Some(&viewer), "GET", "/api/runs", "", 200, "["),
+        (
+            Some(&viewer),
+            "PUT",
+            "/api/experiments/e",
+            exp,
+            403,
+            "needs the operator role",
+        ),
+        (
+            Some(&viewer),
+            "POST",
+            "/api/runs",
+            "{\"experiment\":\"e\"}",
+            403,
+            "operator",
+        ),
+        (
+            Some(&viewer),
+            "POST",
+            "/api/runs/x/stop",
+            "",
+            403,
+            "operator",
+        ),
+        (
+            Some(&operator),
+            "PUT",
+            "/api/experiments/e",
+            exp,
+            201,
+            "\"valid\":true",
+        ),
+        (
+            Some(&operator),
+            "PUT",
+            "/api/experiments/e",
+            exp,
+            200,
+            "\"valid\":true",
+        ),
+        (
+            Some(&operator),
+            "GET",
+            "/api/tokens",
+            "",
+            403,
+            "needs the admin role",
+        ),
+        (Some(&admin), "GET", "/api/tokens", "", 200, "\"alice\""),
+        (
+            Some(&viewer),
+            "GET",
+            "/api/experiments/e",
+            "",
+            200,
+            "title: nothing",
+        ),
+        (
+            Some(&viewer),
+            "GET",
+            "/api/audit",
+            "",
+            200,
+            "alice (operator)",
+        ),
+    ];
+    for (token, method, path, body, want, words) in cases {
+        let (status, _, answer) = server.call(method, path, *token, Some(body.as_bytes()));
+        assert_eq!(status, *want, "{method} {path} with {token:?}: {answer}");
+        assert!(
+            answer.contains(words),
+            "{method} {path}: `{words}` not in {answer}"
+        );
+    }
+    // The store keeps hashes: no token appears in it.
+    let db = std::fs::read(server.home.path().join("data/serve.db")).unwrap();
+    let db = String::from_utf8_lossy(&db);
+    for t in [&admin, &operator, &viewer] {
+        assert!(!db.contains(t.as_str()), "a token is stored in clear");
+    }
+}
+
+#[test]
+fn a_malformed_experiment_is_400_with_file_line_and_column_and_is_not_stored() {
+    let server = Server::start();
+    let operator = server.token("operator", "alice", None);
+    let text = "version: 1\ntitle: typo\ntimeline:\n  - at: 0s\n    for: 1s\n    fault: { process.pause: { target: nobody } }\n";
+    let (status, v) = server.json("PUT", "/api/experiments/typo", &operator, Some(Value::Null));
+    // A JSON null is not an experiment either: located at line 1.
+    assert_eq!(status, 400, "{v}");
+    let (status, _, body) = server.call(
+        "PUT",
+        "/api/experiments/typo",
+        Some(&operator),
+        Some(text.as_bytes()),
+    );
+    assert_eq!(status, 400, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let d = &v["diagnostics"][0];
+    assert_eq!(d["file"], "typo.yaml", "{v}");
+    assert_eq!(d["line"], 6, "{v}");
+    assert_eq!(d["column"], 39, "{v}");
+    assert!(d["message"].as_str().unwrap().contains("nobody"), "{v}");
+    let (status, _) = server.json("GET", "/api/experiments/typo", &operator, None);
+    assert_eq!(status, 404, "an invalid experiment is not stored");
+    // The same text, validated without storing, says the same.
+    let (status, _, body) = server.call(
+        "POST",
+        "/api/validate?name=typo",
+        Some(&operator),
+        Some(text.as_bytes()),
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("typo.yaml:6:39"), "{body}");
+}
+
+#[test]
+fn a_run_pauses_a_process_stop_rolls_it_back_and_a_second_run_on_it_is_409() {
+    let server = Server::start();
+    let operator = server.token("operator", "alice", None);
+    let viewer = server.token("viewer", "bob", None);
+    let victim = Victim::start();
+    let (status, _, body) = server.call(
+        "PUT",
+        "/api/experiments/pause",
+        Some(&operator),
+        Some(pause_with_probe(victim.pid(), 120).as_bytes()),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, plan) = server.json("GET", "/api/experiments/pause/plan", &viewer, None);
+    assert_eq!(status, 200, "{plan}");
+    assert_eq!(plan["activities"][0]["name"], "victim paused");
+    assert_eq!(plan["activities"][0]["duration_ms"], 120_000);
+    let (status, run) = server.json(
+        "POST",
+        "/api/runs",
+        &operator,
+        Some(json!({"experiment": "pause"})),
+    );
+    assert_eq!(status, 201, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    assert!(victim.wait_state('T'), "the run paused the victim");
+    // The target is held: a second run is refused, naming the first.
+    let (status, again) = server.json(
+        "POST",
+        "/api/runs",
+        &operator,
+        Some(json!({"experiment": "pause"})),
+    );
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["run"], id.as_str(), "{again}");
+    assert_eq!(again["target"], "victim");
+    // `livefire runs --active` (same home) sees the server's run.
+    let (_, active, _) = run_cmd(server.home.livefire().args(["runs", "--active"]));
+    assert!(active.contains(&id), "{active}");
+    // A viewer cannot stop it; an operator can.
+    let (status, _) = server.json("POST", &format!("/api/runs/{id}/stop"), &viewer, None);
+    assert_eq!(status, 403);
+    let (status, stop) = server.json("POST", &format!("/api/runs/{id}/stop"), &operator, None);
+    assert_eq!(status, 202, "{stop}");
+    let ended = wait_run(&server, &viewer, &id, |v| v["run"]["state"] == "ended");
+    assert_eq!(ended["run"]["verdict"], "aborted", "{ended}");
+    assert_eq!(ended["pending_undo"], json!([]), "{ended}");
+    assert_eq!(ended["run"]["stopped_by"], "alice (operator)");
+    assert!(victim.running(), "the victim runs again after STOP");
+    // The audit log says who started and stopped it, in the store and in the journal.
+    let actions: Vec<(String, String)> = ended["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().into(),
+                a["who"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        actions.contains(&("start".into(), "alice (operator)".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("stop".into(), "alice (operator)".into())),
+        "{actions:?}"
+    );
+    let (status, _, journal) = server.call(
+        "GET",
+        &format!("/api/runs/{id}/files/journal.jsonl"),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(status, 200);
+    let audits: Vec<Value> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "audit")
+        .collect();
+    assert_eq!(audits.len(), 2, "{journal}");
+    assert_eq!(audits[1]["action"], "stop");
+    // The run list shows the verdict; the report is served.
+    let (_, runs) = server.json("GET", "/api/runs", &viewer, None);
+    assert_eq!(runs[0]["verdict"], "aborted", "{runs}");
+    let (status, _, report) = server.call(
+        "GET",
+        &format!("/api/runs/{id}/files/report.html"),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        report.contains("victim paused"),
+        "the report names the fault"
+    );
+    // Once the ledger is clear the target is free again.
+    let (status, second) = server.json(
+        "POST",
+        "/api/runs",
+        &operator,
+        Some(json!({"experiment": "pause"})),
+    );
+    assert_eq!(status, 201, "{second}");
+    let second_id = second["id"].as_str().unwrap();
+    assert!(victim.wait_state('T'));
+    let (status, _) = server.json(
+        "POST",
+        &format!("/api/runs/{second_id}/stop"),
+        &operator,
+        None,
+    );
+    assert_eq!(status, 202);
+    wait_run(&server, &viewer, second_id, |v| {
+        v["run"]["state"] == "ended"
+    });
+    assert!(victim.running());
+}
+
+#[test]
+fn a_server_killed_mid_run_rolls_back_at_its_next_start_and_says_so() {
+    let mut server = Server::start();
+    let operator = server.token("operator", "alice", None);
+    let victim = Victim::start();
+    let (status, _, body) = server.call(
+        "PUT",
+        "/api/experiments/pause",
+        Some(&operator),
+        Some(pause_with_probe(victim.pid(), 120).as_bytes()),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, run) = server.json(
+        "POST",
+        "/api/runs",
+        &operator,
+        Some(json!({"experiment": "pause"})),
+    );
+    assert_eq!(status, 201, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    assert!(victim.wait_state('T'));
+    // The server and its run die at once (kill -9 of the process group).
+    server.kill_all();
+    assert_eq!(victim.state(), 'T', "nobody rolled back yet");
+    let home = std::mem::replace(&mut server.home, Home::new());
+    drop(server);
+    let again = Server::start_in(home);
+    let said = again.stderr();
+    assert!(
+        said.contains(&format!("the previous server stopped while run {id}")),
+        "{said}"
+    );
+    assert!(said.contains("rolled back from the ledger"), "{said}");
+    assert!(said.contains("the ledger is empty"), "{said}");
+    assert!(victim.running(), "the next start rolled the pause back");
+    let (_, v) = again.json("GET", &format!("/api/runs/{id}"), &operator, None);
+    assert_eq!(v["run"]["state"], "ended", "{v}");
+    assert_eq!(v["run"]["verdict"], "aborted", "{v}");
+}
+
+#[test]
+fn bodies_too_large_or_too_slow_are_cut_off_with_a_status_that_says_so() {
+    let server = Server::start();
+    let operator = server.token("operator", "alice", None);
+    let big = vec![b'#'; 2 * 1024 * 1024];
+    let (status, _, body) = server.call("PUT", "/api/experiments/big", Some(&operator), Some(&big));
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("larger than 1024 KiB"), "{body}");
+    // Announce 100 bytes, send 10, then nothing.
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "PUT /api/experiments/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {operator}\r\nContent-Length: 100\r\n\r\nversion: 1"
+    )
+    .unwrap();
+    let (status, _, body) = read_answer(&mut s);
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("did not arrive within"), "{body}");
+}
+
+#[test]
+fn livefire_fuzz_finds_no_server_error_in_the_api() {
+    let server = Server::start();
+    let operator = server.token("operator", "fuzzer", None);
+    let victim = Victim::start();
+    // Something to find: an experiment and a run, so ids lead somewhere.
+    let (status, _, _) = server.call(
+        "PUT",
+        "/api/experiments/pause",
+        Some(&operator),
+        Some(pause_with_probe(victim.pid(), 1).as_bytes()),
+    );
+    assert_eq!(status, 201);
+    let spec = repo().join("crates/livefire-serve/openapi.yaml");
+    let out = server.home.path().join("fuzz");
+    let (code, stdout, stderr) = run(server
+        .home
+        .livefire()
+        .arg("fuzz")
+        .arg(&spec)
+        .args([
+            "--base-url",
+            &server.url,
+            "--duration",
+            "15s",
+            "--seed",
+            "7",
+        ])
+        .args(["--checks", "server_error,crash"])
+        .args(["--header", &format!("Authorization: Bearer {operator}")])
+        .args(["--fail-on", "low", "--out"])
+        .arg(&out));
+    assert_eq!(code, 0, "findings:\n{stdout}\n{stderr}");
+    let summary_path = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("fuzz-summary.json"))
+        .find(|p| p.is_file())
+        .expect("a fuzz-summary.json");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(summary_path).unwrap()).unwrap();
+    let sent = summary["requests"].as_u64().unwrap_or(0);
+    assert!(sent > 100, "the fuzzer sent {sent} requests: {summary}");
+    let statuses = summary["statuses"].as_object().expect("statuses by code");
+    for (code, n) in statuses {
+        assert!(
+            !code.starts_with('5'),
+            "{n} answers with status {code}: {summary}"
+        );
+    }
+    assert!(
+        statuses.contains_key("400") && statuses.contains_key("404"),
+        "{summary}"
+    );
+    // The server still answers after it.
+    let (status, _, _) = server.call("GET", "/api/runs", Some(&operator), None);
+    assert_eq!(status, 200);
+}
+
+/// `run` from support, for a command built in place.
+fn run_cmd(cmd: &mut Command) -> (i32, String, String) {
+    run(cmd)
+}

@@ -1,0 +1,380 @@
+//! The console as a person uses it, in headless Chromium (Debian's `chromium`), driven
+//! over the DevTools protocol as livefire-report's test drives report.html: log in with
+//! a token, upload an experiment with an error and see it located, start a run that
+//! pauses a process, watch the live chart grow, press STOP and confirm, and see the
+//! process running again and the run aborted; a viewer gets no STOP button. Screenshots
+//! of the live run go to docs/img/.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use crate::serve::{Server, http, pause_with_probe};
+use crate::support::*;
+
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|n| std::env::split_paths(&path).map(move |d| d.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// A headless Chromium with a private profile, killed when dropped.
+struct Browser {
+    child: Child,
+    _profile: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    fn start(bin: &Path) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let child = Command::new(bin)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--disable-extensions",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--window-size=1200,1000",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("about:blank")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromium starts");
+        let file = profile.path().join("DevToolsActivePort");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            if let Some(port) = std::fs::read_to_string(&file)
+                .ok()
+                .and_then(|t| t.lines().next()?.trim().parse::<u16>().ok())
+            {
+                break port;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "chromium did not start within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        Browser {
+            child,
+            _profile: profile,
+            port,
+        }
+    }
+
+    /// The DevTools WebSocket of the first page.
+    fn page(&self) -> Page {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut text = String::new();
+        let _ = s.read_to_string(&mut text);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        let list: Value = serde_json::from_str(body).expect("a JSON target list");
+        let url = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .and_then(|t| t["webSocketDebuggerUrl"].as_str())
+            .expect("a page target")
+            .to_owned();
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let (ws, _) = tungstenite::client(url.as_str(), stream).expect("DevTools WebSocket");
+        let mut page = Page {
+            ws,
+            next_id: 0,
+            events: Vec::new(),
+        };
+        for domain in ["Runtime", "Page", "Log"] {
+            page.call(&format!("{domain}.enable"), json!({}));
+        }
+        page
+    }
+}
+
+struct Page {
+    ws: tungstenite::WebSocket<TcpStream>,
+    next_id: u64,
+    events: Vec<Value>,
+}
+
+impl Page {
+    fn read(&mut self) -> Option<Value> {
+        match self.ws.read() {
+            Ok(tungstenite::Message::Text(t)) => serde_json::from_str(t.as_str()).ok(),
+            Ok(_) => None,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                None
+            }
+            Err(e) => panic!("DevTools connection: {e}"),
+        }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let msg = json!({ "id": id, "method": method, "params": params }).to_string();
+        self.ws.send(tungstenite::Message::text(msg)).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(v) = self.read() {
+                if v["id"] == id {
+                    assert!(v.get("error").is_none(), "{method}: {v}");
+                    return v["result"].clone();
+                }
+                self.events.push(v);
+            }
+        }
+        panic!("no answer to {method} within 60 s");
+    }
+
+    /// Evaluates `expr` in the page (awaiting a promise) and returns its JSON value.
+    fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({ "expression": expr, "awaitPromise": true, "returnByValue": true }),
+        );
+        assert!(
+            r.get("exceptionDetails").is_none(),
+            "`{expr}` threw: {}",
+            r["exceptionDetails"]
+        );
+        r["result"]["value"].clone()
+    }
+
+    /// Waits until `expr` is truthy (up to 60 s); returns its last value.
+    fn wait_for(&mut self, what: &str, expr: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.eval(expr);
+            let truthy =
+                !matches!(&v, Value::Null | Value::Bool(false)) && v != json!(0) && v != json!("");
+            if truthy {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not seen within 60 s; page: {}",
+                self.eval("document.getElementById('main').innerText")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn goto(&mut self, url: &str) {
+        self.call("Page.navigate", json!({ "url": url }));
+        self.wait_for("the page", "document.readyState === 'complete'");
+    }
+
+    fn screenshot(&mut self, path: &Path) {
+        let shot = self.call("Page.captureScreenshot", json!({ "format": "png" }));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
+    /// Console errors and uncaught exceptions so far.
+    fn complaints(&self) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e["method"].as_str()? {
+                "Runtime.exceptionThrown" => Some(format!("{}", e["params"]["exceptionDetails"])),
+                "Runtime.consoleAPICalled" if e["params"]["type"] == "error" => {
+                    Some(format!("{}", e["params"]["args"]))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Logs in through the form.
+fn log_in(page: &mut Page, token: &str) {
+    page.wait_for(
+        "the login form",
+        "!document.getElementById('login-view').hidden",
+    );
+    page.eval(&format!(
+        "document.getElementById('token').value = {}; document.getElementById('login-form').requestSubmit(); true",
+        json!(token)
+    ));
+    page.wait_for("logged in", "!document.getElementById('nav').hidden");
+}
+
+#[test]
+fn a_person_logs_in_finds_an_error_runs_watches_and_stops_a_drill_in_chromium() {
+    let Some(bin) = chromium() else {
+        livefire_testkit::skip_missing(
+            "chromium is not on PATH, so the console was not checked in a browser",
+            "apt-get install chromium",
+        );
+        return;
+    };
+    let server = Server::start();
+    let operator = server.token("operator", "alice", None);
+    let viewer = server.token("viewer", "bob", None);
+    let victim = Victim::start();
+    let browser = Browser::start(&bin);
+    let mut page = browser.page();
+    page.goto(&format!("{}/", server.url));
+    log_in(&mut page, &operator);
+    assert_eq!(
+        page.eval("document.getElementById('who').textContent"),
+        "alice (operator)"
+    );
+
+    // An experiment with an error: shown at its file, line and column, under the line.
+    page.eval("location.hash = '#experiments'; true");
+    page.wait_for("the editor", "!!document.getElementById('exp-text')");
+    let typo = "version: 1\ntitle: typo\ntimeline:\n  - at: 0s\n    for: 1s\n    fault: { process.pause: { target: nobody } }\n";
+    page.eval(&format!(
+        "document.getElementById('exp-name').value = 'typo'; document.getElementById('exp-text').value = {}; document.getElementById('upload').click(); true",
+        json!(typo)
+    ));
+    let diag = page.wait_for(
+        "the located error",
+        "(() => { const d = document.getElementById('diag-0'); return d && { line: d.dataset.line, column: d.dataset.column, text: d.innerText }; })()",
+    );
+    assert_eq!(diag["line"], "6", "{diag}");
+    assert_eq!(diag["column"], "39", "{diag}");
+    let text = diag["text"].as_str().unwrap();
+    assert!(text.contains("typo.yaml:6:39"), "{text}");
+    assert!(text.contains("nobody"), "{text}");
+    assert!(
+        text.contains("fault: { process.pause: { target: nobody } }"),
+        "{text}"
+    );
+
+    // A cookie session without the CSRF header cannot change anything.
+    let forged = page.eval(
+        "fetch('/api/runs', {method: 'POST', credentials: 'same-origin', body: '{\"experiment\":\"typo\"}'}).then(r => r.status)",
+    );
+    assert_eq!(forged, 403);
+
+    // Upload the real drill, start it from its page.
+    page.eval(&format!(
+        "document.getElementById('exp-name').value = 'pause'; document.getElementById('exp-text').value = {}; document.getElementById('upload').click(); true",
+        json!(pause_with_probe(victim.pid(), 120))
+    ));
+    page.wait_for(
+        "the experiment's page",
+        "!!document.getElementById('start-run')",
+    );
+    page.wait_for(
+        "its plan",
+        "document.querySelectorAll('#plan .bar').length === 1",
+    );
+    page.eval("document.getElementById('start-run').click(); true");
+    page.wait_for(
+        "the run's page",
+        "location.hash.startsWith('#run/') && !!document.getElementById('charts')",
+    );
+    let id = page
+        .eval("decodeURIComponent(location.hash.slice(5))")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(victim.wait_state('T'), "the run paused the victim");
+
+    // The live chart grows as the journal does.
+    let chart = "(() => { const s = document.querySelector('svg[data-chart=\"shell answers\"]'); return s ? Number(s.dataset.points) : 0; })()";
+    let first = page.wait_for("the live chart", chart).as_u64().unwrap();
+    page.wait_for(
+        "the live chart updating",
+        &format!("{chart} >= {}", first + 3),
+    );
+    page.wait_for(
+        "the active fault",
+        "!!document.querySelector('#active-faults [data-fault=\"victim paused\"]')",
+    );
+    page.wait_for(
+        "the condition's state",
+        "!!document.querySelector('#conditions [data-condition=\"shell answers\"]')",
+    );
+    let docs = repo().join("docs/img");
+    page.screenshot(&docs.join("serve-live-run.png"));
+
+    // STOP, confirmed in the dialog.
+    page.eval("document.getElementById('stop').click(); true");
+    page.wait_for(
+        "the confirmation",
+        "document.getElementById('confirm-stop').open",
+    );
+    page.eval("document.getElementById('confirm-stop-yes').click(); true");
+    page.wait_for(
+        "the run aborted",
+        "document.getElementById('verdict') && document.getElementById('verdict').textContent === 'aborted'",
+    );
+    page.wait_for(
+        "the rollback complete",
+        "document.getElementById('rollback').textContent.includes('rollback complete')",
+    );
+    assert!(victim.running(), "STOP rolled the pause back");
+    page.eval("location.hash = '#runs'; true");
+    let row = page.wait_for(
+        "the run in the list",
+        &format!(
+            "(() => {{ const r = document.querySelector('tr[data-run=\"{id}\"]'); return r && r.textContent; }})()"
+        ),
+    );
+    assert!(row.as_str().unwrap().contains("aborted"), "{row}");
+    page.eval(&format!("location.hash = '#run/{id}'; true"));
+    page.wait_for("the ended run's page", "document.getElementById('verdict') && document.getElementById('verdict').textContent === 'aborted'");
+    page.wait_for("its charts", &format!("{chart} > 0"));
+    page.screenshot(&docs.join("serve-run-stopped.png"));
+    assert!(page.complaints().is_empty(), "{:?}", page.complaints());
+
+    // A viewer sees the run but gets no STOP button, and the API refuses it.
+    page.eval("document.getElementById('logout').click(); true");
+    log_in(&mut page, &viewer);
+    page.eval(&format!("location.hash = '#run/{id}'; true"));
+    page.wait_for("the run's page", "!!document.getElementById('charts')");
+    assert_eq!(page.eval("!!document.getElementById('stop')"), false);
+    let (status, _, _) = http(
+        &server.addr(),
+        "POST",
+        &format!("/api/runs/{id}/stop"),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(status, 403);
+}
