@@ -23,6 +23,8 @@ pub struct Runner {
     /// Runs going now, by run id (or by a placeholder while one starts): the targets
     /// they hold.
     live: Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Held while a run starts, until its folder exists.
+    starting: tokio::sync::Mutex<()>,
 }
 
 /// Why a run was not started; nothing was applied.
@@ -91,6 +93,7 @@ impl Runner {
             data,
             store,
             live: Mutex::new(BTreeMap::new()),
+            starting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -181,13 +184,18 @@ impl Runner {
         file: &Path,
         slot: &str,
     ) -> Result<(RunRow, tokio::process::Child), StartError> {
-        let out = self.data.join("runs").join(format!(
-            "{}-{}",
-            livefire_engine::clock::stamp_now(),
-            uuid_like()
-        ));
-        std::fs::create_dir_all(&out).map_err(StartError::Spawn)?;
-        let log = std::fs::File::create(out.join("livefire.log")).map_err(StartError::Spawn)?;
+        // One runs folder for every run, so the engine keeps run ids unique (two runs of
+        // a drill in the same second get `-2`): the id names the control socket too. One
+        // start at a time, so the one new folder is this run's.
+        let _one_at_a_time = self.starting.lock().await;
+        let out = self.data.join("runs");
+        let launches = self.data.join("launches");
+        std::fs::create_dir_all(&out)
+            .and_then(|_| std::fs::create_dir_all(&launches))
+            .map_err(StartError::Spawn)?;
+        let before = folders(&out);
+        let log_path = launches.join(format!("{}.log", uuid_like()));
+        let log = std::fs::File::create(&log_path).map_err(StartError::Spawn)?;
         let log2 = log.try_clone().map_err(StartError::Spawn)?;
         let mut child = tokio::process::Command::new(&self.exe)
             .arg("run")
@@ -203,19 +211,18 @@ impl Runner {
         let pid = child.id();
         let deadline = tokio::time::Instant::now() + FOLDER_WAIT;
         let run_dir = loop {
-            if let Some(dir) = run_folder(&out) {
+            if let Some(dir) = new_run_folder(&out, &before) {
                 break dir;
             }
             match child.try_wait() {
                 Ok(Some(_)) => {
                     // Ended before its folder: refused before anything was applied. The
                     // folder may have appeared just before it exited.
-                    if let Some(dir) = run_folder(&out) {
+                    if let Some(dir) = new_run_folder(&out, &before) {
                         break dir;
                     }
-                    let said =
-                        std::fs::read_to_string(out.join("livefire.log")).unwrap_or_default();
-                    let _ = std::fs::remove_dir_all(&out);
+                    let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+                    let _ = std::fs::remove_file(&log_path);
                     return Err(refusal(said.trim()));
                 }
                 Ok(None) => {}
@@ -224,7 +231,7 @@ impl Runner {
             if tokio::time::Instant::now() > deadline {
                 let _ = child.start_kill();
                 return Err(StartError::Refused(format!(
-                    "the run did not open its run folder within {}s (slot {slot}); it was stopped before its timeline",
+                    "the run did not open its run folder within {}s (start {slot}); it was stopped before its timeline",
                     FOLDER_WAIT.as_secs()
                 )));
             }
@@ -234,6 +241,8 @@ impl Runner {
             .file_name()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
+        // The run's own output (it runs --quiet: only errors) under its id.
+        let _ = std::fs::rename(&log_path, launches.join(format!("{id}.log")));
         let row = RunRow {
             id,
             experiment: name.to_owned(),
@@ -458,12 +467,23 @@ fn refusal(said: &str) -> StartError {
     })
 }
 
-/// The run folder `livefire run --out OUT` made: the one folder in OUT with a journal.
-fn run_folder(out: &Path) -> Option<PathBuf> {
+/// The folders in `out`.
+fn folders(out: &Path) -> BTreeSet<PathBuf> {
     std::fs::read_dir(out)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.is_dir() && p.join("journal.jsonl").is_file())
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The run folder `livefire run --out OUT` made: a folder new since `before`, once its
+/// journal exists.
+fn new_run_folder(out: &Path, before: &BTreeSet<PathBuf>) -> Option<PathBuf> {
+    folders(out)
+        .into_iter()
+        .find(|p| !before.contains(p) && p.join("journal.jsonl").is_file())
 }
 
 /// A run's verdict from its summary.json (written at its end).
