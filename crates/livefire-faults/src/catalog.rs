@@ -7,7 +7,7 @@ use livefire_core::undo::UndoRecord;
 use livefire_spec::Fault;
 
 use crate::kinds::{
-    command, cpu_stress, disk_fill, memory_stress, net_bandwidth, net_loss, net_partition,
+    command, cpu_stress, disk_fill, memory_stress, net_bandwidth, net_loss, net_partition, person,
     postgres_corrupt, postgres_exhaust, postgres_lock_table, postgres_revoke_login,
     postgres_terminate, process_kill, process_pause, process_restart, proxy_down, toxics,
 };
@@ -43,6 +43,8 @@ fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
         Fault::PostgresTerminateConnections(f) => Box::new(postgres_terminate::Terminate(f)),
         Fault::PostgresExhaustConnections(f) => Box::new(postgres_exhaust::Exhaust(f)),
         Fault::PostgresLockTable(f) => Box::new(postgres_lock_table::LockTable(f)),
+        Fault::PersonAway(f) => Box::new(person::Away(f)),
+        Fault::PersonNoAccess(f) => Box::new(person::NoAccess(f)),
     })
 }
 

@@ -12,6 +12,7 @@ pub mod active;
 pub mod client;
 pub mod live;
 pub mod marks;
+pub mod notify;
 pub mod page;
 pub mod tail;
 
@@ -60,6 +61,8 @@ pub fn attach(listener: std::net::TcpListener) -> Attach {
 struct Session {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     record: Option<PathBuf>,
+    /// Dropped last: it tells the hook what the run wrote at its very end.
+    notifier: Option<notify::Notifier>,
 }
 
 impl Session {
@@ -73,7 +76,30 @@ impl Session {
         let mut session = Session {
             tasks: Vec::new(),
             record: None,
+            notifier: None,
         };
+        if let Some(n) = run
+            .plan
+            .experiment
+            .scenario
+            .as_ref()
+            .and_then(|s| s.notify.as_ref())
+        {
+            let hook = notify::Hook {
+                command: n.command.clone(),
+                url: n.url.clone(),
+                timeout: n.timeout.map_or(notify::DEFAULT_TIMEOUT, |d| d.0),
+                cwd: run.plan.dir.clone(),
+            };
+            match notify::Notifier::start(hook, &journal_path, run.journal.clone()) {
+                Ok(n) => session.notifier = Some(n),
+                Err(e) => run.journal.emit(Event::Warning {
+                    message: format!(
+                        "notify: cannot start ({e}): the game day runs without telling the hook"
+                    ),
+                }),
+            }
+        }
         let addr = listener.local_addr();
         let listener = tokio::net::TcpListener::from_std(listener);
         let (addr, listener) = match (addr, listener) {
@@ -120,6 +146,7 @@ impl Drop for Session {
         if let Some(p) = &self.record {
             let _ = std::fs::remove_file(p);
         }
+        self.notifier.take();
     }
 }
 

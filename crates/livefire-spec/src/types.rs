@@ -614,6 +614,14 @@ pub enum Fault {
     PostgresExhaustConnections(PostgresExhaust),
     #[serde(rename = "postgres.lock_table")]
     PostgresLockTable(PostgresLockTable),
+    /// A game-day curveball: a key person is gone. The responder is told (on their
+    /// page, through `notify:`) to step out; their marks are refused until it ends.
+    #[serde(rename = "person.away")]
+    PersonAway(Person),
+    /// A game-day curveball: a responder has no access; their marks are refused until it
+    /// ends.
+    #[serde(rename = "person.no_access")]
+    PersonNoAccess(Person),
 }
 
 impl Fault {
@@ -647,6 +655,17 @@ impl Fault {
             Fault::PostgresTerminateConnections(_) => "postgres.terminate_connections",
             Fault::PostgresExhaustConnections(_) => "postgres.exhaust_connections",
             Fault::PostgresLockTable(_) => "postgres.lock_table",
+            Fault::PersonAway(_) => "person.away",
+            Fault::PersonNoAccess(_) => "person.no_access",
+        }
+    }
+
+    /// The responder a human curveball (`person.*`) is about; `None` for the faults
+    /// that change a system.
+    pub fn responder(&self) -> Option<&str> {
+        match self {
+            Fault::PersonAway(p) | Fault::PersonNoAccess(p) => Some(&p.responder),
+            _ => None,
         }
     }
 
@@ -662,6 +681,8 @@ impl Fault {
             Fault::ProcessKill(f) | Fault::ProcessRestart(f) => (&f.target, PROCESS),
             Fault::ProcessPause(f) => (&f.target, PROCESS),
             Fault::Command(_) => return None,
+            // A person is not a target: `responder` names one of `scenario.responders`.
+            Fault::PersonAway(_) | Fault::PersonNoAccess(_) => return None,
             Fault::ProxyLatency(f) => (&f.target, PROXY),
             Fault::ProxyBandwidth(f) => (&f.target, PROXY),
             Fault::ProxySlowClose(f) => (&f.target, PROXY),
@@ -686,6 +707,14 @@ impl Fault {
         };
         Some((t.as_str(), kinds))
     }
+}
+
+/// Who a human curveball is about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    /// One of `scenario.responders`.
+    pub responder: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -1347,7 +1376,25 @@ pub struct Scenario {
     /// Marks from anyone else are refused; without the list, any name may mark.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub responders: Vec<String>,
+    /// Told of each curveball's start and end and of each mark while `livefire gameday`
+    /// runs: the facilitator's channel (it names hidden curveballs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<Notify>,
     pub pool: Vec<Curveball>,
+}
+
+/// A game day's `notify:` hook: a command given each message as JSON on stdin, a URL
+/// each message is POSTed to as JSON (a chat room's incoming webhook), or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Time limit of each delivery; default 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -710,6 +710,40 @@ impl Checker<'_> {
     }
 
     fn check_fault(&mut self, f: &Fault, path: &[Seg]) {
+        if let Some(responder) = f.responder() {
+            let mut p = path.to_vec();
+            p.extend([K(f.kind()), K("responder")]);
+            let responders = self
+                .exp
+                .scenario
+                .as_ref()
+                .map(|s| s.responders.as_slice())
+                .unwrap_or_default();
+            if !matches!(path.first(), Some(K("scenario"))) {
+                self.err(
+                    key_at(self.tree, path, f.kind()),
+                    format!(
+                        "`{}` is a game-day curveball: put it in `scenario.pool`",
+                        f.kind()
+                    ),
+                );
+            } else if !responders.iter().any(|r| r == responder) {
+                self.err(
+                    at(self.tree, &p),
+                    if responders.is_empty() {
+                        format!(
+                            "responder `{responder}` is not declared: list the people under `scenario.responders`"
+                        )
+                    } else {
+                        format!(
+                            "unknown responder `{responder}`; the scenario's responders are {}",
+                            responders.join(", ")
+                        )
+                    },
+                );
+            }
+            return;
+        }
         if let Some((target, accepted)) = f.target() {
             let mut p = path.to_vec();
             p.extend([K(f.kind()), K("target")]);
@@ -1061,6 +1095,23 @@ impl Checker<'_> {
                 );
             }
             pooled.push(target);
+        }
+        if let Some(n) = &s.notify {
+            let path = [K("scenario"), K("notify")];
+            if n.command.is_none() && n.url.is_none() {
+                self.err(
+                    at(self.tree, &path),
+                    "`notify` needs a `command` or a `url` (or both) to tell",
+                );
+            }
+            if let Some(url) = &n.url
+                && !is_url(url)
+            {
+                self.err(
+                    at(self.tree, &[K("scenario"), K("notify"), K("url")]),
+                    format!("`{url}` is not an http:// or https:// URL"),
+                );
+            }
         }
         for (i, name) in s.responders.iter().enumerate() {
             let typeable = !name.is_empty()

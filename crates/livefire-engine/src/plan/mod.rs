@@ -422,7 +422,11 @@ fn workload(
 /// The target of a fault, for people: its target's name; empty for a fault that names
 /// none (`command`, a `cpu.stress` on this host), whose display name is its kind.
 fn fault_target(f: &livefire_spec::Fault) -> String {
-    f.target().map(|(t, _)| t.to_owned()).unwrap_or_default()
+    f.target()
+        .map(|(t, _)| t)
+        .or(f.responder())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Appends ` #2`, ` #3`, ... to the later of activities that share a display name, so

@@ -572,17 +572,19 @@ pub(super) async fn fault_task(
         activity: activity.clone(),
         source,
     })??;
-    let Some(ledger_id) = applied else {
-        return Ok(());
-    };
     tokio::time::sleep_until(until.into()).await;
-    if test_hook_stalls(&activity) {
-        // Blocks this runtime thread past the deadline, as a stalled engine would.
-        std::thread::sleep(WATCHDOG_GRACE * 3);
-    }
-    if let Some(a) = shared.take(ledger_id) {
-        let s = shared.clone();
-        let _ = tokio::task::spawn_blocking(move || s.rollback(&a, "engine")).await;
+    // A fault with nothing to undo (a command without `rollback`, a human curveball)
+    // still ends at its time: readers of the journal (the game day's page, the review)
+    // see its window close.
+    if let Some(ledger_id) = applied {
+        if test_hook_stalls(&activity) {
+            // Blocks this runtime thread past the deadline, as a stalled engine would.
+            std::thread::sleep(WATCHDOG_GRACE * 3);
+        }
+        if let Some(a) = shared.take(ledger_id) {
+            let s = shared.clone();
+            let _ = tokio::task::spawn_blocking(move || s.rollback(&a, "engine")).await;
+        }
     }
     shared.journal.emit(Event::ActivityEnded {
         activity,

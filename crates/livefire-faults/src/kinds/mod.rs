@@ -9,6 +9,7 @@ pub(crate) mod memory_stress;
 pub(crate) mod net_bandwidth;
 pub(crate) mod net_loss;
 pub(crate) mod net_partition;
+pub(crate) mod person;
 pub(crate) mod postgres_corrupt;
 pub(crate) mod postgres_exhaust;
 pub(crate) mod postgres_lock_table;

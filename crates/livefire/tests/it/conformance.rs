@@ -249,9 +249,11 @@ fn the_harness_and_the_spec_list_every_built_kind() {
     let mut listed: Vec<String> = documented.iter().map(|(k, _)| k.clone()).collect();
     listed.sort();
     assert_eq!(listed, known, "docs/specs/fault.md lists every kind once");
+    // The human curveballs change no system: nothing for this harness to verify.
+    const HUMAN: [&str; 2] = ["person.away", "person.no_access"];
     let mut built: Vec<&str> = documented
         .iter()
-        .filter(|(_, b)| *b)
+        .filter(|(k, b)| *b && !HUMAN.contains(&k.as_str()))
         .map(|(k, _)| k.as_str())
         .collect();
     built.sort();

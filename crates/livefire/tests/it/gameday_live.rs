@@ -17,10 +17,17 @@ use crate::support::*;
 /// ends.
 const SECRETS: [&str; 2] = ["secretsleeper", "process.pause"];
 
-/// A game day with one curveball, drawn for sure: `process.pause secretsleeper` from 2 s
-/// to 4 s, hidden; a command keeps the timeline going to 7 s so the curveball's end is
-/// seen while the run goes on.
-pub fn experiment(port: u16, extra_pool: &str, responders: &str) -> String {
+/// A hidden game day whose curveballs all run from 2 s to 4 s: `process.pause
+/// secretsleeper` and whatever `extra_pool` adds, `draw` of them (all, to be sure of
+/// them); a command keeps the timeline going to 7 s so their end is seen while the run
+/// goes on.
+pub fn experiment(
+    port: u16,
+    draw: usize,
+    extra_pool: &str,
+    responders: &str,
+    scenario_extra: &str,
+) -> String {
     format!(
         r#"version: 1
 title: responders at work
@@ -37,12 +44,12 @@ hypothesis:
 timeline:
   - {{ at: 0s, for: 7s, name: steady, fault: {{ command: {{ apply: "true" }} }} }}
 scenario:
-  draw: 1
+  draw: {draw}
   window: [2s, 4s]
   duration: [2s, 2s]
   hidden: true
   responders: {responders}
-  pool:
+{scenario_extra}  pool:
     - {{ fault: {{ process.pause: {{ target: secretsleeper }} }} }}
 {extra_pool}"#
     )
@@ -115,18 +122,18 @@ impl Game {
         http(&self.addr, "GET", path, None)
     }
 
-    /// The page's state as `GET /api/state` tells it.
-    pub fn state(&self) -> Value {
-        let (status, body) = self.get("/api/state");
+    /// The page's state as `GET /api/state` tells it (`query`: `?as=NAME` or nothing).
+    pub fn state(&self, query: &str) -> Value {
+        let (status, body) = self.get(&format!("/api/state{query}"));
         assert_eq!(status, 200, "{body}");
         serde_json::from_str(&body).expect("state is JSON")
     }
 
-    /// Polls the state until `pred` holds (60 s at most).
-    pub fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    /// Polls the state (as `query` asks it) until `pred` holds (60 s at most).
+    pub fn wait_for(&self, what: &str, query: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let s = self.state();
+            let s = self.state(query);
             if pred(&s) {
                 return s;
             }
@@ -240,7 +247,7 @@ fn marks_land_in_the_journal_when_taken_and_hidden_curveballs_stay_hidden() {
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("no game day is running"), "{err}");
 
-    let file = home.file(&experiment(free_port(), "", "[alice, bob]"));
+    let file = home.file(&experiment(free_port(), 1, "", "[alice, bob]", ""));
     let mut game = Game::start(&home, &file);
     let events = follow_events(game.addr.clone());
     let (status, html) = game.get("/");
@@ -248,7 +255,7 @@ fn marks_land_in_the_journal_when_taken_and_hidden_curveballs_stay_hidden() {
     assert!(html.contains("<script src=\"page.js\">"), "{html}");
 
     // Marks once the timeline runs: from a shell, and over HTTP as a chat bot would.
-    let before = game.wait_for("the timeline", |s| s["phase"] == "during");
+    let before = game.wait_for("the timeline", "", |s| s["phase"] == "during");
     let t_before = before["t_ms"].as_u64().unwrap();
     let (code, out, err) = mark(
         &home,
@@ -372,4 +379,247 @@ fn marks_land_in_the_journal_when_taken_and_hidden_curveballs_stay_hidden() {
     let (code, _, err) = mark(&home, &["detected", "--as", "alice"]);
     assert_eq!(code, 3, "{err}");
     assert!(err.contains("no game day is running"), "{err}");
+}
+
+#[test]
+fn an_away_responder_is_told_to_step_out_and_their_marks_are_refused_until_it_ends() {
+    let home = Home::new();
+    let pool = "    - { fault: { person.away: { responder: alice } } }\n    - { fault: { person.no_access: { responder: bob } } }\n";
+    // The hook: a command appending each message, and a webhook (this test's server).
+    let (hook_addr, posted) = webhook();
+    let notify = format!(
+        "  notify: {{ command: \"cat >> notify.jsonl; echo >> notify.jsonl\", url: \"http://{hook_addr}/hook\" }}\n"
+    );
+    let file = home.file(&experiment(
+        free_port(),
+        3,
+        pool,
+        "[alice, bob, dana]",
+        &notify,
+    ));
+    let mut game = Game::start(&home, &file);
+
+    // Alice's view tells her to step out, until the curveball's end.
+    let view = game.wait_for("alice away", "?as=alice", |s| s["away"].is_object());
+    let away = &view["away"];
+    assert!(
+        away["curveball"]
+            .as_str()
+            .unwrap()
+            .starts_with("curveball "),
+        "{view}"
+    );
+    assert!(away["until_ms"].as_u64().unwrap() >= 2000, "{view}");
+    // Nobody else's view says so, and no view names the hidden curveballs.
+    for who in ["", "?as=bob", "?as=dana"] {
+        let (_, body) = game.get(&format!("/api/state{who}"));
+        let v: Value = serde_json::from_str(&body).unwrap();
+        if before_end(&v) {
+            assert!(v["away"].is_null(), "{who}: {v}");
+            for secret in ["person.", "secretsleeper", "process.pause"] {
+                assert!(!body.contains(secret), "{who} leaked `{secret}`: {body}");
+            }
+        }
+    }
+
+    // While it lasts: alice is refused with a message; bob (no access) too; dana marks.
+    let (code, out, err) = mark(&home, &["detected", "--as", "alice"]);
+    assert_eq!(code, 3, "{out}{err}");
+    assert!(
+        err.contains("alice is away") && err.contains("refused until it ends"),
+        "{err}"
+    );
+    let (status, body) = http(
+        &game.addr,
+        "POST",
+        "/api/marks",
+        Some(r#"{"mark":"detected","responder":"bob"}"#),
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("bob has no access"), "{body}");
+    let (code, out, err) = mark(&home, &["detected", "--as", "dana"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Once the curveballs ended, alice and bob mark again.
+    game.wait_for("the curveballs' end", "", |s| {
+        let c = s["curveballs"].as_array().unwrap();
+        c.len() == 3 && c.iter().all(|c| c["ended_ms"].is_u64())
+    });
+    let (_, body) = game.get("/api/state?as=alice");
+    assert!(body.contains("\"away\":null"), "{body}");
+    let (code, out, err) = mark(&home, &["resolved", "--as", "alice"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = mark(&home, &["resolved", "--as", "bob"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = game.finish();
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+
+    let journal = journal_events(&run_dir(&home));
+    let marks: Vec<(String, String)> = journal
+        .iter()
+        .filter(|e| e["type"] == "mark")
+        .map(|e| {
+            (
+                e["responder"].as_str().unwrap().to_owned(),
+                e["mark"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("dana", "detected"),
+        ("alice", "resolved"),
+        ("bob", "resolved"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(marks, want);
+    // Alice's mark came after her curveball ended, on the run's clock.
+    let ended = journal
+        .iter()
+        .find(|e| {
+            e["type"] == "activity_ended"
+                && e["activity"]
+                    .as_str()
+                    .is_some_and(|a| a.ends_with("person.away alice"))
+        })
+        .and_then(|e| e["t"].as_u64())
+        .expect("the away curveball ended");
+    let t_alice = journal
+        .iter()
+        .find(|e| e["type"] == "mark" && e["responder"] == "alice")
+        .and_then(|e| e["t"].as_u64())
+        .unwrap();
+    assert!(t_alice >= ended, "{t_alice} < {ended}");
+
+    // The hook heard every curveball start and end, named (the facilitator's channel),
+    // and every mark, in journal order, by command and by webhook alike.
+    let told: Vec<Value> = std::fs::read_to_string(home.path().join("notify.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events = |all: &[Value]| -> Vec<String> {
+        all.iter()
+            .map(|m| m["event"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut kinds = events(&told);
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "curveball_ended",
+            "curveball_ended",
+            "curveball_ended",
+            "curveball_started",
+            "curveball_started",
+            "curveball_started",
+            "mark",
+            "mark",
+            "mark"
+        ],
+        "{told:?}"
+    );
+    let away = told
+        .iter()
+        .find(|m| m["event"] == "curveball_started" && m["kind"] == "person.away")
+        .unwrap();
+    assert_eq!(away["responder"], "alice");
+    assert!(
+        away["text"]
+            .as_str()
+            .unwrap()
+            .contains("alice, step out now"),
+        "{away}"
+    );
+    let ts: Vec<u64> = told.iter().map(|m| m["t_ms"].as_u64().unwrap()).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    let posted = posted.lock().unwrap().clone();
+    assert_eq!(events(&posted), events(&told), "the webhook heard the same");
+    assert!(
+        !journal.iter().any(|e| e["type"] == "warning"),
+        "no delivery failed: {journal:?}"
+    );
+}
+
+/// A webhook on a free port answering 200 to every POST; the JSON bodies it got.
+fn webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { return };
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            let body = loop {
+                let Ok(n) = s.read(&mut chunk) else {
+                    break None;
+                };
+                if n == 0 {
+                    break None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let Some(end) = text.find("\r\n\r\n") else {
+                    continue;
+                };
+                let len = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse::<usize>().ok())?
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + len {
+                    break Some(buf[end + 4..end + 4 + len].to_vec());
+                }
+            };
+            if let Some(v) = body.and_then(|b| serde_json::from_slice(&b).ok()) {
+                seen.lock().unwrap().push(v);
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (addr, got)
+}
+
+#[test]
+fn a_failing_notify_hook_is_a_warning_and_the_game_day_goes_on() {
+    let home = Home::new();
+    // Nothing listens on the webhook's port, and the command fails.
+    let dead = free_port();
+    let notify = format!(
+        "  notify: {{ command: \"echo no chat today >&2; exit 3\", url: \"http://127.0.0.1:{dead}/hook\", timeout: 2s }}\n"
+    );
+    let file = home.file(&experiment(free_port(), 1, "", "[alice]", &notify));
+    let mut game = Game::start(&home, &file);
+    game.wait_for("the timeline", "", |s| s["phase"] == "during");
+    let (code, out, err) = mark(&home, &["detected", "--as", "alice"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = game.finish();
+    assert_eq!(code, 0, "the run is not aborted by its hook:\n{out}\n{err}");
+    let journal = journal_events(&run_dir(&home));
+    let warnings: Vec<&str> = journal
+        .iter()
+        .filter(|e| e["type"] == "warning")
+        .filter_map(|e| e["message"].as_str())
+        .collect();
+    // The curveball's start and end, and the mark: each said it was not told.
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    for w in &warnings {
+        assert!(
+            w.starts_with("notify: ")
+                && w.contains("no chat today")
+                && w.contains(&format!("127.0.0.1:{dead}"))
+                && w.contains("the game day goes on"),
+            "{w}"
+        );
+    }
+    assert!(journal.iter().any(|e| e["type"] == "mark"));
 }

@@ -88,6 +88,18 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
         "could overlap the timeline's `process.kill w` at 8s on target `w`",
     ),
     (
+        "a human curveball on the timeline",
+        "timeline:\n  - { at: 0s, for: 1s, fault: { person.away: { responder: alice } } }\n",
+        "4:33",
+        "`person.away` is a game-day curveball: put it in `scenario.pool`",
+    ),
+    (
+        "a human curveball about someone not a responder",
+        "timeline: []\nscenario:\n  draw: 1\n  window: [0s, 5s]\n  duration: [1s, 2s]\n  responders: [alice]\n  pool: [ { fault: { person.away: { responder: carol } } } ]\n",
+        "9:48",
+        "unknown responder `carol`; the scenario's responders are alice",
+    ),
+    (
         "split-run settings",
         "settings: { segments: { min_alive: 1 } }\ntimeline: []\n",
         "3:13",
