@@ -65,6 +65,10 @@ pub enum Command {
     Compare(livefire_report::cli::CompareArgs),
     /// List past runs in the runs folder with verdict, duration and title.
     Runs(ListRunsArgs),
+    /// Kubernetes: print the manifests of a split run (`render`) for review or GitOps.
+    #[cfg(feature = "kubernetes")]
+    #[command(subcommand)]
+    K8s(livefire_k8s::cli::K8sCommand),
     /// Internal: the process behind `cpu.stress` and `memory.stress`, started by a run.
     #[command(name = "stress-worker", hide = true)]
     StressWorker(StressWorkerArgs),
@@ -213,6 +217,10 @@ pub(crate) fn dispatch(cli: Cli) -> Exit {
                     Exit::Invalid
                 }
             }
+        }
+        #[cfg(feature = "kubernetes")]
+        Command::K8s(cmd) => {
+            livefire_k8s::cli::command(&cmd, &mut std::io::stdout(), &mut std::io::stderr())
         }
         Command::StressWorker(a) => livefire_faults::stress::worker_main(&a.args),
         Command::Version => {
