@@ -308,6 +308,16 @@ pub enum Event {
     Aborted {
         cause: AbortCause,
     },
+    /// A segment of a split run (`livefire run --segments N`): `started` (where:
+    /// `pid 4242`, a pod), `ready`, `done` (its own last word), or `lost` (it ended
+    /// without saying it was done: killed, crashed, its machine gone).
+    Segment {
+        /// `i/N`, 1-based.
+        segment: String,
+        state: SegmentState,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        detail: String,
+    },
     Warning {
         message: String,
     },
@@ -366,6 +376,16 @@ impl std::str::FromStr for MarkKind {
             .find(|k| k.label() == s)
             .ok_or_else(|| format!("unknown mark `{s}`: use detected, mitigated or resolved"))
     }
+}
+
+/// Where a segment of a split run is (the `segment` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentState {
+    Started,
+    Ready,
+    Done,
+    Lost,
 }
 
 /// Consecutive tracked writes (in the order they ended) that were all acknowledged, or

@@ -438,6 +438,14 @@ impl WindowStore {
         }
     }
 
+    /// Adds one series' window (`browse` or `browse.search`) for one second, merged
+    /// exactly into what the store has there: how a split run's coordinator publishes
+    /// the windows its segments streamed.
+    pub fn publish_series(&self, series_name: &str, second: u64, w: &Window) {
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        put(&mut series, series_name.to_owned(), second, w);
+    }
+
     /// The merged window of one series (`browse` or `browse.search`) over the seconds
     /// starting in `[from_ms, to_ms)`, and how many seconds that covers; `None` when the
     /// store has no window there.

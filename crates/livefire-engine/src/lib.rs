@@ -18,4 +18,4 @@ pub mod segments;
 pub mod view;
 pub mod workload;
 
-pub use run::{Attach, Attached, Outcome, RunError, RunOptions, run};
+pub use run::{Attach, Attached, Outcome, RunError, RunOptions, run, run_split};

@@ -1196,10 +1196,18 @@ impl Checker<'_> {
                 ),
             );
         }
-        if self.exp.settings.segments.is_some() {
+        // Read by split runs (`livefire run --segments N`); a run on one machine has no
+        // segments to lose, so there it changes nothing.
+        if self
+            .exp
+            .settings
+            .segments
+            .as_ref()
+            .is_some_and(|s| s.min_alive == 0)
+        {
             self.err(
-                key_at(self.tree, &[K("settings")], "segments"),
-                "`segments.min_alive` is for split runs, which this livefire does not build yet: remove `segments`",
+                at(self.tree, &[K("settings"), K("segments"), K("min_alive")]),
+                "`segments.min_alive` must be at least 1: a split run with no segment left has no load",
             );
         }
         if self.exp.settings.probe_every.is_some_and(|d| d.0.is_zero()) {

@@ -47,6 +47,11 @@ pub enum Command {
     /// and runs (started as child `livefire run`s), with tokens and roles
     /// (`livefire serve token create --role operator`). See docs/SERVE.md.
     Serve(livefire_serve::ServeArgs),
+    /// One segment of a split run: plan FILE as the coordinator did, wait for the shared
+    /// start, run this segment's share of every load and fuzz campaign (no faults), and
+    /// stream its metric windows and findings on stdout as JSON lines. Started by
+    /// `livefire run --segments N`; exit 0 done, 2 stopped, 3 could not run.
+    Agent(AgentArgs),
     /// Print the JSON Schema of the experiment file format.
     Schema,
     /// Run a fault-injecting TCP proxy server with a Toxiproxy-compatible HTTP API.
@@ -120,6 +125,53 @@ pub struct RunArgs {
     /// http://ADDR/metrics while it runs (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Split the loads and fuzz campaigns over N segments (`livefire agent`) that start
+    /// together; this process keeps the faults, the ledger and the referee.
+    #[arg(long, value_name = "N")]
+    pub segments: Option<u32>,
+    /// Where the segments run: `local` (child processes of this one) or `kubernetes`.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHERE",
+        default_value = "local",
+        requires = "segments"
+    )]
+    pub on: On,
+}
+
+/// Where a split run's segments run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum On {
+    /// Child processes of the coordinator, on this machine.
+    Local,
+    /// Pods of an Indexed Job, through the Kubernetes API.
+    Kubernetes,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The experiment file (YAML or JSON), the same the coordinator runs.
+    pub file: PathBuf,
+    /// This segment's share: `i/N` with 1 <= i <= N.
+    #[arg(long, value_name = "i/N")]
+    pub segment: String,
+    /// The shared start, RFC 3339 UTC (`2026-12-03T14:00:00.000Z`); it must be in the
+    /// future.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: String,
+    /// The coordinator's seed, so every segment plans the same run.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Set a variable used as `${name}` (repeatable), as given to the coordinator.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = livefire_spec::parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Resolve the file for this environment of its `environments:`.
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Stop when stdin closes (a local coordinator holds the other end).
+    #[arg(long, hide = true)]
+    pub watch_stdin: bool,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +212,7 @@ pub(crate) fn dispatch(cli: Cli) -> Exit {
         Command::Run(args) => crate::run(args),
         Command::Gameday(args) => crate::gameday::gameday(args),
         Command::Mark(args) => crate::gameday::mark(args),
+        Command::Agent(args) => crate::agent(args),
         Command::Demo(args) => crate::demo::demo(args),
         Command::Halt(args) => crate::halt(args),
         Command::Recover(args) => crate::recover(args),

@@ -114,7 +114,18 @@ fn validate(args: cli::ValidateArgs) -> Exit {
 
 /// `livefire run`.
 fn run(args: cli::RunArgs) -> Exit {
-    finish(livefire_engine::run(run_options(args)))
+    let (segments, on) = (args.segments, args.on);
+    let opts = run_options(args);
+    match segments {
+        None => finish(livefire_engine::run(opts)),
+        Some(count) => match launcher(on) {
+            Ok(launcher) => finish(livefire_engine::run_split(opts, count, launcher)),
+            Err(e) => {
+                eprintln!("livefire: {e}");
+                Exit::Invalid
+            }
+        },
+    }
 }
 
 /// The engine's options for `livefire run` (and `livefire gameday`, which runs the same).
@@ -149,6 +160,56 @@ fn finish(result: Result<livefire_engine::Outcome, livefire_engine::RunError>) -
         }
         Err(e) => {
             eprintln!("livefire: {e}");
+            Exit::Invalid
+        }
+    }
+}
+
+/// The back end of `--on`.
+fn launcher(on: cli::On) -> Result<Box<dyn livefire_engine::segments::Launcher>, String> {
+    match on {
+        cli::On::Local => {
+            let me = std::env::current_exe()
+                .map_err(|e| format!("cannot find this livefire binary to run segments: {e}"))?;
+            Ok(Box::new(livefire_engine::segments::LocalLauncher::new(me)))
+        }
+        cli::On::Kubernetes => Err(
+            "--on kubernetes: this livefire was built without the Kubernetes back end (nothing was applied)"
+                .into(),
+        ),
+    }
+}
+
+/// `livefire agent`: one segment of a split run. Its stdout is the protocol, so even a
+/// refusal is a `done` line there (and the message on stderr).
+fn agent(args: cli::AgentArgs) -> Exit {
+    use livefire_engine::segments::protocol::{DoneStatus, Line};
+    let opts = livefire_engine::segments::agent::AgentOptions {
+        file: args.file,
+        vars: args.vars,
+        env: args.env,
+        seed: args.seed,
+        segment: args.segment,
+        start_at: args.start_at,
+        watch_stdin: args.watch_stdin,
+    };
+    match livefire_engine::segments::agent::agent(opts, Box::new(std::io::stdout())) {
+        Ok(DoneStatus::Ok) => Exit::Ok,
+        Ok(DoneStatus::Stopped) => Exit::Aborted,
+        Ok(DoneStatus::Failed) => Exit::Invalid,
+        Err(e) => {
+            let message = e.to_string();
+            match &e {
+                livefire_engine::segments::agent::AgentError::Plan(
+                    livefire_engine::plan::PlanError::Load(l),
+                ) => print_load_error(l),
+                _ => eprintln!("livefire: {message}"),
+            }
+            let done = Line::Done {
+                status: DoneStatus::Failed,
+                message,
+            };
+            println!("{}", done.to_json());
             Exit::Invalid
         }
     }

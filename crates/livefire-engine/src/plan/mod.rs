@@ -256,6 +256,17 @@ impl Plan {
 /// the environment `env` of its `environments:` when given. Reads the environment for
 /// `${env:NAME}`, load data files and local OpenAPI files; changes nothing.
 pub fn plan(file: &Path, vars: &[(String, String)], env: Option<&str>) -> Result<Plan, PlanError> {
+    plan_with_seed(file, vars, env, None)
+}
+
+/// [`plan`] with the seed given (a split run's agents take the coordinator's, so every
+/// segment draws the same plan); `None` keeps `settings.seed`, else draws one.
+pub fn plan_with_seed(
+    file: &Path,
+    vars: &[(String, String)],
+    env: Option<&str>,
+    seed: Option<u64>,
+) -> Result<Plan, PlanError> {
     let text = std::fs::read_to_string(file).map_err(|source| livefire_spec::LoadError::Read {
         path: file.to_owned(),
         source,
@@ -268,7 +279,10 @@ pub fn plan(file: &Path, vars: &[(String, String)], env: Option<&str>) -> Result
         built: Some(built()),
     };
     let loaded = livefire_spec::load_file_with(file, &options)?;
-    let exp = loaded.experiment;
+    let mut exp = loaded.experiment;
+    if seed.is_some() {
+        exp.settings.seed = seed;
+    }
     let missing = not_built(&exp);
     if !missing.is_empty() {
         return Err(PlanError::NotBuilt {

@@ -168,6 +168,24 @@ pub enum FolderError {
 /// Runs an experiment to the end and returns how it ended, or why it did not start.
 /// Builds its own runtime.
 pub fn run(opts: RunOptions) -> Result<Outcome, RunError> {
+    run_with(opts, None)
+}
+
+/// Runs an experiment split over `count` segments that `launcher` starts (`livefire run
+/// --segments N --on ...`): the segments make the load and fuzz, this process owns the
+/// faults, the ledger, the referee and the run folder.
+pub fn run_split(
+    opts: RunOptions,
+    count: u32,
+    launcher: Box<dyn crate::segments::Launcher>,
+) -> Result<Outcome, RunError> {
+    run_with(opts, Some((count, launcher)))
+}
+
+fn run_with(
+    opts: RunOptions,
+    split: Option<(u32, Box<dyn crate::segments::Launcher>)>,
+) -> Result<Outcome, RunError> {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -178,7 +196,7 @@ pub fn run(opts: RunOptions) -> Result<Outcome, RunError> {
             return Err(RunError::Refused(format!("cannot start the runtime: {e}")));
         }
     };
-    rt.block_on(run_async(opts))
+    rt.block_on(run_async(opts, split))
 }
 
 fn slug(title: &str) -> String {
@@ -218,8 +236,17 @@ fn create_run_dir(out: &Path, title: &str) -> std::io::Result<(String, PathBuf)>
     ))
 }
 
-async fn run_async(opts: RunOptions) -> Result<Outcome, RunError> {
+async fn run_async(
+    opts: RunOptions,
+    split: Option<(u32, Box<dyn crate::segments::Launcher>)>,
+) -> Result<Outcome, RunError> {
     let mut plan = crate::plan::plan(&opts.file, &opts.vars, opts.env.as_deref())?;
+    // A split run's refusals (N, min_alive, what cannot be split, the back end) come
+    // before the plan is printed or anything is applied.
+    let mut split = match split {
+        None => None,
+        Some((count, launcher)) => Some(split_run(&opts, &plan, count, launcher).await?),
+    };
     if let Some(out) = &opts.out {
         plan.settings.out = out.clone();
     }
@@ -248,7 +275,70 @@ async fn run_async(opts: RunOptions) -> Result<Outcome, RunError> {
         },
     };
     let folder = open_run_folder(&plan)?;
-    Ok(execute(&plan, folder, metrics_listener, opts.view, opts.attach).await)
+    if let Some(s) = &mut split {
+        s.spec.run_id = folder.run_id.clone();
+        s.spec.segments_dir = folder.run_dir.join("segments");
+    }
+    Ok(execute(
+        &plan,
+        folder,
+        metrics_listener,
+        opts.view,
+        opts.attach,
+        split,
+    )
+    .await)
+}
+
+/// Checks a split run before anything is applied and says what it will launch.
+async fn split_run(
+    opts: &RunOptions,
+    plan: &Plan,
+    count: u32,
+    launcher: Box<dyn crate::segments::Launcher>,
+) -> Result<crate::segments::coordinator::Split, RunError> {
+    let refused = |m: String| RunError::Refused(m);
+    crate::segments::launch::check_count(count).map_err(|e| refused(e.to_string()))?;
+    let min_alive = plan
+        .experiment
+        .settings
+        .segments
+        .as_ref()
+        .map(|s| s.min_alive)
+        .unwrap_or(count);
+    if min_alive > count {
+        return Err(refused(format!(
+            "settings.segments.min_alive is {min_alive} but --segments {count}: give at least {min_alive} segments or lower min_alive (nothing was applied)"
+        )));
+    }
+    crate::segments::agent::splittable(plan).map_err(refused)?;
+    let text = std::fs::read_to_string(&opts.file).map_err(|e| {
+        refused(format!(
+            "cannot read {}: {e} (nothing was applied)",
+            opts.file.display()
+        ))
+    })?;
+    let spec = crate::segments::LaunchSpec {
+        run_id: String::new(),
+        file: std::path::absolute(&opts.file).unwrap_or_else(|_| opts.file.clone()),
+        text,
+        vars: opts.vars.clone(),
+        env: opts.env.clone(),
+        seed: plan.settings.seed,
+        count,
+        start_at: std::time::SystemTime::now(),
+        secret_env: plan.secrets.iter().map(|s| s.name.clone()).collect(),
+        segments_dir: PathBuf::new(),
+    };
+    launcher
+        .check(&spec)
+        .await
+        .map_err(|e| refused(format!("{e} (nothing was applied)")))?;
+    Ok(crate::segments::coordinator::Split {
+        launcher,
+        spec,
+        min_alive,
+    })
 }
 
 /// Resolves declared process targets (a missing pidfile or an unknown name is an
@@ -419,6 +509,7 @@ async fn execute(
     metrics_listener: Option<std::net::TcpListener>,
     view: crate::view::View,
     attach: Option<Attach>,
+    split: Option<crate::segments::coordinator::Split>,
 ) -> Outcome {
     let RunFolder {
         run_id,
@@ -511,6 +602,7 @@ async fn execute(
             deviated: &tally.deviated,
             abort_tx: &abort_tx,
             view,
+            split,
         };
         (aborted, finished_loads) = during(ctx, &mut abort_rx).await;
     }

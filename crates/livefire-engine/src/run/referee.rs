@@ -22,6 +22,9 @@ pub(super) struct Referee {
     pub(super) deviated: Arc<AtomicBool>,
     pub(super) metrics: Arc<Vec<Arc<dyn MetricSource>>>,
     pub(super) cwd: String,
+    /// How long after a second ends its windows are all in (a split run's segments
+    /// stream them): metric conditions judge only seconds this old.
+    pub(super) metric_lag: Duration,
 }
 
 /// Watches one condition during the timeline: samples it every `c.every`, journals each
@@ -131,7 +134,11 @@ async fn judge_once(c: &Condition, r: &Referee) -> (Option<bool>, String) {
             };
             // Judge complete one-second windows only: the window ends at the last whole
             // second, so "the last second" is the one that just finished.
-            let to = now.duration_since(r.journal.start()).as_millis() as u64 / 1000 * 1000;
+            let to = now
+                .saturating_duration_since(r.journal.start() + r.metric_lag)
+                .as_millis() as u64
+                / 1000
+                * 1000;
             let from = to.saturating_sub(window.as_millis().max(1000) as u64);
             let Some(v) = r.metrics.iter().find_map(|m| m.value(metric, from, to)) else {
                 // No data yet: not judged.

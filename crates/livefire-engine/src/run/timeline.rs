@@ -80,6 +80,8 @@ pub(super) struct During<'a> {
     pub(super) deviated: &'a Arc<AtomicBool>,
     pub(super) abort_tx: &'a mpsc::UnboundedSender<AbortCause>,
     pub(super) view: crate::view::View,
+    /// A split run: segments make the load and fuzz (`crate::segments`).
+    pub(super) split: Option<crate::segments::coordinator::Split>,
 }
 
 /// The tasks of the timeline: faults (their failures and panics abort the run), loads
@@ -96,11 +98,24 @@ struct Tasks {
 /// The timeline with the referee. Returns the abort cause, if the run was aborted, and
 /// the loads that finished.
 pub(super) async fn during(
-    ctx: During<'_>,
+    mut ctx: During<'_>,
     abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
 ) -> (Option<AbortCause>, Vec<FinishedLoad>) {
     let shared = ctx.shared;
-    let during_start = Instant::now();
+    // A split run starts when its segments do, past the ready barrier.
+    let (during_start, following) = match ctx.split.take() {
+        None => (Instant::now(), None),
+        Some(split) => {
+            match crate::segments::coordinator::launch(split, &shared.journal, abort_rx).await {
+                Ok(f) => (f.start, Some(f)),
+                Err(cause) => {
+                    journal_abort(&shared.journal, Some(&cause));
+                    return (Some(cause), Vec::new());
+                }
+            }
+        }
+    };
+    let split = following.is_some();
     let end = during_start + ctx.plan.timeline_end();
     let max_end = shared.journal.start() + ctx.plan.settings.max_duration;
     let stop_watchdog = Arc::new(AtomicBool::new(false));
@@ -113,10 +128,19 @@ pub(super) async fn during(
         cancel: CancellationToken::new(),
         referee: JoinSet::new(),
     };
+    if let Some(f) = following {
+        let (sink, cancel) = (segment_sink(&ctx), tasks.cancel.clone());
+        tasks.workloads.spawn(async move {
+            f.follow(sink, cancel, end).await;
+            None
+        });
+    }
     for a in &ctx.plan.activities {
         let begin = during_start + a.start;
         match &a.body {
             Body::Fault(_) => spawn_fault(&ctx, a, during_start, &mut tasks),
+            // The segments run them.
+            Body::Load(_) | Body::Fuzz { .. } if split => {}
             Body::Load(config) => {
                 let task = load_task(a, config, begin, &tasks.cancel, &shared.journal, ctx.store);
                 tasks.workloads.spawn(task);
@@ -144,7 +168,13 @@ pub(super) async fn during(
     ));
     // What each condition's referee task last saw, for the progress line.
     let board = crate::view::Board::default();
-    spawn_referees(&ctx, during_start, &board, &mut tasks.referee);
+    // Segments' windows reach the store a moment after their second ends.
+    let lag = if split {
+        Duration::from_secs(1)
+    } else {
+        Duration::ZERO
+    };
+    spawn_referees(&ctx, during_start, lag, &board, &mut tasks.referee);
     if ctx.view != crate::view::View::Quiet {
         tasks
             .referee
@@ -332,6 +362,21 @@ fn campaign_task(
     }
 }
 
+/// Where a split run's segments' streams go: this run's journal, store, fault history,
+/// findings and abort channel.
+fn segment_sink(ctx: &During<'_>) -> crate::segments::coordinator::Sink {
+    let (shared, findings) = (ctx.shared.clone(), ctx.findings.clone());
+    crate::segments::coordinator::Sink {
+        journal: ctx.shared.journal.clone(),
+        store: ctx.store.clone(),
+        history: ctx.shared.history.clone(),
+        on_finding: Arc::new(move |campaign, f, started_ms| {
+            record_finding(campaign, f, started_ms, &shared, &findings)
+        }),
+        abort: ctx.abort_tx.clone(),
+    }
+}
+
 /// Counts, judges and journals one finding, with the faults active when it was sent.
 fn record_finding(
     campaign: &str,
@@ -380,6 +425,7 @@ async fn journal_windows_each_second(
 fn spawn_referees(
     ctx: &During<'_>,
     during_start: Instant,
+    metric_lag: Duration,
     board: &crate::view::Board,
     referee: &mut JoinSet<()>,
 ) {
@@ -390,6 +436,7 @@ fn spawn_referees(
         deviated: ctx.deviated.clone(),
         metrics: ctx.metrics.clone(),
         cwd: ctx.plan.dir.to_string_lossy().into_owned(),
+        metric_lag,
     };
     for c in &ctx.plan.conditions {
         referee.spawn(watch_condition(c.clone(), shared.clone(), board.clone()));

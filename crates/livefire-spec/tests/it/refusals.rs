@@ -107,9 +107,14 @@ fn silent_acceptances_are_located() {
             vec![],
         ),
         (
-            "split runs are not built",
+            "split runs need a segment alive",
+            "settings:\n  segments: { min_alive: 0 }\ntimeline: []\n".to_string(),
+            vec![("4:26", "error", "`segments.min_alive` must be at least 1")],
+        ),
+        (
+            "split-run settings are accepted",
             "settings:\n  segments: { min_alive: 2 }\ntimeline: []\n".to_string(),
-            vec![("4:3", "error", "split runs, which this livefire does not build yet")],
+            vec![],
         ),
         (
             "a request timeout nothing reads is unknown",

@@ -32,6 +32,8 @@ mod report;
 mod resources;
 mod run;
 mod safety;
+/// Split runs on local segments: totals, exact percentiles, lost segments, guardrails.
+mod segments;
 /// `livefire serve`: tokens and roles, located errors, runs started and stopped over HTTP,
 /// a server killed mid-run, the API fuzzed.
 mod serve;

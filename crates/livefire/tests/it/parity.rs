@@ -100,10 +100,10 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
         "unknown responder `carol`; the scenario's responders are alice",
     ),
     (
-        "split-run settings",
-        "settings: { segments: { min_alive: 1 } }\ntimeline: []\n",
-        "3:13",
-        "split runs",
+        "split-run settings with no segment alive",
+        "settings: { segments: { min_alive: 0 } }\ntimeline: []\n",
+        "3:37",
+        "`segments.min_alive` must be at least 1",
     ),
     (
         "a page to corrupt on a cluster whose files are not named",

@@ -1,0 +1,549 @@
+//! The coordinator's side of a split run: launch the segments with a shared start, hold
+//! the ready barrier, then follow their streams: merge windows exactly into the store
+//! the referee reads, journal their findings with the faults active then, notice a
+//! segment that dies (`settings.segments.min_alive`), stop them all on the way out and
+//! add up their loads and campaigns into one `load_ended` / `campaign_ended` each.
+//! Faults, the ledger and the referee stay with the run, as in a single-machine run.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use livefire_core::events::{AbortCause, Event, SegmentState};
+use livefire_core::window::WindowStore;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::launch::{LaunchSpec, Launcher, SegmentEvent, SegmentExit};
+use super::merge::Merger;
+use super::protocol::{DoneStatus, Line, PROTOCOL};
+use crate::journal::Journal;
+
+/// How long segments may take to end on their own after the timeline's end.
+const NATURAL_END: Duration = Duration::from_secs(4);
+/// How long segments asked to stop may take before they are killed.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+/// The ready barrier closes this long before the shared start.
+const BARRIER_MARGIN: Duration = Duration::from_millis(200);
+
+/// A split run as asked: the back end, what it launches, and the verdict rule.
+pub struct Split {
+    pub launcher: Box<dyn Launcher>,
+    /// `run_id`, `segments_dir` and `start_at` are filled in when the run starts.
+    pub spec: LaunchSpec,
+    /// `settings.segments.min_alive`, else every segment.
+    pub min_alive: u32,
+}
+
+impl std::fmt::Debug for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Split")
+            .field("on", &self.launcher.name())
+            .field("count", &self.spec.count)
+            .field("min_alive", &self.min_alive)
+            .finish()
+    }
+}
+
+/// Fault windows so far: activity, applied and rolled back (run-clock ms).
+pub type FaultHistory = Arc<Mutex<Vec<(String, u64, Option<u64>)>>>;
+
+/// Counts, judges and journals a finding: campaign, finding, the run-clock ms its
+/// campaign started.
+pub type OnFinding = Arc<dyn Fn(&str, livefire_fuzz::Finding, u64) + Send + Sync>;
+
+/// Where the followed streams go: the run's journal, store and fault history.
+#[derive(Clone)]
+pub struct Sink {
+    pub journal: Journal,
+    pub store: Arc<WindowStore>,
+    pub history: FaultHistory,
+    pub on_finding: OnFinding,
+    pub abort: mpsc::UnboundedSender<AbortCause>,
+}
+
+/// Segments past the ready barrier, to follow.
+pub struct Following {
+    launcher: Box<dyn Launcher>,
+    events: mpsc::UnboundedReceiver<SegmentEvent>,
+    state: State,
+    /// The shared start on this machine's clock: the timeline's zero.
+    pub start: Instant,
+}
+
+/// Launches the segments so that they start together at a whole second of the run's
+/// clock at least the back end's startup allowance from now, and waits until every
+/// one is ready. Every failure (a launch refused, a segment that died or was not ready
+/// in time, an abort meanwhile) stops what was started and is the run's abort cause.
+pub async fn launch(
+    mut split: Split,
+    journal: &Journal,
+    abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
+) -> Result<Following, AbortCause> {
+    let count = split.spec.count;
+    let allowance = split.launcher.startup_allowance(count);
+    let (now, wall) = (Instant::now(), SystemTime::now());
+    // A whole number of seconds after the run's start, so the segments' seconds are
+    // the journal's seconds.
+    let offset = now.duration_since(journal.start()) + allowance;
+    let offset_s = offset.as_millis().div_ceil(1000) as u64;
+    let start = journal.start() + Duration::from_secs(offset_s);
+    split.spec.start_at = wall + start.duration_since(now);
+    let launched = match split.launcher.launch(&split.spec).await {
+        Ok(l) => l,
+        Err(e) => {
+            return Err(AbortCause::Error {
+                message: format!("{e} (nothing was applied)"),
+            });
+        }
+    };
+    let state = State::new(
+        &split.spec,
+        split.min_alive,
+        offset_s,
+        split.launcher.name(),
+    );
+    let mut f = Following {
+        launcher: split.launcher,
+        events: launched.events,
+        state,
+        start,
+    };
+    let barrier = start.checked_sub(BARRIER_MARGIN).unwrap_or(start);
+    let failed = loop {
+        if f.state.ready.iter().all(|r| *r) {
+            break None;
+        }
+        tokio::select! {
+            ev = f.events.recv() => match ev {
+                Some(ev) => {
+                    let exited = matches!(ev, SegmentEvent::Exited { .. });
+                    let index = ev.index();
+                    f.state.handle(ev, journal, None);
+                    if exited && !f.state.ready[index as usize] {
+                        break Some(f.state.not_ready(index));
+                    }
+                    if let Some(bad) = f.state.protocol_mismatch.take() {
+                        break Some(bad);
+                    }
+                }
+                None => break Some("every segment's stream closed before it was ready".into()),
+            },
+            _ = tokio::time::sleep_until(barrier.into()) => {
+                let late: Vec<String> = (0..count)
+                    .filter(|i| !f.state.ready[*i as usize])
+                    .map(|i| f.state.name(i))
+                    .collect();
+                break Some(format!(
+                    "segment(s) {} not ready by the shared start ({:.1}s after launch): raise the back end's startup allowance or check segments/*/stderr.log",
+                    late.join(", "),
+                    allowance.as_secs_f64()
+                ));
+            }
+            cause = abort_rx.recv() => {
+                let _ = f.launcher.stop_all(Duration::ZERO).await;
+                return Err(cause.unwrap_or(AbortCause::Halt));
+            }
+        }
+    };
+    if let Some(why) = failed {
+        let _ = f.launcher.stop_all(Duration::ZERO).await;
+        f.drain_after_stop(journal).await;
+        return Err(AbortCause::Error {
+            message: format!("split run: {why} (no fault was applied)"),
+        });
+    }
+    Ok(f)
+}
+
+impl Following {
+    /// Follows the segments until each has ended: windows into the store as every
+    /// live segment passes a second, findings judged, lost segments counted against
+    /// `min_alive`. When `cancel` fires (the timeline's end at `end`, or an abort), the
+    /// segments get a moment to end on their own (only at the end), then are stopped.
+    /// Ends with the merged `load_ended` and `campaign_ended` events.
+    pub async fn follow(mut self, sink: Sink, cancel: CancellationToken, end: Instant) {
+        let mut stop_at: Option<tokio::time::Instant> = None;
+        let mut stopped = false;
+        loop {
+            tokio::select! {
+                ev = self.events.recv() => {
+                    let Some(ev) = ev else { break };
+                    self.state.handle(ev, &sink.journal, Some(&sink));
+                    if let Some(cause) = self.state.below_min_alive.take()
+                        && !self.state.stopping
+                    {
+                        let _ = sink.abort.send(cause);
+                    }
+                    self.state.publish(&sink);
+                }
+                _ = cancel.cancelled(), if stop_at.is_none() => {
+                    self.state.stopping = true;
+                    let natural = Instant::now() + Duration::from_millis(100) >= end;
+                    let wait = if natural { NATURAL_END } else { Duration::ZERO };
+                    stop_at = Some(tokio::time::Instant::now() + wait);
+                }
+                _ = tokio::time::sleep_until(stop_at.unwrap_or_else(tokio::time::Instant::now)), if stop_at.is_some() && !stopped => {
+                    stopped = true;
+                    if let Err(e) = self.launcher.stop_all(STOP_GRACE).await {
+                        sink.journal.emit(Event::Warning { message: e.to_string() });
+                    }
+                }
+            }
+        }
+        if !stopped && let Err(e) = self.launcher.stop_all(Duration::ZERO).await {
+            sink.journal.emit(Event::Warning {
+                message: e.to_string(),
+            });
+        }
+        self.state.finish(&sink);
+    }
+
+    /// After a failed barrier: journal what the segments said while they stop.
+    async fn drain_after_stop(&mut self, journal: &Journal) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(ev) = self.events.recv().await {
+                self.state.stopping = true;
+                self.state.handle(ev, journal, None);
+            }
+        })
+        .await;
+        self.state.flush();
+    }
+}
+
+/// What the coordinator knows of its segments.
+struct State {
+    count: u32,
+    /// Where and when, for the `started` events.
+    launched: String,
+    min_alive: u32,
+    /// The shared start, in whole seconds after the run's start.
+    offset_s: u64,
+    merger: Merger,
+    ready: Vec<bool>,
+    done: Vec<Option<(DoneStatus, String)>>,
+    lost: Vec<bool>,
+    /// Each segment's stream as received: `segments/<i>/stream.jsonl`.
+    streams: Vec<Option<std::io::BufWriter<std::fs::File>>>,
+    loads: BTreeMap<String, livefire_load::LoadReport>,
+    campaigns: BTreeMap<String, Campaign>,
+    started: std::collections::BTreeSet<String>,
+    stopping: bool,
+    below_min_alive: Option<AbortCause>,
+    protocol_mismatch: Option<String>,
+    late_windows: u64,
+}
+
+/// A campaign's segments' summaries, added up.
+struct Campaign {
+    /// Run-clock ms of the earliest segment's start, and the latest end.
+    started_ms: u64,
+    ended_ms: u64,
+    parts: Vec<(u64, livefire_fuzz::Summary)>,
+}
+
+impl State {
+    fn new(spec: &LaunchSpec, min_alive: u32, offset_s: u64, on: &str) -> State {
+        let n = spec.count as usize;
+        let streams = (0..spec.count)
+            .map(|i| {
+                let dir = spec.segment_dir(i);
+                std::fs::create_dir_all(&dir)
+                    .and_then(|_| std::fs::File::create(dir.join("stream.jsonl")))
+                    .map(std::io::BufWriter::new)
+                    .ok()
+            })
+            .collect();
+        State {
+            count: spec.count,
+            launched: format!(
+                "on {on}, shared start {}",
+                crate::clock::rfc3339(spec.start_at)
+            ),
+            min_alive,
+            offset_s,
+            merger: Merger::new(spec.count),
+            ready: vec![false; n],
+            done: vec![None; n],
+            lost: vec![false; n],
+            streams,
+            loads: BTreeMap::new(),
+            campaigns: BTreeMap::new(),
+            started: Default::default(),
+            stopping: false,
+            below_min_alive: None,
+            protocol_mismatch: None,
+            late_windows: 0,
+        }
+    }
+
+    fn name(&self, index: u32) -> String {
+        format!("{}/{}", index + 1, self.count)
+    }
+
+    fn offset_ms(&self) -> u64 {
+        self.offset_s * 1000
+    }
+
+    /// Why segment `index` ended before it was ready.
+    fn not_ready(&self, index: u32) -> String {
+        match &self.done[index as usize] {
+            Some((_, message)) if !message.is_empty() => {
+                format!("segment {} could not start: {message}", self.name(index))
+            }
+            _ => format!(
+                "segment {} ended before it was ready: see segments/{}/stderr.log",
+                self.name(index),
+                index + 1
+            ),
+        }
+    }
+
+    fn segment_event(&self, journal: &Journal, index: u32, state: SegmentState, detail: String) {
+        journal.emit(Event::Segment {
+            segment: self.name(index),
+            state,
+            detail,
+        });
+    }
+
+    /// One event of a back end. `sink` is absent before the shared start (the
+    /// barrier), when only `ready` and `done` lines are expected.
+    fn handle(&mut self, ev: SegmentEvent, journal: &Journal, sink: Option<&Sink>) {
+        match ev {
+            SegmentEvent::Started { index, detail } => {
+                let detail = format!("{detail}, {}", self.launched);
+                self.segment_event(journal, index, SegmentState::Started, detail);
+            }
+            SegmentEvent::Line { index, line } => {
+                if let Some(Some(w)) = self.streams.get_mut(index as usize) {
+                    let _ = writeln!(w, "{line}");
+                }
+                match serde_json::from_str::<Line>(&line) {
+                    Ok(l) => self.line(index, l, journal, sink),
+                    Err(e) => journal.emit(Event::Warning {
+                        message: format!(
+                            "segment {}: a line that is not the protocol ({e}): {}",
+                            self.name(index),
+                            line.chars().take(200).collect::<String>()
+                        ),
+                    }),
+                }
+            }
+            SegmentEvent::Exited { index, exit } => self.exited(index, exit, journal),
+        }
+    }
+
+    fn line(&mut self, index: u32, line: Line, journal: &Journal, sink: Option<&Sink>) {
+        let offset_ms = self.offset_ms();
+        match line {
+            Line::Ready {
+                protocol, segment, ..
+            } => {
+                if protocol != PROTOCOL {
+                    self.protocol_mismatch = Some(format!(
+                        "segment {} speaks protocol {protocol}, this livefire {PROTOCOL}: run the same livefire version everywhere",
+                        self.name(index)
+                    ));
+                } else if segment != self.name(index) {
+                    self.protocol_mismatch = Some(format!(
+                        "segment {} says it is segment {segment}",
+                        self.name(index)
+                    ));
+                }
+                self.ready[index as usize] = true;
+                self.segment_event(journal, index, SegmentState::Ready, String::new());
+            }
+            Line::Started {
+                activity, id, kind, ..
+            } => {
+                // One `activity_started` per activity, from whichever segment is first.
+                if self.started.insert(id.clone()) {
+                    journal.emit(Event::ActivityStarted { activity, kind, id });
+                }
+            }
+            Line::Window {
+                series,
+                second,
+                window,
+            } => {
+                if let Some((second, series, w)) = self.merger.window(index, series, second, window)
+                {
+                    // Later than its own watermark said: added, but its second may be
+                    // journaled already.
+                    self.late_windows += 1;
+                    if let Some(sink) = sink {
+                        sink.store
+                            .publish_series(&series, second + self.offset_s, &w);
+                    }
+                }
+            }
+            Line::Watermark { second } => self.merger.watermark(index, second),
+            Line::Finding {
+                campaign,
+                started_ms,
+                finding,
+            } => {
+                if let Some(sink) = sink {
+                    (sink.on_finding)(&campaign, finding, offset_ms + started_ms);
+                }
+            }
+            Line::LoadEnded { load, report } => match self.loads.get_mut(&load) {
+                Some(r) => r.merge(&report),
+                None => {
+                    self.loads.insert(load, report);
+                }
+            },
+            Line::CampaignEnded {
+                campaign,
+                started_ms,
+                ended_ms,
+                summary,
+            } => {
+                let c = self.campaigns.entry(campaign).or_insert(Campaign {
+                    started_ms: u64::MAX,
+                    ended_ms: 0,
+                    parts: Vec::new(),
+                });
+                c.started_ms = c.started_ms.min(offset_ms + started_ms);
+                c.ended_ms = c.ended_ms.max(offset_ms + ended_ms);
+                c.parts.push((offset_ms + started_ms, summary));
+            }
+            Line::Warning { message } => journal.emit(Event::Warning {
+                message: format!("segment {}: {message}", self.name(index)),
+            }),
+            Line::Done { status, message } => {
+                self.done[index as usize] = Some((status, message));
+            }
+        }
+    }
+
+    /// A segment ended: done, or lost (it did not say it was done, or failed, or
+    /// stopped while nobody asked it to).
+    fn exited(&mut self, index: u32, exit: SegmentExit, journal: &Journal) {
+        let i = index as usize;
+        self.merger.gone(index);
+        let said = self.done[i].clone();
+        let fine = match &said {
+            Some((DoneStatus::Ok, _)) => true,
+            Some((DoneStatus::Stopped, _)) => self.stopping,
+            _ => false,
+        };
+        if fine {
+            self.segment_event(journal, index, SegmentState::Done, exit.detail);
+            return;
+        }
+        self.lost[i] = true;
+        let left = self.count - self.lost.iter().filter(|l| **l).count() as u32;
+        let why = match said {
+            Some((_, m)) if !m.is_empty() => format!("{}: {m}", exit.detail),
+            _ => exit.detail,
+        };
+        let detail = format!(
+            "{why}; {left} of {} segments left, settings.segments.min_alive is {}",
+            self.count, self.min_alive
+        );
+        self.segment_event(journal, index, SegmentState::Lost, detail.clone());
+        if left < self.min_alive && self.below_min_alive.is_none() {
+            self.below_min_alive = Some(AbortCause::Error {
+                message: format!("segment {} was lost ({detail})", self.name(index)),
+            });
+        }
+    }
+
+    /// Windows of every second all live segments passed, into the store.
+    fn publish(&mut self, sink: &Sink) {
+        for (second, series, w) in self.merger.ready() {
+            sink.store
+                .publish_series(&series, second + self.offset_s, &w);
+        }
+    }
+
+    fn flush(&mut self) {
+        for w in self.streams.iter_mut().flatten() {
+            let _ = w.flush();
+        }
+    }
+
+    /// The end: every window left, then one `load_ended` per load and one
+    /// `campaign_ended` (with its finding windows) per campaign, added up exactly.
+    fn finish(&mut self, sink: &Sink) {
+        for (second, series, w) in self.merger.rest() {
+            sink.store
+                .publish_series(&series, second + self.offset_s, &w);
+        }
+        self.flush();
+        if self.late_windows > 0 {
+            sink.journal.emit(Event::Warning {
+                message: format!(
+                    "split run: {} window(s) arrived after their second was released; they are in the totals, perhaps not in the journal's windows",
+                    self.late_windows
+                ),
+            });
+        }
+        for (load, report) in std::mem::take(&mut self.loads) {
+            sink.journal.emit(Event::LoadEnded {
+                load,
+                report: report.to_json(),
+            });
+        }
+        let history = sink
+            .history
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (name, c) in std::mem::take(&mut self.campaigns) {
+            let summary = merge_summaries(c.started_ms, c.parts);
+            for w in crate::campaign::windows(&name, &summary, c.started_ms, c.ended_ms, &history) {
+                sink.journal.emit(w);
+            }
+            sink.journal.emit(Event::CampaignEnded {
+                campaign: name,
+                summary: serde_json::to_value(&summary).unwrap_or_default(),
+            });
+        }
+    }
+}
+
+/// Adds up the segments' summaries of one campaign; sightings' times move to the
+/// earliest segment's start (`base_ms`, run clock), from each one's own.
+pub fn merge_summaries(
+    base_ms: u64,
+    parts: Vec<(u64, livefire_fuzz::Summary)>,
+) -> livefire_fuzz::Summary {
+    let mut out: Option<livefire_fuzz::Summary> = None;
+    for (started_ms, mut s) in parts {
+        let shift = started_ms.saturating_sub(base_ms);
+        for sight in &mut s.sightings {
+            sight.first_ms += shift;
+            sight.last_ms += shift;
+        }
+        let Some(o) = out.as_mut() else {
+            out = Some(s);
+            continue;
+        };
+        o.operations += s.operations;
+        o.requests += s.requests;
+        o.elapsed_ms = o.elapsed_ms.max(s.elapsed_ms + shift);
+        for (k, v) in s.statuses {
+            *o.statuses.entry(k).or_default() += v;
+        }
+        for (k, v) in s.failures {
+            *o.failures.entry(k).or_default() += v;
+        }
+        o.findings += s.findings;
+        for w in s.warnings {
+            if !o.warnings.contains(&w) {
+                o.warnings.push(w);
+            }
+        }
+        if o.stopped_by == "duration" {
+            o.stopped_by = s.stopped_by;
+        }
+        o.sightings.extend(s.sightings);
+        o.long_exchanges.extend(s.long_exchanges);
+    }
+    out.unwrap_or_default()
+}

@@ -1,0 +1,90 @@
+//! The segment protocol: what an agent writes on stdout, one JSON object a line, and
+//! the coordinator reads. Times count from the shared start (`--start-at`): a window's
+//! `second` is `[second, second + 1)` s after it, `started_ms` milliseconds after it.
+
+use livefire_core::window::Window;
+use serde::{Deserialize, Serialize};
+
+/// The protocol version an agent speaks (in its `ready` line); the coordinator refuses
+/// another.
+pub const PROTOCOL: u32 = 1;
+
+/// One line of an agent's stdout.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Line {
+    /// The plan is made: the agent waits for the shared start.
+    Ready {
+        protocol: u32,
+        /// `i/N`, 1-based as on the command line.
+        segment: String,
+        seed: u64,
+        livefire: String,
+        /// The loads and campaigns it will run (metric prefixes).
+        workloads: Vec<String>,
+    },
+    /// A load or campaign began on this segment.
+    Started {
+        /// The activity's display name and id (`timeline[i]`), as the plan names them.
+        activity: String,
+        id: String,
+        kind: String,
+        started_ms: u64,
+    },
+    /// One second of one series (a load, or `load.request`) from this segment.
+    Window {
+        series: String,
+        second: u64,
+        window: Window,
+    },
+    /// Every window of the seconds before `second` has been sent.
+    Watermark { second: u64 },
+    /// A finding of a campaign that started at `started_ms`; the finding's `sent_ms`
+    /// counts from there.
+    Finding {
+        campaign: String,
+        started_ms: u64,
+        finding: livefire_fuzz::Finding,
+    },
+    /// A load ended: this segment's report of it (exact histograms, merges with the
+    /// other segments').
+    LoadEnded {
+        load: String,
+        report: livefire_load::LoadReport,
+    },
+    /// A campaign ended: this segment's summary of its share of the operations.
+    CampaignEnded {
+        campaign: String,
+        started_ms: u64,
+        ended_ms: u64,
+        summary: livefire_fuzz::Summary,
+    },
+    /// Something a person should know (a load that could not run).
+    Warning { message: String },
+    /// The last line: how the segment ended.
+    Done {
+        status: DoneStatus,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        message: String,
+    },
+}
+
+/// How a segment ended, as it says itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DoneStatus {
+    /// Every load and campaign ran its course.
+    Ok,
+    /// Asked to stop (stdin closed, SIGTERM, SIGINT): what ran until then was sent.
+    Stopped,
+    /// It could not run: bad arguments, a plan error, a start time in the past.
+    Failed,
+}
+
+impl Line {
+    /// The line as written: one JSON object, no newline.
+    pub fn to_json(&self) -> String {
+        // Every field serializes (no maps with non-string keys), so this cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}

@@ -1,0 +1,355 @@
+//! Split runs on local segments (`livefire run --segments N --on local`): real agent
+//! processes against a real local target. The whole load adds up whatever N is, the
+//! merged percentiles are those of every sample, a killed segment is reported (and
+//! judged by `settings.segments.min_alive`), a guardrail stops every segment, and bad
+//! input is refused before anything runs.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use livefire_core::window::Latency;
+use livefire_load::LoadReport;
+
+use crate::support::*;
+
+/// A split-run experiment: `livefire sandbox http` as the target, a load of `rate` for
+/// `secs`, plus `extra` top-level sections (before `timeline:`) and timeline entries.
+fn experiment(port: u16, rate: u32, secs: u32, extra: &str, entries: &str) -> String {
+    format!(
+        "version: 1\ntitle: split\nsetup:\n  - {{ name: app, command: \"livefire sandbox http --listen 127.0.0.1:{port}\", ready: {{ tcp: {{ address: \"127.0.0.1:{port}\" }} }} }}\n{extra}timeline:\n  - {{ at: 0s, for: {secs}s, load: {{ name: browse, rate: {rate}/s, timeout: 300ms, requests: [ {{ name: health, url: \"http://127.0.0.1:{port}/health\" }} ] }} }}\n{entries}"
+    )
+}
+
+fn events(journal: &str) -> Vec<serde_json::Value> {
+    journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn of_type<'a>(events: &'a [serde_json::Value], t: &str) -> Vec<&'a serde_json::Value> {
+    events.iter().filter(|e| e["type"] == t).collect()
+}
+
+/// The one `load_ended` report of the journal.
+fn load_report(events: &[serde_json::Value]) -> LoadReport {
+    let ended = of_type(events, "load_ended");
+    assert_eq!(
+        ended.len(),
+        1,
+        "one load_ended for the whole load: {ended:?}"
+    );
+    serde_json::from_value(ended[0]["report"]["report"].clone()).unwrap()
+}
+
+/// Each segment's own `load_ended` report, from `segments/<i>/stream.jsonl`.
+fn segment_reports(run_dir: &Path, n: u32) -> Vec<LoadReport> {
+    (1..=n)
+        .map(|i| {
+            let stream =
+                std::fs::read_to_string(run_dir.join(format!("segments/{i}/stream.jsonl")))
+                    .unwrap();
+            let line = stream
+                .lines()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .find(|v| v["type"] == "load_ended")
+                .unwrap_or_else(|| panic!("segment {i} reported its load: {stream}"));
+            serde_json::from_value(line["report"].clone()).unwrap()
+        })
+        .collect()
+}
+
+/// The pids of the segments, from their `started` events.
+fn segment_pids(events: &[serde_json::Value]) -> Vec<(String, u32)> {
+    of_type(events, "segment")
+        .into_iter()
+        .filter(|e| e["state"] == "started")
+        .map(|e| {
+            let detail = e["detail"].as_str().unwrap();
+            let pid = detail
+                .strip_prefix("pid ")
+                .and_then(|d| d.split(',').next())
+                .unwrap()
+                .parse()
+                .unwrap();
+            (e["segment"].as_str().unwrap().to_owned(), pid)
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    // A zombie is gone for our purpose: it makes no load.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+const QUANTILES: [f64; 5] = [0.5, 0.9, 0.99, 0.999, 1.0];
+
+#[test]
+fn one_segment_and_four_give_the_same_load_and_exact_percentiles() {
+    let mut totals = Vec::new();
+    for n in [1u32, 4] {
+        let home = Home::new();
+        let port = free_port();
+        let file = home.file(&experiment(port, 200, 3, "", ""));
+        let (code, _, err) =
+            run(home
+                .run(&file)
+                .args(["--segments", &n.to_string(), "--on", "local", "-q"]));
+        assert_eq!(code, 0, "N={n}: {err}");
+        let run_dir = home.run_dir();
+        let events = events(&home.journal());
+        let merged = load_report(&events);
+
+        // Every segment ran, got ready and said it was done.
+        let segs = of_type(&events, "segment");
+        for state in ["started", "ready", "done"] {
+            let count = segs.iter().filter(|e| e["state"] == state).count();
+            assert_eq!(count, n as usize, "N={n}: {state}: {segs:?}");
+        }
+        // The segments' shares are disjoint and add up to the schedule exactly.
+        let parts = segment_reports(&run_dir, n);
+        assert_eq!(parts.iter().map(|r| r.intended).sum::<u64>(), 600, "N={n}");
+        assert_eq!(merged.intended, 600, "N={n}");
+        // The merged percentiles are those of every sample of every segment ...
+        let mut all = Latency::new();
+        for p in &parts {
+            all.merge(&p.total.latency);
+        }
+        assert_eq!(all.len(), merged.total.latency.len(), "N={n}");
+        for q in QUANTILES {
+            assert_eq!(
+                merged.total.latency.quantile_us(q),
+                all.quantile_us(q),
+                "N={n}: quantile {q}"
+            );
+        }
+        // ... and of every window the journal holds (the path the referee reads).
+        let mut windows = Latency::new();
+        let mut requests = 0;
+        for w in of_type(&events, "window") {
+            if w["series"] == "browse" {
+                let w: livefire_core::window::Window =
+                    serde_json::from_value(w["window"].clone()).unwrap();
+                requests += w.counts.completed();
+                windows.merge(&w.latency);
+            }
+        }
+        assert_eq!(requests, merged.total.counts.completed(), "N={n}");
+        for q in QUANTILES {
+            assert_eq!(
+                windows.quantile_us(q),
+                merged.total.latency.quantile_us(q),
+                "N={n}: quantile {q} from the journal's windows"
+            );
+        }
+        let summary = home.summary();
+        totals.push((n, merged.total.counts.completed(), summary));
+    }
+    // The same load, whatever N: each completed at least 95% of what it intended, and
+    // the two agree within that tolerance.
+    for (n, completed, _) in &totals {
+        assert!(*completed >= 570, "N={n}: {completed} of 600 completed");
+    }
+    let (a, b) = (totals[0].1 as f64, totals[1].1 as f64);
+    assert!((a - b).abs() <= 0.05 * a, "N=1 {a} vs N=4 {b}");
+}
+
+/// Runs a 6 s split load, SIGKILLs segment 2/3 once it has sent for a second, and
+/// returns (exit, stderr, journal events, segment pids).
+fn run_and_kill_segment_2(
+    min_alive: &str,
+) -> (i32, String, Vec<serde_json::Value>, Vec<(String, u32)>) {
+    let home = Home::new();
+    let port = free_port();
+    let file = home.file(&experiment(port, 60, 6, min_alive, ""));
+    let child = home
+        .run(&file)
+        .args(["--segments", "3", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the run folder's journal to show the load running on every segment.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let victim = loop {
+        assert!(Instant::now() < deadline, "the split load never started");
+        std::thread::sleep(Duration::from_millis(200));
+        let Ok(dirs) = std::fs::read_dir(home.path().join("runs")) else {
+            continue;
+        };
+        let Some(dir) = dirs.flatten().next() else {
+            continue;
+        };
+        let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap_or_default();
+        let evs: Vec<serde_json::Value> = journal
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let windows = evs.iter().filter(|e| e["type"] == "window").count();
+        if windows >= 2 {
+            break segment_pids(&evs)
+                .into_iter()
+                .find(|(s, _)| s == "2/3")
+                .unwrap()
+                .1;
+        }
+    };
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, _, err) = finish(child);
+    let events = events(&home.journal());
+    let pids = segment_pids(&events);
+    (code, err, events, pids)
+}
+
+#[test]
+fn a_killed_segment_is_reported_and_judged_by_min_alive() {
+    // (settings, exit, whether the run was aborted)
+    let cases = [
+        ("settings: { segments: { min_alive: 2 } }\n", 0, false),
+        ("", 2, true),
+    ];
+    for (settings, want, aborted) in cases {
+        let (code, err, events, pids) = run_and_kill_segment_2(settings);
+        assert_eq!(code, want, "{settings:?}: {err}");
+        let lost: Vec<_> = of_type(&events, "segment")
+            .into_iter()
+            .filter(|e| e["state"] == "lost")
+            .collect();
+        assert_eq!(lost.len(), 1, "{settings:?}: {lost:?}");
+        assert_eq!(lost[0]["segment"], "2/3");
+        let detail = lost[0]["detail"].as_str().unwrap();
+        assert!(detail.contains("killed by SIGKILL"), "{detail}");
+        assert!(detail.contains("2 of 3 segments left"), "{detail}");
+        let abort = of_type(&events, "aborted");
+        assert_eq!(!abort.is_empty(), aborted, "{settings:?}: {abort:?}");
+        if aborted {
+            let message = abort[0]["cause"]["message"].as_str().unwrap();
+            assert!(message.contains("segment 2/3 was lost"), "{message}");
+        }
+        // Every segment ended with the run, one way or the other.
+        for (seg, pid) in pids {
+            assert!(!alive(pid), "segment {seg} (pid {pid}) outlived the run");
+        }
+        // The survivors' load still adds up into one report.
+        assert_eq!(of_type(&events, "load_ended").len(), 1);
+    }
+}
+
+#[test]
+fn a_guardrail_trip_stops_every_segment() {
+    let home = Home::new();
+    let port = free_port();
+    // The target freezes at 1 s: every request times out, the guardrail trips.
+    let file = home.file(&experiment(
+        port,
+        50,
+        30,
+        "guardrails:\n  - { name: errors, metric: browse.error_rate, below: 50%, for: 1s }\n",
+        "  - { at: 1s, for: 25s, name: freeze, fault: { process.pause: { target: app } } }\n",
+    ));
+    let (code, _, err) = run(home.run(&file).args(["--segments", "2", "-q"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("guardrail `errors` tripped"), "{err}");
+    let events = events(&home.journal());
+    // Stopped well before the timeline's 30 s: the trip reached every segment.
+    let aborted = of_type(&events, "aborted");
+    assert_eq!(aborted.len(), 1);
+    assert!(aborted[0]["t"].as_u64().unwrap() < 25_000, "{aborted:?}");
+    let mut ended: Vec<_> = of_type(&events, "segment")
+        .into_iter()
+        .filter(|e| e["state"] == "done")
+        .map(|e| e["segment"].as_str().unwrap().to_owned())
+        .collect();
+    ended.sort();
+    assert_eq!(ended, ["1/2", "2/2"], "each segment stopped and said so");
+    for (seg, pid) in segment_pids(&events) {
+        assert!(!alive(pid), "segment {seg} (pid {pid}) outlived the run");
+    }
+    // The fault the coordinator applied was rolled back, as in any run.
+    assert_eq!(home.summary()["faults"][0]["rollback_ok"], true);
+}
+
+#[test]
+fn bad_split_input_is_refused_before_anything_runs() {
+    let home = Home::new();
+    let port = free_port();
+    let file = home.file(&experiment(port, 10, 1, "", ""));
+    let tracked = write(
+        home.path(),
+        "tracked.yaml",
+        &format!(
+            "version: 1\ntitle: t\ntimeline:\n  - {{ at: 0s, for: 1s, load: {{ name: orders, rate: 1/s, requests: [ {{ method: POST, url: \"http://127.0.0.1:{port}/items\", track_write: {{ key: \"$.id\", read: \"http://127.0.0.1:{port}/items/{{key}}\" }} }} ] }} }}\n"
+        ),
+    );
+    let few = write(
+        home.path(),
+        "few.yaml",
+        &experiment(
+            port,
+            10,
+            1,
+            "settings: { segments: { min_alive: 3 } }\n",
+            "",
+        ),
+    );
+    // (file, flags, message)
+    let cases: [(&Path, &[&str], &str); 4] = [
+        (&file, &["--segments", "0"], "needs at least one segment"),
+        (&file, &["--on", "local"], "--segments"),
+        (
+            &few,
+            &["--segments", "2"],
+            "min_alive is 3 but --segments 2",
+        ),
+        (&tracked, &["--segments", "2"], "tracks writes"),
+    ];
+    for (f, flags, message) in cases {
+        let (code, _, err) = run(home.run(f).args(flags));
+        assert_eq!(code, 3, "{flags:?}: {err}");
+        assert!(err.contains(message), "{flags:?}: {err}");
+    }
+    assert!(
+        !home.path().join("runs").exists(),
+        "no run folder, nothing started"
+    );
+}
+
+#[test]
+fn an_agent_refuses_a_start_in_the_past_or_a_share_out_of_range() {
+    let home = Home::new();
+    let port = free_port();
+    let file = home.file(&experiment(port, 10, 1, "", ""));
+    let soon = "2999-01-01T00:00:00Z";
+    // (segment, start, message)
+    let cases = [
+        ("1/2", "2020-01-01T00:00:00Z", "in the past"),
+        ("3/2", soon, "bad segment `3/2`"),
+        ("0/2", soon, "bad segment `0/2`"),
+        ("1/2", "tomorrow", "--start-at `tomorrow`"),
+    ];
+    for (segment, start, message) in cases {
+        let (code, out, err) = run(home.livefire().args([
+            "agent",
+            "--segment",
+            segment,
+            "--start-at",
+            start,
+            file.to_str().unwrap(),
+        ]));
+        assert_eq!(code, 3, "{segment} {start}: {err}");
+        assert!(err.contains(message), "{segment} {start}: {err}");
+        // Its stdout is the protocol even then: one `done` line saying why.
+        let done: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(done["type"], "done");
+        assert_eq!(done["status"], "failed");
+        assert!(done["message"].as_str().unwrap().contains(message));
+    }
+}
