@@ -102,7 +102,7 @@ const REFUSED: &[(&str, &str, &str, &str)] = &[
     (
         "split-run settings with no segment alive",
         "settings: { segments: { min_alive: 0 } }\ntimeline: []\n",
-        "3:37",
+        "3:36",
         "`segments.min_alive` must be at least 1",
     ),
     (
