@@ -103,6 +103,16 @@ pub enum UndoRecord {
         /// The saved copy: the page as it was and the damage written (JSON).
         copy: String,
     },
+    /// Delete a split run's Kubernetes objects (its Indexed Job, whose pods go with it,
+    /// and its ConfigMap), found by the run's label `livefire.dev/run=run` in
+    /// `namespace`, through the kubeconfig `context` (`None`: the current context, or
+    /// the in-cluster configuration). `cluster` is the API's URL, for people.
+    KubernetesRun {
+        context: Option<String>,
+        cluster: String,
+        namespace: String,
+        run: String,
+    },
 }
 
 /// How to stop and start one PostgreSQL cluster from a fresh process.
@@ -160,6 +170,12 @@ impl UndoRecord {
             UndoRecord::PostgresSessions { dsn, tag, .. } => {
                 format!("postgres-sessions:{dsn}#{tag}")
             }
+            UndoRecord::KubernetesRun {
+                cluster,
+                namespace,
+                run,
+                ..
+            } => format!("kubernetes:{cluster}/{namespace}/{run}"),
         }
     }
 
@@ -204,6 +220,9 @@ impl UndoRecord {
             UndoRecord::PostgresSessions { what, tag, .. } => {
                 format!("end the PostgreSQL sessions of `{what}` (application_name {tag})")
             }
+            UndoRecord::KubernetesRun { namespace, run, .. } => format!(
+                "delete the Job and ConfigMap of split run {run} in Kubernetes namespace {namespace}"
+            ),
         }
     }
 }

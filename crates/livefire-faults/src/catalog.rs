@@ -129,5 +129,6 @@ pub fn undo_with(record: &UndoRecord, live: Option<&proxy::Live>) -> Result<Stri
             since,
             what,
         } => pg_sessions::undo(dsn, tag, since, what),
+        UndoRecord::KubernetesRun { .. } => crate::external::kubernetes(record),
     }
 }

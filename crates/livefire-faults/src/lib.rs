@@ -12,6 +12,7 @@
 
 pub mod catalog;
 pub mod exec;
+pub mod external;
 mod kinds;
 pub mod net;
 pub mod pg_sessions;
@@ -73,6 +74,9 @@ pub enum FaultError {
     Corrupt(CorruptError),
     #[error(transparent)]
     Postgres(#[from] pg_sessions::PgError),
+    /// Undoing a record whose code is not in this crate (`external`), or its error.
+    #[error("{0}")]
+    Elsewhere(String),
 }
 
 /// The targets a run may touch, resolved: a process target's selector, restart command

@@ -8,6 +8,8 @@
 //! field used here (Indexed Jobs, `JOB_COMPLETION_INDEX`, topology spread) is older.
 
 pub mod cli;
+pub mod cluster;
+pub mod launcher;
 pub mod names;
 pub mod render;
 pub mod ship;

@@ -22,6 +22,10 @@ where
     T: Into<OsString> + Clone,
 {
     diag::install();
+    // `livefire recover` (and a run's rollback) deletes a split run's Kubernetes
+    // objects through livefire-k8s, which the faults crate cannot depend on.
+    #[cfg(feature = "kubernetes")]
+    livefire_faults::external::set_kubernetes_undo(livefire_k8s::launcher::undo);
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(err) => {

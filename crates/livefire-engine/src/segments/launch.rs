@@ -164,6 +164,14 @@ pub trait Launcher: Send {
     /// Stops every segment still running and removes what `launch` created, waiting up
     /// to `grace` for them to end on their own first. Safe to call more than once.
     fn stop_all<'a>(&'a mut self, grace: Duration) -> BoxFuture<'a, Result<(), LaunchError>>;
+
+    /// What the ledger must hold while launched segments may exist, so that `livefire
+    /// recover` removes them after the coordinator died: written before `launch`, done
+    /// after `stop_all` succeeded. `None` (the default) when nothing can outlive the
+    /// coordinator (local children die with it). Valid after a successful `check`.
+    fn undo_record(&self, _spec: &LaunchSpec) -> Option<livefire_core::undo::UndoRecord> {
+        None
+    }
 }
 
 /// Refuses N = 0 (every back end shares it).
