@@ -154,8 +154,21 @@ pub struct AgentArgs {
     /// The experiment file (YAML or JSON), the same the coordinator runs.
     pub file: PathBuf,
     /// This segment's share: `i/N` with 1 <= i <= N.
-    #[arg(long, value_name = "i/N")]
-    pub segment: String,
+    #[arg(long, value_name = "i/N", required_unless_present = "segment_index")]
+    pub segment: Option<String>,
+    /// The share as a 0-based index (with `--segments N`), as Kubernetes' Indexed Jobs
+    /// number their pods (`JOB_COMPLETION_INDEX`): `--segment-index 1 --segments 4` is
+    /// `--segment 2/4`.
+    #[arg(
+        long,
+        value_name = "K",
+        conflicts_with = "segment",
+        requires = "segments"
+    )]
+    pub segment_index: Option<u32>,
+    /// How many segments, with `--segment-index`.
+    #[arg(long, value_name = "N", requires = "segment_index")]
+    pub segments: Option<u32>,
     /// The shared start, RFC 3339 UTC (`2026-12-03T14:00:00.000Z`); it must be in the
     /// future.
     #[arg(long, value_name = "TIME")]

@@ -193,7 +193,12 @@ fn agent(args: cli::AgentArgs) -> Exit {
         vars: args.vars,
         env: args.env,
         seed: args.seed,
-        segment: args.segment,
+        // `--segment-index K --segments N` is share K+1 of N; Segment::parse judges both.
+        segment: match (args.segment, args.segment_index, args.segments) {
+            (Some(s), _, _) => s,
+            (None, Some(k), Some(n)) => format!("{}/{n}", u64::from(k) + 1),
+            _ => String::new(),
+        },
         start_at: args.start_at,
         watch_stdin: args.watch_stdin,
     };

@@ -328,18 +328,27 @@ fn an_agent_refuses_a_start_in_the_past_or_a_share_out_of_range() {
     let port = free_port();
     let file = home.file(&experiment(port, 10, 1, "", ""));
     let soon = "2999-01-01T00:00:00Z";
-    // (segment, start, message)
-    let cases = [
-        ("1/2", "2020-01-01T00:00:00Z", "in the past"),
-        ("3/2", soon, "bad segment `3/2`"),
-        ("0/2", soon, "bad segment `0/2`"),
-        ("1/2", "tomorrow", "--start-at `tomorrow`"),
+    // (share flags, start, message); `--segment-index K --segments N` is how an
+    // Indexed Job's pod names its share.
+    let cases: [(&[&str], &str, &str); 6] = [
+        (&["--segment", "1/2"], "2020-01-01T00:00:00Z", "in the past"),
+        (&["--segment", "3/2"], soon, "bad segment `3/2`"),
+        (&["--segment", "0/2"], soon, "bad segment `0/2`"),
+        (
+            &["--segment-index", "2", "--segments", "2"],
+            soon,
+            "bad segment `3/2`",
+        ),
+        (
+            &["--segment-index", "0", "--segments", "0"],
+            soon,
+            "bad segment `1/0`",
+        ),
+        (&["--segment", "1/2"], "tomorrow", "--start-at `tomorrow`"),
     ];
-    for (segment, start, message) in cases {
-        let (code, out, err) = run(home.livefire().args([
-            "agent",
-            "--segment",
-            segment,
+    for (share, start, message) in cases {
+        let segment = share.join(" ");
+        let (code, out, err) = run(home.livefire().arg("agent").args(share).args([
             "--start-at",
             start,
             file.to_str().unwrap(),
