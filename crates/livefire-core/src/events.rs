@@ -196,6 +196,20 @@ pub enum Event {
         detail: String,
         by: String,
     },
+    /// A detector besides the hypothesis, loads and campaigns began watching:
+    /// `postgresql` (the server a fault acts on: its checksum counter and its log) or
+    /// `watch` (a `watch:` command). Its row in the detectors table exists from here.
+    Watching {
+        detector: String,
+        kind: String,
+    },
+    /// A detector's first sign (a `watch:` command: each time it starts firing), in
+    /// words: `pg_stat_database.checksum_failures rose from 0 to 2`, the log line.
+    Noticed {
+        detector: String,
+        kind: String,
+        how: String,
+    },
     /// A person dropped a fault's pending undo record from the ledger by hand
     /// (`livefire recover --forget`), after fixing what it would undo. Written after the
     /// run ended (or crashed): `t` is the last event's, `at` the wall clock.

@@ -16,6 +16,7 @@ pub mod external;
 mod kinds;
 pub mod net;
 pub mod pg_sessions;
+pub mod pg_watch;
 pub mod process;
 pub mod proxy;
 pub mod stress;

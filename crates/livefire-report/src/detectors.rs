@@ -1,6 +1,8 @@
 //! "See who notices": for each fault, which detectors noticed it and how long after it
 //! was applied (each hypothesis condition and guardrail, each load's errors, each fuzz
-//! campaign's findings), from the journal alone; a fault nobody noticed is a finding.
+//! campaign's findings, PostgreSQL itself and each `watch:` command, from their
+//! `watching` and `noticed` events), from the journal alone; a fault nobody noticed is a
+//! finding.
 
 use std::collections::BTreeMap;
 
@@ -29,7 +31,9 @@ pub struct FaultDetectors {
 pub struct Detector {
     /// The condition, load or campaign (`health answers`, `orders`, `api-fuzz`).
     pub name: String,
-    /// `hypothesis`, `guardrail`, `load errors` or `findings`.
+    /// `hypothesis`, `guardrail`, `load errors`, `findings`, `postgresql` (the server a
+    /// fault acts on: `TARGET checksums`, `TARGET server log`) or `watch` (a `watch:`
+    /// command).
     pub kind: String,
     /// From the fault's start to the detector's first sign of it; `None`: it did not
     /// notice while the fault was active.
@@ -100,7 +104,7 @@ pub fn unnoticed_findings(
             rule: "nobody_noticed".into(),
             operation: format!("{} {}", f.kind, f.target).trim().to_owned(),
             title: format!(
-                "nobody noticed `{}`: no hypothesis condition, guardrail, load error or finding while it was active{}",
+                "nobody noticed `{}`: no hypothesis condition, guardrail, load error, finding, PostgreSQL check or watch while it was active{}",
                 d.fault,
                 if d.detectors.is_empty() {
                     " (the experiment declares no detector)"
@@ -196,6 +200,21 @@ fn streams(journal: &Journal) -> BTreeMap<(String, String), Vec<Sign>> {
                     });
                 }
             }
+            Event::Watching { detector, kind } => {
+                out.entry((kind.clone(), detector.clone())).or_default();
+            }
+            Event::Noticed {
+                detector,
+                kind,
+                how,
+            } => out
+                .entry((kind.clone(), detector.clone()))
+                .or_default()
+                .push(Sign {
+                    at: r.t,
+                    done: r.t,
+                    how: how.clone(),
+                }),
             Event::Finding {
                 campaign, finding, ..
             } => out
@@ -411,5 +430,64 @@ mod tests {
                 "who noticed `link slow`: nobody",
             ]
         );
+    }
+
+    #[test]
+    fn postgresql_and_watch_commands_are_detectors_from_their_events() {
+        let watching = |detector: &str, kind: &str| Event::Watching {
+            detector: detector.into(),
+            kind: kind.into(),
+        };
+        let noticed = |detector: &str, kind: &str, how: &str| Event::Noticed {
+            detector: detector.into(),
+            kind: kind.into(),
+            how: how.into(),
+        };
+        let events = [
+            (0, watching("disk-alert", "watch")),
+            (1000, watching("orders-db checksums", "postgresql")),
+            (1000, watching("orders-db server log", "postgresql")),
+            (1100, fault("page damaged")),
+            (
+                2500,
+                noticed(
+                    "orders-db server log",
+                    "postgresql",
+                    "ERROR:  invalid page in block 0 of relation base/5/16390",
+                ),
+            ),
+            (
+                3100,
+                noticed(
+                    "orders-db checksums",
+                    "postgresql",
+                    "pg_stat_database.checksum_failures rose from 0 to 1",
+                ),
+            ),
+            (9000, back("page damaged")),
+            // After the rollback: too late to count for it.
+            (9500, noticed("disk-alert", "watch", "exited 1")),
+        ];
+        let text: String = events
+            .into_iter()
+            .enumerate()
+            .map(|(seq, (t, e))| line(seq as u64, t, e) + "\n")
+            .collect();
+        let s = summarize(&parse_journal(&text));
+        let got: Vec<(&str, &str, Option<u64>)> = s.detectors[0]
+            .detectors
+            .iter()
+            .map(|d| (d.kind.as_str(), d.name.as_str(), d.noticed_after_ms))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("postgresql", "orders-db server log", Some(1400)),
+                ("postgresql", "orders-db checksums", Some(2000)),
+                ("watch", "disk-alert", None),
+            ]
+        );
+        assert!(s.detectors[0].detectors[0].how.contains("base/5/16390"));
+        assert!(!s.detectors[0].nobody_noticed);
     }
 }

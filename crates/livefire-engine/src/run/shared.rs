@@ -118,4 +118,13 @@ impl Shared {
         let i = active.iter().position(|a| a.ledger_id == ledger_id)?;
         Some(active.remove(i))
     }
+
+    /// The undo record of an active entry, left where it is.
+    pub(super) fn undo_of(&self, ledger_id: u64) -> Option<livefire_core::undo::UndoRecord> {
+        let active = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        active
+            .iter()
+            .find(|a| a.ledger_id == ledger_id)
+            .map(|a| a.undo.clone())
+    }
 }

@@ -603,6 +603,16 @@ pub(super) async fn fault_task(
         kind: kind.into(),
         id: id.clone(),
     });
+    // PostgreSQL as a detector: where its log and checksum counter stand before apply.
+    let mut watch = livefire_faults::pg_watch::PgWatch::begin(&run.fault, &targets).await;
+    if let Some(w) = &watch {
+        for detector in w.detectors() {
+            shared.journal.emit(Event::Watching {
+                detector,
+                kind: "postgresql".into(),
+            });
+        }
+    }
     // Ledger write and apply happen in one blocking section that cannot be cancelled
     // half-way; rollback waits for `in_flight` to reach zero.
     shared.in_flight.fetch_add(1, Ordering::SeqCst);
@@ -619,7 +629,16 @@ pub(super) async fn fault_task(
         activity: activity.clone(),
         source,
     })??;
-    tokio::time::sleep_until(until.into()).await;
+    match (&mut watch, applied) {
+        (Some(w), Some(ledger_id)) => {
+            if let Some(undo) = shared.undo_of(ledger_id) {
+                w.relation(&undo);
+            }
+            watch_postgres(w, &shared.journal, until).await;
+        }
+        (Some(w), None) => watch_postgres(w, &shared.journal, until).await,
+        (None, _) => tokio::time::sleep_until(until.into()).await,
+    }
     // A fault with nothing to undo (a command without `rollback`, a human curveball)
     // still ends at its time: readers of the journal (the game day's page, the review)
     // see its window close.
@@ -639,6 +658,30 @@ pub(super) async fn fault_task(
         id,
     });
     Ok(())
+}
+
+/// Polls PostgreSQL each second until `until` (and once more then), journaling each
+/// detector's first sign.
+async fn watch_postgres(
+    w: &mut livefire_faults::pg_watch::PgWatch,
+    journal: &Journal,
+    until: Instant,
+) {
+    loop {
+        let done = Instant::now() >= until;
+        for s in w.poll().await {
+            journal.emit(Event::Noticed {
+                detector: s.detector,
+                kind: "postgresql".into(),
+                how: s.how,
+            });
+        }
+        if done {
+            return;
+        }
+        let next = (Instant::now() + Duration::from_secs(1)).min(until);
+        tokio::time::sleep_until(next.into()).await;
+    }
 }
 
 /// Prepare, write the ledger, apply. Returns the ledger id to roll back at the end, if

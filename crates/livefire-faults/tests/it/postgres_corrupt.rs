@@ -367,3 +367,56 @@ fn bad_input_is_refused_with_nothing_applied() {
     assert!(done.contains("never damaged"), "{done}");
     assert!(pg.page(0) == before, "undo wrote nothing");
 }
+
+#[test]
+fn postgresql_itself_notices_the_damage_in_its_log_and_checksum_counter() {
+    use livefire_faults::pg_watch::PgWatch;
+    let Some(pg) = Pg::start() else { return };
+    pg.sql("checkpoint").unwrap();
+    let fault = spec::<Fault>("postgres.corrupt: { target: db, table: orders, page: 1 }");
+    let targets = pg.targets(&pg.home());
+    let mut watch = pg
+        .rt
+        .block_on(PgWatch::begin(&fault, &targets))
+        .expect("a postgres target with a data_dir is watched");
+    assert_eq!(watch.detectors(), ["db checksums", "db server log"]);
+    // An error that names another relation is not this fault's sign.
+    assert!(pg.sql("select * from no_such_table").is_err());
+    assert_eq!(pg.rt.block_on(watch.poll()), vec![], "nothing noticed yet");
+    let p = prepare(&fault, &targets, "t").unwrap();
+    p.apply(None).unwrap();
+    watch.relation(p.undo.as_ref().unwrap());
+    let rel = pg.rel();
+    // The read that meets the damaged page.
+    assert!(pg.count().is_err());
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while seen.len() < 2 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "PostgreSQL's signs never all showed: {seen:?}"
+        );
+        seen.extend(pg.rt.block_on(watch.poll()));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    seen.sort_by(|a, b| a.detector.cmp(&b.detector));
+    assert_eq!(seen[0].detector, "db checksums");
+    assert!(
+        seen[0]
+            .how
+            .starts_with("pg_stat_database.checksum_failures rose from"),
+        "{seen:?}"
+    );
+    assert_eq!(seen[1].detector, "db server log");
+    assert!(
+        seen[1].how.contains(&format!(
+            "ERROR:  invalid page in block 1 of relation {rel}"
+        )),
+        "{seen:?}"
+    );
+    // Each detector says once.
+    assert!(pg.count().is_err());
+    assert_eq!(pg.rt.block_on(watch.poll()), vec![]);
+    undo_fresh(&p).unwrap();
+    assert_eq!(pg.count(), Ok(ROWS));
+}
