@@ -28,12 +28,18 @@ impl Server {
     }
 
     pub fn start_in(home: Home) -> Server {
+        Self::start_with(home, &[])
+    }
+
+    /// With more flags (`--tls-cert`, ...).
+    pub fn start_with(home: Home, flags: &[&str]) -> Server {
         let stderr = home
             .path()
             .join(format!("serve-{}.err", std::process::id()));
         let mut cmd = home.livefire();
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(home.path().join("data"))
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap());
         // Its own process group, so a test can kill the server and its runs at once.
@@ -48,7 +54,7 @@ impl Server {
         let line = String::from_utf8_lossy(&line).into_owned();
         let url = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .unwrap_or_else(|| {
                 panic!(
                     "no URL in `{line}`; stderr: {}",
@@ -505,6 +511,101 @@ fn a_server_killed_mid_run_rolls_back_at_its_next_start_and_says_so() {
     let (_, v) = again.json("GET", &format!("/api/runs/{id}"), &operator, None);
     assert_eq!(v["run"]["state"], "ended", "{v}");
     assert_eq!(v["run"]["verdict"], "aborted", "{v}");
+}
+
+#[test]
+fn a_target_a_crashed_run_left_in_the_ledger_is_409_naming_that_run_until_recovered() {
+    let server = Server::start();
+    let operator = server.token("operator", "alice", None);
+    let victim = Victim::start();
+    let text = pause_with_probe(victim.pid(), 120);
+    // A run from a shell, with the same home, killed -9 with its pause applied.
+    let file = server.home.file(&text);
+    let mut child = server
+        .home
+        .run(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(victim.wait_state('T'));
+    child.kill().unwrap();
+    let _ = child.wait();
+    let crashed = server
+        .home
+        .run_dir()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let (status, _, body) = server.call(
+        "PUT",
+        "/api/experiments/pause",
+        Some(&operator),
+        Some(text.as_bytes()),
+    );
+    assert_eq!(status, 201, "{body}");
+    let start = || {
+        server.json(
+            "POST",
+            "/api/runs",
+            &operator,
+            Some(json!({"experiment": "pause"})),
+        )
+    };
+    let (status, v) = start();
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(v["run"], crashed.as_str(), "{v}");
+    let message = v["error"].as_str().unwrap();
+    assert!(message.contains("still in the ledger"), "{message}");
+    assert!(message.contains("livefire recover"), "{message}");
+    assert_eq!(victim.state(), 'T', "a refused run changes nothing");
+    let (code, _, err) = run(server.home.livefire().arg("recover"));
+    assert_eq!(code, 0, "{err}");
+    assert!(victim.running());
+    let (status, v) = start();
+    assert_eq!(status, 201, "{v}");
+    let id = v["id"].as_str().unwrap();
+    let (status, _) = server.json("POST", &format!("/api/runs/{id}/stop"), &operator, None);
+    assert_eq!(status, 202);
+    wait_run(&server, &operator, id, |v| v["run"]["state"] == "ended");
+    assert!(victim.running());
+}
+
+#[test]
+fn with_a_certificate_it_serves_https_and_off_loopback_it_refuses_plain_http() {
+    let fixtures = repo().join("crates/livefire-load/tests/fixtures");
+    let cert = fixtures.join("cert.pem").display().to_string();
+    let key = fixtures.join("key.pem").display().to_string();
+    let server = Server::start_with(Home::new(), &["--tls-cert", &cert, "--tls-key", &key]);
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
+    // livefire's own load client over TLS: the page and the API answer.
+    let (code, out, err) = run(server.home.livefire().args([
+        "load",
+        &format!("{}/api/openapi.yaml", server.url),
+        "-r",
+        "20/s",
+        "-d",
+        "1s",
+        "--insecure",
+        "--json",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let ok = v["outcomes"]["ok"].as_u64().unwrap_or(0);
+    assert!(ok >= 10, "requests answered over TLS: {out}");
+    // Off loopback without TLS: refused, saying what to do.
+    let home = Home::new();
+    let (code, _, err) = run(home
+        .livefire()
+        .args(["serve", "--listen", "0.0.0.0:0", "--data"])
+        .arg(home.path().join("data")));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("--tls-cert and --tls-key"), "{err}");
 }
 
 #[test]
