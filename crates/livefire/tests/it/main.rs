@@ -1,5 +1,7 @@
 //! End-to-end tests of the `livefire` binary: real processes, real sockets.
 
+/// Headless Chromium over the DevTools protocol, for the web pages' tests.
+mod browser;
 /// Every built fault kind through one harness: apply, verify, undo, recover.
 mod conformance;
 /// `livefire demo`: the quickstart drill on the sandbox, and nothing left running after it.
@@ -15,6 +17,8 @@ mod fuzz;
 mod gameday;
 /// `livefire gameday` live: the responders' page, its API and stream, and marks.
 mod gameday_live;
+/// The responders' page in Chromium: the mark button, nothing hidden in the page.
+mod gameday_page;
 /// `livefire load`, the ad-hoc command.
 mod load;
 /// net.* faults refused before anything is applied.
