@@ -39,8 +39,10 @@ setup:
   - {{ name: secretsleeper, command: "sleep 600" }}
 hypothesis:
   - name: worker answers
-    probe: {{ http: {{ url: "http://127.0.0.1:{port}/health", timeout: 500ms }} }}
+    probe: {{ http: {{ url: "http://127.0.0.1:{port}/health", timeout: 2s }} }}
     expect: {{ status: 200 }}
+    # A busy test machine is slow, never fast: only a long outage deviates.
+    tolerate: 10s
 timeline:
   - {{ at: 0s, for: 7s, name: steady, fault: {{ command: {{ apply: "true" }} }} }}
 scenario:
