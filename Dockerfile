@@ -1,6 +1,6 @@
 # The livefire image: one static binary (musl, so DNS resolution needs no libc in the
 # image) on distroless/static, run as the non-root user 65532. Split runs on Kubernetes
-# use it for their agents (`livefire run FILE --segments N --on kubernetes`, docs/SCALE.md).
+# use it for their agents (`livefire run FILE --segments N --on kubernetes`, docs/kubernetes.md).
 #
 #   docker build -t livefire:0.1.0 .
 #   kind load docker-image livefire:0.1.0          # or push it to your registry

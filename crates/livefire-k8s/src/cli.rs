@@ -154,3 +154,53 @@ pub fn parse_start(s: &str) -> Result<SystemTime, String> {
         .map_err(|_| format!("`{s}` is not a time: write it in UTC as 2026-12-03T14:00:00Z"))?;
     Ok(SystemTime::from(ts))
 }
+
+/// The flags of `livefire run --segments N --on kubernetes` (the binary flattens them
+/// into `run`'s).
+#[derive(Debug, Clone, Args)]
+pub struct K8sRunArgs {
+    /// --on kubernetes: the kubeconfig context (default: the current one, or the
+    /// in-cluster configuration).
+    #[arg(long = "k8s-context", value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// --on kubernetes: the namespace (default: the context's).
+    #[arg(long = "k8s-namespace", value_name = "NS")]
+    pub namespace: Option<String>,
+    /// --on kubernetes: the container image with livefire in it.
+    #[arg(long = "k8s-image", value_name = "IMAGE", default_value_t = render::default_image())]
+    pub image: String,
+    /// --on kubernetes: CPU each pod asks for.
+    #[arg(long = "k8s-cpu", value_name = "CPU", default_value = "500m")]
+    pub cpu: String,
+    /// --on kubernetes: memory each pod asks for and may use.
+    #[arg(long = "k8s-memory", value_name = "MEMORY", default_value = "512Mi")]
+    pub memory: String,
+    /// --on kubernetes: the Secret whose keys are the `${env:NAME}` the file reads.
+    #[arg(long = "k8s-env-secret", value_name = "SECRET")]
+    pub env_secret: Option<String>,
+    /// --on kubernetes: `soft` or `hard` spreading of the pods over nodes.
+    #[arg(long = "k8s-spread", value_enum, default_value_t = SpreadArg::Soft)]
+    pub spread: SpreadArg,
+}
+
+impl K8sRunArgs {
+    /// The launcher these flags describe.
+    pub fn launcher(&self) -> crate::launcher::KubernetesLauncher {
+        let target = crate::launcher::Target {
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+        };
+        let options = Options {
+            namespace: self.namespace.clone().unwrap_or_else(|| "default".into()),
+            image: self.image.clone(),
+            cpu: self.cpu.clone(),
+            memory: self.memory.clone(),
+            env_secret: self.env_secret.clone(),
+            spread: match self.spread {
+                SpreadArg::Soft => Spread::Soft,
+                SpreadArg::Hard => Spread::Hard,
+            },
+        };
+        crate::launcher::KubernetesLauncher::new(target, options)
+    }
+}

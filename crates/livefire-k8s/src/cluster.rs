@@ -430,7 +430,11 @@ fn describe(e: &kube::Error) -> String {
             let mut text = e.to_string();
             let mut source = std::error::Error::source(e);
             while let Some(s) = source {
-                text = format!("{text}: {s}");
+                // Layers often repeat the one below them; say each thing once.
+                let part = s.to_string();
+                if !text.contains(&part) {
+                    text = format!("{text}: {part}");
+                }
                 source = s.source();
             }
             text

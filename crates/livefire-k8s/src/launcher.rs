@@ -102,8 +102,14 @@ impl KubernetesLauncher {
         Ok(c)
     }
 
-    /// The objects of `spec`, rendered now for `cluster`'s namespace.
-    fn objects(&self, spec: &LaunchSpec, cluster: &Cluster) -> Result<Objects, LaunchError> {
+    /// The objects of `spec`, rendered now for `cluster`'s namespace, starting at
+    /// `start_at`.
+    fn objects(
+        &self,
+        spec: &LaunchSpec,
+        cluster: &Cluster,
+        start_at: SystemTime,
+    ) -> Result<Objects, LaunchError> {
         let plan = livefire_engine::plan::plan(&spec.file, &spec.vars, spec.env.as_deref())
             .map_err(|e| LaunchError::Refused(e.to_string()))?;
         let mut run = Split {
@@ -111,7 +117,7 @@ impl KubernetesLauncher {
             text: &spec.text,
             run_id: &spec.run_id,
             count: spec.count,
-            start_at: spec.start_at,
+            start_at,
             vars: &spec.vars,
             env: spec.env.as_deref(),
         }
@@ -147,7 +153,8 @@ impl Launcher for KubernetesLauncher {
         Box::pin(async move {
             check_count(spec.count)?;
             let cluster = self.cluster().await.map_err(refused)?;
-            self.objects(spec, &cluster)?;
+            // The shared start is chosen at launch; the objects' shape is checked now.
+            self.objects(spec, &cluster, SystemTime::now() + allowance(spec.count))?;
             cluster.check_access().await.map_err(refused)
         })
     }
@@ -159,7 +166,7 @@ impl Launcher for KubernetesLauncher {
         Box::pin(async move {
             check_count(spec.count)?;
             let cluster = self.cluster().await.map_err(refused)?;
-            let objects = self.objects(spec, &cluster)?;
+            let objects = self.objects(spec, &cluster, spec.start_at)?;
             let name = objects.job.metadata.name.clone().unwrap_or_default();
             cluster.create(&objects).await.map_err(refused)?;
             let ready_by = spec

@@ -138,6 +138,9 @@ pub struct RunArgs {
         requires = "segments"
     )]
     pub on: On,
+    #[cfg(feature = "kubernetes")]
+    #[command(flatten)]
+    pub k8s: livefire_k8s::cli::K8sRunArgs,
 }
 
 /// Where a split run's segments run.

@@ -119,10 +119,14 @@ fn validate(args: cli::ValidateArgs) -> Exit {
 /// `livefire run`.
 fn run(args: cli::RunArgs) -> Exit {
     let (segments, on) = (args.segments, args.on);
+    let launcher = match on {
+        cli::On::Kubernetes => kubernetes_launcher(&args),
+        on => launcher(on),
+    };
     let opts = run_options(args);
     match segments {
         None => finish(livefire_engine::run(opts)),
-        Some(count) => match launcher(on) {
+        Some(count) => match launcher {
             Ok(launcher) => finish(livefire_engine::run_split(opts, count, launcher)),
             Err(e) => {
                 eprintln!("livefire: {e}");
@@ -178,10 +182,26 @@ fn launcher(on: cli::On) -> Result<Box<dyn livefire_engine::segments::Launcher>,
             Ok(Box::new(livefire_engine::segments::LocalLauncher::new(me)))
         }
         cli::On::Kubernetes => Err(
-            "--on kubernetes: this livefire was built without the Kubernetes back end (nothing was applied)"
+            "--on kubernetes: this livefire was built without the Kubernetes back end: build it with `cargo build --features kubernetes` or use the container image (nothing was applied)"
                 .into(),
         ),
     }
+}
+
+/// `--on kubernetes`, with its `--k8s-*` flags.
+#[cfg(feature = "kubernetes")]
+fn kubernetes_launcher(
+    args: &cli::RunArgs,
+) -> Result<Box<dyn livefire_engine::segments::Launcher>, String> {
+    Ok(Box::new(args.k8s.launcher()))
+}
+
+/// `--on kubernetes` in a build without the back end.
+#[cfg(not(feature = "kubernetes"))]
+fn kubernetes_launcher(
+    _args: &cli::RunArgs,
+) -> Result<Box<dyn livefire_engine::segments::Launcher>, String> {
+    launcher(cli::On::Kubernetes)
 }
 
 /// `livefire agent`: one segment of a split run. Its stdout is the protocol, so even a

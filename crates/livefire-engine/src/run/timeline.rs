@@ -102,13 +102,16 @@ pub(super) async fn during(
     abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
 ) -> (Option<AbortCause>, Vec<FinishedLoad>) {
     let shared = ctx.shared;
+    let mut segments_entry = None;
     // A split run starts when its segments do, past the ready barrier.
     let (during_start, following) = match ctx.split.take() {
         None => (Instant::now(), None),
         Some(split) => {
+            segments_entry = segments_ledger_add(shared, &split);
             match crate::segments::coordinator::launch(split, &shared.journal, abort_rx).await {
                 Ok(f) => (f.start, Some(f)),
                 Err(cause) => {
+                    segments_ledger_clear(shared, segments_entry.take()).await;
                     journal_abort(&shared.journal, Some(&cause));
                     return (Some(cause), Vec::new());
                 }
@@ -184,6 +187,8 @@ pub(super) async fn during(
     let cause = wait_for_end(&mut tasks, abort_rx, end, max_end).await;
     crate::view::end_line(ctx.view);
     let finished = stop_tasks(tasks).await;
+    // The segments are stopped (and their objects deleted) once their task ended.
+    segments_ledger_clear(shared, segments_entry.take()).await;
     // The windows not journaled yet, now that every load has stopped.
     crate::workload::journal_windows(
         ctx.store,
@@ -198,6 +203,56 @@ pub(super) async fn during(
     }
     journal_abort(&shared.journal, cause.as_ref());
     (cause, finished)
+}
+
+/// A back end whose segments can outlive this process (Kubernetes objects) has its
+/// record written to the ledger before the launch, so `livefire recover` deletes them
+/// after a crash. Returns the entry's id and record.
+fn segments_ledger_add(
+    shared: &Shared,
+    split: &crate::segments::coordinator::Split,
+) -> Option<(u64, livefire_core::undo::UndoRecord)> {
+    let record = split.launcher.undo_record(&split.spec)?;
+    let activity = crate::ledger::Activity {
+        name: "segments",
+        id: "segments",
+        display: "segments",
+        kind: "segments",
+    };
+    let mut ledger = shared.ledger.lock().unwrap_or_else(|p| p.into_inner());
+    match ledger.add(&activity, &record, &[record.resource()]) {
+        Ok(id) => Some((id, record)),
+        Err(e) => {
+            tracing::error!("cannot write the segments' record to the ledger: {e}");
+            None
+        }
+    }
+}
+
+/// Once the segments are stopped: their record's undo (idempotent: it deletes what is
+/// left by the run's label) and the ledger entry done, or left, loudly, for `recover`.
+async fn segments_ledger_clear(
+    shared: &Shared,
+    entry: Option<(u64, livefire_core::undo::UndoRecord)>,
+) {
+    let Some((id, record)) = entry else { return };
+    let undo = tokio::task::spawn_blocking({
+        let record = record.clone();
+        move || livefire_faults::undo(&record)
+    })
+    .await;
+    let mut ledger = shared.ledger.lock().unwrap_or_else(|p| p.into_inner());
+    let written = match undo {
+        Ok(Ok(_)) => ledger.done(id),
+        Ok(Err(e)) => {
+            tracing::error!("cannot {}: {e}; run `livefire recover`", record.describe());
+            ledger.failed(id, "run", &e.to_string())
+        }
+        Err(e) => ledger.failed(id, "run", &e.to_string()),
+    };
+    if let Err(e) = written {
+        tracing::error!("cannot write the ledger: {e}");
+    }
 }
 
 /// The watchdog: a plain thread, so it rolls back even if the async engine stalls. It

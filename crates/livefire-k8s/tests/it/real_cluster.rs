@@ -1,7 +1,7 @@
 //! Against a real cluster, only when asked: `LIVEFIRE_K8S_TEST=1` with a kubeconfig
 //! (KUBECONFIG or ~/.kube/config) whose user has deploy/rbac.yaml's rights in
 //! `LIVEFIRE_K8S_NAMESPACE` (default `livefire`), and the image `LIVEFIRE_K8S_IMAGE`
-//! (default `livefire:<version>`) loaded in the cluster. docs/SCALE.md has the steps
+//! (default `livefire:<version>`) loaded in the cluster. docs/kubernetes.md has the steps
 //! on kind. Otherwise each test says SKIPPED and why.
 
 use std::path::Path;
@@ -17,7 +17,7 @@ fn asked() -> Option<String> {
     if std::env::var("LIVEFIRE_K8S_TEST").as_deref() != Ok("1") {
         livefire_testkit::skip_unsupported(
             "needs a Kubernetes cluster: set LIVEFIRE_K8S_TEST=1 with a kubeconfig \
-             (docs/SCALE.md, \"Testing against a cluster\")",
+             (docs/kubernetes.md, \"Testing against a cluster\")",
         );
         return None;
     }
