@@ -118,6 +118,67 @@ pub fn unnoticed_findings(
         .collect()
 }
 
+/// Adds the `nobody_noticed` findings among `findings` to a SARIF log (the run's
+/// findings.sarif, built from its fuzz findings): the rule once, and a result per
+/// unnoticed fault, located at the experiment file, so code scanning lists them beside
+/// what the fuzzer found.
+pub fn add_to_sarif(sarif: &mut serde_json::Value, findings: &[FindingSummary], experiment: &str) {
+    let unnoticed: Vec<&FindingSummary> = findings
+        .iter()
+        .filter(|f| f.rule == "nobody_noticed")
+        .collect();
+    let Some(run) = sarif
+        .get_mut("runs")
+        .and_then(|r| r.get_mut(0))
+        .filter(|_| !unnoticed.is_empty())
+    else {
+        return;
+    };
+    let rules = run
+        .pointer_mut("/tool/driver/rules")
+        .and_then(|r| r.as_array_mut());
+    let index = match rules {
+        Some(rules) => {
+            rules.push(serde_json::json!({
+                "id": "nobody_noticed",
+                "name": "nobody_noticed",
+                "shortDescription": { "text": "a fault no detector noticed while it was active" },
+                "defaultConfiguration": { "level": "error" },
+                "properties": { "tags": ["resilience", "observability"] },
+            }));
+            rules.len() - 1
+        }
+        None => return,
+    };
+    let results: Vec<serde_json::Value> = unnoticed
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "ruleId": "nobody_noticed",
+                "ruleIndex": index,
+                "level": "error",
+                "message": { "text": f.title },
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": { "uri": experiment },
+                        "region": { "startLine": 1 },
+                    },
+                    "logicalLocations": [{ "name": f.operation, "kind": "resource" }],
+                }],
+                "partialFingerprints": { "livefireFinding/v1": format!("{}|nobody_noticed", f.operation) },
+                "properties": {
+                    "severity": f.severity,
+                    "at_ms": f.at_ms,
+                    "active_faults": f.active_faults,
+                },
+            })
+        })
+        .collect();
+    if let Some(list) = run.get_mut("results").and_then(|r| r.as_array_mut()) {
+        list.extend(results);
+    }
+}
+
 /// The text lines of the end-of-run summary: `who noticed `primary killed`: health
 /// answers after 0.12s, load orders after 0.02s; nobody: api-fuzz`.
 pub fn lines(detectors: &[FaultDetectors]) -> Vec<String> {
@@ -489,5 +550,35 @@ mod tests {
         );
         assert!(s.detectors[0].detectors[0].how.contains("base/5/16390"));
         assert!(!s.detectors[0].nobody_noticed);
+    }
+
+    #[test]
+    fn nobody_noticed_is_a_sarif_result_beside_the_fuzz_findings() {
+        let s = summarize(&parse_journal(&journal()));
+        let mut sarif = serde_json::json!({
+            "runs": [{ "tool": { "driver": { "rules": [{ "id": "server_error" }] } }, "results": [] }]
+        });
+        super::add_to_sarif(&mut sarif, &s.findings, "experiment.yaml");
+        let run = &sarif["runs"][0];
+        assert_eq!(run["tool"]["driver"]["rules"][1]["id"], "nobody_noticed");
+        let results = run["results"].as_array().unwrap();
+        assert_eq!(results.len(), 1, "{results:?}");
+        assert_eq!(results[0]["ruleId"], "nobody_noticed");
+        assert_eq!(results[0]["ruleIndex"], 1);
+        assert!(
+            results[0]["message"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("nobody noticed `link slow`"),
+            "{results:?}"
+        );
+        assert_eq!(results[0]["properties"]["active_faults"][0], "link slow");
+        // Nothing unnoticed: the log is left as it was.
+        let mut clean = serde_json::json!({ "runs": [{ "tool": { "driver": { "rules": [] } }, "results": [] }] });
+        super::add_to_sarif(&mut clean, &[], "experiment.yaml");
+        assert_eq!(
+            clean["runs"][0]["tool"]["driver"]["rules"],
+            serde_json::json!([])
+        );
     }
 }

@@ -98,16 +98,24 @@ pub(super) fn decide(shared: Shared, facts: &Facts) -> (Verdict, Exit) {
     (verdict, exit)
 }
 
-/// Writes findings.sarif (when there are findings), then summary.json, report.html and
-/// junit.xml: the same function as `livefire report`. Returns the summary (`None` when
-/// it could not be written).
+/// Writes summary.json, report.html and junit.xml (the same function as `livefire
+/// report`), then findings.sarif when there are findings (the fuzzer's, and faults
+/// nobody noticed). Returns the summary (`None` when it could not be written).
 pub(super) fn write_outputs(
     run_dir: &Path,
     plan: &Plan,
     found: &[livefire_fuzz::Finding],
     failing: usize,
 ) -> Option<livefire_report::Summary> {
-    if !found.is_empty() {
+    let summary = match livefire_report::write_outputs(run_dir) {
+        Ok(outputs) => Some(outputs.summary),
+        Err(e) => {
+            tracing::error!("{e}");
+            None
+        }
+    };
+    let unnoticed = summary.as_ref().map_or(&[][..], |s| &s.findings[..]);
+    if !found.is_empty() || unnoticed.iter().any(|f| f.rule == "nobody_noticed") {
         let spec_uri = plan
             .activities
             .iter()
@@ -116,25 +124,23 @@ pub(super) fn write_outputs(
                 _ => None,
             })
             .unwrap_or_default();
-        let sarif = livefire_fuzz::sarif::to_sarif(found, &spec_uri, None);
+        let mut sarif = livefire_fuzz::sarif::to_sarif(found, &spec_uri, None);
+        // Faults nobody noticed are results too, located at the experiment as run.
+        livefire_report::detectors::add_to_sarif(&mut sarif, unnoticed, "experiment.yaml");
         if let Err(e) = std::fs::write(
             run_dir.join("findings.sarif"),
             serde_json::to_string_pretty(&sarif).unwrap_or_default(),
         ) {
             tracing::error!("cannot write findings.sarif: {e}");
         }
-        tracing::warn!(
-            "{} finding(s), {failing} at or above the failing severity; see findings.sarif",
-            found.len()
-        );
-    }
-    match livefire_report::write_outputs(run_dir) {
-        Ok(outputs) => Some(outputs.summary),
-        Err(e) => {
-            tracing::error!("{e}");
-            None
+        if !found.is_empty() {
+            tracing::warn!(
+                "{} finding(s), {failing} at or above the failing severity; see findings.sarif",
+                found.len()
+            );
         }
     }
+    summary
 }
 
 /// The last lines a person reads: what the failovers cost the writers, the verdict,

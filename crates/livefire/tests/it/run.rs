@@ -498,3 +498,40 @@ fn dry_run_names_faults_for_people_and_prints_the_same_text_every_time() {
     let (_, again, _) = run(&mut cmd);
     assert_eq!(out, again, "the same file prints the same plan");
 }
+
+#[test]
+fn a_fault_nobody_noticed_is_a_result_in_findings_sarif() {
+    // No hypothesis, no guardrail, no load: nothing could notice the pause.
+    let home = Home::new();
+    let victim = Victim::start();
+    let file = home.file(&pause_experiment(victim.pid(), 1, ""));
+    let (code, _, err) = run(&mut home.run(&file));
+    assert_eq!(
+        code, 0,
+        "unnoticed does not fail the verdict on its own: {err}"
+    );
+    assert!(victim.running());
+    let sarif: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(home.run_dir().join("findings.sarif"))
+            .expect("findings.sarif holds the unnoticed fault"),
+    )
+    .unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let unnoticed: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|r| r["ruleId"] == "nobody_noticed")
+        .collect();
+    assert_eq!(unnoticed.len(), 1, "{results:?}");
+    assert!(
+        unnoticed[0]["message"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("nobody noticed `victim paused`"),
+        "{unnoticed:?}"
+    );
+    let rule = unnoticed[0]["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(
+        sarif["runs"][0]["tool"]["driver"]["rules"][rule]["id"],
+        "nobody_noticed"
+    );
+}
