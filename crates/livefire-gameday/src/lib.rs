@@ -10,6 +10,7 @@
 
 pub mod active;
 pub mod client;
+pub mod facilitator;
 pub mod live;
 pub mod marks;
 pub mod notify;
@@ -31,8 +32,14 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:0";
 /// engine, same exit codes) and serves the responders' page on `listen` while it runs.
 /// The page's address is taken first: one in use is an error before anything is
 /// applied. `--dry-run` prints the plan and serves nothing.
-pub fn run(mut opts: RunOptions, listen: &str) -> Result<Outcome, RunError> {
+///
+/// With `facilitator`, the terminal shows the facilitator's view
+/// ([`facilitator::Facilitator`]) instead of the progress line.
+pub fn run(mut opts: RunOptions, listen: &str, facilitator: bool) -> Result<Outcome, RunError> {
     if !opts.dry_run {
+        if facilitator {
+            opts.view = livefire_engine::view::View::Quiet;
+        }
         let listener = std::net::TcpListener::bind(listen)
             .and_then(|l| l.set_nonblocking(true).map(|_| l))
             .map_err(|e| {
@@ -40,18 +47,19 @@ pub fn run(mut opts: RunOptions, listen: &str) -> Result<Outcome, RunError> {
                     "--listen {listen}: {e}: pick a free address such as {DEFAULT_LISTEN} (nothing was applied)"
                 ))
             })?;
-        opts.attach = Some(attach(listener));
+        opts.attach = Some(attach(listener, facilitator));
     }
     livefire_engine::run(opts)
 }
 
 /// What runs beside the engine during a game day: the responders' page on `listener`
-/// and the record `livefire mark` finds it by.
-pub fn attach(listener: std::net::TcpListener) -> Attach {
+/// and the record `livefire mark` finds it by (and the facilitator's terminal view, with
+/// `facilitator`).
+pub fn attach(listener: std::net::TcpListener, facilitator: bool) -> Attach {
     let slot = Mutex::new(Some(listener));
     Attach(Arc::new(move |run: Attached<'_>| -> Box<dyn Send> {
         match slot.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            Some(listener) => Box::new(Session::start(run, listener)),
+            Some(listener) => Box::new(Session::start(run, listener, facilitator)),
             None => Box::new(()),
         }
     }))
@@ -61,12 +69,13 @@ pub fn attach(listener: std::net::TcpListener) -> Attach {
 struct Session {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     record: Option<PathBuf>,
+    facilitator: Option<facilitator::Facilitator>,
     /// Dropped last: it tells the hook what the run wrote at its very end.
     notifier: Option<notify::Notifier>,
 }
 
 impl Session {
-    fn start(run: Attached<'_>, listener: std::net::TcpListener) -> Session {
+    fn start(run: Attached<'_>, listener: std::net::TcpListener, facilitator: bool) -> Session {
         let journal_path = run.run_dir.join("journal.jsonl");
         let sink = marks::LiveSink {
             journal: run.journal.clone(),
@@ -76,6 +85,7 @@ impl Session {
         let mut session = Session {
             tasks: Vec::new(),
             record: None,
+            facilitator: None,
             notifier: None,
         };
         if let Some(n) = run
@@ -134,6 +144,17 @@ impl Session {
         eprintln!(
             "livefire gameday: the responders' page is at {url}; responders mark with `livefire mark detected|mitigated|resolved --as NAME`"
         );
+        if facilitator {
+            let socket = livefire_engine::control::socket_of(run.run_id);
+            match facilitator::Facilitator::start(&journal_path, &socket, &url) {
+                Ok(f) => session.facilitator = Some(f),
+                Err(e) => run.journal.emit(Event::Warning {
+                    message: format!(
+                        "the facilitator's terminal view cannot start ({e}): end curveballs with `end curveball N` on the control socket, halt with `livefire halt`"
+                    ),
+                }),
+            }
+        }
         session
     }
 }

@@ -12,6 +12,10 @@ pub struct GamedayArgs {
     /// URL is printed).
     #[arg(long, value_name = "ADDR", default_value = livefire_gameday::DEFAULT_LISTEN)]
     pub listen: String,
+    /// No facilitator's terminal view: the progress line, as `livefire run` prints it
+    /// (the view is shown only when stdout is a terminal anyway).
+    #[arg(long)]
+    pub no_tui: bool,
 }
 
 #[derive(Debug, Args)]
@@ -32,8 +36,10 @@ pub struct MarkArgs {
 
 /// `livefire gameday FILE`.
 pub(crate) fn gameday(args: GamedayArgs) -> Exit {
+    use std::io::IsTerminal;
+    let facilitator = !args.no_tui && std::io::stdout().is_terminal();
     let opts = crate::run_options(args.run);
-    crate::finish(livefire_gameday::run(opts, &args.listen))
+    crate::finish(livefire_gameday::run(opts, &args.listen, facilitator))
 }
 
 /// `livefire mark KIND`.

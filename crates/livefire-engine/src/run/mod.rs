@@ -527,8 +527,8 @@ async fn execute(
     });
     journal.emit(crate::journal_plan::plan_event(plan));
     crate::journal_plan::index_run(&journal, &run_id, &run_dir, &plan.title);
-    // Kept to the end of this function: dropped once the verdict is written.
-    let _attached = attach.map(|a| {
+    // Kept until the verdict is written (dropped before it is printed).
+    let attached = attach.map(|a| {
         (a.0)(Attached {
             run_id: &run_id,
             run_dir: &run_dir,
@@ -643,6 +643,9 @@ async fn execute(
     let (verdict, exit) = teardown::decide(shared, &facts);
     let found = std::mem::take(&mut *tally.findings.all.lock().unwrap_or_else(|p| p.into_inner()));
     let summary = teardown::write_outputs(&run_dir, plan, &found, facts.failing_findings);
+    // What runs beside the run stops once the verdict is in the journal, before it is
+    // printed: a full-screen terminal view gives the terminal back first.
+    drop(attached);
     teardown::print_verdict(verdict, exit, summary.as_ref(), &run_dir);
     Outcome {
         exit,

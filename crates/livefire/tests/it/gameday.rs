@@ -406,3 +406,160 @@ fn halting_mid_game_rolls_every_curveball_back() {
         "{s}"
     );
 }
+
+/// A tmux server of its own (`-L`), killed when dropped, so a test never touches the
+/// user's sessions.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let socket = format!(
+            "livefire-test-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        );
+        let status = std::process::Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                "gd",
+                "-x",
+                "160",
+                "-y",
+                "45",
+            ])
+            .arg(command)
+            .status()
+            .unwrap();
+        assert!(status.success(), "tmux starts a session");
+        Tmux { socket }
+    }
+    fn screen(&self) -> String {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "gd"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    /// The screen once it shows everything in `wanted` (waits up to 30 s).
+    fn wait_for(&self, wanted: &[&str]) -> String {
+        for _ in 0..300 {
+            let screen = self.screen();
+            if wanted.iter().all(|w| screen.contains(w)) {
+                return screen;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("the screen never showed {wanted:?}:\n{}", self.screen());
+    }
+    fn keys(&self, keys: &str) {
+        let status = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "gd", keys])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn the_facilitators_terminal_view_shows_what_is_active_and_next_and_its_keys_end_and_halt() {
+    if std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        livefire_testkit::skip_missing("tmux not found", "apt-get install tmux");
+        return;
+    }
+    let home = Home::new();
+    let (a, b) = (Victim::start(), Victim::start());
+    // Seed 7 draws `the cache stalls` from 1 s to 7 s, then the pause of v1 from 6.1 s.
+    let file = home.file(&format!(
+        "version: 1\ntitle: facilitated\nsettings: {{ seed: 7 }}\ntargets:\n  v0: {{ process: {{ pid: {} }} }}\n  v1: {{ process: {{ pid: {} }} }}\ntimeline: []\nscenario:\n  draw: 2\n  window: [1s, 16s]\n  duration: [6s, 6s]\n  hidden: true\n  pool:\n    - {{ name: the cache stalls, fault: {{ process.pause: {{ target: v0 }} }} }}\n    - {{ fault: {{ process.pause: {{ target: v1 }} }} }}\n",
+        a.pid(),
+        b.pid()
+    ));
+    let code = home.path().join("exit-code");
+    let tmux = Tmux::start(&format!(
+        "env LIVEFIRE_HOME={} {} gameday {} --out {}; echo $? > {}; sleep 60",
+        home.path().join("home").display(),
+        env!("CARGO_BIN_EXE_livefire"),
+        file.display(),
+        home.path().join("runs").display(),
+        code.display()
+    ));
+    // The facilitator sees the hidden curveball's kind and target, and what comes next.
+    let screen = tmux.wait_for(&["ACTIVE", "next: curveball 2 (next in"]);
+    let row = screen
+        .lines()
+        .find(|l| l.contains("the cache stalls"))
+        .unwrap_or_else(|| panic!("no row for curveball 1:\n{screen}"));
+    assert!(
+        row.contains("process.pause v0") && row.contains("ACTIVE"),
+        "{row}"
+    );
+    assert!(screen.contains("active: curveball 1"), "{screen}");
+    assert!(screen.contains("1-9 end that curveball now"), "{screen}");
+    assert!(a.wait_state('T'));
+
+    // `1` ends curveball 1 now: rolled back, journaled as the facilitator's.
+    tmux.keys("1");
+    let screen = tmux.wait_for(&["ended `curveball 1: the cache stalls` early"]);
+    assert!(a.running(), "v0 still paused\n{screen}");
+    let events = wait_for_journal(&home, |e| {
+        e.iter()
+            .any(|e| e["type"] == "fault_rolled_back" && e["by"] == "facilitator")
+    });
+    let ended = events
+        .iter()
+        .find(|e| e["type"] == "fault_rolled_back")
+        .unwrap();
+    assert_eq!(ended["activity"], "curveball 1: the cache stalls");
+
+    // `H` halts all once curveball 2 is active: everything rolled back, exit 2, and the
+    // terminal is given back before the verdict is printed.
+    wait_for_journal(&home, |e| count(e, "fault_applied") == 2);
+    assert!(b.wait_state('T'));
+    tmux.keys("H");
+    let screen = tmux.wait_for(&["verdict: aborted (exit 2)"]);
+    assert!(
+        !screen.contains("keys: 1-9"),
+        "the view is still up:\n{screen}"
+    );
+    tmux.wait_for(&["verdict: aborted (exit 2)", "run folder: "]);
+    // The shell writes livefire's exit status once it has exited.
+    let status = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            std::fs::read_to_string(&code)
+                .ok()
+                .filter(|s| s.ends_with('\n'))
+        })
+        .expect("livefire exits");
+    assert_eq!(status.trim(), "2");
+    assert!(a.running() && b.running(), "{} {}", a.state(), b.state());
+    let journal = home.journal();
+    assert_eq!(
+        journal.matches("\"type\":\"fault_rolled_back\"").count(),
+        2,
+        "{journal}"
+    );
+    assert!(!journal.contains("\"ok\":false"), "{journal}");
+    assert!(home.ledger_index().trim().is_empty());
+}
