@@ -560,7 +560,7 @@ async fn execute(
         setup_error = start_setup(plan, &run_dir, &journal, &mut children, &mut abort_rx).await;
     }
     let targets = setup::fault_targets(plan, &children, &shared);
-    let (control, socket) = start_control(&run_id, &shared, &abort_tx);
+    let (control, socket, control_shared) = start_control(&run_id, &shared, &abort_tx);
     let (mut aborted, setup_failed) = match setup_error {
         None => (None, false),
         Some(SetupError::Aborted(cause)) => (Some(cause), false),
@@ -632,6 +632,7 @@ async fn execute(
         rollback_notice,
         control,
         socket,
+        control_shared,
     };
     teardown::stop_everything(&shared, started).await;
     let facts = teardown::Facts {
@@ -675,12 +676,15 @@ fn start_control(
     run_id: &str,
     shared: &Shared,
     abort_tx: &mpsc::UnboundedSender<AbortCause>,
-) -> (Option<tokio::task::JoinHandle<()>>, PathBuf) {
+) -> (Option<tokio::task::JoinHandle<()>>, PathBuf, Arc<Shared>) {
     let (halt_tx, mut halt_rx) = mpsc::unbounded_channel::<()>();
     let socket = crate::home::active_dir().join(format!("{run_id}.sock"));
     let status_active = shared.active.clone();
     let status_id = run_id.to_owned();
-    let ender = shared.clone();
+    // The socket's task only borrows the run's state: the teardown drops the one strong
+    // reference, so the ledger is the run's alone again when it is closed.
+    let control_shared = Arc::new(shared.clone());
+    let ender = Arc::downgrade(&control_shared);
     let control = std::fs::create_dir_all(crate::home::active_dir()).and_then(|_| {
         crate::control::serve(
             &socket,
@@ -697,7 +701,12 @@ fn start_control(
                     }
                 )
             },
-            move |n| end_curveball(&ender, n),
+            move |n| match ender.upgrade() {
+                Some(shared) => end_curveball(&shared, n),
+                None => {
+                    format!("the run is ending: curveball {n} is rolled back with everything else")
+                }
+            },
         )
     });
     let control = match control {
@@ -717,7 +726,7 @@ fn start_control(
             let _ = halt_abort.send(AbortCause::Halt);
         }
     });
-    (control, socket)
+    (control, socket, control_shared)
 }
 
 /// Rolls back curveball `n` now, if it is active: the facilitator ended it early. The

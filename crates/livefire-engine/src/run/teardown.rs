@@ -21,6 +21,9 @@ pub(super) struct Started {
     pub rollback_notice: tokio::task::JoinHandle<()>,
     pub control: Option<tokio::task::JoinHandle<()>>,
     pub socket: std::path::PathBuf,
+    /// What the control socket's `end curveball` reaches the run through (it holds a weak
+    /// reference): dropped here, so the ledger can be closed.
+    pub control_shared: Arc<Shared>,
 }
 
 /// Stops setup processes (newest first), the exporter, the run's proxies, the control
@@ -42,6 +45,7 @@ pub(super) async fn stop_everything(shared: &Shared, mut started: Started) {
         c.abort();
     }
     let _ = std::fs::remove_file(&started.socket);
+    drop(started.control_shared);
 }
 
 /// What the phases found, for the verdict.
