@@ -181,7 +181,7 @@ pub(super) async fn during(
     if ctx.view != crate::view::View::Quiet {
         tasks
             .referee
-            .spawn(progress_task(&ctx, during_start, &board));
+            .spawn(progress_task(&ctx, during_start, lag, &board));
     }
 
     let cause = wait_for_end(&mut tasks, abort_rx, end, max_end).await;
@@ -502,6 +502,8 @@ fn spawn_referees(
 fn progress_task(
     ctx: &During<'_>,
     during_start: Instant,
+    // Shows the metrics of seconds this old (a split run's windows arrive later).
+    metric_lag: Duration,
     board: &crate::view::Board,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let (active, board, metrics, journal, view) = (
@@ -536,7 +538,9 @@ fn progress_task(
                 &loads,
                 &campaigns,
                 &metrics,
-                journal.now_ms(),
+                journal
+                    .now_ms()
+                    .saturating_sub(metric_lag.as_millis() as u64),
             );
             crate::view::print(view, &line);
         }
