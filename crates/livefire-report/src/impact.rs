@@ -29,20 +29,28 @@ pub(crate) fn first_load_impact(
 ) -> Option<(u64, String)> {
     let first_second = applied_ms / 1000;
     let mut best: Option<(u64, String)> = None;
+    // Only the seconds from the baseline to the rollback matter: each is decoded when
+    // it is looked at and dropped after (a decoded histogram is ~190 KB; a fault of a
+    // long run must not hold every second of every load, nor decode them).
+    let from_second = first_second.saturating_sub(BASELINE_SECONDS);
+    let until_second = until_ms.div_ceil(1000);
     for load in journal.loads() {
-        let seconds: Vec<(u64, Window)> = load
+        let mut seconds: Vec<(u64, usize)> = load
             .total
             .iter()
-            .filter_map(|&i| {
-                let w = &journal.windows[i];
-                Some((w.second, w.decode()?))
-            })
+            .map(|&i| (journal.windows[i].second, i))
+            .filter(|(s, _)| (from_second..=until_second).contains(s))
             .collect();
+        seconds.sort_unstable();
+        let decode = |i: usize| journal.windows[i].decode();
         let mut base = Window::default();
         let mut base_seconds = 0u64;
-        for (s, w) in &seconds {
-            if *s + BASELINE_SECONDS >= first_second && *s < first_second {
-                base.merge(w);
+        for &(s, i) in &seconds {
+            if s + BASELINE_SECONDS >= first_second
+                && s < first_second
+                && let Some(w) = decode(i)
+            {
+                base.merge(&w);
                 base_seconds += 1;
             }
         }
@@ -52,14 +60,15 @@ pub(crate) fn first_load_impact(
         let base_p99 = p99_ms(&base);
         let base_err = error_rate(&base);
         let base_rps = base.counts.completed() as f64 / base_seconds as f64;
-        for (s, w) in &seconds {
+        for &(s, i) in &seconds {
             // A second that starts after the fault was applied and before it was
             // rolled back (the second it was applied in is mixed: skip it).
             let start = s * 1000;
-            if *s <= first_second || start >= until_ms {
+            if s <= first_second || start >= until_ms {
                 continue;
             }
-            let signal = changed(w, base_p99, base_err, base_rps);
+            let Some(w) = decode(i) else { continue };
+            let signal = changed(&w, base_p99, base_err, base_rps);
             if let Some(what) = signal {
                 let at = start.max(applied_ms);
                 if best.as_ref().is_none_or(|(t, _)| at < *t) {

@@ -2,6 +2,7 @@
 //! journal stops, a journal from a newer livefire, and the metric windows of loads.
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::Path;
 
 use livefire_core::events::{Event, JOURNAL_VERSION, PlannedActivity, PlannedCondition, Record};
@@ -53,43 +54,67 @@ impl RawWindow {
 /// Reads a journal. A line that is not JSON (a run that crashed mid-write) or an event
 /// that does not have the fields its type needs (a corrupted file) ends the reading
 /// there, with `stopped` saying where; a journal from a newer version says so. Errors
-/// only when the file cannot be read at all.
+/// only when the file cannot be read at all. The file is read a line at a time (a
+/// one-hour journal is tens of MB; only the parsed events are kept).
 pub fn read_journal(path: &Path) -> std::io::Result<Journal> {
-    let bytes = std::fs::read(path)?;
-    Ok(parse_journal(&String::from_utf8_lossy(&bytes)))
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut journal = Journal::default();
+    let mut buf = Vec::new();
+    let mut line_no = 0;
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        line_no += 1;
+        if !journal.push_line(line_no, &String::from_utf8_lossy(&buf)) {
+            break;
+        }
+    }
+    Ok(journal)
 }
 
 /// Parses a journal's text; see [`read_journal`].
 pub fn parse_journal(text: &str) -> Journal {
     let mut journal = Journal::default();
     for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
+        if !journal.push_line(i + 1, line) {
+            break;
+        }
+    }
+    journal
+}
+
+impl Journal {
+    /// Adds one line of the journal; false when the reading stops there (`stopped`
+    /// says why).
+    fn push_line(&mut self, line_no: usize, line: &str) -> bool {
         if line.trim().is_empty() {
-            continue;
+            return true;
         }
         let value: serde_json::Value = match serde_json::from_str(line) {
             Ok(v) => v,
             Err(e) => {
-                journal.stopped = Some(format!(
+                self.stopped = Some(format!(
                     "line {line_no}: the journal stops here: the line is not complete JSON ({e}); the run probably ended while writing it"
                 ));
-                break;
+                return false;
             }
         };
         let v = value.get("v").and_then(|v| v.as_u64());
         match v {
             Some(v) if v > u64::from(JOURNAL_VERSION) => {
-                journal.stopped = Some(format!(
+                self.stopped = Some(format!(
                     "line {line_no}: journal version {v} is newer than this livefire reads ({JOURNAL_VERSION}): upgrade livefire to read the rest"
                 ));
-                break;
+                return false;
             }
             Some(_) => {}
             None => {
-                journal.stopped = Some(format!(
+                self.stopped = Some(format!(
                     "line {line_no}: the journal stops here: the line has no version `v`; is this a livefire journal?"
                 ));
-                break;
+                return false;
             }
         }
         let kind = value
@@ -102,31 +127,31 @@ pub fn parse_journal(text: &str) -> Journal {
         // No run lasts a hundred years: such a time is damage, and would overflow the
         // arithmetic of the charts.
         if t > MAX_MS || second > MAX_MS / 1000 {
-            journal.stopped = Some(format!(
+            self.stopped = Some(format!(
                 "line {line_no}: the journal stops here: a time beyond a hundred years; the file may be corrupted"
             ));
-            break;
+            return false;
         }
         if kind == WINDOW_EVENT
             && let Some(w) = raw_window(&value, t)
         {
-            journal.windows.push(w);
-            continue;
+            self.windows.push(w);
+            return true;
         }
         match serde_json::from_value::<Record>(value) {
-            Ok(r) => journal.records.push(r),
+            Ok(r) => self.records.push(r),
             Err(e) if e.to_string().contains("unknown variant") => {
-                *journal.unknown.entry(kind).or_default() += 1;
+                *self.unknown.entry(kind).or_default() += 1;
             }
             Err(e) => {
-                journal.stopped = Some(format!(
+                self.stopped = Some(format!(
                     "line {line_no}: the journal stops here: a `{kind}` event that livefire cannot read ({e}); the file may be corrupted"
                 ));
-                break;
+                return false;
             }
         }
+        true
     }
-    journal
 }
 
 fn raw_window(value: &serde_json::Value, t: u64) -> Option<RawWindow> {
