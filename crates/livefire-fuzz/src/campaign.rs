@@ -320,56 +320,20 @@ pub async fn run_spec(
     let mut validator = Validator::new();
     let mut pool = Pool::default();
 
-    // The deterministic plan.
+    // The deterministic plan, prepared an operation at a time as the campaign reaches
+    // it (see `Plan`).
     let n_ops = spec.operations.len();
-    let mut edge_cache: Vec<Vec<Case>> = Vec::with_capacity(n_ops);
-    let mut injection_cache: Vec<Vec<Case>> = Vec::with_capacity(n_ops);
-    let mut plan: VecDeque<Case> = VecDeque::new();
-    let mut order: Vec<usize> = (0..n_ops).collect();
-    // Creating operations first, so ids exist before they are needed.
-    order.sort_by_key(|&i| {
-        if spec.operations[i].method == Method::POST {
-            0
-        } else {
-            1
-        }
-    });
-    for &i in &order {
-        plan.push_back(generator.valid_case(i, &spec.operations[i], &mut rng, &pool));
-    }
-    for (i, op) in spec.operations.iter().enumerate() {
-        edge_cache.push(generator.edge_cases(i, op, &mut rng, &pool));
-        injection_cache.push(if rules.contains(&Rule::Injection) {
-            injection_cases(&mut generator, i, op, &mut rng, &pool)
-        } else {
-            Vec::new()
-        });
-    }
-    interleave(&mut plan, &edge_cache);
     let secured: Vec<usize> = (0..n_ops)
         .filter(|&i| spec.operations[i].secured())
         .collect();
-    if rules.contains(&Rule::AuthEnforced) {
-        for &i in &secured {
-            for creds in [Creds::Missing, Creds::Garbage] {
-                plan.push_back(auth_probe(
-                    &mut generator,
-                    i,
-                    &spec.operations[i],
-                    creds,
-                    &mut rng,
-                    &pool,
-                ));
-            }
-        }
-    }
-    plan.extend(undeclared_method_cases(
+    let mut plan = Plan::new(
         &spec,
+        rules.contains(&Rule::Injection),
+        rules.contains(&Rule::AuthEnforced),
         &mut generator,
         &mut rng,
         &pool,
-    ));
-    interleave(&mut plan, &injection_cache);
+    );
 
     let mut summary = Summary {
         spec: spec.source.clone(),
@@ -449,16 +413,9 @@ pub async fn run_spec(
             let job = match urgent.pop_front() {
                 Some(job) => job,
                 None => {
-                    let case = match plan.pop_front() {
+                    let case = match plan.next(&spec, &mut generator, &mut rng, &pool) {
                         Some(c) => c,
-                        None => random_case(
-                            &mut generator,
-                            &spec,
-                            &edge_cache,
-                            &injection_cache,
-                            &mut rng,
-                            &pool,
-                        ),
+                        None => plan.random_case(&spec, &mut generator, &mut rng, &pool),
                     };
                     Job {
                         case,
@@ -712,14 +669,181 @@ fn compute_baseline(latencies: &VecDeque<Duration>) -> Baseline {
     }
 }
 
-fn interleave(plan: &mut VecDeque<Case>, lists: &[Vec<Case>]) {
-    let longest = lists.iter().map(Vec::len).max().unwrap_or(0);
-    for k in 0..longest {
-        for list in lists {
-            if let Some(c) = list.get(k) {
-                plan.push_back(c.clone());
+/// The campaign's plan: a conforming request for every operation (creating ones first,
+/// so ids exist before they are needed), then every operation's boundary and invalid
+/// cases round-robin (the first of each operation, then the second, ...), the auth
+/// probes and undeclared methods, then the injection cases round-robin; after that,
+/// random picks among all of them. An operation's edge and injection cases are
+/// prepared when the plan first reaches it, not all before the first request: on a
+/// large document (hundreds of operations with big schemas) preparing everything up
+/// front took seconds of CPU before anything was sent, and cases prepared later can
+/// use the ids that the requests before them created.
+struct Plan {
+    ready: VecDeque<Case>,
+    stage: Stage,
+    edges: Vec<Option<Vec<Case>>>,
+    injections: Vec<Option<Vec<Case>>>,
+    injection_on: bool,
+    auth_on: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Stage {
+    /// Round `k` of the edge cases, at operation `i`.
+    Edges {
+        k: usize,
+        i: usize,
+    },
+    /// The auth probes and the undeclared methods.
+    Extras,
+    Injections {
+        k: usize,
+        i: usize,
+    },
+    Done,
+}
+
+impl Plan {
+    fn new(
+        spec: &Spec,
+        injection_on: bool,
+        auth_on: bool,
+        g: &mut Generator,
+        rng: &mut StdRng,
+        pool: &Pool,
+    ) -> Plan {
+        let n_ops = spec.operations.len();
+        let mut order: Vec<usize> = (0..n_ops).collect();
+        order.sort_by_key(|&i| u8::from(spec.operations[i].method != Method::POST));
+        Plan {
+            ready: order
+                .into_iter()
+                .map(|i| g.valid_case(i, &spec.operations[i], rng, pool))
+                .collect(),
+            stage: Stage::Edges { k: 0, i: 0 },
+            edges: vec![None; n_ops],
+            injections: vec![None; n_ops],
+            injection_on,
+            auth_on,
+        }
+    }
+
+    fn edges(
+        &mut self,
+        i: usize,
+        spec: &Spec,
+        g: &mut Generator,
+        rng: &mut StdRng,
+        pool: &Pool,
+    ) -> &[Case] {
+        self.edges[i].get_or_insert_with(|| g.edge_cases(i, &spec.operations[i], rng, pool))
+    }
+
+    fn injections(
+        &mut self,
+        i: usize,
+        spec: &Spec,
+        g: &mut Generator,
+        rng: &mut StdRng,
+        pool: &Pool,
+    ) -> &[Case] {
+        let on = self.injection_on;
+        self.injections[i].get_or_insert_with(|| {
+            if on {
+                injection_cases(g, i, &spec.operations[i], rng, pool)
+            } else {
+                Vec::new()
+            }
+        })
+    }
+
+    /// The next planned case, `None` once the plan is done.
+    fn next(
+        &mut self,
+        spec: &Spec,
+        g: &mut Generator,
+        rng: &mut StdRng,
+        pool: &Pool,
+    ) -> Option<Case> {
+        let n_ops = spec.operations.len();
+        let longest =
+            |lists: &[Option<Vec<Case>>]| lists.iter().flatten().map(Vec::len).max().unwrap_or(0);
+        loop {
+            if let Some(c) = self.ready.pop_front() {
+                return Some(c);
+            }
+            self.stage = match self.stage {
+                // Round 0 prepares every operation, so the longest list is known after it.
+                Stage::Edges { k, i } if i == n_ops => {
+                    if k + 1 < longest(&self.edges) {
+                        Stage::Edges { k: k + 1, i: 0 }
+                    } else {
+                        Stage::Extras
+                    }
+                }
+                Stage::Edges { k, i } => {
+                    if let Some(c) = self.edges(i, spec, g, rng, pool).get(k).cloned() {
+                        self.ready.push_back(c);
+                    }
+                    Stage::Edges { k, i: i + 1 }
+                }
+                Stage::Extras => {
+                    if self.auth_on {
+                        for i in (0..n_ops).filter(|&i| spec.operations[i].secured()) {
+                            for creds in [Creds::Missing, Creds::Garbage] {
+                                let c = auth_probe(g, i, &spec.operations[i], creds, rng, pool);
+                                self.ready.push_back(c);
+                            }
+                        }
+                    }
+                    self.ready
+                        .extend(undeclared_method_cases(spec, g, rng, pool));
+                    Stage::Injections { k: 0, i: 0 }
+                }
+                Stage::Injections { k, i } if i == n_ops => {
+                    if k + 1 < longest(&self.injections) {
+                        Stage::Injections { k: k + 1, i: 0 }
+                    } else {
+                        Stage::Done
+                    }
+                }
+                Stage::Injections { k, i } => {
+                    if let Some(c) = self.injections(i, spec, g, rng, pool).get(k).cloned() {
+                        self.ready.push_back(c);
+                    }
+                    Stage::Injections { k, i: i + 1 }
+                }
+                Stage::Done => return None,
+            };
+        }
+    }
+
+    /// A random pick once the plan is done: an edge case, an injection, or a fresh
+    /// conforming request, of a random operation.
+    fn random_case(
+        &mut self,
+        spec: &Spec,
+        g: &mut Generator,
+        rng: &mut StdRng,
+        pool: &Pool,
+    ) -> Case {
+        let i = rng.random_range(0..spec.operations.len());
+        let roll: f64 = rng.random();
+        if roll < 0.25 {
+            let edges = self.edges(i, spec, g, rng, pool);
+            if !edges.is_empty() {
+                let pick = rng.random_range(0..edges.len());
+                return edges[pick].clone();
             }
         }
+        if roll < 0.35 {
+            let injections = self.injections(i, spec, g, rng, pool);
+            if !injections.is_empty() {
+                let pick = rng.random_range(0..injections.len());
+                return injections[pick].clone();
+            }
+        }
+        g.valid_case(i, &spec.operations[i], rng, pool)
     }
 }
 
@@ -860,16 +984,7 @@ fn injection_cases(
 
 fn full_valid(g: &mut Generator, i: usize, op: &Operation, rng: &mut StdRng, pool: &Pool) -> Case {
     let mut c = g.valid_case(i, op, rng, pool);
-    for p in &op.params {
-        if !c
-            .params
-            .iter()
-            .any(|(l, n, _)| *l == p.location && *n == p.name)
-        {
-            let v = g.value(&p.schema, rng, 1);
-            c.params.push((p.location, p.name.clone(), v));
-        }
-    }
+    generate::fill_params(g, &mut c, op, rng);
     c
 }
 
@@ -894,25 +1009,6 @@ fn benign_control(g: &mut Generator, op: &Operation, case: &Case, rng: &mut StdR
         }
     }
     c
-}
-
-fn random_case(
-    g: &mut Generator,
-    spec: &Spec,
-    edges: &[Vec<Case>],
-    injections: &[Vec<Case>],
-    rng: &mut StdRng,
-    pool: &Pool,
-) -> Case {
-    let i = rng.random_range(0..spec.operations.len());
-    let roll: f64 = rng.random();
-    if roll < 0.25 && !edges[i].is_empty() {
-        return edges[i][rng.random_range(0..edges[i].len())].clone();
-    }
-    if roll < 0.35 && !injections[i].is_empty() {
-        return injections[i][rng.random_range(0..injections[i].len())].clone();
-    }
-    g.valid_case(i, &spec.operations[i], rng, pool)
 }
 
 /// The headers (and query parameters) a case's credentials add.

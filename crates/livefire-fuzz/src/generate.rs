@@ -575,7 +575,13 @@ impl Generator {
     ) -> Case {
         let mut params = Vec::new();
         for p in &op.params {
-            if !p.required && !rng.random_bool(0.5) {
+            let optional_header = !p.required && p.location == ParamIn::Header;
+            let share = if optional_header {
+                OPTIONAL_HEADER_SHARE
+            } else {
+                0.5
+            };
+            if !p.required && !rng.random_bool(share) {
                 continue;
             }
             let from_pool = if p.location == ParamIn::Path && rng.random_bool(0.8) {
@@ -583,7 +589,12 @@ impl Generator {
             } else {
                 None
             };
-            let value = from_pool.unwrap_or_else(|| self.value(&p.schema, rng, 1));
+            let declared = optional_header
+                .then(|| self.declared_value(&p.schema))
+                .flatten();
+            let value = from_pool
+                .or(declared)
+                .unwrap_or_else(|| self.value(&p.schema, rng, 1));
             params.push((p.location, p.name.clone(), value));
         }
         let body = op.body.as_ref().and_then(|b| {
@@ -605,6 +616,15 @@ impl Generator {
         }
     }
 
+    /// The value a schema declares as usual (`default`, else `example`), when it conforms.
+    fn declared_value(&mut self, schema: &Value) -> Option<Value> {
+        ["default", "example"]
+            .iter()
+            .filter_map(|k| schema.get(*k))
+            .find(|v| self.validator.validate(schema, v).is_none())
+            .cloned()
+    }
+
     /// Boundary values, then invalid inputs, for every parameter and top-level body
     /// property of `op`, each in an otherwise valid request.
     pub fn edge_cases(
@@ -618,28 +638,18 @@ impl Generator {
         let mut invalid = Vec::new();
         let base = |g: &mut Generator, rng: &mut StdRng| {
             let mut c = g.valid_case(index, op, rng, pool);
-            // Edge cases carry every parameter, so the one changed is the only change.
-            for p in &op.params {
-                if !c
-                    .params
-                    .iter()
-                    .any(|(l, n, _)| *l == p.location && *n == p.name)
-                {
-                    let v = g.value(&p.schema, rng, 1);
-                    c.params.push((p.location, p.name.clone(), v));
-                }
-            }
+            // Edge cases carry every parameter, so the one changed is the only change;
+            // but not optional headers (see `fill_params`).
+            fill_params(g, &mut c, op, rng);
             c
         };
         for p in &op.params {
             let where_ = format!("{} {}", location_name(p.location), p.name);
             for (value, expect, note) in self.edge_values(&p.schema, false) {
                 let mut c = base(self, rng);
-                for (l, n, v) in c.params.iter_mut() {
-                    if *l == p.location && *n == p.name {
-                        *v = value.clone();
-                    }
-                }
+                c.params
+                    .retain(|(l, n, _)| !(*l == p.location && *n == p.name));
+                c.params.push((p.location, p.name.clone(), value));
                 c.note = format!("{where_} = {note}");
                 push_edge(&mut boundary, &mut invalid, c, expect);
             }
@@ -812,6 +822,30 @@ impl Generator {
 }
 
 /// Whether a pattern repeats something more than 10,000 times (`a{1000000}`).
+/// How often a conforming request carries an optional header. Services check headers
+/// their documents describe loosely (a version header typed only `string`, refused
+/// with 400 unless it names a version): a header on every request would stop most of
+/// them at the door, before any handler runs.
+const OPTIONAL_HEADER_SHARE: f64 = 0.2;
+
+/// Adds every parameter `c` does not carry, except optional headers (sent only in their
+/// share of conforming requests, or when a case changes that header).
+pub fn fill_params(g: &mut Generator, c: &mut Case, op: &Operation, rng: &mut StdRng) {
+    for p in &op.params {
+        if !p.required && p.location == ParamIn::Header {
+            continue;
+        }
+        if !c
+            .params
+            .iter()
+            .any(|(l, n, _)| *l == p.location && *n == p.name)
+        {
+            let v = g.value(&p.schema, rng, 1);
+            c.params.push((p.location, p.name.clone(), v));
+        }
+    }
+}
+
 fn huge_repeat(pattern: &str) -> bool {
     pattern.split('{').skip(1).any(|rest| {
         let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();

@@ -13,6 +13,9 @@
 //!   none, a burst of `slow` is one slowdown naming what was in flight.
 //! - `httpbin`: a live httpbin (PyPI, under gunicorn) fuzzed from its own Swagger 2.0
 //!   document; skipped without `target/httpbin-venv` (`.ci/run` makes it).
+//! - `prepared`: an operation's cases are prepared when the campaign reaches it (they
+//!   carry the ids created before); optional headers ride on few requests, with the
+//!   value their schema declares.
 //! - `campaign`: same seed same requests, the rate cap, hostile answers.
 //! - `cli`: `livefire fuzz` exit codes, terminal output, SARIF and JSON files.
 //! - `reproducer`: curl reproducers run through `sh -c` send the same request, secrets
@@ -25,6 +28,7 @@ mod grouping;
 mod http1;
 mod httpbin;
 mod judged;
+mod prepared;
 mod reproducer;
 mod rules;
 mod spec;
