@@ -22,11 +22,15 @@
 #      for 1 s at t = 3 s: livefire (latency from the intended send time) vs oha as it
 #      reports by default and with --latency-correction (one round).
 #
-# Needs: apt-get install nginx-light wrk time util-linux curl python3, and oha
-# (`cargo install oha --locked --root /opt/oha`, or OHA=path; OHA=skip leaves it out and
-# says so). Exit 3 when one is missing.
+# Needs: apt-get install nginx-light wrk time util-linux curl python3 (exit 3 when one is
+# missing). oha: Debian has no package, so unless OHA=path names one (or `oha` is on
+# PATH) the script installs it from crates.io once, `cargo install oha --locked
+# --version $OHA_VERSION --root bench/.tools` (minutes of compiling; it says so, and
+# later runs reuse bench/.tools/bin/oha). If that install fails, every oha sample is a
+# FAILED row saying why, and the rest runs. OHA=skip leaves oha out and says so.
 # Usage: bench/load.sh   (ROUNDS=5 DUR=10 CONNS=50 THREADS=1 RATE=5000 STALL_RATE=2000
-#                         PORT=18089 SECTIONS=1234 SERVER_CPU=0 GEN_CPU=1 LIVEFIRE_BIN=...)
+#                         PORT=18089 SECTIONS=1234 SERVER_CPU=0 GEN_CPU=1 LIVEFIRE_BIN=...
+#                         OHA=path|skip OHA_VERSION=1.16.0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +44,8 @@ PORT=${PORT:-18089}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
 SECTIONS=${SECTIONS:-1234}
-OHA=${OHA:-$(command -v oha || echo /opt/oha/bin/oha)}
+OHA_VERSION=${OHA_VERSION:-1.16.0}
+OHA=${OHA:-$(command -v oha || echo "$PWD/bench/.tools/bin/oha")}
 URL="http://127.0.0.1:${PORT}/"
 
 missing=()
@@ -50,10 +55,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "missing ${missing[*]}: apt-get install nginx-light wrk time util-linux curl python3" >&2
   exit 3
 fi
-# OHA=skip leaves oha out on purpose (its rows say so); otherwise a missing oha is an error.
+# OHA=skip leaves oha out on purpose (its rows say so). Otherwise oha is in every round;
+# if it is missing and cannot be installed, OHA_FAILED says why and its rows are FAILED.
+OHA_FAILED=
 if [ "$OHA" = skip ]; then GENS=(livefire wrk); OPEN_GENS=(livefire)
 else
-  [ -x "$OHA" ] || { echo "missing oha: cargo install oha --locked --root /opt/oha (or set OHA=path, or OHA=skip to leave it out)" >&2; exit 3; }
+  if [ ! -x "$OHA" ] && [ "$OHA" = "$PWD/bench/.tools/bin/oha" ]; then
+    echo "# oha is not installed (Debian has no package): cargo install oha --locked --version $OHA_VERSION --root bench/.tools"
+    echo "# (once; compiling takes minutes, more on a busy machine; the log is bench/.tools/oha-install.log)"
+    mkdir -p bench/.tools
+    if ! command -v cargo >/dev/null; then
+      OHA_FAILED="oha not installed: no cargo on PATH to install it (install Rust, or set OHA=path)"
+    elif ! nice -n 10 cargo install oha --locked --version "$OHA_VERSION" --root bench/.tools > bench/.tools/oha-install.log 2>&1; then
+      OHA_FAILED="oha not installed: cargo install oha --version $OHA_VERSION failed ($(grep -m1 '^error' bench/.tools/oha-install.log || tail -1 bench/.tools/oha-install.log)); see bench/.tools/oha-install.log"
+    fi
+  fi
+  if [ -z "$OHA_FAILED" ] && [ ! -x "$OHA" ]; then OHA_FAILED="oha not found at $OHA: set OHA=path, or OHA=skip to leave it out"; fi
+  [ -n "$OHA_FAILED" ] && echo "# $OHA_FAILED: every oha row below is FAILED" >&2
   GENS=(livefire wrk oha); OPEN_GENS=(livefire oha)
 fi
 
@@ -132,6 +150,11 @@ PY
 sample() {
   local section=$1 tool=$2; shift 2
   local r load0 srv n user sys rss wall rc
+  if [ "$tool" = oha ] && [ -n "$OHA_FAILED" ]; then
+    printf '%s\t%s\tFAILED\t-\t-\t-\t%s\t-\t-\n' "$section" "$tool" "$(cut -d' ' -f1 /proc/loadavg)" >> "$work/samples.tsv"
+    printf '  %-9s FAILED: %s\n' "$tool" "$OHA_FAILED"
+    return 0
+  fi
   if r=$(run "$@"); then rc=0; else rc=$?; r=${r:-"- -"}; fi
   read -r load0 srv <<<"$r"
   read -r user sys rss wall _ < <(tail -1 "$work/time" 2>/dev/null || echo "0 0 0 0 1")
@@ -185,7 +208,12 @@ PY
 
 echo "# $(date -u +%FT%TZ) machine: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# nginx $(nginx -v 2>&1 | sed 's/.*\///') on CPU $SERVER_CPU; generators on CPU $GEN_CPU, $THREADS thread(s), $CONNS connections, ${DUR}s, $ROUNDS rounds"
-echo "# $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); $([ "$OHA" = skip ] && echo "oha left out (OHA=skip)" || "$OHA" --version); $("$LF" --version)"
+oha_version() {
+  if [ "$OHA" = skip ]; then echo "oha left out (OHA=skip)"
+  elif [ -n "$OHA_FAILED" ]; then echo "oha FAILED ($OHA_FAILED)"
+  else "$OHA" --version; fi
+}
+echo "# $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); $(oha_version); $("$LF" --version)"
 
 if [[ $SECTIONS == *1* ]]; then
   echo
@@ -248,7 +276,9 @@ PY
   }
   stall & STALL=$!; run "$LF" load "$URL" -r "$STALL_RATE" --max-in-flight "$CONNS" -d "${DUR}s" --json >/dev/null || true; wait "$STALL"
   echo "  livefire (corrected):         $(pct livefire)"
-  if [ "$OHA" != skip ]; then
+  if [ -n "$OHA_FAILED" ]; then
+    echo "  oha:                          FAILED: $OHA_FAILED"
+  elif [ "$OHA" != skip ]; then
     stall & STALL=$!; run "$OHA" --no-tui --output-format json -c "$CONNS" -q "$STALL_RATE" -z "${DUR}s" "$URL" >/dev/null || true; wait "$STALL"
     echo "  oha (uncorrected):            $(pct oha)"
     stall & STALL=$!; run "$OHA" --no-tui --output-format json -c "$CONNS" -q "$STALL_RATE" --latency-correction -z "${DUR}s" "$URL" >/dev/null || true; wait "$STALL"
