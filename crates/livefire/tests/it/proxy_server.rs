@@ -23,11 +23,16 @@ impl Drop for Server {
 }
 
 fn start_server(extra: &[&str]) -> Server {
+    start_server_logging(extra, Stdio::inherit())
+}
+
+/// A `livefire proxy` child whose log (stderr) goes to `stderr`.
+fn start_server_logging(extra: &[&str], stderr: Stdio) -> Server {
     let mut child = livefire()
         .args(["proxy", "--host", "127.0.0.1", "--port", "0"])
         .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .expect("livefire starts");
     let mut line = String::new();
@@ -77,23 +82,7 @@ fn serves_the_api_and_loads_a_config_file() {
 fn disabling_a_proxy_logs_no_accept_failure() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("stderr.log");
-    let mut child = livefire()
-        .args(["proxy", "--host", "127.0.0.1", "--port", "0"])
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("livefire starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    let server = Server { child, addr };
+    let server = start_server_logging(&[], std::fs::File::create(&log).unwrap().into());
     let created = send(
         &server.addr,
         "POST",
