@@ -25,11 +25,13 @@
 # Needs: apt-get install nginx-light wrk time util-linux curl python3 (exit 3 when one is
 # missing). oha: Debian has no package, so unless OHA=path names one (or `oha` is on
 # PATH) the script installs it from crates.io once, `cargo install oha --locked
-# --version $OHA_VERSION --no-default-features --root bench/.tools` (minutes of
-# compiling; it says so, and later runs reuse bench/.tools/bin/oha). Without default
-# features oha has no TLS, which plain HTTP on loopback does not use, and the build
-# skips compiling aws-lc (the longest part of it, C code). If that install fails, every
-# oha sample is a FAILED row saying why, and the rest runs. OHA=skip leaves oha out and says so.
+# --version $OHA_VERSION --no-default-features --features native-tls --root
+# bench/.tools` (minutes of compiling; it says so, and later runs reuse
+# bench/.tools/bin/oha). native-tls uses the system's OpenSSL (apt-get install
+# libssl-dev pkg-config) instead of rustls on aws-lc, whose C build is the longest part
+# of the install; oha 1.16 does not build with no TLS at all, and plain HTTP on loopback
+# does not use it either way. If that install fails, every oha sample is a FAILED row
+# saying why, and the rest runs. OHA=skip leaves oha out and says so.
 # Usage: bench/load.sh   (ROUNDS=5 DUR=10 CONNS=50 THREADS=1 RATE=5000 STALL_RATE=2000
 #                         PORT=18089 SECTIONS=1234 SERVER_CPU=0 GEN_CPU=1 LIVEFIRE_BIN=...
 #                         OHA=path|skip OHA_VERSION=1.16.0)
@@ -63,12 +65,12 @@ OHA_FAILED=
 if [ "$OHA" = skip ]; then GENS=(livefire wrk); OPEN_GENS=(livefire)
 else
   if [ ! -x "$OHA" ] && [ "$OHA" = "$PWD/bench/.tools/bin/oha" ]; then
-    echo "# oha is not installed (Debian has no package): cargo install oha --locked --version $OHA_VERSION --no-default-features --root bench/.tools"
+    echo "# oha is not installed (Debian has no package): cargo install oha --locked --version $OHA_VERSION --no-default-features --features native-tls --root bench/.tools"
     echo "# (once; compiling takes minutes, more on a busy machine; the log is bench/.tools/oha-install.log)"
     mkdir -p bench/.tools
     if ! command -v cargo >/dev/null; then
       OHA_FAILED="oha not installed: no cargo on PATH to install it (install Rust, or set OHA=path)"
-    elif ! nice -n 10 cargo install oha --locked --version "$OHA_VERSION" --no-default-features --root bench/.tools > bench/.tools/oha-install.log 2>&1; then
+    elif ! nice -n 10 cargo install oha --locked --version "$OHA_VERSION" --no-default-features --features native-tls --root bench/.tools > bench/.tools/oha-install.log 2>&1; then
       OHA_FAILED="oha not installed: cargo install oha --version $OHA_VERSION failed ($(grep -m1 '^error' bench/.tools/oha-install.log || tail -1 bench/.tools/oha-install.log)); see bench/.tools/oha-install.log"
     fi
   fi

@@ -16,9 +16,13 @@
 #    and prints the sizes of what it wrote.
 #
 # Needs: apt-get install nginx-light time python3 curl; root (or a user who may start
-# nginx on loopback). JOURNAL=RUN_DIR skips step 1 and scales that run's journal.
+# nginx on loopback). JOURNAL=RUN_DIR skips step 1 and scales that run's journal;
+# OUT_SECONDS=0 stops after step 1 (record now, scale and time the report later).
 # Usage: bench/report.sh   (DUR=600 RATE=3000 EDGE_RATE=100 FUZZ_RATE=20 OUT_SECONDS=3600
-#                           RPS=10000 KEEP=DIR to keep the run folders, LIVEFIRE_BIN=...)
+#                           RPS=10000 KEEP=DIR to keep the run folders, LIVEFIRE_BIN=...,
+#                           SCALE_BIN=... a prebuilt scale_journal example, REPORT_BIN=...
+#                           the `report` example of livefire-report instead of
+#                           `livefire report`: the same library call, built alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +44,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 if [ -n "${LIVEFIRE_BIN:-}" ]; then LF=$(realpath "$LIVEFIRE_BIN"); else cargo build --release -q -p livefire; LF=$PWD/target/release/livefire; fi
 [ -x "$LF" ] || { echo "no livefire binary at $LF: cargo build --release -p livefire" >&2; exit 3; }
+if [ -n "${REPORT_BIN:-}" ]; then REPORT=("$(realpath "$REPORT_BIN")"); else REPORT=("$LF" report); fi
+[ -x "${REPORT[0]}" ] || { echo "no report binary at ${REPORT[0]}: cargo build --release -p livefire-report --example report" >&2; exit 3; }
 
 dir=${KEEP:-$(mktemp -d)}
 mkdir -p "$dir"
@@ -185,20 +191,28 @@ print(f"faults applied: {', '.join(faults)}")
 print(f"findings: {len(findings)} distinct (rule, operation); windows: {windows}")
 PY
 echo "recorded journal: $(size "$JOURNAL/journal.jsonl")"
-/usr/bin/time -f "%e s wall, peak RSS %M KB" -o "$dir/rec-report.time" "$LF" report "$JOURNAL" > /dev/null
+/usr/bin/time -f "%e s wall, peak RSS %M KB" -o "$dir/rec-report.time" "${REPORT[@]}" "$JOURNAL" > /dev/null
 echo "livefire report on the recorded journal: $(cat "$dir/rec-report.time"); report.html $(size "$JOURNAL/report.html")"
+
+if [ "$SECONDS_OUT" = 0 ]; then
+  echo "OUT_SECONDS=0: recorded only; scale it later with JOURNAL=$JOURNAL"
+  exit 0
+fi
 
 echo
 echo "## 2. scaling to ${SECONDS_OUT}s at ${RPS} req/s"
-cargo build --release -q -p livefire-report --example scale_journal
-SCALE=$PWD/target/release/examples/scale_journal
+if [ -n "${SCALE_BIN:-}" ]; then SCALE=$(realpath "$SCALE_BIN"); else
+  cargo build --release -q -p livefire-report --example scale_journal
+  SCALE=$PWD/target/release/examples/scale_journal
+fi
+[ -x "$SCALE" ] || { echo "no scale_journal at $SCALE: cargo build --release -p livefire-report --example scale_journal" >&2; exit 3; }
 rm -rf "$dir/scaled"
 "$SCALE" "$JOURNAL" "$dir/scaled" "$SECONDS_OUT" "$RPS"
 
 echo
 echo "## 3. livefire report on the scaled journal"
-/usr/bin/time -f "%e s wall, %U s user, %S s sys, peak RSS %M KB" -o "$dir/report.time" "$LF" report "$dir/scaled" > "$dir/report.out"
-echo "livefire report $dir/scaled: $(cat "$dir/report.time")"
+/usr/bin/time -f "%e s wall, %U s user, %S s sys, peak RSS %M KB" -o "$dir/report.time" "${REPORT[@]}" "$dir/scaled" > "$dir/report.out"
+echo "${REPORT[*]} $dir/scaled: $(cat "$dir/report.time")"
 for f in journal.jsonl report.html summary.json junit.xml; do
   [ -f "$dir/scaled/$f" ] && echo "  $f: $(size "$dir/scaled/$f")"
 done
