@@ -102,6 +102,7 @@ function route() {
   if (page === "experiment") return experimentPage(view, decodeURIComponent(arg || ""));
   if (page === "run") return runPage(view, decodeURIComponent(arg || ""));
   if (page === "audit") return auditPage(view);
+  if (page === "schedules") return schedulesPage(view);
   return runsPage(view);
 }
 
@@ -179,14 +180,13 @@ async function experimentPage(view, name) {
   const r = await api("GET", `/api/experiments/${encodeURIComponent(name)}`);
   if (r.status !== 200) { view.append(el("p", { class: "error" }, (r.data && r.data.error) || "not found")); return; }
   const e = r.data;
+  const launch = launchFields("run");
   const startBtn = el("button", { type: "button", id: "start-run", class: "primary", disabled: !can("operator"), onclick: async () => {
     msg.textContent = "starting…";
-    const s = await api("POST", "/api/runs", { experiment: name });
-    if (s.status === 201) location.hash = `#run/${encodeURIComponent(s.data.id)}`;
-    else msg.textContent = (s.data && s.data.error) || `refused (${s.status})`;
+    started(await api("POST", "/api/runs", launch.body(name)), msg);
   } }, "Start a run");
   const msg = el("p", { class: "error", id: "start-error", role: "alert" });
-  view.append(el("h1", {}, e.name), el("p", { class: "muted" }, `updated ${e.updated} by ${e.updated_by}`), startBtn, msg);
+  view.append(el("h1", {}, e.name), el("p", { class: "muted" }, `updated ${e.updated} by ${e.updated_by}`), launch, startBtn, msg);
   const planBox = el("div", { class: "card", id: "plan" }, el("h2", {}, "Plan (dry run)"));
   view.append(planBox);
   const p = await api("GET", `/api/experiments/${encodeURIComponent(name)}/plan`);
@@ -217,6 +217,7 @@ async function runsPage(view) {
   view.append(el("h1", {}, "Runs"));
   const t = el("table", { id: "runs" }, el("tr", {}, ...["run", "experiment", "state", "verdict", "started", "by"].map((h) => el("th", {}, h))));
   view.append(t);
+  approvalsPanel(t);
   const r = await api("GET", "/api/runs");
   for (const run of (r.data || [])) {
     t.append(el("tr", { "data-run": run.id },

@@ -21,6 +21,9 @@ pub struct App {
     pub runner: Arc<Runner>,
     /// Served over TLS: the session cookie is marked `Secure`.
     pub tls: bool,
+    /// `--require-approval`: a run in a `production: true` environment waits for a
+    /// second person (`approval.rs`).
+    pub require_approval: bool,
 }
 
 /// The OpenAPI document of this API.
@@ -166,7 +169,7 @@ async fn route(
                     "send {\"experiment\": NAME}, the name of an uploaded experiment".into(),
                 );
             };
-            start(app, caller, name).await
+            crate::approval::start(app, caller, &v, name).await
         }
         (&Method::GET, ["runs", id]) => run_detail(app, id),
         (&Method::POST, ["runs", id, "stop"]) => {
@@ -232,6 +235,8 @@ async fn route(
                 Err(e) => internal(e),
             }
         }
+        (_, ["schedules", ..]) => crate::schedule::route(app, caller, method, path, body).await,
+        (_, ["approvals", ..]) => crate::approval::route(app, caller, method, path).await,
         _ => error(
             StatusCode::NOT_FOUND,
             "no such route: GET /api/openapi.yaml lists them".into(),
@@ -376,13 +381,13 @@ fn plan(app: &App, name: &str) -> Response<Body> {
     }
 }
 
-async fn start(app: &Arc<App>, caller: &Caller, name: &str) -> Response<Body> {
-    match app.runner.start(caller, name).await {
-        Ok(row) => json_status(StatusCode::CREATED, json!(row)),
-        Err(e @ StartError::NoExperiment(_)) => error(StatusCode::NOT_FOUND, e.to_string()),
-        Err(StartError::Invalid(r)) => invalid(&r),
-        Err(e @ StartError::Refused(_)) => error(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(StartError::Held { target, run, why }) => {
+/// The answer to a run that did not start: 404, 400 (located), 409 (a held target).
+pub(crate) fn start_error(e: StartError) -> Response<Body> {
+    match e {
+        e @ StartError::NoExperiment(_) => error(StatusCode::NOT_FOUND, e.to_string()),
+        StartError::Invalid(r) => invalid(&r),
+        e @ StartError::Refused(_) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        StartError::Held { target, run, why } => {
             let message = StartError::Held {
                 target: target.clone(),
                 run: run.clone(),
@@ -394,8 +399,8 @@ async fn start(app: &Arc<App>, caller: &Caller, name: &str) -> Response<Body> {
                 json!({"error": message, "run": run, "target": target}),
             )
         }
-        Err(StartError::Store(e)) => internal(e),
-        Err(e @ StartError::Spawn(_)) => internal(e),
+        StartError::Store(e) => internal(e),
+        e @ StartError::Spawn(_) => internal(e),
     }
 }
 
@@ -545,7 +550,7 @@ async fn text_body(body: Incoming) -> Result<String, Box<Response<Body>>> {
     })
 }
 
-async fn json_body(body: Incoming) -> Result<Value, Box<Response<Body>>> {
+pub(crate) async fn json_body(body: Incoming) -> Result<Value, Box<Response<Body>>> {
     let bytes = read_body(body).await.map_err(|e| Box::new(body_error(e)))?;
     serde_json::from_slice(&bytes).map_err(|e| {
         Box::new(error(
@@ -592,7 +597,7 @@ fn no_run(id: &str) -> Response<Body> {
     )
 }
 
-fn denied(d: &Denied) -> Response<Body> {
+pub(crate) fn denied(d: &Denied) -> Response<Body> {
     let status = StatusCode::from_u16(d.status()).unwrap_or(StatusCode::FORBIDDEN);
     let mut r = error(status, d.to_string());
     if status == StatusCode::UNAUTHORIZED {
@@ -605,7 +610,7 @@ fn denied(d: &Denied) -> Response<Body> {
     r
 }
 
-fn internal(e: impl std::fmt::Display) -> Response<Body> {
+pub(crate) fn internal(e: impl std::fmt::Display) -> Response<Body> {
     tracing::warn!("request failed: {e}");
     error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }

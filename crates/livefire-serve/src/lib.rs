@@ -4,9 +4,11 @@
 //! apply to them; tokens with roles guard every change; the store is one SQLite file.
 
 pub mod api;
+pub mod approval;
 pub mod auth;
 mod live;
 pub mod runs;
+pub mod schedule;
 pub mod server;
 pub mod store;
 mod ui;
@@ -43,6 +45,10 @@ pub struct ServeArgs {
     /// Listen off loopback without TLS (tokens then cross the network in clear).
     #[arg(long)]
     pub allow_plain_http: bool,
+    /// A run in an environment marked `production: true` waits until a second person
+    /// (another operator or admin) approves it.
+    #[arg(long)]
+    pub require_approval: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +56,35 @@ pub enum ServeCommand {
     /// Manage the tokens people and scripts use.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the schedules the server fires (cron, UTC).
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Fire an uploaded experiment on a cron schedule (UTC), e.g. `0 9 1 * *`.
+    Create {
+        /// How the run index and the audit log name it (`schedule NAME`).
+        #[arg(long)]
+        name: String,
+        /// minute hour day-of-month month day-of-week; a 6th field first is seconds.
+        #[arg(long)]
+        cron: String,
+        /// The uploaded experiment to run.
+        #[arg(long)]
+        experiment: String,
+        /// One of the file's `environments:`.
+        #[arg(long)]
+        env: Option<String>,
+        /// A variable for the run, as `livefire run --var`.
+        #[arg(long = "var", value_name = "NAME=VALUE", value_parser = livefire_spec::parse_var)]
+        vars: Vec<(String, String)>,
+    },
+    /// List the schedules, their next firing and what the last one did.
+    List,
+    /// Delete a schedule by name.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +143,7 @@ pub fn command(args: &ServeArgs, exe: PathBuf, out: &mut dyn Write, err: &mut dy
     };
     match &args.command {
         Some(ServeCommand::Token(t)) => token(t, &store, out, err),
+        Some(ServeCommand::Schedule(s)) => schedule::command(s, &store, exe, data, out, err),
         None => serve(args, exe, data, store, out, err),
     }
 }
@@ -242,6 +278,10 @@ fn serve(
         for line in &recovery.lines {
             let _ = writeln!(err, "livefire serve: {line}");
         }
+        // Schedules: what was missed while the server was down is said, not run late.
+        for line in schedule::missed_at_start(&store) {
+            let _ = writeln!(err, "livefire serve: {line}");
+        }
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(l) => l,
             Err(source) => {
@@ -268,13 +308,20 @@ fn serve(
                 "livefire serve: no token yet: make one with `livefire serve token create --role admin`"
             );
         }
+        let scheduler = tokio::spawn(schedule::run(
+            store.clone(),
+            runner.clone(),
+            args.require_approval,
+        ));
         let app = Arc::new(api::App {
             store: store.clone(),
             runner: runner.clone(),
             tls: tls.is_some(),
+            require_approval: args.require_approval,
         });
         let handler = move |req| api::handle(app.clone(), req);
         server::serve(listener, tls, handler, shutdown_signal()).await;
+        scheduler.abort();
         let _ = writeln!(err, "livefire serve: stopping: halting the runs still going (each rolls back)");
         runner.halt_all(Duration::from_secs(120)).await;
         Exit::Ok

@@ -27,6 +27,19 @@ pub struct Runner {
     starting: tokio::sync::Mutex<()>,
 }
 
+/// What to run: an uploaded experiment, for one of its environments, with variables;
+/// and who asked, as the run index and the audit log name them.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    pub experiment: String,
+    /// `livefire run --env`: one of the file's `environments:`.
+    pub env: Option<String>,
+    /// `livefire run --var NAME=VALUE`, in order.
+    pub vars: Vec<(String, String)>,
+    /// `alice (operator)`, or `schedule NAME` for a schedule's firing.
+    pub by: String,
+}
+
 /// Why a run was not started; nothing was applied.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -118,19 +131,41 @@ impl Runner {
         caller: &Caller,
         name: &str,
     ) -> Result<RunRow, StartError> {
+        let launch = Launch {
+            experiment: name.to_owned(),
+            by: caller.label(),
+            ..Launch::default()
+        };
+        self.launch(&launch).await
+    }
+
+    /// Plans an uploaded experiment as `livefire run` will (its environment and
+    /// variables); refused as the run would be, with nothing applied.
+    pub fn plan_of(&self, launch: &Launch) -> Result<livefire_engine::plan::Plan, StartError> {
+        let name = &launch.experiment;
         let row = self
             .store
             .experiment(name)?
             .ok_or_else(|| StartError::NoExperiment(name.to_owned()))?;
         let file = self.experiment_path(name);
         write_file(&file, &row.text).map_err(StartError::Spawn)?;
-        let plan = match livefire_engine::plan::plan(&file, &[], None) {
-            Ok(plan) => plan,
+        match livefire_engine::plan::plan(&file, &launch.vars, launch.env.as_deref()) {
+            Ok(plan) => Ok(plan),
             Err(livefire_engine::plan::PlanError::Load(livefire_spec::LoadError::Invalid(r))) => {
-                return Err(StartError::Invalid(r));
+                Err(StartError::Invalid(r))
             }
-            Err(e) => return Err(StartError::Refused(e.to_string())),
-        };
+            Err(e) => Err(StartError::Refused(e.to_string())),
+        }
+    }
+
+    /// [`Runner::start`] for a [`Launch`]: an environment and variables, and who asked.
+    /// A production environment is confirmed (`--confirm production`): whoever calls
+    /// this decided so (the approval, when the server asks for one, came first).
+    pub async fn launch(self: &Arc<Self>, launch: &Launch) -> Result<RunRow, StartError> {
+        let name = launch.experiment.as_str();
+        let plan = self.plan_of(launch)?;
+        let production = plan.environment.as_ref().is_some_and(|e| e.production);
+        let file = self.experiment_path(name);
         let claims = claims(&plan)?;
         // Claim the targets under the lock, so two starts at once cannot both pass.
         let slot = format!("starting:{}", uuid_like());
@@ -150,7 +185,7 @@ impl Runner {
             }
             live.insert(slot.clone(), claims.keys().cloned().collect());
         }
-        let started = self.spawn(caller, name, &file, &slot).await;
+        let started = self.spawn(launch, production, &file, &slot).await;
         let (row, child) = match started {
             Ok(x) => x,
             Err(e) => {
@@ -164,12 +199,12 @@ impl Runner {
             live.insert(row.id.clone(), held);
         }
         let at = self.store.audit(
-            &caller.label(),
+            &launch.by,
             "start",
             &row.id,
-            &format!("experiment `{name}`"),
+            &format!("experiment `{name}`{}", described(launch)),
         )?;
-        tracing::info!(run = %row.id, by = %caller.label(), at = %at, "run started");
+        tracing::info!(run = %row.id, by = %launch.by, at = %at, "run started");
         let this = self.clone();
         let id = row.id.clone();
         let dir = PathBuf::from(&row.dir);
@@ -179,8 +214,8 @@ impl Runner {
 
     async fn spawn(
         &self,
-        caller: &Caller,
-        name: &str,
+        launch: &Launch,
+        production: bool,
         file: &Path,
         slot: &str,
     ) -> Result<(RunRow, tokio::process::Child), StartError> {
@@ -197,12 +232,22 @@ impl Runner {
         let log_path = launches.join(format!("{}.log", uuid_like()));
         let log = std::fs::File::create(&log_path).map_err(StartError::Spawn)?;
         let log2 = log.try_clone().map_err(StartError::Spawn)?;
-        let mut child = tokio::process::Command::new(&self.exe)
-            .arg("run")
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.arg("run")
             .arg(file)
             .arg("--out")
             .arg(&out)
-            .arg("--quiet")
+            .arg("--quiet");
+        if let Some(env) = &launch.env {
+            cmd.arg("--env").arg(env);
+        }
+        if production {
+            cmd.args(["--confirm", "production"]);
+        }
+        for (k, v) in &launch.vars {
+            cmd.arg("--var").arg(format!("{k}={v}"));
+        }
+        let mut child = cmd
             .stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(log2)
@@ -245,7 +290,7 @@ impl Runner {
         let _ = std::fs::rename(&log_path, launches.join(format!("{id}.log")));
         let row = RunRow {
             id,
-            experiment: name.to_owned(),
+            experiment: launch.experiment.clone(),
             dir: run_dir.display().to_string(),
             state: "running".into(),
             verdict: None,
@@ -253,7 +298,7 @@ impl Runner {
             pid: pid.map(i64::from),
             started: crate::store::now(),
             ended: None,
-            started_by: caller.label(),
+            started_by: launch.by.clone(),
             stopped_by: None,
         };
         self.store.add_run(&row)?;
@@ -454,6 +499,23 @@ fn claims(plan: &livefire_engine::plan::Plan) -> Result<BTreeMap<String, String>
         }
     }
     Ok(claims)
+}
+
+/// ` in environment `prod` with var1=...`: what the audit line adds to the experiment.
+fn described(launch: &Launch) -> String {
+    let mut out = String::new();
+    if let Some(env) = &launch.env {
+        out.push_str(&format!(" in environment `{env}`"));
+    }
+    if !launch.vars.is_empty() {
+        let vars: Vec<String> = launch
+            .vars
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        out.push_str(&format!(" with {}", vars.join(" ")));
+    }
+    out
 }
 
 /// A refusal `livefire run` printed (exit 3 before its folder): located diagnostics stay

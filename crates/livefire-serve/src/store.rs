@@ -111,6 +111,8 @@ impl Store {
             .and_then(|c| {
                 c.busy_timeout(std::time::Duration::from_secs(5))?;
                 c.execute_batch(SCHEMA)?;
+                c.execute_batch(crate::schedule::SCHEMA)?;
+                c.execute_batch(crate::approval::SCHEMA)?;
                 Ok(c)
             })
             .map_err(|source| StoreError::Open { path, source })?;
@@ -119,7 +121,10 @@ impl Store {
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         // A panic while holding the lock cannot leave SQLite half-written (each call is
         // one statement or one transaction), so a poisoned lock is still usable.
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());

@@ -9,6 +9,7 @@ use crate::server::Body;
 
 const INDEX: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
+const SCHEDULES_JS: &str = include_str!("../assets/schedules.js");
 const APP_CSS: &str = include_str!("../assets/app.css");
 
 /// Only this origin's script, style and connections; no frames, no plug-ins.
@@ -27,6 +28,11 @@ pub fn page() -> Response<Body> {
 pub fn asset(name: &str) -> Response<Body> {
     match name {
         "app.js" => with_type(StatusCode::OK, "text/javascript; charset=utf-8", APP_JS),
+        "schedules.js" => with_type(
+            StatusCode::OK,
+            "text/javascript; charset=utf-8",
+            SCHEDULES_JS,
+        ),
         "app.css" => with_type(StatusCode::OK, "text/css; charset=utf-8", APP_CSS),
         _ => crate::api::error(StatusCode::NOT_FOUND, format!("no asset `{name}`")),
     }

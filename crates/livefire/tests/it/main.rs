@@ -41,6 +41,9 @@ mod segments;
 /// `livefire serve`: tokens and roles, located errors, runs started and stopped over HTTP,
 /// a server killed mid-run, the API fuzzed.
 mod serve;
+/// `livefire serve` schedules (fired, skipped, kept across a restart, missed ones logged)
+/// and approvals of production runs by a second person.
+mod serve_schedules;
 /// The console in headless Chromium: log in, a located error, a live run, STOP.
 mod serve_ui;
 mod support;

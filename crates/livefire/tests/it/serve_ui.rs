@@ -378,3 +378,108 @@ fn a_person_logs_in_finds_an_error_runs_watches_and_stops_a_drill_in_chromium() 
     );
     assert_eq!(status, 403);
 }
+
+#[test]
+fn a_second_person_approves_a_production_run_and_an_admin_makes_a_schedule_in_chromium() {
+    let Some(bin) = chromium() else {
+        livefire_testkit::skip_missing(
+            "chromium is not on PATH, so approvals and schedules were not checked in a browser",
+            "apt-get install chromium",
+        );
+        return;
+    };
+    let server = Server::start_with(Home::new(), &["--require-approval"]);
+    let alice = server.token("operator", "alice", None);
+    let bob = server.token("operator", "bob", None);
+    let root = server.token("admin", "root", None);
+    let victim = Victim::start();
+    let (status, _, body) = http(
+        &server.addr(),
+        "PUT",
+        "/api/experiments/pause",
+        Some(&alice),
+        Some(crate::serve_schedules::pause_in_environments(victim.pid(), 120).as_bytes()),
+    );
+    assert_eq!(status, 201, "{body}");
+    let browser = Browser::start(&bin);
+    let mut page = browser.page();
+    page.goto(&format!("{}/", server.url));
+
+    // Alice asks for a run in prod: it waits, and she has no Approve button.
+    log_in(&mut page, &alice);
+    page.eval("location.hash = '#experiment/pause'; true");
+    page.wait_for(
+        "the environment field",
+        "!!document.getElementById('run-env')",
+    );
+    page.eval("document.getElementById('run-env').value = 'prod'; document.getElementById('start-run').click(); true");
+    let said = page.wait_for(
+        "the answer",
+        "document.getElementById('start-error').textContent.includes('approves') && document.getElementById('start-error').textContent",
+    );
+    assert!(said.as_str().unwrap().contains("production"), "{said}");
+    page.eval("location.hash = '#runs'; true");
+    let row = page.wait_for(
+        "the waiting run",
+        "(() => { const r = document.querySelector('#approvals tr[data-approval]'); return r && r.textContent; })()",
+    );
+    assert!(row.as_str().unwrap().contains("you asked"), "{row}");
+    assert_eq!(
+        page.eval("!!document.querySelector('#approvals button.approve')"),
+        false
+    );
+    assert_ne!(victim.state(), 'T', "nothing runs before the approval");
+
+    // Bob approves it: the run starts and its page opens.
+    page.eval("document.getElementById('logout').click(); true");
+    log_in(&mut page, &bob);
+    page.eval("location.hash = '#runs'; true");
+    page.wait_for(
+        "the Approve button",
+        "!!document.querySelector('#approvals button.approve')",
+    );
+    page.eval("document.querySelector('#approvals button.approve').click(); true");
+    page.wait_for(
+        "the run's page",
+        "location.hash.startsWith('#run/') && !!document.getElementById('charts')",
+    );
+    assert!(victim.wait_state('T'), "the approved run paused the victim");
+    let id = page
+        .eval("decodeURIComponent(location.hash.slice(5))")
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _, _) = http(
+        &server.addr(),
+        "POST",
+        &format!("/api/runs/{id}/stop"),
+        Some(&bob),
+        None,
+    );
+    assert_eq!(status, 202);
+    assert!(victim.running());
+
+    // An admin makes a monthly schedule on the Schedules page.
+    page.eval("document.getElementById('logout').click(); true");
+    log_in(&mut page, &root);
+    page.eval("location.hash = '#schedules'; true");
+    page.wait_for(
+        "the schedule form",
+        "!!document.querySelector('#schedule-experiment option[value=\"pause\"]')",
+    );
+    page.eval("document.getElementById('schedule-name').value = 'monthly'; document.getElementById('schedule-cron').value = '0 9 1 * *'; document.getElementById('schedule-create').click(); true");
+    let row = page.wait_for(
+        "the schedule in the list",
+        "(() => { const r = document.querySelector('tr[data-schedule=\"monthly\"]'); return r && r.textContent; })()",
+    );
+    let row = row.as_str().unwrap();
+    assert!(
+        row.contains("0 9 1 * *") && row.contains("root (admin)"),
+        "{row}"
+    );
+    assert!(
+        row.contains("-01T09:00:00"),
+        "the next firing is shown: {row}"
+    );
+    assert!(page.complaints().is_empty(), "{:?}", page.complaints());
+}

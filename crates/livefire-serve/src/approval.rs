@@ -1,0 +1,406 @@
+//! Starting a run with an environment and variables, and the second person's approval:
+//! with `livefire serve --require-approval`, a run in an environment marked
+//! `production: true` waits ("awaiting approval") until another operator or admin than
+//! the one who asked approves it (it starts then) or rejects it. Every request,
+//! approval and rejection is in the audit log; an approved run's journal has the
+//! approval too.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use http::{Method, Response, StatusCode};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::api::{self, App};
+use crate::auth::{self, Caller, Role};
+use crate::runs::{Launch, Runner, StartError};
+use crate::server::Body;
+use crate::store::{RunRow, Store, StoreError};
+
+/// The store's table of runs asked for in a production environment.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS approvals(
+    id TEXT PRIMARY KEY, experiment TEXT NOT NULL, env TEXT NOT NULL, vars TEXT NOT NULL,
+    requested_by TEXT NOT NULL, requester TEXT NOT NULL, requested TEXT NOT NULL,
+    state TEXT NOT NULL, decided_by TEXT, decided TEXT, run_id TEXT, text_sha256 TEXT NOT NULL);
+";
+
+/// The state of a request nobody has decided yet.
+pub const AWAITING: &str = "awaiting approval";
+
+/// A run asked for in a production environment, and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalRow {
+    pub id: String,
+    pub experiment: String,
+    pub env: String,
+    pub vars: BTreeMap<String, String>,
+    /// `alice (operator)` or `schedule NAME`: who asked, as the run will name it.
+    pub requested_by: String,
+    /// The token (name) that asked, or made the schedule that did: it may not approve.
+    pub requester: String,
+    pub requested: String,
+    /// `awaiting approval`, `approved` (the run started: `run_id`) or `rejected`.
+    pub state: String,
+    pub decided_by: Option<String>,
+    pub decided: Option<String>,
+    pub run_id: Option<String>,
+    /// The SHA-256 of the experiment's text when asked: what is approved is that text.
+    #[serde(skip)]
+    pub text_sha256: String,
+}
+
+/// What asking for a run did.
+#[derive(Debug)]
+pub enum Requested {
+    Started(RunRow),
+    Awaiting(ApprovalRow),
+}
+
+/// Why an approval or rejection is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("no approval `{0}`: GET /api/approvals lists them")]
+    Unknown(String),
+    #[error("approval `{0}` was decided already (it is {1})")]
+    Decided(String, String),
+    #[error(
+        "you asked for this run (token `{0}`): a second person, another operator or admin, must approve or reject it"
+    )]
+    OwnRequest(String),
+    #[error(
+        "experiment `{0}` was uploaded again since this run was asked for: what was asked for is not what would run; reject this and ask again"
+    )]
+    Changed(String),
+    #[error("{0}")]
+    Start(#[from] StartError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+/// Asks for a run: it starts now, unless `require_approval` is set and its environment
+/// is `production: true`; then it waits for a second person. `requester` is the token
+/// (name) asking. Refused as a start is (unknown experiment, environment or variable,
+/// a held target) with nothing applied.
+pub async fn request(
+    store: &Store,
+    runner: &Arc<Runner>,
+    require_approval: bool,
+    launch: Launch,
+    requester: &str,
+) -> Result<Requested, StartError> {
+    let plan = runner.plan_of(&launch)?;
+    let production = plan
+        .environment
+        .as_ref()
+        .filter(|e| e.production)
+        .map(|e| e.name.clone());
+    let (true, Some(env)) = (require_approval, production) else {
+        return runner.launch(&launch).await.map(Requested::Started);
+    };
+    let row = ApprovalRow {
+        id: format!("approval-{}", short_id()),
+        experiment: launch.experiment.clone(),
+        env,
+        vars: launch.vars.iter().cloned().collect(),
+        requested_by: launch.by.clone(),
+        requester: requester.to_owned(),
+        requested: crate::store::now(),
+        state: AWAITING.into(),
+        decided_by: None,
+        decided: None,
+        run_id: None,
+        text_sha256: text_sha256(store, &launch.experiment)?,
+    };
+    let vars = serde_json::to_string(&row.vars).unwrap_or_else(|_| "{}".into());
+    store.with(|c| {
+        c.execute(
+            "INSERT INTO approvals(id, experiment, env, vars, requested_by, requester, requested, state, text_sha256)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                row.id,
+                row.experiment,
+                row.env,
+                vars,
+                row.requested_by,
+                row.requester,
+                row.requested,
+                row.state,
+                row.text_sha256
+            ],
+        )
+    })?;
+    store.audit(
+        &row.requested_by,
+        "request",
+        &format!("approval:{}", row.id),
+        &format!(
+            "experiment `{}` in production environment `{}`: waits for a second person's approval",
+            row.experiment, row.env
+        ),
+    )?;
+    Ok(Requested::Awaiting(row))
+}
+
+/// Approves (the run starts now) or rejects a waiting run. Only an operator or admin
+/// other than the one who asked may; an approval whose run cannot start (a target
+/// held) stays waiting, so it can be approved again later.
+pub async fn decide(
+    store: &Store,
+    runner: &Arc<Runner>,
+    caller: &Caller,
+    id: &str,
+    approve: bool,
+) -> Result<ApprovalRow, DecideError> {
+    let row = get(store, id)?.ok_or_else(|| DecideError::Unknown(id.to_owned()))?;
+    if row.requester == caller.name {
+        return Err(DecideError::OwnRequest(caller.name.clone()));
+    }
+    // What is approved is the text that was asked for, not a later upload.
+    if approve && row.state == AWAITING && text_sha256(store, &row.experiment)? != row.text_sha256 {
+        return Err(DecideError::Changed(row.experiment));
+    }
+    // Take it from `awaiting approval` atomically: two people deciding at once cannot
+    // both start it.
+    let next = if approve { "starting" } else { "rejected" };
+    let taken = store.with(|c| {
+        c.execute(
+            "UPDATE approvals SET state = ?2, decided_by = ?3, decided = ?4 WHERE id = ?1 AND state = ?5",
+            params![id, next, caller.label(), crate::store::now(), AWAITING],
+        )
+    })?;
+    if taken == 0 {
+        let now = get(store, id)?.map(|r| r.state).unwrap_or(row.state);
+        return Err(DecideError::Decided(id.to_owned(), now));
+    }
+    let subject = format!("approval:{id}");
+    if !approve {
+        store.audit(
+            &caller.label(),
+            "reject",
+            &subject,
+            &format!(
+                "experiment `{}` in `{}`, asked by {}",
+                row.experiment, row.env, row.requested_by
+            ),
+        )?;
+        return Ok(get(store, id)?.unwrap_or(row));
+    }
+    let launch = Launch {
+        experiment: row.experiment.clone(),
+        env: Some(row.env.clone()),
+        vars: row.vars.clone().into_iter().collect(),
+        by: row.requested_by.clone(),
+    };
+    match runner.launch(&launch).await {
+        Ok(run) => {
+            store.with(|c| {
+                c.execute(
+                    "UPDATE approvals SET state = 'approved', run_id = ?2 WHERE id = ?1",
+                    params![id, run.id],
+                )
+            })?;
+            let detail = format!(
+                "{id}: asked by {} at {}, environment `{}`",
+                row.requested_by, row.requested, row.env
+            );
+            store.audit(&caller.label(), "approve", &subject, &run.id)?;
+            // The run's own audit lines go to its journal when it ends.
+            store.audit(&caller.label(), "approve", &run.id, &detail)?;
+            Ok(get(store, id)?.unwrap_or(row))
+        }
+        Err(e) => {
+            store.with(|c| {
+                c.execute(
+                    "UPDATE approvals SET state = ?2, decided_by = NULL, decided = NULL WHERE id = ?1",
+                    params![id, AWAITING],
+                )
+            })?;
+            Err(DecideError::Start(e))
+        }
+    }
+}
+
+/// Every request, newest first.
+pub fn list(store: &Store) -> Result<Vec<ApprovalRow>, StoreError> {
+    store.with(|c| {
+        let mut s = c.prepare(&format!("{COLUMNS} ORDER BY requested DESC, id LIMIT 1000"))?;
+        s.query_map([], approval_row)?.collect()
+    })
+}
+
+pub fn get(store: &Store, id: &str) -> Result<Option<ApprovalRow>, StoreError> {
+    store.with(|c| {
+        c.query_row(&format!("{COLUMNS} WHERE id = ?1"), [id], approval_row)
+            .optional()
+    })
+}
+
+const COLUMNS: &str = "SELECT id, experiment, env, vars, requested_by, requester, requested, state, decided_by, decided, run_id, text_sha256 FROM approvals";
+
+/// The SHA-256 of an uploaded experiment's text (empty when there is none).
+fn text_sha256(store: &Store, experiment: &str) -> Result<String, StoreError> {
+    Ok(store
+        .experiment(experiment)?
+        .map(|e| crate::auth::hash(&e.text))
+        .unwrap_or_default())
+}
+
+fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
+    let vars: String = r.get(3)?;
+    Ok(ApprovalRow {
+        id: r.get(0)?,
+        experiment: r.get(1)?,
+        env: r.get(2)?,
+        vars: serde_json::from_str(&vars).unwrap_or_default(),
+        requested_by: r.get(4)?,
+        requester: r.get(5)?,
+        requested: r.get(6)?,
+        state: r.get(7)?,
+        decided_by: r.get(8)?,
+        decided: r.get(9)?,
+        run_id: r.get(10)?,
+        text_sha256: r.get(11)?,
+    })
+}
+
+/// Variables for a run, in order: `livefire run --var NAME=VALUE`.
+pub type Vars = Vec<(String, String)>;
+
+/// `env` and `vars` of a JSON body: a name, and an object of strings. A value that
+/// cannot be passed to `livefire run` (a NUL byte) is refused here.
+pub fn env_and_vars(v: &Value) -> Result<(Option<String>, Vars), String> {
+    let env = match v.get("env") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.is_empty() && !s.contains('\0') => Some(s.clone()),
+        Some(_) => {
+            return Err(
+                "`env` is the name of one of the experiment's `environments:` (a string)".into(),
+            );
+        }
+    };
+    let vars = match v.get("vars") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(m)) => {
+            let mut out = Vec::new();
+            for (k, val) in m {
+                let Some(val) = val.as_str() else {
+                    return Err(format!(
+                        "`vars.{k}`: send each variable's value as a string"
+                    ));
+                };
+                if k.is_empty() || k.contains(['=', '\0']) || val.contains('\0') {
+                    return Err(format!(
+                        "`vars`: `{}` is not a variable name and value `livefire run --var` takes",
+                        k.escape_debug()
+                    ));
+                }
+                out.push((k.clone(), val.to_owned()));
+            }
+            out
+        }
+        Some(_) => return Err("`vars` is an object: {\"NAME\": \"VALUE\"}".into()),
+    };
+    Ok((env, vars))
+}
+
+/// `POST /api/runs` `{"experiment": NAME, "env": ENV, "vars": {...}}`: 201 with the run,
+/// or 202 when it waits for approval.
+pub async fn start(app: &Arc<App>, caller: &Caller, v: &Value, name: &str) -> Response<Body> {
+    let (env, vars) = match env_and_vars(v) {
+        Ok(x) => x,
+        Err(why) => return api::error(StatusCode::BAD_REQUEST, why),
+    };
+    let launch = Launch {
+        experiment: name.to_owned(),
+        env,
+        vars,
+        by: caller.label(),
+    };
+    match request(
+        &app.store,
+        &app.runner,
+        app.require_approval,
+        launch,
+        &caller.name,
+    )
+    .await
+    {
+        Ok(Requested::Started(row)) => api::json_status(StatusCode::CREATED, json!(row)),
+        Ok(Requested::Awaiting(a)) => api::json_status(
+            StatusCode::ACCEPTED,
+            json!({
+                "state": AWAITING,
+                "approval": a,
+                "message": format!(
+                    "environment `{}` is production: the run waits until another operator or admin approves it ({})",
+                    a.env, a.id
+                ),
+            }),
+        ),
+        Err(e) => api::start_error(e),
+    }
+}
+
+/// `/api/approvals...`: anyone may see them; operators and admins other than the one
+/// who asked approve or reject.
+pub async fn route(
+    app: &Arc<App>,
+    caller: &Caller,
+    method: &Method,
+    path: &[&str],
+) -> Response<Body> {
+    match (method, path) {
+        (&Method::GET, ["approvals"]) => match list(&app.store) {
+            Ok(rows) => api::json_status(StatusCode::OK, json!(rows)),
+            Err(e) => api::internal(e),
+        },
+        (&Method::GET, ["approvals", id]) => match get(&app.store, id) {
+            Ok(Some(row)) => api::json_status(StatusCode::OK, json!(row)),
+            Ok(None) => api::error(
+                StatusCode::NOT_FOUND,
+                DecideError::Unknown((*id).to_owned()).to_string(),
+            ),
+            Err(e) => api::internal(e),
+        },
+        (&Method::POST, ["approvals", id, verb @ ("approve" | "reject")]) => {
+            if let Err(d) = auth::require(caller, Role::Operator) {
+                return api::denied(&d);
+            }
+            let approve = *verb == "approve";
+            match decide(&app.store, &app.runner, caller, id, approve).await {
+                Ok(row) => {
+                    let status = if approve {
+                        StatusCode::CREATED
+                    } else {
+                        StatusCode::OK
+                    };
+                    api::json_status(status, json!(row))
+                }
+                Err(e @ DecideError::Unknown(_)) => {
+                    api::error(StatusCode::NOT_FOUND, e.to_string())
+                }
+                Err(e @ (DecideError::Decided(..) | DecideError::Changed(_))) => {
+                    api::error(StatusCode::CONFLICT, e.to_string())
+                }
+                Err(e @ DecideError::OwnRequest(_)) => {
+                    api::error(StatusCode::FORBIDDEN, e.to_string())
+                }
+                Err(DecideError::Start(e)) => api::start_error(e),
+                Err(DecideError::Store(e)) => api::internal(e),
+            }
+        }
+        _ => api::error(
+            StatusCode::NOT_FOUND,
+            "no such route: GET /api/openapi.yaml lists them".into(),
+        ),
+    }
+}
+
+/// 64 random bits in hex.
+fn short_id() -> String {
+    use rand::Rng;
+    format!("{:016x}", rand::rng().random::<u64>())
+}
