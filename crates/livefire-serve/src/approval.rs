@@ -223,6 +223,39 @@ pub async fn decide(
     }
 }
 
+/// At start: an approval the previous server was starting when it stopped waits again
+/// (its run, if it began, was rolled back and ended by the recovery); returns a line for
+/// each, for stderr.
+pub fn waiting_again_at_start(store: &Store) -> Vec<String> {
+    let ids: Vec<String> = list(store)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a.state == "starting")
+        .map(|a| a.id)
+        .collect();
+    let mut lines = Vec::new();
+    for id in ids {
+        let reset = store.with(|c| {
+            c.execute(
+                "UPDATE approvals SET state = ?2, decided_by = NULL, decided = NULL WHERE id = ?1",
+                params![id, AWAITING],
+            )
+        });
+        if reset.is_ok() {
+            let _ = store.audit(
+                "livefire serve",
+                "recover",
+                &format!("approval:{id}"),
+                "the server stopped while starting this approved run: it waits for approval again",
+            );
+            lines.push(format!(
+                "approval {id} was being started when the previous server stopped: it waits for approval again"
+            ));
+        }
+    }
+    lines
+}
+
 /// Every request, newest first.
 pub fn list(store: &Store) -> Result<Vec<ApprovalRow>, StoreError> {
     store.with(|c| {

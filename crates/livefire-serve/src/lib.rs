@@ -279,7 +279,10 @@ fn serve(
             let _ = writeln!(err, "livefire serve: {line}");
         }
         // Schedules: what was missed while the server was down is said, not run late.
-        for line in schedule::missed_at_start(&store) {
+        for line in schedule::missed_at_start(&store)
+            .into_iter()
+            .chain(approval::waiting_again_at_start(&store))
+        {
             let _ = writeln!(err, "livefire serve: {line}");
         }
         let listener = match tokio::net::TcpListener::bind(addr).await {
