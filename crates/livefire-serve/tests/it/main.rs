@@ -3,6 +3,8 @@
 //! approvals, the UI in Chromium, the fuzzer) is in `crates/livefire/tests/it/serve*.rs`,
 //! which need the `livefire` binary.
 
+/// Approvals: only a second person decides; a request cut off by a crash waits again.
+mod approvals;
 /// Schedules' cron: accepted and refused expressions, the next firing after an instant.
 mod cron;
 /// Tokens: made, stored hashed, refused when unknown, expired or revoked; roles ordered.
