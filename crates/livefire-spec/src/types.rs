@@ -46,6 +46,11 @@ pub struct Experiment {
     /// Extra steps after every fault is undone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rollbacks: Vec<RollbackStep>,
+    /// The team's own alert checks, run while the timeline runs: detectors in the
+    /// report beside the hypothesis. They judge nothing: a watch that fires is a sign
+    /// that the team's alerting would have noticed, not a deviation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<Watch>,
 }
 
 impl Experiment {
@@ -1421,4 +1426,39 @@ pub struct CommandStep {
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
+}
+
+/// A team's own alert check (`watch:`): a command run every `every` while the timeline
+/// runs; each time it starts firing is journaled, with what it printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Watch {
+    /// Its row in the report's detectors table (`orders-alert`).
+    pub name: String,
+    /// Run with `sh -c`, in the experiment file's folder.
+    pub command: String,
+    /// How often it runs (default `settings.probe_every`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Duration>,
+    /// When the alert fires: exactly one of `exit_nonzero: true` or `stdout_contains`.
+    pub fires_when: FiresWhen,
+    /// Whom the command runs as; without one, as livefire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// How long one run may take (default 10s); a run that takes longer does not fire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+/// When a `watch:` command fires; exactly one key is given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FiresWhen {
+    /// `true`: it fires when the command exits with a status other than 0 (as
+    /// Nagios-style checks do), or is killed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_nonzero: Option<bool>,
+    /// It fires when the command's standard output contains this text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdout_contains: Option<String>,
 }

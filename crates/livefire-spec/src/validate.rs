@@ -25,6 +25,7 @@ const TOP_LEVEL: &[&str] = &[
     "timeline",
     "scenario",
     "rollbacks",
+    "watch",
 ];
 
 /// What this build of livefire can run, for the checks that `run` would otherwise be
@@ -132,6 +133,7 @@ pub fn validate_with(
     }
     let scenario: Option<Scenario> = optional(tree, "scenario", out);
     let rollbacks: Vec<RollbackStep> = list_each(tree.get("rollbacks"), out, &mut index.rollbacks);
+    let watch: Vec<Watch> = list_each(tree.get("watch"), out, &mut index.watch);
     if let Some(v) = version
         && v != 1
     {
@@ -159,6 +161,7 @@ pub fn validate_with(
         timeline,
         scenario,
         rollbacks,
+        watch,
     };
     Checker {
         tree,
@@ -347,6 +350,7 @@ struct Index {
     guardrails: Vec<usize>,
     timeline: Vec<usize>,
     rollbacks: Vec<usize>,
+    watch: Vec<usize>,
     /// Faults of timeline entries that failed to type as a whole, by document index.
     partial_faults: Vec<(usize, Fault)>,
 }
@@ -367,6 +371,7 @@ impl Checker<'_> {
             "hypothesis" => &self.index.hypothesis,
             "guardrails" => &self.index.guardrails,
             "timeline" => &self.index.timeline,
+            "watch" => &self.index.watch,
             _ => &self.index.rollbacks,
         };
         index.get(i).copied().unwrap_or(i)
@@ -422,6 +427,58 @@ impl Checker<'_> {
                 c.user.as_deref(),
                 &[K("rollbacks"), I(i), K("command"), K("user")],
             );
+        }
+        self.check_watch();
+    }
+
+    /// `watch:` entries: a unique name people can read in the detectors table, a
+    /// command whose program exists, intervals that wait, and exactly one way to fire.
+    fn check_watch(&mut self) {
+        let mut names = BTreeSet::new();
+        for (i, w) in self.exp.watch.iter().enumerate() {
+            let i = self.ix("watch", i);
+            let path = |key| [K("watch"), I(i), K(key)];
+            self.check_name(&w.name, at(self.tree, &path("name")), "watch");
+            if !names.insert(w.name.clone()) {
+                self.err(
+                    at(self.tree, &path("name")),
+                    format!(
+                        "duplicate watch name `{}`: each watch is its own row of the detectors table; rename one",
+                        w.name
+                    ),
+                );
+            }
+            self.check_program(&w.command, &path("command"));
+            self.check_user(w.user.as_deref(), &path("user"));
+            for (key, d) in [("every", w.every), ("timeout", w.timeout)] {
+                if d.is_some_and(|d| d.0.is_zero()) {
+                    self.err(
+                        at(self.tree, &path(key)),
+                        format!("`{key}: 0s` would never wait: give a duration such as `5s`"),
+                    );
+                }
+            }
+            let fires = [K("watch"), I(i), K("fires_when")];
+            let f = &w.fires_when;
+            match (f.exit_nonzero, &f.stdout_contains) {
+                (Some(_), Some(_)) => self.err(
+                    at(self.tree, &fires),
+                    "`fires_when` has both `exit_nonzero` and `stdout_contains`: keep the one your alert uses",
+                ),
+                (None, None) => self.err(
+                    at(self.tree, &fires),
+                    "`fires_when` needs one of `exit_nonzero: true` (the command exits non-zero when the alert fires) or `stdout_contains: TEXT`",
+                ),
+                (Some(false), None) => self.err(
+                    at(self.tree, &[K("watch"), I(i), K("fires_when"), K("exit_nonzero")]),
+                    "`exit_nonzero: false` would never fire: write `exit_nonzero: true`, or use `stdout_contains: TEXT`",
+                ),
+                (None, Some(text)) if text.is_empty() => self.err(
+                    at(self.tree, &[K("watch"), I(i), K("fires_when"), K("stdout_contains")]),
+                    "`stdout_contains: \"\"` would fire on every run: give the text the alert prints",
+                ),
+                _ => {}
+            }
         }
     }
 

@@ -98,14 +98,18 @@ fn validate(args: cli::ValidateArgs) -> Exit {
                 None => String::new(),
             };
             println!(
-                "{}{env}: valid: {} target(s), {} setup process(es), {} activit{}, {} hypothesis condition(s), {} guardrail(s)",
+                "{}{env}: valid: {} target(s), {} setup process(es), {} activit{}, {} hypothesis condition(s), {} guardrail(s){}",
                 args.file.display(),
                 e.targets.len(),
                 e.setup.len(),
                 e.timeline.len(),
                 if e.timeline.len() == 1 { "y" } else { "ies" },
                 e.hypothesis.len(),
-                e.guardrails.len()
+                e.guardrails.len(),
+                match e.watch.len() {
+                    0 => String::new(),
+                    n => format!(", {n} watch(es)"),
+                }
             );
             Exit::Ok
         }

@@ -37,6 +37,8 @@ pub struct Plan {
     pub activities: Vec<Activity>,
     /// The `rollbacks:` steps.
     pub rollbacks: Vec<RollbackCommand>,
+    /// The `watch:` commands, with their defaults filled in.
+    pub watches: Vec<PlannedWatch>,
     /// Values that came from `${env:NAME}`: masked wherever the run writes.
     pub secrets: Vec<Secret>,
     /// The experiment with `${env:NAME}` filled in, written (masked) to the run folder.
@@ -169,6 +171,23 @@ pub enum Window {
     Last(Duration),
     /// Every second since the timeline began (a hypothesis without `for:`).
     SinceStart,
+}
+
+/// One `watch:` command: a team's own alert check, a detector of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedWatch {
+    pub name: String,
+    /// Run with `sh -c` in the experiment file's folder.
+    pub command: String,
+    /// `every:`, else `settings.probe_every`.
+    pub every: Duration,
+    /// `None`: it fires when the command exits non-zero; `Some(text)`: when its
+    /// standard output contains `text`.
+    pub fires_on_stdout: Option<String>,
+    /// Whom it runs as; without one, as livefire.
+    pub user: Option<String>,
+    /// `timeout:`, else 10 s; a run that overruns it does not fire.
+    pub timeout: Duration,
 }
 
 /// One `rollbacks:` step.
@@ -337,6 +356,18 @@ pub fn from_experiment(
         })
         .collect();
     let setup = setup_steps(&exp, &dir);
+    let watches = exp
+        .watch
+        .iter()
+        .map(|w| PlannedWatch {
+            name: w.name.clone(),
+            command: w.command.clone(),
+            every: w.every.map_or(settings.probe_every, |d| d.0),
+            fires_on_stdout: w.fires_when.stdout_contains.clone(),
+            user: w.user.clone(),
+            timeout: w.timeout.map_or(Duration::from_secs(10), |d| d.0),
+        })
+        .collect();
     Ok(Plan {
         title: exp.title.clone(),
         environment: None,
@@ -347,6 +378,7 @@ pub fn from_experiment(
         conditions,
         activities,
         rollbacks,
+        watches,
         secrets,
         experiment: exp,
     })

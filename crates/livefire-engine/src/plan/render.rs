@@ -44,8 +44,27 @@ pub fn render(plan: &Plan) -> String {
         );
     }
     conditions(&mut out, plan);
+    watches(&mut out, plan);
     settings(&mut out, plan);
     out
+}
+
+/// The team's own alert checks, one line each.
+fn watches(out: &mut String, plan: &Plan) {
+    for w in &plan.watches {
+        let fires = match &w.fires_on_stdout {
+            Some(text) => format!("its output contains {text:?}"),
+            None => "it exits non-zero".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "watch   {}: `{}` every {}, fires when {fires}",
+            w.name,
+            // A value from `${env:NAME}` shows as that, as everywhere the run writes.
+            super::Secret::mask_all(&plan.secrets, w.command.clone()),
+            Written(w.every)
+        );
+    }
 }
 
 /// `200/s`, `50 VUs`, `stages`.

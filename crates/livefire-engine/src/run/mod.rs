@@ -9,6 +9,7 @@ mod setup;
 mod shared;
 mod teardown;
 mod timeline;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

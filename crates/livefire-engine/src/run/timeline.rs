@@ -178,6 +178,13 @@ pub(super) async fn during(
         Duration::ZERO
     };
     spawn_referees(&ctx, during_start, lag, &board, &mut tasks.referee);
+    // The team's own alert checks: detectors, stopped with the referee.
+    let cwd = ctx.plan.dir.to_string_lossy().into_owned();
+    for w in &ctx.plan.watches {
+        let task =
+            super::watch::watch(w.clone(), cwd.clone(), shared.journal.clone(), during_start);
+        tasks.referee.spawn(task);
+    }
     if ctx.view != crate::view::View::Quiet {
         tasks
             .referee

@@ -15,7 +15,7 @@ fn errors(text: &str) -> Vec<String> {
 }
 
 /// Asserts that each (line:col, fragment) appears among the errors, and no others.
-fn check(text: &str, expected: &[(&str, &str)]) {
+pub(crate) fn check(text: &str, expected: &[(&str, &str)]) {
     let got = errors(text);
     for (at, fragment) in expected {
         assert!(
@@ -33,7 +33,7 @@ fn check(text: &str, expected: &[(&str, &str)]) {
     );
 }
 
-const HEAD: &str = "version: 1\ntitle: t\n";
+pub(crate) const HEAD: &str = "version: 1\ntitle: t\n";
 
 #[test]
 fn syntax_error_is_located() {

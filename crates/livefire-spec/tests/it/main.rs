@@ -9,3 +9,5 @@ mod format;
 mod net;
 /// What used to be accepted silently, now refused where it is written.
 mod refusals;
+/// `watch:` commands: a team's own alert checks, refused where a mistake is written.
+mod watch;

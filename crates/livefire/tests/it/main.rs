@@ -52,3 +52,5 @@ mod units;
 mod validate;
 /// The verdict and its reasons, as a user reads them at the end of a run.
 mod verdicts;
+/// `watch:` commands: the team's own alert checks as detectors of a real run.
+mod watch;
