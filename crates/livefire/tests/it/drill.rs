@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use crate::support::{Home, repo, run};
 
 /// A sandbox this test started; `down` on every way out of the test.
-struct Sandbox {
-    dir: PathBuf,
+pub(crate) struct Sandbox {
+    pub(crate) dir: PathBuf,
 }
 
 impl Sandbox {
-    fn up(home: &Home, args: &[&str]) -> Sandbox {
+    pub(crate) fn up(home: &Home, args: &[&str]) -> Sandbox {
         use std::os::unix::fs::PermissionsExt;
         // PostgreSQL runs as `postgres` when the tests run as root: it must reach DIR.
         let tmp = home.path().join("tmp");
@@ -31,7 +31,7 @@ impl Sandbox {
         sb
     }
 
-    fn record(&self) -> livefire_sandbox::Sandbox {
+    pub(crate) fn record(&self) -> livefire_sandbox::Sandbox {
         livefire_sandbox::Sandbox::load(&self.dir)
             .unwrap()
             .expect("sandbox.json")
@@ -47,7 +47,7 @@ impl Drop for Sandbox {
     }
 }
 
-fn expected_exit(file: &Path) -> i32 {
+pub(crate) fn expected_exit(file: &Path) -> i32 {
     std::fs::read_to_string(file)
         .unwrap()
         .lines()

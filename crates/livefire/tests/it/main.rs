@@ -4,6 +4,9 @@
 mod browser;
 /// Every built fault kind through one harness: apply, verify, undo, recover.
 mod conformance;
+/// The corruption drill (examples/db-corruption.yaml) on a real sandbox: who noticed, undone
+/// byte for byte.
+mod corruption;
 /// `livefire demo`: the quickstart drill on the sandbox, and nothing left running after it.
 mod demo;
 /// What the libraries report reaches stderr as one `livefire: ...` line each.
