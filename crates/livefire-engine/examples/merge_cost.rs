@@ -1,7 +1,7 @@
 //! What merging a long split run costs the coordinator: replays the windows one real
 //! segment recorded (`segments/<i>/stream.jsonl` of a run folder) as if `SEGMENTS`
 //! segments had each sent them for `SECONDS` seconds, through the coordinator's own
-//! path (parse each protocol line, merge per second, release on watermarks, publish
+//! path (read each window line, merge per second, release on watermarks, publish
 //! into the referee's store), and prints the CPU time and peak memory it took.
 //!
 //! `cargo run --release -p livefire-engine --example merge_cost -- STREAM [SEGMENTS] [SECONDS]`
@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use livefire_core::window::WindowStore;
-use livefire_engine::segments::merge::Merger;
+use livefire_engine::segments::merge::{Merger, WireWindow};
 use livefire_engine::segments::protocol::Line;
 
 fn main() {
@@ -59,18 +59,16 @@ fn main() {
         let lines = &recorded[(s as usize) % recorded.len()];
         for seg in 0..segments {
             for (_, template) in lines {
+                // A fresh line each time, as a back end hands the coordinator.
                 let line = template.replacen("{S}", &s.to_string(), 1);
-                let Ok(Line::Window {
-                    series,
-                    second,
-                    window,
-                }) = serde_json::from_str::<Line>(&line)
-                else {
+                let Some(wire) = WireWindow::parse(&line) else {
                     panic!("a recorded line no longer parses: {line}");
                 };
                 windows += 1;
-                if let Some((sec, name, w)) = merger.window(seg, series, second, window) {
-                    store.publish_series(&name, sec, &w);
+                match merger.wire(seg, &wire) {
+                    Ok(Some((sec, name, w))) => store.publish_series(&name, sec, &w),
+                    Ok(None) => {}
+                    Err(e) => panic!("a recorded window no longer decodes: {e}"),
                 }
             }
             merger.watermark(seg, s + 1);

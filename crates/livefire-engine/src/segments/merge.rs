@@ -1,10 +1,24 @@
 //! The coordinator's exact merge of the segments' metric windows: a second is released
 //! (to the referee's store and the journal) once every live segment's watermark has
 //! passed it, so what the referee judges is the whole load, never a part of it.
+//!
+//! The merge is sparse. A one-second window's latency histogram holds a few hundred
+//! non-zero counters of the ~23,000 a livefire histogram has (1 µs .. 1 h at 3 digits),
+//! so a window line is read once into borrowed parts (`WireWindow`, no allocation but
+//! the line itself), its base64 decoded into a reused buffer, and the run-length
+//! counters of its HdrHistogram V2 encoding added straight into the second's
+//! accumulator by bucket index: a window costs its non-zero counters, never a whole
+//! histogram. The accumulator becomes a `Window` once, when its second is released, and
+//! its counters are recycled for a later second.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
-use livefire_core::window::Window;
+use base64::Engine as _;
+use livefire_core::window::{
+    Counts, LATENCY_HIGH_US, LATENCY_LOW_US, LATENCY_SIGFIG, Latency, Window, WindowError,
+};
+use serde::Deserialize;
 
 /// Windows from N segments, merged per (second, series) until every live segment has
 /// sent that second.
@@ -13,13 +27,255 @@ pub struct Merger {
     alive: Vec<bool>,
     /// Per segment: every window of the seconds before this one was received.
     marks: Vec<u64>,
-    pending: BTreeMap<u64, BTreeMap<String, Window>>,
+    pending: BTreeMap<u64, BTreeMap<String, Acc>>,
     /// The seconds before this one were released.
     released: u64,
+    /// Counters of released seconds, zeroed, for the next ones.
+    spare: Vec<Vec<u64>>,
+    /// The last decoded histogram's bytes and counters (reused).
+    bytes: Vec<u8>,
+    entries: Vec<(usize, u64)>,
 }
 
 /// A merged window: its second and series.
 pub type Released = (u64, String, Window);
+
+/// A window line as sent (`{"type":"window","series":..,"second":..,"window":{..}}`),
+/// its histogram still base64: read without building a histogram.
+#[derive(Debug, Deserialize)]
+pub struct WireWindow<'a> {
+    #[serde(borrow)]
+    pub series: std::borrow::Cow<'a, str>,
+    pub second: u64,
+    #[serde(borrow)]
+    pub window: WireCounts<'a>,
+}
+
+/// A window's counts, and its latency histogram as the base64 of its V2 encoding.
+#[derive(Debug, Deserialize)]
+pub struct WireCounts<'a> {
+    #[serde(default)]
+    pub counts: Counts,
+    #[serde(default)]
+    pub intended: u64,
+    #[serde(default)]
+    pub sent: u64,
+    #[serde(borrow)]
+    pub latency: std::borrow::Cow<'a, str>,
+}
+
+impl<'a> WireWindow<'a> {
+    /// The window of a protocol line, when it is one (`None` for every other line, and
+    /// for a window line this reader cannot take, which the full protocol reader then
+    /// reads or reports).
+    pub fn parse(line: &'a str) -> Option<WireWindow<'a>> {
+        if !line.starts_with(r#"{"type":"window","#) {
+            return None;
+        }
+        serde_json::from_str(line).ok()
+    }
+}
+
+/// One second of one series being merged: counts, and the latency counters by the
+/// histogram's bucket index (only `lo..hi` may be non-zero).
+#[derive(Debug)]
+struct Acc {
+    counts: Counts,
+    intended: u64,
+    sent: u64,
+    buckets: Vec<u64>,
+    lo: usize,
+    hi: usize,
+}
+
+impl Acc {
+    fn new(buckets: Vec<u64>) -> Acc {
+        Acc {
+            counts: Counts::default(),
+            intended: 0,
+            sent: 0,
+            lo: buckets.len(),
+            hi: 0,
+            buckets,
+        }
+    }
+
+    fn add_bucket(&mut self, index: usize, n: u64) {
+        self.buckets[index] += n;
+        self.lo = self.lo.min(index);
+        self.hi = self.hi.max(index + 1);
+    }
+
+    /// Adds a decoded window (the slow path: a line the wire reader did not take).
+    fn add_window(&mut self, w: &Window) {
+        self.counts.merge(&w.counts);
+        self.intended += w.intended;
+        self.sent += w.sent;
+        let layout = layout();
+        for v in w.latency.histogram().iter_recorded() {
+            let index = layout.index_of(v.value_iterated_to());
+            if index < self.buckets.len() {
+                self.add_bucket(index, v.count_at_value());
+            }
+        }
+    }
+
+    /// The merged window; the counters are zeroed and handed back for reuse.
+    fn finish(mut self, spare: &mut Vec<Vec<u64>>) -> Window {
+        let mut latency = Latency::new();
+        let layout = layout();
+        for i in self.lo..self.hi {
+            let n = std::mem::take(&mut self.buckets[i]);
+            if n == 0 {
+                continue;
+            }
+            let v = layout.value_of(i);
+            if v <= LATENCY_HIGH_US {
+                latency.record_us_n(v, n);
+            } else {
+                // The top buckets hold latencies clamped to the histogram's end, past
+                // one hour, which `record_us_n` would move to one hour: recorded one
+                // by one where they were (only timeouts longer than an hour get here).
+                for _ in 0..n {
+                    latency.record_us(v);
+                }
+            }
+        }
+        if spare.len() < SPARE {
+            spare.push(self.buckets);
+        }
+        Window {
+            counts: self.counts,
+            intended: self.intended,
+            sent: self.sent,
+            latency,
+        }
+    }
+}
+
+/// How many zeroed counter arrays are kept for reuse (each ~180 KB).
+const SPARE: usize = 64;
+/// The first four bytes of an uncompressed HdrHistogram V2 encoding of 8-byte counters.
+const V2_COOKIE: u32 = 0x1c84_9313;
+
+/// The non-zero counters of a histogram's V2 encoding, by livefire's bucket index, into
+/// `out`; an error (and nothing to add) when it does not decode or holds values outside
+/// 1 µs .. 1 h.
+fn decode_v2(bytes: &[u8], out: &mut Vec<(usize, u64)>) -> Result<(), WindowError> {
+    let bad = |why: &str| WindowError::Histogram(why.to_owned());
+    let layout = layout();
+    let header = bytes
+        .get(..40)
+        .ok_or_else(|| bad("shorter than its header"))?;
+    let be32 = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let be64 = |at: usize| (u64::from(be32(at)) << 32) | u64::from(be32(at + 4));
+    // Only livefire's own layout (what every agent sends) is read: another one would
+    // not add up bucket by bucket.
+    if be32(0) != V2_COOKIE {
+        return Err(bad("not an uncompressed HdrHistogram V2 encoding"));
+    }
+    if be32(8) != 0
+        || be32(12) != u32::from(LATENCY_SIGFIG)
+        || be64(16) != LATENCY_LOW_US
+        || f64::from_bits(be64(32)) != 1.0
+    {
+        return Err(bad("not livefire's histogram layout (1us..1h, 3 digits)"));
+    }
+    let len = be32(4) as usize;
+    let payload = bytes
+        .get(40..40 + len)
+        .ok_or_else(|| bad("shorter than its payload"))?;
+    let mut index = 0usize;
+    let mut at = 0usize;
+    while at < payload.len() {
+        let (zz, used) = varint(&payload[at..]).ok_or_else(|| bad("a cut counter"))?;
+        at += used;
+        // Zig-zag: a negative number is a run of empty counters.
+        let n = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
+        if n < 0 {
+            index = index.saturating_add(n.unsigned_abs() as usize);
+            continue;
+        }
+        if n > 0 {
+            if index >= layout.len {
+                return Err(bad("values out of 1us..1h"));
+            }
+            out.push((index, n as u64));
+        }
+        index += 1;
+    }
+    Ok(())
+}
+
+/// A LEB128 varint of at most 9 bytes (the 9th byte whole), as HdrHistogram writes it,
+/// and how many bytes it took.
+fn varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, byte) in b.iter().take(9).enumerate() {
+        if i == 8 {
+            return Some((v | (u64::from(*byte) << 56), 9));
+        }
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// livefire's histogram layout (`LATENCY_LOW_US`, `LATENCY_SIGFIG`): bucket index <->
+/// value, computed as HdrHistogram does.
+#[derive(Debug)]
+struct Layout {
+    /// Counters a livefire histogram has.
+    len: usize,
+    unit_magnitude: u32,
+    sub_bucket_half_count_magnitude: u32,
+    sub_bucket_half_count: u64,
+    sub_bucket_mask: u64,
+}
+
+fn layout() -> &'static Layout {
+    static LAYOUT: OnceLock<Layout> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        let largest_single_unit = 2 * 10u64.pow(u32::from(LATENCY_SIGFIG));
+        let sub_bucket_count_magnitude = (largest_single_unit as f64).log2().ceil() as u32;
+        let unit_magnitude = 63 - LATENCY_LOW_US.leading_zeros();
+        let sub_bucket_count = 1u64 << sub_bucket_count_magnitude;
+        Layout {
+            len: Latency::new().histogram().distinct_values(),
+            unit_magnitude,
+            sub_bucket_half_count_magnitude: sub_bucket_count_magnitude - 1,
+            sub_bucket_half_count: sub_bucket_count / 2,
+            sub_bucket_mask: (sub_bucket_count - 1) << unit_magnitude,
+        }
+    })
+}
+
+impl Layout {
+    /// The lowest value counted at `index`.
+    fn value_of(&self, index: usize) -> u64 {
+        let index = index as u64;
+        let mut bucket = (index >> self.sub_bucket_half_count_magnitude) as i64 - 1;
+        let mut sub = (index & (self.sub_bucket_half_count - 1)) + self.sub_bucket_half_count;
+        if bucket < 0 {
+            sub -= self.sub_bucket_half_count;
+            bucket = 0;
+        }
+        sub << (bucket as u32 + self.unit_magnitude)
+    }
+
+    /// The index that counts `value`.
+    fn index_of(&self, value: u64) -> usize {
+        let pow2ceiling = 64 - (value | self.sub_bucket_mask).leading_zeros();
+        let bucket = pow2ceiling - self.unit_magnitude - (self.sub_bucket_half_count_magnitude + 1);
+        let sub = value >> (bucket + self.unit_magnitude);
+        (((u64::from(bucket) + 1) << self.sub_bucket_half_count_magnitude) + sub
+            - self.sub_bucket_half_count) as usize
+    }
+}
 
 impl Merger {
     /// For `count` segments, all alive.
@@ -29,11 +285,64 @@ impl Merger {
             marks: vec![0; count as usize],
             pending: BTreeMap::new(),
             released: 0,
+            spare: Vec::new(),
+            bytes: Vec::new(),
+            entries: Vec::new(),
         }
     }
 
-    /// Adds one segment's window. A window for a second already released (a segment
-    /// that lagged behind its own watermark) comes back, to be added on its own.
+    /// The accumulator of one second and series, created (from the spare counters)
+    /// when it is the first window there.
+    fn acc(&mut self, series: &str, second: u64) -> &mut Acc {
+        let at = self.pending.entry(second).or_default();
+        if !at.contains_key(series) {
+            let buckets = self.spare.pop().unwrap_or_else(|| vec![0; layout().len]);
+            at.insert(series.to_owned(), Acc::new(buckets));
+        }
+        // Just inserted if it was missing.
+        at.get_mut(series).expect("the accumulator exists")
+    }
+
+    /// Adds one segment's window as it came on the wire. A window for a second already
+    /// released (a segment that lagged behind its own watermark) comes back merged on
+    /// its own, to be added by the caller. A histogram that does not decode is an error
+    /// and adds nothing.
+    pub fn wire(
+        &mut self,
+        _segment: u32,
+        w: &WireWindow<'_>,
+    ) -> Result<Option<Released>, WindowError> {
+        self.bytes.clear();
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(w.window.latency.as_bytes(), &mut self.bytes)
+            .map_err(|e| WindowError::Histogram(format!("not base64: {e}")))?;
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.clear();
+        let decoded = decode_v2(&self.bytes, &mut entries);
+        if let Err(e) = decoded {
+            self.entries = entries;
+            return Err(e);
+        }
+        let late = w.second < self.released;
+        let mut fresh = None;
+        let acc = if late {
+            let buckets = self.spare.pop().unwrap_or_else(|| vec![0; layout().len]);
+            fresh.insert(Acc::new(buckets))
+        } else {
+            self.acc(&w.series, w.second)
+        };
+        acc.counts.merge(&w.window.counts);
+        acc.intended += w.window.intended;
+        acc.sent += w.window.sent;
+        for (index, n) in &entries {
+            acc.add_bucket(*index, *n);
+        }
+        self.entries = entries;
+        Ok(fresh.map(|acc| (w.second, w.series.to_string(), acc.finish(&mut self.spare))))
+    }
+
+    /// Adds one segment's decoded window. A window for a second already released (a
+    /// segment that lagged behind its own watermark) comes back, to be added on its own.
     pub fn window(
         &mut self,
         _segment: u32,
@@ -44,12 +353,7 @@ impl Merger {
         if second < self.released {
             return Some((second, series, w));
         }
-        match self.pending.entry(second).or_default().entry(series) {
-            std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&w),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(w);
-            }
-        }
+        self.acc(&series, second).add_window(&w);
         None
     }
 
@@ -92,11 +396,23 @@ impl Merger {
     }
 
     fn release_before(&mut self, limit: u64) -> Vec<Released> {
+        if self
+            .pending
+            .first_key_value()
+            .is_none_or(|(s, _)| *s >= limit)
+        {
+            self.released = self.released.max(limit);
+            return Vec::new();
+        }
         let keep = self.pending.split_off(&limit);
         let out = std::mem::replace(&mut self.pending, keep);
         self.released = self.released.max(limit);
-        out.into_iter()
-            .flat_map(|(second, series)| series.into_iter().map(move |(name, w)| (second, name, w)))
-            .collect()
+        let mut released = Vec::new();
+        for (second, series) in out {
+            for (name, acc) in series {
+                released.push((second, name, acc.finish(&mut self.spare)));
+            }
+        }
+        released
     }
 }

@@ -4,6 +4,8 @@
 /// The ledger read back: pending entries, why their undo failed, forgotten ones; and the
 /// event a forget appends to an ended run's journal.
 mod ledger;
+/// The coordinator's sparse merge of window lines: exact against whole windows.
+mod merge;
 /// `livefire_engine::plan::plan`: display names, defaults, refusals.
 mod plan;
 /// The local segment launcher: real child processes, their lines and exits, stop.
