@@ -331,6 +331,17 @@ pub enum Event {
         state: SegmentState,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
+        /// `ready`: the segment's wall clock minus the coordinator's, in ms, as its
+        /// `ready` line arrived (the line's delivery delay counts as the segment
+        /// being behind).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clock_offset_ms: Option<i64>,
+        /// `done`, `lost`: the requests its loads completed, and how many of them
+        /// were errors (from the windows it sent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requests: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        errors: Option<u64>,
     },
     Warning {
         message: String,

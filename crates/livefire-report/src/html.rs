@@ -161,6 +161,7 @@ pub fn render(journal: &Journal, summary: &Summary) -> String {
     loads_table(&mut h, summary);
     writes_table(&mut h, summary);
     failover_table(&mut h, summary);
+    h.push_str(&crate::segments::html_section(&summary.segments));
     detectors_table(&mut h, summary);
     if !summary.rollback_steps.is_empty() {
         let _ = writeln!(

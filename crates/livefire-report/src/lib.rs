@@ -19,6 +19,7 @@ pub mod junit;
 
 pub mod runs;
 mod schema;
+pub mod segments;
 mod series;
 mod summary;
 

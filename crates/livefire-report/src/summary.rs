@@ -65,6 +65,10 @@ pub struct Summary {
     /// long writes failed, the first acknowledged write after the kill, writes lost.
     #[serde(default)]
     pub failovers: Vec<crate::failover::FailoverSummary>,
+    /// A split run's segments (`--segments N`): state, when and why one was lost, each
+    /// one's requests and errors, its clock offset. Empty for a run on one machine.
+    #[serde(default)]
+    pub segments: Vec<crate::segments::SegmentSummary>,
     /// "See who notices": for each fault, every detector (hypothesis conditions,
     /// guardrails, loads' errors, fuzz findings) and how long after the fault's start it
     /// first noticed, if it did.
@@ -277,6 +281,7 @@ pub fn summarize(journal: &Journal) -> Summary {
         findings: Vec::new(),
         writes: Vec::new(),
         failovers: Vec::new(),
+        segments: Vec::new(),
         detectors: Vec::new(),
         gameday: None,
         rollback_steps: Vec::new(),
@@ -604,6 +609,7 @@ pub fn summarize(journal: &Journal) -> Summary {
     s.conditions = conditions;
     s.loads = summarize_loads(journal);
     s.failovers = crate::failover::failovers(journal, &s.faults, &s.writes);
+    s.segments = crate::segments::segments(journal);
     s.detectors = crate::detectors::who_noticed(journal, &s.faults);
     s.gameday = crate::gameday::measure(journal, s.seed, &s.faults);
     s.findings.extend(crate::detectors::unnoticed_findings(

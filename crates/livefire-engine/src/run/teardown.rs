@@ -157,8 +157,9 @@ pub(super) fn print_verdict(
 ) {
     if let Some(s) = summary {
         let failovers = livefire_report::failover::lines(&s.failovers);
-        for line in failovers
+        for line in livefire_report::segments::lines(&s.segments)
             .into_iter()
+            .chain(failovers)
             .chain(livefire_report::detectors::lines(&s.detectors))
         {
             println!("{line}");

@@ -98,7 +98,7 @@ pub fn splittable(plan: &Plan) -> Result<(), String> {
             && crate::workload::tracks_writes(c)
         {
             return Err(format!(
-                "load `{}` tracks writes (`track_write`), which split runs do not read back yet: run it without --segments, or drop `track_write` (nothing was applied)",
+                "load `{}` tracks writes (`track_write`): a split run cannot check them yet, since each segment keeps the keys it wrote while only the coordinator reads writes back, after rollback; run this file without --segments (one machine makes the load and checks every write), or drop `track_write` from the load to split it (nothing was applied)",
                 c.name
             ));
         }
@@ -132,6 +132,7 @@ async fn run_segment(
         seed: plan.settings.seed,
         livefire: livefire_core::VERSION.into(),
         workloads,
+        clock_ms: Some(unix_ms(SystemTime::now())),
     });
     let stop = spawn_stop_listeners(watch_stdin, cancel.clone());
     let store = Arc::new(WindowStore::new());
@@ -186,6 +187,13 @@ async fn run_segment(
     stop.abort();
     let _ = writer.await;
     status
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// What each activity of the segment shares.
@@ -354,7 +362,19 @@ fn send_windows(
     for series in store.series() {
         let next = sent.get(&series).copied().unwrap_or(0);
         let mut last = None;
-        for (second, window) in store.windows(&series) {
+        // Only the seconds not sent yet are decoded (all of them only at the end):
+        // decoding every stored second each time would grow with the run's length.
+        let windows: Vec<(u64, livefire_core::window::Window)> = if before == u64::MAX {
+            store.windows(&series)
+        } else {
+            (next..before)
+                .filter_map(|s| {
+                    let (w, _) = store.merged(&series, s * 1000, s * 1000 + 1000)?;
+                    Some((s, w))
+                })
+                .collect()
+        };
+        for (second, window) in windows {
             if second < next || second >= before {
                 continue;
             }

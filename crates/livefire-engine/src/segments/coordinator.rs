@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::launch::{LaunchSpec, Launcher, SegmentEvent, SegmentExit};
-use super::merge::Merger;
+use super::merge::{Merger, WireWindow};
 use super::protocol::{DoneStatus, Line, PROTOCOL};
 use crate::journal::Journal;
 
@@ -26,6 +26,13 @@ const NATURAL_END: Duration = Duration::from_secs(4);
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The ready barrier closes this long before the shared start.
 const BARRIER_MARGIN: Duration = Duration::from_millis(200);
+/// A segment whose clock is further than this from the coordinator's at the ready
+/// barrier is named in a warning: its seconds are that much off the journal's.
+pub const CLOCK_WARN_MS: u64 = 100;
+/// A segment whose clock is further than this from the coordinator's stops the run at
+/// the ready barrier, before any fault: its windows would land in the wrong seconds
+/// and the referee would judge load that did not happen then.
+pub const CLOCK_REFUSE_MS: u64 = 1000;
 
 /// A split run as asked: the back end, what it launches, and the verdict rule.
 pub struct Split {
@@ -234,6 +241,11 @@ struct State {
     below_min_alive: Option<AbortCause>,
     protocol_mismatch: Option<String>,
     late_windows: u64,
+    /// Per segment: its loads (from its `ready` line), the requests and errors of
+    /// their windows so far, its clock offset.
+    workloads: Vec<Vec<String>>,
+    tallies: Vec<(u64, u64)>,
+    offsets: Vec<Option<i64>>,
 }
 
 /// A campaign's segments' summaries, added up.
@@ -276,6 +288,9 @@ impl State {
             below_min_alive: None,
             protocol_mismatch: None,
             late_windows: 0,
+            workloads: vec![Vec::new(); n],
+            tallies: vec![(0, 0); n],
+            offsets: vec![None; n],
         }
     }
 
@@ -302,11 +317,80 @@ impl State {
     }
 
     fn segment_event(&self, journal: &Journal, index: u32, state: SegmentState, detail: String) {
+        let i = index as usize;
+        let ended = matches!(state, SegmentState::Done | SegmentState::Lost);
         journal.emit(Event::Segment {
             segment: self.name(index),
             state,
             detail,
+            clock_offset_ms: match state {
+                SegmentState::Ready => self.offsets[i],
+                _ => None,
+            },
+            requests: ended.then_some(self.tallies[i].0),
+            errors: ended.then_some(self.tallies[i].1),
         });
+    }
+
+    /// A window as it came: merged, and counted for its segment when it is a load's
+    /// total (not one of its requests).
+    fn wire_window(
+        &mut self,
+        index: u32,
+        w: &WireWindow<'_>,
+        journal: &Journal,
+        sink: Option<&Sink>,
+    ) {
+        match self.merger.wire(index, w) {
+            Ok(late) => {
+                let i = index as usize;
+                if self.workloads[i].iter().any(|l| *l == w.series) {
+                    self.tallies[i].0 += w.window.counts.completed();
+                    self.tallies[i].1 += w.window.counts.errors();
+                }
+                if let Some((second, series, w)) = late {
+                    // Later than its own watermark said: added, but its second may be
+                    // journaled already.
+                    self.late_windows += 1;
+                    if let Some(sink) = sink {
+                        sink.store
+                            .publish_series(&series, second + self.offset_s, &w);
+                    }
+                }
+            }
+            Err(e) => journal.emit(Event::Warning {
+                message: format!(
+                    "segment {}: a window of `{}` second {} that does not decode ({e}): left out of the totals",
+                    self.name(index),
+                    w.series,
+                    w.second
+                ),
+            }),
+        }
+    }
+
+    /// The segment's clock against this one's, from its `ready` line: journaled, and
+    /// past `CLOCK_REFUSE_MS` the reason the barrier fails.
+    fn clock(&mut self, index: u32, clock_ms: Option<u64>, journal: &Journal) {
+        let Some(theirs) = clock_ms else { return };
+        let ours = super::agent::unix_ms(SystemTime::now());
+        let offset = theirs as i64 - ours as i64;
+        self.offsets[index as usize] = Some(offset);
+        let far = offset.unsigned_abs();
+        let how = if offset >= 0 { "ahead of" } else { "behind" };
+        if far > CLOCK_REFUSE_MS {
+            self.protocol_mismatch = Some(format!(
+                "segment {}'s clock is {far} ms {how} the coordinator's, more than the {CLOCK_REFUSE_MS} ms a split run allows: synchronise the machines' clocks (chrony or NTP) and run again",
+                self.name(index)
+            ));
+        } else if far > CLOCK_WARN_MS {
+            journal.emit(Event::Warning {
+                message: format!(
+                    "segment {}'s clock is {far} ms {how} the coordinator's (more than {CLOCK_WARN_MS} ms): its windows are that much off the journal's seconds; synchronise the clocks (chrony or NTP)",
+                    self.name(index)
+                ),
+            });
+        }
     }
 
     /// One event of a back end. `sink` is absent before the shared start (the
@@ -320,6 +404,11 @@ impl State {
             SegmentEvent::Line { index, line } => {
                 if let Some(Some(w)) = self.streams.get_mut(index as usize) {
                     let _ = writeln!(w, "{line}");
+                }
+                // Windows are most of the stream: read without building histograms.
+                if let Some(w) = WireWindow::parse(&line) {
+                    self.wire_window(index, &w, journal, sink);
+                    return;
                 }
                 match serde_json::from_str::<Line>(&line) {
                     Ok(l) => self.line(index, l, journal, sink),
@@ -340,8 +429,14 @@ impl State {
         let offset_ms = self.offset_ms();
         match line {
             Line::Ready {
-                protocol, segment, ..
+                protocol,
+                segment,
+                workloads,
+                clock_ms,
+                ..
             } => {
+                self.workloads[index as usize] = workloads;
+                self.clock(index, clock_ms, journal);
                 if protocol != PROTOCOL {
                     self.protocol_mismatch = Some(format!(
                         "segment {} speaks protocol {protocol}, this livefire {PROTOCOL}: run the same livefire version everywhere",
@@ -354,7 +449,10 @@ impl State {
                     ));
                 }
                 self.ready[index as usize] = true;
-                self.segment_event(journal, index, SegmentState::Ready, String::new());
+                let detail = self.offsets[index as usize]
+                    .map(|o| format!("clock offset {o:+} ms"))
+                    .unwrap_or_default();
+                self.segment_event(journal, index, SegmentState::Ready, detail);
             }
             Line::Started {
                 activity, id, kind, ..
@@ -369,6 +467,11 @@ impl State {
                 second,
                 window,
             } => {
+                let i = index as usize;
+                if self.workloads[i].contains(&series) {
+                    self.tallies[i].0 += window.counts.completed();
+                    self.tallies[i].1 += window.counts.errors();
+                }
                 if let Some((second, series, w)) = self.merger.window(index, series, second, window)
                 {
                     // Later than its own watermark said: added, but its second may be

@@ -22,6 +22,10 @@ pub enum Line {
         livefire: String,
         /// The loads and campaigns it will run (metric prefixes).
         workloads: Vec<String>,
+        /// The agent's wall clock as it wrote the line, in ms since the Unix epoch:
+        /// the coordinator compares it with its own (the clock offset).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clock_ms: Option<u64>,
     },
     /// A load or campaign began on this segment.
     Started {

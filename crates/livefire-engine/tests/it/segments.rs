@@ -170,3 +170,69 @@ async fn refusals_come_before_anything_starts() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!dir.path().join("started").exists(), "nothing ran");
 }
+
+/// A segment whose `ready` line shows a clock `skew_ms` off this machine's: a shell
+/// script in the agent's place, since every process here shares one clock.
+fn skewed_agent(dir: &Path, skew_ms: i64) -> PathBuf {
+    script(
+        dir,
+        &format!(
+            r#"now=$(date +%s%3N)
+seg=$(echo "$*" | sed 's/.*--segment \([0-9]*\/[0-9]*\).*/\1/')
+echo "{{\"type\":\"ready\",\"protocol\":1,\"segment\":\"$seg\",\"seed\":42,\"livefire\":\"test\",\"workloads\":[],\"clock_ms\":$((now + {skew_ms}))}}"
+cat >/dev/null"#
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_segment_whose_clock_is_too_far_off_stops_the_run_at_the_ready_barrier() {
+    use livefire_core::events::AbortCause;
+    use livefire_engine::segments::coordinator::{CLOCK_REFUSE_MS, Split, launch};
+    // (what, the segment's clock against this one, in ms; the word the error uses)
+    let cases = [
+        ("ahead", 5_000i64, "ahead of"),
+        ("behind", -5_000, "behind"),
+    ];
+    for (what, skew, word) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let journal_path = dir.path().join("journal.jsonl");
+        let journal = livefire_engine::journal::Journal::create(
+            &journal_path,
+            std::time::Instant::now(),
+            Vec::new(),
+        )
+        .unwrap();
+        let split = Split {
+            launcher: Box::new(LocalLauncher::new(skewed_agent(dir.path(), skew))),
+            spec: spec(dir.path(), 1),
+            min_alive: 1,
+        };
+        let (_abort_tx, mut abort_rx) = tokio::sync::mpsc::unbounded_channel();
+        let Err(AbortCause::Error { message }) = launch(split, &journal, &mut abort_rx).await
+        else {
+            panic!("{what}: a clock 5 s off must stop the run");
+        };
+        assert!(
+            message.contains("segment 1/1's clock is")
+                && message.contains(word)
+                && message.contains(&format!("{CLOCK_REFUSE_MS} ms"))
+                && message.contains("synchronise")
+                && message.contains("no fault was applied"),
+            "{what}: {message}"
+        );
+        let text = std::fs::read_to_string(&journal_path).unwrap();
+        let ready: serde_json::Value = text
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| e["type"] == "segment" && e["state"] == "ready")
+            .unwrap_or_else(|| panic!("{what}: a ready event: {text}"));
+        let offset = ready["clock_offset_ms"].as_i64().unwrap();
+        // The line's delivery delay only makes the segment look further behind.
+        if skew > 0 {
+            assert!((1..=skew).contains(&offset), "{what}: {offset}");
+        } else {
+            assert!(offset <= skew, "{what}: {offset}");
+        }
+    }
+}
