@@ -253,6 +253,12 @@ async fn run_async(
     }
     if opts.dry_run {
         print!("{}", crate::plan::render(&plan));
+        if let Some(s) = &split {
+            print!(
+                "{}",
+                crate::segments::split::render(&plan, s.spec.count).await
+            );
+        }
         return Ok(Outcome {
             exit: Exit::Ok,
             run_dir: None,

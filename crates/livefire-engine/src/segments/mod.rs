@@ -9,6 +9,7 @@ pub mod launch;
 pub mod local;
 pub mod merge;
 pub mod protocol;
+pub mod split;
 
 pub use launch::{LaunchError, LaunchSpec, Launched, Launcher, SegmentEvent, SegmentExit};
 pub use local::LocalLauncher;

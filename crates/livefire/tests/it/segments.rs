@@ -95,7 +95,7 @@ fn one_segment_and_four_give_the_same_load_and_exact_percentiles() {
         let home = Home::new();
         let port = free_port();
         let file = home.file(&experiment(port, 200, 3, "", ""));
-        let (code, _, err) =
+        let (code, out, err) =
             run(home
                 .run(&file)
                 .args(["--segments", &n.to_string(), "--on", "local", "-q"]));
@@ -147,6 +147,36 @@ fn one_segment_and_four_give_the_same_load_and_exact_percentiles() {
             );
         }
         let summary = home.summary();
+        // The summary names every segment: done, its share of the requests (adding up
+        // to the whole load), its clock against the coordinator's.
+        let segs = summary["segments"].as_array().unwrap();
+        assert_eq!(segs.len(), n as usize, "N={n}: {segs:?}");
+        let mut requests = 0;
+        let mut share = 0.0;
+        for (i, s) in segs.iter().enumerate() {
+            assert_eq!(s["segment"], format!("{}/{n}", i + 1), "N={n}");
+            assert_eq!(s["state"], "done", "N={n}: {s}");
+            assert!(s["clock_offset_ms"].is_i64(), "N={n}: {s}");
+            requests += s["requests"].as_u64().unwrap();
+            share += s["requests_share"].as_f64().unwrap();
+        }
+        assert_eq!(requests, merged.total.counts.completed(), "N={n}");
+        assert!(
+            (share - 1.0).abs() < 1e-9,
+            "N={n}: shares add up to {share}"
+        );
+        // ... and so do the last lines of the run and the report.
+        assert!(
+            out.contains(&format!("segments: {n} ran, 0 lost; clock offsets")),
+            "N={n}: {out}"
+        );
+        assert!(
+            out.contains(&format!("segment {n}/{n}: done, ")),
+            "N={n}: {out}"
+        );
+        let html = std::fs::read_to_string(run_dir.join("report.html")).unwrap();
+        assert!(html.contains(r#"<table id="segments">"#), "N={n}");
+        assert!(html.contains(&format!("<td>{n}/{n}</td>")), "N={n}");
         totals.push((n, merged.total.counts.completed(), summary));
     }
     // The same load, whatever N: each completed at least 95% of what it intended, and
@@ -162,7 +192,13 @@ fn one_segment_and_four_give_the_same_load_and_exact_percentiles() {
 /// returns (exit, stderr, journal events, segment pids).
 fn run_and_kill_segment_2(
     min_alive: &str,
-) -> (i32, String, Vec<serde_json::Value>, Vec<(String, u32)>) {
+) -> (
+    i32,
+    String,
+    Vec<serde_json::Value>,
+    Vec<(String, u32)>,
+    serde_json::Value,
+) {
     let home = Home::new();
     let port = free_port();
     let file = home.file(&experiment(port, 60, 6, min_alive, ""));
@@ -206,7 +242,7 @@ fn run_and_kill_segment_2(
     let (code, _, err) = finish(child);
     let events = events(&home.journal());
     let pids = segment_pids(&events);
-    (code, err, events, pids)
+    (code, err, events, pids, home.summary())
 }
 
 #[test]
@@ -217,7 +253,7 @@ fn a_killed_segment_is_reported_and_judged_by_min_alive() {
         ("", 2, true),
     ];
     for (settings, want, aborted) in cases {
-        let (code, err, events, pids) = run_and_kill_segment_2(settings);
+        let (code, err, events, pids, summary) = run_and_kill_segment_2(settings);
         assert_eq!(code, want, "{settings:?}: {err}");
         let lost: Vec<_> = of_type(&events, "segment")
             .into_iter()
@@ -240,6 +276,23 @@ fn a_killed_segment_is_reported_and_judged_by_min_alive() {
         }
         // The survivors' load still adds up into one report.
         assert_eq!(of_type(&events, "load_ended").len(), 1);
+        // The summary says which segment was lost, when and why; what it sent before
+        // it died counts.
+        let segs = summary["segments"].as_array().unwrap();
+        let states: Vec<&str> = segs.iter().map(|s| s["state"].as_str().unwrap()).collect();
+        assert_eq!(states, ["done", "lost", "done"], "{settings:?}: {segs:?}");
+        assert_eq!(segs[1]["lost_ms"], lost[0]["t"], "{settings:?}");
+        assert!(
+            segs[1]["lost_why"]
+                .as_str()
+                .unwrap()
+                .contains("killed by SIGKILL"),
+            "{settings:?}: {segs:?}"
+        );
+        assert!(
+            segs[1]["requests"].as_u64().unwrap() > 0,
+            "{settings:?}: {segs:?}"
+        );
     }
 }
 
@@ -309,7 +362,11 @@ fn bad_split_input_is_refused_before_anything_runs() {
             &["--segments", "2"],
             "min_alive is 3 but --segments 2",
         ),
-        (&tracked, &["--segments", "2"], "tracks writes"),
+        (
+            &tracked,
+            &["--segments", "2"],
+            "tracks writes (`track_write`): a split run cannot check them yet",
+        ),
     ];
     for (f, flags, message) in cases {
         let (code, _, err) = run(home.run(f).args(flags));
@@ -361,4 +418,63 @@ fn an_agent_refuses_a_start_in_the_past_or_a_share_out_of_range() {
         assert_eq!(done["status"], "failed");
         assert!(done["message"].as_str().unwrap().contains(message));
     }
+}
+
+#[test]
+fn dry_run_shows_each_segments_share_of_every_load_and_campaign() {
+    let home = Home::new();
+    let rows: String = (1..=10).map(|i| format!("{i}\n")).collect();
+    write(home.path(), "rows.csv", &format!("id\n{rows}"));
+    let paths: String = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|p| {
+            format!(
+                r#""/{p}": {{ "get": {{ "responses": {{ "200": {{ "description": "ok" }} }} }} }},"#
+            )
+        })
+        .collect();
+    write(
+        home.path(),
+        "spec.json",
+        &format!(
+            r#"{{ "openapi": "3.0.3", "info": {{ "title": "t", "version": "1" }}, "paths": {{ {} }} }}"#,
+            paths.trim_end_matches(',')
+        ),
+    );
+    let file = home.file(
+        "version: 1\ntitle: split plan\ntimeline:\n  - { at: 0s, for: 10s, load: { name: browse, rate: 200/s, data: { file: rows.csv }, requests: [ { url: \"http://127.0.0.1:1/items\" } ] } }\n  - { at: 0s, for: 10s, load: { name: users, vus: 10, think: 100ms, requests: [ { url: \"http://127.0.0.1:1/\" } ] } }\n  - { at: 0s, for: 10s, fuzz: { name: api-fuzz, openapi: spec.json, base_url: \"http://127.0.0.1:1\", rate: 40/s } }\n",
+    );
+    let (code, out, err) = run(home.run(&file).args(["--segments", "4", "--dry-run"]));
+    assert_eq!(code, 0, "{err}");
+    // (what, a line the split must show)
+    let want = [
+        ("the whole open load", "browse: 200/s for 10s, 2000 sends"),
+        // Sends k mod 4 = 0 use rows k mod 10: 1, 5, 9, 3, 7 (1-based).
+        (
+            "segment 1's sends, rate and rows",
+            "segment 1/4: 500 sends, 50/s; data rows 1, 5, 9, … (5 of 10)",
+        ),
+        (
+            "segment 2's rows",
+            "segment 2/4: 500 sends, 50/s; data rows 2, 6, 10, … (5 of 10)",
+        ),
+        ("the closed load", "users: 10 VUs for 10s"),
+        ("VUs 0, 4, 8", "segment 1/4: 3 VUs (at most 3)"),
+        ("VUs 3, 7", "segment 4/4: 2 VUs (at most 2)"),
+        ("the campaign", "api-fuzz: 5 operation(s), at most 40/s"),
+        ("operations 0 and 4", "segment 1/4: 2 operation(s)"),
+        ("operation 3", "segment 4/4: 1 operation(s)"),
+        ("its rate cap", "at most 10/s"),
+    ];
+    for (what, line) in want {
+        assert!(out.contains(line), "{what}: `{line}` in:\n{out}");
+    }
+    // Every operation goes to exactly one segment.
+    for op in ["GET /a", "GET /b", "GET /c", "GET /d", "GET /e"] {
+        assert_eq!(out.matches(op).count(), 1, "{op} in:\n{out}");
+    }
+    assert!(
+        !home.path().join("runs").exists(),
+        "a dry run starts nothing and writes no run folder"
+    );
 }
