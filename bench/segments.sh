@@ -8,9 +8,10 @@
 #      agents' CPU is theirs), per segment.
 #   2. Merge cost: the windows one segment of the N=max run recorded
 #      (segments/1/stream.jsonl) replayed as MERGE_SEGMENTS segments x MERGE_SECONDS
-#      seconds through the coordinator's own path (parse each line, merge, release on
-#      watermarks, publish into the referee's store): CPU seconds and peak RSS
-#      (examples/merge_cost.rs).
+#      seconds through the coordinator's own path (read each window line, merge it
+#      sparsely, release on watermarks, publish into the referee's store): CPU seconds
+#      and peak RSS (examples/merge_cost.rs). Only the merge cost, from a recorded
+#      stream: `MERGE_ONLY=STREAM.jsonl bench/segments.sh`.
 #
 # Needs: python3, a release build (built here unless LIVEFIRE_BIN and MERGE_COST_BIN
 # are given). Usage: bench/segments.sh  (NS="1 2 4" RATE=2000 DUR=20 PORT=18091
@@ -26,9 +27,16 @@ MERGE_SEGMENTS=${MERGE_SEGMENTS:-100}
 MERGE_SECONDS=${MERGE_SECONDS:-3600}
 command -v python3 >/dev/null || { echo "missing python3: apt-get install python3" >&2; exit 3; }
 
-if [ -n "${LIVEFIRE_BIN:-}" ]; then LF=$LIVEFIRE_BIN; else cargo build --release -q -p livefire; LF=target/release/livefire; fi
+if [ -n "${LIVEFIRE_BIN:-}" ]; then LF=$LIVEFIRE_BIN; elif [ -z "${MERGE_ONLY:-}" ]; then
+  cargo build --release -q -p livefire; LF=target/release/livefire; fi
 if [ -n "${MERGE_COST_BIN:-}" ]; then MC=$MERGE_COST_BIN; else
   cargo build --release -q -p livefire-engine --example merge_cost; MC=target/release/examples/merge_cost; fi
+
+if [ -n "${MERGE_ONLY:-}" ]; then
+  echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "merge cost: $MERGE_SEGMENTS segments x $MERGE_SECONDS s of windows, replayed from $MERGE_ONLY"
+  exec "$MC" "$MERGE_ONLY" "$MERGE_SEGMENTS" "$MERGE_SECONDS"
+fi
 
 WORK=$(mktemp -d)
 SERVER=
