@@ -70,12 +70,27 @@ pub struct PlannedActivity {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub enum AbortCause {
-    Guardrail { condition: String, detail: String },
-    Signal { signal: String },
-    Halt,
+    Guardrail {
+        condition: String,
+        detail: String,
+    },
+    Signal {
+        signal: String,
+    },
+    /// `halt` on the control socket; `from` says who, when the sender said
+    /// (`the console by alice`), else it was `livefire halt`.
+    Halt {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
     MaxDuration,
-    Panic { activity: String, message: String },
-    Error { message: String },
+    Panic {
+        activity: String,
+        message: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 impl AbortCause {
@@ -85,7 +100,8 @@ impl AbortCause {
                 format!("guardrail `{condition}` tripped: {detail}")
             }
             AbortCause::Signal { signal } => format!("{signal} received"),
-            AbortCause::Halt => "halted by `livefire halt`".into(),
+            AbortCause::Halt { from: None } => "halted by `livefire halt`".into(),
+            AbortCause::Halt { from: Some(from) } => format!("stopped from {from}"),
             AbortCause::MaxDuration => "settings.max_duration reached".into(),
             AbortCause::Panic { activity, message } => {
                 format!("activity `{activity}` panicked: {message}")

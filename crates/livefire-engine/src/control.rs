@@ -1,5 +1,6 @@
 //! The control socket of an active run (`$LIVEFIRE_HOME/active/<run-id>.sock`): one line
-//! in, one line out. `halt` stops the run (full rollback, exit 2); `status` says where
+//! in, one line out. `halt` stops the run (full rollback, exit 2; `halt from WHO` says
+//! who, as the console does: `halt from the console by alice`); `status` says where
 //! it is; `end curveball N` rolls back a game day's curveball now, before its drawn end
 //! (the facilitator's key). `livefire halt` is the client. A socket nobody listens on
 //! belongs to a run that was killed (`kill -9` leaves it behind): `recover`, `halt` and
@@ -21,7 +22,7 @@ pub fn end_curveball_command(n: u32) -> String {
 /// answers with what it says.
 pub fn serve(
     path: &Path,
-    halt: mpsc::UnboundedSender<()>,
+    halt: mpsc::UnboundedSender<Option<String>>,
     status: impl Fn() -> String + Send + Sync + 'static,
     end: impl Fn(u32) -> String + Send + Sync + 'static,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
@@ -44,7 +45,13 @@ pub fn serve(
                     // A liveness check (`active_runs`) connects and hangs up.
                     "" => return,
                     "halt" => {
-                        let _ = halt.send(());
+                        let _ = halt.send(None);
+                        "halting: rolling back every fault\n".to_string()
+                    }
+                    // `halt from the console by alice`: who stopped it, for the journal.
+                    other if other.starts_with("halt from ") => {
+                        let from = other["halt from ".len()..].trim();
+                        let _ = halt.send(Some(from.chars().take(200).collect()));
                         "halting: rolling back every fault\n".to_string()
                     }
                     "status" => format!("{}\n", status()),

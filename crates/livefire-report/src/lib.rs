@@ -398,7 +398,7 @@ mod tests {
                         1,
                         2000,
                         Event::Aborted {
-                            cause: livefire_core::events::AbortCause::Halt,
+                            cause: livefire_core::events::AbortCause::Halt { from: None },
                         },
                     ),
                     ended(2, 2100, Verdict::Aborted),

@@ -44,10 +44,23 @@ pub(crate) enum Role {
 #[derive(JsonSchema)]
 #[serde(tag = "by", rename_all = "snake_case")]
 pub(crate) enum AbortCause {
-    Guardrail { condition: String, detail: String },
-    Signal { signal: String },
-    Halt,
+    Guardrail {
+        condition: String,
+        detail: String,
+    },
+    Signal {
+        signal: String,
+    },
+    Halt {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+    },
     MaxDuration,
-    Panic { activity: String, message: String },
-    Error { message: String },
+    Panic {
+        activity: String,
+        message: String,
+    },
+    Error {
+        message: String,
+    },
 }

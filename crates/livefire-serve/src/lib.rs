@@ -6,6 +6,7 @@
 pub mod api;
 pub mod approval;
 pub mod auth;
+mod conn;
 mod live;
 pub mod runs;
 pub mod schedule;

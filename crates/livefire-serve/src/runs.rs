@@ -354,7 +354,9 @@ impl Runner {
             return Err(StopError::Ended(id.to_owned()));
         }
         let socket = livefire_engine::control::socket_of(id);
-        let reply = livefire_engine::control::send(&socket, "halt")
+        // The journal then says who: "stopped from the console by alice".
+        let command = format!("halt from the console by {}", caller.name);
+        let reply = livefire_engine::control::send(&socket, &command)
             .await
             .map_err(|source| StopError::Socket {
                 id: id.to_owned(),
@@ -372,9 +374,11 @@ impl Runner {
     pub async fn halt_all(&self, wait: Duration) {
         let ids: Vec<String> = self.live().keys().cloned().collect();
         for id in &ids {
-            let _ =
-                livefire_engine::control::send(&livefire_engine::control::socket_of(id), "halt")
-                    .await;
+            let _ = livefire_engine::control::send(
+                &livefire_engine::control::socket_of(id),
+                "halt from the console, which is stopping",
+            )
+            .await;
             let _ = self
                 .store
                 .audit("livefire serve", "stop", id, "the server is stopping");

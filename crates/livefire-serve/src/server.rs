@@ -1,6 +1,6 @@
 //! The listener: plain HTTP/1.1 on loopback by default, TLS (rustls) when given a
 //! certificate; slow headers and slow or large bodies are cut off with a status that
-//! says so (408, 413).
+//! says so (408, 413; a slow head's 408 is written by `conn`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -126,11 +126,18 @@ pub async fn serve<F, Fut>(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT);
+            // The stream stays shared with this task, so a head that times out can
+            // still be answered 408 here (hyper only closes it).
+            let timed_out = |r: Result<(), hyper::Error>| matches!(r, Err(e) if e.is_timeout());
             match tls {
                 None => {
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
+                    let shared = crate::conn::Shared::new(stream);
+                    let r = builder
+                        .serve_connection(TokioIo::new(shared.clone()), service)
                         .await;
+                    if timed_out(r) {
+                        shared.request_timeout(HEADER_TIMEOUT.as_secs()).await;
+                    }
                 }
                 Some(acceptor) => {
                     let Ok(Ok(stream)) =
@@ -138,9 +145,13 @@ pub async fn serve<F, Fut>(
                     else {
                         return;
                     };
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
+                    let shared = crate::conn::Shared::new(stream);
+                    let r = builder
+                        .serve_connection(TokioIo::new(shared.clone()), service)
                         .await;
+                    if timed_out(r) {
+                        shared.request_timeout(HEADER_TIMEOUT.as_secs()).await;
+                    }
                 }
             }
         });

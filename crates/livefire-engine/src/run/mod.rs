@@ -684,7 +684,7 @@ fn start_control(
     shared: &Shared,
     abort_tx: &mpsc::UnboundedSender<AbortCause>,
 ) -> (Option<tokio::task::JoinHandle<()>>, PathBuf, Arc<Shared>) {
-    let (halt_tx, mut halt_rx) = mpsc::unbounded_channel::<()>();
+    let (halt_tx, mut halt_rx) = mpsc::unbounded_channel::<Option<String>>();
     let socket = crate::home::active_dir().join(format!("{run_id}.sock"));
     let status_active = shared.active.clone();
     let status_id = run_id.to_owned();
@@ -729,8 +729,8 @@ fn start_control(
     };
     let halt_abort = abort_tx.clone();
     tokio::spawn(async move {
-        if halt_rx.recv().await.is_some() {
-            let _ = halt_abort.send(AbortCause::Halt);
+        if let Some(from) = halt_rx.recv().await {
+            let _ = halt_abort.send(AbortCause::Halt { from });
         }
     });
     (control, socket, control_shared)

@@ -150,7 +150,7 @@ pub async fn launch(
             }
             cause = abort_rx.recv() => {
                 let _ = f.launcher.stop_all(Duration::ZERO).await;
-                return Err(cause.unwrap_or(AbortCause::Halt));
+                return Err(cause.unwrap_or(AbortCause::Halt { from: None }));
             }
         }
     };

@@ -72,7 +72,10 @@ fn every_verdict_and_abort_cause_validates() {
         AbortCause::Signal {
             signal: "SIGINT".into(),
         },
-        AbortCause::Halt,
+        AbortCause::Halt { from: None },
+        AbortCause::Halt {
+            from: Some("the console by alice".into()),
+        },
         AbortCause::MaxDuration,
         AbortCause::Panic {
             activity: "a".into(),

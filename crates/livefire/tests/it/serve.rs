@@ -401,6 +401,11 @@ fn a_run_pauses_a_process_stop_rolls_it_back_and_a_second_run_on_it_is_409() {
     assert_eq!(ended["run"]["verdict"], "aborted", "{ended}");
     assert_eq!(ended["pending_undo"], json!([]), "{ended}");
     assert_eq!(ended["run"]["stopped_by"], "alice (operator)");
+    // The run's own record says who stopped it, not `livefire halt`.
+    assert_eq!(
+        ended["summary"]["abort_reason"], "stopped from the console by alice",
+        "{ended}"
+    );
     assert!(victim.running(), "the victim runs again after STOP");
     // The audit log says who started and stopped it, in the store and in the journal.
     let actions: Vec<(String, String)> = ended["audit"]
@@ -616,17 +621,36 @@ fn bodies_too_large_or_too_slow_are_cut_off_with_a_status_that_says_so() {
     let (status, _, body) = server.call("PUT", "/api/experiments/big", Some(&operator), Some(&big));
     assert_eq!(status, 413, "{body}");
     assert!(body.contains("larger than 1024 KiB"), "{body}");
-    // Announce 100 bytes, send 10, then nothing.
-    let mut s = TcpStream::connect(server.addr()).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let open = || {
+        let s = TcpStream::connect(server.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        s
+    };
+    // Three at once, so the test waits out the 10 s limit once: a body announced as 100
+    // bytes of which 10 come; headers that stop half way; a connection that sends nothing.
+    let mut slow_body = open();
     write!(
-        s,
+        slow_body,
         "PUT /api/experiments/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {operator}\r\nContent-Length: 100\r\n\r\nversion: 1"
     )
     .unwrap();
-    let (status, _, body) = read_answer(&mut s);
+    let mut slow_head = open();
+    write!(
+        slow_head,
+        "GET /api/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bear"
+    )
+    .unwrap();
+    let mut idle = open();
+    let (status, _, body) = read_answer(&mut slow_body);
     assert_eq!(status, 408, "{body}");
     assert!(body.contains("did not arrive within"), "{body}");
+    let (status, head, body) = read_answer(&mut slow_head);
+    assert_eq!(status, 408, "{head}{body}");
+    assert!(body.contains("headers did not arrive within 10s"), "{body}");
+    // An idle connection (a browser's keep-alive) is closed without an answer it did
+    // not ask for.
+    let (status, head, _) = read_answer(&mut idle);
+    assert_eq!((status, head.as_str()), (0, ""));
 }
 
 #[test]
