@@ -7,6 +7,7 @@ pub mod api;
 pub mod approval;
 pub mod auth;
 mod conn;
+mod held;
 mod live;
 pub mod runs;
 pub mod schedule;

@@ -166,24 +166,36 @@ impl Runner {
         let plan = self.plan_of(launch)?;
         let production = plan.environment.as_ref().is_some_and(|e| e.production);
         let file = self.experiment_path(name);
-        let claims = claims(&plan)?;
+        let claims = crate::held::claims(&plan).map_err(StartError::Refused)?;
+        let pending = livefire_engine::ledger::pending_all();
+        if let Some((target, e)) = crate::held::in_ledger(&claims, &pending) {
+            let why = if livefire_engine::control::is_active(&e.run_id) {
+                format!("its `{}` is applied", e.label())
+            } else {
+                format!(
+                    "its `{}` is still in the ledger: {}",
+                    e.label(),
+                    e.record.describe()
+                )
+            };
+            return Err(StartError::Held {
+                target,
+                run: e.run_id.clone(),
+                why,
+            });
+        }
         // Claim the targets under the lock, so two starts at once cannot both pass.
         let slot = format!("starting:{}", uuid_like());
         {
             let mut live = self.live();
-            if let Some((run, target)) = live.iter().find_map(|(run, held)| {
-                claims
-                    .iter()
-                    .find(|(res, _)| held.contains(*res))
-                    .map(|(_, t)| (run.clone(), t.clone()))
-            }) {
+            if let Some((run, target)) = crate::held::in_live(&claims, live.iter()) {
                 return Err(StartError::Held {
                     target,
                     run,
                     why: "it is running now".into(),
                 });
             }
-            live.insert(slot.clone(), claims.keys().cloned().collect());
+            live.insert(slot.clone(), claims.iter().map(|c| c.key.clone()).collect());
         }
         let started = self.spawn(launch, production, &file, &slot).await;
         let (row, child) = match started {
@@ -470,39 +482,6 @@ impl Runner {
             })
             .collect()
     }
-}
-
-/// The targets a plan holds, as the ledger names them (`process:PID@START`), with the
-/// target's name; refused when the ledger holds one already.
-fn claims(plan: &livefire_engine::plan::Plan) -> Result<BTreeMap<String, String>, StartError> {
-    let mut claims = BTreeMap::new();
-    for (name, t) in &plan.targets {
-        if let Some(sel) = &t.process {
-            let p = livefire_faults::process::resolve(name, sel)
-                .map_err(|e| StartError::Refused(e.to_string()))?;
-            claims.insert(livefire_faults::process::resource(p), name.clone());
-        }
-    }
-    let pending = livefire_engine::ledger::pending_all();
-    for (res, target) in &claims {
-        if let Some(e) = pending.iter().find(|e| e.resources.contains(res)) {
-            let why = if livefire_engine::control::is_active(&e.run_id) {
-                format!("its `{}` is applied", e.label())
-            } else {
-                format!(
-                    "its `{}` is still in the ledger: {}",
-                    e.label(),
-                    e.record.describe()
-                )
-            };
-            return Err(StartError::Held {
-                target: target.clone(),
-                run: e.run_id.clone(),
-                why,
-            });
-        }
-    }
-    Ok(claims)
 }
 
 /// ` in environment `prod` with var1=...`: what the audit line adds to the experiment.
