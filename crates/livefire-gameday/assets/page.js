@@ -124,9 +124,13 @@ async function mark(kind) {
   if (!name) { result('say who you are first', true); return; }
   const note = $('note').value.trim();
   try {
+    // Mounted in `livefire serve`, the console puts its session's CSRF token here.
+    const csrf = document.querySelector('meta[name="csrf-token"]');
+    const headers = { 'Content-Type': 'application/json' };
+    if (csrf) headers['X-CSRF-Token'] = csrf.content;
     const r = await fetch('api/marks', {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers,
       body: JSON.stringify({ mark: kind, responder: name, note: note || undefined, via: 'page' }),
     });
     const body = await r.json().catch(() => ({ error: 'the game day answered ' + r.status }));

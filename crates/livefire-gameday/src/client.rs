@@ -19,8 +19,8 @@ pub enum ClientError {
     Several { running: String },
     #[error("the game day at {url} did not answer ({source}): is it still running?")]
     Unreachable { url: String, source: std::io::Error },
-    #[error("{0}")]
-    Refused(String),
+    #[error("{message}")]
+    Refused { status: u16, message: String },
     #[error("the game day at {url} answered {status} with something else than a mark: {body}")]
     Garbled {
         url: String,
@@ -60,7 +60,12 @@ pub fn pick(run: Option<&str>) -> Result<Running, ClientError> {
 /// Sends `request` to the game day `run` names (or the only one) and returns the mark
 /// as the journal recorded it.
 pub fn send(run: Option<&str>, request: &MarkRequest) -> Result<MarkView, ClientError> {
-    let game = pick(run)?;
+    post(&pick(run)?, request)
+}
+
+/// Sends `request` to the game day `game` and returns the mark as the journal recorded
+/// it (`livefire serve` passes its page's marks on with this).
+pub fn post(game: &Running, request: &MarkRequest) -> Result<MarkView, ClientError> {
     let body = serde_json::to_string(request).unwrap_or_default();
     let unreachable = |source| ClientError::Unreachable {
         url: game.url.clone(),
@@ -93,7 +98,10 @@ pub fn send(run: Option<&str>, request: &MarkRequest) -> Result<MarkView, Client
         return Ok(mark);
     }
     match value["error"].as_str() {
-        Some(message) => Err(ClientError::Refused(message.into())),
+        Some(message) => Err(ClientError::Refused {
+            status,
+            message: message.into(),
+        }),
         None => Err(ClientError::Garbled {
             url: game.url.clone(),
             status,

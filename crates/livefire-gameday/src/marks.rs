@@ -40,6 +40,10 @@ pub enum MarkError {
     UnknownVia(String),
     #[error("this run is not a live game day: marks are taken only while `livefire gameday` runs")]
     NotLive,
+    /// Refused by the game day the mark was passed on to (`livefire serve` passes its
+    /// page's marks to the run's own page), with its status and words.
+    #[error("{message}")]
+    Forwarded { status: u16, message: String },
 }
 
 impl MarkError {
@@ -49,6 +53,7 @@ impl MarkError {
             MarkError::Refused(Refusal::Away { .. } | Refusal::NoAccess { .. }) => 403,
             MarkError::Refused(Refusal::Over | Refusal::NotStarted) | MarkError::NotLive => 409,
             MarkError::Refused(_) | MarkError::NoteTooLong { .. } | MarkError::UnknownVia(_) => 422,
+            MarkError::Forwarded { status, .. } => *status,
         }
     }
 }

@@ -103,6 +103,8 @@ function route() {
   if (page === "run") return runPage(view, decodeURIComponent(arg || ""));
   if (page === "audit") return auditPage(view);
   if (page === "schedules") return schedulesPage(view);
+  if (page === "trends") return trendsPage(view, decodeURIComponent(arg || "")); // trends.js
+  if (page === "gameday") return gamedayPage(view, decodeURIComponent(arg || "")); // gameday.js
   return runsPage(view);
 }
 
@@ -186,7 +188,8 @@ async function experimentPage(view, name) {
     started(await api("POST", "/api/runs", launch.body(name)), msg);
   } }, "Start a run");
   const msg = el("p", { class: "error", id: "start-error", role: "alert" });
-  view.append(el("h1", {}, e.name), el("p", { class: "muted" }, `updated ${e.updated} by ${e.updated_by}`), launch, startBtn, msg);
+  view.append(el("h1", {}, e.name), el("p", { class: "muted" }, `updated ${e.updated} by ${e.updated_by} · `,
+    el("a", { href: `#trends/${encodeURIComponent(name)}`, id: "trends-link" }, "Trends")), launch, startBtn, msg);
   const planBox = el("div", { class: "card", id: "plan" }, el("h2", {}, "Plan (dry run)"));
   view.append(planBox);
   const p = await api("GET", `/api/experiments/${encodeURIComponent(name)}/plan`);
@@ -293,6 +296,7 @@ async function runPage(view, id) {
         : (run.state === "ended" ? "rollback complete: the ledger holds nothing of this run" : "halting…");
     }
     files.replaceChildren(...(r.data.files || []).map((f) => el("a", { href: `/api/runs/${encodeURIComponent(id)}/files/${f}`, target: "_blank" }, f, " ")));
+    if (r.data.gameday) files.append(el("a", { href: `#gameday/${encodeURIComponent(id)}`, id: "gameday-link" }, "game day: facilitator and responders"));
     if (run.state === "ended" && state.poll) { clearInterval(state.poll); state.poll = null; }
   };
   await refresh();

@@ -76,6 +76,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
             return denied(&Denied::Csrf);
         }
     }
+    // A game day's pages, mounted from livefire-gameday (gameday.rs).
+    if let ["api", "runs", id, "gameday", rest @ ..] = segments.as_slice() {
+        return crate::gameday::handle(&app, &caller, id, rest, parts, body).await;
+    }
     let query = parts.uri.query().unwrap_or("").to_owned();
     route(&app, &caller, &method, &segments[1..], &query, body).await
 }
@@ -151,6 +155,9 @@ async fn route(
             }
         }
         (&Method::GET, ["experiments", name, "plan"]) => plan(app, name),
+        (&Method::GET, ["experiments", name, "trends"]) => {
+            crate::trends::respond(app.store.clone(), name).await
+        }
         (&Method::GET, ["runs"]) => match app.store.runs() {
             Ok(rows) => json_ok(json!(rows)),
             Err(e) => internal(e),
@@ -427,6 +434,7 @@ fn run_detail(app: &App, id: &str) -> Response<Body> {
         "audit": app.store.audit_log(Some(id)).unwrap_or_default(),
         "files": files,
         "summary": summary,
+        "gameday": crate::gameday::is_gameday(&dir),
     }))
 }
 

@@ -7,12 +7,14 @@ pub mod api;
 pub mod approval;
 pub mod auth;
 mod conn;
+mod gameday;
 mod held;
 mod live;
 pub mod runs;
 pub mod schedule;
 pub mod server;
 pub mod store;
+pub mod trends;
 mod ui;
 
 use std::io::Write;

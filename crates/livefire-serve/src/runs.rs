@@ -197,7 +197,10 @@ impl Runner {
             }
             live.insert(slot.clone(), claims.iter().map(|c| c.key.clone()).collect());
         }
-        let started = self.spawn(launch, production, &file, &slot).await;
+        // A game day runs as `livefire gameday`: its page and `livefire mark` work, and
+        // the console mounts the page (gameday.rs).
+        let gameday = plan.experiment.scenario.is_some();
+        let started = self.spawn(launch, production, &file, &slot, gameday).await;
         let (row, child) = match started {
             Ok(x) => x,
             Err(e) => {
@@ -230,6 +233,7 @@ impl Runner {
         production: bool,
         file: &Path,
         slot: &str,
+        gameday: bool,
     ) -> Result<(RunRow, tokio::process::Child), StartError> {
         // One runs folder for every run, so the engine keeps run ids unique (two runs of
         // a drill in the same second get `-2`): the id names the control socket too. One
@@ -245,7 +249,12 @@ impl Runner {
         let log = std::fs::File::create(&log_path).map_err(StartError::Spawn)?;
         let log2 = log.try_clone().map_err(StartError::Spawn)?;
         let mut cmd = tokio::process::Command::new(&self.exe);
-        cmd.arg("run")
+        if gameday {
+            cmd.args(["gameday", "--no-tui", "--listen", "127.0.0.1:0"]);
+        } else {
+            cmd.arg("run");
+        }
+        cmd
             .arg(file)
             .arg("--out")
             .arg(&out)

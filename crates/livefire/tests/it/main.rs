@@ -47,7 +47,7 @@ mod serve;
 /// `livefire serve` schedules (fired, skipped, kept across a restart, missed ones logged)
 /// and approvals of production runs by a second person.
 mod serve_schedules;
-/// `livefire serve`: 409 for a held target of any kind.
+/// `livefire serve`: 409 for a held target of any kind, Trends, game days in the console.
 mod serve_pages;
 /// The console in headless Chromium: log in, a located error, a live run, STOP.
 mod serve_ui;
