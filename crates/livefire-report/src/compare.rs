@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use livefire_core::events::{Event, Role};
+use livefire_core::window::Window;
 
 use crate::journal::Journal;
 use crate::summary::{Summary, dur, error_rate, num, secs, verdict_word};
@@ -111,32 +112,15 @@ impl Side {
             .collect();
         gaps.sort_unstable();
         let probe_every_ms = gaps.get(gaps.len() / 2).copied();
+        // Each per-second value's spread, merged while the journal was read.
         let mut spread = BTreeMap::new();
-        for load in journal.loads() {
-            let mut values: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
-            for &i in &load.total {
-                let Some(w) = journal.windows[i].decode() else {
-                    continue;
-                };
-                let ms = |q: f64| w.latency.quantile_us(q).map(|v| v as f64 / 1e3);
-                let per_second = [
-                    Some(w.counts.completed() as f64),
-                    ms(0.5),
-                    ms(0.9),
-                    ms(0.99),
-                    error_rate(&w).map(|e| e * 100.0),
-                    Some(w.counts.get(livefire_core::window::Outcome::Dropped) as f64),
-                ];
-                for (name, v) in PER_SECOND.iter().zip(per_second) {
-                    if let Some(v) = v.filter(|v| v.is_finite()) {
-                        values.entry(name).or_default().push(v);
-                    }
-                }
-            }
-            let spreads = values
-                .into_iter()
-                .filter_map(|(k, v)| {
-                    let mut s = spread_of(&v)?;
+        for load in &journal.metrics.loads {
+            let spreads = PER_SECOND
+                .iter()
+                .zip(load.spread)
+                .filter_map(|(&k, running)| {
+                    let (seconds, sd) = running.sd()?;
+                    let mut s = Spread { seconds, sd };
                     if k == "dropped" {
                         // The row shows the run's total: the spread of a sum of n
                         // seconds is sqrt(n) times that of one.
@@ -145,7 +129,7 @@ impl Side {
                     Some((k, s))
                 })
                 .collect();
-            spread.insert(load.name, spreads);
+            spread.insert(load.name.clone(), spreads);
         }
         Side {
             summary,
@@ -179,18 +163,18 @@ impl Side {
     }
 }
 
-/// The sample standard deviation; `None` under 3 values (no estimate).
-fn spread_of(v: &[f64]) -> Option<Spread> {
-    if v.len() < 3 {
-        return None;
-    }
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    Some(Spread {
-        seconds: v.len(),
-        sd: var.sqrt(),
-    })
+/// One second's values of [`PER_SECOND`], in that order (`None` where the second has
+/// none: no latency without a completed request).
+pub(crate) fn per_second(w: &Window) -> [Option<f64>; 6] {
+    let ms = |q: f64| w.latency.quantile_us(q).map(|v| v as f64 / 1e3);
+    [
+        Some(w.counts.completed() as f64),
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        error_rate(w).map(|e| e * 100.0),
+        Some(w.counts.get(livefire_core::window::Outcome::Dropped) as f64),
+    ]
 }
 
 /// Whether two conditions sample the same kind of thing: the same class (`probe`,

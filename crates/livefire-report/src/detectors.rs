@@ -312,43 +312,39 @@ fn streams(journal: &Journal) -> BTreeMap<(String, String), Vec<Sign>> {
 /// says no more), and, for loads that track writes, each run of failed writes from the
 /// time its first write ended (finer).
 fn load_errors(journal: &Journal) -> Vec<(String, Vec<Sign>)> {
-    let mut loads = journal.loads();
+    let mut loads: Vec<(&str, &[(u64, livefire_core::window::Counts)])> = journal
+        .metrics
+        .loads
+        .iter()
+        .map(|l| (l.name.as_str(), l.error_seconds.as_slice()))
+        .collect();
     // A load that tracked writes is a detector even when its windows are missing.
     for r in &journal.records {
         if let Event::WriteOutcomes { load, .. } = &r.event
-            && !loads.iter().any(|l| l.name == *load)
+            && !loads.iter().any(|l| l.0 == load.as_str())
         {
-            loads.push(crate::journal::LoadWindows {
-                name: load.clone(),
-                ..Default::default()
-            });
+            loads.push((load, &[]));
         }
     }
     let mut out = Vec::new();
-    for l in loads {
+    for (name, error_seconds) in loads {
         let mut signs = Vec::new();
-        for &i in &l.total {
-            let raw = &journal.windows[i];
-            if let Some(w) = raw.decode()
-                && w.counts.errors() > 0
-            {
-                let kinds: Vec<String> = w
-                    .counts
-                    .iter()
-                    .filter(|(o, _)| o.is_error())
-                    .map(|(o, n)| format!("{n} {o}"))
-                    .collect();
-                let end = raw.second * 1000 + 999;
-                signs.push(Sign {
-                    at: end,
-                    done: end,
-                    how: format!("by the end of second {}: {}", raw.second, kinds.join(", ")),
-                });
-            }
+        for (second, counts) in error_seconds {
+            let kinds: Vec<String> = counts
+                .iter()
+                .filter(|(o, _)| o.is_error())
+                .map(|(o, n)| format!("{n} {o}"))
+                .collect();
+            let end = second * 1000 + 999;
+            signs.push(Sign {
+                at: end,
+                done: end,
+                how: format!("by the end of second {second}: {}", kinds.join(", ")),
+            });
         }
         for r in &journal.records {
             if let Event::WriteOutcomes { load, runs, .. } = &r.event
-                && *load == l.name
+                && load == name
             {
                 for run in runs.iter().filter(|run| !run.ok) {
                     signs.push(Sign {
@@ -359,7 +355,7 @@ fn load_errors(journal: &Journal) -> Vec<(String, Vec<Sign>)> {
                 }
             }
         }
-        out.push((l.name, signs));
+        out.push((name.to_owned(), signs));
     }
     out
 }

@@ -26,7 +26,7 @@ pub fn render(journal: &Journal, summary: &Summary) -> String {
     let dur = summary.duration_ms.max(1);
     let plan = journal.plan();
     let probes = series::probe_series(journal, dur, MAX_POINTS);
-    let loads = series::load_series(journal, MAX_POINTS);
+    let loads = series::load_series(journal);
     let marks = Marks::from(journal, summary);
     let mut h = String::with_capacity(64 * 1024);
     let verdict_class = match summary.verdict {
@@ -207,10 +207,10 @@ pub fn render(journal: &Journal, summary: &Summary) -> String {
         h,
         "</section>\n<footer>rebuilt from journal.jsonl ({} events{}) by <code>livefire report</code></footer>\n</body></html>",
         journal.records.len(),
-        if journal.windows.is_empty() {
+        if journal.window_count() == 0 {
             String::new()
         } else {
-            format!(", {} metric windows", journal.windows.len())
+            format!(", {} metric windows", journal.window_count())
         }
     );
     h

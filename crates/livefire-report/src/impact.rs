@@ -3,6 +3,7 @@
 //! just before the fault. The hypothesis probes are one signal; a `proxy.latency` that
 //! takes p99 from 2 ms to 220 ms is an impact even when no probe fails.
 
+use livefire_core::events::{Event, Record};
 use livefire_core::window::Window;
 
 use crate::journal::Journal;
@@ -21,73 +22,182 @@ const ERROR_RATE_STEP: f64 = 0.05;
 const THROUGHPUT_SHARE: f64 = 0.5;
 
 /// The first load signal that showed a fault: when (run-clock ms, the start of the
-/// second) and what, in words (`load browse: p99 2.1 ms -> 220 ms`).
+/// second) and what, in words (`load browse: p99 2.1 ms -> 220 ms`). Worked out while
+/// the journal was read ([`ImpactFold`]), for every fault of its records.
 pub(crate) fn first_load_impact(
     journal: &Journal,
     applied_ms: u64,
     until_ms: u64,
 ) -> Option<(u64, String)> {
-    let first_second = applied_ms / 1000;
-    let mut best: Option<(u64, String)> = None;
-    // Only the seconds from the baseline to the rollback matter: each is decoded when
-    // it is looked at and dropped after (a decoded histogram is ~190 KB; a fault of a
-    // long run must not hold every second of every load, nor decode them).
-    let from_second = first_second.saturating_sub(BASELINE_SECONDS);
-    let until_second = until_ms.div_ceil(1000);
-    for load in journal.loads() {
-        let mut seconds: Vec<(u64, usize)> = load
-            .total
-            .iter()
-            .map(|&i| (journal.windows[i].second, i))
-            .filter(|(s, _)| (from_second..=until_second).contains(s))
-            .collect();
-        seconds.sort_unstable();
-        let decode = |i: usize| journal.windows[i].decode();
-        let mut base = Window::default();
-        let mut base_seconds = 0u64;
-        for &(s, i) in &seconds {
-            if s + BASELINE_SECONDS >= first_second
-                && s < first_second
-                && let Some(w) = decode(i)
-            {
-                base.merge(&w);
-                base_seconds += 1;
-            }
-        }
-        if base_seconds == 0 || base.counts.completed() == 0 {
-            continue;
-        }
-        let base_p99 = p99_ms(&base);
-        let base_err = error_rate(&base);
-        let base_rps = base.counts.completed() as f64 / base_seconds as f64;
-        for &(s, i) in &seconds {
-            // A second that starts after the fault was applied and before it was
-            // rolled back (the second it was applied in is mixed: skip it).
-            let start = s * 1000;
-            if s <= first_second || start >= until_ms {
-                continue;
-            }
-            let Some(w) = decode(i) else { continue };
-            let signal = changed(&w, base_p99, base_err, base_rps);
-            if let Some(what) = signal {
-                let at = start.max(applied_ms);
-                if best.as_ref().is_none_or(|(t, _)| at < *t) {
-                    best = Some((at, format!("load `{}`: {what}", load.name)));
+    journal
+        .metrics
+        .impacts
+        .get(&(applied_ms, until_ms))
+        .cloned()
+        .flatten()
+}
+
+/// Each fault's span as the summary sees it: applied at its `fault_applied` event,
+/// until the first `fault_rolled_back` of the same activity after it (`u64::MAX` when
+/// never rolled back).
+pub(crate) fn fault_spans(records: &[Record]) -> Vec<(u64, u64)> {
+    let mut faults: Vec<(&str, u64, Option<u64>)> = Vec::new();
+    for r in records {
+        match &r.event {
+            Event::FaultApplied { activity, .. } => faults.push((activity.as_str(), r.t, None)),
+            Event::FaultRolledBack { activity, .. } => {
+                if let Some(f) = faults
+                    .iter_mut()
+                    .rev()
+                    .find(|f| f.0 == activity.as_str() && f.2.is_none())
+                {
+                    f.2 = Some(r.t);
                 }
-                break;
             }
+            _ => {}
         }
     }
-    best
+    faults
+        .into_iter()
+        .map(|(_, applied, until)| (applied, until.unwrap_or(u64::MAX)))
+        .collect()
+}
+
+/// One fault against one load, fed the load's windows as the journal is read: the
+/// baseline merges the [`BASELINE_SECONDS`] before the fault's second; each second
+/// after it, until the rollback, is judged against that baseline (the second it was
+/// applied in is mixed: skipped). The first second that moved is the impact.
+///
+/// With the load's seconds in order, the baseline is complete once a second at or past
+/// the fault's comes, and each later second is judged as it comes: nothing is kept but
+/// the baseline's merged histogram while it is open. Out of order, the seconds' values
+/// are kept and judged at the end, in order of second.
+pub(crate) struct ImpactFold {
+    applied_ms: u64,
+    until_ms: u64,
+    in_order: bool,
+    first_second: u64,
+    /// The baseline's windows merged, and how many, until it is judged.
+    base: Option<(Window, u64)>,
+    /// The baseline's p99, error rate and throughput; `None` inside when it had nothing
+    /// completed (the load is no signal for this fault).
+    judged: Option<Option<Baseline>>,
+    /// Out of order: the seconds to judge (second, completed, error rate, p99 ms).
+    pending: Vec<(u64, f64, f64, Option<f64>)>,
+    found: Option<(u64, String)>,
+}
+
+#[derive(Clone, Copy)]
+struct Baseline {
+    p99: Option<f64>,
+    err: f64,
+    rps: f64,
+}
+
+impl ImpactFold {
+    pub(crate) fn new(applied_ms: u64, until_ms: u64, in_order: bool) -> ImpactFold {
+        ImpactFold {
+            applied_ms,
+            until_ms,
+            in_order,
+            first_second: applied_ms / 1000,
+            base: None,
+            judged: None,
+            pending: Vec::new(),
+            found: None,
+        }
+    }
+
+    /// The fault's (applied ms, until ms), as [`fault_spans`] gave it.
+    pub(crate) fn span(&self) -> (u64, u64) {
+        (self.applied_ms, self.until_ms)
+    }
+
+    /// One window of the load.
+    pub(crate) fn add(&mut self, s: u64, w: &Window) {
+        if self.found.is_some() {
+            return;
+        }
+        let first = self.first_second;
+        if s + BASELINE_SECONDS >= first && s < first {
+            let (base, n) = self.base.get_or_insert_with(|| (Window::default(), 0));
+            base.merge(w);
+            *n += 1;
+            return;
+        }
+        // A second that starts after the fault was applied and before it was rolled
+        // back (the second it was applied in is mixed: skip it).
+        let judge = s > first && s * 1000 < self.until_ms;
+        if !self.in_order {
+            if judge {
+                self.pending
+                    .push((s, w.counts.completed() as f64, error_rate(w), p99_ms(w)));
+            }
+            return;
+        }
+        if s < first {
+            return;
+        }
+        let Some(base) = self.baseline() else {
+            return;
+        };
+        if judge && let Some(what) = changed(w, base.p99, base.err, base.rps) {
+            self.found = Some((s * 1000, what));
+        }
+    }
+
+    /// The baseline, judged once (its histogram dropped then).
+    fn baseline(&mut self) -> Option<Baseline> {
+        *self.judged.get_or_insert_with(|| {
+            let (base, n) = self.base.take()?;
+            (base.counts.completed() > 0).then(|| Baseline {
+                p99: p99_ms(&base),
+                err: error_rate(&base),
+                rps: base.counts.completed() as f64 / n as f64,
+            })
+        })
+    }
+
+    /// The first second that moved: when (not before the fault was applied) and what.
+    pub(crate) fn finish(mut self) -> Option<(u64, String)> {
+        let applied = self.applied_ms;
+        if let Some((at, what)) = self.found.take() {
+            return Some((at.max(applied), what));
+        }
+        let base = self.baseline()?;
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.sort_by_key(|p| p.0);
+        pending.into_iter().find_map(|(s, done, err, p99)| {
+            changed_values(done, err, p99, base.p99, base.err, base.rps)
+                .map(|what| ((s * 1000).max(applied), what))
+        })
+    }
 }
 
 /// What moved in one second against the baseline, if anything did.
 fn changed(w: &Window, base_p99: Option<f64>, base_err: f64, base_rps: f64) -> Option<String> {
-    let done = w.counts.completed() as f64;
+    changed_values(
+        w.counts.completed() as f64,
+        error_rate(w),
+        p99_ms(w),
+        base_p99,
+        base_err,
+        base_rps,
+    )
+}
+
+/// [`changed`], from a second's completed count, error rate and p99.
+fn changed_values(
+    done: f64,
+    err: f64,
+    p99: Option<f64>,
+    base_p99: Option<f64>,
+    base_err: f64,
+    base_rps: f64,
+) -> Option<String> {
     if done < base_rps * THROUGHPUT_SHARE {
         return Some(format!("throughput {}/s -> {}/s", num(base_rps), num(done)));
     }
-    let err = error_rate(w);
     if err - base_err >= ERROR_RATE_STEP {
         return Some(format!(
             "errors {}% -> {}%",
@@ -95,7 +205,7 @@ fn changed(w: &Window, base_p99: Option<f64>, base_err: f64, base_rps: f64) -> O
             num(err * 100.0)
         ));
     }
-    match (base_p99, p99_ms(w)) {
+    match (base_p99, p99) {
         (Some(b), Some(p)) if p >= b * LATENCY_FACTOR && p - b >= MIN_LATENCY_STEP_MS => {
             Some(format!("p99 {} ms -> {} ms", num(b), num(p)))
         }

@@ -1,6 +1,8 @@
 //! Reading `journal.jsonl`: every line that parses, where a truncated or corrupted
-//! journal stops, a journal from a newer livefire, and the metric windows of loads.
+//! journal stops, a journal from a newer livefire, and the metric windows of loads,
+//! each decoded once and merged per series while the journal is read.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
@@ -8,10 +10,13 @@ use std::path::Path;
 use livefire_core::events::{Event, JOURNAL_VERSION, PlannedActivity, PlannedCondition, Record};
 use livefire_core::window::Window;
 
+use crate::series::{Metrics, MetricsFold, WindowScan};
+
 /// The journal event type that carries one second of a load's measurements:
 /// `{"type":"window","series":"browse","second":3,"window":{...}}`, where `series` is a
-/// load or `load.request`. Such lines are kept as text and decoded on demand (a decoded
-/// histogram is ~190 KB; an hour of them is not), never held as records.
+/// load or `load.request`. Such lines are not kept: each is decoded once and merged
+/// into what the report needs of its series (a decoded histogram is ~190 KB; an hour
+/// of them is not held, nor their text).
 pub const WINDOW_EVENT: &str = "window";
 
 /// The latest time a journal may carry (a hundred years, in milliseconds).
@@ -20,75 +25,121 @@ const MAX_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
 /// A journal as read from disk.
 #[derive(Debug, Clone, Default)]
 pub struct Journal {
-    /// The events, in the order of the file.
+    /// The events, in the order of the file; `window` events are not among them (see
+    /// [`Journal::window_count`]).
     pub records: Vec<Record>,
-    /// The metric windows of loads, in the order of the file (kept as their JSON text
-    /// and decoded on demand); `window` events are here, not in `records`.
-    pub windows: Vec<RawWindow>,
     /// Set when reading stopped early: which line, and why.
     pub stopped: Option<String>,
     /// Events of a type this livefire does not know, by type, with their count; they
     /// are skipped, the rest of the journal is read.
     pub unknown: BTreeMap<String, u64>,
-}
-
-/// One second of one series (a load, or `load.request`) as it was journaled.
-#[derive(Debug, Clone)]
-pub struct RawWindow {
-    /// The journal time of the event, in milliseconds.
-    pub t: u64,
-    /// The load's name, or `load.request`.
-    pub series: String,
-    /// Which second since the run's start the window covers.
-    pub second: u64,
-    json: String,
-}
-
-impl RawWindow {
-    /// Decodes the window (counts, latency histogram); `None` when it does not decode.
-    pub fn decode(&self) -> Option<Window> {
-        serde_json::from_str(&self.json).ok()
-    }
+    /// The metric windows, merged per series while reading: totals, chart buckets,
+    /// seconds with errors, per-second spread and the loads' time to impact.
+    pub(crate) metrics: Metrics,
 }
 
 /// Reads a journal. A line that is not JSON (a run that crashed mid-write) or an event
 /// that does not have the fields its type needs (a corrupted file) ends the reading
 /// there, with `stopped` saying where; a journal from a newer version says so. Errors
-/// only when the file cannot be read at all. The file is read a line at a time (a
-/// one-hour journal is tens of MB; only the parsed events are kept).
+/// only when the file cannot be read at all.
+///
+/// The file is read twice, a line at a time, and never held: the first pass keeps the
+/// events and learns the series (their names, first and last second, whether their
+/// seconds come in order) and the faults; the second decodes each metric window once
+/// and merges it into its series' state. What is held is the events and, per series, a
+/// few merged histograms, however long the run (see [`crate::series`]).
 pub fn read_journal(path: &Path) -> std::io::Result<Journal> {
-    let mut reader = std::io::BufReader::new(std::fs::File::open(path)?);
     let mut journal = Journal::default();
-    let mut buf = Vec::new();
-    let mut line_no = 0;
-    loop {
-        buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            break;
-        }
-        line_no += 1;
-        if !journal.push_line(line_no, &String::from_utf8_lossy(&buf)) {
-            break;
-        }
-    }
+    let mut scan = WindowScan::default();
+    let open = || std::fs::File::open(path).map(std::io::BufReader::new);
+    let read = for_each_line(open()?, usize::MAX, |no, line| {
+        journal.push_line(no, line, &mut scan)
+    })?;
+    let mut fold = MetricsFold::new(&journal.records, scan);
+    for_each_line(open()?, read, |_, line| {
+        fold_window_line(&mut fold, line);
+        true
+    })?;
+    journal.metrics = fold.finish();
     Ok(journal)
 }
 
 /// Parses a journal's text; see [`read_journal`].
 pub fn parse_journal(text: &str) -> Journal {
     let mut journal = Journal::default();
+    let mut scan = WindowScan::default();
+    let mut read = 0;
     for (i, line) in text.lines().enumerate() {
-        if !journal.push_line(i + 1, line) {
+        if !journal.push_line(i + 1, line, &mut scan) {
             break;
         }
+        read = i + 1;
     }
+    let mut fold = MetricsFold::new(&journal.records, scan);
+    for line in text.lines().take(read) {
+        fold_window_line(&mut fold, line);
+    }
+    journal.metrics = fold.finish();
     journal
 }
 
+/// Calls `f` with each line (numbered from 1) of at most `limit` lines, until it
+/// returns false; returns how many lines it accepted.
+fn for_each_line(
+    mut reader: impl BufRead,
+    limit: usize,
+    mut f: impl FnMut(usize, &str) -> bool,
+) -> std::io::Result<usize> {
+    let mut buf = Vec::new();
+    let mut accepted = 0;
+    while accepted < limit {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf)? == 0 {
+            break;
+        }
+        if !f(accepted + 1, &String::from_utf8_lossy(&buf)) {
+            break;
+        }
+        accepted += 1;
+    }
+    Ok(accepted)
+}
+
+/// The second pass: a window line decoded (once) and merged; other lines are skipped
+/// after a look at their type. A window whose histogram does not decode adds nothing,
+/// as before: it still counts among the windows and in its series' span.
+fn fold_window_line(fold: &mut MetricsFold, line: &str) {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "type", borrow, default)]
+        kind: Option<Cow<'a, str>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct WindowLine {
+        series: String,
+        second: u64,
+        window: Window,
+    }
+    let is_window = serde_json::from_str::<Head<'_>>(line)
+        .is_ok_and(|h| h.kind.as_deref() == Some(WINDOW_EVENT));
+    if !is_window {
+        return;
+    }
+    if let Ok(w) = serde_json::from_str::<WindowLine>(line) {
+        fold.add(&w.series, w.second, w.window);
+    }
+}
+
 impl Journal {
-    /// Adds one line of the journal; false when the reading stops there (`stopped`
-    /// says why).
-    fn push_line(&mut self, line_no: usize, line: &str) -> bool {
+    /// How many metric windows the journal holds (merged into the report's series,
+    /// not kept).
+    pub fn window_count(&self) -> u64 {
+        self.metrics.windows
+    }
+
+    /// Adds one line of the journal in the first pass; false when the reading stops
+    /// there (`stopped` says why).
+    fn push_line(&mut self, line_no: usize, line: &str, scan: &mut WindowScan) -> bool {
         if line.trim().is_empty() {
             return true;
         }
@@ -133,9 +184,13 @@ impl Journal {
             return false;
         }
         if kind == WINDOW_EVENT
-            && let Some(w) = raw_window(&value, t)
+            && let (Some(series), Some(second), Some(_)) = (
+                value.get("series").and_then(|s| s.as_str()),
+                value.get("second").and_then(|s| s.as_u64()),
+                value.get("window"),
+            )
         {
-            self.windows.push(w);
+            scan.add(series, second, t);
             return true;
         }
         match serde_json::from_value::<Record>(value) {
@@ -152,15 +207,6 @@ impl Journal {
         }
         true
     }
-}
-
-fn raw_window(value: &serde_json::Value, t: u64) -> Option<RawWindow> {
-    Some(RawWindow {
-        t,
-        series: value.get("series")?.as_str()?.to_owned(),
-        second: value.get("second")?.as_u64()?,
-        json: value.get("window")?.to_string(),
-    })
 }
 
 /// The experiment as it ran, from the journal's `plan` event (journals of livefire
@@ -195,55 +241,5 @@ impl Journal {
             }),
             _ => None,
         })
-    }
-}
-
-/// One load's windows, as indexes into [`Journal::windows`].
-#[derive(Debug, Clone, Default)]
-pub(crate) struct LoadWindows {
-    pub name: String,
-    /// The load's own series.
-    pub total: Vec<usize>,
-    /// Per request name.
-    pub requests: BTreeMap<String, Vec<usize>>,
-}
-
-impl Journal {
-    /// The windows grouped by load: a series `L.R` is request `R` of load `L` when `L`
-    /// is itself a series; every other series is a load.
-    pub(crate) fn loads(&self) -> Vec<LoadWindows> {
-        let names: std::collections::BTreeSet<&str> =
-            self.windows.iter().map(|w| w.series.as_str()).collect();
-        let owner = |s: &str| -> Option<(String, String)> {
-            s.char_indices()
-                .filter(|(_, c)| *c == '.')
-                .map(|(i, _)| (&s[..i], &s[i + 1..]))
-                .rfind(|(l, _)| names.contains(l))
-                .map(|(l, r)| (l.to_owned(), r.to_owned()))
-        };
-        let mut loads: BTreeMap<String, LoadWindows> = BTreeMap::new();
-        for (i, w) in self.windows.iter().enumerate() {
-            match owner(&w.series) {
-                Some((load, request)) => loads
-                    .entry(load.clone())
-                    .or_insert_with(|| LoadWindows {
-                        name: load,
-                        ..Default::default()
-                    })
-                    .requests
-                    .entry(request)
-                    .or_default()
-                    .push(i),
-                None => loads
-                    .entry(w.series.clone())
-                    .or_insert_with(|| LoadWindows {
-                        name: w.series.clone(),
-                        ..Default::default()
-                    })
-                    .total
-                    .push(i),
-            }
-        }
-        loads.into_values().collect()
     }
 }

@@ -25,7 +25,7 @@ mod summary;
 
 use std::path::{Path, PathBuf};
 
-pub use journal::{Journal, Plan, RawWindow, WINDOW_EVENT, parse_journal, read_journal};
+pub use journal::{Journal, Plan, WINDOW_EVENT, parse_journal, read_journal};
 pub use schema::summary_schema;
 pub use summary::{
     ConditionSummary, FaultSummary, FindingSummary, ForgottenSummary, LoadSummary, Percentiles,

@@ -567,9 +567,7 @@ pub fn summarize(journal: &Journal) -> Summary {
             _ => {}
         }
     }
-    for w in &journal.windows {
-        s.duration_ms = s.duration_ms.max(w.t);
-    }
+    s.duration_ms = s.duration_ms.max(journal.metrics.last_t);
     let probe_conditions: Vec<usize> = {
         let mut v: Vec<usize> = samples.iter().filter(|x| x.probe).map(|x| x.cond).collect();
         v.sort_unstable();
@@ -744,53 +742,41 @@ fn note_failure(c: &mut ConditionSummary, t: u64, detail: &str) {
     }
 }
 
-/// Totals per load over every window in the journal, merged exactly.
+/// Totals per load over every window in the journal, merged exactly (while the journal
+/// was read).
 fn summarize_loads(journal: &Journal) -> Vec<LoadSummary> {
-    let merge = |idx: &[usize]| -> (Window, u64) {
-        let mut total = Window::default();
-        let mut seconds = std::collections::BTreeSet::new();
-        for &i in idx {
-            if let Some(w) = journal.windows[i].decode() {
-                total.merge(&w);
-                seconds.insert(journal.windows[i].second);
-            }
-        }
-        (total, seconds.len() as u64)
-    };
     journal
-        .loads()
-        .into_iter()
+        .metrics
+        .loads
+        .iter()
         .map(|l| {
-            let (t, seconds) = merge(&l.total);
+            let t = &l.total;
             LoadSummary {
-                name: l.name,
-                seconds,
+                name: l.name.clone(),
+                seconds: l.seconds,
                 intended: t.intended,
                 sent: t.sent,
                 completed: t.counts.completed(),
                 ok: t.counts.get(Outcome::Ok),
                 errors: t.counts.errors(),
                 dropped: t.counts.get(Outcome::Dropped),
-                error_rate: error_rate(&t),
-                rps: t.counts.completed() as f64 / seconds.max(1) as f64,
+                error_rate: error_rate(t),
+                rps: t.counts.completed() as f64 / l.seconds.max(1) as f64,
                 outcomes: t
                     .counts
                     .iter()
                     .map(|(o, n)| (o.as_str().to_owned(), n))
                     .collect(),
-                latency_ms: percentiles(&t),
+                latency_ms: percentiles(t),
                 requests: l
                     .requests
                     .iter()
-                    .map(|(name, idx)| {
-                        let (w, _) = merge(idx);
-                        RequestSummary {
-                            name: name.clone(),
-                            completed: w.counts.completed(),
-                            errors: w.counts.errors(),
-                            error_rate: error_rate(&w),
-                            latency_ms: percentiles(&w),
-                        }
+                    .map(|(name, w)| RequestSummary {
+                        name: name.clone(),
+                        completed: w.counts.completed(),
+                        errors: w.counts.errors(),
+                        error_rate: error_rate(w),
+                        latency_ms: percentiles(w),
                     })
                     .collect(),
             }

@@ -11,3 +11,5 @@ mod long_run;
 mod runs;
 mod schema;
 mod support;
+// Metric windows merged while reading, whatever their order.
+mod windows;
