@@ -3,7 +3,7 @@
 //! a token, upload an experiment with an error and see it located, start a run that
 //! pauses a process, watch the live chart grow, press STOP and confirm, and see the
 //! process running again and the run aborted; a viewer gets no STOP button. Screenshots
-//! of the live run go to docs/img/.
+//! of the live run go under target/ (docs/img/ with LIVEFIRE_UPDATE_SCREENSHOTS=1).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -330,8 +330,8 @@ fn a_person_logs_in_finds_an_error_runs_watches_and_stops_a_drill_in_chromium() 
         "the condition's state",
         "!!document.querySelector('#conditions [data-condition=\"shell answers\"]')",
     );
-    let docs = repo().join("docs/img");
-    page.screenshot(&docs.join("serve-live-run.png"));
+    let shots = screenshots();
+    page.screenshot(&shots.join("serve-live-run.png"));
 
     // STOP, confirmed in the dialog.
     page.eval("document.getElementById('stop').click(); true");
@@ -360,7 +360,8 @@ fn a_person_logs_in_finds_an_error_runs_watches_and_stops_a_drill_in_chromium() 
     page.eval(&format!("location.hash = '#run/{id}'; true"));
     page.wait_for("the ended run's page", "document.getElementById('verdict') && document.getElementById('verdict').textContent === 'aborted'");
     page.wait_for("its charts", &format!("{chart} > 0"));
-    page.screenshot(&docs.join("serve-run-stopped.png"));
+    page.screenshot(&shots.join("serve-run-stopped.png"));
+    publish(&shots, &["serve-live-run.png", "serve-run-stopped.png"]);
     assert!(page.complaints().is_empty(), "{:?}", page.complaints());
 
     // A viewer sees the run but gets no STOP button, and the API refuses it.
@@ -482,4 +483,23 @@ fn a_second_person_approves_a_production_run_and_an_admin_makes_a_schedule_in_ch
         "the next firing is shown: {row}"
     );
     assert!(page.complaints().is_empty(), "{:?}", page.complaints());
+}
+
+/// Where screenshots are saved on every run: under target/, so a test run leaves the
+/// git tree as it was.
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Copies the screenshots into docs/img/ when LIVEFIRE_UPDATE_SCREENSHOTS=1 says so.
+fn publish(dir: &Path, names: &[&str]) {
+    if std::env::var("LIVEFIRE_UPDATE_SCREENSHOTS").as_deref() != Ok("1") {
+        return;
+    }
+    let docs = repo().join("docs/img");
+    for name in names {
+        std::fs::copy(dir.join(name), docs.join(name)).unwrap();
+    }
 }
