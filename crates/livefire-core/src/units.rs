@@ -46,6 +46,10 @@ pub enum UnitError {
     Size(String),
     #[error("size `{0}` is too large: write less than `16777216TiB`")]
     SizeTooLarge(String),
+    #[error(
+        "invalid source address `{0}`: write an IP address of this machine (not a wildcard or multicast one), e.g. `127.0.0.2`"
+    )]
+    SourceAddress(String),
 }
 
 /// A duration written with a unit: `250ms`, `5s`, `2m`, `1h`, `30d`, `1.5s`, `500us`. At most a
@@ -102,6 +106,18 @@ pub fn parse_percent(text: &str) -> Result<Percent, UnitError> {
 /// Parses a size (see [`Size`]).
 pub fn parse_size(text: &str) -> Result<Size, UnitError> {
     text.parse()
+}
+
+/// Parses a source address, the local address a load opens connections from: an IPv4 or
+/// IPv6 address a socket can be bound to (not `0.0.0.0`, `::` or a multicast group).
+/// Whether the machine has it is only known where the load runs.
+pub fn parse_source_address(text: &str) -> Result<std::net::IpAddr, UnitError> {
+    let bad = || UnitError::SourceAddress(text.to_owned());
+    let ip: std::net::IpAddr = text.trim().parse().map_err(|_| bad())?;
+    if ip.is_unspecified() || ip.is_multicast() {
+        return Err(bad());
+    }
+    Ok(ip)
 }
 
 const NANOS_PER: [(&str, u128); 7] = [

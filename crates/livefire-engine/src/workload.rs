@@ -158,6 +158,7 @@ pub fn config(
         insecure: false,
         segment: Segment::WHOLE,
         seed,
+        source_addresses: l.source_addresses.iter().map(|a| a.0).collect(),
         postgres: l.postgres.as_ref().map(|pg| livefire_load::PostgresLoad {
             dsn: pg.dsn.clone(),
             read_write: pg.target_session_attrs.as_deref() == Some("read-write"),

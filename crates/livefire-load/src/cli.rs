@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use livefire_core::exit::Exit;
-use livefire_core::units::{Rate, parse_duration, parse_rate};
+use livefire_core::units::{Rate, parse_duration, parse_rate, parse_source_address};
 use livefire_core::window::WindowStore;
 use tokio_util::sync::CancellationToken;
 
@@ -70,6 +70,10 @@ pub struct LoadArgs {
     /// Take share i of N of the rate, VUs and data rows (e.g. 2/4) for a split run.
     #[arg(long)]
     pub segment: Option<String>,
+    /// A local address to open connections from (repeatable: connections take them in
+    /// turn), e.g. 127.0.0.2, to hold more connections than one address has ports.
+    #[arg(long = "source-address", value_name = "IP", value_parser = parse_source_address)]
+    pub source_addresses: Vec<std::net::IpAddr>,
     /// Seed for template values.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -364,6 +368,7 @@ impl LoadArgs {
             segment,
             seed: self.seed,
             postgres: None,
+            source_addresses: self.source_addresses.clone(),
         })
     }
 }

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
@@ -14,7 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use livefire_core::window::Outcome;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 
 use crate::config::HttpVersion;
@@ -87,6 +89,10 @@ pub struct Client {
     h2: Mutex<HashMap<Key, http2::SendRequest<Full<Bytes>>>>,
     /// Held while opening an HTTP/2 connection, so workers starting together share one.
     h2_connecting: tokio::sync::Mutex<()>,
+    /// Local addresses new connections are opened from, in turn (empty: the kernel picks).
+    sources: Vec<IpAddr>,
+    /// How many connections were opened from `sources`: the next one takes the next.
+    opened: AtomicUsize,
 }
 
 impl std::fmt::Debug for Client {
@@ -131,7 +137,16 @@ impl Client {
             tls,
             h2: Mutex::new(HashMap::new()),
             h2_connecting: tokio::sync::Mutex::new(()),
+            sources: Vec::new(),
+            opened: AtomicUsize::new(0),
         }
+    }
+
+    /// Opens each new connection from the next of `sources` in turn, so a load can hold
+    /// more connections to one ip:port than one source address has ephemeral ports.
+    pub fn with_source_addresses(mut self, sources: Vec<IpAddr>) -> Client {
+        self.sources = sources;
+        self
     }
 
     /// Sends one request on a kept-alive connection (opening one if needed) and reads the
@@ -282,14 +297,22 @@ impl Client {
     }
 
     async fn connect(&self, key: &Key) -> Result<Sender, Outcome> {
+        let source = (!self.sources.is_empty()).then(|| {
+            let n = self.opened.fetch_add(1, Ordering::Relaxed);
+            self.sources[n % self.sources.len()]
+        });
+        // With a source address, the target's address of the same family (a name such
+        // as `localhost` may resolve to both).
         let addr = tokio::net::lookup_host((key.host.as_str(), key.port))
             .await
             .map_err(|_| Outcome::Other)?
-            .next()
+            .find(|a| source.is_none_or(|s| s.is_ipv4() == a.is_ipv4()))
             .ok_or(Outcome::Other)?;
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| classify_io(&e))?;
+        let tcp = match source {
+            None => TcpStream::connect(addr).await,
+            Some(source) => connect_from(source, addr).await,
+        }
+        .map_err(|e| classify_io(&e))?;
         let _ = tcp.set_nodelay(true);
         if key.https {
             let tls = self.tls.as_ref().ok_or(Outcome::Tls)?;
@@ -312,6 +335,57 @@ impl Client {
             Ok(Sender::H1(h1::Conn::new(h1::Io::Tcp(tcp))))
         }
     }
+}
+
+/// Opens a TCP connection from `source` to `addr`. The source port is chosen at connect
+/// time (`IP_BIND_ADDRESS_NO_PORT`), so it only has to be unique for this destination: a
+/// plain bind to port 0 would reserve it towards every destination, and one source
+/// address would hold at most one connection per ephemeral port in all.
+async fn connect_from(source: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = match source {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // Best effort: without it (an old kernel), bind still works, with fewer ports.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::IpBindAddressNoPort,
+        &true,
+    );
+    socket.bind(SocketAddr::new(source, 0))?;
+    socket.connect(addr).await
+}
+
+/// Checks, before a load sends anything, that its source addresses can be used here:
+/// one address family for all, the family of every target given as an IP address, and
+/// each one an address of this machine.
+pub fn check_source_addresses(sources: &[IpAddr], targets: &[&Key]) -> Result<(), String> {
+    let Some(first) = sources.first() else {
+        return Ok(());
+    };
+    if let Some(other) = sources.iter().find(|s| s.is_ipv4() != first.is_ipv4()) {
+        return Err(format!(
+            "source addresses {first} and {other} are of different families: give only IPv4 or only IPv6 ones"
+        ));
+    }
+    for key in targets {
+        if let Ok(ip) = key.host.parse::<IpAddr>()
+            && ip.is_ipv4() != first.is_ipv4()
+        {
+            return Err(format!(
+                "source address {first} cannot reach {ip}: give source addresses of the target's family"
+            ));
+        }
+    }
+    for s in sources {
+        if let Err(e) = std::net::UdpSocket::bind(SocketAddr::new(*s, 0)) {
+            return Err(format!(
+                "source address {s} is not an address of this machine ({e}): add it (`ip addr add {s} dev lo`) or leave it out"
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn handshake_h2<T>(io: T) -> Result<Sender, Outcome>

@@ -1,6 +1,7 @@
 //! `LoadConfig`: the plain description of one load that the engine (from the experiment
 //! file) and `livefire load` (from flags) both build.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::data::DataSet;
@@ -33,6 +34,10 @@ pub struct LoadConfig {
     pub seed: u64,
     /// A PostgreSQL load: statements instead of HTTP requests (`requests` stays empty).
     pub postgres: Option<PostgresLoad>,
+    /// Local addresses HTTP connections are opened from, in turn (empty: the kernel
+    /// picks). One source address towards one ip:port has at most ~28k ephemeral ports,
+    /// so a load holding more connections spreads them over several.
+    pub source_addresses: Vec<IpAddr>,
 }
 
 impl LoadConfig {
@@ -51,6 +56,7 @@ impl LoadConfig {
             segment: Segment::WHOLE,
             seed: 0,
             postgres: None,
+            source_addresses: Vec::new(),
         }
     }
 

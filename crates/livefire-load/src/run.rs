@@ -85,7 +85,8 @@ pub async fn run(
         mode,
         plan,
         data: config.data.clone(),
-        client: Client::new(config.http_version, config.insecure, needs_tls),
+        client: Client::new(config.http_version, config.insecure, needs_tls)
+            .with_source_addresses(config.source_addresses.clone()),
         recorder: Recorder::new(start, config.name.clone(), names, intent, store.clone()),
         cancel: cancel.clone(),
         tracker: TaskTracker::new(),
@@ -396,6 +397,17 @@ impl Plan {
                 weights.push(s.weight);
             }
         }
+        let targets: Vec<&Key> = requests
+            .iter()
+            .filter_map(|r| r.fixed.as_ref().map(|(_, k)| &**k))
+            .collect();
+        if config.postgres.is_some() && !config.source_addresses.is_empty() {
+            return Err(cfg(
+                "source_addresses applies to HTTP loads only: remove it from the PostgreSQL load"
+                    .into(),
+            ));
+        }
+        crate::client::check_source_addresses(&config.source_addresses, &targets).map_err(cfg)?;
         let weight_total: u32 = weights.iter().sum();
         if weight_total == 0 {
             return Err(cfg(

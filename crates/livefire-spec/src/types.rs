@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::values::{Duration, Percent, Quantity, Rate, Share, Size, ToxTime};
+use crate::values::{Duration, Percent, Quantity, Rate, Share, Size, SourceAddress, ToxTime};
 
 /// One experiment file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -1158,6 +1158,11 @@ pub struct Load {
     pub timeout: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http2: Option<bool>,
+    /// Local addresses the load's connections are opened from, in turn (default: the
+    /// kernel picks). One source address reaches one ip:port through at most ~28k
+    /// ephemeral ports; more connections need more addresses (`127.0.0.2`, `127.0.0.3`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_addresses: Vec<SourceAddress>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataFile>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

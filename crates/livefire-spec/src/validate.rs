@@ -726,6 +726,29 @@ impl Checker<'_> {
                 format!("`target_session_attrs: {attrs}` is not built: write `read-write` (only the primary) or `any`"),
             );
         }
+        if !l.source_addresses.is_empty() {
+            let key = key_at(self.tree, path, "source_addresses");
+            if sql {
+                self.err(
+                    key,
+                    "`source_addresses` applies to HTTP loads only: remove it from the SQL load",
+                );
+            } else if let Some(i) = l
+                .source_addresses
+                .iter()
+                .position(|a| a.0.is_ipv4() != l.source_addresses[0].0.is_ipv4())
+            {
+                let mut p = path.to_vec();
+                p.extend([K("source_addresses"), I(i)]);
+                self.err(
+                    at(self.tree, &p),
+                    format!(
+                        "source address {} is not of the family of {}: give only IPv4 or only IPv6 addresses",
+                        l.source_addresses[i], l.source_addresses[0]
+                    ),
+                );
+            }
+        }
         if let Some(d) = &l.data {
             let mut p = path.to_vec();
             p.extend([K("data"), K("file")]);

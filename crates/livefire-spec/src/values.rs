@@ -312,6 +312,33 @@ text_value!(
     true
 );
 
+/// A local address a load opens its connections from: `127.0.0.2`, `10.0.3.17`, `fd00::2`
+/// ([`units::parse_source_address`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SourceAddress(pub std::net::IpAddr);
+
+impl FromStr for SourceAddress {
+    type Err = ValueError;
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        units::parse_source_address(s)
+            .map(SourceAddress)
+            .map_err(ValueError::from)
+    }
+}
+
+impl fmt::Display for SourceAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+text_value!(
+    SourceAddress,
+    "an IP address of the machine the load runs on, such as `127.0.0.2`",
+    r"^[0-9A-Fa-f.:]+$",
+    false
+);
+
 /// What a metric condition compares against: a plain number, a duration, a percentage,
 /// a rate or a size, in the canonical unit (seconds, fraction, per second, bytes).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -17,6 +17,8 @@ mod cli;
 mod h1;
 // HTTPS with rustls: both versions, and an untrusted certificate.
 mod tls;
+// Source addresses: which local addresses the server sees, and refusals.
+mod source;
 // Write tracking over HTTP: acked, lost, duplicated.
 mod writes;
 // PostgreSQL loads against a real server started by the test.

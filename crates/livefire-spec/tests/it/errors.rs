@@ -88,6 +88,38 @@ fn wrong_types_and_bad_values() {
 }
 
 #[test]
+fn bad_source_addresses_are_located() {
+    let load = |sources: &str, body: &str| {
+        format!(
+            "{HEAD}timeline:\n  - at: 0s\n    for: 5s\n    load:\n      vus: 10\n      source_addresses: {sources}\n{body}"
+        )
+    };
+    let http = "      requests: [ { url: \"http://127.0.0.1:1/\" } ]\n";
+    check(
+        &load("[127.0.0.2, 127.0.0.999]", http),
+        &[("8:37", "invalid source address `127.0.0.999`")],
+    );
+    check(
+        &load("[0.0.0.0]", http),
+        &[("8:26", "invalid source address `0.0.0.0`")],
+    );
+    check(
+        &load("[127.0.0.2, \"::2\"]", http),
+        &[(
+            "8:37",
+            "source address ::2 is not of the family of 127.0.0.2",
+        )],
+    );
+    check(
+        &load(
+            "[127.0.0.2]",
+            "      postgres: { dsn: \"postgres://app@127.0.0.1:5432/db\" }\n      statements: [ { sql: \"select 1\" } ]\n",
+        ),
+        &[("8:7", "`source_addresses` applies to HTTP loads only")],
+    );
+}
+
+#[test]
 fn unknown_names_in_substitutions() {
     check(
         &format!(
