@@ -157,6 +157,9 @@ async fn wait_workers(shared: &Arc<Shared>) {
     }
 }
 
+/// The most virtual users one process (one segment) runs.
+const MAX_VUS_PER_PROCESS: u64 = 100_000;
+
 /// A config checked and compiled: templates parsed, checks validated.
 struct Plan {
     /// HTTP requests (empty for a PostgreSQL load).
@@ -231,16 +234,20 @@ impl Plan {
                 if *vus == 0 && stages.iter().all(|s| s.to < 1.0) {
                     return Err(cfg("0 virtual users: give at least 1 (-c 10)".into()));
                 }
+                // The limit is per process (a segment's share): a million VUs is a load
+                // for ten segments or more, not one that cannot be written.
+                let limit = MAX_VUS_PER_PROCESS * config.segment.count.max(1) as u64;
                 if stages
                     .iter()
-                    .any(|s| !s.to.is_finite() || s.to < 0.0 || s.to > 100_000.0)
+                    .any(|s| !s.to.is_finite() || s.to < 0.0 || s.to > limit as f64)
                 {
-                    return Err(cfg("a VU stage must be between 0 and 100000".into()));
+                    return Err(cfg(format!("a VU stage must be between 0 and {limit}")));
                 }
                 let max = VuSchedule::new(*vus, stages, config.duration).max_vus();
-                if max > 100_000 {
+                let mine = config.segment.share_of(max);
+                if mine > MAX_VUS_PER_PROCESS {
                     return Err(cfg(format!(
-                        "{max} virtual users is more than 100000; split the load with --segment"
+                        "{mine} virtual users in one process is more than {MAX_VUS_PER_PROCESS}; split the load into more segments (--segments, --segment)"
                     )));
                 }
             }
@@ -529,8 +536,15 @@ impl Shared {
                     let seq = self.segment.index as u64 + local * self.segment.count as u64;
                     return Ticket::Send { seq, intended: now };
                 }
-                // Not active yet (or ramped down): look again shortly.
-                let wake = (now + Duration::from_millis(50)).min(self.end);
+                // Not active yet (or ramped down): sleep until the ramp reaches this
+                // worker's VU, rather than polling (100,000 idle VUs polling every 50 ms
+                // would be two million wake-ups a second during a ramp).
+                let needed = k as u64 * self.segment.count as u64 + self.segment.index as u64 + 1;
+                let wake = sched
+                    .first_time_with(needed, t)
+                    .map_or(self.end, |s| self.start + Duration::from_secs_f64(s))
+                    .max(now + Duration::from_millis(1))
+                    .min(self.end);
                 tokio::time::sleep_until(wake.into()).await;
             },
         }

@@ -104,6 +104,32 @@ impl Ramp {
         }
     }
 
+    /// The first time at or after `from` (before the duration ends) when the value is at
+    /// least `target`; `None` if it never is.
+    pub fn first_at_least(&self, target: f64, from: f64) -> Option<f64> {
+        let first = self
+            .pieces
+            .partition_point(|p| p.t0 <= from)
+            .saturating_sub(1);
+        for p in &self.pieces[first..] {
+            let start = p.t0.max(from);
+            if start >= self.duration {
+                return None;
+            }
+            if self.value_at(start) >= target {
+                return Some(start);
+            }
+            // Within a finite rising piece the value crosses `target` once, if at all.
+            if p.len.is_finite() && p.v1 > p.v0 && p.v1 >= target {
+                let t = p.t0 + p.len * (target - p.v0) / (p.v1 - p.v0);
+                if t < (p.t0 + p.len).min(self.duration) {
+                    return Some(t.max(start));
+                }
+            }
+        }
+        None
+    }
+
     /// The largest value the ramp reaches before the duration ends.
     pub fn max_value(&self) -> f64 {
         self.pieces
@@ -209,6 +235,13 @@ impl VuSchedule {
         self.ramp.value_at(t).round().max(0.0) as u64
     }
 
+    /// The first time at or after `from` when there are at least `vus` VUs (as
+    /// `vus_at` counts them); `None` if there never are before the end.
+    pub fn first_time_with(&self, vus: u64, from: f64) -> Option<f64> {
+        // vus_at rounds to the nearest whole VU.
+        self.ramp.first_at_least(vus as f64 - 0.5, from)
+    }
+
     /// The most VUs at any time.
     pub fn max_vus(&self) -> u64 {
         self.ramp.max_value().round().max(0.0) as u64
@@ -299,6 +332,41 @@ mod tests {
         assert_eq!(v.vus_at(5.0), 5);
         assert_eq!(v.vus_at(15.0), 10);
         assert_eq!(v.max_vus(), 10);
+    }
+
+    #[test]
+    fn first_time_with_is_when_vus_at_first_reaches_the_count() {
+        // Up to 10 over 10 s, hold, down to 2 over 4 s, up to 20 over 8 s, 30 s in all.
+        let stage = |to: f64, over: f64| Stage { to, over: d(over) };
+        let v = VuSchedule::new(
+            0,
+            &[
+                stage(10.0, 10.0),
+                stage(10.0, 4.0),
+                stage(2.0, 4.0),
+                stage(20.0, 8.0),
+            ],
+            d(30.0),
+        );
+        // Against a scan in steps of 1 ms, from several starting points.
+        for from in [0.0, 3.3, 12.0, 15.0, 19.0] {
+            for vus in [1u64, 5, 10, 11, 15, 20, 21] {
+                let scanned = (0..30_000)
+                    .map(|ms| ms as f64 / 1000.0)
+                    .find(|t| *t >= from && v.vus_at(*t) >= vus);
+                let got = v.first_time_with(vus, from);
+                match (scanned, got) {
+                    (None, None) => {}
+                    (Some(s), Some(g)) => {
+                        assert!(
+                            (s - g).abs() <= 0.001 + 1e-9 && v.vus_at(g + 1e-9) >= vus,
+                            "{vus} VUs from {from}: scanned {s}, got {g}"
+                        )
+                    }
+                    _ => panic!("{vus} VUs from {from}: scanned {scanned:?}, got {got:?}"),
+                }
+            }
+        }
     }
 
     use crate::config::Segment;

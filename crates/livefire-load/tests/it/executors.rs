@@ -241,6 +241,25 @@ async fn invalid_configs_are_refused_before_sending() {
             ),
             "virtual users",
         ),
+        // The VU limit is per process: 300,001 over three segments leaves 100,001 to
+        // the first, one too many.
+        (
+            {
+                let mut c = LoadConfig::get(
+                    "a",
+                    "http://127.0.0.1:1/",
+                    Executor::Vus {
+                        vus: 300_001,
+                        stages: vec![],
+                        think: Duration::ZERO,
+                    },
+                    Duration::from_secs(1),
+                );
+                c.segment = livefire_load::Segment::parse("1/3").unwrap();
+                c
+            },
+            "100001 virtual users in one process is more than 100000",
+        ),
     ];
     for (cfg, want) in cases {
         let err = run(
