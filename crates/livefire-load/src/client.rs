@@ -286,7 +286,10 @@ impl Client {
             return Ok((&mut conns.h1[pos].1, true));
         }
         conns.forget(key);
-        match self.connect(key).await? {
+        // Boxed: connecting (name lookup, TCP, a TLS handshake) happens once per
+        // connection, and inline its future would sit in every request's future, which
+        // each of 100,000 VUs holds for its whole life.
+        match Box::pin(self.connect(key)).await? {
             Sender::H1(c) => {
                 conns.h1.push((key.clone(), c));
                 let last = conns.h1.len() - 1;

@@ -758,9 +758,9 @@ async fn worker(shared: &Arc<Shared>, k: usize) {
         let sent_at = Instant::now();
         shared.recorder.sent(idx, sent_at);
         let outcome = if let Some(pg) = &shared.plan.pg {
-            shared
-                .execute_sql(pg, idx, seq, &mut rng, &mut pg_conn)
-                .await
+            // Boxed: a PostgreSQL query's future is large, and inline it would make
+            // every worker's future (held for the life of each VU) as large, HTTP or not.
+            Box::pin(shared.execute_sql(pg, idx, seq, &mut rng, &mut pg_conn)).await
         } else {
             shared.execute_http(idx, seq, &mut rng, &mut conns).await
         };
