@@ -543,6 +543,10 @@ pub struct Activity {
     pub load: Option<Load>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fuzz: Option<Fuzz>,
+    /// On a fault: some detector must notice it within this long after it is applied,
+    /// else the hypothesis fails (a drill of detection, not only of resilience).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noticed_within: Option<Duration>,
 }
 
 /// Which way a proxy toxic acts: upstream is client to server, downstream server to client.

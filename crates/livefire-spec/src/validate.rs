@@ -641,6 +641,20 @@ impl Checker<'_> {
                     "`for` must be longer than 0s",
                 );
             }
+            if let Some(within) = a.noticed_within {
+                let path = [K("timeline"), I(i), K("noticed_within")];
+                if a.fault.is_none() {
+                    self.err(
+                        at(self.tree, &path),
+                        "`noticed_within` applies only to a fault entry: remove it, or move it to the fault detectors must notice",
+                    );
+                } else if within.0.is_zero() {
+                    self.err(
+                        at(self.tree, &path),
+                        "`noticed_within` must be longer than 0s",
+                    );
+                }
+            }
             let name = a.name.clone().unwrap_or_else(|| format!("timeline[{i}]"));
             if !names.insert(name.clone()) {
                 self.err(

@@ -115,6 +115,9 @@ pub struct Activity {
     pub start: Duration,
     pub duration: Duration,
     pub body: Body,
+    /// A fault's `noticed_within`: some detector must notice it this soon after it is
+    /// applied, else the hypothesis fails.
+    pub noticed_within: Option<Duration>,
 }
 
 /// What an activity does, typed.
@@ -435,6 +438,7 @@ fn activities(exp: &Experiment, dir: &Path, seed: u64) -> Result<Vec<Activity>, 
             start: a.at.0,
             duration: a.for_.0,
             body,
+            noticed_within: a.noticed_within.map(|d| d.0),
         });
     }
     make_unique(&mut out);

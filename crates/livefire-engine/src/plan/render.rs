@@ -29,7 +29,10 @@ pub fn render(plan: &Plan) -> String {
     rows.sort_by_key(|(i, a)| (a.start, *i));
     for (_, a) in rows {
         let target = match &a.body {
-            Body::Fault(_) => a.target.clone(),
+            Body::Fault(_) => match a.noticed_within {
+                Some(d) => format!("{} (must be noticed within {})", a.target, Written(d)),
+                None => a.target.clone(),
+            },
             Body::Load(c) => format!("{} ({})", a.target, load_shape(c)),
             Body::Fuzz { config, .. } => format!("{} ({})", a.target, config.base_url),
         };

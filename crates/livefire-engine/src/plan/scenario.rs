@@ -70,6 +70,7 @@ pub(super) fn curveballs(exp: &Experiment, seed: u64) -> Vec<Activity> {
                 start,
                 duration,
                 body: Body::Fault(c.fault.clone()),
+                noticed_within: None,
             }
         })
         .collect()

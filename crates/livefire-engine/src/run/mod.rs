@@ -3,6 +3,7 @@
 //! every way out, the `rollbacks:` steps, the hypothesis after, teardown, summary.
 
 mod hypothesis;
+mod noticed;
 mod referee;
 mod rollback;
 mod setup;
@@ -642,6 +643,13 @@ async fn execute(
         control_shared,
     };
     teardown::stop_everything(&shared, started).await;
+    if !setup_failed
+        && aborted.is_none()
+        && !before_failed
+        && noticed::judge(plan, &run_dir, &journal)
+    {
+        tally.deviated.store(true, Ordering::SeqCst);
+    }
     let facts = teardown::Facts {
         setup_failed,
         aborted,

@@ -26,6 +26,8 @@ mod gameday_page;
 mod load;
 /// net.* faults refused before anything is applied.
 mod net;
+/// `noticed_within`: a fault detectors must notice in time, or the hypothesis fails.
+mod noticed;
 /// `validate` refuses what `run` refuses, located; `--env` on both.
 mod parity;
 mod pipes;
