@@ -254,11 +254,7 @@ impl Runner {
         } else {
             cmd.arg("run");
         }
-        cmd
-            .arg(file)
-            .arg("--out")
-            .arg(&out)
-            .arg("--quiet");
+        cmd.arg(file).arg("--out").arg(&out).arg("--quiet");
         if let Some(env) = &launch.env {
             cmd.arg("--env").arg(env);
         }

@@ -46,11 +46,11 @@ mod segments;
 /// `livefire serve`: tokens and roles, located errors, runs started and stopped over HTTP,
 /// a server killed mid-run, the API fuzzed.
 mod serve;
+/// `livefire serve`: 409 for a held target of any kind, Trends, game days in the console.
+mod serve_pages;
 /// `livefire serve` schedules (fired, skipped, kept across a restart, missed ones logged)
 /// and approvals of production runs by a second person.
 mod serve_schedules;
-/// `livefire serve`: 409 for a held target of any kind, Trends, game days in the console.
-mod serve_pages;
 /// The console in headless Chromium: log in, a located error, a live run, STOP.
 mod serve_ui;
 mod support;

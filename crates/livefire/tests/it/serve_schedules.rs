@@ -135,6 +135,18 @@ fn bad_schedules_are_refused_saying_why_and_only_admins_make_them() {
         ),
         (
             &admin,
+            body("0 9 1 * *", json!({"environment": "prod"})),
+            400,
+            "unknown field `environment`",
+        ),
+        (
+            &admin,
+            body("0 9 1 * *", json!({"timezone": "Europe/Paris"})),
+            400,
+            "unknown field `timezone`",
+        ),
+        (
+            &admin,
             json!({"cron": "0 9 1 * *"}),
             400,
             "(env and vars optional)",
