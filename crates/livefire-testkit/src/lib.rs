@@ -6,8 +6,17 @@
 //! fails, so a skipped test would look like a passed one. These helpers write to the
 //! process's stderr directly (`std::io::stderr().write_all`), which libtest does not
 //! capture.
+//!
+//! Behind features, the things several crates' tests start for real: `chromium` (a
+//! headless browser driven over DevTools) and `pg` (a PostgreSQL server of the test's
+//! own).
 
 use std::io::Write;
+
+#[cfg(feature = "chromium")]
+pub mod chromium;
+#[cfg(feature = "pg")]
+pub mod pg;
 
 /// The test needs something `.ci/run` installs (a package, a venv). Outside CI: prints
 /// `SKIPPED <test>: <what> (install: <install>)` and returns, and the caller returns.

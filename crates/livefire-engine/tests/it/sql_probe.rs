@@ -3,53 +3,8 @@
 //! DSN's password kept out of what a sample says.
 
 use livefire_engine::probe::{sample, timeout};
-use livefire_sandbox::pg::{self, Cluster, RunAs};
 use livefire_spec::{Expect, Probe, SqlProbe};
-
-/// A PostgreSQL server of the test's own, stopped when dropped.
-struct Pg {
-    cluster: Cluster,
-    who: RunAs,
-    _dir: tempfile::TempDir,
-}
-
-impl Pg {
-    /// `None` (the test skips, saying so) when this machine has no PostgreSQL.
-    fn start() -> Option<Pg> {
-        let Some(bin) = pg::installed() else {
-            livefire_testkit::skip_missing(
-                "PostgreSQL server binaries not found",
-                "apt-get install postgresql",
-            );
-            return None;
-        };
-        let who = RunAs::detect().expect("a user to run PostgreSQL as");
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = dir.path().join("run");
-        std::fs::create_dir(&run_dir).unwrap();
-        who.own(dir.path()).unwrap();
-        let cluster = Cluster {
-            bin,
-            data: dir.path().join("data"),
-            port: livefire_sandbox::proc::free_port().unwrap(),
-            name: "probe".into(),
-            run_dir,
-        };
-        cluster.initdb(&who).unwrap();
-        cluster.start(&who).unwrap();
-        Some(Pg {
-            cluster,
-            who,
-            _dir: dir,
-        })
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let _ = self.cluster.stop(&self.who);
-    }
-}
+use livefire_testkit::pg::Pg;
 
 fn probe(dsn: &str, query: &str, timeout: Option<&str>) -> Probe {
     Probe::Sql(SqlProbe {

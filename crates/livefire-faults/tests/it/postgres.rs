@@ -7,57 +7,21 @@ use std::time::{Duration, Instant};
 
 use livefire_core::undo::UndoRecord;
 use livefire_faults::{Prepared, Targets, prepare, undo};
-use livefire_sandbox::pg::{self, Cluster, RunAs};
 use livefire_spec::{Fault, Target};
 
-/// A PostgreSQL server of the test's own, stopped when dropped.
-struct Pg {
-    cluster: Cluster,
-    who: RunAs,
-    _dir: tempfile::TempDir,
-}
+/// The test's own PostgreSQL, with what these tests do to it as the superuser.
+struct Pg(livefire_testkit::pg::Pg);
 
 impl Pg {
     /// A new server allowing `max_connections`; `None` (the test skips, saying so) when
     /// this machine has no PostgreSQL.
     fn start(max_connections: u32) -> Option<Pg> {
-        let Some(bin) = pg::installed() else {
-            livefire_testkit::skip_missing(
-                "PostgreSQL server binaries not found",
-                "apt-get install postgresql",
-            );
-            return None;
-        };
-        let who = RunAs::detect().expect("a user to run PostgreSQL as");
-        let dir = tempfile::tempdir().unwrap();
-        let run_dir = dir.path().join("run");
-        std::fs::create_dir(&run_dir).unwrap();
-        who.own(dir.path()).unwrap();
-        let cluster = Cluster {
-            bin,
-            data: dir.path().join("data"),
-            port: livefire_sandbox::proc::free_port().unwrap(),
-            name: "faults".into(),
-            run_dir,
-        };
-        cluster.initdb(&who).unwrap();
-        let conf = cluster.data.join("postgresql.conf");
-        let mut text = std::fs::read_to_string(&conf).unwrap();
-        text.push_str(&format!("max_connections = {max_connections}\n"));
-        std::fs::write(&conf, text).unwrap();
-        cluster.start(&who).unwrap();
-        Some(Pg {
-            cluster,
-            who,
-            _dir: dir,
-        })
+        livefire_testkit::pg::Pg::start_with(&format!("max_connections = {max_connections}"))
+            .map(Pg)
     }
 
     fn dsn(&self, user: &str) -> String {
-        format!(
-            "host=127.0.0.1 port={} user={user} dbname=postgres connect_timeout=5",
-            self.cluster.port
-        )
+        self.0.dsn(user)
     }
 
     /// Runs `sql` as the superuser.
@@ -79,12 +43,6 @@ impl Pg {
 
     fn prepare(&self, fault: &str) -> Result<Prepared, String> {
         prepare(&spec::<Fault>(fault), &self.targets(), "t").map_err(|e| e.to_string())
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let _ = self.cluster.stop(&self.who);
     }
 }
 

@@ -9,62 +9,30 @@ use std::time::{Duration, Instant};
 
 use livefire_core::undo::UndoRecord;
 use livefire_faults::{Prepared, Targets, prepare, undo};
-use livefire_sandbox::pg::{Cluster, RunAs};
 use livefire_spec::{Fault, Target};
 
 /// Rows in the test table: enough for several pages.
 const ROWS: i64 = 2000;
 
-/// One PostgreSQL cluster with an `orders` table; stopped when dropped.
+/// The test's own PostgreSQL with an `orders` table.
 struct Pg {
-    who: RunAs,
-    cluster: Cluster,
-    tmp: tempfile::TempDir,
+    pg: livefire_testkit::pg::Pg,
     rt: tokio::runtime::Runtime,
+}
+
+/// The server's `cluster`, `who` and `dir()`, as the tests use them.
+impl std::ops::Deref for Pg {
+    type Target = livefire_testkit::pg::Pg;
+    fn deref(&self) -> &Self::Target {
+        &self.pg
+    }
 }
 
 impl Pg {
     /// A new cluster, or `None` (and a SKIPPED line) without PostgreSQL's programs.
     fn start() -> Option<Pg> {
-        let Some(bin) = livefire_sandbox::pg::installed() else {
-            livefire_testkit::skip_missing(
-                "no PostgreSQL server binaries on PATH or under /usr/lib/postgresql/*/bin",
-                "apt-get install postgresql",
-            );
-            return None;
-        };
-        let who = RunAs::detect().expect("a `postgres` user to run PostgreSQL as");
-        let tmp = tempfile::Builder::new()
-            .prefix("lf-corrupt")
-            .tempdir()
-            .unwrap();
-        // The server's user must reach its folder.
-        std::fs::set_permissions(
-            tmp.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
-        let run_dir = tmp.path().join("run");
-        std::fs::create_dir(&run_dir).unwrap();
-        who.own(tmp.path()).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let cluster = Cluster {
-            bin,
-            data: tmp.path().join("data"),
-            port,
-            name: "corrupt".into(),
-            run_dir,
-        };
-        cluster.initdb(&who).unwrap();
-        cluster.start(&who).unwrap();
         let pg = Pg {
-            who,
-            cluster,
-            tmp,
+            pg: livefire_testkit::pg::Pg::start()?,
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -140,7 +108,7 @@ impl Pg {
     }
 
     fn home(&self) -> PathBuf {
-        self.tmp.path().join("home")
+        self.dir().join("home")
     }
 
     /// The table's file, relative to the data directory (the server must run).
@@ -155,12 +123,6 @@ impl Pg {
 
     fn prepare(&self, fault: &str) -> Result<Prepared, livefire_faults::FaultError> {
         prepare(&spec::<Fault>(fault), &self.targets(&self.home()), "t")
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let _ = self.cluster.stop(&self.who);
     }
 }
 
@@ -294,7 +256,7 @@ impl Pg {
 fn bad_input_is_refused_with_nothing_applied() {
     let Some(pg) = Pg::start() else { return };
     // A table in a tablespace outside the data directory.
-    let outside = pg.tmp.path().join("tablespace");
+    let outside = pg.dir().join("tablespace");
     std::fs::create_dir(&outside).unwrap();
     pg.who.own(&outside).unwrap();
     // (CREATE TABLESPACE runs outside a transaction: a statement of its own.)
@@ -305,7 +267,7 @@ fn bad_input_is_refused_with_nothing_applied() {
     .unwrap();
     pg.sql("create table faraway (id int) tablespace elsewhere; insert into faraway values (1)")
         .unwrap();
-    let not_a_cluster = pg.tmp.path().join("run");
+    let not_a_cluster = pg.dir().join("run");
     pg.sql("checkpoint").unwrap();
     let before = pg.page(0);
     // (fault, targets' data_dir or None for the cluster's, what the refusal says)
@@ -349,7 +311,7 @@ fn bad_input_is_refused_with_nothing_applied() {
     }
     // No place to keep the saved copy: apply refuses before the damage, and the server
     // runs again.
-    let blocked = pg.tmp.path().join("a-file");
+    let blocked = pg.dir().join("a-file");
     std::fs::write(&blocked, "not a folder").unwrap();
     let p = prepare(
         &spec::<Fault>("postgres.corrupt: { target: db, table: orders, page: 0 }"),

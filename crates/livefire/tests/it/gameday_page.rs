@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use livefire_testkit::chromium::{self, Browser};
 use serde_json::Value;
 
-use crate::browser::{Browser, chromium};
 use crate::gameday_live::{Game, journal_events};
 use crate::support::*;
 
@@ -45,11 +45,8 @@ scenario:
 
 #[test]
 fn a_responder_marks_with_the_page_button_and_the_page_never_names_a_hidden_curveball() {
-    let Some(bin) = chromium() else {
-        livefire_testkit::skip_missing(
-            "chromium is not on PATH, so the responders' page was not checked in a browser",
-            "apt-get install chromium",
-        );
+    let Some(bin) = chromium::find_or_skip("the responders' page was not checked in a browser")
+    else {
         return;
     };
     let browser = Browser::start(&bin);

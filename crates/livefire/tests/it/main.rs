@@ -1,7 +1,5 @@
 //! End-to-end tests of the `livefire` binary: real processes, real sockets.
 
-/// Headless Chromium over the DevTools protocol, for the web pages' tests.
-mod browser;
 /// Every built fault kind through one harness: apply, verify, undo, recover.
 mod conformance;
 /// The corruption drill (examples/db-corruption.yaml) on a real sandbox: who noticed, undone

@@ -1,6 +1,6 @@
 //! Headless Chromium (Debian's `chromium`) driven over the DevTools protocol, for tests
-//! of livefire's web pages as a person uses them: the driver livefire-report's test and
-//! serve_ui.rs use, shared here (serve_ui.rs keeps its own copy for now).
+//! of livefire's web pages as a person sees them: every console message, exception and
+//! network request is kept, so a test can say the page complained or fetched nothing.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -11,8 +11,22 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-/// Finds Chromium on PATH.
-pub fn chromium() -> Option<PathBuf> {
+/// Chromium on PATH, or `None` after [`crate::skip_missing`] said so (which fails the
+/// test under `CI=true`); `what` says what was not checked ("the console was not checked
+/// in a browser").
+pub fn find_or_skip(what: &str) -> Option<PathBuf> {
+    let found = find();
+    if found.is_none() {
+        crate::skip_missing(
+            &format!("chromium is not on PATH, so {what}"),
+            "apt-get install chromium",
+        );
+    }
+    found
+}
+
+/// Chromium on PATH, under any of the names distributions give it.
+pub fn find() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     ["chromium", "chromium-browser", "google-chrome"]
         .iter()
@@ -35,6 +49,8 @@ impl Drop for Browser {
 }
 
 impl Browser {
+    /// Starts `bin` (from [`find`]) with a 1200x1000 window, and waits until its DevTools
+    /// server listens.
     pub fn start(bin: &Path) -> Browser {
         let profile = tempfile::tempdir().unwrap();
         let child = Command::new(bin)
@@ -50,6 +66,7 @@ impl Browser {
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
+                "--disable-default-apps",
                 "--window-size=1200,1000",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
@@ -58,6 +75,7 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("chromium starts");
+        // Chromium writes its port to DevToolsActivePort once it listens.
         let file = profile.path().join("DevToolsActivePort");
         let deadline = Instant::now() + Duration::from_secs(60);
         let port = loop {
@@ -69,7 +87,7 @@ impl Browser {
             }
             assert!(
                 Instant::now() < deadline,
-                "chromium did not start within 60 s"
+                "chromium did not start its DevTools server within 60 s"
             );
             std::thread::sleep(Duration::from_millis(100));
         };
@@ -80,7 +98,8 @@ impl Browser {
         }
     }
 
-    /// The DevTools WebSocket of the first page.
+    /// The DevTools WebSocket of the first page, with the `Runtime`, `Page` and `Log`
+    /// domains on (a test that wants requests adds `Network.enable`).
     pub fn page(&self) -> Page {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -90,10 +109,8 @@ impl Browser {
             self.port
         )
         .unwrap();
-        let mut text = String::new();
-        let _ = s.read_to_string(&mut text);
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        let list: Value = serde_json::from_str(body).expect("a JSON target list");
+        let body = read_http_body(&mut s);
+        let list: Value = serde_json::from_str(&body).expect("a JSON target list");
         let url = list
             .as_array()
             .unwrap()
@@ -119,6 +136,35 @@ impl Browser {
     }
 }
 
+/// Reads the headers, then exactly Content-Length bytes: the DevTools server may keep
+/// the connection open despite `Connection: close`.
+fn read_http_body(s: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = s
+            .read(&mut chunk)
+            .expect("an answer from the DevTools server");
+        assert!(n > 0, "the DevTools server closed the connection early");
+        buf.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&buf);
+        let Some(end) = text.find("\r\n\r\n") else {
+            continue;
+        };
+        let len = text[..end]
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            })
+            .expect("a Content-Length");
+        if buf.len() >= end + 4 + len {
+            return String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
+        }
+    }
+}
+
 /// One page, spoken to over the DevTools protocol; every event is kept.
 pub struct Page {
     ws: tungstenite::WebSocket<TcpStream>,
@@ -127,6 +173,7 @@ pub struct Page {
 }
 
 impl Page {
+    /// Reads one message, or `None` after the socket's short read timeout.
     pub fn read(&mut self) -> Option<Value> {
         match self.ws.read() {
             Ok(tungstenite::Message::Text(t)) => serde_json::from_str(t.as_str()).ok(),
@@ -143,6 +190,7 @@ impl Page {
         }
     }
 
+    /// Calls `method` and returns its result (up to 60 s); events read meanwhile are kept.
     pub fn call(&mut self, method: &str, params: Value) -> Value {
         self.next_id += 1;
         let id = self.next_id;
@@ -194,32 +242,31 @@ impl Page {
         }
     }
 
+    /// Opens `url` and waits until the document is complete.
     pub fn goto(&mut self, url: &str) {
         self.call("Page.navigate", json!({ "url": url }));
         self.wait_for("the page", "document.readyState === 'complete'");
     }
 
+    /// Saves what the window shows as a PNG at `path`, creating its folder.
     pub fn screenshot(&mut self, path: &Path) {
         let shot = self.call("Page.captureScreenshot", json!({ "format": "png" }));
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(shot["data"].as_str().unwrap())
-            .unwrap();
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, png).unwrap();
+        save_png(&shot, path);
     }
 
-    /// Console errors and uncaught exceptions so far.
-    pub fn complaints(&self) -> Vec<String> {
-        self.events
-            .iter()
-            .filter_map(|e| match e["method"].as_str()? {
-                "Runtime.exceptionThrown" => Some(format!("{}", e["params"]["exceptionDetails"])),
-                "Runtime.consoleAPICalled" if e["params"]["type"] == "error" => {
-                    Some(format!("{}", e["params"]["args"]))
-                }
-                _ => None,
-            })
-            .collect()
+    /// Saves the whole page, beyond the window, as a PNG at `path`.
+    pub fn screenshot_full_page(&mut self, path: &Path) {
+        let metrics = self.call("Page.getLayoutMetrics", json!({}));
+        let size = &metrics["cssContentSize"];
+        let shot = self.call(
+            "Page.captureScreenshot",
+            json!({
+                "format": "png",
+                "captureBeyondViewport": true,
+                "clip": { "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1 }
+            }),
+        );
+        save_png(&shot, path);
     }
 
     /// Presses the element `selector` finds with the mouse, at its centre, as a person
@@ -238,12 +285,52 @@ impl Page {
 
     /// Keeps reading events for `d` (late console messages, late requests).
     pub fn pump_quiet(&mut self, d: Duration) {
+        self.pump_until(d, |_| false);
+    }
+
+    /// Keeps reading events for up to `d`, until one satisfies `stop`; whether one did.
+    pub fn pump_until(&mut self, d: Duration, stop: impl Fn(&Value) -> bool) -> bool {
         let deadline = Instant::now() + d;
         while Instant::now() < deadline {
             if let Some(v) = self.read() {
+                let done = stop(&v);
                 self.events.push(v);
+                if done {
+                    return true;
+                }
             }
         }
+        false
+    }
+
+    /// Console errors and uncaught exceptions so far.
+    pub fn complaints(&self) -> Vec<String> {
+        self.complaints_at(&["error"], &[])
+    }
+
+    /// Console errors, warnings and failed asserts, uncaught exceptions, and the
+    /// browser's own log errors and warnings (a blocked or failed request) so far.
+    pub fn complaints_and_warnings(&self) -> Vec<String> {
+        self.complaints_at(&["error", "warning", "assert"], &["error", "warning"])
+    }
+
+    fn complaints_at(&self, console: &[&str], log: &[&str]) -> Vec<String> {
+        let among = |v: &Value, levels: &[&str]| v.as_str().is_some_and(|l| levels.contains(&l));
+        self.events
+            .iter()
+            .filter_map(|e| match e["method"].as_str()? {
+                "Runtime.consoleAPICalled" if among(&e["params"]["type"], console) => {
+                    Some(format!("console: {}", e["params"]["args"]))
+                }
+                "Runtime.exceptionThrown" => {
+                    Some(format!("exception: {}", e["params"]["exceptionDetails"]))
+                }
+                "Log.entryAdded" if among(&e["params"]["entry"]["level"], log) => {
+                    Some(format!("log: {}", e["params"]["entry"]["text"]))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Every URL the page asked for (needs `Network.enable`).
@@ -254,4 +341,15 @@ impl Page {
             .filter_map(|e| e["params"]["request"]["url"].as_str().map(str::to_owned))
             .collect()
     }
+}
+
+/// Decodes a `Page.captureScreenshot` result and writes it to `path`.
+fn save_png(shot: &Value, path: &Path) {
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().expect("screenshot data"))
+        .expect("base64 screenshot data");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(path, png).unwrap();
 }
