@@ -17,6 +17,13 @@ use crate::support::*;
 /// ends.
 const SECRETS: [&str; 2] = ["secretsleeper", "process.pause"];
 
+/// When a game day's curveballs run (from, to) and when its timeline ends, in seconds.
+#[derive(Clone, Copy)]
+pub struct Timing {
+    pub window: (u32, u32),
+    pub ends: u32,
+}
+
 /// A hidden game day whose curveballs all run from 2 s to 4 s: `process.pause
 /// secretsleeper` and whatever `extra_pool` adds, `draw` of them (all, to be sure of
 /// them); a command keeps the timeline going to 7 s so their end is seen while the run
@@ -28,6 +35,27 @@ pub fn experiment(
     responders: &str,
     scenario_extra: &str,
 ) -> String {
+    let timing = Timing {
+        window: (2, 4),
+        ends: 7,
+    };
+    experiment_timed(timing, port, draw, extra_pool, responders, scenario_extra)
+}
+
+/// As [`experiment`], with the curveballs lasting all of `timing.window`.
+pub fn experiment_timed(
+    timing: Timing,
+    port: u16,
+    draw: usize,
+    extra_pool: &str,
+    responders: &str,
+    scenario_extra: &str,
+) -> String {
+    let Timing {
+        window: (from, to),
+        ends,
+    } = timing;
+    let lasts = to - from;
     format!(
         r#"version: 1
 title: responders at work
@@ -44,11 +72,11 @@ hypothesis:
     # A busy test machine is slow, never fast: only a long outage deviates.
     tolerate: 10s
 timeline:
-  - {{ at: 0s, for: 7s, name: steady, fault: {{ command: {{ apply: "true" }} }} }}
+  - {{ at: 0s, for: {ends}s, name: steady, fault: {{ command: {{ apply: "true" }} }} }}
 scenario:
   draw: {draw}
-  window: [2s, 4s]
-  duration: [2s, 2s]
+  window: [{from}s, {to}s]
+  duration: [{lasts}s, {lasts}s]
   hidden: true
   responders: {responders}
 {scenario_extra}  pool:
@@ -166,28 +194,13 @@ pub fn try_http(
     path: &str,
     json: Option<&str>,
 ) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let body = json.unwrap_or("");
-    let ct = if json.is_some() {
-        "Content-Type: application/json\r\n"
-    } else {
-        ""
-    };
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{ct}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply)?;
-    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
+    let ct: Vec<String> = json
+        .map(|_| "Content-Type: application/json".to_owned())
+        .into_iter()
+        .collect();
+    let body = json.unwrap_or("").as_bytes();
+    let (status, _, body) = http_exchange(addr, method, path, &ct, body, Duration::from_secs(30))?;
+    Ok((status, body))
 }
 
 /// Reads `GET /api/events` until the server closes it; returns each event's data.

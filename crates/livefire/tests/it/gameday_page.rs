@@ -8,39 +8,17 @@ use std::time::Duration;
 use livefire_testkit::chromium::{self, Browser};
 use serde_json::Value;
 
-use crate::gameday_live::{Game, journal_events};
+use crate::gameday_live::{Game, Timing, experiment_timed, journal_events};
 use crate::support::*;
 
 /// A hidden curveball (`process.pause secretsleeper`) from 8 s to 14 s: time for the
 /// browser to load the page first. The timeline runs to 18 s, so its end shows too.
 fn experiment(port: u16) -> String {
-    format!(
-        r#"version: 1
-title: the page at work
-settings: {{ seed: 1, settle: 5s }}
-setup:
-  - name: worker
-    command: "livefire sandbox http --listen 127.0.0.1:{port}"
-    ready: {{ http: {{ url: "http://127.0.0.1:{port}/health" }} }}
-  - {{ name: secretsleeper, command: "sleep 600" }}
-hypothesis:
-  - name: worker answers
-    probe: {{ http: {{ url: "http://127.0.0.1:{port}/health", timeout: 2s }} }}
-    expect: {{ status: 200 }}
-    # A busy test machine is slow, never fast: only a long outage deviates.
-    tolerate: 10s
-timeline:
-  - {{ at: 0s, for: 18s, name: steady, fault: {{ command: {{ apply: "true" }} }} }}
-scenario:
-  draw: 1
-  window: [8s, 14s]
-  duration: [6s, 6s]
-  hidden: true
-  responders: [alice, bob]
-  pool:
-    - {{ fault: {{ process.pause: {{ target: secretsleeper }} }} }}
-"#
-    )
+    let timing = Timing {
+        window: (8, 14),
+        ends: 18,
+    };
+    experiment_timed(timing, port, 1, "", "[alice, bob]", "")
 }
 
 #[test]

@@ -111,6 +111,23 @@ impl Server {
         (status, v)
     }
 
+    /// `PUT /api/experiments/NAME` with `text`: (status, body).
+    pub fn put_experiment(&self, token: &str, name: &str, text: &str) -> (u16, String) {
+        let path = format!("/api/experiments/{name}");
+        let (status, _, body) = self.call("PUT", &path, Some(token), Some(text.as_bytes()));
+        (status, body)
+    }
+
+    /// `POST /api/runs` of the stored experiment `name`: (status, answer).
+    pub fn start_run(&self, token: &str, name: &str) -> (u16, Value) {
+        self.json(
+            "POST",
+            "/api/runs",
+            token,
+            Some(json!({ "experiment": name })),
+        )
+    }
+
     /// Kills the server and every run it started (its process group), as a crash would.
     pub fn kill_all(&mut self) {
         let _ = Command::new("kill")
@@ -139,7 +156,7 @@ impl Drop for Server {
     }
 }
 
-/// A plain HTTP/1.1 request with `Connection: close`.
+/// A plain HTTP/1.1 request with `Connection: close`, as `token` when given.
 pub fn http(
     addr: &str,
     method: &str,
@@ -147,30 +164,19 @@ pub fn http(
     token: Option<&str>,
     body: Option<&[u8]>,
 ) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-    }
-    let body = body.unwrap_or_default();
-    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    read_answer(&mut s)
-}
-
-fn read_answer(s: &mut TcpStream) -> (u16, String, String) {
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_owned(), body.to_owned())
+    let auth: Vec<String> = token
+        .map(|t| format!("Authorization: Bearer {t}"))
+        .into_iter()
+        .collect();
+    http_exchange(
+        addr,
+        method,
+        path,
+        &auth,
+        body.unwrap_or_default(),
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// An experiment that pauses `pid` for `secs` while a probe is sampled every 300 ms.
@@ -327,12 +333,7 @@ fn a_malformed_experiment_is_400_with_file_line_and_column_and_is_not_stored() {
     let (status, v) = server.json("PUT", "/api/experiments/typo", &operator, Some(Value::Null));
     // A JSON null is not an experiment either: located at line 1.
     assert_eq!(status, 400, "{v}");
-    let (status, _, body) = server.call(
-        "PUT",
-        "/api/experiments/typo",
-        Some(&operator),
-        Some(text.as_bytes()),
-    );
+    let (status, body) = server.put_experiment(&operator, "typo", &text);
     assert_eq!(status, 400, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     let d = &v["diagnostics"][0];
@@ -359,33 +360,19 @@ fn a_run_pauses_a_process_stop_rolls_it_back_and_a_second_run_on_it_is_409() {
     let operator = server.token("operator", "alice", None);
     let viewer = server.token("viewer", "bob", None);
     let victim = Victim::start();
-    let (status, _, body) = server.call(
-        "PUT",
-        "/api/experiments/pause",
-        Some(&operator),
-        Some(pause_with_probe(victim.pid(), 120).as_bytes()),
-    );
+    let (status, body) =
+        server.put_experiment(&operator, "pause", &pause_with_probe(victim.pid(), 120));
     assert_eq!(status, 201, "{body}");
     let (status, plan) = server.json("GET", "/api/experiments/pause/plan", &viewer, None);
     assert_eq!(status, 200, "{plan}");
     assert_eq!(plan["activities"][0]["name"], "victim paused");
     assert_eq!(plan["activities"][0]["duration_ms"], 120_000);
-    let (status, run) = server.json(
-        "POST",
-        "/api/runs",
-        &operator,
-        Some(json!({"experiment": "pause"})),
-    );
+    let (status, run) = server.start_run(&operator, "pause");
     assert_eq!(status, 201, "{run}");
     let id = run["id"].as_str().unwrap().to_owned();
     assert!(victim.wait_state('T'), "the run paused the victim");
     // The target is held: a second run is refused, naming the first.
-    let (status, again) = server.json(
-        "POST",
-        "/api/runs",
-        &operator,
-        Some(json!({"experiment": "pause"})),
-    );
+    let (status, again) = server.start_run(&operator, "pause");
     assert_eq!(status, 409, "{again}");
     assert_eq!(again["run"], id.as_str(), "{again}");
     assert_eq!(again["target"], "victim");
@@ -456,12 +443,7 @@ fn a_run_pauses_a_process_stop_rolls_it_back_and_a_second_run_on_it_is_409() {
         "the report names the fault"
     );
     // Once the ledger is clear the target is free again.
-    let (status, second) = server.json(
-        "POST",
-        "/api/runs",
-        &operator,
-        Some(json!({"experiment": "pause"})),
-    );
+    let (status, second) = server.start_run(&operator, "pause");
     assert_eq!(status, 201, "{second}");
     let second_id = second["id"].as_str().unwrap();
     assert!(victim.wait_state('T'));
@@ -483,19 +465,10 @@ fn a_server_killed_mid_run_rolls_back_at_its_next_start_and_says_so() {
     let mut server = Server::start();
     let operator = server.token("operator", "alice", None);
     let victim = Victim::start();
-    let (status, _, body) = server.call(
-        "PUT",
-        "/api/experiments/pause",
-        Some(&operator),
-        Some(pause_with_probe(victim.pid(), 120).as_bytes()),
-    );
+    let (status, body) =
+        server.put_experiment(&operator, "pause", &pause_with_probe(victim.pid(), 120));
     assert_eq!(status, 201, "{body}");
-    let (status, run) = server.json(
-        "POST",
-        "/api/runs",
-        &operator,
-        Some(json!({"experiment": "pause"})),
-    );
+    let (status, run) = server.start_run(&operator, "pause");
     assert_eq!(status, 201, "{run}");
     let id = run["id"].as_str().unwrap().to_owned();
     assert!(victim.wait_state('T'));
@@ -543,21 +516,9 @@ fn a_target_a_crashed_run_left_in_the_ledger_is_409_naming_that_run_until_recove
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let (status, _, body) = server.call(
-        "PUT",
-        "/api/experiments/pause",
-        Some(&operator),
-        Some(text.as_bytes()),
-    );
+    let (status, body) = server.put_experiment(&operator, "pause", &text);
     assert_eq!(status, 201, "{body}");
-    let start = || {
-        server.json(
-            "POST",
-            "/api/runs",
-            &operator,
-            Some(json!({"experiment": "pause"})),
-        )
-    };
+    let start = || server.start_run(&operator, "pause");
     let (status, v) = start();
     assert_eq!(status, 409, "{v}");
     assert_eq!(v["run"], crashed.as_str(), "{v}");
@@ -659,12 +620,7 @@ fn livefire_fuzz_finds_no_server_error_in_the_api() {
     let operator = server.token("operator", "fuzzer", None);
     let victim = Victim::start();
     // Something to find: an experiment and a run, so ids lead somewhere.
-    let (status, _, _) = server.call(
-        "PUT",
-        "/api/experiments/pause",
-        Some(&operator),
-        Some(pause_with_probe(victim.pid(), 1).as_bytes()),
-    );
+    let (status, _) = server.put_experiment(&operator, "pause", &pause_with_probe(victim.pid(), 1));
     assert_eq!(status, 201);
     let spec = repo().join("crates/livefire-serve/openapi.yaml");
     let out = server.home.path().join("fuzz");

@@ -1,7 +1,11 @@
-//! Shared setup: the built binary, temp dirs, and running it with a timeout.
+//! Shared setup: the built binary, temp dirs, running it with a timeout, and one plain
+//! HTTP/1.1 client for the servers it starts.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 /// The `livefire` binary cargo built for these tests.
 pub fn livefire() -> Command {
@@ -191,4 +195,43 @@ pub fn pause_experiment(pid: u32, secs: u32, extra: &str) -> String {
     format!(
         "version: 1\ntitle: pause the victim\ntargets:\n  victim: {{ process: {{ pid: {pid} }} }}\n{extra}timeline:\n  - at: 0s\n    for: {secs}s\n    name: victim paused\n    fault: {{ process.pause: {{ target: victim }} }}\n"
     )
+}
+
+/// One HTTP/1.1 exchange over a fresh connection with `Connection: close`: `headers`
+/// are whole lines (`Authorization: Bearer T`), the answer waits up to `timeout`.
+/// Returns (status, head, body), or why the connection failed (a server that ended).
+pub fn http_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[String],
+    body: &[u8],
+    timeout: Duration,
+) -> std::io::Result<(u16, String, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(timeout))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for h in headers {
+        req.push_str(h);
+        req.push_str("\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    Ok(read_answer(&mut s))
+}
+
+/// Reads an HTTP answer to its end (the server closes): (status, head, body); status 0
+/// when what came is not HTTP.
+pub fn read_answer(s: &mut TcpStream) -> (u16, String, String) {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_owned(), body.to_owned())
 }
