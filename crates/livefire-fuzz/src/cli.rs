@@ -80,6 +80,10 @@ pub struct FuzzArgs {
     /// Response timeout per request.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
+    /// Where the index of runs is (`$LIVEFIRE_HOME`): the run is added to its
+    /// runs.jsonl so `livefire runs` lists it.
+    #[arg(skip = livefire_report::index::home())]
+    pub home: PathBuf,
 }
 
 /// The `--fail-on` threshold.
@@ -266,14 +270,14 @@ pub fn command(args: &FuzzArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exi
     match write_outputs(&args.out, &args.spec, &summary, &findings) {
         Ok(dir) => {
             let _ = writeln!(out, "results: {}", dir.display());
-            let home = livefire_report::index::home();
+            let home = &args.home;
             let id = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let title = format!("fuzz {} against {}", args.spec, args.base_url);
             let kind = livefire_report::index::RunKind::Fuzz;
-            if let Err(e) = livefire_report::index::append(&home, &id, &dir, &title, kind) {
+            if let Err(e) = livefire_report::index::append(home, &id, &dir, &title, kind) {
                 let _ = writeln!(
                     err,
                     "warning: cannot add this run to {}: {e}: `livefire runs` will not list it",

@@ -12,10 +12,19 @@ struct Wrapper {
     args: FuzzArgs,
 }
 
+/// `livefire fuzz ARGV` with a livefire home of its own, so a test never adds to the
+/// user's `~/.livefire/runs.jsonl`.
 fn fuzz(argv: &[&str]) -> (u8, String, String) {
+    let home = tempfile::tempdir().unwrap();
+    fuzz_in(home.path(), argv)
+}
+
+/// `livefire fuzz ARGV` with `home` as its livefire home.
+fn fuzz_in(home: &std::path::Path, argv: &[&str]) -> (u8, String, String) {
     let mut full = vec!["fuzz"];
     full.extend_from_slice(argv);
-    let w = Wrapper::try_parse_from(full).expect("flags parse");
+    let mut w = Wrapper::try_parse_from(full).expect("flags parse");
+    w.args.home = home.to_owned();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let code = command(&w.args, &mut out, &mut err).code();
     (
@@ -41,18 +50,22 @@ fn findings_exit_1_with_sarif_and_json() {
     let dir = tempfile::tempdir().unwrap();
     let spec = spec_file(&dir);
     let out = dir.path().join("runs");
+    let home = dir.path().join("home");
     let base = t.base_url();
-    let (code, stdout, stderr) = fuzz(&[
-        &spec,
-        "--base-url",
-        &base,
-        "-d",
-        "2s",
-        "--seed",
-        "5",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let (code, stdout, stderr) = fuzz_in(
+        &home,
+        &[
+            &spec,
+            "--base-url",
+            &base,
+            "-d",
+            "2s",
+            "--seed",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
     assert!(
         stdout.contains("HIGH     server_error       GET /items"),
@@ -91,6 +104,13 @@ fn findings_exit_1_with_sarif_and_json() {
     assert_eq!(
         findings["findings"].as_array().unwrap().len(),
         results.len()
+    );
+    // `livefire runs` lists it from the home the command was given, not the user's.
+    let index = std::fs::read_to_string(home.join("runs.jsonl")).expect("an index of runs");
+    let id = run.file_name().unwrap().to_str().unwrap();
+    assert!(
+        index.contains(&format!("\"id\":\"{id}\"")) && index.contains("\"kind\":\"fuzz\""),
+        "{index}"
     );
     drop(t);
 }
