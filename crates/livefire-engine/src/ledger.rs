@@ -139,14 +139,26 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// Opens the run's ledger in the index folder and in the run folder.
+    /// Creates the run's ledger in the index folder and in the run folder. The index
+    /// must not exist yet (`AlreadyExists`): it is how a run id is claimed in the home,
+    /// whatever folder the run is in.
     pub fn create(run_id: &str, run_dir: &Path) -> std::io::Result<Ledger> {
         let dir = crate::home::ledger_dir();
         std::fs::create_dir_all(&dir)?;
         let index = dir.join(format!("{run_id}.jsonl"));
-        let open = |p: &Path| OpenOptions::new().create(true).append(true).open(p);
+        let claimed = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&index)?;
+        let copy = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run_dir.join(RUN_COPY))
+            .inspect_err(|_| {
+                let _ = std::fs::remove_file(&index);
+            })?;
         Ok(Ledger {
-            files: vec![open(&index)?, open(&run_dir.join(RUN_COPY))?],
+            files: vec![claimed, copy],
             index,
             // `recover --forget` runs from anywhere: it needs the folder by a full path.
             run_dir: std::path::absolute(run_dir)?,

@@ -216,9 +216,16 @@ fn slug(title: &str) -> String {
         .to_string()
 }
 
-/// Creates `<out>/<UTC time>-<slug>[-N]/`.
-fn create_run_dir(out: &Path, title: &str) -> std::io::Result<(String, PathBuf)> {
-    std::fs::create_dir_all(out)?;
+/// Creates `<out>/<UTC time>-<slug>[-N]/` and opens its ledger. The id must be new in
+/// `$LIVEFIRE_HOME` too, not only in `out`: its ledger index is created only if absent,
+/// so two runs of the same title started in the same second in different `--out`
+/// folders get different ids, and so different control sockets and ledger indexes.
+fn claim_run(out: &Path, title: &str) -> Result<(String, PathBuf, Ledger), FolderError> {
+    let create = |source| FolderError::Create {
+        out: out.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(out).map_err(create)?;
     let base = format!("{}-{}", clock::stamp_now(), slug(title));
     for n in 1..1000 {
         let id = if n == 1 {
@@ -228,14 +235,27 @@ fn create_run_dir(out: &Path, title: &str) -> std::io::Result<(String, PathBuf)>
         };
         let dir = out.join(&id);
         match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok((id, dir)),
+            Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(create(e)),
+        }
+        match Ledger::create(&id, &dir) {
+            Ok(ledger) => return Ok((id, dir, ledger)),
+            Err(e) => {
+                // Still empty: the ledger writes its copy only once its index is claimed.
+                let _ = std::fs::remove_dir(&dir);
+                if e.kind() != std::io::ErrorKind::AlreadyExists {
+                    return Err(FolderError::Ledger {
+                        home: crate::home::home(),
+                        source: e,
+                    });
+                }
+            }
         }
     }
-    Err(std::io::Error::other(
+    Err(create(std::io::Error::other(
         "too many runs with the same name in the same second",
-    ))
+    )))
 }
 
 async fn run_async(
@@ -444,15 +464,10 @@ struct RunFolder {
     ledger: Ledger,
 }
 
-/// Creates `<out>/<UTC time>-<slug>[-N]/` with `experiment.yaml` (secrets masked), the
-/// journal and the ledger.
+/// Creates `<out>/<UTC time>-<slug>[-N]/` with its ledger, `experiment.yaml` (secrets
+/// masked) and the journal.
 fn open_run_folder(plan: &Plan) -> Result<RunFolder, FolderError> {
-    let out = &plan.settings.out;
-    let (run_id, run_dir) =
-        create_run_dir(out, &plan.title).map_err(|source| FolderError::Create {
-            out: out.clone(),
-            source,
-        })?;
+    let (run_id, run_dir, ledger) = claim_run(&plan.settings.out, &plan.title)?;
     let as_run = Secret::mask_all(
         &plan.secrets,
         serde_json::to_string_pretty(&plan.experiment).unwrap_or_default(),
@@ -462,16 +477,19 @@ fn open_run_folder(plan: &Plan) -> Result<RunFolder, FolderError> {
         .iter()
         .map(|s| (s.value.clone(), s.name.clone()))
         .collect();
-    let journal = std::fs::write(run_dir.join("experiment.yaml"), as_run + "\n")
+    let journal = match std::fs::write(run_dir.join("experiment.yaml"), as_run + "\n")
         .and_then(|_| Journal::create(&run_dir.join("journal.jsonl"), Instant::now(), secrets))
-        .map_err(|source| FolderError::Write {
-            dir: run_dir.clone(),
-            source,
-        })?;
-    let ledger = Ledger::create(&run_id, &run_dir).map_err(|source| FolderError::Ledger {
-        home: crate::home::home(),
-        source,
-    })?;
+    {
+        Ok(journal) => journal,
+        Err(source) => {
+            // Nothing is pending: closing removes the index, freeing the id.
+            ledger.close();
+            return Err(FolderError::Write {
+                dir: run_dir,
+                source,
+            });
+        }
+    };
     Ok(RunFolder {
         run_id,
         run_dir,

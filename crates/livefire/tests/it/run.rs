@@ -1,5 +1,6 @@
 //! `livefire run` as a user runs it: the example, the plan, verdicts and exit codes.
 
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use crate::support::*;
@@ -534,4 +535,50 @@ fn a_fault_nobody_noticed_is_a_result_in_findings_sarif() {
         sarif["runs"][0]["tool"]["driver"]["rules"][rule]["id"],
         "nobody_noticed"
     );
+}
+
+/// Regression: run ids were unique only within one `--out` folder, so runs of the same
+/// title started in the same second in different folders shared an id, and so a control
+/// socket in $LIVEFIRE_HOME/active and a ledger index. Four at once (at least two of
+/// them start in the same second) must get four ids and all hold.
+#[test]
+fn runs_started_together_in_different_out_folders_get_different_ids() {
+    let home = Home::new();
+    let file = home.file(
+        "version: 1\ntitle: same title\ntimeline:\n  - { at: 0s, for: 2s, name: nap, fault: { command: { apply: \"true\", rollback: \"true\" } } }\n",
+    );
+    let outs: Vec<PathBuf> = (0..4)
+        .map(|i| home.path().join(format!("out-{i}")))
+        .collect();
+    let children: Vec<_> = outs
+        .iter()
+        .map(|out| {
+            home.livefire()
+                .arg("run")
+                .arg(&file)
+                .arg("--out")
+                .arg(out)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        let (code, out, err) = finish(child);
+        assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    }
+    let mut ids: Vec<String> = outs
+        .iter()
+        .map(|out| {
+            let dirs: Vec<_> = std::fs::read_dir(out).unwrap().collect();
+            assert_eq!(dirs.len(), 1, "{}: {dirs:?}", out.display());
+            let dir = dirs.into_iter().next().unwrap().unwrap();
+            dir.file_name().to_string_lossy().into_owned()
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "ids shared across folders: {ids:?}");
+    assert_eq!(home.ledger_index(), "", "every run closed its own ledger");
 }
