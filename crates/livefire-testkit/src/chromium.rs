@@ -120,10 +120,15 @@ impl Browser {
             .expect("a page target")
             .to_owned();
         let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        // A patient handshake (a busy machine answers it late, and a read timing out
+        // mid-handshake fails it), then short reads, so `read` can return `None`.
         stream
-            .set_read_timeout(Some(Duration::from_millis(200)))
+            .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         let (ws, _) = tungstenite::client(url.as_str(), stream).expect("DevTools WebSocket");
+        ws.get_ref()
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         let mut page = Page {
             ws,
             next_id: 0,
