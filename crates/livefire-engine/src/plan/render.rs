@@ -17,34 +17,48 @@ pub fn render(plan: &Plan) -> String {
         let production = if env.production { " (production)" } else { "" };
         let _ = writeln!(out, "environment: {}{production}", env.name);
     }
+    // Columns as wide as their widest cell (at least as wide as they always were), so a
+    // long name pushes the next columns out instead of out of line.
+    let width = |min: usize, cells: &mut dyn Iterator<Item = &str>| {
+        cells.map(|c| c.chars().count()).fold(min, usize::max)
+    };
+    let setup = width(20, &mut plan.setup.iter().map(|s| s.name.as_str()));
     for s in &plan.setup {
-        let _ = writeln!(out, "setup   {:<20} {}", s.name, s.command);
+        let _ = writeln!(out, "setup   {:<setup$} {}", s.name, s.command);
     }
-    let _ = writeln!(
-        out,
-        "{:>8} {:>8}  {:<28} {:<18} target",
-        "start", "stop", "activity", "kind"
-    );
     let mut rows: Vec<(usize, &super::Activity)> = plan.activities.iter().enumerate().collect();
     rows.sort_by_key(|(i, a)| (a.start, *i));
-    for (_, a) in rows {
-        let target = match &a.body {
-            Body::Fault(_) => match a.noticed_within {
-                Some(d) => format!("{} (must be noticed within {})", a.target, Written(d)),
-                None => a.target.clone(),
-            },
-            Body::Load(c) => format!("{} ({})", a.target, load_shape(c)),
-            Body::Fuzz { config, .. } => format!("{} ({})", a.target, config.base_url),
-        };
-        let _ = writeln!(
-            out,
-            "{:>8} {:>8}  {:<28} {:<18} {}",
-            Written(a.start).to_string(),
-            Written(a.start + a.duration).to_string(),
-            a.name,
-            a.kind,
-            target
-        );
+    let rows: Vec<[String; 5]> = rows
+        .into_iter()
+        .map(|(_, a)| {
+            let target = match &a.body {
+                Body::Fault(_) => match a.noticed_within {
+                    Some(d) => format!("{} (must be noticed within {})", a.target, Written(d)),
+                    None => a.target.clone(),
+                },
+                Body::Load(c) => format!("{} ({})", a.target, load_shape(c)),
+                Body::Fuzz { config, .. } => format!("{} ({})", a.target, config.base_url),
+            };
+            [
+                Written(a.start).to_string(),
+                Written(a.start + a.duration).to_string(),
+                a.name.clone(),
+                a.kind.to_string(),
+                target,
+            ]
+        })
+        .collect();
+    let start = width(8, &mut rows.iter().map(|r| r[0].as_str()));
+    let stop = width(8, &mut rows.iter().map(|r| r[1].as_str()));
+    let name = width(28, &mut rows.iter().map(|r| r[2].as_str()));
+    let kind = width(18, &mut rows.iter().map(|r| r[3].as_str()));
+    let _ = writeln!(
+        out,
+        "{:>start$} {:>stop$}  {:<name$} {:<kind$} target",
+        "start", "stop", "activity", "kind"
+    );
+    for [a, b, n, k, t] in &rows {
+        let _ = writeln!(out, "{a:>start$} {b:>stop$}  {n:<name$} {k:<kind$} {t}");
     }
     conditions(&mut out, plan);
     watches(&mut out, plan);

@@ -227,3 +227,46 @@ fn unsafe_set_env(name: &str, value: &str) {
         std::env::set_var(name, value);
     }
 }
+
+/// Regression: the dry-run plan's columns were 28 and 18 characters wide whatever the
+/// names, so a longer name pushed its row's kind and target out of line with the rest.
+#[test]
+fn the_dry_run_plan_keeps_its_columns_in_line_whatever_the_names() {
+    // (display names of two activities, one per case)
+    let cases = [
+        ("short", "also short"),
+        ("the auth link goes down for the whole window", "short"),
+        ("größere Ausfälle überall im Netz, lang", "kurz"),
+    ];
+    for (long, short) in cases {
+        let (_dir, p) = planned(&experiment(&format!(
+            "  - {{ at: 0s, for: 1s, name: {long:?}, fault: {{ proxy.down: {{ target: auth-link }} }} }}\n  - {{ at: 90m, for: 1s, name: {short:?}, fault: {{ process.pause: {{ target: worker }} }} }}\n"
+        )));
+        let text = livefire_engine::plan::render(&p.unwrap());
+        let lines: Vec<&str> = text.lines().collect();
+        let header = lines.iter().position(|l| l.contains("activity")).unwrap();
+        // Where each column starts on a line, in characters.
+        let column = |line: &str, cell: &str| {
+            let at = line
+                .find(cell)
+                .unwrap_or_else(|| panic!("`{cell}` not in `{line}`"));
+            line[..at].chars().count()
+        };
+        let rows = [
+            (lines[header], ["activity", "kind", "target"]),
+            (lines[header + 1], [long, "proxy.down", "auth-link"]),
+            (lines[header + 2], [short, "process.pause", "worker"]),
+        ];
+        for (i, name) in ["activity", "kind", "target"].iter().enumerate() {
+            let at: Vec<usize> = rows.iter().map(|(l, cells)| column(l, cells[i])).collect();
+            assert!(
+                at.iter().all(|&c| c == at[0]),
+                "the {name} column is not in line ({at:?}):\n{text}"
+            );
+        }
+        // The stop column is right-aligned: `1h30m1s` ends where `stop` ends.
+        let end = |line: &str, cell: &str| column(line, cell) + cell.chars().count();
+        let stop = rows[2].0.split_whitespace().nth(1).unwrap();
+        assert_eq!(end(rows[0].0, "stop"), end(rows[2].0, stop), "{text}");
+    }
+}
