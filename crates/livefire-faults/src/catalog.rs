@@ -1,7 +1,7 @@
 //! The one place every fault kind is routed: the spec's `Fault` to the kind's file, and
 //! each undo record to the code that rolls it back. Both matches are exhaustive (no
 //! wildcard arm): a kind or a record the spec or `livefire-core` adds does not compile
-//! until it is routed here, built or explicitly refused.
+//! until it is routed here.
 
 use livefire_core::undo::UndoRecord;
 use livefire_spec::Fault;
@@ -13,9 +13,10 @@ use crate::kinds::{
 };
 use crate::{FaultError, Kind, Prepared, Targets, net, pg_sessions, process, proxy, stress};
 
-/// The kind that runs `fault`, or the one refusal for kinds not built yet.
-fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
-    Ok(match fault {
+/// The kind that runs `fault`. Every kind the spec knows is built; a kind the spec
+/// adds does not compile until it has its arm here.
+fn route(fault: &Fault) -> Box<dyn Kind + '_> {
+    match fault {
         Fault::ProcessKill(f) => Box::new(process_kill::Kill(f)),
         Fault::ProcessPause(f) => Box::new(process_pause::Pause(f)),
         Fault::ProcessRestart(f) => Box::new(process_restart::Restart(f)),
@@ -45,28 +46,21 @@ fn route(fault: &Fault) -> Result<Box<dyn Kind + '_>, FaultError> {
         Fault::PostgresLockTable(f) => Box::new(postgres_lock_table::LockTable(f)),
         Fault::PersonAway(f) => Box::new(person::Away(f)),
         Fault::PersonNoAccess(f) => Box::new(person::NoAccess(f)),
-    })
+    }
 }
 
-/// Whether this build runs `fault`'s kind: what `validate` (through
-/// `livefire_spec::Built`) and `run` ask, answered by [`route`] itself, so building a kind
-/// is its one arm there.
-pub fn is_built(fault: &Fault) -> bool {
-    route(fault).is_ok()
-}
-
-/// What can be checked before anything is applied, without the target alive: the kind
-/// is built, its target is declared and of the right type, what it needs is declared
+/// What can be checked before anything is applied, without the target alive: its
+/// target is declared and of the right type, what it needs is declared
 /// (a `restart:` for `process.restart`). `targets` must include setup processes.
 pub fn check(fault: &Fault, targets: &Targets) -> Result<(), FaultError> {
-    route(fault)?.check(targets)
+    route(fault).check(targets)
 }
 
 /// Checks `fault`, resolves its target now (a restarted process has a new pid) and
 /// computes its undo record. Changes nothing. `activity` names what it adds (a proxy
 /// toxic), so two faults on one proxy never clash.
 pub fn prepare(fault: &Fault, targets: &Targets, activity: &str) -> Result<Prepared, FaultError> {
-    let kind = route(fault)?;
+    let kind = route(fault);
     kind.check(targets)?;
     kind.prepare(targets, activity)
 }

@@ -28,16 +28,12 @@ use std::time::Instant;
 use livefire_core::undo::UndoRecord;
 use livefire_spec::Target;
 
-pub use catalog::{check, is_built, prepare, undo, undo_with};
+pub use catalog::{check, prepare, undo, undo_with};
 pub use kinds::postgres_corrupt::CorruptError;
 
 /// Why a fault could not be checked, prepared, applied, verified or undone.
 #[derive(Debug, thiserror::Error)]
 pub enum FaultError {
-    #[error(
-        "fault kind `{0}` is not built in this livefire yet: use one of the kinds in docs/specs/fault.md"
-    )]
-    NotBuilt(String),
     #[error(transparent)]
     Process(#[from] process::ProcessError),
     #[error(transparent)]
