@@ -3,7 +3,7 @@
 //! state (exactly one kind, known targets, unique names) are checked with positions.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
@@ -588,7 +588,12 @@ impl Checker<'_> {
             } else if self.exp.targets.contains_key(&s.name) {
                 self.err(pos, format!("setup `{}` has the name of a target: a setup process becomes a target of its name", s.name));
             }
-            self.check_program(&s.command, &[K("setup"), I(i), K("command")]);
+            // A setup process runs in its `cwd:` (as given), else the file's folder.
+            let cwd = match &s.cwd {
+                Some(c) => Some(Path::new(c.as_str())),
+                None => self.ctx.base_dir,
+            };
+            self.check_program_in(&s.command, cwd, &[K("setup"), I(i), K("command")]);
             if let Some(r) = &s.restart {
                 self.check_program(r, &[K("setup"), I(i), K("restart")]);
             }
@@ -1553,19 +1558,33 @@ impl Checker<'_> {
     }
 
     /// A command's program must exist (a `restart` that cannot run is caught now, not
-    /// during rollback).
+    /// during rollback). `run` runs commands in the experiment file's folder, so a
+    /// relative path is looked for there, wherever `validate` is run from.
     fn check_program(&mut self, command: &str, path: &[Seg]) {
+        self.check_program_in(command, self.ctx.base_dir, path);
+    }
+
+    /// As [`Self::check_program`], for a command run in `dir` (`None`: not known here,
+    /// so a relative path is left to the run).
+    fn check_program_in(&mut self, command: &str, dir: Option<&Path>, path: &[Seg]) {
         let Some(program) = first_word(command) else {
             self.err(at(self.tree, path), "the command is empty");
             return;
         };
-        if program_exists(&program) {
-            return;
+        match program_exists(&program, dir) {
+            Found::Yes => {}
+            Found::No => self.err(
+                at(self.tree, path),
+                format!("program `{program}` not found: install it or give its full path"),
+            ),
+            Found::NotIn(full) => self.err(
+                at(self.tree, path),
+                format!(
+                    "program `{program}` not found (looked for {}; a relative path is run from the folder the command runs in)",
+                    full.display()
+                ),
+            ),
         }
-        self.err(
-            at(self.tree, path),
-            format!("program `{program}` not found: install it or give its full path"),
-        );
     }
 
     fn check_user(&mut self, user: Option<&str>, path: &[Seg]) {
@@ -1635,15 +1654,37 @@ const SHELL_WORDS: &[&str] = &[
     "[", ":", ".", "set", "trap", "wait", "if", "for", "while", "until", "case", "{", "(", "!",
 ];
 
-fn program_exists(program: &str) -> bool {
+/// Whether a command's program is there.
+enum Found {
+    Yes,
+    /// Not on PATH, or an absolute path that does not exist.
+    No,
+    /// A relative path, not in the folder the command runs in: where it looked.
+    NotIn(PathBuf),
+}
+
+/// Looks `program` up as `sh -c` would when run in `dir`: a name on PATH, a path with a
+/// `/` relative to `dir` (not to where livefire itself runs).
+fn program_exists(program: &str, dir: Option<&Path>) -> Found {
+    let found = |yes: bool| if yes { Found::Yes } else { Found::No };
     if SHELL_WORDS.contains(&program) || program == "livefire" {
-        return true;
+        return Found::Yes;
     }
     if program.contains('/') {
-        return std::path::Path::new(program).exists();
+        let path = Path::new(program);
+        if path.is_absolute() {
+            return found(path.exists());
+        }
+        return match dir {
+            Some(dir) if !dir.join(path).exists() => Found::NotIn(dir.join(path)),
+            _ => Found::Yes,
+        };
     }
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+    found(
+        std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
+        }),
+    )
 }
 
 fn user_exists(user: &str) -> bool {

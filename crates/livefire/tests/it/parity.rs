@@ -287,3 +287,54 @@ fn a_mistake_in_one_environment_fails_validate_without_env() {
         .args(["--env", "local"]));
     assert_eq!(code, 0, "{err}");
 }
+
+/// Regression: `validate` looked for a command's relative program (`restart: ./bin/up`)
+/// from the folder it was run in, while `run` runs the command in the experiment file's
+/// folder, so the two disagreed whenever a shell was elsewhere. From another folder, both
+/// now accept what is beside the file and refuse what is only beside the shell.
+#[test]
+fn a_relative_program_is_looked_for_beside_the_file_from_any_folder() {
+    let home = Home::new();
+    let drill = home.path().join("drill");
+    let elsewhere = home.path().join("elsewhere");
+    for (dir, script) in [(&drill, "restart.sh"), (&elsewhere, "only-here.sh")] {
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        write(&dir.join("bin"), script, "#!/bin/sh\nexit 0\n");
+    }
+    // (the target's `restart:`, accepted)
+    let cases = [
+        ("./bin/restart.sh", true),
+        ("bin/restart.sh --now", true),
+        ("./bin/only-here.sh", false),
+    ];
+    for (restart, accepted) in cases {
+        let file = write(
+            &drill,
+            "exp.yaml",
+            &format!(
+                "{HEAD}targets:\n  w: {{ process: {{ pid: 4242 }}, restart: \"{restart}\" }}\ntimeline:\n  - {{ at: 0s, for: 1s, fault: {{ process.restart: {{ target: w }} }} }}\n"
+            ),
+        );
+        let (code, out, err) = run(home
+            .livefire()
+            .current_dir(&elsewhere)
+            .arg("validate")
+            .arg(&file));
+        let want = if accepted { 0 } else { 3 };
+        assert_eq!(code, want, "validate, restart: {restart}\n{out}{err}");
+        if !accepted {
+            let located = format!("{}:4:", file.display());
+            assert!(
+                err.contains(&located)
+                    && err.contains(&drill.join("bin/only-here.sh").display().to_string()),
+                "validate says where it looked, at the line:\n{err}"
+            );
+        }
+        let (code, out, err) = run(home
+            .livefire()
+            .current_dir(&elsewhere)
+            .args(["run", "--dry-run"])
+            .arg(&file));
+        assert_eq!(code, want, "run --dry-run, restart: {restart}\n{out}{err}");
+    }
+}
