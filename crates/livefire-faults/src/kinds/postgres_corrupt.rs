@@ -9,7 +9,8 @@
 //! (`UndoRecord::SavedPage`) names a copy file in livefire's home, and `apply` writes
 //! the saved page there, fsync'd, before it writes any damage. Undo refuses to write
 //! over a page that changed since the damage was written (PostgreSQL or a person wrote
-//! it): the saved copy stays, and the message says where.
+//! it): the saved copy stays, and the message says where. Once the page is back, the
+//! copy is removed: the home keeps only pages still to restore.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -415,6 +416,27 @@ impl Page {
         Ok(dir)
     }
 
+    /// Removes the copy once its page is back (the folder fsync'd), so saved pages do not
+    /// pile up in the home. Where removing fails, the copy is marked restored instead,
+    /// so it is not taken for a page still to put back.
+    fn forget(&self, copy: SavedCopy) -> Result<(), FaultError> {
+        let path = Path::new(&self.copy);
+        match std::fs::remove_file(path) {
+            Ok(()) => {
+                if let Some(dir) = path.parent() {
+                    // The page is back either way; a lost removal leaves a restored copy.
+                    let _ = File::open(dir).and_then(|d| d.sync_all());
+                }
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(_) => self.keep(&SavedCopy {
+                restored: true,
+                ..copy
+            }),
+        }
+    }
+
     /// Writes the copy durably: a temporary file, fsync'd, renamed, the folder fsync'd.
     fn keep(&self, copy: &SavedCopy) -> Result<(), FaultError> {
         let path = Path::new(&self.copy);
@@ -433,7 +455,7 @@ impl Page {
 }
 
 /// The copy file: the page as it was, what was written over it, and whether undo put
-/// it back (kept afterwards, so what livefire did to the database stays on record).
+/// it back (`restored` only where removing the copy afterwards failed).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SavedCopy {
     v: u32,
@@ -522,7 +544,10 @@ impl Action for Corrupting {
             return Ok(Some(Seen {
                 applied: false,
                 clean: true,
-                detail: format!("no saved copy in {}: the page was not damaged", at.copy),
+                detail: format!(
+                    "no saved copy in {}: the page was never damaged, or undo restored it",
+                    at.copy
+                ),
             }));
         };
         let now = at.read()?;
@@ -571,10 +596,11 @@ pub(crate) fn undo(
         None => {
             start(pg)?;
             return Ok(format!(
-                "no saved copy in {copy}: the page was never damaged; the server runs"
+                "no saved copy in {copy}: the page was never damaged, or was already restored; the server runs"
             ));
         }
         Some(c) if c.restored => {
+            at.forget(c)?;
             start(pg)?;
             return Ok(format!(
                 "the page of {file} was already restored; the server runs"
@@ -614,10 +640,8 @@ pub(crate) fn undo(
         }
         .into());
     };
-    at.keep(&SavedCopy {
-        restored: true,
-        ..saved
-    })?;
+    // The page is as it was: its copy is no longer needed.
+    at.forget(saved)?;
     start(pg)?;
     Ok(format!("{done}; the server runs"))
 }

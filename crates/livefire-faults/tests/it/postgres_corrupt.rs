@@ -170,6 +170,11 @@ fn each_mode_is_what_postgres_notices_and_undo_restores_the_page_byte_for_byte()
         let seen = p.verify().unwrap().unwrap();
         assert!(seen.applied && !seen.clean, "{mode}: {seen:?}");
         assert!(pg.page(1) != before, "{mode}: the page on disk is damaged");
+        assert_eq!(
+            pg.saved_pages().len(),
+            1,
+            "{mode}: the page is saved in the home"
+        );
         // The server came back on its own port (its command-line options kept) and
         // reads the page from disk.
         match (error, pg.count()) {
@@ -199,6 +204,12 @@ fn each_mode_is_what_postgres_notices_and_undo_restores_the_page_byte_for_byte()
         let seen = p.verify().unwrap().unwrap();
         assert!(seen.clean && !seen.applied, "{mode}: {seen:?}");
         assert_eq!(pg.count(), Ok(ROWS), "{mode}: every row reads again");
+        // Regression: saved pages were kept after a successful undo and piled up.
+        assert_eq!(
+            pg.saved_pages(),
+            Vec::<PathBuf>::new(),
+            "{mode}: the saved page is removed once restored"
+        );
         // Undo again (a retry, or recover after the engine): a no-op that says so.
         let again = undo_fresh(&p).unwrap();
         assert!(again.contains("already restored"), "{again}");
@@ -230,9 +241,18 @@ fn a_page_written_since_the_damage_is_not_overwritten() {
     );
     // The server runs again after the refusal.
     assert!(pg.sql("select 1").is_ok());
+    // The page was not restored: its saved copy stays for a person to use.
+    assert_eq!(pg.saved_pages().len(), 1, "{:?}", pg.saved_pages());
 }
 
 impl Pg {
+    /// The saved pages `postgres.corrupt` keeps in the home until they are restored.
+    fn saved_pages(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.home().join("saved"))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    }
+
     fn page_offline(&self, rel: &str, page: u64) -> Vec<u8> {
         let mut f = std::fs::File::open(self.cluster.data.join(rel)).unwrap();
         f.seek(SeekFrom::Start(page * 8192)).unwrap();
