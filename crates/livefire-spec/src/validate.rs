@@ -1675,9 +1675,12 @@ fn program_exists(program: &str, dir: Option<&Path>) -> Found {
         if path.is_absolute() {
             return found(path.exists());
         }
-        return match dir {
-            Some(dir) if !dir.join(path).exists() => Found::NotIn(dir.join(path)),
-            _ => Found::Yes,
+        let Some(dir) = dir else { return Found::Yes };
+        let full = dir.join(path.strip_prefix(".").unwrap_or(path));
+        return if full.exists() {
+            Found::Yes
+        } else {
+            Found::NotIn(full)
         };
     }
     found(
