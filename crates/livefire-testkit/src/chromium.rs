@@ -2,7 +2,7 @@
 //! of livefire's web pages as a person sees them: every console message, exception and
 //! network request is kept, so a test can say the page complained or fetched nothing.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -109,8 +109,11 @@ impl Browser {
             self.port
         )
         .unwrap();
-        let body = read_http_body(&mut s);
-        let list: Value = serde_json::from_str(&body).expect("a JSON target list");
+        // Exactly Content-Length bytes: the DevTools server may keep the connection open.
+        let (_, body) = crate::http::read_message(&mut s)
+            .expect("an answer from the DevTools server")
+            .expect("the DevTools server closed the connection early");
+        let list: Value = serde_json::from_slice(&body).expect("a JSON target list");
         let url = list
             .as_array()
             .unwrap()
@@ -138,35 +141,6 @@ impl Browser {
             page.call(&format!("{domain}.enable"), json!({}));
         }
         page
-    }
-}
-
-/// Reads the headers, then exactly Content-Length bytes: the DevTools server may keep
-/// the connection open despite `Connection: close`.
-fn read_http_body(s: &mut TcpStream) -> String {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = s
-            .read(&mut chunk)
-            .expect("an answer from the DevTools server");
-        assert!(n > 0, "the DevTools server closed the connection early");
-        buf.extend_from_slice(&chunk[..n]);
-        let text = String::from_utf8_lossy(&buf);
-        let Some(end) = text.find("\r\n\r\n") else {
-            continue;
-        };
-        let len = text[..end]
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            })
-            .expect("a Content-Length");
-        if buf.len() >= end + 4 + len {
-            return String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).into_owned();
-        }
     }
 }
 

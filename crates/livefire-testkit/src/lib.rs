@@ -7,7 +7,8 @@
 //! process's stderr directly (`std::io::stderr().write_all`), which libtest does not
 //! capture.
 //!
-//! Behind features, the things several crates' tests start for real: `chromium` (a
+//! `http::read_message` reads one HTTP/1.1 message off a socket. Behind features, the
+//! things several crates' tests start for real: `chromium` (a
 //! headless browser driven over DevTools) and `pg` (a PostgreSQL server of the test's
 //! own).
 
@@ -15,6 +16,7 @@ use std::io::Write;
 
 #[cfg(feature = "chromium")]
 pub mod chromium;
+pub mod http;
 #[cfg(feature = "pg")]
 pub mod pg;
 

@@ -2,7 +2,7 @@
 //! server, which must receive the very request the fuzzer sent. A secret is read from
 //! the environment (`"${API_TOKEN}"`), never printed, and a missing variable is named.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -19,31 +19,15 @@ fn one_shot_server() -> (String, mpsc::Receiver<String>) {
             return;
         };
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut got = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = s.read(&mut buf).unwrap_or(0);
-            if n == 0 {
-                break;
+        // The request as sent: its head and exactly its Content-Length bytes.
+        let got = match livefire_testkit::http::read_message(&mut s) {
+            Ok(Some((head, body))) => {
+                format!("{head}\r\n\r\n{}", String::from_utf8_lossy(&body))
             }
-            got.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&got).into_owned();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let length = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                if got.len() >= end + 4 + length {
-                    break;
-                }
-            }
-        }
+            _ => String::new(),
+        };
         let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
+        let _ = tx.send(got);
     });
     (format!("http://{addr}"), rx)
 }

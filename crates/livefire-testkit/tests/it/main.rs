@@ -1,5 +1,6 @@
 //! The skip helpers as `cargo test` runs them: this binary runs itself as a child (with
-//! libtest's output capture on, as always) and reads what reached its stderr.
+//! libtest's output capture on, as always) and reads what reached its stderr. And
+//! `http::read_message` on messages that arrive a few bytes at a time.
 
 use std::process::Command;
 
@@ -93,4 +94,50 @@ fn nothing_is_said_when_nothing_is_skipped() {
         !out.contains("SKIPPED") && !err.contains("SKIPPED"),
         "{out}\n{err}"
     );
+}
+
+/// A reader that hands out its bytes a few at a time, as a socket may.
+struct Trickle<'a>(&'a [u8], usize);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.1.min(buf.len()).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn read_message_takes_the_head_and_exactly_content_length_bytes() {
+    // (bytes on the wire, (head, body) read, or None when the peer closed first)
+    let cases: [(&[u8], Option<(&str, &[u8])>); 5] = [
+        (
+            b"POST /hook HTTP/1.1\r\nContent-Length: 4\r\n\r\n{}{}",
+            Some(("POST /hook HTTP/1.1\r\nContent-Length: 4", b"{}{}")),
+        ),
+        // What follows the body (a next request, stray bytes) is not part of it.
+        (
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nokGET / HTTP/1.1\r\n\r\n",
+            Some(("HTTP/1.1 200 OK\r\ncontent-length: 2", b"ok")),
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            Some(("GET / HTTP/1.1\r\nHost: x", b"")),
+        ),
+        (b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort", None),
+        (b"GET / HTTP/1.1\r\nHost:", None),
+    ];
+    for (wire, want) in cases {
+        for step in [1, 3, 4096] {
+            let got = livefire_testkit::http::read_message(&mut Trickle(wire, step)).unwrap();
+            let got = got.as_ref().map(|(h, b)| (h.as_str(), b.as_slice()));
+            assert_eq!(
+                got,
+                want,
+                "{:?} read {step} bytes at a time",
+                String::from_utf8_lossy(wire)
+            );
+        }
+    }
 }

@@ -568,32 +568,10 @@ fn webhook() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { return };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            let body = loop {
-                let Ok(n) = s.read(&mut chunk) else {
-                    break None;
-                };
-                if n == 0 {
-                    break None;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-                let text = String::from_utf8_lossy(&buf).into_owned();
-                let Some(end) = text.find("\r\n\r\n") else {
-                    continue;
-                };
-                let len = text[..end]
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse::<usize>().ok())?
-                    })
-                    .unwrap_or(0);
-                if buf.len() >= end + 4 + len {
-                    break Some(buf[end + 4..end + 4 + len].to_vec());
-                }
-            };
+            let body = livefire_testkit::http::read_message(&mut s)
+                .ok()
+                .flatten()
+                .map(|(_, body)| body);
             if let Some(v) = body.and_then(|b| serde_json::from_slice(&b).ok()) {
                 seen.lock().unwrap().push(v);
             }
