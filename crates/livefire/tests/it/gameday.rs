@@ -25,20 +25,23 @@ fn schedule(dry: &str) -> Vec<(u64, u64, String)> {
         Some(n) => n.parse::<u64>().unwrap(),
         None => (w.strip_suffix('s').unwrap().parse::<f64>().unwrap() * 1000.0).round() as u64,
     };
+    // The activity column runs from `activity` to `kind` in the header (the plan
+    // aligns its columns to the longest name).
+    let header = dry
+        .lines()
+        .find(|l| l.contains(" activity ") && l.contains(" kind "))
+        .unwrap_or_else(|| panic!("no plan header\n{dry}"));
+    let (from, to) = (
+        header.find(" activity ").unwrap() + 1,
+        header.find(" kind ").unwrap() + 1,
+    );
     dry.lines()
         .filter(|l| l.contains("  curveball "))
         .map(|l| {
             let mut words = l.split_whitespace();
             let (start, stop) = (ms(words.next().unwrap()), ms(words.next().unwrap()));
-            let rest = l.split_once("  curveball ").unwrap().1;
-            let name = format!("curveball {}", rest.split("  ").next().unwrap().trim());
-            (
-                start,
-                stop,
-                name.rsplit_once(" process.pause")
-                    .map_or(name.as_str(), |(n, _)| n)
-                    .to_owned(),
-            )
+            let name: String = l.chars().skip(from).take(to - from).collect();
+            (start, stop, name.trim().to_owned())
         })
         .collect()
 }
