@@ -108,10 +108,12 @@ impl std::io::Read for Trickle<'_> {
     }
 }
 
+/// (bytes on the wire, (head, body) read, or None when the peer closed first)
+type WireCase = (&'static [u8], Option<(&'static str, &'static [u8])>);
+
 #[test]
 fn read_message_takes_the_head_and_exactly_content_length_bytes() {
-    // (bytes on the wire, (head, body) read, or None when the peer closed first)
-    let cases: [(&[u8], Option<(&str, &[u8])>); 5] = [
+    let cases: [WireCase; 5] = [
         (
             b"POST /hook HTTP/1.1\r\nContent-Length: 4\r\n\r\n{}{}",
             Some(("POST /hook HTTP/1.1\r\nContent-Length: 4", b"{}{}")),
