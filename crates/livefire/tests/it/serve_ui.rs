@@ -162,11 +162,8 @@ fn a_person_logs_in_finds_an_error_runs_watches_and_stops_a_drill_in_chromium() 
 
 #[test]
 fn a_second_person_approves_a_production_run_and_an_admin_makes_a_schedule_in_chromium() {
-    let Some(bin) = chromium() else {
-        livefire_testkit::skip_missing(
-            "chromium is not on PATH, so approvals and schedules were not checked in a browser",
-            "apt-get install chromium",
-        );
+    let Some(bin) = chromium::find_or_skip("approvals and schedules were not checked in a browser")
+    else {
         return;
     };
     let server = Server::start_with(Home::new(), &["--require-approval"]);
