@@ -5,6 +5,8 @@
 //! process running again and the run aborted; a viewer gets no STOP button. Screenshots
 //! of the live run go under target/ (docs/img/ with LIVEFIRE_UPDATE_SCREENSHOTS=1).
 
+use std::path::{Path, PathBuf};
+
 use livefire_testkit::chromium::{self, Browser, Page};
 use serde_json::json;
 
