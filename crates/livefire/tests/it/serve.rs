@@ -333,7 +333,7 @@ fn a_malformed_experiment_is_400_with_file_line_and_column_and_is_not_stored() {
     let (status, v) = server.json("PUT", "/api/experiments/typo", &operator, Some(Value::Null));
     // A JSON null is not an experiment either: located at line 1.
     assert_eq!(status, 400, "{v}");
-    let (status, body) = server.put_experiment(&operator, "typo", &text);
+    let (status, body) = server.put_experiment(&operator, "typo", text);
     assert_eq!(status, 400, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     let d = &v["diagnostics"][0];
