@@ -96,8 +96,11 @@ function route() {
   if (!state.me) return;
   closeLive();
   const [page, arg] = location.hash.replace(/^#/, "").split("/");
-  const view = document.getElementById("view");
-  view.replaceChildren();
+  // A fresh element for each page: a page still loading when the user moves on (an
+  // experiment's plan, say) then finishes into the old, detached one, not into this page.
+  const old = document.getElementById("view");
+  const view = old.cloneNode(false);
+  old.replaceWith(view);
   if (page === "experiments") return experimentsPage(view);
   if (page === "experiment") return experimentPage(view, decodeURIComponent(arg || ""));
   if (page === "run") return runPage(view, decodeURIComponent(arg || ""));

@@ -63,7 +63,9 @@ function trendChart(id, runs, series, opts) {
     const v = lo + ((hi - lo) * k) / 4;
     box.append(svg("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#e5e7eb" }));
     const label = svg("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11, fill: "#6b7280" });
-    label.textContent = Math.abs(hi - lo) >= 10 ? v.toFixed(0) : v.toFixed(1);
+    // As many decimals as the span needs, so sub-second values do not all read "0.0".
+    const span = Math.abs(hi - lo);
+    label.textContent = span >= 10 ? v.toFixed(0) : v.toFixed(Math.min(3, Math.max(1, Math.ceil(-Math.log10(span / 4)) + 1)));
     box.append(label);
   }
   if (opts.limit !== undefined && opts.limit >= lo && opts.limit <= hi) {

@@ -51,6 +51,8 @@ mod serve_pages;
 mod serve_schedules;
 /// The console in headless Chromium: log in, a located error, a live run, STOP.
 mod serve_ui;
+/// The console's Trends and game-day pages in headless Chromium.
+mod serve_ui_pages;
 mod support;
 /// One grammar of durations, rates, percentages and sizes: the file and the flags agree.
 mod units;

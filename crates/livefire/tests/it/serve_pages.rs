@@ -152,13 +152,13 @@ fn a_target_of_any_kind_a_crashed_run_left_in_the_ledger_is_409_naming_that_run(
 }
 
 /// `livefire sandbox http` on a free port, killed when dropped.
-struct Web {
-    child: std::process::Child,
-    port: u16,
+pub(crate) struct Web {
+    pub(crate) child: std::process::Child,
+    pub(crate) port: u16,
 }
 
 impl Web {
-    fn start() -> Web {
+    pub(crate) fn start() -> Web {
         let port = free_port();
         let child = livefire()
             .args(["sandbox", "http", "--listen", &format!("127.0.0.1:{port}")])
@@ -184,7 +184,7 @@ impl Drop for Web {
 
 /// Load on the sandbox server while it is paused for 2 s, with a p99 bound the pause
 /// breaks: every run has a time to recover and a negative margin.
-fn trend_experiment(pid: u32, port: u16) -> String {
+pub(crate) fn trend_experiment(pid: u32, port: u16) -> String {
     [
         "version: 1",
         "title: trend drill",
@@ -297,7 +297,7 @@ fn trends_give_each_ended_run_of_an_experiment_its_recovery_margins_and_findings
 
 /// A game day that draws one curveball, a pause of `pid` for 60 s from t = 1 s, with
 /// responders alice and bob.
-fn gameday_experiment(pid: u32) -> String {
+pub(crate) fn gameday_experiment(pid: u32) -> String {
     [
         "version: 1",
         "title: console game day",

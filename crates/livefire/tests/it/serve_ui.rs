@@ -14,7 +14,7 @@ use crate::serve::{Server, http, pause_with_probe};
 use crate::support::*;
 
 /// Logs in through the form.
-fn log_in(page: &mut Page, token: &str) {
+pub(crate) fn log_in(page: &mut Page, token: &str) {
     page.wait_for(
         "the login form",
         "!document.getElementById('login-view').hidden",
@@ -270,6 +270,14 @@ fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// Saves a screenshot of `page` as `name` under target/ (and into docs/img/ when
+/// LIVEFIRE_UPDATE_SCREENSHOTS=1 says so).
+pub(crate) fn screenshot(page: &mut Page, name: &str) {
+    let dir = screenshots();
+    page.screenshot(&dir.join(name));
+    publish(&dir, &[name]);
 }
 
 /// Copies the screenshots into docs/img/ when LIVEFIRE_UPDATE_SCREENSHOTS=1 says so.
