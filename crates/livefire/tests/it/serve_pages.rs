@@ -122,12 +122,7 @@ fn a_target_of_any_kind_a_crashed_run_left_in_the_ledger_is_409_naming_that_run(
         let crashed = dir.file_name().unwrap().to_string_lossy().into_owned();
         // The same resource under another name, started from the console.
         let name = format!("same-{kind}");
-        let (status, _, body) = server.call(
-            "PUT",
-            &format!("/api/experiments/{name}"),
-            Some(&operator),
-            Some(exp("same", &name).as_bytes()),
-        );
+        let (status, body) = server.put_experiment(&operator, &name, &exp("same", &name));
         assert_eq!(status, 201, "{kind}: {body}");
         let (status, v) = server.json(
             "POST",
@@ -218,11 +213,10 @@ fn trends_give_each_ended_run_of_an_experiment_its_recovery_margins_and_findings
     let operator = server.token("operator", "alice", None);
     let viewer = server.token("viewer", "bob", None);
     let web = Web::start();
-    let (status, _, body) = server.call(
-        "PUT",
-        "/api/experiments/drill",
-        Some(&operator),
-        Some(trend_experiment(web.child.id(), web.port).as_bytes()),
+    let (status, body) = server.put_experiment(
+        &operator,
+        "drill",
+        &trend_experiment(web.child.id(), web.port),
     );
     assert_eq!(status, 201, "{body}");
     let mut ids = Vec::new();
@@ -328,12 +322,7 @@ fn a_game_day_from_the_console_has_its_pages_and_operators_mark_and_end_curvebal
     let operator = server.token("operator", "alice", None);
     let viewer = server.token("viewer", "carol", None);
     let victim = Victim::start();
-    let (status, _, body) = server.call(
-        "PUT",
-        "/api/experiments/gd",
-        Some(&operator),
-        Some(gameday_experiment(victim.pid()).as_bytes()),
-    );
+    let (status, body) = server.put_experiment(&operator, "gd", &gameday_experiment(victim.pid()));
     assert_eq!(status, 201, "{body}");
     let (status, run) = server.json(
         "POST",

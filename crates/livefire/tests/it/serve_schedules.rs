@@ -33,12 +33,7 @@ pub fn pause_in_environments(pid: u32, secs: u32) -> String {
 }
 
 fn upload(server: &Server, token: &str, name: &str, text: &str) {
-    let (status, _, body) = server.call(
-        "PUT",
-        &format!("/api/experiments/{name}"),
-        Some(token),
-        Some(text.as_bytes()),
-    );
+    let (status, body) = server.put_experiment(token, name, text);
     assert!(status == 201 || status == 200, "{body}");
 }
 

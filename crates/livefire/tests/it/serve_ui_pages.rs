@@ -20,11 +20,10 @@ fn the_trends_page_draws_an_experiments_runs_in_chromium() {
     let server = Server::start();
     let operator = server.token("operator", "alice", None);
     let web = Web::start();
-    let (status, _, body) = server.call(
-        "PUT",
-        "/api/experiments/drill",
-        Some(&operator),
-        Some(trend_experiment(web.child.id(), web.port).as_bytes()),
+    let (status, body) = server.put_experiment(
+        &operator,
+        "drill",
+        &trend_experiment(web.child.id(), web.port),
     );
     assert_eq!(status, 201, "{body}");
     let runs = 4;
@@ -80,12 +79,7 @@ fn a_game_day_in_the_console_marks_for_operators_and_only_shows_to_viewers_in_ch
     let operator = server.token("operator", "alice", None);
     let viewer = server.token("viewer", "carol", None);
     let victim = Victim::start();
-    let (status, _, body) = server.call(
-        "PUT",
-        "/api/experiments/gd",
-        Some(&operator),
-        Some(gameday_experiment(victim.pid()).as_bytes()),
-    );
+    let (status, body) = server.put_experiment(&operator, "gd", &gameday_experiment(victim.pid()));
     assert_eq!(status, 201, "{body}");
     let browser = Browser::start(&bin);
     let mut page = browser.page();
