@@ -366,6 +366,7 @@ async fn split_run(
         launcher,
         spec,
         min_alive,
+        loads: crate::segments::coordinator::loads_of(plan),
     })
 }
 

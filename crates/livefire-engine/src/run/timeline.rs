@@ -91,6 +91,9 @@ struct Tasks {
     /// Each fault task's activity, to name a panicking one.
     fault_names: BTreeMap<Id, String>,
     workloads: JoinSet<Option<FinishedLoad>>,
+    /// How long loads and campaigns may take to report once cancelled (a split run's
+    /// segments may take longer: `Following::ends_within`).
+    workloads_bound: Duration,
     cancel: CancellationToken,
     referee: JoinSet<()>,
 }
@@ -128,10 +131,12 @@ pub(super) async fn during(
         faults: JoinSet::new(),
         fault_names: BTreeMap::new(),
         workloads: JoinSet::new(),
+        workloads_bound: Duration::from_secs(10),
         cancel: CancellationToken::new(),
         referee: JoinSet::new(),
     };
     if let Some(f) = following {
+        tasks.workloads_bound = tasks.workloads_bound.max(f.ends_within());
         let (sink, cancel) = (segment_sink(&ctx), tasks.cancel.clone());
         tasks.workloads.spawn(async move {
             f.follow(sink, cancel, end).await;
@@ -603,12 +608,12 @@ fn fault_task_ended(
     }
 }
 
-/// Cancels loads and campaigns (waiting up to 10 s for their reports), stops the
-/// referee and the fault tasks. Returns the loads that finished.
+/// Cancels loads and campaigns (waiting up to `workloads_bound` for their reports),
+/// stops the referee and the fault tasks. Returns the loads that finished.
 async fn stop_tasks(mut tasks: Tasks) -> Vec<FinishedLoad> {
     tasks.cancel.cancel();
     let mut finished = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+    let _ = tokio::time::timeout(tasks.workloads_bound, async {
         while let Some(done) = tasks.workloads.join_next().await {
             if let Ok(Some(load)) = done {
                 finished.push(load);

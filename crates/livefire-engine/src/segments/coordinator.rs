@@ -20,10 +20,17 @@ use super::merge::{Merger, WireWindow};
 use super::protocol::{DoneStatus, Line, PROTOCOL};
 use crate::journal::Journal;
 
-/// How long segments may take to end on their own after the timeline's end.
-const NATURAL_END: Duration = Duration::from_secs(4);
-/// How long segments asked to stop may take before they are killed.
+/// After the timeline's end, segments get the longest request `timeout` of the plan's
+/// loads (the last requests a load sent may take that long to answer, and a load only
+/// reports once they did) plus this margin to end on their own: a segment's clock may
+/// be up to `CLOCK_REFUSE_MS` behind, and its last windows, its `load_ended` and its
+/// `done` line must still be written and delivered (through pod logs, a few hundred ms).
+pub const END_MARGIN: Duration = Duration::from_secs(4);
+/// How long segments asked to stop may take before they are killed. A load asked to
+/// stop drops its requests in flight at once, so this only covers sending what it has.
 const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long a back end may take to reap segments it killed (`LocalLauncher` waits 5 s).
+const KILL_WAIT: Duration = Duration::from_secs(6);
 /// The ready barrier closes this long before the shared start.
 const BARRIER_MARGIN: Duration = Duration::from_millis(200);
 /// A segment whose clock is further than this from the coordinator's at the ready
@@ -41,6 +48,27 @@ pub struct Split {
     pub spec: LaunchSpec,
     /// `settings.segments.min_alive`, else every segment.
     pub min_alive: u32,
+    /// The plan's loads ([`loads_of`]): their request timeouts bound how long
+    /// segments may take to end after the timeline's end.
+    pub loads: Vec<livefire_load::LoadConfig>,
+}
+
+/// The loads of a plan, as the coordinator needs them for a split run.
+pub fn loads_of(plan: &crate::plan::Plan) -> Vec<livefire_load::LoadConfig> {
+    plan.activities
+        .iter()
+        .filter_map(|a| match &a.body {
+            crate::plan::Body::Load(c) => Some((**c).clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// How long segments get to end on their own after the timeline's end: the longest
+/// request timeout of `loads` plus [`END_MARGIN`].
+pub fn end_wait(loads: &[livefire_load::LoadConfig]) -> Duration {
+    let longest = loads.iter().map(|l| l.timeout).max().unwrap_or_default();
+    longest + END_MARGIN
 }
 
 impl std::fmt::Debug for Split {
@@ -77,6 +105,8 @@ pub struct Following {
     state: State,
     /// The shared start on this machine's clock: the timeline's zero.
     pub start: Instant,
+    /// How long segments get to end on their own after the timeline's end.
+    end_wait: Duration,
 }
 
 /// Launches the segments so that they start together at a whole second of the run's
@@ -116,6 +146,7 @@ pub async fn launch(
         events: launched.events,
         state,
         start,
+        end_wait: end_wait(&split.loads),
     };
     let barrier = start.checked_sub(BARRIER_MARGIN).unwrap_or(start);
     let failed = loop {
@@ -165,10 +196,17 @@ pub async fn launch(
 }
 
 impl Following {
+    /// The longest `follow` may take once cancelled: the wait for segments to end on
+    /// their own, the grace after asking them to stop, and reaping the killed.
+    pub fn ends_within(&self) -> Duration {
+        self.end_wait + STOP_GRACE + KILL_WAIT
+    }
+
     /// Follows the segments until each has ended: windows into the store as every
     /// live segment passes a second, findings judged, lost segments counted against
     /// `min_alive`. When `cancel` fires (the timeline's end at `end`, or an abort), the
-    /// segments get a moment to end on their own (only at the end), then are stopped.
+    /// segments get the longest request timeout plus `END_MARGIN` to end on their own
+    /// (only at the end: on an abort, none), then are stopped.
     /// Ends with the merged `load_ended` and `campaign_ended` events.
     pub async fn follow(mut self, sink: Sink, cancel: CancellationToken, end: Instant) {
         let mut stop_at: Option<tokio::time::Instant> = None;
@@ -188,7 +226,7 @@ impl Following {
                 _ = cancel.cancelled(), if stop_at.is_none() => {
                     self.state.stopping = true;
                     let natural = Instant::now() + Duration::from_millis(100) >= end;
-                    let wait = if natural { NATURAL_END } else { Duration::ZERO };
+                    let wait = if natural { self.end_wait } else { Duration::ZERO };
                     stop_at = Some(tokio::time::Instant::now() + wait);
                 }
                 _ = tokio::time::sleep_until(stop_at.unwrap_or_else(tokio::time::Instant::now)), if stop_at.is_some() && !stopped => {

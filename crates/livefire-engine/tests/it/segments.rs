@@ -207,6 +207,7 @@ async fn a_segment_whose_clock_is_too_far_off_stops_the_run_at_the_ready_barrier
             launcher: Box::new(LocalLauncher::new(skewed_agent(dir.path(), skew))),
             spec: spec(dir.path(), 1),
             min_alive: 1,
+            loads: Vec::new(),
         };
         let (_abort_tx, mut abort_rx) = tokio::sync::mpsc::unbounded_channel();
         let Err(AbortCause::Error { message }) = launch(split, &journal, &mut abort_rx).await

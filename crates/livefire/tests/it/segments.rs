@@ -188,6 +188,85 @@ fn one_segment_and_four_give_the_same_load_and_exact_percentiles() {
     assert!((a - b).abs() <= 0.05 * a, "N=1 {a} vs N=4 {b}");
 }
 
+/// A local HTTP server that answers every request `delay` after it arrived (200, keep
+/// alive), each connection on its own thread; its address.
+fn slow_server(delay: Duration) -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut out = conn.try_clone().unwrap();
+                let mut lines = BufReader::new(conn);
+                let mut line = String::new();
+                loop {
+                    // A request: lines up to the empty one (the load's GETs have no body).
+                    line.clear();
+                    match lines.read_line(&mut line) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if line.trim().is_empty() => {}
+                        Ok(_) => continue,
+                    }
+                    std::thread::sleep(delay);
+                    let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                    if out.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Regression: segments were asked to stop 4 s after the timeline's end, whatever the
+/// loads' request timeout, so requests still allowed to answer were dropped from the
+/// totals (and a segment slow to stop was killed). Now they get the longest timeout
+/// plus `END_MARGIN` to end on their own.
+#[test]
+fn a_slow_target_within_the_timeout_is_counted_whole() {
+    let home = Home::new();
+    // Answers 5 s late: later than the old 4 s, within the load's 8 s timeout.
+    let addr = slow_server(Duration::from_secs(5));
+    let file = home.file(&format!(
+        "version: 1\ntitle: slow\ntimeline:\n  - {{ at: 0s, for: 2s, load: {{ name: browse, rate: 5/s, timeout: 8s, requests: [ {{ url: \"http://{addr}/\" }} ] }} }}\n"
+    ));
+    let (code, _, err) = run(home
+        .run(&file)
+        .args(["--segments", "2", "--on", "local", "-q"]));
+    assert_eq!(code, 0, "{err}");
+    let events = events(&home.journal());
+    // Every segment ended on its own, its loads run to their end: `done`, never lost,
+    // and each said `ok` (not `stopped`: nobody had to ask it).
+    let segs = of_type(&events, "segment");
+    let mut done: Vec<&str> = segs
+        .iter()
+        .filter(|e| e["state"] == "done")
+        .map(|e| e["segment"].as_str().unwrap())
+        .collect();
+    done.sort();
+    assert_eq!(done, ["1/2", "2/2"], "{segs:?}");
+    assert!(segs.iter().all(|e| e["state"] != "lost"), "{segs:?}");
+    for i in 1..=2 {
+        let stream =
+            std::fs::read_to_string(home.run_dir().join(format!("segments/{i}/stream.jsonl")))
+                .unwrap();
+        let last: serde_json::Value = serde_json::from_str(stream.lines().last().unwrap()).unwrap();
+        assert_eq!(last["type"], "done", "segment {i}: {stream}");
+        assert_eq!(last["status"], "ok", "segment {i}: {stream}");
+    }
+    // Every request the schedule meant was answered, slowly, and counted.
+    let merged = load_report(&events);
+    assert_eq!(merged.intended, 10);
+    assert_eq!(merged.total.counts.completed(), 10, "{merged:?}");
+    assert_eq!(merged.total.counts.errors(), 0, "{merged:?}");
+    assert!(
+        merged.total.latency.quantile_us(0.0).unwrap_or(0) >= 4_990_000,
+        "every answer took the server's 5 s (to the histogram's 0.1%): {merged:?}"
+    );
+}
+
 /// Runs a 6 s split load, SIGKILLs segment 2/3 once it has sent for a second, and
 /// returns (exit, stderr, journal events, segment pids).
 fn run_and_kill_segment_2(
