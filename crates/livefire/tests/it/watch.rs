@@ -181,3 +181,69 @@ fn a_watch_notices_the_fault_it_checks_and_no_other() {
     assert!(html.contains(r#"<table id="detectors">"#));
     assert!(html.contains("flag-alert") && html.contains("never-alert"));
 }
+
+/// Regression: a check still running when the run stopped watching was left to run
+/// until its `timeout`, with whatever it had started. It is killed when watching stops.
+#[test]
+fn a_check_still_running_when_the_run_ends_is_killed_with_its_children() {
+    let home = Home::new();
+    // The check starts a child that outlives nothing on its own, and says its pid.
+    let file = home.file(
+        r#"version: 1
+title: a slow check at the end of a run
+timeline:
+  - at: 0s
+    for: 1s
+    name: short step
+    fault: { command: { apply: "true" } }
+watch:
+  - name: slow-check
+    command: "sleep 300 & echo $! > check.pid; wait"
+    every: 10m
+    timeout: 10m
+    fires_when: { exit_nonzero: true }
+"#,
+    );
+    let mut child = home.run(&file).spawn().unwrap();
+    // The run itself must end soon: it does not wait for the check.
+    let ended = (0..600).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        child.try_wait().unwrap()
+    });
+    if ended.is_none() {
+        let _ = child.kill();
+    }
+    let pid: u32 = std::fs::read_to_string(home.path().join("check.pid"))
+        .expect("the check started")
+        .trim()
+        .parse()
+        .unwrap();
+    // What `ps` would show: the check's child is gone (or a zombie nobody reaped yet).
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rfind(')').and_then(|i| s[i + 1..].trim().chars().next()))
+            .is_some_and(|state| state != 'Z')
+    };
+    let gone = (0..100).any(|_| {
+        if alive() {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        } else {
+            true
+        }
+    });
+    if !gone {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    assert!(
+        ended.is_some(),
+        "the run ended without waiting for the check"
+    );
+    assert!(
+        gone,
+        "the check's `sleep 300` (pid {pid}) was killed when the run ended"
+    );
+}
