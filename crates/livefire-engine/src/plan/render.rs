@@ -1,6 +1,7 @@
 //! `livefire run --dry-run`: the plan for people. Display names, kinds, targets, start
 //! and stop offsets, the conditions and the settings that matter; no wall-clock times,
 //! no paths, and no seed unless the file fixed it, so the same file prints the same text.
+//! A value from `${env:NAME}` shows as that, on every line, as everywhere the run writes.
 
 use std::fmt::Write;
 
@@ -9,8 +10,13 @@ use livefire_spec::values::Duration as Written;
 
 use super::{Body, Check, Plan};
 
-/// The plan as text.
+/// The plan as text, its secrets masked.
 pub fn render(plan: &Plan) -> String {
+    super::Secret::mask_all(&plan.secrets, unmasked(plan))
+}
+
+/// The plan as text, with whatever values the environment gave.
+fn unmasked(plan: &Plan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "plan: {}", plan.title);
     if let Some(env) = &plan.environment {
@@ -77,8 +83,7 @@ fn watches(out: &mut String, plan: &Plan) {
             out,
             "watch   {}: `{}` every {}, fires when {fires}",
             w.name,
-            // A value from `${env:NAME}` shows as that, as everywhere the run writes.
-            super::Secret::mask_all(&plan.secrets, w.command.clone()),
+            w.command,
             Written(w.every)
         );
     }

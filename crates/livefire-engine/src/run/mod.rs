@@ -275,10 +275,8 @@ async fn run_async(
     if opts.dry_run {
         print!("{}", crate::plan::render(&plan));
         if let Some(s) = &split {
-            print!(
-                "{}",
-                crate::segments::split::render(&plan, s.spec.count).await
-            );
+            let split = crate::segments::split::render(&plan, s.spec.count).await;
+            print!("{}", Secret::mask_all(&plan.secrets, split));
         }
         return Ok(Outcome {
             exit: Exit::Ok,

@@ -369,6 +369,41 @@ fn secrets_from_the_environment_never_reach_the_run_folder() {
     );
 }
 
+/// Regression: `--dry-run` printed `setup:` commands with the environment's values in
+/// them; every line of the plan shows `${env:NAME}` instead, as the run folder does.
+#[test]
+fn secrets_from_the_environment_are_masked_in_the_dry_run_plan() {
+    let home = Home::new();
+    let secret = "s3cr3t-dry-run-value-7";
+    let file = home.file(
+        "version: 1\ntitle: secrets in the plan\nsetup:\n  - { name: worker, command: \"sleep 600 --token=${env:LF_TEST_DRY_TOKEN}\" }\ntimeline:\n  - { at: 0s, for: 1s, fault: { command: { apply: \"true\" } } }\nwatch:\n  - { name: token-alert, command: \"test ${env:LF_TEST_DRY_TOKEN} = x\", fires_when: { exit_nonzero: true } }\n",
+    );
+    let (code, out, err) = run(home
+        .run(&file)
+        .arg("--dry-run")
+        .env("LF_TEST_DRY_TOKEN", secret));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("setup")
+            && l.contains("worker")
+            && l.ends_with("sleep 600 --token=${env:LF_TEST_DRY_TOKEN}")),
+        "{out}"
+    );
+    assert!(
+        out.contains("watch   token-alert: `test ${env:LF_TEST_DRY_TOKEN} = x`"),
+        "{out}"
+    );
+    // `validate` never reads the environment: the file's text is all it shows.
+    let (code, out, err) = run(home
+        .livefire()
+        .arg("validate")
+        .arg(&file)
+        .env("LF_TEST_DRY_TOKEN", secret));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+}
+
 #[test]
 fn every_example_runs_with_the_exit_code_it_states() {
     let dir = repo().join("examples");
