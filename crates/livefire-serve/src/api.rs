@@ -80,8 +80,26 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     if let ["api", "runs", id, "gameday", rest @ ..] = segments.as_slice() {
         return crate::gameday::handle(&app, &caller, id, rest, parts, body).await;
     }
+    // The live page's stream reads `Last-Event-ID` (live.rs).
+    if let (&Method::GET, ["api", "runs", id, "events"]) = (&method, segments.as_slice()) {
+        return run_events(&app, id, &parts.headers);
+    }
     let query = parts.uri.query().unwrap_or("").to_owned();
     route(&app, &caller, &method, &segments[1..], &query, body).await
+}
+
+/// `GET /api/runs/ID/events`: the run's journal as Server-Sent Events.
+fn run_events(app: &Arc<App>, id: &str, headers: &http::HeaderMap) -> Response<Body> {
+    match app.store.run(id) {
+        Ok(Some(row)) => {
+            match crate::live::events(PathBuf::from(row.dir), app.runner.clone(), row.id, headers) {
+                Ok(r) => r,
+                Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+            }
+        }
+        Ok(None) => no_run(id),
+        Err(e) => internal(e),
+    }
 }
 
 async fn route(
@@ -196,13 +214,6 @@ async fn route(
                 Err(StopError::Store(e)) => internal(e),
             }
         }
-        (&Method::GET, ["runs", id, "events"]) => match app.store.run(id) {
-            Ok(Some(row)) => {
-                crate::live::events(PathBuf::from(row.dir), app.runner.clone(), row.id)
-            }
-            Ok(None) => no_run(id),
-            Err(e) => internal(e),
-        },
         (&Method::GET, ["runs", id, "files", file]) => run_file(app, id, file),
         (&Method::GET, ["audit"]) => match app.store.audit_log(None) {
             Ok(rows) => json_ok(json!(rows)),

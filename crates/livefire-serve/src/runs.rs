@@ -25,6 +25,8 @@ pub struct Runner {
     live: Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// Held while a run starts, until its folder exists.
     starting: tokio::sync::Mutex<()>,
+    /// The runs' journals being streamed (live.rs): one tail per run.
+    pub hubs: crate::live::Hubs,
 }
 
 /// What to run: an uploaded experiment, for one of its environments, with variables;
@@ -107,6 +109,7 @@ impl Runner {
             store,
             live: Mutex::new(BTreeMap::new()),
             starting: tokio::sync::Mutex::new(()),
+            hubs: crate::live::Hubs::default(),
         }
     }
 

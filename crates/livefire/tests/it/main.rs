@@ -44,6 +44,9 @@ mod segments;
 /// `livefire serve`: tokens and roles, located errors, runs started and stopped over HTTP,
 /// a server killed mid-run, the API fuzzed.
 mod serve;
+/// `livefire serve`'s live-page stream: many clients of one run, a slow one, late ones,
+/// `Last-Event-ID`.
+mod serve_events;
 /// `livefire serve`: 409 for a held target of any kind, Trends, game days in the console.
 mod serve_pages;
 /// `livefire serve` schedules (fired, skipped, kept across a restart, missed ones logged)
