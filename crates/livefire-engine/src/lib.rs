@@ -5,6 +5,7 @@
 pub mod campaign;
 pub mod clock;
 pub mod control;
+pub mod held;
 pub mod home;
 pub mod journal;
 pub mod journal_plan;

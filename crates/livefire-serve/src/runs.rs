@@ -169,9 +169,11 @@ impl Runner {
         let plan = self.plan_of(launch)?;
         let production = plan.environment.as_ref().is_some_and(|e| e.production);
         let file = self.experiment_path(name);
-        let claims = crate::held::claims(&plan).map_err(StartError::Refused)?;
+        let claims = livefire_engine::held::claims(&plan)
+            .map_err(|e| StartError::Refused(e.to_string()))?;
         let pending = livefire_engine::ledger::pending_all();
-        if let Some((target, e)) = crate::held::in_ledger(&claims, &pending) {
+        if let Some(held) = livefire_engine::held::in_ledger(&claims, &pending) {
+            let (target, e) = (held.claim.target.clone(), held.entry);
             let why = if livefire_engine::control::is_active(&e.run_id) {
                 format!("its `{}` is applied", e.label())
             } else {
@@ -198,7 +200,7 @@ impl Runner {
                     why: "it is running now".into(),
                 });
             }
-            live.insert(slot.clone(), claims.iter().map(|c| c.key.clone()).collect());
+            live.insert(slot.clone(), crate::held::keys(&claims));
         }
         // A game day runs as `livefire gameday`: its page and `livefire mark` work, and
         // the console mounts the page (gameday.rs).

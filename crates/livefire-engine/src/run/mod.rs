@@ -131,12 +131,26 @@ pub enum TargetError {
         name: String,
         source: Box<livefire_faults::proxy::ProxyFaultError>,
     },
+    /// A crashed (or ended) run left an undo record in the ledger that touches the target.
     #[error(
-        "target `{name}` (pid {pid}) still has a pending undo from run {run} (activity `{activity}`: {undo}): run `livefire recover` first"
+        "target `{name}` ({what}) is held by run {run}, which left a pending undo in the ledger: its `{activity}` would {undo}: run `livefire recover` first (or, if you put it right by hand, `livefire recover --forget {entry} --reason \"...\"`)"
     )]
     PendingUndo {
         name: String,
-        pid: u32,
+        what: String,
+        run: String,
+        activity: String,
+        undo: String,
+        /// The entry's id for `livefire recover --forget`.
+        entry: String,
+    },
+    /// A run going now has a fault applied on the target.
+    #[error(
+        "target `{name}` ({what}) is held by run {run}, going now: its `{activity}` is applied (its undo would {undo}): wait for it to end, or stop it with `livefire halt {run}`"
+    )]
+    HeldByActive {
+        name: String,
+        what: String,
         run: String,
         activity: String,
         undo: String,
@@ -370,7 +384,8 @@ async fn split_run(
 
 /// Resolves declared process targets (a missing pidfile or an unknown name is an
 /// error), checks that a declared network namespace and an existing proxy server a fault
-/// would change exist, and refuses a target a crashed run left a pending undo on.
+/// would change exist, and refuses a target of any kind that a pending undo in the
+/// ledger touches (a crashed run's, or a run's going now).
 /// Changes nothing.
 fn check_targets(plan: &Plan) -> Result<(), TargetError> {
     let mut resolved = BTreeMap::new();
@@ -439,18 +454,35 @@ fn check_targets(plan: &Plan) -> Result<(), TargetError> {
             });
         }
     }
+    // Every kind of target, by the resource it names (crate::held).
+    let claims: Vec<crate::held::Claim> = plan
+        .targets
+        .iter()
+        .filter_map(|(name, t)| crate::held::Claim::of(name, t, resolved.get(name).copied()))
+        .collect();
     let pending = crate::ledger::pending_all();
-    for (name, p) in &resolved {
-        let res = livefire_faults::process::resource(*p);
-        if let Some(entry) = pending.iter().find(|e| e.resources.contains(&res)) {
-            return Err(TargetError::PendingUndo {
-                name: name.clone(),
-                pid: p.pid,
-                run: entry.run_id.clone(),
-                activity: entry.activity.clone(),
-                undo: entry.record.describe(),
-            });
-        }
+    if let Some(held) = crate::held::in_ledger(&claims, &pending) {
+        let (c, e) = (held.claim, held.entry);
+        let (name, what, run) = (c.target.clone(), c.what.clone(), e.run_id.clone());
+        let (activity, undo) = (e.label(), e.record.describe());
+        return Err(if crate::control::is_active(&e.run_id) {
+            TargetError::HeldByActive {
+                name,
+                what,
+                run,
+                activity,
+                undo,
+            }
+        } else {
+            TargetError::PendingUndo {
+                name,
+                what,
+                run,
+                activity,
+                undo,
+                entry: e.key(),
+            }
+        });
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Tests of the engine's parts that stand alone. Whole runs are tested end to end, on
 //! real processes, in the `livefire` crate's tests.
 
+/// Which pending undo record holds which target, every kind against every kind.
+mod held;
 /// The ledger read back: pending entries, why their undo failed, forgotten ones; and the
 /// event a forget appends to an ended run's journal.
 mod ledger;
