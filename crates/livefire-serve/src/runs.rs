@@ -169,8 +169,8 @@ impl Runner {
         let plan = self.plan_of(launch)?;
         let production = plan.environment.as_ref().is_some_and(|e| e.production);
         let file = self.experiment_path(name);
-        let claims = livefire_engine::held::claims(&plan)
-            .map_err(|e| StartError::Refused(e.to_string()))?;
+        let claims =
+            livefire_engine::held::claims(&plan).map_err(|e| StartError::Refused(e.to_string()))?;
         let pending = livefire_engine::ledger::pending_all();
         if let Some(held) = livefire_engine::held::in_ledger(&claims, &pending) {
             let (target, e) = (held.claim.target.clone(), held.entry);

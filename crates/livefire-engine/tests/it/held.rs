@@ -153,7 +153,12 @@ fn every_kind_of_undo_record_holds_exactly_the_targets_of_its_resource() {
             vec!["process:4242@7"],
             vec!["victim", "box"],
         ),
-        ("a command fault's rollback", command("true"), vec![], vec!["box"]),
+        (
+            "a command fault's rollback",
+            command("true"),
+            vec![],
+            vec!["box"],
+        ),
         (
             "a toxic on a run's proxy",
             UndoRecord::ProxyToxic {
@@ -358,5 +363,8 @@ fn in_ledger_names_the_target_as_written_and_the_entry_that_holds_it() {
     assert_eq!(held.claim.target, "pg-dir");
     assert_eq!(held.claim.what, "PostgreSQL cluster /srv/pg/");
     assert!(matches!(held.entry.record, UndoRecord::SavedPage { .. }));
-    assert!(in_ledger(&claims[2..3], &pending).is_none(), "pg-dsn is free");
+    assert!(
+        in_ledger(&claims[2..3], &pending).is_none(),
+        "pg-dsn is free"
+    );
 }

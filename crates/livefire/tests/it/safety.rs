@@ -323,3 +323,169 @@ fn setup_processes_die_with_a_crashed_livefire() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// (kind, the target as YAML, the fault on target `T`)
+type HeldCase = (&'static str, String, &'static str);
+
+// Regression: `livefire run` refused only a process a crashed run left in the ledger and
+// applied a second fault to a PostgreSQL cluster, proxy, namespace or path it still held.
+#[test]
+fn a_target_of_any_kind_a_crashed_run_left_in_the_ledger_refuses_a_new_run() {
+    let home = Home::new();
+    let scratch = home.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let upstream = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = free_port();
+    let pg = livefire_testkit::pg::Pg::start_with("max_connections = 12");
+    // (kind, the crashed run's target, the new run's: the same resource spelt otherwise)
+    let mut cases: Vec<(HeldCase, String)> = vec![
+        (
+            (
+                "path",
+                format!("{{ path: {:?} }}", scratch.display().to_string()),
+                "disk.fill: { target: T, size: 1MiB }",
+            ),
+            format!("{{ path: \"{}/\" }}", scratch.display()),
+        ),
+        (
+            (
+                "host",
+                "{ host: {} }".into(),
+                "cpu.stress: { target: T, cores: 1, load: 5% }",
+            ),
+            "{ host: {} }".into(),
+        ),
+        (
+            (
+                "proxy",
+                format!(
+                    "{{ proxy: {{ listen: \"127.0.0.1:{proxy_port}\", upstream: \"{}\" }} }}",
+                    upstream.local_addr().unwrap()
+                ),
+                "proxy.down: { target: T }",
+            ),
+            format!(
+                "{{ proxy: {{ listen: \"127.0.0.1:{proxy_port}\", upstream: \"127.0.0.1:1\" }} }}"
+            ),
+        ),
+    ];
+    if let Some(pg) = &pg {
+        cases.push((
+            (
+                "postgres",
+                format!("{{ postgres: {{ dsn: {:?} }} }}", pg.dsn("postgres")),
+                "postgres.exhaust_connections: { target: T, keep_free: 2 }",
+            ),
+            format!(
+                "{{ postgres: {{ dsn: \"postgresql://postgres@localhost:{}/postgres\" }} }}",
+                pg.cluster.port
+            ),
+        ));
+    }
+    let netns = format!("lf-held-run-{}", std::process::id());
+    let have_netns = nix::unistd::geteuid().is_root()
+        && std::process::Command::new("nft").arg("-V").output().is_ok()
+        && run(std::process::Command::new("ip").args(["netns", "add", &netns])).0 == 0;
+    if have_netns {
+        let ns = format!("{{ netns: {netns} }}");
+        cases.push((("netns", ns.clone(), "net.partition: { target: T }"), ns));
+    } else {
+        livefire_testkit::skip_missing(
+            "root, nft and `ip netns`, for the netns case",
+            "run the tests as root with nftables and iproute2",
+        );
+    }
+    let exp = |name: &str, target: &str, fault: &str| {
+        format!(
+            "version: 1\ntitle: {name}\ntargets:\n  {name}: {target}\ntimeline:\n  - at: 0s\n    for: 120s\n    fault: {{ {} }}\n",
+            fault.replace("target: T", &format!("target: {name}"))
+        )
+    };
+    let ledger = home.path().join("home/ledger");
+    for ((kind, target, fault), same) in &cases {
+        // A run killed -9 with its fault applied: its undo record stays in the ledger.
+        let out = home.path().join(format!("runs-{kind}"));
+        let file = write(home.path(), "held.yaml", &exp("held", target, fault));
+        let mut child = home
+            .livefire()
+            .arg("run")
+            .arg(&file)
+            .args(["--out".as_ref(), out.as_os_str()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let journal = loop {
+            let dir = std::fs::read_dir(&out)
+                .ok()
+                .and_then(|mut d| d.next())
+                .map(|e| e.unwrap().path());
+            let text = dir
+                .as_ref()
+                .and_then(|d| std::fs::read_to_string(d.join("journal.jsonl")).ok());
+            if let (Some(dir), Some(text)) = (&dir, &text)
+                && text.contains("\"fault_applied\"")
+            {
+                break dir.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind}: the first run applied its fault: {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        child.kill().unwrap();
+        let _ = child.wait();
+        let crashed = journal.file_name().unwrap().to_string_lossy().into_owned();
+        let ledger_before = home.ledger_index();
+        let scratch_before = listing(&scratch);
+        // The same resource, under another name, from a shell.
+        let again = home.path().join(format!("again-{kind}"));
+        let file = write(home.path(), "same.yaml", &exp("same", same, fault));
+        let (code, _, err) = run(home
+            .livefire()
+            .arg("run")
+            .arg(&file)
+            .args(["--out".as_ref(), again.as_os_str()]));
+        assert_eq!(code, 3, "{kind}: {err}");
+        for needle in [
+            "target `same`",
+            &format!("held by run {crashed}"),
+            "pending undo",
+            "livefire recover",
+            &format!("--forget {crashed}:0"),
+            "nothing was applied",
+        ] {
+            assert!(err.contains(needle), "{kind}: `{needle}` in {err}");
+        }
+        assert!(!again.exists(), "{kind}: no run folder for the refused run");
+        assert_eq!(
+            std::fs::read_dir(&ledger).unwrap().count(),
+            1,
+            "{kind}: no ledger of its own"
+        );
+        assert_eq!(
+            home.ledger_index(),
+            ledger_before,
+            "{kind}: ledger unchanged"
+        );
+        assert_eq!(listing(&scratch), scratch_before, "{kind}: no file written");
+        // `livefire recover` frees it.
+        let (code, _, err) = run(home.livefire().arg("recover"));
+        assert_eq!(code, 0, "{kind}: {err}");
+    }
+    if have_netns {
+        let _ = run(std::process::Command::new("ip").args(["netns", "del", &netns]));
+    }
+}
+
+/// The names in a folder, sorted.
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
