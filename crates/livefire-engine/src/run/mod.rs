@@ -131,30 +131,50 @@ pub enum TargetError {
         name: String,
         source: Box<livefire_faults::proxy::ProxyFaultError>,
     },
-    /// A crashed (or ended) run left an undo record in the ledger that touches the target.
-    #[error(
-        "target `{name}` ({what}) is held by run {run}, which left a pending undo in the ledger: its `{activity}` would {undo}: run `livefire recover` first (or, if you put it right by hand, `livefire recover --forget {entry} --reason \"...\"`)"
-    )]
-    PendingUndo {
-        name: String,
-        what: String,
-        run: String,
-        activity: String,
-        undo: String,
-        /// The entry's id for `livefire recover --forget`.
-        entry: String,
-    },
-    /// A run going now has a fault applied on the target.
-    #[error(
-        "target `{name}` ({what}) is held by run {run}, going now: its `{activity}` is applied (its undo would {undo}): wait for it to end, or stop it with `livefire halt {run}`"
-    )]
-    HeldByActive {
-        name: String,
-        what: String,
-        run: String,
-        activity: String,
-        undo: String,
-    },
+    /// A pending undo record in the ledger touches the target.
+    #[error("{0}")]
+    Held(Box<HeldTarget>),
+}
+
+/// A target that a pending undo record touches: the target as the file names it, the
+/// resource, and the entry (its run, its activity for people, what its undo would do).
+#[derive(Debug)]
+pub struct HeldTarget {
+    pub name: String,
+    /// The resource for people: `pid 4242`, `path /srv/data`.
+    pub what: String,
+    pub run: String,
+    pub activity: String,
+    pub undo: String,
+    /// The entry's id for `livefire recover --forget`.
+    pub entry: String,
+    /// Its run is going now (its control socket answers).
+    pub active: bool,
+}
+
+impl std::fmt::Display for HeldTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let HeldTarget {
+            name,
+            what,
+            run,
+            activity,
+            undo,
+            entry,
+            active,
+        } = self;
+        if *active {
+            write!(
+                f,
+                "target `{name}` ({what}) is held by run {run}, going now: its `{activity}` is applied (its undo would {undo}): wait for it to end, or stop it with `livefire halt {run}`"
+            )
+        } else {
+            write!(
+                f,
+                "target `{name}` ({what}) is held by run {run}, which left a pending undo in the ledger: its `{activity}` would {undo}: run `livefire recover` first (or, if you put it right by hand, `livefire recover --forget {entry} --reason \"...\"`)"
+            )
+        }
+    }
 }
 
 /// Why the run folder could not be made; each says what to change.
@@ -463,26 +483,15 @@ fn check_targets(plan: &Plan) -> Result<(), TargetError> {
     let pending = crate::ledger::pending_all();
     if let Some(held) = crate::held::in_ledger(&claims, &pending) {
         let (c, e) = (held.claim, held.entry);
-        let (name, what, run) = (c.target.clone(), c.what.clone(), e.run_id.clone());
-        let (activity, undo) = (e.label(), e.record.describe());
-        return Err(if crate::control::is_active(&e.run_id) {
-            TargetError::HeldByActive {
-                name,
-                what,
-                run,
-                activity,
-                undo,
-            }
-        } else {
-            TargetError::PendingUndo {
-                name,
-                what,
-                run,
-                activity,
-                undo,
-                entry: e.key(),
-            }
-        });
+        return Err(TargetError::Held(Box::new(HeldTarget {
+            name: c.target.clone(),
+            what: c.what.clone(),
+            run: e.run_id.clone(),
+            activity: e.label(),
+            undo: e.record.describe(),
+            entry: e.key(),
+            active: crate::control::is_active(&e.run_id),
+        })));
     }
     Ok(())
 }
