@@ -83,6 +83,9 @@ pub struct Targets {
     pub targets: BTreeMap<String, Target>,
     /// Working directory for commands (the experiment file's folder).
     pub cwd: Option<String>,
+    /// Where a target's `restart:` runs instead, by target name: a setup process
+    /// restarts in its own `cwd:`, where it was started.
+    pub restart_cwd: BTreeMap<String, String>,
     /// The run's seed (seeded toxics such as `corrupt` derive from it).
     pub seed: u64,
     /// The proxies the run owns.
@@ -90,6 +93,13 @@ pub struct Targets {
     /// livefire's home (`$LIVEFIRE_HOME`): where faults keep what they must put back
     /// later (`postgres.corrupt`'s saved pages, in `saved/`).
     pub home: Option<std::path::PathBuf>,
+}
+
+impl Targets {
+    /// The working directory of target `name`'s `restart:`.
+    pub fn restart_cwd_of(&self, name: &str) -> Option<String> {
+        self.restart_cwd.get(name).or(self.cwd.as_ref()).cloned()
+    }
 }
 
 /// Default time limit of a fault's commands.

@@ -236,13 +236,15 @@ pub(super) fn fault_targets(plan: &Plan, children: &[(String, Child)], shared: &
             .unwrap_or_else(|p| p.into_inner())
             .clone(),
         home: Some(crate::home::home()),
+        restart_cwd: Default::default(),
     };
     for (name, child) in children {
-        let restart = plan
-            .setup
-            .iter()
-            .find(|s| &s.name == name)
-            .and_then(|s| s.restart.clone());
+        let setup = plan.setup.iter().find(|s| &s.name == name);
+        let restart = setup.and_then(|s| s.restart.clone());
+        // It restarts where it was started.
+        if let Some(s) = setup {
+            targets.restart_cwd.insert(name.clone(), s.cwd.clone());
+        }
         targets.targets.insert(
             name.clone(),
             Target {

@@ -76,12 +76,13 @@ pub(crate) fn signal(named: Option<&str>) -> Result<i32, FaultError> {
     }
 }
 
-/// Running the target's `restart:` brings it back; `None` when it declares none.
-pub(crate) fn restart_record(t: &Target, targets: &Targets) -> Option<UndoRecord> {
+/// Running the target's `restart:` (target `name`) brings it back; `None` when it
+/// declares none.
+pub(crate) fn restart_record(name: &str, t: &Target, targets: &Targets) -> Option<UndoRecord> {
     t.restart.as_ref().map(|run| UndoRecord::Command {
         run: run.clone(),
         user: t.user.clone(),
-        cwd: targets.cwd.clone(),
+        cwd: targets.restart_cwd_of(name),
         timeout_ms: COMMAND_TIMEOUT_MS,
     })
 }

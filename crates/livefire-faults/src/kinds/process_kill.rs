@@ -26,7 +26,7 @@ impl Kind for Kill<'_> {
         Ok(Prepared::new(
             KIND,
             name,
-            restart_record(t, targets),
+            restart_record(name, t, targets),
             vec![process::resource(process)],
             Killed {
                 process,

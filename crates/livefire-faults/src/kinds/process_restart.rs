@@ -32,7 +32,7 @@ impl Kind for Restart<'_> {
         let name = &self.0.target;
         let (t, sel) = process_target(targets, name, KIND)?;
         let process = process::resolve(name, sel)?;
-        let undo = restart_record(t, targets);
+        let undo = restart_record(name, t, targets);
         let run = t.restart.clone().ok_or_else(|| FaultError::NoRestart {
             name: name.clone(),
             kind: KIND,
@@ -47,6 +47,7 @@ impl Kind for Restart<'_> {
                 signal: signal(self.0.signal.as_deref())?,
                 run,
                 user: t.user.clone(),
+                cwd: targets.restart_cwd_of(name),
                 target: name.clone(),
                 selector: sel.clone(),
             },
@@ -61,15 +62,23 @@ struct Restarted {
     signal: i32,
     run: String,
     user: Option<String>,
+    /// Where `run` runs: the target's own, not always the commands' `cx.cwd`.
+    cwd: Option<String>,
     target: String,
     selector: ProcessSelector,
 }
 
 impl Action for Restarted {
-    fn apply(&self, cx: &Cx<'_>) -> Result<String, FaultError> {
+    fn apply(&self, _: &Cx<'_>) -> Result<String, FaultError> {
         process::signal(self.process, self.signal)?;
         process::wait_gone(self.process, Duration::from_secs(10));
-        exec::run(&self.run, self.user.as_deref(), cx.cwd, COMMAND_TIMEOUT_MS)?.check()?;
+        exec::run(
+            &self.run,
+            self.user.as_deref(),
+            self.cwd.as_deref(),
+            COMMAND_TIMEOUT_MS,
+        )?
+        .check()?;
         Ok(format!(
             "pid {} killed with signal {}; `{}` ran",
             self.process.pid, self.signal, self.run

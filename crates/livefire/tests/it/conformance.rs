@@ -503,6 +503,7 @@ impl World {
             seed: 7,
             live: self.live.clone(),
             home: Some(self.home.path().join("home")),
+            ..Default::default()
         }
     }
 

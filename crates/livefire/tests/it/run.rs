@@ -404,6 +404,31 @@ fn secrets_from_the_environment_are_masked_in_the_dry_run_plan() {
     assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
 }
 
+/// Regression: a setup process's `restart:` ran in the experiment file's folder, not in
+/// the `cwd:` the process was started in, so a relative path in it meant another file.
+#[test]
+fn a_setup_process_restarts_in_its_own_cwd() {
+    for kind in ["process.kill", "process.restart"] {
+        let home = Home::new();
+        let app = home.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        let file = home.file(&format!(
+            "version: 1\ntitle: restart in cwd\nsetup:\n  - {{ name: worker, command: \"sleep 300\", cwd: {app:?}, restart: \"pwd > restarted.txt\" }}\ntimeline:\n  - {{ at: 0s, for: 1s, fault: {{ {kind}: {{ target: worker }} }} }}\n",
+            app = app.display().to_string()
+        ));
+        let (code, out, err) = run(&mut home.run(&file));
+        let written = std::fs::read_to_string(app.join("restarted.txt")).ok();
+        assert!(
+            written.as_deref().map(str::trim) == app.to_str(),
+            "{kind}: the restart ran in `cwd:` ({written:?}, exit {code}): {out}{err}"
+        );
+        assert!(
+            !home.path().join("restarted.txt").exists(),
+            "{kind}: not in the file's folder"
+        );
+    }
+}
+
 #[test]
 fn every_example_runs_with_the_exit_code_it_states() {
     let dir = repo().join("examples");
