@@ -44,9 +44,9 @@ enum On {
     /// A network namespace the harness makes (`lf-c-PID-N`), holding a veth pair `v0`,
     /// `v1`. Needs root, nft, ip and tc: without them these cases skip loudly.
     Netns,
-    /// A PostgreSQL cluster of its own (data checksums, a free port, run as `postgres`
-    /// when the test is root) holding an `orders` table of several pages. Without
-    /// PostgreSQL's programs the case is skipped, saying so.
+    /// A PostgreSQL server of its own (`livefire_testkit::pg`: data checksums, a free
+    /// port, run as `postgres` when the test is root) holding an `orders` table of
+    /// several pages. Without PostgreSQL's programs the case is skipped, saying so.
     /// `{role}` and `{table}` in the attributes are a role that may log in and a table,
     /// both named after the case's target.
     Postgres,
@@ -352,7 +352,7 @@ impl World {
         let mut cases = Vec::new();
         let netns_ok = netns_prerequisites();
         for &(kind, on, attrs) in KINDS {
-            if (on == On::Netns && !netns_ok) || (on == On::Postgres && postgres_bin().is_none()) {
+            if on == On::Netns && !netns_ok {
                 continue;
             }
             let target = kind.replace('.', "-");
@@ -402,23 +402,10 @@ impl World {
                     format!("{{ netns: {ns} }}")
                 }
                 On::Postgres => {
-                    let (who, cluster) = postgres(home.path(), &target);
-                    // The `{role}` and `{table}` of the access faults.
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    std::thread::scope(|s| {
-                        s.spawn(|| {
-                            rt.block_on(livefire_sandbox::pg::execute(
-                                &cluster.admin_dsn(),
-                                &format!(
-                                    "create role \"{object}\" login; create table \"{object}\" (id int)"
-                                ),
-                            ))
-                            .unwrap()
-                        });
-                    });
+                    let Some(pg) = postgres(&object) else {
+                        continue;
+                    };
+                    let (who, cluster) = (&pg.who, &pg.cluster);
                     let yaml = format!(
                         "{{ postgres: {{ dsn: {:?}, data_dir: {:?}{} }} }}",
                         cluster.admin_dsn(),
@@ -427,7 +414,7 @@ impl World {
                             .map(|_| format!(", user: {}", who.name))
                             .unwrap_or_default()
                     );
-                    children.0.push(Running::Postgres(who, cluster));
+                    children.0.push(Running::Postgres(pg));
                     yaml
                 }
                 On::Proxy => match (&owner, api) {
@@ -621,7 +608,8 @@ struct Children(Vec<Running>);
 
 enum Running {
     Child(Child),
-    Postgres(livefire_sandbox::pg::RunAs, livefire_sandbox::pg::Cluster),
+    /// Held only to be dropped, which stops it.
+    Postgres(#[expect(dead_code, reason = "its drop stops the server")] livefire_testkit::pg::Pg),
     /// A `sleep` started by a restart command, found through its pidfile.
     Pidfile(PathBuf),
     /// A network namespace the harness made (deleting it deletes what is in it).
@@ -644,9 +632,7 @@ impl Drop for Children {
                         .args(["netns", "del", name])
                         .status();
                 }
-                Running::Postgres(who, cluster) => {
-                    let _ = cluster.stop(who);
-                }
+                Running::Postgres(_) => {}
                 Running::Pidfile(path) => {
                     let pid = std::fs::read_to_string(&*path).unwrap_or_default();
                     let pid = pid.trim();
@@ -706,55 +692,27 @@ fn netns_with_veth() -> String {
     ns
 }
 
-/// PostgreSQL's bin directory, or `None` after a SKIPPED line (a failure under CI).
-fn postgres_bin() -> Option<PathBuf> {
-    let bin = livefire_sandbox::pg::installed();
-    if bin.is_none() {
-        livefire_testkit::skip_missing(
-            "no PostgreSQL server binaries: the postgres.* cases do not run",
-            "apt-get install postgresql",
-        );
-    }
-    bin
-}
-
-/// A running cluster under `dir/name` with an `orders` table of several pages, flushed
-/// to disk, as the user PostgreSQL runs as.
-fn postgres(
-    dir: &Path,
-    name: &str,
-) -> (livefire_sandbox::pg::RunAs, livefire_sandbox::pg::Cluster) {
-    use std::os::unix::fs::PermissionsExt;
-    let who = livefire_sandbox::pg::RunAs::detect().expect("a `postgres` user");
-    let root = dir.join(name);
-    let run_dir = root.join("run");
-    std::fs::create_dir_all(&run_dir).unwrap();
-    // The server's user must reach its folder.
-    for d in [dir, &root] {
-        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    who.own(&root).unwrap();
-    let cluster = livefire_sandbox::pg::Cluster {
-        bin: postgres_bin().expect("checked by the caller"),
-        data: root.join("data"),
-        port: free_port(),
-        name: name.to_owned(),
-        run_dir,
-    };
-    cluster.initdb(&who).unwrap();
-    cluster.start(&who).unwrap();
+/// A PostgreSQL server of the case's own (the testkit's: data checksums, a free port)
+/// with an `orders` table of several pages, flushed to disk, and a role that may log in
+/// and a table both named `object` (the `{role}` and `{table}` of the access faults);
+/// `None` after a SKIPPED line (a failure under CI) when this machine has no PostgreSQL.
+fn postgres(object: &str) -> Option<livefire_testkit::pg::Pg> {
+    let pg = livefire_testkit::pg::Pg::start()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(livefire_sandbox::pg::execute(
-        &cluster.admin_dsn(),
-        "create table orders (id int8 primary key, item text);
-         insert into orders select g, 'item ' || g from generate_series(1, 2000) g;
-         checkpoint;",
+        &pg.cluster.admin_dsn(),
+        &format!(
+            "create table orders (id int8 primary key, item text);
+             insert into orders select g, 'item ' || g from generate_series(1, 2000) g;
+             checkpoint;
+             create role \"{object}\" login; create table \"{object}\" (id int)"
+        ),
     ))
     .unwrap();
-    (who, cluster)
+    Some(pg)
 }
 
 fn spec<T: serde::de::DeserializeOwned>(yaml: &str) -> T {
