@@ -21,9 +21,9 @@ pub struct App {
     pub runner: Arc<Runner>,
     /// Served over TLS: the session cookie is marked `Secure`.
     pub tls: bool,
-    /// `--require-approval`: a run in a `production: true` environment waits for a
-    /// second person (`approval.rs`).
-    pub require_approval: bool,
+    /// `--require-approval` and `--approval-expires`: a run in a `production: true`
+    /// environment waits for a second person (`approval.rs`).
+    pub approvals: crate::approval::Policy,
 }
 
 /// The OpenAPI document of this API.
@@ -254,7 +254,7 @@ async fn route(
             }
         }
         (_, ["schedules", ..]) => crate::schedule::route(app, caller, method, path, body).await,
-        (_, ["approvals", ..]) => crate::approval::route(app, caller, method, path).await,
+        (_, ["approvals", ..]) => crate::approval::route(app, caller, method, path, body).await,
         _ => error(
             StatusCode::NOT_FOUND,
             "no such route: GET /api/openapi.yaml lists them".into(),
@@ -575,6 +575,20 @@ pub(crate) async fn json_body(body: Incoming) -> Result<Value, Box<Response<Body
         Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("the body is not JSON ({e}): send a JSON object"),
+        ))
+    })
+}
+
+/// A body that may be empty (then `null`); otherwise JSON, as `json_body`.
+pub(crate) async fn optional_json_body(body: Incoming) -> Result<Value, Box<Response<Body>>> {
+    let bytes = read_body(body).await.map_err(|e| Box::new(body_error(e)))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON ({e}): send a JSON object, or nothing"),
         ))
     })
 }

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// (another operator or admin) approves it.
     #[arg(long)]
     pub require_approval: bool,
+    /// A request for approval nobody approves or rejects within this long expires: it
+    /// never runs (with --require-approval), e.g. 24h, 30m.
+    #[arg(long, default_value = "24h", value_name = "DURATION", value_parser = livefire_core::units::parse_duration)]
+    pub approval_expires: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +88,10 @@ pub enum ScheduleCommand {
         /// A variable for the run, as `livefire run --var`.
         #[arg(long = "var", value_name = "NAME=VALUE", value_parser = livefire_spec::parse_var)]
         vars: Vec<(String, String)>,
+        /// The operator or admin token the schedule runs for: its holder cannot approve
+        /// the schedule's production firings. Needed when `--env` is production.
+        #[arg(long, value_name = "TOKEN")]
+        owner: Option<String>,
     },
     /// List the schedules, their next firing and what the last one did.
     List,
@@ -315,16 +323,16 @@ fn serve(
                 "livefire serve: no token yet: make one with `livefire serve token create --role admin`"
             );
         }
-        let scheduler = tokio::spawn(schedule::run(
-            store.clone(),
-            runner.clone(),
-            args.require_approval,
-        ));
+        let approvals = approval::Policy {
+            required: args.require_approval,
+            expires: args.approval_expires,
+        };
+        let scheduler = tokio::spawn(schedule::run(store.clone(), runner.clone(), approvals));
         let app = Arc::new(api::App {
             store: store.clone(),
             runner: runner.clone(),
             tls: tls.is_some(),
-            require_approval: args.require_approval,
+            approvals,
         });
         let handler = move |req| api::handle(app.clone(), req);
         server::serve(listener, tls, handler, shutdown_signal()).await;

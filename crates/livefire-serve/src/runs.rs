@@ -494,20 +494,16 @@ impl Runner {
     }
 }
 
-/// ` in environment `prod` with var1=...`: what the audit line adds to the experiment.
+/// ` in environment `prod` with var1=***`: what the audit line adds to the experiment
+/// (variables' names only: a value may be a secret, and others read the audit log).
 fn described(launch: &Launch) -> String {
     let mut out = String::new();
     if let Some(env) = &launch.env {
         out.push_str(&format!(" in environment `{env}`"));
     }
-    if !launch.vars.is_empty() {
-        let vars: Vec<String> = launch
-            .vars
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        out.push_str(&format!(" with {}", vars.join(" ")));
-    }
+    out.push_str(&crate::approval::with_vars(
+        launch.vars.iter().map(|(k, v)| (k, v)),
+    ));
     out
 }
 

@@ -2,7 +2,10 @@
 //! what to run (an uploaded experiment, an environment, variables); the server fires it
 //! as a run started by `schedule NAME`, recorded like any other. Schedules live in the
 //! store, so they survive a restart; firings missed while the server was down are not
-//! run late, but logged (stderr and the audit log) at the next start.
+//! run late, but logged (stderr and the audit log) at the next start. A schedule has an
+//! owner token, whose holder cannot approve its production firings; one in production
+//! made from the shell names it (`--owner`). A firing while the schedule's previous
+//! request still waits for approval is skipped, not asked again.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::api::{self, App};
-use crate::approval::{self, Requested};
+use crate::approval::{self, Policy, Requested};
 use crate::auth::{self, Caller, Role};
 use crate::runs::{Launch, Runner, StartError};
 use crate::server::Body;
@@ -59,6 +62,13 @@ pub enum ScheduleError {
     Taken(String),
     #[error("no schedule named `{0}`: GET /api/schedules lists them")]
     Unknown(String),
+    /// `--owner` names no token that could ask for a run.
+    #[error("--owner `{name}`: {why}")]
+    Owner { name: String, why: String },
+    #[error(
+        "schedule `{name}` runs in environment `{env}`, marked `production: true`, whose runs a second person approves: pass --owner TOKEN, the name of the operator or admin token it runs for (its holder cannot approve its firings; `livefire serve token list` shows the names)"
+    )]
+    NoOwner { name: String, env: String },
     /// What to run does not start as written (unknown experiment, environment, variable).
     #[error("{0}")]
     Launch(#[from] StartError),
@@ -115,12 +125,15 @@ pub struct ScheduleRow {
     pub cron: String,
     pub experiment: String,
     pub env: Option<String>,
+    /// Shown as `NAME: ***`: a value may be a secret.
+    #[serde(serialize_with = "approval::masked")]
     pub vars: BTreeMap<String, String>,
     pub created: String,
     /// `ops-lead (admin)`: who made it.
     pub created_by: String,
-    /// The token name of who made it: a production firing needs someone else's approval.
-    #[serde(skip)]
+    /// The token it runs for: who made it through the API, or `--owner` from the shell
+    /// (`USER (shell)`, no token, when made there outside production). A production
+    /// firing needs someone else's approval.
     pub owner: String,
     /// The time of the last firing handled (started, skipped, failed or missed).
     pub last_fired: Option<String>,
@@ -139,7 +152,8 @@ impl ScheduleRow {
     }
 }
 
-/// Stores a new schedule after checking its cron and that what it runs plans.
+/// Stores a new schedule after checking its cron and that what it runs plans; one in a
+/// production environment needs an owner token (someone its approvals exclude).
 pub fn create(
     store: &Store,
     runner: &Runner,
@@ -147,7 +161,14 @@ pub fn create(
 ) -> Result<ScheduleRow, ScheduleError> {
     api::check_name(&row.name).map_err(ScheduleError::Name)?;
     let cron = Cron::parse(&row.cron)?;
-    runner.plan_of(&row.launch())?;
+    if let Some(env) = approval::production_env(runner, &row.launch())?
+        && store.token_named(&row.owner)?.is_none()
+    {
+        return Err(ScheduleError::NoOwner {
+            name: row.name.clone(),
+            env,
+        });
+    }
     let vars = serde_json::to_string(&row.vars).unwrap_or_else(|_| "{}".into());
     let created = crate::store::now();
     let r = store.with(|c| {
@@ -178,7 +199,7 @@ pub fn create(
         &row.created_by,
         "create",
         &format!("schedule:{}", row.name),
-        &format!("`{}`: {}", cron.as_str(), what(row)),
+        &format!("`{}`: {}; owner `{}`", cron.as_str(), what(row), row.owner),
     )?;
     Ok(get(store, &row.name)?.unwrap_or_else(|| row.clone()))
 }
@@ -242,11 +263,29 @@ fn what(row: &ScheduleRow) -> String {
     if let Some(env) = &row.env {
         out.push_str(&format!(" in environment `{env}`"));
     }
-    if !row.vars.is_empty() {
-        let vars: Vec<String> = row.vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        out.push_str(&format!(" with {}", vars.join(" ")));
-    }
+    out.push_str(&approval::with_vars(&row.vars));
     out
+}
+
+/// Checks that `name` is a token a schedule can run for: it exists, is neither revoked
+/// nor expired, and may start runs (operator or admin).
+pub fn check_owner(store: &Store, name: &str) -> Result<(), ScheduleError> {
+    let why = match store.token_named(name)? {
+        None => "no token has this name: `livefire serve token list` shows them".to_owned(),
+        Some(t) if t.revoked => "this token is revoked: name one in use".to_owned(),
+        Some(t) if t.expires.is_some_and(|e| e <= auth::unix_now()) => {
+            "this token has expired: name one in use".to_owned()
+        }
+        Some(t) if t.role < Role::Operator => format!(
+            "this token is a {}: a schedule runs for an operator or admin, who may start runs",
+            t.role.as_str()
+        ),
+        Some(_) => return Ok(()),
+    };
+    Err(ScheduleError::Owner {
+        name: name.to_owned(),
+        why,
+    })
 }
 
 fn lower_first(s: &str) -> String {
@@ -338,13 +377,17 @@ pub fn missed_at_start(store: &Store) -> Vec<String> {
 /// Fires the schedules, forever: each at the first time its cron names after the server
 /// started (or after the schedule was made). The table is read each tick, so schedules
 /// made or deleted through the API or the CLI take effect at once.
-pub async fn run(store: Arc<Store>, runner: Arc<Runner>, require_approval: bool) {
+pub async fn run(store: Arc<Store>, runner: Arc<Runner>, policy: Policy) {
     // Name -> (cron text, next firing).
     let mut due: BTreeMap<String, (String, Option<Timestamp>)> = BTreeMap::new();
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        // Requests nobody decided in time expire even when nobody looks.
+        if let Err(e) = approval::expire_due(&store) {
+            tracing::warn!("cannot expire the approvals due: {e}");
+        }
         let rows = match list(&store) {
             Ok(rows) => rows,
             Err(e) => {
@@ -369,25 +412,27 @@ pub async fn run(store: Arc<Store>, runner: Arc<Runner>, require_approval: bool)
             // from now.
             entry.1 = cron.next_after(now.max(at));
             let (store, runner) = (store.clone(), runner.clone());
-            tokio::spawn(async move { fire(&store, &runner, require_approval, &row, at).await });
+            tokio::spawn(async move { fire(&store, &runner, policy, &row, at).await });
         }
     }
 }
 
 /// One firing: a run started by `schedule NAME`, or one waiting for approval, or a
-/// skip with its reason (a target held by a run still going), all in the audit log.
+/// skip with its reason (a target held by a run still going, the previous request
+/// still waiting), all in the audit log.
 async fn fire(
     store: &Store,
     runner: &Arc<Runner>,
-    require_approval: bool,
+    policy: Policy,
     row: &ScheduleRow,
     at: Timestamp,
 ) {
     let launch = row.launch();
     let who = launch.by.clone();
     let subject = format!("schedule:{}", row.name);
-    let (action, result) =
-        match approval::request(store, runner, require_approval, launch, &row.owner).await {
+    let (action, result) = match skip_reason(store, runner, policy, row, &launch) {
+        Some(why) => ("skip", format!("skipped: {why}")),
+        None => match approval::request(store, runner, policy, launch, &row.owner).await {
             Ok(Requested::Started(run)) => ("fire", format!("started run {}", run.id)),
             Ok(Requested::Awaiting(a)) => (
                 "fire",
@@ -401,10 +446,49 @@ async fn fire(
                 format!("skipped: a run is already active on its targets: {e}"),
             ),
             Err(e) => ("fail", format!("not started: {e}")),
-        };
+        },
+    };
     tracing::info!(schedule = %row.name, at = %at, "{result}");
     let _ = store.audit(&who, action, &subject, &format!("due {at}: {result}"));
     record(store, &row.name, at, &result);
+}
+
+/// Why a firing asks nothing, under `--require-approval`: the schedule's previous
+/// request still waits (one request at a time, not a pile for the approvers), or a
+/// production firing has no owner token to keep from approving it.
+fn skip_reason(
+    store: &Store,
+    runner: &Runner,
+    policy: Policy,
+    row: &ScheduleRow,
+    launch: &Launch,
+) -> Option<String> {
+    if !policy.required {
+        return None;
+    }
+    match approval::waiting_for(store, &launch.by) {
+        Ok(Some(w)) => {
+            return Some(format!(
+                "the approval for the firing at {} ({}) still waits, asked of an operator or admin other than `{}`{}",
+                w.requested,
+                w.id,
+                w.requester,
+                w.expires
+                    .map(|t| format!("; it expires at {t}"))
+                    .unwrap_or_default()
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => return Some(format!("cannot read the approvals: {e}")),
+    }
+    if store.token_named(&row.owner).ok().flatten().is_some() {
+        return None;
+    }
+    // Made before owners were asked for, or its experiment moved into production since.
+    let env = approval::production_env(runner, launch).ok().flatten()?;
+    Some(format!(
+        "environment `{env}` is production and this schedule has no owner token, so nobody could be kept from approving its own run: make it again with `livefire serve schedule create --owner TOKEN`"
+    ))
 }
 
 // ---- the API ------------------------------------------------------------------------
@@ -523,7 +607,12 @@ pub fn command(
             experiment,
             env,
             vars,
+            owner,
         } => {
+            if let Some(Err(e)) = owner.as_deref().map(|o| check_owner(store, o)) {
+                let _ = writeln!(err, "livefire serve schedule create: {e}");
+                return Exit::Invalid;
+            }
             let runner = Runner::new(exe, data, store.clone());
             let row = ScheduleRow {
                 name: name.clone(),
@@ -533,7 +622,7 @@ pub fn command(
                 vars: vars.iter().cloned().collect(),
                 created: String::new(),
                 created_by: me.clone(),
-                owner: me,
+                owner: owner.clone().unwrap_or(me),
                 last_fired: None,
                 last_result: None,
             };

@@ -113,6 +113,7 @@ impl Store {
                 c.execute_batch(SCHEMA)?;
                 c.execute_batch(crate::schedule::SCHEMA)?;
                 c.execute_batch(crate::approval::SCHEMA)?;
+                crate::approval::migrate(&c)?;
                 Ok(c)
             })
             .map_err(|source| StoreError::Open { path, source })?;
@@ -161,6 +162,18 @@ impl Store {
             c.query_row(
                 "SELECT name, role, created, expires, revoked FROM tokens WHERE hash = ?1",
                 [hash],
+                token_row,
+            )
+            .optional()
+        })
+    }
+
+    /// The token named so, if any (revoked and expired ones too).
+    pub fn token_named(&self, name: &str) -> Result<Option<TokenRow>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT name, role, created, expires, revoked FROM tokens WHERE name = ?1",
+                [name],
                 token_row,
             )
             .optional()

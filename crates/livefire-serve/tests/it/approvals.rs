@@ -1,15 +1,16 @@
-//! Approvals against a real store, without a server: who may decide, and a request the
-//! server was starting when it died.
+//! Approvals against a real store, without a server: who may decide, a request the
+//! server was starting when it died, reasons, expiry and what others see of variables.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use livefire_serve::approval::{self, AWAITING, DecideError, Requested};
+use livefire_serve::approval::{self, AWAITING, DecideError, EXPIRED, Policy, Requested};
 use livefire_serve::auth::{Caller, Role};
 use livefire_serve::runs::{Launch, Runner};
 use livefire_serve::store::Store;
 
-const DRILL: &str = "version: 1\ntitle: drill\nenvironments:\n  prod: { production: true }\ntimeline:\n  - { at: 0s, for: 1s, fault: { command: { apply: \"true\" } } }\n";
+const DRILL: &str = "version: 1\ntitle: drill\nvars: { password: none }\nenvironments:\n  prod: { production: true }\ntimeline:\n  - { at: 0s, for: 1s, fault: { command: { apply: \"true\" } } }\n";
 
 fn caller(name: &str, role: Role) -> Caller {
     Caller {
@@ -20,15 +21,29 @@ fn caller(name: &str, role: Role) -> Caller {
     }
 }
 
+const DAY: Policy = Policy {
+    required: true,
+    expires: Duration::from_secs(24 * 3600),
+};
+
 /// A request for the drill in prod by alice, waiting.
 async fn ask(store: &Store, runner: &Arc<Runner>) -> String {
+    ask_with(store, runner, DAY, Vec::new()).await
+}
+
+async fn ask_with(
+    store: &Store,
+    runner: &Arc<Runner>,
+    policy: Policy,
+    vars: Vec<(String, String)>,
+) -> String {
     let launch = Launch {
         experiment: "drill".into(),
         env: Some("prod".into()),
-        vars: Vec::new(),
+        vars,
         by: "alice (operator)".into(),
     };
-    match approval::request(store, runner, true, launch, "alice").await {
+    match approval::request(store, runner, policy, launch, "alice").await {
         Ok(Requested::Awaiting(a)) => {
             assert_eq!(a.state, AWAITING);
             assert_eq!(a.env, "prod");
@@ -59,21 +74,42 @@ fn only_a_second_person_decides_and_a_request_cut_off_by_a_crash_waits_again() {
         let id = ask(&store, &runner).await;
         // Alice may neither approve nor reject her own request.
         for approve in [true, false] {
-            let e = approval::decide(&store, &runner, &caller("alice", Role::Admin), &id, approve)
-                .await
-                .unwrap_err();
-            assert!(matches!(e, DecideError::OwnRequest(_)), "{e}");
+            let e = approval::decide(
+                &store,
+                &runner,
+                &caller("alice", Role::Admin),
+                &id,
+                approve,
+                None,
+            )
+            .await
+            .unwrap_err();
+            assert!(matches!(e, DecideError::OwnRequest { .. }), "{e}");
             assert!(e.to_string().contains("a second person"), "{e}");
         }
         // Bob rejects it; then it is decided.
-        let row = approval::decide(&store, &runner, &caller("bob", Role::Operator), &id, false)
-            .await
-            .unwrap();
+        let row = approval::decide(
+            &store,
+            &runner,
+            &caller("bob", Role::Operator),
+            &id,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
         assert_eq!(row.state, "rejected");
         assert_eq!(row.decided_by.as_deref(), Some("bob (operator)"));
-        let e = approval::decide(&store, &runner, &caller("carol", Role::Operator), &id, true)
-            .await
-            .unwrap_err();
+        let e = approval::decide(
+            &store,
+            &runner,
+            &caller("carol", Role::Operator),
+            &id,
+            true,
+            None,
+        )
+        .await
+        .unwrap_err();
         assert!(e.to_string().contains("decided already"), "{e}");
 
         // A server killed while starting an approved run leaves it `starting`: the next
@@ -95,4 +131,122 @@ fn only_a_second_person_decides_and_a_request_cut_off_by_a_crash_waits_again() {
         let audit = store.audit_log(Some(&format!("approval:{cut}"))).unwrap();
         assert!(audit.iter().any(|a| a.action == "recover"), "{audit:?}");
     });
+}
+
+fn store_and_runner(dir: &std::path::Path) -> (Arc<Store>, Arc<Runner>) {
+    let store = Arc::new(Store::open(dir).unwrap());
+    store
+        .put_experiment("drill", DRILL, "alice (operator)")
+        .unwrap();
+    let runner = Arc::new(Runner::new(
+        PathBuf::from("/nonexistent/livefire"),
+        dir.to_owned(),
+        store.clone(),
+    ));
+    (store, runner)
+}
+
+#[test]
+fn a_rejection_keeps_its_reason_and_others_see_variable_names_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, runner) = store_and_runner(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let vars = vec![("password".to_owned(), "hunter2".to_owned())];
+        let id = ask_with(&store, &runner, DAY, vars).await;
+        let row = approval::get(&store, &id).unwrap().unwrap();
+        let shown = serde_json::to_value(&row).unwrap();
+        assert_eq!(shown["vars"], serde_json::json!({"password": "***"}));
+        assert!(row.expires.is_some(), "{row:?}");
+        let row = approval::decide(
+            &store,
+            &runner,
+            &caller("bob", Role::Operator),
+            &id,
+            false,
+            Some("not during the sale"),
+        )
+        .await
+        .unwrap();
+        assert_eq!(row.reason.as_deref(), Some("not during the sale"));
+        let audit = store.audit_log(Some(&format!("approval:{id}"))).unwrap();
+        let reject = audit.iter().find(|a| a.action == "reject").unwrap();
+        assert!(reject.detail.contains("not during the sale"), "{reject:?}");
+        let request = audit.iter().find(|a| a.action == "request").unwrap();
+        assert!(request.detail.contains("password=***"), "{request:?}");
+        let all = serde_json::to_string(&store.audit_log(None).unwrap()).unwrap();
+        assert!(!all.contains("hunter2"), "a value in the audit log: {all}");
+    });
+}
+
+#[test]
+fn a_request_nobody_decides_in_time_expires_and_cannot_be_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, runner) = store_and_runner(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let now = Policy {
+            required: true,
+            expires: Duration::ZERO,
+        };
+        let gone = ask_with(&store, &runner, now, Vec::new()).await;
+        let kept = ask(&store, &runner).await;
+        assert_eq!(approval::expire_due(&store).unwrap(), 1);
+        assert_eq!(approval::expire_due(&store).unwrap(), 0, "expired once");
+        assert_eq!(
+            approval::get(&store, &gone).unwrap().unwrap().state,
+            EXPIRED
+        );
+        assert_eq!(
+            approval::get(&store, &kept).unwrap().unwrap().state,
+            AWAITING
+        );
+        let e = approval::decide(
+            &store,
+            &runner,
+            &caller("bob", Role::Operator),
+            &gone,
+            true,
+            None,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, DecideError::Expired { .. }), "{e}");
+        assert!(e.to_string().contains("ask for the run again"), "{e}");
+        let audit = store.audit_log(Some(&format!("approval:{gone}"))).unwrap();
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.action == "expire" && a.who == "livefire serve"),
+            "{audit:?}"
+        );
+    });
+}
+
+#[test]
+fn an_approval_body_is_nothing_or_a_reason() {
+    use serde_json::json;
+    // (body, the reason, or words of the refusal)
+    let cases: Vec<(serde_json::Value, Result<Option<&str>, &str>)> = vec![
+        (json!(null), Ok(None)),
+        (json!({}), Ok(None)),
+        (json!({"reason": "  "}), Ok(None)),
+        (
+            json!({"reason": "after the freeze"}),
+            Ok(Some("after the freeze")),
+        ),
+        (json!({"reason": "a\nb"}), Ok(Some("a\nb"))),
+        (json!({"reason": 3}), Err("`reason` is text")),
+        (json!({"why": "x"}), Err("unknown field `why`")),
+        (json!(["reason"]), Err("send a JSON object")),
+        (json!({"reason": "x".repeat(1001)}), Err("at most 1000")),
+        (json!({"reason": "a\u{7}b"}), Err("control characters")),
+    ];
+    for (body, want) in cases {
+        match (approval::reason_of(&body), want) {
+            (Ok(got), Ok(want)) => assert_eq!(got.as_deref(), want, "{body}"),
+            (Err(got), Err(words)) => assert!(got.contains(words), "{body}: {got}"),
+            (got, want) => panic!("{body}: got {got:?}, want {want:?}"),
+        }
+    }
 }

@@ -2,7 +2,10 @@
 //! pauses a real process and the run list names the schedule; the next firing, its
 //! target still held, is skipped with the reason; schedules survive a restart and the
 //! firings missed meanwhile are logged; bad cron is 400 and a viewer is 403. With
-//! `--require-approval`, a production run waits for a second person.
+//! `--require-approval`, a production run waits for a second person: the owner of a
+//! schedule made from the shell (`--owner`) cannot approve its firings, a firing while
+//! the previous request waits is skipped, decisions keep their reason, requests expire,
+//! and others see variables' names only.
 
 use std::time::{Duration, Instant};
 
@@ -172,7 +175,8 @@ fn bad_schedules_are_refused_saying_why_and_only_admins_make_them() {
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1, "{list:?}");
     assert_eq!(list[0]["env"], "prod");
-    assert_eq!(list[0]["vars"]["label"], "monthly drill");
+    // Others see the variable's name, not its value.
+    assert_eq!(list[0]["vars"]["label"], "***");
     let next = list[0]["next"].as_str().unwrap();
     assert!(next.contains("-01T09:00:00"), "{next}");
     // A viewer cannot delete it; an admin can, and it is in the audit log.
@@ -462,10 +466,11 @@ fn with_require_approval_a_production_run_waits_for_a_second_person() {
         "POST",
         &format!("/api/approvals/{second}/reject"),
         &bob,
-        None,
+        Some(json!({"reason": "not during the sale"})),
     );
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["state"], "rejected");
+    assert_eq!(v["reason"], "not during the sale");
     let (status, _) = server.json(
         "POST",
         &format!("/api/approvals/{second}/approve"),
@@ -475,9 +480,9 @@ fn with_require_approval_a_production_run_waits_for_a_second_person() {
     assert_eq!(status, 409);
     let lines = audit_of(&server, &viewer, &format!("approval:{second}"));
     assert!(
-        lines
-            .iter()
-            .any(|(who, action, _)| action == "reject" && who == "bob (operator)"),
+        lines.iter().any(|(who, action, detail)| action == "reject"
+            && who == "bob (operator)"
+            && detail.contains("reason: not during the sale")),
         "{lines:?}"
     );
     assert!(victim.running(), "a rejected run changes nothing");
@@ -510,4 +515,308 @@ fn with_require_approval_a_production_run_waits_for_a_second_person() {
     assert!(victim.wait_state('T'));
     stop_and_wait(&server, &alice, &staging);
     assert!(victim.running());
+}
+
+/// `livefire serve schedule create` against the server's store, as an admin at the shell.
+fn shell_schedule(server: &Server, args: &[&str]) -> (i32, String, String) {
+    run(server
+        .home
+        .livefire()
+        .args(["serve", "--data"])
+        .arg(server.home.path().join("data"))
+        .args(["schedule", "create"])
+        .args(args))
+}
+
+#[test]
+fn a_shell_schedule_in_production_has_an_owner_who_cannot_approve_it_and_waits_one_request_at_a_time()
+ {
+    let server = Server::start_with(Home::new(), &["--require-approval"]);
+    let root = server.token("admin", "root", None);
+    let alice = server.token("operator", "alice", None);
+    let bob = server.token("operator", "bob", None);
+    server.token("viewer", "vic", None);
+    server.token("operator", "gone", None);
+    let (code, _, err) = run(server
+        .home
+        .livefire()
+        .args(["serve", "--data"])
+        .arg(server.home.path().join("data"))
+        .args(["token", "revoke", "gone"]));
+    assert_eq!(code, 0, "{err}");
+    let victim = Victim::start();
+    upload(
+        &server,
+        &alice,
+        "pause",
+        &pause_in_environments(victim.pid(), 120),
+    );
+    let often = [
+        "--name",
+        "often",
+        "--cron",
+        "*/2 * * * * *",
+        "--experiment",
+        "pause",
+        "--env",
+        "prod",
+        "--var",
+        "label=the secret label",
+    ];
+    // (extra flags, words of the refusal): nothing is stored.
+    let refused: [(&[&str], &str); 4] = [
+        (&[], "pass --owner TOKEN"),
+        (
+            &["--owner", "nobody"],
+            "--owner `nobody`: no token has this name",
+        ),
+        (&["--owner", "vic"], "this token is a viewer"),
+        (&["--owner", "gone"], "this token is revoked"),
+    ];
+    for (extra, words) in refused {
+        let args: Vec<&str> = often.iter().chain(extra).copied().collect();
+        let (code, out, err) = shell_schedule(&server, &args);
+        assert_eq!(code, 3, "{extra:?}: {out}{err}");
+        assert!(err.contains(words), "{extra:?}: `{words}` not in {err}");
+    }
+    let (_, list) = server.json("GET", "/api/schedules", &root, None);
+    assert_eq!(list, json!([]), "a refused schedule is not stored");
+    // Made for alice: she is its owner.
+    let args: Vec<&str> = often.iter().chain(&["--owner", "alice"]).copied().collect();
+    let (code, out, err) = shell_schedule(&server, &args);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("schedule `often` made"), "{out}");
+    let (_, s) = server.json("GET", "/api/schedules/often", &root, None);
+    assert_eq!(s["owner"], "alice", "{s}");
+
+    // Its first firing asks for approval; the next ones, while that waits, are skipped
+    // with the reason instead of asking again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let skipped = loop {
+        let lines = audit_of(&server, &root, "schedule:often");
+        if let Some(l) = lines.iter().find(|(_, action, _)| action == "skip") {
+            break l.2.clone();
+        }
+        assert!(Instant::now() < deadline, "no skipped firing: {lines:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let (status, _) = server.json("DELETE", "/api/schedules/often", &root, None);
+    assert_eq!(status, 200);
+    let (_, pending) = server.json("GET", "/api/approvals", &bob, None);
+    let pending = pending.as_array().unwrap();
+    assert_eq!(
+        pending.len(),
+        1,
+        "one request, not one a firing: {pending:?}"
+    );
+    let a = &pending[0];
+    let id = a["id"].as_str().unwrap().to_owned();
+    assert_eq!(a["state"], "awaiting approval");
+    assert_eq!(a["requested_by"], "schedule often");
+    assert_eq!(a["requester"], "alice");
+    assert!(
+        skipped.contains(&format!(
+            "the approval for the firing at {} ({id}) still waits, asked of an operator or admin other than `alice`",
+            a["requested"].as_str().unwrap()
+        )),
+        "{skipped}"
+    );
+    let fired: Vec<(String, String, String)> = audit_of(&server, &root, "schedule:often")
+        .into_iter()
+        .filter(|(_, action, _)| action == "fire")
+        .collect();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert!(fired[0].2.contains(&id), "{fired:?}");
+
+    // Others see the variable's name, never its value.
+    assert_eq!(a["vars"], json!({"label": "***"}));
+    let (_, audit) = server.json("GET", "/api/audit", &root, None);
+    let audit = audit.to_string();
+    assert!(audit.contains("label=***"), "{audit}");
+    assert!(!audit.contains("the secret label"), "{audit}");
+
+    // Alice owns the schedule: she may not approve its run.
+    let approve = format!("/api/approvals/{id}/approve");
+    let (status, v) = server.json("POST", &approve, &alice, None);
+    assert_eq!(status, 403, "{v}");
+    let said = v["error"].as_str().unwrap();
+    assert!(
+        said.contains("schedule `often`, which is yours") && said.contains("a second person"),
+        "{v}"
+    );
+    // A body other than a reason is refused, and decides nothing.
+    let bad: [(&[u8], u16, &str); 4] = [
+        (
+            br#"{"reason": "ok", "force": true}"#,
+            400,
+            "unknown field `force`",
+        ),
+        (b"approve it", 400, "the body is not JSON"),
+        (br#"{"reason": 42}"#, 400, "`reason` is text"),
+        (&[b' '; 2 << 20], 413, "larger than"),
+    ];
+    for (body, want, words) in bad {
+        let (status, _, said) = server.call("POST", &approve, Some(&bob), Some(body));
+        assert_eq!(status, want, "{said}");
+        assert!(said.contains(words), "`{words}` not in {said}");
+    }
+    let (_, a) = server.json("GET", &format!("/api/approvals/{id}"), &bob, None);
+    assert_eq!(a["state"], "awaiting approval", "{a}");
+    assert_ne!(victim.state(), 'T', "nothing runs before the approval");
+
+    // Bob approves, saying why: the reason is in the approvals list, the audit log and
+    // the run's journal.
+    let (status, v) = server.json(
+        "POST",
+        &approve,
+        &bob,
+        Some(json!({"reason": "drill window agreed with the on-call"})),
+    );
+    assert_eq!(status, 201, "{v}");
+    let run_id = v["run_id"].as_str().unwrap().to_owned();
+    assert!(victim.wait_state('T'), "the approved run paused the victim");
+    let (_, list) = server.json("GET", "/api/approvals", &alice, None);
+    assert_eq!(
+        list[0]["reason"], "drill window agreed with the on-call",
+        "{list}"
+    );
+    assert!(
+        audit_of(&server, &root, &format!("approval:{id}"))
+            .iter()
+            .any(|(who, action, detail)| action == "approve"
+                && who == "bob (operator)"
+                && detail.contains("drill window agreed")),
+        "the approval and its reason are in the audit log"
+    );
+    stop_and_wait(&server, &bob, &run_id);
+    assert!(victim.running());
+    let (_, _, journal) = server.call(
+        "GET",
+        &format!("/api/runs/{run_id}/files/journal.jsonl"),
+        Some(&alice),
+        None,
+    );
+    let approved: Vec<Value> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "audit" && v["action"] == "approve")
+        .collect();
+    assert_eq!(approved.len(), 1, "{journal}");
+    assert!(
+        approved[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reason: drill window agreed with the on-call"),
+        "{}",
+        approved[0]
+    );
+    let starts: Vec<Value> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["type"] == "audit" && v["action"] == "start")
+        .collect();
+    assert!(
+        starts[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("with label=***"),
+        "{}",
+        starts[0]
+    );
+}
+
+#[test]
+fn a_request_nobody_decides_within_approval_expires_expires_and_never_runs() {
+    let server = Server::start_with(
+        Home::new(),
+        &["--require-approval", "--approval-expires", "1s"],
+    );
+    let alice = server.token("operator", "alice", None);
+    let bob = server.token("operator", "bob", None);
+    let victim = Victim::start();
+    upload(
+        &server,
+        &alice,
+        "pause",
+        &pause_in_environments(victim.pid(), 120),
+    );
+    let (status, v) = server.json(
+        "POST",
+        "/api/runs",
+        &alice,
+        Some(json!({"experiment": "pause", "env": "prod"})),
+    );
+    assert_eq!(status, 202, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("the request expires at"),
+        "{v}"
+    );
+    let id = v["approval"]["id"].as_str().unwrap().to_owned();
+    let a = wait_for(&server, &bob, &format!("/api/approvals/{id}"), |a| {
+        a["state"] != "awaiting approval"
+    });
+    assert_eq!(a["state"], "expired", "{a}");
+    let (status, v) = server.json("POST", &format!("/api/approvals/{id}/approve"), &bob, None);
+    assert_eq!(status, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("expired at"), "{v}");
+    let lines = audit_of(&server, &bob, &format!("approval:{id}"));
+    assert!(
+        lines
+            .iter()
+            .any(|(who, action, _)| action == "expire" && who == "livefire serve"),
+        "{lines:?}"
+    );
+    let (_, runs) = server.json("GET", "/api/runs", &bob, None);
+    assert_eq!(runs, json!([]), "an expired request never runs");
+    assert_ne!(victim.state(), 'T');
+}
+
+/// Regression: a schedule made from the shell outside production, whose experiment is
+/// then uploaded again with that environment marked production, has no owner to keep
+/// from approving: its firings are skipped saying so, and nobody is asked.
+#[test]
+fn a_schedule_without_an_owner_token_does_not_fire_into_production() {
+    let server = Server::start_with(Home::new(), &["--require-approval"]);
+    let alice = server.token("operator", "alice", None);
+    let victim = Victim::start();
+    upload(
+        &server,
+        &alice,
+        "pause",
+        &pause_in_environments(victim.pid(), 1),
+    );
+    let (code, _, err) = shell_schedule(
+        &server,
+        &[
+            "--name",
+            "ownerless",
+            "--cron",
+            "*/2 * * * * *",
+            "--experiment",
+            "pause",
+            "--env",
+            "staging",
+        ],
+    );
+    assert_eq!(code, 0, "outside production no owner is needed: {err}");
+    let moved = pause_in_environments(victim.pid(), 1)
+        .replace("staging: {}", "staging: { production: true }");
+    upload(&server, &alice, "pause", &moved);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines = audit_of(&server, &alice, "schedule:ownerless");
+        if lines
+            .iter()
+            .any(|(_, action, detail)| action == "skip" && detail.contains("no owner token"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no skipped firing: {lines:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (_, pending) = server.json("GET", "/api/approvals", &alice, None);
+    assert_eq!(pending, json!([]), "nobody was asked");
 }
