@@ -1,7 +1,7 @@
 // Schedules and approvals in the console (after app.js, whose helpers it uses): the
 // Schedules page (admins make and delete them), the runs waiting for a second person's
-// approval with Approve and Reject for those who may, and the environment and
-// variables a run is started with.
+// approval with Approve and Reject (which asks why) for those who may, the recent
+// decisions with their reasons, and the environment and variables a run is started with.
 "use strict";
 
 /// The environment and variables a run starts with; `.body(name)` is the POST body.
@@ -32,20 +32,46 @@ function started(s, msg) {
 
 // ---- approvals -------------------------------------------------------------------
 
+/// Asks why a run is rejected; resolves to the reason, or null when cancelled.
+function askReason(id) {
+  const reason = el("textarea", { id: "reject-reason", required: true, maxlength: 1000, placeholder: "why (the one who asked and the audit log see it)" });
+  const dialog = el("dialog", { id: "reject-dialog" },
+    el("form", { method: "dialog" },
+      el("p", {}, el("strong", {}, `Reject ${id}?`), " It will not run."),
+      el("label", {}, "Reason ", reason),
+      el("p", {},
+        el("button", { id: "reject-confirm", value: "reject", class: "danger" }, "Reject"), " ",
+        el("button", { type: "button", value: "cancel", onclick: () => dialog.close("cancel") }, "Keep it waiting"))));
+  document.body.append(dialog);
+  return new Promise((done) => {
+    dialog.onclose = () => { dialog.remove(); done(dialog.returnValue === "reject" ? reason.value.trim() : null); };
+    dialog.showModal();
+  });
+}
+
 /// Runs waiting for a second person (shown before `anchor`), with Approve and Reject
-/// for an operator or admin who did not ask for them.
+/// for an operator or admin who did not ask for them; then the recent decisions.
 async function approvalsPanel(anchor) {
   const box = el("div", { class: "card", id: "pending" });
   anchor.before(box);
   const r = await api("GET", "/api/approvals");
-  const waiting = (r.data || []).filter((a) => a.state === "awaiting approval");
-  if (!waiting.length) { box.remove(); return; }
+  const all = r.data || [];
+  const waiting = all.filter((a) => a.state === "awaiting approval");
+  const decided = all.filter((a) => a.state !== "awaiting approval").slice(0, 10);
+  if (!waiting.length && !decided.length) { box.remove(); return; }
+  const vars = (a) => Object.keys(a.vars).map((k) => `${k}=***`).join(" ");
   const msg = el("p", { id: "approval-error", class: "error", role: "alert" });
-  const t = el("table", { id: "approvals" }, el("tr", {}, ...["waiting", "experiment", "environment", "variables", "asked by", "since", ""].map((h) => el("th", {}, h))));
+  const t = el("table", { id: "approvals" }, el("tr", {}, ...["waiting", "experiment", "environment", "variables", "asked by", "since", "expires", ""].map((h) => el("th", {}, h))));
   for (const a of waiting) {
     const mine = state.me && a.requester === state.me.name;
     const decide = (verb) => async () => {
-      const d = await api("POST", `/api/approvals/${encodeURIComponent(a.id)}/${verb}`);
+      let body;
+      if (verb === "reject") {
+        const why = await askReason(a.id);
+        if (!why) return;
+        body = { reason: why };
+      }
+      const d = await api("POST", `/api/approvals/${encodeURIComponent(a.id)}/${verb}`, body);
       if (d.status === 201 && d.data.run_id) location.hash = `#run/${encodeURIComponent(d.data.run_id)}`;
       else if (d.status === 200) route();
       else msg.textContent = (d.data && d.data.error) || `refused (${d.status})`;
@@ -59,10 +85,20 @@ async function approvalsPanel(anchor) {
           el("button", { type: "button", class: "reject", onclick: decide("reject") }, "Reject"));
     t.append(el("tr", { "data-approval": a.id },
       el("td", { class: "state-awaiting" }, a.id), el("td", {}, a.experiment), el("td", {}, el("span", { class: "pill bad" }, `${a.env} (production)`)),
-      el("td", {}, Object.entries(a.vars).map(([k, v]) => `${k}=${v}`).join(" ")),
-      el("td", {}, a.requested_by), el("td", {}, a.requested), el("td", {}, actions)));
+      el("td", {}, vars(a)),
+      el("td", {}, a.requested_by), el("td", {}, a.requested), el("td", {}, a.expires || "never"), el("td", {}, actions)));
   }
-  box.append(el("h2", {}, "Awaiting approval"), t, msg);
+  if (waiting.length) box.append(el("h2", {}, "Awaiting approval"), t, msg);
+  if (!decided.length) return;
+  const d = el("table", { id: "decided" }, el("tr", {}, ...["request", "experiment", "environment", "asked by", "decision", "by", "reason"].map((h) => el("th", {}, h))));
+  for (const a of decided) {
+    d.append(el("tr", { "data-approval": a.id },
+      el("td", {}, a.id), el("td", {}, a.experiment), el("td", {}, a.env), el("td", {}, a.requested_by),
+      el("td", { class: `decision ${a.state}` }, a.run_id ? `${a.state}: ${a.run_id}` : a.state),
+      el("td", {}, a.decided_by || (a.state === "expired" ? `nobody by ${a.expires}` : "–")),
+      el("td", { class: "reason" }, a.reason || "–")));
+  }
+  box.append(el("h2", {}, "Recent decisions"), d);
 }
 
 // ---- schedules -------------------------------------------------------------------
@@ -74,7 +110,7 @@ async function schedulesPage(view) {
   const msg = el("p", { id: "schedule-error", class: "error", role: "alert" });
   const r = await api("GET", "/api/schedules");
   for (const s of (r.data || [])) {
-    const what = [s.experiment, s.env ? `in ${s.env}` : "", ...Object.entries(s.vars).map(([k, v]) => `${k}=${v}`)].filter(Boolean).join(" ");
+    const what = [s.experiment, s.env ? `in ${s.env}` : "", ...Object.keys(s.vars).map((k) => `${k}=***`)].filter(Boolean).join(" ");
     const del = can("admin")
       ? el("button", { type: "button", class: "delete", onclick: async () => {
         if (!confirm(`Delete the schedule ${s.name}?`)) return;
@@ -85,7 +121,7 @@ async function schedulesPage(view) {
     t.append(el("tr", { "data-schedule": s.name },
       el("td", {}, s.name), el("td", {}, el("code", {}, s.cron)), el("td", {}, what),
       el("td", {}, s.next || "–"), el("td", {}, s.last_result ? `${s.last_fired}: ${s.last_result}` : "never fired"),
-      el("td", {}, s.created_by), el("td", {}, del)));
+      el("td", {}, s.owner === s.created_by || s.created_by.startsWith(`${s.owner} (`) ? s.created_by : `${s.created_by} for ${s.owner}`), el("td", {}, del)));
   }
   if (!can("admin")) { view.append(el("p", { class: "muted" }, "Admins make and delete schedules.")); return; }
   const name = el("input", { id: "schedule-name", placeholder: "name", size: 20 });

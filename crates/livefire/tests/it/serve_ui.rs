@@ -239,6 +239,44 @@ fn a_second_person_approves_a_production_run_and_an_admin_makes_a_schedule_in_ch
     assert_eq!(status, 202);
     assert!(victim.running());
 
+    // Alice asks again; Bob rejects it and the page asks him why: the reason is shown
+    // with the decision, and nothing runs.
+    let (status, v) = server.json(
+        "POST",
+        "/api/runs",
+        &alice,
+        Some(json!({"experiment": "pause", "env": "prod"})),
+    );
+    assert_eq!(status, 202, "{v}");
+    page.eval("location.hash = '#experiments'; true");
+    page.eval("location.hash = '#runs'; true");
+    page.wait_for(
+        "the Reject button",
+        "!!document.querySelector('#approvals button.reject')",
+    );
+    page.eval("document.querySelector('#approvals button.reject').click(); true");
+    page.wait_for(
+        "the reason asked for",
+        "!!document.querySelector('#reject-dialog[open] #reject-reason')",
+    );
+    // No reason, no rejection: the form will not submit empty.
+    page.eval("document.getElementById('reject-confirm').click(); true");
+    assert_eq!(
+        page.eval("!!document.querySelector('#reject-dialog[open]')"),
+        true
+    );
+    page.eval("document.getElementById('reject-reason').value = 'not during the sale'; document.getElementById('reject-confirm').click(); true");
+    let row = page.wait_for(
+        "the decision with its reason",
+        "(() => { const r = document.querySelector('#decided td.reason'); return r && r.textContent.includes('sale') && r.parentElement.textContent; })()",
+    );
+    let row = row.as_str().unwrap();
+    assert!(
+        row.contains("rejected") && row.contains("bob (operator)"),
+        "{row}"
+    );
+    assert!(victim.running(), "a rejected run changes nothing");
+
     // An admin makes a monthly schedule on the Schedules page.
     page.eval("document.getElementById('logout').click(); true");
     log_in(&mut page, &root);
