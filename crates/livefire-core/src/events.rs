@@ -125,6 +125,10 @@ pub enum Event {
         livefire: String,
         /// Planned end of the timeline, in milliseconds.
         planned_ms: u64,
+        /// The process's open-files limit (one per connection), after raising it to
+        /// the hard limit. Absent in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        open_files: Option<u64>,
     },
     /// Right after `run_started`: the experiment as it runs, so that every report is a
     /// function of the journal alone. Absent in older journals.

@@ -193,6 +193,51 @@ pub fn tracks_writes(c: &LoadConfig) -> bool {
             .is_some_and(|p| p.statements.iter().any(|s| s.track_write.is_some()))
 }
 
+/// Raises the open-files limit to the hard limit (`livefire_load::limits`) and refuses,
+/// before anything runs, a plan whose loads' virtual users (`segment`'s share) cannot
+/// all hold a connection at once: loads count together where their times overlap.
+/// Returns the limits, when they can be read.
+pub fn check_open_files(
+    plan: &crate::plan::Plan,
+    segment: livefire_load::Segment,
+) -> Result<Option<livefire_load::limits::OpenFiles>, String> {
+    let Some(limits) = livefire_load::limits::raise_open_files() else {
+        return Ok(None);
+    };
+    let loads: Vec<(Duration, Duration, &LoadConfig)> = plan
+        .activities
+        .iter()
+        .filter_map(|a| match &a.body {
+            crate::plan::Body::Load(c) => Some((a.start, a.start + a.duration, &**c)),
+            _ => None,
+        })
+        .collect();
+    // The busiest moment begins when some load begins.
+    for (at, _, _) in &loads {
+        let active: Vec<&LoadConfig> = loads
+            .iter()
+            .filter(|(s, e, _)| s <= at && at < e)
+            .map(|(_, _, c)| *c)
+            .collect();
+        let needed = active
+            .iter()
+            .map(|c| {
+                let mut c = (*c).clone();
+                c.segment = segment;
+                livefire_load::limits::connections_needed(&c)
+            })
+            .sum();
+        let names: Vec<String> = active.iter().map(|c| format!("`{}`", c.name)).collect();
+        let what = match names.len() {
+            1 => format!("load {}", names[0]),
+            _ => format!("loads {} (running together)", names.join(", ")),
+        };
+        livefire_load::limits::check_open_files(needed, &limits, &what)
+            .map_err(|e| format!("{e} (nothing was applied)"))?;
+    }
+    Ok(Some(limits))
+}
+
 /// Journals every window that is complete (its second has passed) and not journaled
 /// yet. Call once a second, and once more with `all` at the end.
 pub fn journal_windows(

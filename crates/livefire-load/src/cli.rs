@@ -384,6 +384,16 @@ pub fn command(args: &LoadArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exi
             return Exit::Invalid;
         }
     };
+    // One open file per connection: take what the hard limit allows, and refuse
+    // virtual users it cannot hold before anything is sent.
+    if let Some(limits) = crate::limits::raise_open_files() {
+        let needed = crate::limits::connections_needed(&config);
+        let what = format!("load `{}`", config.name);
+        if let Err(e) = crate::limits::check_open_files(needed, &limits, &what) {
+            let _ = writeln!(err, "error: {e}");
+            return Exit::Invalid;
+        }
+    }
     if let Some(dir) = &args.out
         && let Err(e) = std::fs::create_dir_all(dir)
     {

@@ -11,6 +11,7 @@ pub mod client;
 pub mod config;
 pub mod data;
 mod h1;
+pub mod limits;
 pub mod pg;
 mod recorder;
 pub mod report;

@@ -42,6 +42,7 @@ pub fn write_journal(dir: &Path, seconds: u64, rps: u64) -> std::io::Result<()> 
             seed: 1,
             livefire: "bench".into(),
             planned_ms: end,
+            open_files: None,
         },
     )?;
     emit(

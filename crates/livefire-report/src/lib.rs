@@ -194,6 +194,7 @@ mod tests {
                     seed: 7,
                     livefire: "0".into(),
                     planned_ms: 5000,
+                    open_files: None,
                 },
             ),
             probe(10, 1, true, Phase::Before),

@@ -335,6 +335,7 @@ pub fn summarize(journal: &Journal) -> Summary {
                 seed,
                 livefire,
                 planned_ms,
+                ..
             } => {
                 s.run_id = run_id.clone();
                 s.title = title.clone();

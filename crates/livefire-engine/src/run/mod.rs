@@ -320,6 +320,12 @@ async fn run_async(
     // A plan may be looked at without confirming: only a run needs it.
     plan.confirm(opts.confirm.as_deref())?;
     check_targets(&plan)?;
+    // One open file per connection: a run on one machine holds its loads' virtual
+    // users itself (a split run's segments check their own share).
+    if split.is_none() {
+        crate::workload::check_open_files(&plan, livefire_load::Segment::WHOLE)
+            .map_err(RunError::Refused)?;
+    }
     // The metrics port is taken now: one in use is an error before anything is applied.
     let metrics_listener = match &opts.metrics_listen {
         None => None,
@@ -590,6 +596,7 @@ async fn execute(
         seed: plan.settings.seed,
         livefire: livefire_core::VERSION.into(),
         planned_ms: plan.timeline_end().as_millis() as u64,
+        open_files: livefire_load::limits::raise_open_files().map(|l| l.limit),
     });
     journal.emit(crate::journal_plan::plan_event(plan));
     crate::journal_plan::index_run(&journal, &run_id, &run_dir, &plan.title);

@@ -57,6 +57,8 @@ pub enum AgentError {
     Plan(#[from] crate::plan::PlanError),
     #[error("{0}")]
     NotSplittable(String),
+    #[error("{0}")]
+    OpenFiles(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -70,6 +72,9 @@ pub fn agent(opts: AgentOptions, out: Box<dyn Write + Send>) -> Result<DoneStatu
         .ok_or_else(|| AgentError::StartAt(opts.start_at.clone()))?;
     let plan = crate::plan::plan_with_seed(&opts.file, &opts.vars, opts.env.as_deref(), opts.seed)?;
     splittable(&plan).map_err(AgentError::NotSplittable)?;
+    // One open file per connection: this segment's share of the virtual users must fit.
+    let limits =
+        crate::workload::check_open_files(&plan, segment).map_err(AgentError::OpenFiles)?;
     // After planning, so a slow plan is caught too.
     let now = SystemTime::now();
     let Ok(wait) = start_at.duration_since(now) else {
@@ -84,7 +89,14 @@ pub fn agent(opts: AgentOptions, out: Box<dyn Write + Send>) -> Result<DoneStatu
         .enable_all()
         .build()
         .map_err(AgentError::Runtime)?;
-    let status = rt.block_on(run_segment(plan, segment, start, opts.watch_stdin, out));
+    let status = rt.block_on(run_segment(
+        plan,
+        segment,
+        start,
+        opts.watch_stdin,
+        limits,
+        out,
+    ));
     // The stdin watcher may sit in a blocking read: do not wait for it.
     rt.shutdown_background();
     Ok(status)
@@ -112,6 +124,7 @@ async fn run_segment(
     segment: Segment,
     start: Instant,
     watch_stdin: bool,
+    limits: Option<livefire_load::limits::OpenFiles>,
     out: Box<dyn Write + Send>,
 ) -> DoneStatus {
     let (tx, rx) = mpsc::unbounded_channel::<Line>();
@@ -133,6 +146,8 @@ async fn run_segment(
         livefire: livefire_core::VERSION.into(),
         workloads,
         clock_ms: Some(unix_ms(SystemTime::now())),
+        open_files: limits.map(|l| l.limit),
+        open_files_was: limits.map(|l| l.was),
     });
     let stop = spawn_stop_listeners(watch_stdin, cancel.clone());
     let store = Arc::new(WindowStore::new());

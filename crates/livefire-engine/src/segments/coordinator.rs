@@ -471,6 +471,8 @@ impl State {
                 segment,
                 workloads,
                 clock_ms,
+                open_files,
+                open_files_was,
                 ..
             } => {
                 self.workloads[index as usize] = workloads;
@@ -487,9 +489,17 @@ impl State {
                     ));
                 }
                 self.ready[index as usize] = true;
-                let detail = self.offsets[index as usize]
+                let mut detail: Vec<String> = self.offsets[index as usize]
                     .map(|o| format!("clock offset {o:+} ms"))
-                    .unwrap_or_default();
+                    .into_iter()
+                    .collect();
+                if let Some(n) = open_files {
+                    detail.push(match open_files_was {
+                        Some(was) if was != n => format!("open files {n} (raised from {was})"),
+                        _ => format!("open files {n}"),
+                    });
+                }
+                let detail = detail.join(", ");
                 self.segment_event(journal, index, SegmentState::Ready, detail);
             }
             Line::Started {

@@ -26,6 +26,12 @@ pub enum Line {
         /// the coordinator compares it with its own (the clock offset).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         clock_ms: Option<u64>,
+        /// Its open-files limit (one per connection), after raising the soft limit to
+        /// the hard one; and the soft limit it started with.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        open_files: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        open_files_was: Option<u64>,
     },
     /// A load or campaign began on this segment.
     Started {

@@ -27,6 +27,7 @@ impl Day {
                 seed,
                 livefire: "0".into(),
                 planned_ms: 10_000,
+                open_files: None,
             },
         );
         d.at(
@@ -475,6 +476,7 @@ fn game_days_of_different_scenarios_are_refused_with_a_reason() {
                         seed: 3,
                         livefire: "0".into(),
                         planned_ms: 0,
+                        open_files: None,
                     },
                 );
                 d

@@ -5,7 +5,7 @@
 //! input is refused before anything runs.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use livefire_core::window::Latency;
 use livefire_load::LoadReport;
@@ -264,6 +264,119 @@ fn a_slow_target_within_the_timeout_is_counted_whole() {
     assert!(
         merged.total.latency.quantile_us(0.0).unwrap_or(0) >= 4_990_000,
         "every answer took the server's 5 s (to the histogram's 0.1%): {merged:?}"
+    );
+}
+
+/// `cmd` under an open-files limit of `soft` (hard limit `hard`), through `prlimit`.
+fn with_nofile(cmd: &std::process::Command, soft: u64, hard: u64) -> std::process::Command {
+    let mut limited = std::process::Command::new("prlimit");
+    limited
+        .arg(format!("--nofile={soft}:{hard}"))
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => limited.env(k, v),
+            None => limited.env_remove(k),
+        };
+    }
+    limited
+}
+
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit_and_virtual_users_beyond_it_are_refused() {
+    let home = Home::new();
+    let port = free_port();
+    // Started under a soft limit of 256 with a hard limit of 4096 (a login shell's usual
+    // pair is 1024 and more), nobody running `ulimit -n`.
+    let (soft, hard) = (256, 4096);
+    let file = home.file(&experiment(port, 10, 1, "", ""));
+    let start = livefire_engine::clock::rfc3339(SystemTime::now() + Duration::from_secs(3));
+    let mut agent = home.livefire();
+    agent
+        .args(["agent", "--segment", "1/1", "--start-at", &start])
+        .arg(&file);
+    let (code, out, err) = run(&mut with_nofile(&agent, soft, hard));
+    assert_eq!(code, 0, "{err}");
+    let ready: serde_json::Value = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|l| l["type"] == "ready")
+        .unwrap_or_else(|| panic!("a ready line: {out}"));
+    assert_eq!(ready["open_files"], hard, "{ready}");
+    assert_eq!(ready["open_files_was"], soft, "{ready}");
+    // A run says it in its journal, and so does each segment's `ready` event.
+    let mut split_one = home.run(&file);
+    split_one.args(["--segments", "1", "-q"]);
+    let (code, _, err) = run(&mut with_nofile(&split_one, soft, hard));
+    assert_eq!(code, 0, "{err}");
+    let events = events(&home.journal());
+    assert_eq!(of_type(&events, "run_started")[0]["open_files"], hard);
+    let ready = of_type(&events, "segment")
+        .into_iter()
+        .find(|e| e["state"] == "ready")
+        .unwrap()
+        .clone();
+    assert!(
+        ready["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("open files {hard}")),
+        "{ready}"
+    );
+
+    // 5,000 virtual users in one process need 5,000 connections: more than 4,096 files.
+    let users = |vus: u32| {
+        write(
+            home.path(),
+            &format!("users-{vus}.yaml"),
+            &format!(
+                "version: 1\ntitle: users\ntimeline:\n  - {{ at: 0s, for: 1s, load: {{ name: users, vus: {vus}, think: 1s, requests: [ {{ url: \"http://127.0.0.1:{port}/\" }} ] }} }}\n"
+            ),
+        )
+    };
+    let whole = users(5000);
+    let mut agent = home.livefire();
+    agent
+        .args(["agent", "--segment", "1/2", "--start-at", &start])
+        .arg(users(10_000));
+    let mut load = home.livefire();
+    load.args([
+        "load",
+        &format!("http://127.0.0.1:{port}/"),
+        "-c",
+        "5000",
+        "-d",
+        "1s",
+    ]);
+    let split = users(10_000);
+    let mut split_run = home.run(&split);
+    split_run.args(["--segments", "2", "-q"]);
+    // (what, command, exit)
+    let cases = [
+        ("a run on one machine", home.run(&whole), 3),
+        ("segment 1/2 of 10,000", agent, 3),
+        ("livefire load", load, 3),
+        // Each segment refuses its share: the run stops at the ready barrier.
+        ("a split run of 10,000 over 2", split_run, 2),
+    ];
+    for (what, cmd, want) in cases {
+        let (code, out, err) = run(&mut with_nofile(&cmd, soft, hard));
+        assert_eq!(code, want, "{what}: {out}{err}");
+        let said = format!("{out}{err}");
+        for part in [
+            "5000 virtual users in this process need 5000 connections",
+            "the open-files limit is 4096 (hard limit 4096)",
+            "split the load over more segments",
+        ] {
+            assert!(said.contains(part), "{what}: `{part}` in {said}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_dir(home.path().join("runs")).unwrap().count(),
+        2,
+        "the refused single run made no run folder"
     );
 }
 
