@@ -600,6 +600,16 @@ fn a_shell_schedule_in_production_has_an_owner_who_cannot_approve_it_and_waits_o
         assert!(Instant::now() < deadline, "no skipped firing: {lines:?}");
         std::thread::sleep(Duration::from_millis(100));
     };
+    // Every firing while the request waits is skipped the same way: the schedule's last
+    // result says so too.
+    let (_, s) = server.json("GET", "/api/schedules/often", &root, None);
+    assert!(
+        s["last_result"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("skipped: the approval for the firing at"),
+        "{s}"
+    );
     let (status, _) = server.json("DELETE", "/api/schedules/often", &root, None);
     assert_eq!(status, 200);
     let (_, pending) = server.json("GET", "/api/approvals", &bob, None);
