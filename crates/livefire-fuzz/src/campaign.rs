@@ -689,18 +689,34 @@ struct Plan {
 
 #[derive(Clone, Copy)]
 enum Stage {
-    /// Round `k` of the edge cases, at operation `i`.
-    Edges {
+    /// Round `k` of one kind of an operation's cases, at operation `i`.
+    RoundRobin {
+        cases: Cases,
         k: usize,
         i: usize,
     },
     /// The auth probes and the undeclared methods.
     Extras,
-    Injections {
-        k: usize,
-        i: usize,
-    },
     Done,
+}
+
+/// Which of an operation's case lists a round-robin stage walks.
+#[derive(Clone, Copy)]
+enum Cases {
+    /// Boundary and invalid cases.
+    Edges,
+    /// Injection cases.
+    Injections,
+}
+
+impl Cases {
+    /// The stage after the last round of these cases.
+    fn then(self) -> Stage {
+        match self {
+            Cases::Edges => Stage::Extras,
+            Cases::Injections => Stage::Done,
+        }
+    }
 }
 
 impl Plan {
@@ -720,7 +736,11 @@ impl Plan {
                 .into_iter()
                 .map(|i| g.valid_case(i, &spec.operations[i], rng, pool))
                 .collect(),
-            stage: Stage::Edges { k: 0, i: 0 },
+            stage: Stage::RoundRobin {
+                cases: Cases::Edges,
+                k: 0,
+                i: 0,
+            },
             edges: vec![None; n_ops],
             injections: vec![None; n_ops],
             injection_on,
@@ -757,6 +777,30 @@ impl Plan {
         })
     }
 
+    /// Operation `i`'s cases of kind `cases`, prepared when first asked for.
+    fn cases(
+        &mut self,
+        cases: Cases,
+        i: usize,
+        spec: &Spec,
+        g: &mut Generator,
+        rng: &mut StdRng,
+        pool: &Pool,
+    ) -> &[Case] {
+        match cases {
+            Cases::Edges => self.edges(i, spec, g, rng, pool),
+            Cases::Injections => self.injections(i, spec, g, rng, pool),
+        }
+    }
+
+    /// The case lists of kind `cases` prepared so far, by operation.
+    fn prepared(&self, cases: Cases) -> &[Option<Vec<Case>>] {
+        match cases {
+            Cases::Edges => &self.edges,
+            Cases::Injections => &self.injections,
+        }
+    }
+
     /// The next planned case, `None` once the plan is done.
     fn next(
         &mut self,
@@ -774,18 +818,22 @@ impl Plan {
             }
             self.stage = match self.stage {
                 // Round 0 prepares every operation, so the longest list is known after it.
-                Stage::Edges { k, i } if i == n_ops => {
-                    if k + 1 < longest(&self.edges) {
-                        Stage::Edges { k: k + 1, i: 0 }
+                Stage::RoundRobin { cases, k, i } if i == n_ops => {
+                    if k + 1 < longest(self.prepared(cases)) {
+                        Stage::RoundRobin {
+                            cases,
+                            k: k + 1,
+                            i: 0,
+                        }
                     } else {
-                        Stage::Extras
+                        cases.then()
                     }
                 }
-                Stage::Edges { k, i } => {
-                    if let Some(c) = self.edges(i, spec, g, rng, pool).get(k).cloned() {
+                Stage::RoundRobin { cases, k, i } => {
+                    if let Some(c) = self.cases(cases, i, spec, g, rng, pool).get(k).cloned() {
                         self.ready.push_back(c);
                     }
-                    Stage::Edges { k, i: i + 1 }
+                    Stage::RoundRobin { cases, k, i: i + 1 }
                 }
                 Stage::Extras => {
                     if self.auth_on {
@@ -798,20 +846,11 @@ impl Plan {
                     }
                     self.ready
                         .extend(undeclared_method_cases(spec, g, rng, pool));
-                    Stage::Injections { k: 0, i: 0 }
-                }
-                Stage::Injections { k, i } if i == n_ops => {
-                    if k + 1 < longest(&self.injections) {
-                        Stage::Injections { k: k + 1, i: 0 }
-                    } else {
-                        Stage::Done
+                    Stage::RoundRobin {
+                        cases: Cases::Injections,
+                        k: 0,
+                        i: 0,
                     }
-                }
-                Stage::Injections { k, i } => {
-                    if let Some(c) = self.injections(i, spec, g, rng, pool).get(k).cloned() {
-                        self.ready.push_back(c);
-                    }
-                    Stage::Injections { k, i: i + 1 }
                 }
                 Stage::Done => return None,
             };
