@@ -237,7 +237,12 @@ fn a_second_person_approves_a_production_run_and_an_admin_makes_a_schedule_in_ch
         None,
     );
     assert_eq!(status, 202);
-    assert!(victim.running());
+    // A 202 is the stop asked for: the run is aborted, and its pause rolled back, once
+    // the run has ended.
+    let ended = crate::serve::wait_run(&server, &bob, &id, |v| v["run"]["state"] == "ended");
+    assert_eq!(ended["run"]["verdict"], "aborted", "{ended}");
+    assert_eq!(ended["pending_undo"], json!([]), "{ended}");
+    assert!(victim.running(), "STOP rolled the pause back");
 
     // Alice asks again; Bob rejects it and the page asks him why: the reason is shown
     // with the decision, and nothing runs.
