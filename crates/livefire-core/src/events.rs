@@ -362,6 +362,10 @@ pub enum Event {
         requests: Option<u64>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         errors: Option<u64>,
+        /// `done`, `lost`, for loads with `track_write`: the acknowledged writes whose
+        /// keys it sent (the coordinator reads them back with every other segment's).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        writes_acked: Option<u64>,
     },
     Warning {
         message: String,

@@ -26,8 +26,8 @@ pub use config::{
 };
 pub use data::DataSet;
 pub use report::{LatencySummary, LoadReport, LoadSummary, summary_schema};
-pub use run::run;
-pub use writes::{WriteCounts, verify_writes};
+pub use run::{run, run_with_writes};
+pub use writes::{KeysRead, WriteCounts, WriteKeys, WriteLog, verify_writes};
 
 /// Everything that can stop a load before it starts. Once running, failures of requests
 /// are measurements (outcomes), never errors.

@@ -35,6 +35,19 @@ pub async fn run(
     cancel: CancellationToken,
     store: Arc<WindowStore>,
 ) -> Result<LoadReport, LoadError> {
+    run_with_writes(config, start, cancel, store, None).await
+}
+
+/// As [`run`], recording tracked writes into `writes` (made with the same `start`)
+/// when given, so that another task can read their keys while the load runs (a split
+/// run's segment streams them to the coordinator).
+pub async fn run_with_writes(
+    config: LoadConfig,
+    start: Instant,
+    cancel: CancellationToken,
+    store: Arc<WindowStore>,
+    writes: Option<Arc<WriteLog>>,
+) -> Result<LoadReport, LoadError> {
     let plan = Plan::prepare(&config)?;
     let names: Vec<String> = match &config.postgres {
         Some(p) => p.statements.iter().map(|s| s.name.clone()).collect(),
@@ -44,7 +57,7 @@ pub async fn run(
         .tracks
         .iter()
         .any(Option::is_some)
-        .then(|| Arc::new(WriteLog::new(start)));
+        .then(|| writes.unwrap_or_else(|| Arc::new(WriteLog::new(start))));
     let (mode, intent, initial_workers) = match &config.executor {
         Executor::Rate { rate, stages } => {
             let sched = RateSchedule::new(*rate, stages, config.duration);

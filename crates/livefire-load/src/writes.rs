@@ -59,7 +59,8 @@ impl WriteLog {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn new(start: std::time::Instant) -> WriteLog {
+    /// An empty log for a load that started at `start`.
+    pub fn new(start: std::time::Instant) -> WriteLog {
         let log = WriteLog::default();
         log.lock().start = Some(start);
         log
@@ -139,6 +140,79 @@ impl WriteLog {
         let l = self.lock();
         l.acked.len() as u64 + l.acked_without_key
     }
+
+    /// The keys recorded since `read` (at most `max` of them), moving `read` past them:
+    /// what another process (a split run's coordinator) needs to read them back.
+    pub fn keys_since(&self, read: &mut KeysRead, max: usize) -> WriteKeys {
+        let l = self.lock();
+        let acked: Vec<(usize, String)> = l.acked[read.acked.min(l.acked.len())..]
+            .iter()
+            .take(max)
+            .cloned()
+            .collect();
+        read.acked += acked.len();
+        let room = max - acked.len();
+        let unknown: Vec<(usize, String)> = l.unknown[read.unknown.min(l.unknown.len())..]
+            .iter()
+            .take(room)
+            .cloned()
+            .collect();
+        read.unknown += unknown.len();
+        let acked_without_key = l.acked_without_key - read.acked_without_key;
+        read.acked_without_key = l.acked_without_key;
+        WriteKeys {
+            acked,
+            acked_without_key,
+            unknown,
+        }
+    }
+
+    /// Adds keys another process recorded (`keys_since` there), as if written here.
+    pub fn add_keys(&self, keys: WriteKeys) {
+        let mut l = self.lock();
+        l.acked.extend(keys.acked);
+        l.acked_without_key += keys.acked_without_key;
+        l.unknown.extend(keys.unknown);
+    }
+}
+
+/// Keys of tracked writes on their way from one process to another: each with the
+/// index of its request (or statement) in the load.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WriteKeys {
+    /// Acknowledged writes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acked: Vec<(usize, String)>,
+    /// Acknowledged writes whose answer did not carry the key.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub acked_without_key: u64,
+    /// Writes sent but not acknowledged, whose key was known before sending.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<(usize, String)>,
+}
+
+impl WriteKeys {
+    /// No key and no count: nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.acked.is_empty() && self.unknown.is_empty() && self.acked_without_key == 0
+    }
+
+    /// The acknowledged writes it carries, with or without a key.
+    pub fn acked_count(&self) -> u64 {
+        self.acked.len() as u64 + self.acked_without_key
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// How far [`WriteLog::keys_since`] has read a log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeysRead {
+    acked: usize,
+    acked_without_key: u64,
+    unknown: usize,
 }
 
 /// The result of reading every tracked write back.

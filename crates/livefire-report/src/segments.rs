@@ -39,6 +39,10 @@ pub struct SegmentSummary {
     /// Its part of all segments' requests and of all their errors (0..1).
     pub requests_share: Option<f64>,
     pub errors_share: Option<f64>,
+    /// For loads with `track_write`: the acknowledged writes whose keys it sent to the
+    /// coordinator (before it ended, for a lost one); all segments' are read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes_acked: Option<u64>,
 }
 
 /// The segments of a split run, in order; empty for a run on one machine.
@@ -52,6 +56,7 @@ pub fn segments(journal: &Journal) -> Vec<SegmentSummary> {
             clock_offset_ms,
             requests,
             errors,
+            writes_acked,
         } = &r.event
         else {
             continue;
@@ -70,6 +75,7 @@ pub fn segments(journal: &Journal) -> Vec<SegmentSummary> {
                     errors: None,
                     requests_share: None,
                     errors_share: None,
+                    writes_acked: None,
                 });
                 out.len() - 1
             }
@@ -91,6 +97,9 @@ pub fn segments(journal: &Journal) -> Vec<SegmentSummary> {
         if requests.is_some() {
             s.requests = *requests;
             s.errors = *errors;
+        }
+        if writes_acked.is_some() {
+            s.writes_acked = *writes_acked;
         }
     }
     let total = |f: fn(&SegmentSummary) -> Option<u64>| out.iter().filter_map(f).sum::<u64>();
@@ -156,6 +165,9 @@ fn line(s: &SegmentSummary) -> String {
     }
     if let Some(n) = s.errors {
         let _ = write!(l, ", {n} errors{}", share(s.errors_share));
+    }
+    if let Some(n) = s.writes_acked {
+        let _ = write!(l, ", {n} acknowledged writes");
     }
     if let Some(o) = s.clock_offset_ms {
         let _ = write!(l, ", clock {o:+} ms");

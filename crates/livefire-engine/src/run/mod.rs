@@ -297,7 +297,7 @@ async fn run_async(
     split: Option<(u32, Box<dyn crate::segments::Launcher>)>,
 ) -> Result<Outcome, RunError> {
     let mut plan = crate::plan::plan(&opts.file, &opts.vars, opts.env.as_deref())?;
-    // A split run's refusals (N, min_alive, what cannot be split, the back end) come
+    // A split run's refusals (N, min_alive, the back end) come
     // before the plan is printed or anything is applied.
     let mut split = match split {
         None => None,
@@ -377,7 +377,6 @@ async fn split_run(
             "settings.segments.min_alive is {min_alive} but --segments {count}: give at least {min_alive} segments or lower min_alive (nothing was applied)"
         )));
     }
-    crate::segments::agent::splittable(plan).map_err(refused)?;
     let text = std::fs::read_to_string(&opts.file).map_err(|e| {
         refused(format!(
             "cannot read {}: {e} (nothing was applied)",

@@ -90,7 +90,8 @@ struct Tasks {
     faults: JoinSet<FaultResult>,
     /// Each fault task's activity, to name a panicking one.
     fault_names: BTreeMap<Id, String>,
-    workloads: JoinSet<Option<FinishedLoad>>,
+    /// Each task's finished loads: none or one, or a split run's tracked loads.
+    workloads: JoinSet<Vec<FinishedLoad>>,
     /// How long loads and campaigns may take to report once cancelled (a split run's
     /// segments may take longer: `Following::ends_within`).
     workloads_bound: Duration,
@@ -138,10 +139,9 @@ pub(super) async fn during(
     if let Some(f) = following {
         tasks.workloads_bound = tasks.workloads_bound.max(f.ends_within());
         let (sink, cancel) = (segment_sink(&ctx), tasks.cancel.clone());
-        tasks.workloads.spawn(async move {
-            f.follow(sink, cancel, end).await;
-            None
-        });
+        tasks
+            .workloads
+            .spawn(async move { f.follow(sink, cancel, end).await });
     }
     for a in &ctx.plan.activities {
         let begin = during_start + a.start;
@@ -151,7 +151,9 @@ pub(super) async fn during(
             Body::Load(_) | Body::Fuzz { .. } if split => {}
             Body::Load(config) => {
                 let task = load_task(a, config, begin, &tasks.cancel, &shared.journal, ctx.store);
-                tasks.workloads.spawn(task);
+                tasks
+                    .workloads
+                    .spawn(async move { task.await.into_iter().collect() });
             }
             Body::Fuzz {
                 metrics, config, ..
@@ -163,7 +165,9 @@ pub(super) async fn during(
                     begin,
                 };
                 let task = campaign_task(run, &tasks.cancel, shared, &ctx.findings);
-                tasks.workloads.spawn(task);
+                tasks
+                    .workloads
+                    .spawn(async move { task.await.into_iter().collect() });
             }
         }
     }
@@ -615,8 +619,8 @@ async fn stop_tasks(mut tasks: Tasks) -> Vec<FinishedLoad> {
     let mut finished = Vec::new();
     let _ = tokio::time::timeout(tasks.workloads_bound, async {
         while let Some(done) = tasks.workloads.join_next().await {
-            if let Ok(Some(load)) = done {
-                finished.push(load);
+            if let Ok(loads) = done {
+                finished.extend(loads);
             }
         }
     })

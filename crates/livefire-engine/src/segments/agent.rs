@@ -56,8 +56,6 @@ pub enum AgentError {
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
     #[error("{0}")]
-    NotSplittable(String),
-    #[error("{0}")]
     OpenFiles(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
@@ -71,7 +69,6 @@ pub fn agent(opts: AgentOptions, out: Box<dyn Write + Send>) -> Result<DoneStatu
     let start_at = crate::clock::parse_rfc3339(&opts.start_at)
         .ok_or_else(|| AgentError::StartAt(opts.start_at.clone()))?;
     let plan = crate::plan::plan_with_seed(&opts.file, &opts.vars, opts.env.as_deref(), opts.seed)?;
-    splittable(&plan).map_err(AgentError::NotSplittable)?;
     // One open file per connection: this segment's share of the virtual users must fit.
     let limits =
         crate::workload::check_open_files(&plan, segment).map_err(AgentError::OpenFiles)?;
@@ -100,22 +97,6 @@ pub fn agent(opts: AgentOptions, out: Box<dyn Write + Send>) -> Result<DoneStatu
     // The stdin watcher may sit in a blocking read: do not wait for it.
     rt.shutdown_background();
     Ok(status)
-}
-
-/// What a split run cannot do yet, said before anything runs (the coordinator asks
-/// the same before it launches a segment).
-pub fn splittable(plan: &Plan) -> Result<(), String> {
-    for a in &plan.activities {
-        if let Body::Load(c) = &a.body
-            && crate::workload::tracks_writes(c)
-        {
-            return Err(format!(
-                "load `{}` tracks writes (`track_write`): a split run cannot check them yet, since each segment keeps the keys it wrote while only the coordinator reads writes back, after rollback; run this file without --segments (one machine makes the load and checks every write), or drop `track_write` from the load to split it (nothing was applied)",
-                c.name
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Runs the plan's loads and campaigns for one segment from `start`.
@@ -253,7 +234,35 @@ async fn load(
     ctx.started(&a);
     config.segment = ctx.segment;
     let name = config.name.clone();
-    match livefire_load::run(config, ctx.start, ctx.cancel.clone(), store).await {
+    // Tracked writes: their keys go to the coordinator as they are acknowledged, so
+    // those of a segment that dies are read back too.
+    let writes = crate::workload::tracks_writes(&config)
+        .then(|| Arc::new(livefire_load::WriteLog::new(ctx.start)));
+    let read = Arc::new(std::sync::Mutex::new(livefire_load::KeysRead::default()));
+    let streaming = writes.clone().map(|log| {
+        let task = stream_writes(name.clone(), log, read.clone(), ctx.tx.clone());
+        tokio::spawn(task)
+    });
+    let result = livefire_load::run_with_writes(
+        config,
+        ctx.start,
+        ctx.cancel.clone(),
+        store,
+        writes.clone(),
+    )
+    .await;
+    if let (Some(task), Some(log)) = (streaming, writes) {
+        // Aborted between two sends (it only yields while it sleeps); the rest now.
+        task.abort();
+        let _ = task.await;
+        send_writes(
+            &name,
+            &log,
+            &mut read.lock().unwrap_or_else(|p| p.into_inner()),
+            &ctx.tx,
+        );
+    }
+    match result {
         Ok(report) => {
             let _ = ctx.tx.send(Line::LoadEnded { load: name, report });
         }
@@ -262,6 +271,44 @@ async fn load(
                 message: format!("load `{name}` could not run: {e}"),
             });
         }
+    }
+}
+
+/// Sends the keys `log` recorded since `read`, in lines of at most `WRITES_BATCH`.
+fn send_writes(
+    load: &str,
+    log: &livefire_load::WriteLog,
+    read: &mut livefire_load::KeysRead,
+    tx: &mpsc::UnboundedSender<Line>,
+) {
+    loop {
+        let keys = log.keys_since(read, super::protocol::WRITES_BATCH);
+        if keys.is_empty() {
+            return;
+        }
+        let _ = tx.send(Line::Writes {
+            load: load.to_owned(),
+            keys,
+        });
+    }
+}
+
+/// Sends a load's new keys four times a second until aborted; then the caller sends
+/// the rest from where `read` got.
+async fn stream_writes(
+    load: String,
+    log: Arc<livefire_load::WriteLog>,
+    read: Arc<std::sync::Mutex<livefire_load::KeysRead>>,
+    tx: mpsc::UnboundedSender<Line>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        send_writes(
+            &load,
+            &log,
+            &mut read.lock().unwrap_or_else(|p| p.into_inner()),
+            &tx,
+        );
     }
 }
 

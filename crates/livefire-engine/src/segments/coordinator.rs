@@ -49,7 +49,8 @@ pub struct Split {
     /// `settings.segments.min_alive`, else every segment.
     pub min_alive: u32,
     /// The plan's loads ([`loads_of`]): their request timeouts bound how long
-    /// segments may take to end after the timeline's end.
+    /// segments may take to end after the timeline's end; those with `track_write`
+    /// are read back after rollback, with the keys every segment sent.
     pub loads: Vec<livefire_load::LoadConfig>,
 }
 
@@ -135,12 +136,18 @@ pub async fn launch(
             });
         }
     };
-    let state = State::new(
+    let mut state = State::new(
         &split.spec,
         split.min_alive,
         offset_s,
         split.launcher.name(),
     );
+    state.tracked = split
+        .loads
+        .iter()
+        .filter(|c| crate::workload::tracks_writes(c))
+        .cloned()
+        .collect();
     let mut f = Following {
         launcher: split.launcher,
         events: launched.events,
@@ -207,8 +214,15 @@ impl Following {
     /// `min_alive`. When `cancel` fires (the timeline's end at `end`, or an abort), the
     /// segments get the longest request timeout plus `END_MARGIN` to end on their own
     /// (only at the end: on an abort, none), then are stopped.
-    /// Ends with the merged `load_ended` and `campaign_ended` events.
-    pub async fn follow(mut self, sink: Sink, cancel: CancellationToken, end: Instant) {
+    /// Ends with the merged `load_ended` and `campaign_ended` events, and returns the
+    /// loads with `track_write`, each with every segment's keys (those of a segment
+    /// that died too), for the read-back after rollback.
+    pub async fn follow(
+        mut self,
+        sink: Sink,
+        cancel: CancellationToken,
+        end: Instant,
+    ) -> Vec<(livefire_load::LoadConfig, livefire_load::LoadReport)> {
         let mut stop_at: Option<tokio::time::Instant> = None;
         let mut stopped = false;
         loop {
@@ -242,7 +256,7 @@ impl Following {
                 message: e.to_string(),
             });
         }
-        self.state.finish(&sink);
+        self.state.finish(&sink)
     }
 
     /// After a failed barrier: journal what the segments said while they stop.
@@ -284,6 +298,11 @@ struct State {
     workloads: Vec<Vec<String>>,
     tallies: Vec<(u64, u64)>,
     offsets: Vec<Option<i64>>,
+    /// The plan's loads with `track_write`, the keys every segment sent for each
+    /// (by load name), and how many acknowledged writes each segment sent.
+    tracked: Vec<livefire_load::LoadConfig>,
+    writes: BTreeMap<String, Arc<livefire_load::WriteLog>>,
+    writes_acked: Vec<u64>,
 }
 
 /// A campaign's segments' summaries, added up.
@@ -329,6 +348,9 @@ impl State {
             workloads: vec![Vec::new(); n],
             tallies: vec![(0, 0); n],
             offsets: vec![None; n],
+            tracked: Vec::new(),
+            writes: BTreeMap::new(),
+            writes_acked: vec![0; n],
         }
     }
 
@@ -367,6 +389,7 @@ impl State {
             },
             requests: ended.then_some(self.tallies[i].0),
             errors: ended.then_some(self.tallies[i].1),
+            writes_acked: (ended && !self.tracked.is_empty()).then_some(self.writes_acked[i]),
         });
     }
 
@@ -541,6 +564,13 @@ impl State {
                     (sink.on_finding)(&campaign, finding, offset_ms + started_ms);
                 }
             }
+            Line::Writes { load, keys } => {
+                self.writes_acked[index as usize] += keys.acked_count();
+                self.writes
+                    .entry(load)
+                    .or_insert_with(|| Arc::new(livefire_load::WriteLog::new(Instant::now())))
+                    .add_keys(keys);
+            }
             Line::LoadEnded { load, report } => match self.loads.get_mut(&load) {
                 Some(r) => r.merge(&report),
                 None => {
@@ -620,7 +650,11 @@ impl State {
 
     /// The end: every window left, then one `load_ended` per load and one
     /// `campaign_ended` (with its finding windows) per campaign, added up exactly.
-    fn finish(&mut self, sink: &Sink) {
+    /// Returns the loads with `track_write` and all their keys.
+    fn finish(
+        &mut self,
+        sink: &Sink,
+    ) -> Vec<(livefire_load::LoadConfig, livefire_load::LoadReport)> {
         for (second, series, w) in self.merger.rest() {
             sink.store
                 .publish_series(&series, second + self.offset_s, &w);
@@ -633,6 +667,41 @@ impl State {
                     self.late_windows
                 ),
             });
+        }
+        let mut tracked = Vec::new();
+        for config in std::mem::take(&mut self.tracked) {
+            let name = config.name.clone();
+            // A load whose every segment died before reporting still has the keys
+            // they sent.
+            let mut report =
+                self.loads
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| livefire_load::LoadReport {
+                        name: name.clone(),
+                        duration_secs: 0.0,
+                        intended: 0,
+                        total: Default::default(),
+                        requests: Default::default(),
+                        write_gap_secs: None,
+                        write_log: None,
+                    });
+            report.write_log = Some(
+                self.writes
+                    .remove(&name)
+                    .unwrap_or_else(|| Arc::new(livefire_load::WriteLog::new(Instant::now()))),
+            );
+            // The write gap of the merged load (the segments' smallest: writes from all
+            // of them leave no longer gap), as a run on one machine publishes it.
+            if let Some(gap) = report.write_gap_secs {
+                sink.store.set_fact(&format!("{name}.writes.gap"), gap);
+                let worst = sink
+                    .store
+                    .fact("failover.write_gap")
+                    .map_or(gap, |g| g.max(gap));
+                sink.store.set_fact("failover.write_gap", worst);
+            }
+            tracked.push((config, report));
         }
         for (load, report) in std::mem::take(&mut self.loads) {
             sink.journal.emit(Event::LoadEnded {
@@ -655,6 +724,7 @@ impl State {
                 summary: serde_json::to_value(&summary).unwrap_or_default(),
             });
         }
+        tracked
     }
 }
 

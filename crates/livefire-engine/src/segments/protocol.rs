@@ -56,6 +56,15 @@ pub enum Line {
         started_ms: u64,
         finding: livefire_fuzz::Finding,
     },
+    /// Keys of tracked writes (`track_write`) of a load since its last `writes` line,
+    /// at most `WRITES_BATCH` a line, sent as they are acknowledged (four times a
+    /// second) and before its `load_ended`: the coordinator reads them back after
+    /// rollback, those of a segment that died too.
+    Writes {
+        load: String,
+        #[serde(flatten)]
+        keys: livefire_load::WriteKeys,
+    },
     /// A load ended: this segment's report of it (exact histograms, merges with the
     /// other segments').
     LoadEnded {
@@ -78,6 +87,10 @@ pub enum Line {
         message: String,
     },
 }
+
+/// The most keys one `writes` line carries: a million acknowledged writes are a
+/// hundred lines.
+pub const WRITES_BATCH: usize = 10_000;
 
 /// How a segment ended, as it says itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

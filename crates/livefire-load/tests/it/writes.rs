@@ -113,3 +113,37 @@ async fn a_stall_in_acknowledged_writes_is_the_write_gap() {
     assert_eq!(store.value("w.writes.gap", 0, 1), Some(gap));
     assert_eq!(store.value("failover.write_gap", 0, 1), Some(gap));
 }
+
+/// The keys a split run's segment streams: `keys_since` hands each key out once, in
+/// batches of at most `max` (acknowledged first, then unknown), and the counts of
+/// acknowledged writes without a key once; `add_keys` on the other side adds them up.
+#[test]
+fn keys_travel_in_batches_each_once() {
+    use livefire_load::{KeysRead, WriteKeys, WriteLog};
+    let pairs = |from: u32, to: u32| -> Vec<(usize, String)> {
+        (from..to).map(|k| (0, k.to_string())).collect()
+    };
+    let log = WriteLog::new(Instant::now());
+    log.add_keys(WriteKeys {
+        acked: pairs(0, 25),
+        acked_without_key: 3,
+        unknown: pairs(100, 104),
+    });
+    let mut read = KeysRead::default();
+    let sizes: Vec<(usize, u64, usize)> = std::iter::from_fn(|| {
+        let keys = log.keys_since(&mut read, 10);
+        let sizes = (keys.acked.len(), keys.acked_without_key, keys.unknown.len());
+        (!keys.is_empty()).then_some(sizes)
+    })
+    .collect();
+    assert_eq!(sizes, [(10, 3, 0), (10, 0, 0), (5, 0, 4)]);
+    // Keys recorded later come out next time, and only they.
+    log.add_keys(WriteKeys {
+        acked: pairs(25, 27),
+        ..Default::default()
+    });
+    let next = log.keys_since(&mut read, 10);
+    assert_eq!(next.acked, pairs(25, 27));
+    assert!(log.keys_since(&mut read, 10).is_empty());
+    assert_eq!(log.acked_count(), 27 + 3);
+}

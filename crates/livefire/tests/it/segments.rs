@@ -527,13 +527,6 @@ fn bad_split_input_is_refused_before_anything_runs() {
     let home = Home::new();
     let port = free_port();
     let file = home.file(&experiment(port, 10, 1, "", ""));
-    let tracked = write(
-        home.path(),
-        "tracked.yaml",
-        &format!(
-            "version: 1\ntitle: t\ntimeline:\n  - {{ at: 0s, for: 1s, load: {{ name: orders, rate: 1/s, requests: [ {{ method: POST, url: \"http://127.0.0.1:{port}/items\", track_write: {{ key: \"$.id\", read: \"http://127.0.0.1:{port}/items/{{key}}\" }} }} ] }} }}\n"
-        ),
-    );
     let few = write(
         home.path(),
         "few.yaml",
@@ -546,18 +539,13 @@ fn bad_split_input_is_refused_before_anything_runs() {
         ),
     );
     // (file, flags, message)
-    let cases: [(&Path, &[&str], &str); 4] = [
+    let cases: [(&Path, &[&str], &str); 3] = [
         (&file, &["--segments", "0"], "needs at least one segment"),
         (&file, &["--on", "local"], "--segments"),
         (
             &few,
             &["--segments", "2"],
             "min_alive is 3 but --segments 2",
-        ),
-        (
-            &tracked,
-            &["--segments", "2"],
-            "tracks writes (`track_write`): a split run cannot check them yet",
         ),
     ];
     for (f, flags, message) in cases {
@@ -669,4 +657,122 @@ fn dry_run_shows_each_segments_share_of_every_load_and_campaign() {
         !home.path().join("runs").exists(),
         "a dry run starts nothing and writes no run folder"
     );
+}
+
+/// `psql` against the test's server: the rows of `sql`, one a line.
+fn psql(pg: &livefire_testkit::pg::Pg, sql: &str) -> String {
+    let out = std::process::Command::new(pg.cluster.bin.join("psql"))
+        .arg(pg.cluster.admin_dsn())
+        .args(["-v", "ON_ERROR_STOP=1", "-Atc", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The keys of acknowledged writes segment `i` sent, from its `writes` lines.
+fn acked_keys(run_dir: &Path, i: u32) -> Vec<u64> {
+    let stream =
+        std::fs::read_to_string(run_dir.join(format!("segments/{i}/stream.jsonl"))).unwrap();
+    let mut keys = Vec::new();
+    for line in stream.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] != "writes" {
+            continue;
+        }
+        assert_eq!(v["load"], "orders", "{v}");
+        for pair in v["acked"].as_array().into_iter().flatten() {
+            keys.push(pair[1].as_str().unwrap().parse().unwrap());
+        }
+    }
+    keys
+}
+
+#[test]
+fn tracked_writes_of_every_segment_are_read_back_once_and_a_lost_one_fails_the_verdict() {
+    let Some(pg) = livefire_testkit::pg::Pg::start() else {
+        return;
+    };
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.cluster.port);
+    // (table, whether the rows with an id divisible by 3 are deleted after the load,
+    // before the read-back: acknowledged writes lost)
+    for (table, delete) in [("orders_kept", false), ("orders_cut", true)] {
+        psql(
+            &pg,
+            &format!("create table {table}(id bigserial primary key, v text)"),
+        );
+        let home = Home::new();
+        let rollbacks = if delete {
+            write(
+                home.path(),
+                "cut.sh",
+                &format!(
+                    "exec {} '{}' -v ON_ERROR_STOP=1 -c 'delete from {table} where id % 3 = 0'\n",
+                    pg.cluster.bin.join("psql").display(),
+                    pg.cluster.admin_dsn()
+                ),
+            );
+            "rollbacks:\n  - command: { run: \"sh cut.sh\" }\n"
+        } else {
+            ""
+        };
+        let file = home.file(&format!(
+            "version: 1\ntitle: tracked writes, split\nhypothesis:\n  - {{ name: no acknowledged write lost, metric: orders.writes.lost, equals: 0 }}\ntimeline:\n  - at: 0s\n    for: 2s\n    load:\n      name: orders\n      rate: 20/s\n      postgres: {{ dsn: \"{url}\" }}\n      statements:\n        - {{ sql: \"insert into {table}(v) values ($1) returning id\", params: [\"${{seq}}\"], track_write: {{ key: id, read: \"select 1 from {table} where id = $1\" }} }}\n{rollbacks}"
+        ));
+        let (code, out, err) =
+            run(home
+                .run(&file)
+                .args(["--segments", "2", "--on", "local", "-q"]));
+        let run_dir = home.run_dir();
+        let keys: Vec<Vec<u64>> = (1..=2).map(|i| acked_keys(&run_dir, i)).collect();
+        let all: Vec<u64> = keys.iter().flatten().copied().collect();
+        // Both segments wrote, and no key was acknowledged to two of them.
+        assert!(keys.iter().all(|k| !k.is_empty()), "{table}: {keys:?}");
+        let distinct: std::collections::BTreeSet<u64> = all.iter().copied().collect();
+        assert_eq!(distinct.len(), all.len(), "{table}: {keys:?}");
+        // Every acknowledged write is in the table: the test reads them itself.
+        let rows: std::collections::BTreeSet<u64> = psql(&pg, &format!("select id from {table}"))
+            .lines()
+            .map(|l| l.parse().unwrap())
+            .collect();
+        let cut: u64 = all.iter().filter(|k| *k % 3 == 0).count() as u64;
+        let missing = all.iter().filter(|k| !rows.contains(k)).count() as u64;
+        assert_eq!(missing, if delete { cut } else { 0 }, "{table}");
+
+        let events = events(&home.journal());
+        // One read-back for the whole run, of every segment's keys.
+        let writes = of_type(&events, "writes");
+        assert_eq!(writes.len(), 1, "{table}: {writes:?}");
+        let counts = &writes[0]["counts"];
+        assert_eq!(writes[0]["load"], "orders");
+        assert_eq!(counts["acked"], all.len() as u64, "{table}: {counts}");
+        assert_eq!(counts["unverified"], 0, "{table}: {counts}");
+        // The summary tells each segment's share of them.
+        let summary = home.summary();
+        let segs = summary["segments"].as_array().unwrap();
+        for (i, s) in segs.iter().enumerate() {
+            assert_eq!(s["writes_acked"], keys[i].len() as u64, "{table}: {s}");
+        }
+        if delete {
+            assert!(cut > 0, "some acknowledged ids are multiples of 3: {all:?}");
+            assert_eq!(counts["lost"], cut, "{table}: {counts}");
+            assert_eq!(code, 1, "{table}: {out}{err}");
+            let deviation = of_type(&events, "deviation")
+                .into_iter()
+                .find(|d| d["condition"] == "no acknowledged write lost")
+                .unwrap_or_else(|| panic!("{table}: a deviation: {events:?}"));
+            assert_eq!(
+                deviation["detail"],
+                format!("orders.writes.lost = {cut}, expected equals 0"),
+                "{table}"
+            );
+        } else {
+            assert_eq!(counts["lost"], 0, "{table}: {counts}");
+            assert_eq!(code, 0, "{table}: {out}{err}");
+        }
+    }
 }
