@@ -394,9 +394,18 @@ fn run_and_kill_segment_2(
     let home = Home::new();
     let port = free_port();
     let file = home.file(&experiment(port, 60, 6, min_alive, ""));
+    let (code, err) = run_and_kill(&home, &file, 3, "2/3");
+    let events = events(&home.journal());
+    let pids = segment_pids(&events);
+    (code, err, events, pids, home.summary())
+}
+
+/// Runs `file` split into `n` segments, SIGKILLs `victim` once the journal holds two
+/// windows, and returns (exit, stderr).
+fn run_and_kill(home: &Home, file: &Path, n: u32, victim: &str) -> (i32, String) {
     let child = home
-        .run(&file)
-        .args(["--segments", "3", "-q"])
+        .run(file)
+        .args(["--segments", &n.to_string(), "-q"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -421,7 +430,7 @@ fn run_and_kill_segment_2(
         if windows >= 2 {
             break segment_pids(&evs)
                 .into_iter()
-                .find(|(s, _)| s == "2/3")
+                .find(|(s, _)| s == victim)
                 .unwrap()
                 .1;
         }
@@ -432,9 +441,7 @@ fn run_and_kill_segment_2(
         .unwrap();
     assert!(status.success());
     let (code, _, err) = finish(child);
-    let events = events(&home.journal());
-    let pids = segment_pids(&events);
-    (code, err, events, pids, home.summary())
+    (code, err)
 }
 
 #[test]
@@ -775,4 +782,44 @@ fn tracked_writes_of_every_segment_are_read_back_once_and_a_lost_one_fails_the_v
             assert_eq!(code, 0, "{table}: {out}{err}");
         }
     }
+}
+
+#[test]
+fn a_dead_segments_acknowledged_writes_are_still_read_back() {
+    let Some(pg) = livefire_testkit::pg::Pg::start() else {
+        return;
+    };
+    psql(
+        &pg,
+        "create table orders_dead(id bigserial primary key, v text)",
+    );
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", pg.cluster.port);
+    let home = Home::new();
+    let file = home.file(&format!(
+        "version: 1\ntitle: tracked writes, a segment dies\nsettings: {{ segments: {{ min_alive: 1 }} }}\nhypothesis:\n  - {{ name: no acknowledged write lost, metric: orders.writes.lost, equals: 0 }}\ntimeline:\n  - at: 0s\n    for: 6s\n    load:\n      name: orders\n      rate: 20/s\n      postgres: {{ dsn: \"{url}\" }}\n      statements:\n        - {{ sql: \"insert into orders_dead(v) values ($1) returning id\", params: [\"${{seq}}\"], track_write: {{ key: id, read: \"select 1 from orders_dead where id = $1\" }} }}\n"
+    ));
+    let (code, err) = run_and_kill(&home, &file, 2, "2/2");
+    assert_eq!(code, 0, "{err}");
+    let run_dir = home.run_dir();
+    let keys: Vec<Vec<u64>> = (1..=2).map(|i| acked_keys(&run_dir, i)).collect();
+    assert!(
+        !keys[1].is_empty(),
+        "the dead segment sent keys before it died"
+    );
+    let summary = home.summary();
+    let segs = summary["segments"].as_array().unwrap();
+    assert_eq!(segs[1]["state"], "lost", "{segs:?}");
+    assert_eq!(segs[1]["writes_acked"], keys[1].len() as u64, "{segs:?}");
+    // Its keys were read back with the survivor's: every one found.
+    let events = events(&home.journal());
+    let writes = of_type(&events, "writes");
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    let counts = &writes[0]["counts"];
+    assert_eq!(
+        counts["acked"],
+        (keys[0].len() + keys[1].len()) as u64,
+        "{counts}"
+    );
+    assert_eq!(counts["lost"], 0, "{counts}");
+    assert_eq!(counts["unverified"], 0, "{counts}");
 }
