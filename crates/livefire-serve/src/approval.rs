@@ -503,7 +503,7 @@ pub fn only_keys(v: &Value, allowed: &[&str]) -> Result<(), String> {
 }
 
 /// `env` and `vars` of a JSON body: a name, and an object of strings. A value that
-/// cannot be passed to `livefire run` (a NUL byte) is refused here.
+/// cannot be passed to `livefire run` (a NUL byte, a line break) is refused here.
 pub fn env_and_vars(v: &Value) -> Result<(Option<String>, Vars), String> {
     let env = match v.get("env") {
         None | Some(Value::Null) => None,
@@ -524,9 +524,13 @@ pub fn env_and_vars(v: &Value) -> Result<(Option<String>, Vars), String> {
                         "`vars.{k}`: send each variable's value as a string"
                     ));
                 };
-                if k.is_empty() || k.contains(['=', '\0']) || val.contains('\0') {
+                // One line each: `livefire run --vars-file` reads NAME=VALUE lines.
+                if k.is_empty()
+                    || k.contains(['=', '\0', '\n', '\r'])
+                    || val.contains(['\0', '\n', '\r'])
+                {
                     return Err(format!(
-                        "`vars`: `{}` is not a variable name and value `livefire run --var` takes",
+                        "`vars`: `{}` is not a variable name and one-line value `livefire run --var` takes",
                         k.escape_debug()
                     ));
                 }

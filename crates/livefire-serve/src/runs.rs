@@ -266,15 +266,35 @@ impl Runner {
         if production {
             cmd.args(["--confirm", "production"]);
         }
-        for (k, v) in &launch.vars {
-            cmd.arg("--var").arg(format!("{k}={v}"));
+        // The variables (secrets, maybe) go through the child's stdin, not its arguments,
+        // which every local user can read in `ps` and /proc/PID/cmdline.
+        if !launch.vars.is_empty() {
+            cmd.args(["--vars-file", "-"]);
         }
         let mut child = cmd
-            .stdin(std::process::Stdio::null())
+            .stdin(if launch.vars.is_empty() {
+                std::process::Stdio::null()
+            } else {
+                std::process::Stdio::piped()
+            })
             .stdout(log)
             .stderr(log2)
             .spawn()
             .map_err(StartError::Spawn)?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt;
+            let text: String = launch
+                .vars
+                .iter()
+                .map(|(k, v)| format!("{k}={v}\n"))
+                .collect();
+            // In its own task: a child that ends before reading (a refusal) must not
+            // hold this start; the refusal is then read from its log as before.
+            tokio::spawn(async move {
+                let _ = stdin.write_all(text.as_bytes()).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
         let pid = child.id();
         let deadline = tokio::time::Instant::now() + FOLDER_WAIT;
         let run_dir = loop {

@@ -112,6 +112,10 @@ pub struct RunArgs {
     /// Set a variable used as `${name}` (repeatable); overrides the file's `vars:`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = livefire_spec::parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Read variables from a file, one `NAME=VALUE` a line (`-`: standard input), as if
+    /// each were a `--var` given before the others; keeps secret values out of `ps`.
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
     /// Resolve the file for this environment of its `environments:`.
     #[arg(long, value_name = "NAME")]
     pub env: Option<String>,

@@ -38,7 +38,13 @@ pub struct MarkArgs {
 pub(crate) fn gameday(args: GamedayArgs) -> Exit {
     use std::io::IsTerminal;
     let facilitator = !args.no_tui && std::io::stdout().is_terminal();
-    let opts = crate::run_options(args.run);
+    let opts = match crate::run_options(args.run) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("livefire: {e}");
+            return Exit::Invalid;
+        }
+    };
     crate::finish(livefire_gameday::run(opts, &args.listen, facilitator))
 }
 

@@ -5,6 +5,7 @@ mod cli;
 mod demo;
 mod diag;
 mod gameday;
+mod vars_file;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -127,7 +128,13 @@ fn run(args: cli::RunArgs) -> Exit {
         cli::On::Kubernetes => kubernetes_launcher(&args),
         on => launcher(on),
     };
-    let opts = run_options(args);
+    let opts = match run_options(args) {
+        Ok(opts) => opts,
+        Err(e) => {
+            eprintln!("livefire: {e}");
+            return Exit::Invalid;
+        }
+    };
     match segments {
         None => finish(livefire_engine::run(opts)),
         Some(count) => match launcher {
@@ -140,12 +147,19 @@ fn run(args: cli::RunArgs) -> Exit {
     }
 }
 
-/// The engine's options for `livefire run` (and `livefire gameday`, which runs the same).
-fn run_options(args: cli::RunArgs) -> livefire_engine::RunOptions {
+/// The engine's options for `livefire run` (and `livefire gameday`, which runs the same),
+/// or why `--vars-file` cannot be used (nothing was applied).
+fn run_options(args: cli::RunArgs) -> Result<livefire_engine::RunOptions, String> {
     use std::io::IsTerminal;
-    livefire_engine::RunOptions {
+    // The file's variables come first, so a `--var` on the command line overrides them.
+    let mut vars = match &args.vars_file {
+        Some(path) => vars_file::read(path)?,
+        None => Vec::new(),
+    };
+    vars.extend(args.vars);
+    Ok(livefire_engine::RunOptions {
         file: args.file,
-        vars: args.vars,
+        vars,
         out: args.out,
         dry_run: args.dry_run,
         env: args.env,
@@ -159,7 +173,7 @@ fn run_options(args: cli::RunArgs) -> livefire_engine::RunOptions {
         },
         metrics_listen: args.metrics_listen,
         attach: None,
-    }
+    })
 }
 
 /// The exit of a run, or of one that did not start (said on stderr).

@@ -642,3 +642,78 @@ fn runs_started_together_in_different_out_folders_get_different_ids() {
     assert_eq!(ids.len(), 4, "ids shared across folders: {ids:?}");
     assert_eq!(home.ledger_index(), "", "every run closed its own ledger");
 }
+
+/// `--vars-file`: NAME=VALUE lines read as `--var`s given first (a `--var` overrides
+/// them, both override the file's `vars:`), from a file or `-` (stdin); a bad line is
+/// refused by its number, without its text (it may be a secret), and nothing is applied.
+#[test]
+fn vars_file_lines_are_vars_that_a_var_flag_overrides_and_a_bad_line_is_located() {
+    let home = Home::new();
+    let file = home.file(
+        "version: 1\ntitle: vars from a file\nvars: { region: file, tier: file, who: file }\nsetup:\n  - { name: worker, command: \"sleep 600 ${region}-${tier}-${who}\" }\ntimeline:\n  - { at: 0s, for: 1s, fault: { command: { apply: \"true\" } } }\n",
+    );
+    let vars = write(home.path(), "vars.txt", "region=eu\n\ntier=gold=1\n");
+    // (vars file text, via stdin?, extra flags, exit code, words the output holds)
+    let cases: &[(&str, bool, &[&str], i32, &str)] = &[
+        (
+            "region=eu\n\ntier=gold=1\n",
+            false,
+            &[],
+            0,
+            "sleep 600 eu-gold=1-file",
+        ),
+        (
+            "region=eu\ntier=gold\n",
+            true,
+            &[],
+            0,
+            "sleep 600 eu-gold-file",
+        ),
+        (
+            "region=eu\n",
+            false,
+            &["--var", "region=us"],
+            0,
+            "sleep 600 us-file-file",
+        ),
+        (
+            "region=eu\nhunter2\n",
+            false,
+            &[],
+            3,
+            "vars.txt:2: this line is not NAME=VALUE",
+        ),
+        (
+            "=eu\n",
+            true,
+            &[],
+            3,
+            "standard input:1: this line is not NAME=VALUE",
+        ),
+    ];
+    for (text, stdin, flags, want_code, want) in cases {
+        std::fs::write(&vars, text).unwrap();
+        let mut cmd = home.run(&file);
+        cmd.arg("--dry-run").args(*flags);
+        if *stdin {
+            cmd.args(["--vars-file", "-"])
+                .stdin(std::fs::File::open(&vars).unwrap());
+        } else {
+            cmd.arg("--vars-file").arg(&vars);
+        }
+        let (code, out, err) = run(&mut cmd);
+        assert_eq!(code, *want_code, "{text:?}: {out}{err}");
+        assert!(
+            out.contains(want) || err.contains(want),
+            "{text:?}: {out}{err}"
+        );
+        assert!(!err.contains("hunter2"), "a bad line is not shown: {err}");
+    }
+    let (code, _, err) = run(home.run(&file).args(["--vars-file", "/nonexistent/vars"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("--vars-file /nonexistent/vars: cannot read it"),
+        "{err}"
+    );
+    assert!(!home.path().join("runs").exists(), "nothing was applied");
+}

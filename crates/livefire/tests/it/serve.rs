@@ -671,3 +671,54 @@ fn livefire_fuzz_finds_no_server_error_in_the_api() {
 fn run_cmd(cmd: &mut Command) -> (i32, String, String) {
     run(cmd)
 }
+
+/// A console run's variables may be secrets: the child `livefire run` gets them on its
+/// stdin, not as arguments that any local user reads in `ps` or /proc/PID/cmdline.
+#[test]
+fn a_runs_variables_are_not_in_the_child_processs_command_line() {
+    let server = Server::start();
+    let operator = server.token("operator", "alice", None);
+    let marker = format!("s3cret-marker-{}", std::process::id());
+    let said = server.home.path().join("said.txt");
+    let text = format!(
+        "version: 1\ntitle: a secret in a var\nvars: {{ secret: from-the-file }}\ntimeline:\n  - at: 0s\n    for: 120s\n    name: say the secret\n    fault: {{ command: {{ apply: \"echo ${{secret}} > {}\" }} }}\n",
+        said.display()
+    );
+    let (status, body) = server.put_experiment(&operator, "secret", &text);
+    assert_eq!(status, 201, "{body}");
+    let (status, run) = server.json(
+        "POST",
+        "/api/runs",
+        &operator,
+        Some(json!({ "experiment": "secret", "vars": { "secret": marker } })),
+    );
+    assert_eq!(status, 201, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let pid = run["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("the run's pid: {run}"));
+    // The run used the value: its command wrote it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&said).is_ok_and(|s| s.contains(&marker))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        std::fs::read_to_string(&said).unwrap_or_default().trim(),
+        marker,
+        "the run's command wrote the console's value, not the file's"
+    );
+    // While it is live, its command line names the run but holds no value.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the run is live");
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(
+        cmdline.contains("run") && cmdline.contains("--vars-file -"),
+        "{cmdline}"
+    );
+    assert!(!cmdline.contains(&marker), "{cmdline}");
+    let (status, stop) = server.json("POST", &format!("/api/runs/{id}/stop"), &operator, None);
+    assert_eq!(status, 202, "{stop}");
+    let ended = wait_run(&server, &operator, &id, |v| v["run"]["state"] == "ended");
+    assert_eq!(ended["run"]["verdict"], "aborted", "{ended}");
+}

@@ -127,6 +127,12 @@ fn bad_schedules_are_refused_saying_why_and_only_admins_make_them() {
         ),
         (
             &admin,
+            body("0 9 1 * *", json!({"vars": {"label": "two\nlines"}})),
+            400,
+            "one-line value",
+        ),
+        (
+            &admin,
             body("0 9 1 * *", json!({"vars": ["label"]})),
             400,
             "`vars` is an object",
