@@ -239,7 +239,21 @@ async fn sql_writes_are_tracked_lost_duplicated_and_phantom() {
         "{:?}",
         report.total.counts
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The server finishes the three inserts the client gave up on: wait until they are
+    // there (a loaded machine may take longer than their 0.4 s), not a fixed time.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = pg.exec("select count(*) from u where k < 1000").await;
+        let n: i64 = rows[0].get(0);
+        if n >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out inserts never committed: {n} of 3 rows"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     pg.exec("insert into u (k) values (1000)").await;
     let counts = verify_writes(&cfg, &report, &store, 2).await.unwrap();
     assert_eq!(counts.acked, 0);
