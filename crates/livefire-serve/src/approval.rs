@@ -91,6 +91,9 @@ pub struct ApprovalRow {
 pub enum Requested {
     Started(RunRow),
     Awaiting(ApprovalRow),
+    /// Asked with [`request_once`] while the same asker's earlier request still waits:
+    /// that request, and nothing new was asked.
+    StillWaits(ApprovalRow),
 }
 
 /// Why an approval or rejection is refused.
@@ -129,6 +132,30 @@ pub async fn request(
     launch: Launch,
     requester: &str,
 ) -> Result<Requested, StartError> {
+    ask(store, runner, policy, launch, requester, false).await
+}
+
+/// [`request`] for a schedule's firing: one waiting request per asker (`schedule NAME`)
+/// at a time. Whether one waits and the insert of the new one are one step, so of two
+/// firings at the same moment one asks and the other gets [`Requested::StillWaits`].
+pub async fn request_once(
+    store: &Store,
+    runner: &Arc<Runner>,
+    policy: Policy,
+    launch: Launch,
+    requester: &str,
+) -> Result<Requested, StartError> {
+    ask(store, runner, policy, launch, requester, true).await
+}
+
+async fn ask(
+    store: &Store,
+    runner: &Arc<Runner>,
+    policy: Policy,
+    launch: Launch,
+    requester: &str,
+    once: bool,
+) -> Result<Requested, StartError> {
     let production = production_env(runner, &launch)?;
     let (true, Some(env)) = (policy.required, production) else {
         return runner.launch(&launch).await.map(Requested::Started);
@@ -160,10 +187,18 @@ pub async fn request(
     // The values as given: the store keeps what is to run; only what is shown masks them.
     let vars = serde_json::to_string(&launch.vars.iter().cloned().collect::<BTreeMap<_, _>>())
         .unwrap_or_else(|_| "{}".into());
-    store.with(|c| {
-        c.execute(
+    // One write transaction (IMMEDIATE: it holds SQLite's write lock from its start, so
+    // no other connection or process inserts between): the insert, only when `once` finds
+    // no waiting request of the same asker (one not past its `expires`), then, when it
+    // did find one, that request to say so.
+    let waiting = store.with(|c| {
+        let tx = rusqlite::Transaction::new_unchecked(c, rusqlite::TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
             "INSERT INTO approvals(id, experiment, env, vars, requested_by, requester, requested, state, text_sha256, expires)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10
+             WHERE NOT ?11 OR NOT EXISTS (
+                 SELECT 1 FROM approvals WHERE requested_by = ?5 AND state = ?8
+                 AND (expires IS NULL OR expires > ?7))",
             params![
                 row.id,
                 row.experiment,
@@ -174,10 +209,27 @@ pub async fn request(
                 row.requested,
                 row.state,
                 row.text_sha256,
-                row.expires
+                row.expires,
+                once
             ],
-        )
+        )?;
+        let waiting = if inserted == 0 {
+            Some(tx.query_row(
+                &format!(
+                    "{COLUMNS} WHERE requested_by = ?1 AND state = ?2 AND (expires IS NULL OR expires > ?3) ORDER BY requested, id LIMIT 1"
+                ),
+                params![row.requested_by, AWAITING, row.requested],
+                approval_row,
+            )?)
+        } else {
+            None
+        };
+        tx.commit()?;
+        Ok(waiting)
     })?;
+    if let Some(w) = waiting {
+        return Ok(Requested::StillWaits(w));
+    }
     store.audit(
         &row.requested_by,
         "request",
@@ -561,7 +613,8 @@ pub async fn start(app: &Arc<App>, caller: &Caller, v: &Value, name: &str) -> Re
     };
     match request(&app.store, &app.runner, app.approvals, launch, &caller.name).await {
         Ok(Requested::Started(row)) => api::json_status(StatusCode::CREATED, json!(row)),
-        Ok(Requested::Awaiting(a)) => api::json_status(
+        // (A person's request never `StillWaits`; were it to, the request shown waits.)
+        Ok(Requested::Awaiting(a) | Requested::StillWaits(a)) => api::json_status(
             StatusCode::ACCEPTED,
             json!({
                 "state": AWAITING,

@@ -564,11 +564,19 @@ pub fn verdict_of(dir: &Path) -> Option<String> {
     v.get("verdict")?.as_str().map(str::to_owned)
 }
 
+/// Writes `text` to `path` whole: into a file of its own beside it, then renamed over
+/// it, so a plan or run reading `path` meanwhile (two schedules firing at once) reads the
+/// old text or the new, never a half-written file.
 fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", uuid_like()));
+    let written = std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
     }
-    std::fs::write(path, text)
+    written
 }
 
 /// 64 random bits in hex: unique names for launch folders and start slots.

@@ -419,8 +419,9 @@ pub async fn run(store: Arc<Store>, runner: Arc<Runner>, policy: Policy) {
 
 /// One firing: a run started by `schedule NAME`, or one waiting for approval, or a
 /// skip with its reason (a target held by a run still going, the previous request
-/// still waiting), all in the audit log.
-async fn fire(
+/// still waiting), all in the audit log and the schedule's last result. The loop calls
+/// it when `at` is due.
+pub async fn fire(
     store: &Store,
     runner: &Arc<Runner>,
     policy: Policy,
@@ -432,8 +433,10 @@ async fn fire(
     let subject = format!("schedule:{}", row.name);
     let (action, result) = match skip_reason(store, runner, policy, row, &launch) {
         Some(why) => ("skip", format!("skipped: {why}")),
-        None => match approval::request(store, runner, policy, launch, &row.owner).await {
+        None => match approval::request_once(store, runner, policy, launch, &row.owner).await {
             Ok(Requested::Started(run)) => ("fire", format!("started run {}", run.id)),
+            // Another firing asked between this one's look and its request.
+            Ok(Requested::StillWaits(w)) => ("skip", format!("skipped: {}", still_waits(&w))),
             Ok(Requested::Awaiting(a)) => (
                 "fire",
                 format!(
@@ -467,17 +470,7 @@ fn skip_reason(
         return None;
     }
     match approval::waiting_for(store, &launch.by) {
-        Ok(Some(w)) => {
-            return Some(format!(
-                "the approval for the firing at {} ({}) still waits, asked of an operator or admin other than `{}`{}",
-                w.requested,
-                w.id,
-                w.requester,
-                w.expires
-                    .map(|t| format!("; it expires at {t}"))
-                    .unwrap_or_default()
-            ));
-        }
+        Ok(Some(w)) => return Some(still_waits(&w)),
         Ok(None) => {}
         Err(e) => return Some(format!("cannot read the approvals: {e}")),
     }
@@ -489,6 +482,20 @@ fn skip_reason(
     Some(format!(
         "environment `{env}` is production and this schedule has no owner token, so nobody could be kept from approving its own run: make it again with `livefire serve schedule create --owner TOKEN`"
     ))
+}
+
+/// Why a firing is skipped while the schedule's previous request waits.
+fn still_waits(w: &approval::ApprovalRow) -> String {
+    format!(
+        "the approval for the firing at {} ({}) still waits, asked of an operator or admin other than `{}`{}",
+        w.requested,
+        w.id,
+        w.requester,
+        w.expires
+            .as_ref()
+            .map(|t| format!("; it expires at {t}"))
+            .unwrap_or_default()
+    )
 }
 
 // ---- the API ------------------------------------------------------------------------

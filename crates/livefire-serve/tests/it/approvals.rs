@@ -250,3 +250,107 @@ fn an_approval_body_is_nothing_or_a_reason() {
         }
     }
 }
+
+/// A schedule asks for one production run at a time. Asking is one step with looking
+/// for the request still waiting, so two firings at the same moment cannot both ask:
+/// one waits for approval, the other is skipped saying so.
+#[test]
+fn two_firings_of_a_schedule_at_once_make_one_waiting_request_and_one_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    store
+        .put_experiment("drill", DRILL, "alice (operator)")
+        .unwrap();
+    livefire_serve::auth::create(&store, "ops-lead", Role::Admin, None).unwrap();
+    // Nothing here starts a run: the program is never called.
+    let runner = Arc::new(Runner::new(
+        PathBuf::from("/nonexistent/livefire"),
+        dir.path().to_owned(),
+        store.clone(),
+    ));
+    let launch = || Launch {
+        experiment: "drill".into(),
+        env: Some("prod".into()),
+        vars: Vec::new(),
+        by: "schedule monthly".into(),
+    };
+    let waiting_for = |by: &str| -> Vec<String> {
+        approval::list(&store)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.requested_by == by && a.state == AWAITING)
+            .map(|a| a.id)
+            .collect()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // The request itself: the second, asked as if its look came before the first's
+        // insert, asks nothing and names the request that waits.
+        let (a, b) = tokio::join!(
+            approval::request_once(&store, &runner, DAY, launch(), "ops-lead"),
+            approval::request_once(&store, &runner, DAY, launch(), "ops-lead"),
+        );
+        let (asked, still) = match (a.unwrap(), b.unwrap()) {
+            (Requested::Awaiting(x), Requested::StillWaits(y))
+            | (Requested::StillWaits(y), Requested::Awaiting(x)) => (x, y),
+            other => panic!("one request waits, the other is told so: {other:?}"),
+        };
+        assert_eq!(asked.id, still.id);
+        assert_eq!(waiting_for("schedule monthly"), vec![asked.id.clone()]);
+        // A person's requests are not one at a time.
+        ask(&store, &runner).await;
+        ask(&store, &runner).await;
+        assert_eq!(waiting_for("alice (operator)").len(), 2);
+    });
+
+    // Two firings of a schedule at once, on two threads: one request, one skip.
+    let schedule = livefire_serve::schedule::ScheduleRow {
+        name: "weekly".into(),
+        cron: "0 9 * * 1".into(),
+        experiment: "drill".into(),
+        env: Some("prod".into()),
+        vars: Default::default(),
+        created: "2026-12-01T09:00:00Z".into(),
+        created_by: "ops-lead (admin)".into(),
+        owner: "ops-lead".into(),
+        last_fired: None,
+        last_result: None,
+    };
+    livefire_serve::schedule::create(&store, &runner, &schedule).unwrap();
+    let at: jiff::Timestamp = "2026-12-07T09:00:00Z".parse().unwrap();
+    rt.block_on(async {
+        let fires: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, runner, schedule) = (store.clone(), runner.clone(), schedule.clone());
+                tokio::spawn(async move {
+                    livefire_serve::schedule::fire(&store, &runner, DAY, &schedule, at).await
+                })
+            })
+            .collect();
+        for f in fires {
+            f.await.unwrap();
+        }
+    });
+    let waiting = waiting_for("schedule weekly");
+    assert_eq!(waiting.len(), 1, "one request waits: {waiting:?}");
+    let audit = store.audit_log(Some("schedule:weekly")).unwrap();
+    let of = |action: &str| -> Vec<String> {
+        audit
+            .iter()
+            .filter(|a| a.action == action)
+            .map(|a| a.detail.clone())
+            .collect()
+    };
+    assert_eq!(of("fire").len(), 1, "{audit:?}");
+    let skips = of("skip");
+    assert_eq!(skips.len(), 1, "{audit:?}");
+    assert!(
+        skips[0].contains("skipped: the approval for the firing at")
+            && skips[0].contains(&format!("({}) still waits", waiting[0])),
+        "{skips:?}"
+    );
+}
