@@ -7,8 +7,9 @@
 //! so a window line is read once into borrowed parts (`WireWindow`, no allocation but
 //! the line itself), its base64 decoded into a reused buffer, and the run-length
 //! counters of its HdrHistogram V2 encoding added straight into the second's
-//! accumulator by bucket index: a window costs its non-zero counters, never a whole
-//! histogram. The accumulator becomes a `Window` once, when its second is released, and
+//! accumulator by bucket index, in one pass: a window costs its non-zero counters,
+//! never a whole histogram. A histogram that stops decoding part way has what it added
+//! taken back, so a bad window adds nothing. The accumulator becomes a `Window` once, when its second is released, and
 //! its counters are recycled for a later second.
 
 use std::collections::BTreeMap;
@@ -32,9 +33,8 @@ pub struct Merger {
     released: u64,
     /// Counters of released seconds, zeroed, for the next ones.
     spare: Vec<Vec<u64>>,
-    /// The last decoded histogram's bytes and counters (reused).
+    /// The last decoded histogram's bytes (reused).
     bytes: Vec<u8>,
-    entries: Vec<(usize, u64)>,
 }
 
 /// A merged window: its second and series.
@@ -158,12 +158,10 @@ const SPARE: usize = 64;
 /// The first four bytes of an uncompressed HdrHistogram V2 encoding of 8-byte counters.
 const V2_COOKIE: u32 = 0x1c84_9313;
 
-/// The non-zero counters of a histogram's V2 encoding, by livefire's bucket index, into
-/// `out`; an error (and nothing to add) when it does not decode or holds values outside
-/// 1 µs .. 1 h.
-fn decode_v2(bytes: &[u8], out: &mut Vec<(usize, u64)>) -> Result<(), WindowError> {
+/// The payload of a histogram's V2 encoding: its counters, run-length encoded; an error
+/// when it is not livefire's own layout or is shorter than its header says.
+fn v2_payload(bytes: &[u8]) -> Result<&[u8], WindowError> {
     let bad = |why: &str| WindowError::Histogram(why.to_owned());
-    let layout = layout();
     let header = bytes
         .get(..40)
         .ok_or_else(|| bad("shorter than its header"))?;
@@ -184,14 +182,43 @@ fn decode_v2(bytes: &[u8], out: &mut Vec<(usize, u64)>) -> Result<(), WindowErro
         return Err(bad("not livefire's histogram layout (1us..1h, 3 digits)"));
     }
     let len = be32(4) as usize;
-    let payload = bytes
+    bytes
         .get(40..40 + len)
-        .ok_or_else(|| bad("shorter than its payload"))?;
+        .ok_or_else(|| bad("shorter than its payload"))
+}
+
+/// Why a V2 payload stopped being read, and where (the offset of the counter it could
+/// not take): every counter before that offset was added.
+#[derive(Debug)]
+struct Stopped {
+    at: usize,
+    why: &'static str,
+}
+
+/// Adds (or, `UNDO`, takes back) the counters of a V2 payload to `buckets`, by
+/// livefire's bucket index, in one pass; returns the lowest and one past the highest
+/// index that got a count (`(usize::MAX, 0)` for none). The payload's counters come in
+/// ascending index order, and nearly all are one byte.
+fn add_v2<const UNDO: bool>(
+    payload: &[u8],
+    buckets: &mut [u64],
+) -> Result<(usize, usize), Stopped> {
     let mut index = 0usize;
     let mut at = 0usize;
-    while at < payload.len() {
-        let (zz, used) = varint(&payload[at..]).ok_or_else(|| bad("a cut counter"))?;
-        at += used;
+    let (mut lo, mut hi) = (usize::MAX, 0usize);
+    while let Some(&first) = payload.get(at) {
+        let start = at;
+        let zz = if first < 0x80 {
+            at += 1;
+            u64::from(first)
+        } else {
+            let (zz, used) = varint(&payload[at..]).ok_or(Stopped {
+                at: start,
+                why: "a cut counter",
+            })?;
+            at += used;
+            zz
+        };
         // Zig-zag: a negative number is a run of empty counters.
         let n = ((zz >> 1) as i64) ^ -((zz & 1) as i64);
         if n < 0 {
@@ -199,14 +226,24 @@ fn decode_v2(bytes: &[u8], out: &mut Vec<(usize, u64)>) -> Result<(), WindowErro
             continue;
         }
         if n > 0 {
-            if index >= layout.len {
-                return Err(bad("values out of 1us..1h"));
-            }
-            out.push((index, n as u64));
+            let Some(counter) = buckets.get_mut(index) else {
+                return Err(Stopped {
+                    at: start,
+                    why: "values out of 1us..1h",
+                });
+            };
+            // Wrapping, so that taking back is exact whatever was sent.
+            *counter = if UNDO {
+                counter.wrapping_sub(n as u64)
+            } else {
+                counter.wrapping_add(n as u64)
+            };
+            lo = lo.min(index);
+            hi = index + 1;
         }
-        index += 1;
+        index = index.saturating_add(1);
     }
-    Ok(())
+    Ok((lo, hi))
 }
 
 /// A LEB128 varint of at most 9 bytes (the 9th byte whole), as HdrHistogram writes it,
@@ -287,20 +324,21 @@ impl Merger {
             released: 0,
             spare: Vec::new(),
             bytes: Vec::new(),
-            entries: Vec::new(),
         }
     }
 
     /// The accumulator of one second and series, created (from the spare counters)
-    /// when it is the first window there.
-    fn acc(&mut self, series: &str, second: u64) -> &mut Acc {
+    /// when it is the first window there (then `true`).
+    fn acc(&mut self, series: &str, second: u64) -> (&mut Acc, bool) {
         let at = self.pending.entry(second).or_default();
-        if !at.contains_key(series) {
+        let created = !at.contains_key(series);
+        if created {
             let buckets = self.spare.pop().unwrap_or_else(|| vec![0; layout().len]);
             at.insert(series.to_owned(), Acc::new(buckets));
         }
         // Just inserted if it was missing.
-        at.get_mut(series).expect("the accumulator exists")
+        let acc = at.get_mut(series).expect("the accumulator exists");
+        (acc, created)
     }
 
     /// Adds one segment's window as it came on the wire. A window for a second already
@@ -316,29 +354,66 @@ impl Merger {
         base64::engine::general_purpose::STANDARD
             .decode_vec(w.window.latency.as_bytes(), &mut self.bytes)
             .map_err(|e| WindowError::Histogram(format!("not base64: {e}")))?;
-        let mut entries = std::mem::take(&mut self.entries);
-        entries.clear();
-        let decoded = decode_v2(&self.bytes, &mut entries);
-        if let Err(e) = decoded {
-            self.entries = entries;
-            return Err(e);
-        }
+        let bytes = std::mem::take(&mut self.bytes);
+        let added = v2_payload(&bytes).and_then(|payload| self.add_wire(w, payload));
+        self.bytes = bytes;
+        added
+    }
+
+    /// Adds a window whose histogram header was read: its counters go straight into
+    /// the second's accumulator; when one does not decode, the ones before it are taken
+    /// back (and an accumulator made for it alone removed), so nothing was added.
+    fn add_wire(
+        &mut self,
+        w: &WireWindow<'_>,
+        payload: &[u8],
+    ) -> Result<Option<Released>, WindowError> {
         let late = w.second < self.released;
         let mut fresh = None;
-        let acc = if late {
+        let (acc, created) = if late {
             let buckets = self.spare.pop().unwrap_or_else(|| vec![0; layout().len]);
-            fresh.insert(Acc::new(buckets))
+            (fresh.insert(Acc::new(buckets)), true)
         } else {
             self.acc(&w.series, w.second)
         };
-        acc.counts.merge(&w.window.counts);
-        acc.intended += w.window.intended;
-        acc.sent += w.window.sent;
-        for (index, n) in &entries {
-            acc.add_bucket(*index, *n);
+        match add_v2::<false>(payload, &mut acc.buckets) {
+            Ok((lo, hi)) => {
+                acc.lo = acc.lo.min(lo);
+                acc.hi = acc.hi.max(hi);
+                acc.counts.merge(&w.window.counts);
+                acc.intended += w.window.intended;
+                acc.sent += w.window.sent;
+            }
+            Err(stopped) => {
+                add_v2::<true>(&payload[..stopped.at], &mut acc.buckets)
+                    .expect("the counters before the bad one were read once already");
+                if created && !late {
+                    self.forget(&w.series, w.second);
+                } else if let Some(acc) = fresh
+                    && self.spare.len() < SPARE
+                {
+                    self.spare.push(acc.buckets);
+                }
+                return Err(WindowError::Histogram(stopped.why.to_owned()));
+            }
         }
-        self.entries = entries;
         Ok(fresh.map(|acc| (w.second, w.series.to_string(), acc.finish(&mut self.spare))))
+    }
+
+    /// Removes an accumulator that got nothing (its counters are zero: kept for reuse),
+    /// and its second when it was the only one there.
+    fn forget(&mut self, series: &str, second: u64) {
+        let Some(at) = self.pending.get_mut(&second) else {
+            return;
+        };
+        if let Some(acc) = at.remove(series)
+            && self.spare.len() < SPARE
+        {
+            self.spare.push(acc.buckets);
+        }
+        if at.is_empty() {
+            self.pending.remove(&second);
+        }
     }
 
     /// Adds one segment's decoded window. A window for a second already released (a
@@ -353,7 +428,7 @@ impl Merger {
         if second < self.released {
             return Some((second, series, w));
         }
-        self.acc(&series, second).add_window(&w);
+        self.acc(&series, second).0.add_window(&w);
         None
     }
 

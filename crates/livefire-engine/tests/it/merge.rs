@@ -161,19 +161,37 @@ fn a_window_whose_histogram_does_not_decode_adds_nothing() {
     // Another layout: the same counters read at 2 significant digits.
     let mut two_digits = v2.clone();
     two_digits[15] = 2;
+    // The good histogram's header with these counters.
+    let payload = |counters: &[u8]| {
+        let mut bytes = v2[..40].to_vec();
+        bytes[4..8].copy_from_slice(&(counters.len() as u32).to_be_bytes());
+        bytes.extend(counters);
+        bytes
+    };
     // (what, the latency field as sent)
     let cases = [
         ("not base64", "***".to_owned()),
         ("not a histogram", b64(b"not a histogram, not at all, no")),
         ("a cut histogram", b64(&v2[..v2.len() - 3])),
         ("another layout", b64(&two_digits)),
-        ("a value past an hour's buckets", {
-            // A run of empty counters past the last bucket, then a count.
-            let mut far = v2[..40].to_vec();
-            far.extend([0x81, 0xff, 0x03, 0x02]);
-            let len = (far.len() - 40) as u32;
-            far[4..8].copy_from_slice(&len.to_be_bytes());
-            b64(&far)
+        (
+            "a value past an hour's buckets",
+            b64(&payload(&[0x81, 0xff, 0x03, 0x02])),
+        ),
+        ("a value past an hour's buckets after good counters", {
+            b64(&payload(
+                &[&v2[40..], &[0x81, 0xff, 0x03, 0x02][..]].concat(),
+            ))
+        }),
+        ("a cut counter after good counters", {
+            b64(&payload(&[&v2[40..], &[0x80][..]].concat()))
+        }),
+        ("a run of empty counters that wraps the index around", {
+            // Two runs of 2^63 empty counters, one empty counter, then a count.
+            let most = [0xff; 9];
+            b64(&payload(
+                &[&v2[40..], &most, &most, &[0x00, 0x02][..]].concat(),
+            ))
         }),
     ];
     for (what, latency) in cases {
@@ -190,6 +208,18 @@ fn a_window_whose_histogram_does_not_decode_adds_nothing() {
             merger.ready(),
             vec![(0, "browse".to_string(), good.clone())],
             "{what}: nothing of the bad window was added"
+        );
+        // The first window of its second and series, then one of a released second.
+        let mut merger = Merger::new(1);
+        assert!(merger.wire(0, &wire).is_err(), "{what}: refused when first");
+        assert_eq!(merger.held(), 0, "{what}: no second is held for it");
+        merger.watermark(0, 1);
+        assert_eq!(merger.ready(), vec![], "{what}: nothing released for it");
+        assert!(merger.wire(0, &wire).is_err(), "{what}: refused when late");
+        assert_eq!(
+            merger.wire(0, &WireWindow::parse(&text).unwrap()).unwrap(),
+            Some((0, "browse".to_string(), good.clone())),
+            "{what}: a late good window after it comes back alone, as sent"
         );
     }
 }
