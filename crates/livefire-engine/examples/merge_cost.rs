@@ -43,12 +43,13 @@ fn main() {
         std::process::exit(3);
     }
     let lines_per_second = recorded.iter().map(Vec::len).max().unwrap_or(0);
+    // Per line (a second has one line per series).
     let bytes: usize = recorded
         .iter()
         .flatten()
         .map(|(_, l)| l.len())
         .sum::<usize>()
-        / recorded.len();
+        / recorded.iter().map(Vec::len).sum::<usize>();
 
     let cpu0 = cpu_seconds();
     let wall = Instant::now();
