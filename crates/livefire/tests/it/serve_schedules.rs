@@ -48,6 +48,28 @@ fn stop_and_wait(server: &Server, token: &str, id: &str) {
 }
 
 /// The audit lines of `subject`, as (who, action, detail).
+/// Polls the audit log of `subject` (up to 60 s) for a `skip` whose detail contains
+/// `why`; returns that line (who, action, detail), or fails naming what was there.
+fn wait_for_skip(
+    server: &Server,
+    token: &str,
+    subject: &str,
+    why: &str,
+) -> (String, String, String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let lines = audit_of(server, token, subject);
+        if let Some(l) = lines
+            .iter()
+            .find(|(_, action, detail)| action == "skip" && detail.contains(why))
+        {
+            return l.clone();
+        }
+        assert!(Instant::now() < deadline, "no skipped firing: {lines:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn audit_of(server: &Server, token: &str, subject: &str) -> Vec<(String, String, String)> {
     let (_, v) = server.json("GET", "/api/audit", token, None);
     v.as_array()
@@ -239,18 +261,7 @@ fn a_schedule_fires_runs_named_after_it_and_skips_a_firing_while_its_target_is_h
     // A later firing finds the victim held by that run: skipped, with the reason, not
     // dropped. (One while the run was still starting names its start slot instead.)
     let held = format!("held by run {id}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let skipped = loop {
-        let lines = audit_of(&server, &admin, "schedule:often");
-        if let Some(l) = lines
-            .iter()
-            .find(|(_, action, detail)| action == "skip" && detail.contains(&held))
-        {
-            break l.clone();
-        }
-        assert!(Instant::now() < deadline, "no skipped firing: {lines:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let skipped = wait_for_skip(&server, &admin, "schedule:often", &held);
     assert_eq!(skipped.0, "schedule often");
     assert!(
         skipped.2.contains("a run is already active on its targets"),
@@ -597,15 +608,7 @@ fn a_shell_schedule_in_production_has_an_owner_who_cannot_approve_it_and_waits_o
 
     // Its first firing asks for approval; the next ones, while that waits, are skipped
     // with the reason instead of asking again.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let skipped = loop {
-        let lines = audit_of(&server, &root, "schedule:often");
-        if let Some(l) = lines.iter().find(|(_, action, _)| action == "skip") {
-            break l.2.clone();
-        }
-        assert!(Instant::now() < deadline, "no skipped firing: {lines:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (_, _, skipped) = wait_for_skip(&server, &root, "schedule:often", "");
     // Every firing while the request waits is skipped the same way: the schedule's last
     // result says so too.
     let (_, s) = server.json("GET", "/api/schedules/often", &root, None);
@@ -821,18 +824,7 @@ fn a_schedule_without_an_owner_token_does_not_fire_into_production() {
     let moved = pause_in_environments(victim.pid(), 1)
         .replace("staging: {}", "staging: { production: true }");
     upload(&server, &alice, "pause", &moved);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let lines = audit_of(&server, &alice, "schedule:ownerless");
-        if lines
-            .iter()
-            .any(|(_, action, detail)| action == "skip" && detail.contains("no owner token"))
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no skipped firing: {lines:?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_skip(&server, &alice, "schedule:ownerless", "no owner token");
     let (_, pending) = server.json("GET", "/api/approvals", &alice, None);
     assert_eq!(pending, json!([]), "nobody was asked");
 }
