@@ -360,20 +360,25 @@ impl LoadWindow {
     }
 }
 
-/// A stored window: the histogram kept as its V2 encoding (a few hundred bytes instead
-/// of the ~190 KB of a live histogram), so an hour of windows stays small.
-#[derive(Debug, Clone)]
-struct Stored {
-    counts: Counts,
-    intended: u64,
-    sent: u64,
+/// A window with its histogram kept as its V2 encoding (a few hundred bytes instead of
+/// the ~190 KB of a live histogram): how the store keeps an hour of windows small, and
+/// how a split run's merge hands over a merged second without building a histogram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PackedWindow {
+    /// Counts by outcome.
+    pub counts: Counts,
+    /// As in [`Window`].
+    pub intended: u64,
+    /// As in [`Window`].
+    pub sent: u64,
     latency_v2: Vec<u8>,
     latency_len: u64,
 }
 
-impl Stored {
-    fn from_window(w: &Window) -> Self {
-        Stored {
+impl PackedWindow {
+    /// The packed form of a window.
+    pub fn from_window(w: &Window) -> Self {
+        PackedWindow {
             counts: w.counts,
             intended: w.intended,
             sent: w.sent,
@@ -382,11 +387,41 @@ impl Stored {
         }
     }
 
-    fn to_window(&self) -> Window {
+    /// A window from its parts, the histogram as a V2 encoding of livefire's layout
+    /// holding `latency_len` values. The caller vouches for the encoding (one that does
+    /// not decode unpacks as an empty histogram).
+    pub fn from_v2(
+        counts: Counts,
+        intended: u64,
+        sent: u64,
+        latency_v2: Vec<u8>,
+        latency_len: u64,
+    ) -> Self {
+        PackedWindow {
+            counts,
+            intended,
+            sent,
+            latency_v2,
+            latency_len,
+        }
+    }
+
+    /// The histogram's V2 encoding.
+    pub fn latency_v2(&self) -> &[u8] {
+        &self.latency_v2
+    }
+
+    /// How many latencies the histogram holds.
+    pub fn latency_len(&self) -> u64 {
+        self.latency_len
+    }
+
+    /// The window, its histogram decoded.
+    pub fn to_window(&self) -> Window {
         let latency = if self.latency_len == 0 {
             Latency::new()
         } else {
-            // We encoded it ourselves, so it decodes.
+            // Encoded by livefire (`from_window`, or the merge's encoder), so it decodes.
             Latency::from_v2_bytes(&self.latency_v2).unwrap_or_default()
         };
         Window {
@@ -417,7 +452,7 @@ pub const METRIC_SUFFIXES: [&str; 10] = [
 #[derive(Debug, Default)]
 pub struct WindowStore {
     // series name ("browse", "browse.search") -> second -> window
-    series: Mutex<BTreeMap<String, BTreeMap<u64, Stored>>>,
+    series: Mutex<BTreeMap<String, BTreeMap<u64, PackedWindow>>>,
     // whole-run facts known only at the end (`browse.writes.lost`), by full metric name
     facts: Mutex<BTreeMap<String, f64>>,
 }
@@ -444,6 +479,24 @@ impl WindowStore {
     pub fn publish_series(&self, series_name: &str, second: u64, w: &Window) {
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         put(&mut series, series_name.to_owned(), second, w);
+    }
+
+    /// Adds one series' window for one second in packed form: kept as it is when the
+    /// store has nothing there (no histogram is built), merged exactly otherwise. How a
+    /// split run's coordinator publishes the seconds its merge released.
+    pub fn publish_packed(&self, series_name: &str, second: u64, w: PackedWindow) {
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let s = series.entry(series_name.to_owned()).or_default();
+        match s.get_mut(&second) {
+            Some(existing) => {
+                let mut merged = existing.to_window();
+                merged.merge(&w.to_window());
+                *existing = PackedWindow::from_window(&merged);
+            }
+            None => {
+                s.insert(second, w);
+            }
+        }
     }
 
     /// The merged window of one series (`browse` or `browse.search`) over the seconds
@@ -508,7 +561,7 @@ impl WindowStore {
 }
 
 fn put(
-    series: &mut BTreeMap<String, BTreeMap<u64, Stored>>,
+    series: &mut BTreeMap<String, BTreeMap<u64, PackedWindow>>,
     name: String,
     second: u64,
     w: &Window,
@@ -518,10 +571,10 @@ fn put(
         Some(existing) => {
             let mut merged = existing.to_window();
             merged.merge(w);
-            *existing = Stored::from_window(&merged);
+            *existing = PackedWindow::from_window(&merged);
         }
         None => {
-            s.insert(second, Stored::from_window(w));
+            s.insert(second, PackedWindow::from_window(w));
         }
     }
 }

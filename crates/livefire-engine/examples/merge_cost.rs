@@ -67,7 +67,7 @@ fn main() {
                 };
                 windows += 1;
                 match merger.wire(seg, &wire) {
-                    Ok(Some((sec, name, w))) => store.publish_series(&name, sec, &w),
+                    Ok(Some((sec, name, w))) => store.publish_packed(&name, sec, w),
                     Ok(None) => {}
                     Err(e) => panic!("a recorded window no longer decodes: {e}"),
                 }
@@ -75,7 +75,7 @@ fn main() {
             merger.watermark(seg, s + 1);
         }
         for (sec, name, w) in merger.ready() {
-            store.publish_series(&name, sec, &w);
+            store.publish_packed(&name, sec, w);
         }
     }
     let cpu = cpu_seconds() - cpu0;

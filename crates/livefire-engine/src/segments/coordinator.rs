@@ -415,7 +415,7 @@ impl State {
                     self.late_windows += 1;
                     if let Some(sink) = sink {
                         sink.store
-                            .publish_series(&series, second + self.offset_s, &w);
+                            .publish_packed(&series, second + self.offset_s, w);
                     }
                 }
             }
@@ -550,7 +550,7 @@ impl State {
                     self.late_windows += 1;
                     if let Some(sink) = sink {
                         sink.store
-                            .publish_series(&series, second + self.offset_s, &w);
+                            .publish_packed(&series, second + self.offset_s, w);
                     }
                 }
             }
@@ -638,7 +638,7 @@ impl State {
     fn publish(&mut self, sink: &Sink) {
         for (second, series, w) in self.merger.ready() {
             sink.store
-                .publish_series(&series, second + self.offset_s, &w);
+                .publish_packed(&series, second + self.offset_s, w);
         }
     }
 
@@ -657,7 +657,7 @@ impl State {
     ) -> Vec<(livefire_load::LoadConfig, livefire_load::LoadReport)> {
         for (second, series, w) in self.merger.rest() {
             sink.store
-                .publish_series(&series, second + self.offset_s, &w);
+                .publish_packed(&series, second + self.offset_s, w);
         }
         self.flush();
         if self.late_windows > 0 {

@@ -9,15 +9,16 @@
 //! counters of its HdrHistogram V2 encoding added straight into the second's
 //! accumulator by bucket index, in one pass: a window costs its non-zero counters,
 //! never a whole histogram. A histogram that stops decoding part way has what it added
-//! taken back, so a bad window adds nothing. The accumulator becomes a `Window` once, when its second is released, and
-//! its counters are recycled for a later second.
+//! taken back, so a bad window adds nothing. When its second is released, the
+//! accumulator's counters are encoded straight into the V2 form the store keeps (no
+//! dense histogram is built) and recycled for a later second.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use base64::Engine as _;
 use livefire_core::window::{
-    Counts, LATENCY_HIGH_US, LATENCY_LOW_US, LATENCY_SIGFIG, Latency, Window, WindowError,
+    Counts, LATENCY_LOW_US, LATENCY_SIGFIG, Latency, PackedWindow, Window, WindowError,
 };
 use serde::Deserialize;
 
@@ -38,7 +39,7 @@ pub struct Merger {
 }
 
 /// A merged window: its second and series.
-pub type Released = (u64, String, Window);
+pub type Released = (u64, String, PackedWindow);
 
 /// A window line as sent (`{"type":"window","series":..,"second":..,"window":{..}}`),
 /// its histogram still base64: read without building a histogram.
@@ -120,38 +121,75 @@ impl Acc {
         }
     }
 
-    /// The merged window; the counters are zeroed and handed back for reuse.
-    fn finish(mut self, spare: &mut Vec<Vec<u64>>) -> Window {
-        let mut latency = Latency::new();
-        let layout = layout();
-        for i in self.lo..self.hi {
-            let n = std::mem::take(&mut self.buckets[i]);
-            if n == 0 {
-                continue;
-            }
-            let v = layout.value_of(i);
-            if v <= LATENCY_HIGH_US {
-                latency.record_us_n(v, n);
-            } else {
-                // The top buckets hold latencies clamped to the histogram's end, past
-                // one hour, which `record_us_n` would move to one hour: recorded one
-                // by one where they were (only timeouts longer than an hour get here).
-                for _ in 0..n {
-                    latency.record_us(v);
-                }
-            }
+    /// The merged window, its histogram encoded straight from the counters (no dense
+    /// histogram is built: a fresh one per second was a third of the merge's CPU, in page
+    /// faults); the counters are zeroed and handed back for reuse.
+    fn finish(mut self, spare: &mut Vec<Vec<u64>>, scratch: &mut Vec<u8>) -> PackedWindow {
+        // Encoded into a reused buffer, then copied at its exact size: the store keeps
+        // an hour of these.
+        encode_v2(&self.buckets[..self.hi], scratch);
+        let v2 = scratch.clone();
+        let (lo, hi) = (self.lo.min(self.hi), self.hi);
+        let mut len = 0u64;
+        for n in &mut self.buckets[lo..hi] {
+            len = len.saturating_add(std::mem::take(n));
         }
         if spare.len() < SPARE {
             spare.push(self.buckets);
         }
-        Window {
-            counts: self.counts,
-            intended: self.intended,
-            sent: self.sent,
-            latency,
-        }
+        PackedWindow::from_v2(self.counts, self.intended, self.sent, v2, len)
     }
 }
+
+/// The HdrHistogram V2 encoding of a livefire histogram whose counters are `counters`
+/// (all zero past them), written as the hdrhistogram crate's serializer writes the same
+/// histogram, byte for byte: the header, then every counter up to the last non-zero one,
+/// zig-zag varints, a run of two or more empty counters as one negative number.
+fn encode_v2(counters: &[u64], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&V2_COOKIE.to_be_bytes());
+    // The payload's length, once known.
+    out.extend_from_slice(&0u32.to_be_bytes());
+    // No normalizing index offset.
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&u32::from(LATENCY_SIGFIG).to_be_bytes());
+    out.extend_from_slice(&LATENCY_LOW_US.to_be_bytes());
+    out.extend_from_slice(&layout().high.to_be_bytes());
+    out.extend_from_slice(&1.0f64.to_bits().to_be_bytes());
+    let end = counters.iter().rposition(|n| *n != 0).map_or(0, |i| i + 1);
+    // An empty histogram's one counter (at its max, 0) is written all the same.
+    let end = end.max(1);
+    let mut i = 0;
+    while i < end {
+        let n = counters.get(i).copied().unwrap_or(0);
+        i += 1;
+        let value = if n == 0 {
+            let mut zeros = 1i64;
+            while i < end && counters[i] == 0 {
+                zeros += 1;
+                i += 1;
+            }
+            if zeros > 1 { -zeros } else { 0 }
+        } else {
+            i64::try_from(n).unwrap_or(i64::MAX)
+        };
+        let mut zz = ((value << 1) ^ (value >> 63)) as u64;
+        // LEB128, at most 9 bytes, the 9th byte whole.
+        for _ in 0..8 {
+            if zz < 0x80 {
+                break;
+            }
+            out.push(0x80 | (zz & 0x7f) as u8);
+            zz >>= 7;
+        }
+        out.push(zz as u8);
+    }
+    let payload = (out.len() - V2_HEADER) as u32;
+    out[4..8].copy_from_slice(&payload.to_be_bytes());
+}
+
+/// The V2 header's length.
+const V2_HEADER: usize = 40;
 
 /// How many zeroed counter arrays are kept for reuse (each ~180 KB).
 const SPARE: usize = 64;
@@ -262,12 +300,14 @@ fn varint(b: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-/// livefire's histogram layout (`LATENCY_LOW_US`, `LATENCY_SIGFIG`): bucket index <->
-/// value, computed as HdrHistogram does.
+/// livefire's histogram layout (`LATENCY_LOW_US`, `LATENCY_SIGFIG`): the bucket index
+/// of a value, computed as HdrHistogram does.
 #[derive(Debug)]
 struct Layout {
     /// Counters a livefire histogram has.
     len: usize,
+    /// Its highest trackable value (as its V2 header says).
+    high: u64,
     unit_magnitude: u32,
     sub_bucket_half_count_magnitude: u32,
     sub_bucket_half_count: u64,
@@ -283,6 +323,7 @@ fn layout() -> &'static Layout {
         let sub_bucket_count = 1u64 << sub_bucket_count_magnitude;
         Layout {
             len: Latency::new().histogram().distinct_values(),
+            high: Latency::new().histogram().high(),
             unit_magnitude,
             sub_bucket_half_count_magnitude: sub_bucket_count_magnitude - 1,
             sub_bucket_half_count: sub_bucket_count / 2,
@@ -292,18 +333,6 @@ fn layout() -> &'static Layout {
 }
 
 impl Layout {
-    /// The lowest value counted at `index`.
-    fn value_of(&self, index: usize) -> u64 {
-        let index = index as u64;
-        let mut bucket = (index >> self.sub_bucket_half_count_magnitude) as i64 - 1;
-        let mut sub = (index & (self.sub_bucket_half_count - 1)) + self.sub_bucket_half_count;
-        if bucket < 0 {
-            sub -= self.sub_bucket_half_count;
-            bucket = 0;
-        }
-        sub << (bucket as u32 + self.unit_magnitude)
-    }
-
     /// The index that counts `value`.
     fn index_of(&self, value: u64) -> usize {
         let pow2ceiling = 64 - (value | self.sub_bucket_mask).leading_zeros();
@@ -397,7 +426,13 @@ impl Merger {
                 return Err(WindowError::Histogram(stopped.why.to_owned()));
             }
         }
-        Ok(fresh.map(|acc| (w.second, w.series.to_string(), acc.finish(&mut self.spare))))
+        Ok(fresh.map(|acc| {
+            (
+                w.second,
+                w.series.to_string(),
+                acc.finish(&mut self.spare, &mut self.bytes),
+            )
+        }))
     }
 
     /// Removes an accumulator that got nothing (its counters are zero: kept for reuse),
@@ -426,7 +461,7 @@ impl Merger {
         w: Window,
     ) -> Option<Released> {
         if second < self.released {
-            return Some((second, series, w));
+            return Some((second, series, PackedWindow::from_window(&w)));
         }
         self.acc(&series, second).0.add_window(&w);
         None
@@ -485,7 +520,7 @@ impl Merger {
         let mut released = Vec::new();
         for (second, series) in out {
             for (name, acc) in series {
-                released.push((second, name, acc.finish(&mut self.spare)));
+                released.push((second, name, acc.finish(&mut self.spare, &mut self.bytes)));
             }
         }
         released

@@ -3,7 +3,7 @@
 //! percentile), a late window comes back on its own, and a window whose histogram does
 //! not decode is refused without adding anything.
 
-use livefire_core::window::{Outcome, Window};
+use livefire_core::window::{Outcome, PackedWindow, Window};
 use livefire_engine::segments::merge::{Merger, Released, WireWindow};
 use livefire_engine::segments::protocol::Line;
 
@@ -51,7 +51,10 @@ fn line(series: &str, second: u64, w: &Window) -> String {
 
 /// Feeds every (segment, series, second, window) as a wire line; releases as the
 /// watermarks pass; returns what was released and what adding the windows whole gives.
-fn merge_all(segments: u32, sent: &[(u32, &str, u64, Window)]) -> (Vec<Released>, Vec<Released>) {
+fn merge_all(
+    segments: u32,
+    sent: &[(u32, &str, u64, Window)],
+) -> (Vec<Released>, Vec<(u64, String, Window)>) {
     let mut merger = Merger::new(segments);
     let mut out = Vec::new();
     for (seg, series, second, w) in sent {
@@ -80,7 +83,7 @@ fn merge_all(segments: u32, sent: &[(u32, &str, u64, Window)]) -> (Vec<Released>
 #[test]
 fn sparse_merge_equals_adding_whole_windows() {
     // (what, segments, windows per segment and second, latency range in µs)
-    let cases: [(&str, u32, u64, u64, u64); 4] = [
+    let cases: [(&str, u32, u64, u64, u64); 5] = [
         ("typical web latencies", 4, 500, 200, 400_000),
         (
             "the whole range, clamped above an hour",
@@ -91,6 +94,7 @@ fn sparse_merge_equals_adding_whole_windows() {
         ),
         ("one segment, one value", 1, 1, 1_000, 1_001),
         ("many segments, few samples", 25, 3, 50, 5_000_000),
+        ("no request completed (an empty histogram)", 2, 0, 1, 10),
     ];
     for (what, segments, n, lo, hi) in cases {
         let mut rng = Lcg(n ^ lo ^ hi);
@@ -110,10 +114,20 @@ fn sparse_merge_equals_adding_whole_windows() {
         );
         for (g, e) in got.iter().zip(&expected) {
             assert_eq!((g.0, &g.1), (e.0, &e.1), "{what}: in order of seconds");
-            assert_eq!(g.2, e.2, "{what}: second {} of {}", e.0, e.1);
+            // Encoded from the counters, byte for byte what hdrhistogram's own
+            // serializer writes for the merged histogram.
+            assert_eq!(
+                g.2,
+                PackedWindow::from_window(&e.2),
+                "{what}: second {} of {}",
+                e.0,
+                e.1
+            );
+            let unpacked = g.2.to_window();
+            assert_eq!(unpacked, e.2, "{what}: second {} of {}", e.0, e.1);
             for q in [0.5, 0.99, 0.999, 1.0] {
                 assert_eq!(
-                    g.2.latency.quantile_us(q),
+                    unpacked.latency.quantile_us(q),
                     e.2.latency.quantile_us(q),
                     "{what}: quantile {q}"
                 );
@@ -143,12 +157,18 @@ fn a_second_waits_for_every_live_segment_and_a_late_window_comes_back_alone() {
     let released = merger.ready();
     let mut both = a.clone();
     both.merge(&b);
-    assert_eq!(released, vec![(0, "browse".to_string(), both)]);
+    assert_eq!(
+        released,
+        vec![(0, "browse".to_string(), PackedWindow::from_window(&both))]
+    );
     // Segment 2 sends another window of second 0, after its watermark said it would not.
     let late = window(&mut rng, 10, 100, 10_000);
     let text = line("browse", 0, &late);
     let back = merger.wire(1, &WireWindow::parse(&text).unwrap()).unwrap();
-    assert_eq!(back, Some((0, "browse".to_string(), late)));
+    assert_eq!(
+        back,
+        Some((0, "browse".to_string(), PackedWindow::from_window(&late)))
+    );
 }
 
 #[test]
@@ -206,7 +226,7 @@ fn a_window_whose_histogram_does_not_decode_adds_nothing() {
         merger.watermark(0, 1);
         assert_eq!(
             merger.ready(),
-            vec![(0, "browse".to_string(), good.clone())],
+            vec![(0, "browse".to_string(), PackedWindow::from_window(&good))],
             "{what}: nothing of the bad window was added"
         );
         // The first window of its second and series, then one of a released second.
@@ -218,7 +238,7 @@ fn a_window_whose_histogram_does_not_decode_adds_nothing() {
         assert!(merger.wire(0, &wire).is_err(), "{what}: refused when late");
         assert_eq!(
             merger.wire(0, &WireWindow::parse(&text).unwrap()).unwrap(),
-            Some((0, "browse".to_string(), good.clone())),
+            Some((0, "browse".to_string(), PackedWindow::from_window(&good))),
             "{what}: a late good window after it comes back alone, as sent"
         );
     }
