@@ -396,7 +396,14 @@ struct Driver {
     /// Unused pairs of fixed-file slots.
     free_pairs: Vec<u32>,
     conns: Conns,
-    /// Sides whose receive ended for want of a buffer: re-armed as buffers return.
+    /// Sides whose receive ended for want of a buffer, re-armed after the batch that
+    /// saw them (buffers are back by then). A receive takes its buffer before it looks
+    /// for data, so one that is issued when the ring is empty fails at once; and the
+    /// kernel serves the submissions of an `io_uring_enter` in order, before the wake-ups
+    /// of receives already armed. So these go first, as single receives: a bulk
+    /// connection's multishot receive takes up to 32 buffers per wake-up, and re-armed
+    /// behind a few of those (which are re-armed whenever their sends catch up) a side
+    /// would find the ring empty every time, for as long as the bulk lasts.
     starved: Vec<(u32, usize)>,
     pending: Vec<squeue::Entry>,
 }
@@ -741,7 +748,14 @@ impl Driver {
         }
     }
 
+    /// Starts a multishot receive on `side`.
     fn arm(&mut self, id: u32, side: usize) {
+        self.arm_with(id, side, false);
+    }
+
+    /// Starts a receive on `side`: multishot, or with `once` a single receive, which
+    /// takes at most one ring buffer.
+    fn arm_with(&mut self, id: u32, side: usize, once: bool) {
         let Some(c) = self.conns.get_mut(&id) else {
             return;
         };
@@ -752,11 +766,15 @@ impl Driver {
         s.recv_armed = true;
         s.cancelling = false;
         let slot = 2 * c.pair + side as u32;
-        self.push(
-            opcode::RecvMulti::new(types::Fixed(slot), BGID)
+        let entry = if once {
+            opcode::Recv::new(types::Fixed(slot), std::ptr::null_mut(), 0)
+                .buf_group(BGID)
                 .build()
-                .user_data(user_data(K_RECV, id, side, 0)),
-        );
+                .flags(squeue::Flags::BUFFER_SELECT)
+        } else {
+            opcode::RecvMulti::new(types::Fixed(slot), BGID).build()
+        };
+        self.push(entry.user_data(user_data(K_RECV, id, side, 0)));
     }
 
     fn cancel_recv(&mut self, id: u32, side: usize) {
@@ -774,10 +792,14 @@ impl Driver {
         }
     }
 
+    /// Re-arms the sides whose receive found the ring empty: first in the next
+    /// submission, and one buffer each (see `starved`).
     fn rearm_starved(&mut self) {
+        let later = std::mem::take(&mut self.pending);
         for (id, side) in std::mem::take(&mut self.starved) {
-            self.arm(id, side);
+            self.arm_with(id, side, true);
         }
+        self.pending.extend(later);
     }
 
     fn on_recv(&mut self, id: u32, side: usize, res: i32, buf: Option<u16>, more: bool) -> bool {

@@ -194,6 +194,60 @@ async fn stalled_connections_do_not_starve_the_others() {
     holder.abort();
 }
 
+/// Bulk transfers on other connections, more than the plane has buffers for, must not
+/// hold up a connection that carries a byte at a time. Regression: a receive that found
+/// the ring empty was retried behind the bulk connections' receives, which took every
+/// buffer each time the ring was refilled, so the small connection waited for as long
+/// as the bulk lasted (CI: "the upstream's bytes did not flow" while the stalled
+/// connections of the test above filled the plane).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickle_is_not_held_up_behind_bulk_transfers() {
+    if uring_or_skip().is_none() {
+        return;
+    }
+    // One per ring buffer: enough that their receives empty the ring each time it is
+    // refilled (64 did not starve the old plane here, 128 did).
+    const BULK_CONNS: usize = 256;
+    let (sink, _ends) = sink_server().await;
+    let bulk = proxy_to(sink).await;
+    let piece = std::sync::Arc::new(vec![7u8; 64 * 1024]);
+    let mut writers = Vec::new();
+    for _ in 0..BULK_CONNS {
+        let mut s = connect(&bulk).await;
+        let piece = piece.clone();
+        writers.push(tokio::spawn(async move {
+            while s.write_all(&piece).await.is_ok() {}
+        }));
+    }
+    let forwarded = || bulk.stats().upstream.sent_bytes;
+    let mut waits = 0;
+    while forwarded() < 32 << 20 {
+        waits += 1;
+        assert!(waits < 1200, "the bulk transfers did not get going");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = forwarded();
+    let p = proxy_to(echo_server().await).await;
+    let mut s = connect(&p).await;
+    for i in 0..20u8 {
+        s.write_all(&[i]).await.unwrap();
+        let mut back = [0u8; 1];
+        let echoed = tokio::time::timeout(Duration::from_secs(20), s.read_exact(&mut back)).await;
+        assert!(
+            matches!(echoed, Ok(Ok(_))) && back == [i],
+            "round trip {i} of one byte did not come back within 20s beside the bulk"
+        );
+    }
+    // The bulk was still flowing all along: the trickle did not merely outlast it.
+    assert!(
+        forwarded() > before,
+        "the bulk transfers stopped during the trickle"
+    );
+    for w in writers {
+        w.abort();
+    }
+}
+
 /// An upstream that stopped reading (paused) while it still sends: a toxic added then
 /// must reach the connection at once (not after the stuck bytes drain, which is never),
 /// and the other direction must keep flowing meanwhile.
