@@ -200,9 +200,18 @@ pub(super) async fn during(
             .spawn(progress_task(&ctx, during_start, lag, &board));
     }
 
-    let cause = wait_for_end(&mut tasks, abort_rx, end, max_end).await;
+    let mut cause = wait_for_end(&mut tasks, abort_rx, end, max_end).await;
+    let mut finished = Vec::new();
+    if cause.is_none() && !split {
+        // Loads and campaigns that ran their course get to finish the requests still in
+        // flight (each within its timeout), so the last answers are counted; a split
+        // run's `follow` gives its segments the same wait.
+        let grace =
+            workloads_end_wait(ctx.plan).min(max_end.saturating_duration_since(Instant::now()));
+        cause = let_workloads_end(&mut tasks, abort_rx, grace, &mut finished).await;
+    }
     crate::view::end_line(ctx.view);
-    let finished = stop_tasks(tasks).await;
+    finished.extend(stop_tasks(tasks).await);
     // The segments are stopped (and their objects deleted) once their task ended.
     segments_ledger_clear(shared, segments_entry.take()).await;
     // The windows not journaled yet, now that every load has stopped.
@@ -609,6 +618,45 @@ fn fault_task_ended(
             Some(AbortCause::Panic { activity, message })
         }
         _ => None,
+    }
+}
+
+/// How long a run on one machine waits, after the timeline's end, for its loads and
+/// campaigns to end on their own: the longest request timeout plus `END_MARGIN`.
+fn workloads_end_wait(plan: &Plan) -> Duration {
+    let longest = plan
+        .activities
+        .iter()
+        .filter_map(|a| match &a.body {
+            Body::Load(c) => Some(c.timeout),
+            Body::Fuzz { config, .. } => Some(config.timeout),
+            Body::Fault(_) => None,
+        })
+        .max()
+        .unwrap_or_default();
+    longest + crate::segments::coordinator::END_MARGIN
+}
+
+/// Waits up to `grace` for every load and campaign to end on its own, keeping what
+/// they report; an abort (a guardrail judging their last seconds, a stop) ends the wait.
+async fn let_workloads_end(
+    tasks: &mut Tasks,
+    abort_rx: &mut mpsc::UnboundedReceiver<AbortCause>,
+    grace: Duration,
+    finished: &mut Vec<FinishedLoad>,
+) -> Option<AbortCause> {
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            Some(c) = abort_rx.recv() => return Some(c),
+            _ = &mut deadline => return None,
+            joined = tasks.workloads.join_next() => match joined {
+                None => return None,
+                Some(Ok(loads)) => finished.extend(loads),
+                Some(Err(_)) => {}
+            },
+        }
     }
 }
 

@@ -222,49 +222,60 @@ fn slow_server(delay: Duration) -> std::net::SocketAddr {
 
 /// Regression: segments were asked to stop 4 s after the timeline's end, whatever the
 /// loads' request timeout, so requests still allowed to answer were dropped from the
-/// totals (and a segment slow to stop was killed). Now they get the longest timeout
-/// plus `END_MARGIN` to end on their own.
+/// totals (and a segment slow to stop was killed); a run on one machine cancelled its
+/// loads at the timeline's end, dropping the answers still in flight. Now both give
+/// requests the longest timeout plus `END_MARGIN` to end on their own.
 #[test]
 fn a_slow_target_within_the_timeout_is_counted_whole() {
-    let home = Home::new();
-    // Answers 5 s late: later than the old 4 s, within the load's 8 s timeout.
-    let addr = slow_server(Duration::from_secs(5));
-    let file = home.file(&format!(
-        "version: 1\ntitle: slow\ntimeline:\n  - {{ at: 0s, for: 2s, load: {{ name: browse, rate: 5/s, timeout: 8s, requests: [ {{ url: \"http://{addr}/\" }} ] }} }}\n"
-    ));
-    let (code, _, err) = run(home
-        .run(&file)
-        .args(["--segments", "2", "--on", "local", "-q"]));
-    assert_eq!(code, 0, "{err}");
-    let events = events(&home.journal());
-    // Every segment ended on its own, its loads run to their end: `done`, never lost,
-    // and each said `ok` (not `stopped`: nobody had to ask it).
-    let segs = of_type(&events, "segment");
-    let mut done: Vec<&str> = segs
-        .iter()
-        .filter(|e| e["state"] == "done")
-        .map(|e| e["segment"].as_str().unwrap())
-        .collect();
-    done.sort();
-    assert_eq!(done, ["1/2", "2/2"], "{segs:?}");
-    assert!(segs.iter().all(|e| e["state"] != "lost"), "{segs:?}");
-    for i in 1..=2 {
-        let stream =
-            std::fs::read_to_string(home.run_dir().join(format!("segments/{i}/stream.jsonl")))
-                .unwrap();
-        let last: serde_json::Value = serde_json::from_str(stream.lines().last().unwrap()).unwrap();
-        assert_eq!(last["type"], "done", "segment {i}: {stream}");
-        assert_eq!(last["status"], "ok", "segment {i}: {stream}");
+    for split in [false, true] {
+        let home = Home::new();
+        // Answers 5 s late: later than the old 4 s, within the load's 8 s timeout.
+        let addr = slow_server(Duration::from_secs(5));
+        let file = home.file(&format!(
+            "version: 1\ntitle: slow\ntimeline:\n  - {{ at: 0s, for: 2s, load: {{ name: browse, rate: 5/s, timeout: 8s, requests: [ {{ url: \"http://{addr}/\" }} ] }} }}\n"
+        ));
+        let mut cmd = home.run(&file);
+        cmd.arg("-q");
+        if split {
+            cmd.args(["--segments", "2", "--on", "local"]);
+        }
+        let (code, _, err) = run(&mut cmd);
+        let how = if split { "2 segments" } else { "one machine" };
+        assert_eq!(code, 0, "{how}: {err}");
+        let events = events(&home.journal());
+        // Every request the schedule meant was answered, slowly, and counted.
+        let merged = load_report(&events);
+        assert_eq!(merged.intended, 10, "{how}");
+        assert_eq!(merged.total.counts.completed(), 10, "{how}: {merged:?}");
+        assert_eq!(merged.total.counts.errors(), 0, "{how}: {merged:?}");
+        assert!(
+            merged.total.latency.quantile_us(0.0).unwrap_or(0) >= 4_990_000,
+            "{how}: every answer took the server's 5 s (to the histogram's 0.1%): {merged:?}"
+        );
+        if !split {
+            continue;
+        }
+        // Every segment ended on its own, its loads run to their end: `done`, never
+        // lost, and each said `ok` (not `stopped`: nobody had to ask it).
+        let segs = of_type(&events, "segment");
+        let mut done: Vec<&str> = segs
+            .iter()
+            .filter(|e| e["state"] == "done")
+            .map(|e| e["segment"].as_str().unwrap())
+            .collect();
+        done.sort();
+        assert_eq!(done, ["1/2", "2/2"], "{segs:?}");
+        assert!(segs.iter().all(|e| e["state"] != "lost"), "{segs:?}");
+        for i in 1..=2 {
+            let stream =
+                std::fs::read_to_string(home.run_dir().join(format!("segments/{i}/stream.jsonl")))
+                    .unwrap();
+            let last: serde_json::Value =
+                serde_json::from_str(stream.lines().last().unwrap()).unwrap();
+            assert_eq!(last["type"], "done", "segment {i}: {stream}");
+            assert_eq!(last["status"], "ok", "segment {i}: {stream}");
+        }
     }
-    // Every request the schedule meant was answered, slowly, and counted.
-    let merged = load_report(&events);
-    assert_eq!(merged.intended, 10);
-    assert_eq!(merged.total.counts.completed(), 10, "{merged:?}");
-    assert_eq!(merged.total.counts.errors(), 0, "{merged:?}");
-    assert!(
-        merged.total.latency.quantile_us(0.0).unwrap_or(0) >= 4_990_000,
-        "every answer took the server's 5 s (to the histogram's 0.1%): {merged:?}"
-    );
 }
 
 /// `cmd` under an open-files limit of `soft` (hard limit `hard`), through `prlimit`.
