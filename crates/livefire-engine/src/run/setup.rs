@@ -253,6 +253,8 @@ pub(super) fn fault_targets(plan: &Plan, children: &[(String, Child)], shared: &
                     ..Default::default()
                 }),
                 restart,
+                // It restarts as whom it was started as.
+                user: setup.and_then(|s| s.user.clone()),
                 ..Default::default()
             },
         );

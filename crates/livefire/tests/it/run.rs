@@ -429,6 +429,39 @@ fn a_setup_process_restarts_in_its_own_cwd() {
     }
 }
 
+/// Regression: a setup process started as `user:` was restarted (by `process.restart`,
+/// and by the rollback of `process.kill`) as whoever ran livefire: root, in CI.
+#[test]
+fn a_setup_process_restarts_as_its_own_user() {
+    if !nix::unistd::geteuid().is_root() {
+        livefire_testkit::skip_missing(
+            "root, to start a setup process as another user",
+            "run the tests as root",
+        );
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for kind in ["process.kill", "process.restart"] {
+        let home = Home::new();
+        // `nobody` must reach and write the folder it restarts in.
+        std::fs::set_permissions(home.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let app = home.path().join("app");
+        std::fs::create_dir(&app).unwrap();
+        std::fs::set_permissions(&app, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let file = home.file(&format!(
+            "version: 1\ntitle: restart as user\nsetup:\n  - {{ name: worker, command: \"sleep 300\", user: nobody, cwd: {app:?}, restart: \"id -un > restarted.txt\" }}\ntimeline:\n  - {{ at: 0s, for: 1s, fault: {{ {kind}: {{ target: worker }} }} }}\n",
+            app = app.display().to_string()
+        ));
+        let (code, out, err) = run(&mut home.run(&file));
+        let written = std::fs::read_to_string(app.join("restarted.txt")).ok();
+        assert_eq!(
+            written.as_deref().map(str::trim),
+            Some("nobody"),
+            "{kind}: the restart ran as the setup's `user:` (exit {code}): {out}{err}"
+        );
+    }
+}
+
 #[test]
 fn every_example_runs_with_the_exit_code_it_states() {
     let dir = repo().join("examples");
