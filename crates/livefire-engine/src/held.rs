@@ -4,7 +4,7 @@
 //! `data_dir` (saved pages) or by the server its DSN reaches (roles, sessions), a proxy by
 //! its listen address or API URL and name, a network namespace by name, the host by
 //! being the host (nftables tables and qdiscs outside a namespace, stress workers,
-//! commands), a path by the files under it. An `http` target is only probed and loaded,
+//! commands; a fault without `target:` that acts on this machine claims it too), a path by the files under it. An `http` target is only probed and loaded,
 //! never changed, so nothing holds it.
 
 use std::path::{Path, PathBuf};
@@ -93,6 +93,23 @@ impl Claim {
         })
     }
 
+    /// The machine livefire runs on, as a fault without a `target:` acts on it
+    /// (`command`, `cpu.stress`, `memory.stress`), named by its activity as people read
+    /// it: held by what holds a `host` target (stress workers, commands, tables and
+    /// qdiscs outside a namespace).
+    pub fn this_machine(activity: &str) -> Claim {
+        Claim {
+            target: activity.to_owned(),
+            what: "this machine: a fault without `target:` acts on it".to_owned(),
+            keys: vec!["host".to_owned()],
+            process: None,
+            spec: Target {
+                host: Some(Default::default()),
+                ..Default::default()
+            },
+        }
+    }
+
     /// Whether the pending entry `e` changes (or will change back) this claim's resource.
     pub fn held_by(&self, e: &Pending) -> bool {
         if let Some(p) = self.process {
@@ -169,7 +186,27 @@ pub fn claims(
         };
         out.extend(Claim::of(name, t, process));
     }
+    out.extend(machine_claims(plan));
     Ok(out)
+}
+
+/// A claim of this machine for each fault of `plan` that acts on it without a
+/// `target:`.
+pub fn machine_claims(plan: &crate::plan::Plan) -> Vec<Claim> {
+    use livefire_spec::Fault;
+    plan.activities
+        .iter()
+        .filter(|a| match &a.body {
+            crate::plan::Body::Fault(f) => match f {
+                Fault::Command(_) => true,
+                Fault::CpuStress(c) => c.target.is_none(),
+                Fault::MemoryStress(m) => m.target.is_none(),
+                _ => false,
+            },
+            _ => false,
+        })
+        .map(|a| Claim::this_machine(&a.name))
+        .collect()
 }
 
 /// The first of `claims` that an entry of `pending` holds, with that entry.

@@ -484,6 +484,7 @@ fn check_targets(plan: &Plan) -> Result<(), TargetError> {
         .targets
         .iter()
         .filter_map(|(name, t)| crate::held::Claim::of(name, t, resolved.get(name).copied()))
+        .chain(crate::held::machine_claims(plan))
         .collect();
     let pending = crate::ledger::pending_all();
     if let Some(held) = crate::held::in_ledger(&claims, &pending) {

@@ -328,7 +328,9 @@ fn setup_processes_die_with_a_crashed_livefire() {
 type HeldCase = (&'static str, String, &'static str);
 
 // Regression: `livefire run` refused only a process a crashed run left in the ledger and
-// applied a second fault to a PostgreSQL cluster, proxy, namespace or path it still held.
+// applied a second fault to a PostgreSQL cluster, proxy, namespace or path it still held;
+// and a fault without `target:` (`command`, `cpu.stress`), which acts on this machine,
+// was not checked against what a crashed run left on it.
 #[test]
 fn a_target_of_any_kind_a_crashed_run_left_in_the_ledger_refuses_a_new_run() {
     let home = Home::new();
@@ -339,6 +341,14 @@ fn a_target_of_any_kind_a_crashed_run_left_in_the_ledger_refuses_a_new_run() {
     let pg = livefire_testkit::pg::Pg::start_with("max_connections = 12");
     // (kind, the crashed run's target, the new run's: the same resource spelt otherwise)
     let mut cases: Vec<(HeldCase, String)> = vec![
+        (
+            (
+                "this machine",
+                "{ http: \"http://127.0.0.1:1\" }".into(),
+                "cpu.stress: { cores: 1, load: 5% }",
+            ),
+            "{ http: \"http://127.0.0.1:1\" }".into(),
+        ),
         (
             (
                 "path",
@@ -442,6 +452,12 @@ fn a_target_of_any_kind_a_crashed_run_left_in_the_ledger_refuses_a_new_run() {
         let scratch_before = listing(&scratch);
         // The same resource, under another name, from a shell.
         let again = home.path().join(format!("again-{kind}"));
+        // On this machine, another fault without a target.
+        let fault = if *kind == "this machine" {
+            "command: { apply: \"touch applied.txt\", rollback: \"rm -f applied.txt\" }"
+        } else {
+            fault
+        };
         let file = write(home.path(), "same.yaml", &exp("same", same, fault));
         let (code, _, err) = run(home
             .livefire()
@@ -449,8 +465,17 @@ fn a_target_of_any_kind_a_crashed_run_left_in_the_ledger_refuses_a_new_run() {
             .arg(&file)
             .args(["--out".as_ref(), again.as_os_str()]));
         assert_eq!(code, 3, "{kind}: {err}");
+        let named = if *kind == "this machine" {
+            "`command` (this machine"
+        } else {
+            "target `same`"
+        };
+        assert!(
+            !home.path().join("applied.txt").exists(),
+            "{kind}: the command was not run"
+        );
         for needle in [
-            "target `same`",
+            named,
             &format!("held by run {crashed}"),
             "pending undo",
             "livefire recover",
