@@ -27,7 +27,9 @@ pub use config::{
 pub use data::DataSet;
 pub use report::{LatencySummary, LoadReport, LoadSummary, summary_schema};
 pub use run::{run, run_with_writes};
-pub use writes::{KeysRead, WriteCounts, WriteKeys, WriteLog, verify_writes};
+pub use writes::{
+    KeysRead, RunsRead, RunsUpdate, WriteCounts, WriteKeys, WriteLog, merge_runs, verify_writes,
+};
 
 /// Everything that can stop a load before it starts. Once running, failures of requests
 /// are measurements (outcomes), never errors.

@@ -42,6 +42,9 @@ struct LogInner {
     runs: Vec<WriteRun>,
     /// Where recording runs stopped, past `MAX_RUNS` (ms since the start).
     truncated_ms: Option<u64>,
+    /// When set, a run also ends where a new slice of this many ms begins (counted
+    /// from the start, by the time a write ended): see [`WriteLog::sliced`].
+    slice_ms: Option<u64>,
 }
 
 /// Runs kept per load: a write outcome that flips more often than this is summarized
@@ -63,6 +66,17 @@ impl WriteLog {
     pub fn new(start: std::time::Instant) -> WriteLog {
         let log = WriteLog::default();
         log.lock().start = Some(start);
+        log
+    }
+
+    /// An empty log whose runs also end at every `slice` after `start`, even when the
+    /// next write has the same fate: a split run's segment records this way, so that
+    /// where one segment's writes failed while another's were acknowledged, the merged
+    /// runs ([`merge_runs`]) interleave at least at this resolution. Adjacent runs of
+    /// the same fate coalesce again when merged, so the slices cost nothing there.
+    pub fn sliced(start: std::time::Instant, slice: Duration) -> WriteLog {
+        let log = WriteLog::new(start);
+        log.lock().slice_ms = Some(slice.as_millis().max(1) as u64);
         log
     }
 
@@ -109,8 +123,10 @@ impl WriteLog {
             return;
         }
         let full = l.runs.len() >= MAX_RUNS;
+        let slice = l.slice_ms;
+        let same_slice = |first: u64| slice.is_none_or(|s| first / s == done / s);
         match l.runs.last_mut() {
-            Some(r) if r.ok == ok => {
+            Some(r) if r.ok == ok && same_slice(r.first_done_ms) => {
                 r.n += 1;
                 r.first_sent_ms = r.first_sent_ms.min(sent);
                 r.last_sent_ms = r.last_sent_ms.max(sent);
@@ -133,6 +149,32 @@ impl WriteLog {
     pub fn runs(&self) -> (Vec<WriteRun>, Option<u64>) {
         let l = self.lock();
         (l.runs.clone(), l.truncated_ms)
+    }
+
+    /// The runs that changed since `read` (the first call answers even with none), moving
+    /// `read` past them; `None` when nothing changed. What another process (a split
+    /// run's coordinator) needs to hold the same runs: see [`RunsUpdate`].
+    pub fn runs_since(&self, read: &mut RunsRead) -> Option<RunsUpdate> {
+        let l = self.lock();
+        let len = l.runs.len();
+        let last = l.runs.last().copied();
+        if read.sent && len == read.len && last == read.last && l.truncated_ms == read.truncated {
+            return None;
+        }
+        // Runs before the last one sent never change again; the last one may have grown.
+        let from = read.len.saturating_sub(1).min(len);
+        let update = RunsUpdate {
+            from,
+            runs: l.runs[from..].to_vec(),
+            truncated_ms: l.truncated_ms,
+        };
+        *read = RunsRead {
+            sent: true,
+            len,
+            last,
+            truncated: l.truncated_ms,
+        };
+        Some(update)
     }
 
     /// How many acknowledged writes were recorded.
@@ -213,6 +255,89 @@ pub struct KeysRead {
     acked: usize,
     acked_without_key: u64,
     unknown: usize,
+}
+
+/// How far [`WriteLog::runs_since`] has read a log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunsRead {
+    sent: bool,
+    len: usize,
+    last: Option<WriteRun>,
+    truncated: Option<u64>,
+}
+
+/// A log's runs on their way from one process to another ([`WriteLog::runs_since`]):
+/// the sender's runs from index `from` on, which replace what the receiver holds from
+/// there (the last run sent before may have grown since).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunsUpdate {
+    #[serde(default)]
+    pub from: usize,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub runs: Vec<WriteRun>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated_ms: Option<u64>,
+}
+
+impl RunsUpdate {
+    /// Brings `runs` and `truncated_ms` (what the receiver holds of the sender's log)
+    /// up to date, with every time moved `shift_ms` later (onto the receiver's clock).
+    pub fn apply(self, shift_ms: u64, runs: &mut Vec<WriteRun>, truncated_ms: &mut Option<u64>) {
+        runs.truncate(self.from);
+        runs.extend(self.runs.into_iter().map(|r| WriteRun {
+            first_sent_ms: r.first_sent_ms.saturating_add(shift_ms),
+            last_sent_ms: r.last_sent_ms.saturating_add(shift_ms),
+            first_done_ms: r.first_done_ms.saturating_add(shift_ms),
+            last_done_ms: r.last_done_ms.saturating_add(shift_ms),
+            ..r
+        }));
+        *truncated_ms = self.truncated_ms.map(|t| t.saturating_add(shift_ms));
+    }
+}
+
+/// Several logs' runs (a split run's segments', on one clock) as one sequence in the
+/// order the writes ended, as one log of all their writes would have recorded them, to
+/// the resolution of the runs given: each run stays whole (its writes' own times are
+/// not known), runs are taken in the order of their first and then last write's end
+/// (each log's own order kept), and neighbours of the same fate coalesce into one (their
+/// counts added, the earliest and latest of their times kept). Where recording stopped
+/// is the earliest of the logs' (`truncated_ms`): runs that began after it are left out,
+/// since some logs recorded nothing from there on.
+pub fn merge_runs(parts: &[(Vec<WriteRun>, Option<u64>)]) -> (Vec<WriteRun>, Option<u64>) {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let truncated_ms = parts.iter().filter_map(|(_, t)| *t).min();
+    let key = |r: &WriteRun| (r.first_done_ms, r.last_done_ms);
+    // The head of each log, earliest first (its first and last end, the log, the run's
+    // index in it); ties go to the earlier log.
+    type Head = ((u64, u64), usize, usize);
+    let mut heads: BinaryHeap<Reverse<Head>> = parts
+        .iter()
+        .enumerate()
+        .filter_map(|(p, (runs, _))| runs.first().map(|r| Reverse((key(r), p, 0))))
+        .collect();
+    let mut out: Vec<WriteRun> = Vec::new();
+    while let Some(Reverse((_, p, i))) = heads.pop() {
+        let runs = &parts[p].0;
+        if let Some(next) = runs.get(i + 1) {
+            heads.push(Reverse((key(next), p, i + 1)));
+        }
+        let r = runs[i];
+        if truncated_ms.is_some_and(|t| r.first_done_ms > t) {
+            continue;
+        }
+        match out.last_mut() {
+            Some(o) if o.ok == r.ok => {
+                o.n += r.n;
+                o.first_sent_ms = o.first_sent_ms.min(r.first_sent_ms);
+                o.last_sent_ms = o.last_sent_ms.max(r.last_sent_ms);
+                o.first_done_ms = o.first_done_ms.min(r.first_done_ms);
+                o.last_done_ms = o.last_done_ms.max(r.last_done_ms);
+            }
+            _ => out.push(r),
+        }
+    }
+    (out, truncated_ms)
 }
 
 /// The result of reading every tracked write back.

@@ -16,7 +16,7 @@ use livefire_load::Segment;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{DoneStatus, Line, PROTOCOL};
+use super::protocol::{DoneStatus, Line, PROTOCOL, RUNS_SLICE};
 use crate::plan::{Activity, Body, Plan};
 
 /// What `livefire agent` was asked to do.
@@ -234,11 +234,11 @@ async fn load(
     ctx.started(&a);
     config.segment = ctx.segment;
     let name = config.name.clone();
-    // Tracked writes: their keys go to the coordinator as they are acknowledged, so
-    // those of a segment that dies are read back too.
+    // Tracked writes: their keys and outcomes go to the coordinator as they come, so
+    // those of a segment that dies are read back and measured too.
     let writes = crate::workload::tracks_writes(&config)
-        .then(|| Arc::new(livefire_load::WriteLog::new(ctx.start)));
-    let read = Arc::new(std::sync::Mutex::new(livefire_load::KeysRead::default()));
+        .then(|| Arc::new(livefire_load::WriteLog::sliced(ctx.start, RUNS_SLICE)));
+    let read = Arc::new(std::sync::Mutex::new(WritesRead::default()));
     let streaming = writes.clone().map(|log| {
         let task = stream_writes(name.clone(), log, read.clone(), ctx.tx.clone());
         tokio::spawn(task)
@@ -274,41 +274,56 @@ async fn load(
     }
 }
 
-/// Sends the keys `log` recorded since `read`, in lines of at most `WRITES_BATCH`.
+/// How far a load's keys and runs have been sent.
+#[derive(Default)]
+struct WritesRead {
+    keys: livefire_load::KeysRead,
+    runs: livefire_load::RunsRead,
+}
+
+/// Sends the keys `log` recorded since `read`, in lines of at most `WRITES_BATCH`, then
+/// its runs if they changed (the keys first: a run's acknowledged writes are then all
+/// known to the coordinator).
 fn send_writes(
     load: &str,
     log: &livefire_load::WriteLog,
-    read: &mut livefire_load::KeysRead,
+    read: &mut WritesRead,
     tx: &mpsc::UnboundedSender<Line>,
 ) {
     loop {
-        let keys = log.keys_since(read, super::protocol::WRITES_BATCH);
+        let keys = log.keys_since(&mut read.keys, super::protocol::WRITES_BATCH);
         if keys.is_empty() {
-            return;
+            break;
         }
         let _ = tx.send(Line::Writes {
             load: load.to_owned(),
             keys,
         });
     }
+    if let Some(runs) = log.runs_since(&mut read.runs) {
+        let _ = tx.send(Line::WriteOutcomes {
+            load: load.to_owned(),
+            runs,
+        });
+    }
 }
 
-/// Sends a load's new keys four times a second until aborted; then the caller sends
-/// the rest from where `read` got.
+/// Sends a load's new keys and runs at its start and then four times a second until
+/// aborted; then the caller sends the rest from where `read` got.
 async fn stream_writes(
     load: String,
     log: Arc<livefire_load::WriteLog>,
-    read: Arc<std::sync::Mutex<livefire_load::KeysRead>>,
+    read: Arc<std::sync::Mutex<WritesRead>>,
     tx: mpsc::UnboundedSender<Line>,
 ) {
     loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
         send_writes(
             &load,
             &log,
             &mut read.lock().unwrap_or_else(|p| p.into_inner()),
             &tx,
         );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

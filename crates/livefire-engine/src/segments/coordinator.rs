@@ -214,9 +214,9 @@ impl Following {
     /// `min_alive`. When `cancel` fires (the timeline's end at `end`, or an abort), the
     /// segments get the longest request timeout plus `END_MARGIN` to end on their own
     /// (only at the end: on an abort, none), then are stopped.
-    /// Ends with the merged `load_ended` and `campaign_ended` events, and returns the
-    /// loads with `track_write`, each with every segment's keys (those of a segment
-    /// that died too), for the read-back after rollback.
+    /// Ends with the merged `write_outcomes`, `load_ended` and `campaign_ended`
+    /// events, and returns the loads with `track_write`, each with every segment's
+    /// keys (those of a segment that died too), for the read-back after rollback.
     pub async fn follow(
         mut self,
         sink: Sink,
@@ -303,7 +303,14 @@ struct State {
     tracked: Vec<livefire_load::LoadConfig>,
     writes: BTreeMap<String, Arc<livefire_load::WriteLog>>,
     writes_acked: Vec<u64>,
+    /// Per load with `track_write`, each segment's runs of write outcomes as sent so
+    /// far (run clock) and where its recording stopped: merged at the end into the
+    /// load's one `write_outcomes` event.
+    outcomes: BTreeMap<String, Vec<SegmentRuns>>,
 }
+
+/// One segment's runs of a load's write outcomes, and where its recording stopped.
+type SegmentRuns = (Vec<livefire_core::events::WriteRun>, Option<u64>);
 
 /// A campaign's segments' summaries, added up.
 struct Campaign {
@@ -351,6 +358,7 @@ impl State {
             tracked: Vec::new(),
             writes: BTreeMap::new(),
             writes_acked: vec![0; n],
+            outcomes: BTreeMap::new(),
         }
     }
 
@@ -571,6 +579,16 @@ impl State {
                     .or_insert_with(|| Arc::new(livefire_load::WriteLog::new(Instant::now())))
                     .add_keys(keys);
             }
+            Line::WriteOutcomes { load, runs } => {
+                let n = self.count as usize;
+                let parts = self
+                    .outcomes
+                    .entry(load)
+                    .or_insert_with(|| vec![Default::default(); n]);
+                if let Some((held, truncated)) = parts.get_mut(index as usize) {
+                    runs.apply(offset_ms, held, truncated);
+                }
+            }
             Line::LoadEnded { load, report } => match self.loads.get_mut(&load) {
                 Some(r) => r.merge(&report),
                 None => {
@@ -648,7 +666,8 @@ impl State {
         }
     }
 
-    /// The end: every window left, then one `load_ended` per load and one
+    /// The end: every window left, then one `write_outcomes` per load with
+    /// `track_write` (every segment's runs merged), one `load_ended` per load and one
     /// `campaign_ended` (with its finding windows) per campaign, added up exactly.
     /// Returns the loads with `track_write` and all their keys.
     fn finish(
@@ -703,11 +722,28 @@ impl State {
             }
             tracked.push((config, report));
         }
-        for (load, report) in std::mem::take(&mut self.loads) {
-            sink.journal.emit(Event::LoadEnded {
-                load,
-                report: report.to_json(),
-            });
+        // Each load's merged write outcomes before its `load_ended`, as a run on one
+        // machine journals them; a load whose every segment died before it ended still
+        // has the outcomes they sent.
+        let mut loads = std::mem::take(&mut self.loads);
+        let mut outcomes = std::mem::take(&mut self.outcomes);
+        let names: std::collections::BTreeSet<String> =
+            loads.keys().chain(outcomes.keys()).cloned().collect();
+        for load in names {
+            if let Some(parts) = outcomes.remove(&load) {
+                let (runs, truncated_ms) = livefire_load::merge_runs(&parts);
+                sink.journal.emit(Event::WriteOutcomes {
+                    load: load.clone(),
+                    runs,
+                    truncated_ms,
+                });
+            }
+            if let Some(report) = loads.remove(&load) {
+                sink.journal.emit(Event::LoadEnded {
+                    load,
+                    report: report.to_json(),
+                });
+            }
         }
         let history = sink
             .history

@@ -65,6 +65,17 @@ pub enum Line {
         #[serde(flatten)]
         keys: livefire_load::WriteKeys,
     },
+    /// How a load's tracked writes ended on this segment (`WriteLog::runs` of a log
+    /// sliced at `RUNS_SLICE`), times in ms from the shared start: the runs from index
+    /// `from` of the segment's list on, replacing what an earlier line sent from there.
+    /// Sent when they changed, at most four times a second, once at the load's start
+    /// and before its `load_ended`: the coordinator merges every segment's into the
+    /// load's one `write_outcomes` event, those of a segment that died too.
+    WriteOutcomes {
+        load: String,
+        #[serde(flatten)]
+        runs: livefire_load::RunsUpdate,
+    },
     /// A load ended: this segment's report of it (exact histograms, merges with the
     /// other segments').
     LoadEnded {
@@ -91,6 +102,11 @@ pub enum Line {
 /// The most keys one `writes` line carries: a million acknowledged writes are a
 /// hundred lines.
 pub const WRITES_BATCH: usize = 10_000;
+
+/// A segment ends its runs of tracked writes at every whole second from the shared
+/// start (`WriteLog::sliced`): where segments' writes disagree (some failed while
+/// others were acknowledged), the merged runs are known to this.
+pub const RUNS_SLICE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How a segment ended, as it says itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

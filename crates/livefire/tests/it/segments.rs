@@ -833,4 +833,143 @@ fn a_dead_segments_acknowledged_writes_are_still_read_back() {
     );
     assert_eq!(counts["lost"], 0, "{counts}");
     assert_eq!(counts["unverified"], 0, "{counts}");
+    // Its write outcomes too: the load's one `write_outcomes` holds the survivor's
+    // writes and those the dead segment sent before it died.
+    let dead = streamed_outcomes(&run_dir, 2);
+    assert!(dead > 0, "the dead segment sent its write outcomes");
+    let survivor = segment_reports(&run_dir, 1)[0].total.counts.completed();
+    let outcomes = of_type(&events, "write_outcomes");
+    assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+    let merged: u64 = outcomes[0]["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["n"].as_u64().unwrap())
+        .sum();
+    assert_eq!(merged, survivor + dead);
+}
+
+/// How many tracked writes segment `i` said had ended, from its `write_outcomes` lines
+/// (each replaces the runs from its `from` on).
+fn streamed_outcomes(run_dir: &Path, i: u32) -> u64 {
+    let stream =
+        std::fs::read_to_string(run_dir.join(format!("segments/{i}/stream.jsonl"))).unwrap();
+    let mut runs: Vec<u64> = Vec::new();
+    for line in stream.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] != "write_outcomes" {
+            continue;
+        }
+        runs.truncate(v["from"].as_u64().unwrap() as usize);
+        for r in v["runs"].as_array().into_iter().flatten() {
+            runs.push(r["n"].as_u64().unwrap());
+        }
+    }
+    runs.iter().sum()
+}
+
+/// The failover drill (`examples/db-failover.yaml`: a PostgreSQL primary killed under a
+/// stream of tracked writes) split over two local segments measures the failover as a
+/// run on one machine does: one `write_outcomes` for the load, merged from both
+/// segments' writes, and the unavailability in summary.json.
+#[test]
+fn a_split_failover_drill_merges_every_segments_write_outcomes() {
+    use livefire_core::window::Outcome;
+    if !crate::demo::have_postgres() {
+        return;
+    }
+    let home = Home::new();
+    // The helper promotes the replica after 2 s without a primary.
+    let sb = crate::drill::Sandbox::up(&home, &["--store", "postgres", "--failover-after", "2s"]);
+    let record = sb.record();
+    let token = record
+        .tokens
+        .iter()
+        .find(|(u, _)| u == "alice")
+        .map(|(_, t)| t.clone())
+        .expect("alice's token");
+    let file = repo().join("examples/db-failover.yaml");
+    let (code, out, err) = run(home
+        .run(&file)
+        .args(["--segments", "2", "--on", "local"])
+        .args([
+            "--var",
+            &format!("api={}", record.api().expect("orders API")),
+        ])
+        .args(["--var", &format!("sandbox={}", sb.dir.display())])
+        .env("LIVEFIRE_DEMO_TOKEN", &token));
+    assert_eq!(code, crate::drill::expected_exit(&file), "{out}{err}");
+
+    // What each segment says of its own writes: those acknowledged and those that
+    // failed (every tracked write sent and answered, or not, in time).
+    let run_dir = home.run_dir();
+    let reports = segment_reports(&run_dir, 2);
+    let acked: Vec<u64> = reports
+        .iter()
+        .map(|r| r.total.counts.get(Outcome::Ok))
+        .collect();
+    let failed: Vec<u64> = reports
+        .iter()
+        .map(|r| r.total.counts.completed() - r.total.counts.get(Outcome::Ok))
+        .collect();
+    assert!(
+        acked.iter().all(|n| *n > 0),
+        "both segments wrote: {acked:?}"
+    );
+    assert!(
+        failed.iter().all(|n| *n > 0),
+        "both segments' writes failed while no primary ran: {failed:?}"
+    );
+    for i in 1..=2 {
+        let stream =
+            std::fs::read_to_string(run_dir.join(format!("segments/{i}/stream.jsonl"))).unwrap();
+        assert!(
+            stream.contains(r#""type":"write_outcomes""#),
+            "segment {i} streamed its write outcomes"
+        );
+    }
+
+    let events = events(&home.journal());
+    let outcomes = of_type(&events, "write_outcomes");
+    assert_eq!(outcomes.len(), 1, "one for the load: {outcomes:?}");
+    assert_eq!(outcomes[0]["load"], "orders");
+    let runs = outcomes[0]["runs"].as_array().unwrap();
+    let sum = |ok: bool| -> u64 {
+        runs.iter()
+            .filter(|r| r["ok"] == ok)
+            .map(|r| r["n"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(sum(true), acked.iter().sum::<u64>(), "{runs:?}");
+    assert_eq!(sum(false), failed.iter().sum::<u64>(), "{runs:?}");
+    // Journaled just before the load's `load_ended`, as on one machine.
+    let at = |t: &str| events.iter().position(|e| e["type"] == t).unwrap();
+    assert_eq!(at("write_outcomes") + 1, at("load_ended"));
+
+    let s = home.summary();
+    let f = &s["failovers"][0];
+    assert_eq!(f["fault"], "primary killed", "{f}");
+    assert_eq!(f["load"], "orders", "{f}");
+    assert_eq!(f["interrupted"], true, "{f}");
+    let down = f["unavailable_ms"]
+        .as_u64()
+        .expect("unavailability measured");
+    let first = f["first_write_after_ms"]
+        .as_u64()
+        .expect("writes came back");
+    // No write is acknowledged before the replica is promoted (2 s after the helper,
+    // polling every 250 ms, last saw a primary), on either segment.
+    assert!(first >= 1750, "{f}");
+    assert!(down > 0 && down <= first, "{f}");
+    assert!(f["failed_writes"].as_u64().unwrap() > 0, "{f}");
+    assert_eq!(f["writes_lost"], 0, "{f}");
+    // Both segments' writes together: a write every 50 ms around the failover.
+    assert!(
+        f["resolution_ms"].as_u64().expect("resolution") < 1000,
+        "{f}"
+    );
+    assert!(
+        out.contains("failover `primary killed`, load `orders`: writes failed for "),
+        "{out}"
+    );
 }
