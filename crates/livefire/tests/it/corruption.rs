@@ -96,12 +96,7 @@ fn db_corruption_example_is_noticed_and_undone_byte_for_byte() {
     let bin_dir: PathBuf = record.bin_dir.clone().expect("the sandbox's bin_dir");
     let port = |name: &str| record.node(name).map(|n| n.port).expect("node");
     let (primary, replica) = (port("primary"), port("replica"));
-    let token = record
-        .tokens
-        .iter()
-        .find(|(u, _)| u == "alice")
-        .map(|(_, t)| t.clone())
-        .expect("alice's token");
+    let token = crate::drill::token_of(&record, "alice");
 
     // Alice's orders through the API, as a user makes them: order 1 among them, all on
     // page 0. Frozen and checkpointed, so that nothing but the fault changes the page on

@@ -38,6 +38,16 @@ impl Sandbox {
     }
 }
 
+/// The API token of the sandbox's user `user` (`alice`, `bob`).
+pub(crate) fn token_of(record: &livefire_sandbox::Sandbox, user: &str) -> String {
+    record
+        .tokens
+        .iter()
+        .find(|(u, _)| u == user)
+        .map(|(_, t)| t.clone())
+        .unwrap_or_else(|| panic!("{user}'s token in sandbox.json"))
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = crate::support::livefire()
@@ -68,12 +78,7 @@ fn db_failover_example_measures_the_failover_from_each_write() {
     // back sooner than that after the kill.
     let sb = Sandbox::up(&home, &["--store", "postgres", "--failover-after", "2s"]);
     let record = sb.record();
-    let token = record
-        .tokens
-        .iter()
-        .find(|(u, _)| u == "alice")
-        .map(|(_, t)| t.clone())
-        .expect("alice's token");
+    let token = token_of(&record, "alice");
     let file = repo().join("examples/db-failover.yaml");
     let (code, out, err) = run(home
         .run(&file)

@@ -882,12 +882,7 @@ fn a_split_failover_drill_merges_every_segments_write_outcomes() {
     // The helper promotes the replica after 2 s without a primary.
     let sb = crate::drill::Sandbox::up(&home, &["--store", "postgres", "--failover-after", "2s"]);
     let record = sb.record();
-    let token = record
-        .tokens
-        .iter()
-        .find(|(u, _)| u == "alice")
-        .map(|(_, t)| t.clone())
-        .expect("alice's token");
+    let token = crate::drill::token_of(&record, "alice");
     let file = repo().join("examples/db-failover.yaml");
     let (code, out, err) = run(home
         .run(&file)
