@@ -4,7 +4,8 @@
 //! `data_dir` (saved pages) or by the server its DSN reaches (roles, sessions), a proxy by
 //! its listen address or API URL and name, a network namespace by name, the host by
 //! being the host (nftables tables and qdiscs outside a namespace, stress workers,
-//! commands; a fault without `target:` that acts on this machine claims it too), a path by the files under it. An `http` target is only probed and loaded,
+//! commands; a stress fault without `target:` claims it too), a path by the files
+//! under it. An `http` target is only probed and loaded,
 //! never changed, so nothing holds it.
 
 use std::path::{Path, PathBuf};
@@ -94,7 +95,7 @@ impl Claim {
     }
 
     /// The machine livefire runs on, as a fault without a `target:` acts on it
-    /// (`command`, `cpu.stress`, `memory.stress`), named by its activity as people read
+    /// (`cpu.stress`, `memory.stress`), named by its activity as people read
     /// it: held by what holds a `host` target (stress workers, commands, tables and
     /// qdiscs outside a namespace).
     pub fn this_machine(activity: &str) -> Claim {
@@ -190,15 +191,15 @@ pub fn claims(
     Ok(out)
 }
 
-/// A claim of this machine for each fault of `plan` that acts on it without a
-/// `target:`.
+/// A claim of this machine for each stress fault of `plan` without a `target:` (it
+/// acts on this machine). A `command` fault is not one: what it changes is its own
+/// business, and runs with commands may go side by side.
 pub fn machine_claims(plan: &crate::plan::Plan) -> Vec<Claim> {
     use livefire_spec::Fault;
     plan.activities
         .iter()
         .filter(|a| match &a.body {
             crate::plan::Body::Fault(f) => match f {
-                Fault::Command(_) => true,
                 Fault::CpuStress(c) => c.target.is_none(),
                 Fault::MemoryStress(m) => m.target.is_none(),
                 _ => false,
