@@ -55,30 +55,97 @@ impl Journal {
     /// Appends an event now. A journal that cannot be written is said once on stderr;
     /// the run goes on (rollback matters more than the record of it).
     pub fn emit(&self, event: Event) {
+        self.emit_all([event]);
+    }
+
+    /// Appends events now, one after the other with nothing from another thread
+    /// between them (a load's write outcomes and its end, read as a pair).
+    pub fn emit_all(&self, events: impl IntoIterator<Item = Event>) {
         let t = self.now_ms();
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for event in events {
+            inner.append(t, event);
+        }
+    }
+}
+
+impl Inner {
+    fn append(&mut self, t: u64, event: Event) {
         let record = Record {
             v: JOURNAL_VERSION,
-            seq: inner.seq,
+            seq: self.seq,
             t,
             event,
         };
-        inner.seq += 1;
+        self.seq += 1;
         let mut line = serde_json::to_string(&record).unwrap_or_default();
-        for (value, name) in &inner.secrets {
+        for (value, name) in &self.secrets {
             if !value.is_empty() {
                 line = line.replace(value.as_str(), &format!("${{env:{name}}}"));
             }
         }
         line.push('\n');
-        if let Err(e) = inner
+        if let Err(e) = self
             .file
             .write_all(line.as_bytes())
-            .and_then(|_| inner.file.flush())
-            && !inner.failed
+            .and_then(|_| self.file.flush())
+            && !self.failed
         {
-            inner.failed = true;
+            self.failed = true;
             tracing::error!("cannot write the journal: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Many threads journaling at once never split a load's write outcomes from its
+    /// end: the report reads them as a pair.
+    #[test]
+    fn events_emitted_together_stay_together_under_concurrent_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let journal = Journal::create(&path, Instant::now(), Vec::new()).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|i| {
+                let journal = journal.clone();
+                std::thread::spawn(move || {
+                    for n in 0..200 {
+                        let load = format!("load-{i}-{n}");
+                        journal.emit_all([
+                            Event::WriteOutcomes {
+                                load: load.clone(),
+                                runs: Vec::new(),
+                                truncated_ms: None,
+                            },
+                            Event::LoadEnded {
+                                load,
+                                report: serde_json::Value::Null,
+                            },
+                        ]);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1600);
+        for (i, pair) in lines.chunks(2).enumerate() {
+            assert_eq!(pair[0]["type"], "write_outcomes", "line {}", 2 * i);
+            assert_eq!(pair[1]["type"], "load_ended", "line {}", 2 * i + 1);
+            assert_eq!(pair[0]["load"], pair[1]["load"]);
+            assert_eq!(
+                pair[0]["seq"].as_u64().unwrap() + 1,
+                pair[1]["seq"].as_u64().unwrap()
+            );
         }
     }
 }

@@ -358,18 +358,19 @@ fn load_task(
         });
         match livefire_load::run(config.clone(), journal.start(), cancel, store).await {
             Ok(report) => {
-                if let Some(log) = &report.write_log {
+                // The write outcomes right before the load's end, nothing between.
+                let outcomes = report.write_log.as_ref().map(|log| {
                     let (runs, truncated_ms) = log.runs();
-                    journal.emit(Event::WriteOutcomes {
+                    Event::WriteOutcomes {
                         load: name.clone(),
                         runs,
                         truncated_ms,
-                    });
-                }
-                journal.emit(Event::LoadEnded {
+                    }
+                });
+                journal.emit_all(outcomes.into_iter().chain([Event::LoadEnded {
                     load: name,
                     report: report.to_json(),
-                });
+                }]));
                 Some((config, report))
             }
             Err(e) => {

@@ -730,20 +730,20 @@ impl State {
         let names: std::collections::BTreeSet<String> =
             loads.keys().chain(outcomes.keys()).cloned().collect();
         for load in names {
-            if let Some(parts) = outcomes.remove(&load) {
+            let merged = outcomes.remove(&load).map(|parts| {
                 let (runs, truncated_ms) = livefire_load::merge_runs(&parts);
-                sink.journal.emit(Event::WriteOutcomes {
+                Event::WriteOutcomes {
                     load: load.clone(),
                     runs,
                     truncated_ms,
-                });
-            }
-            if let Some(report) = loads.remove(&load) {
-                sink.journal.emit(Event::LoadEnded {
-                    load,
-                    report: report.to_json(),
-                });
-            }
+                }
+            });
+            let ended = loads.remove(&load).map(|report| Event::LoadEnded {
+                load,
+                report: report.to_json(),
+            });
+            // Together, so no event from another thread comes between them.
+            sink.journal.emit_all(merged.into_iter().chain(ended));
         }
         let history = sink
             .history
