@@ -543,12 +543,21 @@ impl WindowStore {
         series.keys().cloned().collect()
     }
 
-    /// Every window of a series, in order of seconds.
-    pub fn windows(&self, series_name: &str) -> Vec<(u64, Window)> {
+    /// The windows of a series for the seconds in `[from, to)`, in order of seconds.
+    /// Only those are decoded: a caller that follows a run second by second asks for
+    /// the new ones, never the whole run again.
+    pub fn windows(&self, series_name: &str, from: u64, to: u64) -> Vec<(u64, Window)> {
+        if from >= to {
+            return Vec::new();
+        }
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         series
             .get(series_name)
-            .map(|s| s.iter().map(|(sec, w)| (*sec, w.to_window())).collect())
+            .map(|s| {
+                s.range(from..to)
+                    .map(|(sec, w)| (*sec, w.to_window()))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -699,6 +708,25 @@ mod tests {
         assert!(serde_json::from_str::<Window>(json).is_err());
         let json = r#"{"counts":{},"intended":0,"sent":0,"latency":"***"}"#;
         assert!(serde_json::from_str::<Window>(json).is_err());
+    }
+
+    #[test]
+    fn store_hands_out_the_windows_of_the_seconds_asked_for() {
+        let store = WindowStore::new();
+        for second in 0..5 {
+            store.publish_series("browse", second, &window(&[second + 1], Outcome::Ok));
+        }
+        let got = store.windows("browse", 1, 3);
+        let seconds: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seconds, [1, 2]);
+        assert_eq!(got[1].1.latency.max_us(), Some(3));
+        assert_eq!(store.windows("browse", 3, u64::MAX).len(), 2);
+        assert!(store.windows("browse", 3, 3).is_empty());
+        assert!(
+            store.windows("browse", 4, 2).is_empty(),
+            "an empty range, not a panic"
+        );
+        assert!(store.windows("search", 0, u64::MAX).is_empty());
     }
 
     #[test]

@@ -251,10 +251,13 @@ pub fn journal_windows(
     for series in store.series() {
         let next = done.get(&series).copied().unwrap_or(0);
         let mut last = None;
-        for (second, window) in store.windows(&series) {
-            if second < next || (!all && second + 1 >= now_s) {
-                continue;
-            }
+        // The seconds not journaled yet that have ended (all of them at the end).
+        let to = if all {
+            u64::MAX
+        } else {
+            now_s.saturating_sub(1)
+        };
+        for (second, window) in store.windows(&series, next, to) {
             journal.emit(Event::Window {
                 series: series.clone(),
                 second,

@@ -439,22 +439,9 @@ fn send_windows(
     for series in store.series() {
         let next = sent.get(&series).copied().unwrap_or(0);
         let mut last = None;
-        // Only the seconds not sent yet are decoded (all of them only at the end):
-        // decoding every stored second each time would grow with the run's length.
-        let windows: Vec<(u64, livefire_core::window::Window)> = if before == u64::MAX {
-            store.windows(&series)
-        } else {
-            (next..before)
-                .filter_map(|s| {
-                    let (w, _) = store.merged(&series, s * 1000, s * 1000 + 1000)?;
-                    Some((s, w))
-                })
-                .collect()
-        };
-        for (second, window) in windows {
-            if second < next || second >= before {
-                continue;
-            }
+        // Only the seconds not sent yet are decoded: decoding every stored second each
+        // time would grow with the run's length.
+        for (second, window) in store.windows(&series, next, before) {
             let _ = tx.send(Line::Window {
                 series: series.clone(),
                 second,
