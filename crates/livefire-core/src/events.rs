@@ -208,6 +208,11 @@ pub enum Event {
         kind: String,
         target: String,
         detail: String,
+        /// When its apply began (run ms): the fault may act before its apply returns
+        /// (a file touched, a process killed), so a detector may notice it from here.
+        /// Absent in older journals.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        applying_ms: Option<u64>,
     },
     FaultRolledBack {
         activity: String,

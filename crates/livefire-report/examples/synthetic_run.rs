@@ -72,6 +72,7 @@ pub fn write_journal(dir: &Path, seconds: u64, rps: u64) -> std::io::Result<()> 
                     kind: "process.pause".into(),
                     target: "db".into(),
                     detail: String::new(),
+                    applying_ms: Some(t),
                 },
             )?;
         }

@@ -52,20 +52,22 @@ struct Sign {
 }
 
 /// Each fault's detectors. A sign counts for a fault when it came while the fault was
-/// active: at or after its start, at or before its rollback.
+/// active: at or after its apply began (one seen before the apply returned noticed it
+/// after 0 ms), at or before its rollback.
 pub fn who_noticed(journal: &Journal, faults: &[FaultSummary]) -> Vec<FaultDetectors> {
     let streams = streams(journal);
     faults
         .iter()
         .map(|f| {
             let from = f.applied_ms;
+            let opened = f.applying_ms.map_or(from, |a| a.min(from));
             let until = f.rolled_back_ms.unwrap_or(u64::MAX);
             let mut detectors: Vec<Detector> = streams
                 .iter()
                 .map(|(key, signs)| {
                     // A sign under way when the fault began (a probe sent before it and
                     // answered after it) counts from the fault's start.
-                    let first = signs.iter().find(|s| s.done >= from && s.at <= until);
+                    let first = signs.iter().find(|s| s.done >= opened && s.at <= until);
                     Detector {
                         name: key.1.clone(),
                         kind: key.0.clone(),
@@ -394,6 +396,7 @@ mod tests {
             kind: "process.kill".into(),
             target: "primary".into(),
             detail: String::new(),
+            applying_ms: None,
         }
     }
 
@@ -546,6 +549,71 @@ mod tests {
         );
         assert!(s.detectors[0].detectors[0].how.contains("base/5/16390"));
         assert!(!s.detectors[0].nobody_noticed);
+    }
+
+    /// A watch that fires while the fault is still being applied (the flag file exists
+    /// before the apply's command returns) noticed it, after 0 ms; one that was already
+    /// firing before the apply began did not.
+    #[test]
+    fn a_sign_while_the_fault_is_being_applied_counts_as_noticed_at_once() {
+        let events = [
+            (
+                0,
+                Event::Watching {
+                    detector: "flag-alert".into(),
+                    kind: "watch".into(),
+                },
+            ),
+            (
+                0,
+                Event::Watching {
+                    detector: "old-alert".into(),
+                    kind: "watch".into(),
+                },
+            ),
+            (
+                900,
+                Event::Noticed {
+                    detector: "old-alert".into(),
+                    kind: "watch".into(),
+                    how: "exited 1".into(),
+                },
+            ),
+            (
+                1030,
+                Event::Noticed {
+                    detector: "flag-alert".into(),
+                    kind: "watch".into(),
+                    how: "exited 2".into(),
+                },
+            ),
+            (
+                1045,
+                Event::FaultApplied {
+                    activity: "maintenance on".into(),
+                    kind: "command".into(),
+                    target: String::new(),
+                    detail: String::new(),
+                    applying_ms: Some(1000),
+                },
+            ),
+            (4000, back("maintenance on")),
+        ];
+        let text: String = events
+            .into_iter()
+            .enumerate()
+            .map(|(seq, (t, e))| line(seq as u64, t, e) + "\n")
+            .collect();
+        let s = summarize(&parse_journal(&text));
+        let d = &s.detectors[0];
+        let got: Vec<(&str, Option<u64>)> = d
+            .detectors
+            .iter()
+            .map(|d| (d.name.as_str(), d.noticed_after_ms))
+            .collect();
+        assert_eq!(got, vec![("flag-alert", Some(0)), ("old-alert", None)]);
+        assert!(!d.nobody_noticed);
+        assert_eq!(s.faults[0].applying_ms, Some(1000));
     }
 
     #[test]

@@ -192,6 +192,7 @@ mod tests {
             kind: "process.kill".into(),
             target: "primary".into(),
             applied_ms: applied,
+            applying_ms: None,
             rolled_back_ms: back,
             rollback_ok: back.map(|_| true),
             rolled_back_by: None,

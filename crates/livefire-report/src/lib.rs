@@ -206,6 +206,7 @@ mod tests {
                     kind: "process.pause".into(),
                     target: "w".into(),
                     detail: String::new(),
+                    applying_ms: None,
                 },
             ),
             probe(1800, 3, false, Phase::During),
@@ -459,6 +460,7 @@ mod tests {
                 kind: "proxy.latency".into(),
                 target: "auth-link".into(),
                 detail: String::new(),
+                applying_ms: None,
             },
         ));
         lines.push(rec(

@@ -138,6 +138,10 @@ pub struct FaultSummary {
     pub kind: String,
     pub target: String,
     pub applied_ms: u64,
+    /// When its apply began, when the journal says: a detector that noticed while the
+    /// fault was being applied noticed it after 0 ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applying_ms: Option<u64>,
     pub rolled_back_ms: Option<u64>,
     pub rollback_ok: Option<bool>,
     pub rolled_back_by: Option<String>,
@@ -441,12 +445,14 @@ pub fn summarize(journal: &Journal) -> Summary {
                 activity,
                 kind,
                 target,
+                applying_ms,
                 ..
             } => s.faults.push(FaultSummary {
                 activity: activity.clone(),
                 kind: kind.clone(),
                 target: target.clone(),
                 applied_ms: r.t,
+                applying_ms: *applying_ms,
                 rolled_back_ms: None,
                 rollback_ok: None,
                 rolled_back_by: None,

@@ -860,6 +860,7 @@ pub(super) fn apply_one(
             .push(a);
         entry = Some(id);
     }
+    let applying_ms = shared.journal.now_ms();
     match prepared.apply_until(Some(cwd), until) {
         Ok(detail) => {
             let now = shared.journal.now_ms();
@@ -873,6 +874,7 @@ pub(super) fn apply_one(
                 kind: prepared.kind.into(),
                 target: prepared.target.clone(),
                 detail,
+                applying_ms: Some(applying_ms),
             });
             if prepared.undo_after_apply().is_none() {
                 // Nothing left to undo (a restart that already ran).

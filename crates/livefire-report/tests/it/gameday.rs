@@ -85,6 +85,7 @@ impl Day {
                 kind: "process.pause".into(),
                 target: "worker".into(),
                 detail: String::new(),
+                applying_ms: None,
             },
         )
     }
