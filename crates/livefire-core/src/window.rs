@@ -455,6 +455,9 @@ pub struct WindowStore {
     series: Mutex<BTreeMap<String, BTreeMap<u64, PackedWindow>>>,
     // whole-run facts known only at the end (`browse.writes.lost`), by full metric name
     facts: Mutex<BTreeMap<String, f64>>,
+    // series that are another's windows with nothing intended (`browse.search`, the one
+    // request of load `browse`) -> that other series
+    aliases: Mutex<BTreeMap<String, String>>,
 }
 
 impl WindowStore {
@@ -463,13 +466,45 @@ impl WindowStore {
         Self::default()
     }
 
+    /// Declares series `alias` to be series `of`'s windows with nothing intended: the
+    /// one request of a load (`browse.search` of `browse`) records exactly what its
+    /// load does, so the store keeps, and a segment sends, its windows once. Windows
+    /// published under `alias` from then on are not kept: they are `of`'s.
+    pub fn same_as(&self, alias: &str, of: &str) {
+        let mut aliases = self.aliases.lock().unwrap_or_else(|e| e.into_inner());
+        aliases.insert(alias.to_owned(), of.to_owned());
+    }
+
+    /// The series `name` reads from, and whether it is an alias (its windows then have
+    /// nothing intended).
+    fn resolve(&self, name: &str) -> (String, bool) {
+        let aliases = self.aliases.lock().unwrap_or_else(|e| e.into_inner());
+        match aliases.get(name) {
+            Some(of) => (of.clone(), true),
+            None => (name.to_owned(), false),
+        }
+    }
+
+    fn is_alias(&self, name: &str) -> bool {
+        let aliases = self.aliases.lock().unwrap_or_else(|e| e.into_inner());
+        aliases.contains_key(name)
+    }
+
     /// Adds a load's window. A window for a second the store already has is merged into
     /// it exactly, so many processes can publish into one store.
     pub fn publish(&self, w: &LoadWindow) {
+        let aliases = self
+            .aliases
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         put(&mut series, w.load.clone(), w.second, &w.total);
         for (name, rw) in &w.requests {
-            put(&mut series, format!("{}.{}", w.load, name), w.second, rw);
+            let name = format!("{}.{}", w.load, name);
+            if !aliases.contains_key(&name) {
+                put(&mut series, name, w.second, rw);
+            }
         }
     }
 
@@ -477,6 +512,9 @@ impl WindowStore {
     /// exactly into what the store has there: how a split run's coordinator publishes
     /// the windows its segments streamed.
     pub fn publish_series(&self, series_name: &str, second: u64, w: &Window) {
+        if self.is_alias(series_name) {
+            return;
+        }
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         put(&mut series, series_name.to_owned(), second, w);
     }
@@ -485,6 +523,9 @@ impl WindowStore {
     /// store has nothing there (no histogram is built), merged exactly otherwise. How a
     /// split run's coordinator publishes the seconds its merge released.
     pub fn publish_packed(&self, series_name: &str, second: u64, w: PackedWindow) {
+        if self.is_alias(series_name) {
+            return;
+        }
         let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let s = series.entry(series_name.to_owned()).or_default();
         match s.get_mut(&second) {
@@ -503,8 +544,9 @@ impl WindowStore {
     /// starting in `[from_ms, to_ms)`, and how many seconds that covers; `None` when the
     /// store has no window there.
     pub fn merged(&self, series_name: &str, from_ms: u64, to_ms: u64) -> Option<(Window, u64)> {
+        let (series_name, alias) = self.resolve(series_name);
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        let s = series.get(series_name)?;
+        let s = series.get(&series_name)?;
         let from_s = from_ms.div_ceil(1000);
         let to_s = to_ms.div_ceil(1000);
         if from_s >= to_s {
@@ -515,7 +557,9 @@ impl WindowStore {
         for stored in s.range(from_s..to_s).map(|(_, w)| w) {
             n += 1;
             out.counts.merge(&stored.counts);
-            out.intended += stored.intended;
+            if !alias {
+                out.intended += stored.intended;
+            }
             out.sent += stored.sent;
             if stored.latency_len > 0 {
                 out.latency.merge(&stored.to_window().latency);
@@ -537,8 +581,26 @@ impl WindowStore {
         facts.get(metric).copied()
     }
 
-    /// Every series name (loads and `load.request`).
+    /// Every series name (loads and `load.request`), aliases included.
     pub fn series(&self) -> Vec<String> {
+        let mut names = self.stored_series();
+        let aliases = self.aliases.lock().unwrap_or_else(|e| e.into_inner());
+        let known: Vec<String> = aliases
+            .iter()
+            .filter(|(_, of)| names.contains(of))
+            .map(|(alias, _)| alias.clone())
+            .collect();
+        names.extend(known);
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// The series whose windows the store keeps (not the aliases [`same_as`] declared):
+    /// what a segment sends.
+    ///
+    /// [`same_as`]: WindowStore::same_as
+    pub fn stored_series(&self) -> Vec<String> {
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         series.keys().cloned().collect()
     }
@@ -550,12 +612,19 @@ impl WindowStore {
         if from >= to {
             return Vec::new();
         }
+        let (series_name, alias) = self.resolve(series_name);
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         series
-            .get(series_name)
+            .get(&series_name)
             .map(|s| {
                 s.range(from..to)
-                    .map(|(sec, w)| (*sec, w.to_window()))
+                    .map(|(sec, w)| {
+                        let mut w = w.to_window();
+                        if alias {
+                            w.intended = 0;
+                        }
+                        (*sec, w)
+                    })
                     .collect()
             })
             .unwrap_or_default()
@@ -727,6 +796,57 @@ mod tests {
             "an empty range, not a panic"
         );
         assert!(store.windows("search", 0, u64::MAX).is_empty());
+    }
+
+    /// A load of one request: with the request declared the same as the load, the store
+    /// keeps one series and answers for the request exactly as a store that kept both.
+    #[test]
+    fn a_request_declared_the_same_as_its_load_answers_as_if_kept_apart() {
+        let (shared, apart) = (WindowStore::new(), WindowStore::new());
+        shared.same_as("browse.search", "browse");
+        for second in 0..3u64 {
+            let mut lw = LoadWindow {
+                load: "browse".into(),
+                second,
+                ..Default::default()
+            };
+            let mut w = window(&[100 * (second + 1), 2_000, 30_000], Outcome::Ok);
+            w.counts.add(Outcome::Http5xx, second);
+            w.intended = 0;
+            lw.total = w.clone();
+            lw.total.intended = 5;
+            lw.requests.insert("search".into(), w);
+            shared.publish(&lw);
+            apart.publish(&lw);
+        }
+        assert_eq!(shared.stored_series(), ["browse"], "kept once");
+        assert_eq!(shared.series(), apart.series());
+        assert_eq!(
+            shared.windows("browse.search", 0, u64::MAX),
+            apart.windows("browse.search", 0, u64::MAX)
+        );
+        assert_eq!(
+            shared.merged("browse.search", 0, 3000),
+            apart.merged("browse.search", 0, 3000)
+        );
+        for m in METRIC_SUFFIXES {
+            for name in ["browse", "browse.search"] {
+                let metric = format!("{name}.{m}");
+                assert_eq!(
+                    shared.value(&metric, 1000, 3000),
+                    apart.value(&metric, 1000, 3000),
+                    "{metric}"
+                );
+            }
+        }
+        assert_eq!(shared.value("browse.search.rate_achieved", 0, 3000), None);
+        assert_eq!(shared.value("browse.rate_achieved", 0, 3000), Some(0.6));
+        // What is published under the alias is not kept twice: it is the load's.
+        shared.publish_series("browse.search", 0, &window(&[7], Outcome::Ok));
+        assert_eq!(
+            shared.merged("browse.search", 0, 1000),
+            apart.merged("browse.search", 0, 1000)
+        );
     }
 
     #[test]

@@ -41,6 +41,25 @@ pub struct LoadConfig {
 }
 
 impl LoadConfig {
+    /// Its request names in order (its statements' for a PostgreSQL load): each is a
+    /// series `LOAD.NAME` beside the load's own.
+    pub fn request_names(&self) -> Vec<String> {
+        match &self.postgres {
+            Some(p) => p.statements.iter().map(|s| s.name.clone()).collect(),
+            None => self.requests.iter().map(|r| r.name.clone()).collect(),
+        }
+    }
+
+    /// Tells `store` that a load of one request records the same samples under that
+    /// request as under the load (with nothing intended), so the store keeps them once
+    /// and a segment sends them once. Its recorder and a split run's coordinator both
+    /// call this, so both see the same series.
+    pub fn share_series(&self, store: &livefire_core::window::WindowStore) {
+        if let [only] = self.request_names().as_slice() {
+            store.same_as(&format!("{}.{only}", self.name), &self.name);
+        }
+    }
+
     /// A config for one GET of `url` with the defaults of `livefire load`.
     pub fn get(name: &str, url: &str, executor: Executor, duration: Duration) -> Self {
         LoadConfig {

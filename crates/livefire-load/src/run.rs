@@ -49,10 +49,8 @@ pub async fn run_with_writes(
     writes: Option<Arc<WriteLog>>,
 ) -> Result<LoadReport, LoadError> {
     let plan = Plan::prepare(&config)?;
-    let names: Vec<String> = match &config.postgres {
-        Some(p) => p.statements.iter().map(|s| s.name.clone()).collect(),
-        None => config.requests.iter().map(|r| r.name.clone()).collect(),
-    };
+    let names = config.request_names();
+    config.share_series(&store);
     let writes = plan
         .tracks
         .iter()

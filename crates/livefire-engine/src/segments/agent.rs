@@ -436,7 +436,9 @@ fn send_windows(
     sent: &mut std::collections::BTreeMap<String, u64>,
     tx: &mpsc::UnboundedSender<Line>,
 ) {
-    for series in store.series() {
+    // Aliases (the one request of a load, kept as the load) are not sent: the
+    // coordinator knows them from the same plan.
+    for series in store.stored_series() {
         let next = sent.get(&series).copied().unwrap_or(0);
         let mut last = None;
         // Only the seconds not sent yet are decoded: decoding every stored second each

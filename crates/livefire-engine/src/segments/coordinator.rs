@@ -108,6 +108,9 @@ pub struct Following {
     pub start: Instant,
     /// How long segments get to end on their own after the timeline's end.
     end_wait: Duration,
+    /// The plan's loads: a load of one request has its request's series kept as the
+    /// load's, here as in every segment (which then sends it once).
+    loads: Vec<livefire_load::LoadConfig>,
 }
 
 /// Launches the segments so that they start together at a whole second of the run's
@@ -154,6 +157,7 @@ pub async fn launch(
         state,
         start,
         end_wait: end_wait(&split.loads),
+        loads: split.loads,
     };
     let barrier = start.checked_sub(BARRIER_MARGIN).unwrap_or(start);
     let failed = loop {
@@ -223,6 +227,9 @@ impl Following {
         cancel: CancellationToken,
         end: Instant,
     ) -> Vec<(livefire_load::LoadConfig, livefire_load::LoadReport)> {
+        for load in &self.loads {
+            load.share_series(&sink.store);
+        }
         let mut stop_at: Option<tokio::time::Instant> = None;
         let mut stopped = false;
         loop {

@@ -6,8 +6,8 @@ use livefire_core::window::Window;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version an agent speaks (in its `ready` line); the coordinator refuses
-/// another.
-pub const PROTOCOL: u32 = 1;
+/// another. 2: a load of one request sends only the load's windows.
+pub const PROTOCOL: u32 = 2;
 
 /// One line of an agent's stdout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -41,7 +41,9 @@ pub enum Line {
         kind: String,
         started_ms: u64,
     },
-    /// One second of one series (a load, or `load.request`) from this segment.
+    /// One second of one series (a load, or `load.request`) from this segment. A load of
+    /// one request sends only its own series (`LoadConfig::share_series`): the
+    /// request's holds the same samples.
     Window {
         series: String,
         second: u64,

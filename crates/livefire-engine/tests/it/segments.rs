@@ -174,12 +174,13 @@ async fn refusals_come_before_anything_starts() {
 /// A segment whose `ready` line shows a clock `skew_ms` off this machine's: a shell
 /// script in the agent's place, since every process here shares one clock.
 fn skewed_agent(dir: &Path, skew_ms: i64) -> PathBuf {
+    let protocol = livefire_engine::segments::protocol::PROTOCOL;
     script(
         dir,
         &format!(
             r#"now=$(date +%s%3N)
 seg=$(echo "$*" | sed 's/.*--segment \([0-9]*\/[0-9]*\).*/\1/')
-echo "{{\"type\":\"ready\",\"protocol\":1,\"segment\":\"$seg\",\"seed\":42,\"livefire\":\"test\",\"workloads\":[],\"clock_ms\":$((now + {skew_ms}))}}"
+echo "{{\"type\":\"ready\",\"protocol\":{protocol},\"segment\":\"$seg\",\"seed\":42,\"livefire\":\"test\",\"workloads\":[],\"clock_ms\":$((now + {skew_ms}))}}"
 cat >/dev/null"#
         ),
     )

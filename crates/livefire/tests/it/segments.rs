@@ -146,6 +146,38 @@ fn one_segment_and_four_give_the_same_load_and_exact_percentiles() {
                 "N={n}: quantile {q} from the journal's windows"
             );
         }
+        // The load has one request: segments send its windows once, as the load's, and
+        // the journal still has the request's series, each second the load's with
+        // nothing intended.
+        for i in 1..=n {
+            let stream =
+                std::fs::read_to_string(run_dir.join(format!("segments/{i}/stream.jsonl")))
+                    .unwrap();
+            assert!(stream.contains(r#""series":"browse","#), "N={n}");
+            assert!(!stream.contains(r#""series":"browse.health""#), "N={n}");
+        }
+        let series = |name: &str| -> Vec<(u64, livefire_core::window::Window)> {
+            of_type(&events, "window")
+                .into_iter()
+                .filter(|w| w["series"] == name)
+                .map(|w| {
+                    (
+                        w["second"].as_u64().unwrap(),
+                        serde_json::from_value(w["window"].clone()).unwrap(),
+                    )
+                })
+                .collect()
+        };
+        let (load, request) = (series("browse"), series("browse.health"));
+        assert_eq!(load.len(), request.len(), "N={n}");
+        for ((s, l), (rs, r)) in load.iter().zip(&request) {
+            assert_eq!(s, rs, "N={n}");
+            assert_eq!(
+                (&l.counts, l.sent, &l.latency),
+                (&r.counts, r.sent, &r.latency)
+            );
+            assert_eq!(r.intended, 0, "N={n}");
+        }
         let summary = home.summary();
         // The summary names every segment: done, its share of the requests (adding up
         // to the whole load), its clock against the coordinator's.
