@@ -93,6 +93,10 @@ pub struct ValidateArgs {
     /// Set a variable used as `${name}` (repeatable); overrides the file's `vars:`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = livefire_spec::parse_var)]
     pub vars: Vec<(String, String)>,
+    /// Read variables from a file, one `NAME=VALUE` a line (`-`: standard input), as
+    /// `livefire run --vars-file` does.
+    #[arg(long, value_name = "FILE")]
+    pub vars_file: Option<PathBuf>,
     /// Check the file as resolved for this environment of its `environments:` only
     /// (default: the file as written and every environment).
     #[arg(long, value_name = "NAME")]

@@ -76,8 +76,20 @@ fn default_sigpipe() {
 
 /// `livefire validate`: all errors at once, located; exit 3 when there are any.
 fn validate(args: cli::ValidateArgs) -> Exit {
+    // As `run` reads them: the file's first, so a `--var` overrides it.
+    let mut vars = match &args.vars_file {
+        Some(path) => match vars_file::read(path) {
+            Ok(vars) => vars,
+            Err(e) => {
+                eprintln!("livefire: {e}");
+                return Exit::Invalid;
+            }
+        },
+        None => Vec::new(),
+    };
+    vars.extend(args.vars);
     let options = livefire_spec::Options {
-        vars: args.vars,
+        vars,
         every_environment: args.env.is_none(),
         env: args.env,
         built: Some(livefire_engine::plan::built()),

@@ -187,6 +187,62 @@ fn a_var_the_file_never_uses_is_refused_by_validate_and_run() {
     }
 }
 
+/// `--vars-file`: what `run` reads from it, `validate` reads too, so a file of
+/// variables is checked before the run that would refuse it.
+#[test]
+fn validate_reads_a_vars_file_as_run_does() {
+    let home = Home::new();
+    let file = home.file(&format!(
+        "{HEAD}vars: {{ port: \"1\" }}\ntargets:\n  api: {{ http: \"http://127.0.0.1:${{port}}\" }}\ntimeline: []\n"
+    ));
+    let vars = home.path().join("vars.txt");
+    // (the vars file, exit code, what it says)
+    let cases = [
+        ("port=8080\n", 0, ""),
+        (
+            "port=8080\nprot=2\n",
+            3,
+            "--var prot: this file never uses `${prot}`; the names it uses are `port`",
+        ),
+        (
+            "port=8080\nhunter2\n",
+            3,
+            "vars.txt:2: this line is not NAME=VALUE",
+        ),
+    ];
+    for (text, want_code, want) in cases {
+        std::fs::write(&vars, text).unwrap();
+        for cmd in [
+            home.livefire().arg("validate").arg(&file),
+            home.run(&file).arg("--dry-run"),
+        ] {
+            let (code, out, err) = run(cmd.arg("--vars-file").arg(&vars));
+            assert_eq!(code, want_code, "{text:?}: {out}{err}");
+            // A valid file: validate says so, the dry run shows its plan.
+            let want = match want {
+                "" if out.starts_with("plan:") => "plan: parity",
+                "" => "valid:",
+                want => want,
+            };
+            assert!(
+                out.contains(want) || err.contains(want),
+                "{text:?}: {out}{err}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+    let (code, _, err) = run(home
+        .livefire()
+        .arg("validate")
+        .arg(&file)
+        .args(["--vars-file", "/nonexistent/vars"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("--vars-file /nonexistent/vars: cannot read it"),
+        "{err}"
+    );
+}
+
 const ENVS: &str = r#"version: 1
 title: environments
 vars: { port: "1" }
