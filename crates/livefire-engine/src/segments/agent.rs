@@ -59,6 +59,24 @@ pub enum AgentError {
     OpenFiles(String),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(
+        "{} holds no variables (a JSON list of [name, value] pairs, as the coordinator writes it): run the same livefire version everywhere",
+        super::launch::AGENT_VARS_ENV
+    )]
+    VarsEnv,
+}
+
+/// The variables the coordinator handed over in [`super::launch::AGENT_VARS_ENV`] (a
+/// local coordinator does, so they are not on the agent's command line), then `vars`
+/// (its `--var`s), which override them.
+pub fn vars_with_env(vars: Vec<(String, String)>) -> Result<Vec<(String, String)>, AgentError> {
+    let mut all: Vec<(String, String)> = match std::env::var(super::launch::AGENT_VARS_ENV) {
+        Ok(text) => serde_json::from_str(&text).map_err(|_| AgentError::VarsEnv)?,
+        Err(std::env::VarError::NotPresent) => Vec::new(),
+        Err(std::env::VarError::NotUnicode(_)) => return Err(AgentError::VarsEnv),
+    };
+    all.extend(vars);
+    Ok(all)
 }
 
 /// Checks the arguments, plans, then runs the segment to its end, writing the protocol
@@ -66,9 +84,10 @@ pub enum AgentError {
 /// writes it as a `done` line with status `failed`).
 pub fn agent(opts: AgentOptions, out: Box<dyn Write + Send>) -> Result<DoneStatus, AgentError> {
     let segment = Segment::parse(&opts.segment)?;
+    let vars = vars_with_env(opts.vars)?;
     let start_at = crate::clock::parse_rfc3339(&opts.start_at)
         .ok_or_else(|| AgentError::StartAt(opts.start_at.clone()))?;
-    let plan = crate::plan::plan_with_seed(&opts.file, &opts.vars, opts.env.as_deref(), opts.seed)?;
+    let plan = crate::plan::plan_with_seed(&opts.file, &vars, opts.env.as_deref(), opts.seed)?;
     // One open file per connection: this segment's share of the virtual users must fit.
     let limits =
         crate::workload::check_open_files(&plan, segment).map_err(AgentError::OpenFiles)?;

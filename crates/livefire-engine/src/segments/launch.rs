@@ -11,6 +11,11 @@ use std::time::{Duration, SystemTime};
 use livefire_load::Segment;
 use tokio::sync::mpsc;
 
+/// The environment variable an agent reads its variables from, before its `--var`s:
+/// [`LaunchSpec::vars_json`]. A process's environment is readable only by its own user
+/// (and root), its command line by everyone.
+pub const AGENT_VARS_ENV: &str = "LIVEFIRE_AGENT_VARS";
+
 /// A boxed future, so `Launcher` can be used as `dyn Launcher`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -53,8 +58,9 @@ impl LaunchSpec {
     }
 
     /// The arguments of `livefire` that run segment `index` (0-based) with the
-    /// experiment at `file` (the path the agent sees): the one agent command line every
-    /// back end uses.
+    /// experiment at `file` (the path the agent sees). The variables are not among
+    /// them: a command line is what every local user sees with `ps`, so a back end hands
+    /// them over its own way ([`AGENT_VARS_ENV`] set to [`LaunchSpec::vars_json`]).
     pub fn agent_args(&self, index: u32, file: &str) -> Vec<String> {
         let mut args = vec![
             "agent".to_owned(),
@@ -65,16 +71,18 @@ impl LaunchSpec {
             "--seed".to_owned(),
             self.seed.to_string(),
         ];
-        for (k, v) in &self.vars {
-            args.push("--var".to_owned());
-            args.push(format!("{k}={v}"));
-        }
         if let Some(env) = &self.env {
             args.push("--env".to_owned());
             args.push(env.clone());
         }
         args.push(file.to_owned());
         args
+    }
+
+    /// The coordinator's `--var`s as the agent reads them from [`AGENT_VARS_ENV`]: a
+    /// JSON list of `[name, value]` pairs, in order (so a later one overrides).
+    pub fn vars_json(&self) -> String {
+        serde_json::to_string(&self.vars).unwrap_or_default()
     }
 
     /// Where segment `index` (0-based) keeps its detail: `<segments_dir>/<index + 1>`.

@@ -71,6 +71,7 @@ impl LocalLauncher {
         args.insert(1, "--watch-stdin".to_owned());
         let mut child = Command::new(&self.program)
             .args(&args)
+            .env(super::launch::AGENT_VARS_ENV, spec.vars_json())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))

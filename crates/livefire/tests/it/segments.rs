@@ -1000,3 +1000,71 @@ fn a_split_failover_drill_merges_every_segments_write_outcomes() {
         "{out}"
     );
 }
+
+/// `--var`s reach every local segment, but not on its command line, which every local
+/// user reads with `ps` (what `--vars-file` is for): the load's URL needs the variable,
+/// and the agents' command lines do not hold it.
+#[test]
+fn variables_reach_local_segments_but_not_their_command_lines() {
+    let home = Home::new();
+    let port = free_port();
+    let text = experiment(port, 100, 3, "", "")
+        .replace("/health\"", "/${where_to}\"")
+        .replace(
+            "title: split\n",
+            "title: split\nvars: { where_to: nowhere }\n",
+        );
+    let file = home.file(&text);
+    let child = home
+        .run(&file)
+        .args(["--segments", "2", "--on", "local", "-q"])
+        .args(["--var", "where_to=health"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Each agent's command line, read while it runs.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the segments never started: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let Some(dir) = std::fs::read_dir(home.path().join("runs"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(Result::ok)
+        else {
+            continue;
+        };
+        let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap_or_default();
+        let evs: Vec<serde_json::Value> = journal
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        for (segment, pid) in segment_pids(&evs) {
+            if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+                seen.insert(
+                    segment,
+                    String::from_utf8_lossy(&cmdline).replace('\0', " "),
+                );
+            }
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for (segment, cmdline) in &seen {
+        assert!(cmdline.contains(" agent "), "{segment}: {cmdline}");
+        assert!(
+            !cmdline.contains("where_to") && !cmdline.contains("health"),
+            "segment {segment}'s command line shows the variable: {cmdline}"
+        );
+    }
+    // Every request went where the variable says (the file's own value is a 404).
+    let report = load_report(&events(&home.journal()));
+    assert!(report.total.counts.completed() > 0);
+    assert_eq!(report.total.counts.errors(), 0, "{:?}", report.total.counts);
+}
