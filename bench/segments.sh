@@ -15,7 +15,8 @@
 #
 # Needs: python3, a release build (built here unless LIVEFIRE_BIN and MERGE_COST_BIN
 # are given). Usage: bench/segments.sh  (NS="1 2 4" RATE=2000 DUR=20 PORT=18091
-#                                        MERGE_SEGMENTS=100 MERGE_SECONDS=3600)
+#                                        MERGE_SEGMENTS=100 MERGE_SECONDS=3600
+#                                        REQUESTS=1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,7 @@ DUR=${DUR:-20}
 PORT=${PORT:-18091}
 MERGE_SEGMENTS=${MERGE_SEGMENTS:-100}
 MERGE_SECONDS=${MERGE_SECONDS:-3600}
+REQUESTS=${REQUESTS:-1}
 command -v python3 >/dev/null || { echo "missing python3: apt-get install python3" >&2; exit 3; }
 
 if [ -n "${LIVEFIRE_BIN:-}" ]; then LF=$LIVEFIRE_BIN; elif [ -z "${MERGE_ONLY:-}" ]; then
@@ -48,6 +50,12 @@ export LIVEFIRE_HOME=$WORK/home
 SERVER=$!
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 
+# REQUESTS request names (r1, r2, ...), all the same URL: a load of one request sends
+# one series a second, a load of K > 1 sends K + 1 (the load's and each request's).
+REQS=
+for i in $(seq "$REQUESTS"); do
+  REQS="$REQS${REQS:+, }{ name: r$i, url: \"http://127.0.0.1:${PORT}/health\" }"
+done
 cat > "$WORK/exp.yaml" <<YAML
 version: 1
 title: segments bench
@@ -58,7 +66,7 @@ timeline:
       name: browse
       rate: ${RATE}/s
       max_in_flight: 5000
-      requests: [ { url: "http://127.0.0.1:${PORT}/health" } ]
+      requests: [ ${REQS} ]
 YAML
 
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
