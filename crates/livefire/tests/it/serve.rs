@@ -615,7 +615,7 @@ fn bodies_too_large_or_too_slow_are_cut_off_with_a_status_that_says_so() {
 }
 
 #[test]
-fn livefire_fuzz_finds_no_server_error_in_the_api() {
+fn livefire_fuzz_finds_no_server_error_in_the_api_under_load() {
     let server = Server::start();
     let operator = server.token("operator", "fuzzer", None);
     let victim = Victim::start();
@@ -624,6 +624,21 @@ fn livefire_fuzz_finds_no_server_error_in_the_api() {
     assert_eq!(status, 201);
     let spec = repo().join("crates/livefire-serve/openapi.yaml");
     let out = server.home.path().join("fuzz");
+    // Under load: people reading the runs list all through the fuzzing, with
+    // livefire's own load generator (open model, so a slow answer does not hide).
+    let viewer = server.token("viewer", "readers", None);
+    let load = server
+        .home
+        .livefire()
+        .arg("load")
+        .arg(format!("{}/api/runs", server.url))
+        .args(["--rate", "50/s", "--duration", "16s", "--json"])
+        .args(["--header", &format!("Authorization: Bearer {viewer}")])
+        .args(["--expect-status", "200"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("livefire load starts");
     let (code, stdout, stderr) = run(server
         .home
         .livefire()
@@ -662,6 +677,21 @@ fn livefire_fuzz_finds_no_server_error_in_the_api() {
         statuses.contains_key("400") && statuses.contains_key("404"),
         "{summary}"
     );
+    // Every reader was answered, and answered 200, while the fuzzer ran.
+    let load = load.wait_with_output().expect("livefire load ends");
+    let text = String::from_utf8_lossy(&load.stdout);
+    assert!(
+        load.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let load: Value = serde_json::from_str(&text).expect("load --json prints JSON");
+    let requests = load["requests"].as_u64().unwrap_or(0);
+    assert!(
+        requests > 100,
+        "the readers sent {requests} requests: {load}"
+    );
+    assert_eq!(load["outcomes"]["ok"].as_u64(), Some(requests), "{load}");
     // The server still answers after it.
     let (status, _, _) = server.call("GET", "/api/runs", Some(&operator), None);
     assert_eq!(status, 200);
