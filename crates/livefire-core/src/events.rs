@@ -356,9 +356,10 @@ pub enum Event {
         state: SegmentState,
         #[serde(default, skip_serializing_if = "String::is_empty")]
         detail: String,
-        /// `ready`: the segment's wall clock minus the coordinator's, in ms, as its
-        /// `ready` line arrived (the line's delivery delay counts as the segment
-        /// being behind).
+        /// `ready`: the segment's wall clock minus the coordinator's, in ms: of the
+        /// readings its `ready` and `clock` lines gave as they arrived before the
+        /// shared start, the largest (a line's delivery delay makes the segment look
+        /// behind by that much, so the least delayed reading is the closest).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         clock_offset_ms: Option<i64>,
         /// `done`, `lost`: the requests its loads completed, and how many of them

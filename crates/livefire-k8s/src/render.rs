@@ -33,8 +33,9 @@ pub const CONFIGMAP_MAX_BYTES: usize = 1_000_000;
 /// How long the Job may outlive the end of the timeline before Kubernetes stops it:
 /// a safety net for a coordinator that died without `livefire recover`.
 const DEADLINE_GRACE: Duration = Duration::from_secs(120);
-/// Finished Jobs (and, through their owner reference, the ConfigMap) are removed by
-/// Kubernetes after this long even if nobody deletes them.
+/// Finished Jobs are removed by Kubernetes after this long even if nobody deletes
+/// them. The ConfigMap has no owner reference (it is made before the Job, whose uid
+/// it would need): it stays until the coordinator or `livefire recover` deletes it.
 const TTL_AFTER_FINISHED: i32 = 600;
 /// The uid and gid the agent runs as (distroless's `nonroot`).
 const NON_ROOT_UID: i64 = 65_532;

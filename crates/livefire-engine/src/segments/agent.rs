@@ -149,6 +149,24 @@ async fn run_segment(
         open_files: limits.map(|l| l.limit),
         open_files_was: limits.map(|l| l.was),
     });
+    // Its clock until the start, so the coordinator can tell delivery delay from skew.
+    let clock = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(super::protocol::CLOCK_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if Instant::now() >= start {
+                    break;
+                }
+                let clock_ms = unix_ms(SystemTime::now());
+                if tx.send(Line::Clock { clock_ms }).is_err() {
+                    break;
+                }
+            }
+        })
+    };
     let stop = spawn_stop_listeners(watch_stdin, cancel.clone());
     let store = Arc::new(WindowStore::new());
     let mut tasks = tokio::task::JoinSet::new();
@@ -179,6 +197,7 @@ async fn run_segment(
     let sent = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
     let emitter = tokio::spawn(emit_windows(store.clone(), start, sent.clone(), tx.clone()));
     while tasks.join_next().await.is_some() {}
+    clock.abort();
     emitter.abort();
     let _ = emitter.await;
     // Every window not sent yet, the last partial seconds included.

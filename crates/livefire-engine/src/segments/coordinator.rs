@@ -159,11 +159,10 @@ pub async fn launch(
         end_wait: end_wait(&split.loads),
         loads: split.loads,
     };
+    // Every segment must be ready by the barrier; until then their `clock` lines
+    // refine the clock offsets, judged once, there.
     let barrier = start.checked_sub(BARRIER_MARGIN).unwrap_or(start);
     let failed = loop {
-        if f.state.ready.iter().all(|r| *r) {
-            break None;
-        }
         tokio::select! {
             ev = f.events.recv() => match ev {
                 Some(ev) => {
@@ -177,9 +176,14 @@ pub async fn launch(
                         break Some(bad);
                     }
                 }
+                // Segments with nothing to run may be done before the start.
+                None if f.state.ready.iter().all(|r| *r) => break None,
                 None => break Some("every segment's stream closed before it was ready".into()),
             },
             _ = tokio::time::sleep_until(barrier.into()) => {
+                if f.state.ready.iter().all(|r| *r) {
+                    break None;
+                }
                 let late: Vec<String> = (0..count)
                     .filter(|i| !f.state.ready[*i as usize])
                     .map(|i| f.state.name(i))
@@ -196,7 +200,8 @@ pub async fn launch(
             }
         }
     };
-    if let Some(why) = failed {
+    let clocks = f.state.judge_clocks(journal);
+    if let Some(why) = failed.or(clocks) {
         let _ = f.launcher.stop_all(Duration::ZERO).await;
         f.drain_after_stop(journal).await;
         return Err(AbortCause::Error {
@@ -305,6 +310,11 @@ struct State {
     workloads: Vec<Vec<String>>,
     tallies: Vec<(u64, u64)>,
     offsets: Vec<Option<i64>>,
+    /// Per segment, what its `ready` event will say besides the clock offset (open
+    /// files), kept until the barrier journals it with the offset judged there.
+    ready_detail: Vec<Option<String>>,
+    /// The clocks were judged at the barrier: later `clock` lines change nothing.
+    clocks_judged: bool,
     /// The plan's loads with `track_write`, the keys every segment sent for each
     /// (by load name), and how many acknowledged writes each segment sent.
     tracked: Vec<livefire_load::LoadConfig>,
@@ -362,6 +372,8 @@ impl State {
             workloads: vec![Vec::new(); n],
             tallies: vec![(0, 0); n],
             offsets: vec![None; n],
+            ready_detail: vec![None; n],
+            clocks_judged: false,
             tracked: Vec::new(),
             writes: BTreeMap::new(),
             writes_acked: vec![0; n],
@@ -445,28 +457,62 @@ impl State {
         }
     }
 
-    /// The segment's clock against this one's, from its `ready` line: journaled, and
-    /// past `CLOCK_REFUSE_MS` the reason the barrier fails.
-    fn clock(&mut self, index: u32, clock_ms: Option<u64>, journal: &Journal) {
+    /// One reading of the segment's clock (its `ready` line, then its `clock` lines)
+    /// against this one's as the line arrived. A line's delivery delay makes the
+    /// segment look behind by that much, so the largest difference is the best estimate.
+    fn clock(&mut self, index: u32, clock_ms: Option<u64>) {
         let Some(theirs) = clock_ms else { return };
+        if self.clocks_judged {
+            return;
+        }
         let ours = super::agent::unix_ms(SystemTime::now());
         let offset = theirs as i64 - ours as i64;
-        self.offsets[index as usize] = Some(offset);
-        let far = offset.unsigned_abs();
-        let how = if offset >= 0 { "ahead of" } else { "behind" };
-        if far > CLOCK_REFUSE_MS {
-            self.protocol_mismatch = Some(format!(
-                "segment {}'s clock is {far} ms {how} the coordinator's, more than the {CLOCK_REFUSE_MS} ms a split run allows: synchronise the machines' clocks (chrony or NTP) and run again",
-                self.name(index)
-            ));
-        } else if far > CLOCK_WARN_MS {
-            journal.emit(Event::Warning {
-                message: format!(
-                    "segment {}'s clock is {far} ms {how} the coordinator's (more than {CLOCK_WARN_MS} ms): its windows are that much off the journal's seconds; synchronise the clocks (chrony or NTP)",
+        let best = &mut self.offsets[index as usize];
+        *best = Some(best.map_or(offset, |b| b.max(offset)));
+    }
+
+    /// Journals segment `index`'s `ready` event, once, with its clock offset so far.
+    fn ready_event(&mut self, index: u32, journal: &Journal) {
+        let Some(more) = self.ready_detail[index as usize].take() else {
+            return;
+        };
+        let detail: Vec<String> = self.offsets[index as usize]
+            .map(|o| format!("clock offset {o:+} ms"))
+            .into_iter()
+            .chain((!more.is_empty()).then_some(more))
+            .collect();
+        self.segment_event(journal, index, SegmentState::Ready, detail.join(", "));
+    }
+
+    /// At the barrier: journals each ready segment's `ready` event with its clock
+    /// offset, warns past `CLOCK_WARN_MS`, and past `CLOCK_REFUSE_MS` gives the reason
+    /// the run stops.
+    fn judge_clocks(&mut self, journal: &Journal) -> Option<String> {
+        self.clocks_judged = true;
+        let mut refused = None;
+        for i in 0..self.ready.len() {
+            let index = i as u32;
+            self.ready_event(index, journal);
+            let Some(offset) = self.offsets[i].filter(|_| self.ready[i]) else {
+                continue;
+            };
+            let far = offset.unsigned_abs();
+            let how = if offset >= 0 { "ahead of" } else { "behind" };
+            if far > CLOCK_REFUSE_MS {
+                refused.get_or_insert(format!(
+                    "segment {}'s clock is {far} ms {how} the coordinator's, more than the {CLOCK_REFUSE_MS} ms a split run allows: synchronise the machines' clocks (chrony or NTP) and run again",
                     self.name(index)
-                ),
-            });
+                ));
+            } else if far > CLOCK_WARN_MS {
+                journal.emit(Event::Warning {
+                    message: format!(
+                        "segment {}'s clock is {far} ms {how} the coordinator's (more than {CLOCK_WARN_MS} ms): its windows are that much off the journal's seconds; synchronise the clocks (chrony or NTP)",
+                        self.name(index)
+                    ),
+                });
+            }
         }
+        refused
     }
 
     /// One event of a back end. `sink` is absent before the shared start (the
@@ -514,7 +560,7 @@ impl State {
                 ..
             } => {
                 self.workloads[index as usize] = workloads;
-                self.clock(index, clock_ms, journal);
+                self.clock(index, clock_ms);
                 if protocol != PROTOCOL {
                     self.protocol_mismatch = Some(format!(
                         "segment {} speaks protocol {protocol}, this livefire {PROTOCOL}: run the same livefire version everywhere",
@@ -527,19 +573,16 @@ impl State {
                     ));
                 }
                 self.ready[index as usize] = true;
-                let mut detail: Vec<String> = self.offsets[index as usize]
-                    .map(|o| format!("clock offset {o:+} ms"))
-                    .into_iter()
-                    .collect();
-                if let Some(n) = open_files {
-                    detail.push(match open_files_was {
+                // Journaled at the barrier, with the clock offset judged there.
+                self.ready_detail[index as usize] = Some(match open_files {
+                    Some(n) => match open_files_was {
                         Some(was) if was != n => format!("open files {n} (raised from {was})"),
                         _ => format!("open files {n}"),
-                    });
-                }
-                let detail = detail.join(", ");
-                self.segment_event(journal, index, SegmentState::Ready, detail);
+                    },
+                    None => String::new(),
+                });
             }
+            Line::Clock { clock_ms } => self.clock(index, Some(clock_ms)),
             Line::Started {
                 activity, id, kind, ..
             } => {
@@ -630,6 +673,8 @@ impl State {
     /// stopped while nobody asked it to).
     fn exited(&mut self, index: u32, exit: SegmentExit, journal: &Journal) {
         let i = index as usize;
+        // A segment that ends before the barrier was ready first, in the journal too.
+        self.ready_event(index, journal);
         self.merger.gone(index);
         let said = self.done[i].clone();
         let fine = match &said {

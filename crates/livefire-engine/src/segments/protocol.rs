@@ -6,8 +6,12 @@ use livefire_core::window::Window;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version an agent speaks (in its `ready` line); the coordinator refuses
-/// another. 2: a load of one request sends only the load's windows.
-pub const PROTOCOL: u32 = 2;
+/// another. 2: a load of one request sends only the load's windows. 3: `clock` lines
+/// until the shared start.
+pub const PROTOCOL: u32 = 3;
+
+/// How often an agent writes a `clock` line before the shared start.
+pub const CLOCK_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// One line of an agent's stdout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +37,11 @@ pub enum Line {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         open_files_was: Option<u64>,
     },
+    /// The agent's wall clock, in ms since the Unix epoch, every [`CLOCK_EVERY`] from
+    /// its `ready` line until the shared start. A back end may deliver `ready` late (a
+    /// pod's log is read once every pod runs); the coordinator takes the line that shows
+    /// the smallest delivery delay as the clock offset, and judges it at the barrier.
+    Clock { clock_ms: u64 },
     /// A load or campaign began on this segment.
     Started {
         /// The activity's display name and id (`timeline[i]`), as the plan names them.

@@ -239,3 +239,59 @@ async fn a_segment_whose_clock_is_too_far_off_stops_the_run_at_the_ready_barrier
         }
     }
 }
+
+/// A back end may hand over a `ready` line long after it was written (Kubernetes reads
+/// a pod's log once every pod runs): that delay is not clock skew. The agent's `clock`
+/// lines, delivered as they are written, give the offset; the barrier judges that.
+#[tokio::test]
+async fn a_ready_line_delivered_late_is_not_taken_for_a_clock_behind() {
+    use livefire_engine::segments::coordinator::{CLOCK_REFUSE_MS, Split, launch};
+    let dir = tempfile::tempdir().unwrap();
+    let protocol = livefire_engine::segments::protocol::PROTOCOL;
+    // Its `ready` says a clock 2.5 s behind (as a line written 2.5 s before it is read
+    // would), then it writes its real clock every 0.25 s as an agent does.
+    let program = script(
+        dir.path(),
+        &format!(
+            r#"now=$(date +%s%3N)
+seg=$(echo "$*" | sed 's/.*--segment \([0-9]*\/[0-9]*\).*/\1/')
+echo "{{\"type\":\"ready\",\"protocol\":{protocol},\"segment\":\"$seg\",\"seed\":42,\"livefire\":\"test\",\"workloads\":[],\"clock_ms\":$((now - 2500))}}"
+while true; do sleep 0.25; echo "{{\"type\":\"clock\",\"clock_ms\":$(date +%s%3N)}}"; done"#
+        ),
+    );
+    let journal_path = dir.path().join("journal.jsonl");
+    let journal = livefire_engine::journal::Journal::create(
+        &journal_path,
+        std::time::Instant::now(),
+        Vec::new(),
+    )
+    .unwrap();
+    let split = Split {
+        launcher: Box::new(LocalLauncher::new(program)),
+        spec: spec(dir.path(), 2),
+        min_alive: 2,
+        loads: Vec::new(),
+    };
+    let (_abort_tx, mut abort_rx) = tokio::sync::mpsc::unbounded_channel();
+    let result = launch(split, &journal, &mut abort_rx).await;
+    let text = std::fs::read_to_string(&journal_path).unwrap();
+    assert!(result.is_ok(), "the run goes on: {text}");
+    let offsets: Vec<i64> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["type"] == "segment" && e["state"] == "ready")
+        .map(|e| e["clock_offset_ms"].as_i64().expect("an offset"))
+        .collect();
+    assert_eq!(offsets.len(), 2, "{text}");
+    for offset in offsets {
+        // Only a live line's delivery delay is left: well under the 2.5 s the late
+        // `ready` line showed (and the refusal threshold).
+        assert!(
+            offset <= 0 && offset.unsigned_abs() < CLOCK_REFUSE_MS / 2,
+            "{offset}: {text}"
+        );
+    }
+    assert!(!text.contains("clock is"), "no clock warning: {text}");
+    // Dropping the run's segments ends their processes (kill on drop).
+    drop(result);
+}
