@@ -350,7 +350,10 @@ function apply(live, r) {
     case "window": {
       if (!r.window) break;
       const l = live.loads[r.series] || (live.loads[r.series] = { points: [] });
-      l.points.push({ t: r.second * 1000, rps: r.window.completed, errors: r.window.errors, p99: r.window.p99_ms });
+      l.points.push({
+        t: r.second * 1000, rps: r.window.completed, errors: r.window.errors, dropped: r.window.dropped || 0,
+        p50: r.window.p50_ms, p90: r.window.p90_ms, p99: r.window.p99_ms,
+      });
       break;
     }
     case "fault_applied":
@@ -382,7 +385,12 @@ function drawCharts(box, live) {
   const end = Math.max(live.t, 1000);
   const charts = [];
   for (const [name, p] of Object.entries(live.probes)) charts.push({ name, kind: "probe", p });
-  for (const [name, l] of Object.entries(live.loads)) charts.push({ name, kind: "load", l });
+  // Per load, report.html's two charts: requests, errors and dropped sends per second,
+  // and latency p50 / p90 / p99 (seconds with no completed request have no latency).
+  for (const [name, l] of Object.entries(live.loads)) {
+    charts.push({ name, kind: "load", l });
+    charts.push({ name, kind: "latency", l });
+  }
   box.replaceChildren();
   if (!charts.length) { box.append(el("p", { class: "muted" }, "waiting for the first samples…")); return; }
   for (const c of charts) {
@@ -405,18 +413,30 @@ function drawCharts(box, live) {
         points++;
       }
     } else {
-      const max = Math.max(1, ...c.l.points.map((q) => q.rps + q.errors));
-      label(`${max} /s`, 2, 12);
+      const keys = c.kind === "load" ? [["rps", "series"], ["errors", "errors"], ["dropped", "dropped"]] : [["p50", "p50"], ["p90", "p90"], ["p99", "p99"]];
+      const values = c.l.points.flatMap((q) => keys.map(([k]) => q[k]).filter((v) => typeof v === "number"));
+      const max = Math.max(1, ...values);
+      label(c.kind === "load" ? `${max} /s` : `${max >= 10 ? max.toFixed(0) : max.toFixed(2)} ms`, 2, 12);
       const path = (key, cls) => {
-        const d = c.l.points.map((q, i) => `${i ? "L" : "M"}${x(q.t).toFixed(1)},${(H - B - ((H - B - 8) * q[key]) / max).toFixed(1)}`).join(" ");
-        if (d) s.append(svg("path", { class: cls, d }));
+        // A second without a value (no request completed) breaks the line there.
+        let pen = "M";
+        const d = c.l.points.map((q) => {
+          if (typeof q[key] !== "number") { pen = "M"; return ""; }
+          const seg = `${pen}${x(q.t).toFixed(1)},${(H - B - ((H - B - 8) * q[key]) / max).toFixed(1)}`;
+          pen = "L";
+          return seg;
+        }).filter(Boolean).join(" ");
+        if (d) s.append(svg("path", { class: cls, d, "data-series": key }));
+        // A lone second is a dot, not an empty line.
+        for (const m of d.matchAll(/M([\d.]+),([\d.]+)(?![\d.]| L)/g)) s.append(svg("circle", { class: cls, cx: m[1], cy: m[2], r: 2 }));
       };
-      path("rps", "series");
-      path("errors", "errors");
+      for (const [key, cls] of keys) path(key, cls);
       points = c.l.points.length;
     }
     s.setAttribute("data-points", points);
-    box.append(el("figure", { class: "card" }, el("figcaption", {}, c.kind === "probe" ? `${c.name}: probe latency (red: failed)` : `${c.name}: requests and errors per second`), s));
+    const caption = { probe: `${c.name}: probe latency (red: failed)`, load: `${c.name}: requests, errors (red) and dropped sends (grey) per second`, latency: `${c.name}: latency p50 / p90 / p99` }[c.kind];
+    if (c.kind !== "probe") s.setAttribute("data-chart", c.kind === "load" ? c.name : `${c.name} latency`);
+    box.append(el("figure", { class: "card" }, el("figcaption", {}, caption), s));
   }
 }
 

@@ -339,7 +339,9 @@ fn compact_window(w: Value) -> Value {
     json!({
         "completed": w.counts.completed(),
         "errors": w.counts.errors(),
+        "dropped": w.counts.get(livefire_core::window::Outcome::Dropped),
         "p50_ms": ms(w.latency.quantile_us(0.5)),
+        "p90_ms": ms(w.latency.quantile_us(0.9)),
         "p99_ms": ms(w.latency.quantile_us(0.99)),
         "max_ms": ms(w.latency.max_us()),
     })

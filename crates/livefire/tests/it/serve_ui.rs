@@ -72,10 +72,16 @@ fn a_person_logs_in_finds_an_error_runs_watches_and_stops_a_drill_in_chromium() 
     );
     assert_eq!(forged, 403);
 
-    // Upload the real drill, start it from its page.
+    // Upload the real drill, start it from its page. With traffic too: people
+    // opening the console's home page, so the live page has a load to draw.
+    let drill = format!(
+        "{}  - at: 0s\n    for: 120s\n    load:\n      name: home\n      rate: 20/s\n      requests: [ {{ url: \"{}/\" }} ]\n",
+        pause_with_probe(victim.pid(), 120),
+        server.url
+    );
     page.eval(&format!(
         "document.getElementById('exp-name').value = 'pause'; document.getElementById('exp-text').value = {}; document.getElementById('upload').click(); true",
-        json!(pause_with_probe(victim.pid(), 120))
+        json!(drill)
     ));
     page.wait_for(
         "the experiment's page",
@@ -83,7 +89,7 @@ fn a_person_logs_in_finds_an_error_runs_watches_and_stops_a_drill_in_chromium() 
     );
     page.wait_for(
         "its plan",
-        "document.querySelectorAll('#plan .bar').length === 1",
+        "document.querySelectorAll('#plan .bar').length === 2",
     );
     page.eval("document.getElementById('start-run').click(); true");
     page.wait_for(
@@ -103,6 +109,20 @@ fn a_person_logs_in_finds_an_error_runs_watches_and_stops_a_drill_in_chromium() 
     page.wait_for(
         "the live chart updating",
         &format!("{chart} >= {}", first + 3),
+    );
+    // The load's two charts, as report.html draws them: requests, errors and dropped
+    // sends per second; latency p50 / p90 / p99.
+    page.wait_for(
+        "the load's rate chart",
+        "!!document.querySelector('svg[data-chart=\"home\"] path[data-series=\"rps\"]')",
+    );
+    page.wait_for(
+        "the load's latency chart, its three percentiles drawn",
+        "['p50', 'p90', 'p99'].every((p) => !!document.querySelector(`svg[data-chart=\"home latency\"] path[data-series=\"${p}\"]`))",
+    );
+    page.wait_for(
+        "three seconds of the load",
+        "Number(document.querySelector('svg[data-chart=\"home latency\"]').dataset.points) >= 3",
     );
     page.wait_for(
         "the active fault",
