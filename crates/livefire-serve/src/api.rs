@@ -51,8 +51,15 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["api", "openapi.yaml"]) => {
             return with_type(StatusCode::OK, "application/yaml", OPENAPI);
         }
-        (&Method::POST, ["api", "login"]) => return login(&app, body, app.tls).await,
-        (&Method::POST, ["api", "logout"]) => return logout(app.tls),
+        (&Method::POST, ["api", "login" | "logout"]) => {
+            if let Err(d) = auth::same_origin(&parts.headers) {
+                return denied(&d);
+            }
+            return match segments[1] {
+                "login" => login(&app, body, app.tls).await,
+                _ => logout(app.tls),
+            };
+        }
         _ => {}
     }
     if segments.first() != Some(&"api") {

@@ -84,13 +84,17 @@ pub enum Denied {
         "missing or wrong X-CSRF-Token header: reload the page (forms of the UI send it on their own)"
     )]
     Csrf,
+    #[error(
+        "a login or logout sent from another site (Origin {origin}) is refused: open the console at {host} itself"
+    )]
+    CrossSite { origin: String, host: String },
 }
 
 impl Denied {
     /// 401 for "who are you", 403 for "you may not".
     pub fn status(&self) -> u16 {
         match self {
-            Denied::Role { .. } | Denied::Csrf => 403,
+            Denied::Role { .. } | Denied::Csrf | Denied::CrossSite { .. } => 403,
             _ => 401,
         }
     }
@@ -199,4 +203,29 @@ pub fn unix_now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// A login or logout carries no token a forger lacks, so a browser's `Origin` must be
+/// this console (its `Host`): another site cannot log a visitor in as someone else
+/// (login CSRF) or out. A client that sends no `Origin` (curl, scripts) is not a
+/// browser on another site's page, and passes.
+pub fn same_origin(headers: &http::HeaderMap) -> Result<(), Denied> {
+    let Some(origin) = headers.get(http::header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("?");
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let authority = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
+    if !host.is_empty() && authority.is_some_and(|a| a.eq_ignore_ascii_case(host)) {
+        return Ok(());
+    }
+    Err(Denied::CrossSite {
+        origin: origin.chars().take(200).collect(),
+        host: host.chars().take(200).collect(),
+    })
 }

@@ -574,6 +574,51 @@ fn with_a_certificate_it_serves_https_and_off_loopback_it_refuses_plain_http() {
     assert!(err.contains("--tls-cert and --tls-key"), "{err}");
 }
 
+/// Login and logout carry no token a forger lacks, so another site's page must not be
+/// able to log a visitor in (as the forger) or out: a browser's `Origin` must be the
+/// console. The console's own page, and clients that send no `Origin`, log in.
+#[test]
+fn a_login_or_logout_from_another_sites_page_is_refused() {
+    let server = Server::start();
+    let operator = server.token("operator", "alice", None);
+    let host = server.addr().to_string();
+    let post = |path: &str, origin: Option<&str>, body: &str| {
+        let mut s = TcpStream::connect(server.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let origin = origin
+            .map(|o| format!("Origin: {o}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {host}\r\n{origin}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        read_answer(&mut s)
+    };
+    let login = format!("{{\"token\": \"{operator}\"}}");
+    for path in ["/api/login", "/api/logout"] {
+        for origin in [
+            "http://evil.example",
+            "null",
+            &format!("http://{host}.evil.example"),
+        ] {
+            let (status, head, body) = post(path, Some(origin), &login);
+            assert_eq!(status, 403, "{path} from {origin}: {body}");
+            assert!(body.contains("another site"), "{body}");
+            assert!(!head.to_ascii_lowercase().contains("set-cookie"), "{head}");
+        }
+    }
+    let own = format!("http://{host}");
+    for origin in [Some(own.as_str()), None] {
+        let (status, head, body) = post("/api/login", origin, &login);
+        assert_eq!(status, 200, "from {origin:?}: {body}");
+        assert!(head.to_ascii_lowercase().contains("set-cookie"), "{head}");
+        let (status, _, body) = post("/api/logout", origin, "");
+        assert_eq!(status, 200, "from {origin:?}: {body}");
+    }
+}
+
 #[test]
 fn bodies_too_large_or_too_slow_are_cut_off_with_a_status_that_says_so() {
     let server = Server::start();
