@@ -380,9 +380,8 @@ fn plan(app: &App, name: &str) -> Response<Body> {
         Err(e) => return internal(e),
     };
     let file = app.runner.experiment_path(name);
-    if let Err(e) = std::fs::create_dir_all(file.parent().unwrap_or(std::path::Path::new(".")))
-        .and_then(|_| std::fs::write(&file, &row.text))
-    {
+    // Whole or not at all: a run starting from the same file meanwhile reads it too.
+    if let Err(e) = crate::runs::write_file(&file, &row.text) {
         return internal(e);
     }
     match livefire_engine::plan::plan(&file, &[], None) {

@@ -398,15 +398,26 @@ impl Runner {
         let socket = livefire_engine::control::socket_of(id);
         // The journal then says who: "stopped from the console by alice".
         let command = format!("halt from the console by {}", caller.name);
-        let reply = livefire_engine::control::send(&socket, &command)
-            .await
-            .map_err(|source| StopError::Socket {
-                id: id.to_owned(),
-                source,
-            })?;
+        // In the audit log before the halt goes out: the run's journal takes the
+        // audit rows when it ends, which a fast rollback may do before `send` returns.
+        self.store.audit(&caller.label(), "stop", id, &command)?;
+        let reply = match livefire_engine::control::send(&socket, &command).await {
+            Ok(reply) => reply,
+            Err(source) => {
+                let _ = self.store.audit(
+                    &caller.label(),
+                    "stop_failed",
+                    id,
+                    &format!("the run's control socket did not take it: {source}"),
+                );
+                return Err(StopError::Socket {
+                    id: id.to_owned(),
+                    source,
+                });
+            }
+        };
         self.store.mark_stopping(id, &caller.label())?;
-        self.store
-            .audit(&caller.label(), "stop", id, reply.trim())?;
+        tracing::debug!(run = %id, reply = %reply.trim(), "halt taken");
         tracing::info!(run = %id, by = %caller.label(), "run halted");
         Ok(self.store.run(id)?.unwrap_or(row))
     }
@@ -416,14 +427,14 @@ impl Runner {
     pub async fn halt_all(&self, wait: Duration) {
         let ids: Vec<String> = self.live().keys().cloned().collect();
         for id in &ids {
+            let _ = self
+                .store
+                .audit("livefire serve", "stop", id, "the server is stopping");
             let _ = livefire_engine::control::send(
                 &livefire_engine::control::socket_of(id),
                 "halt from the console, which is stopping",
             )
             .await;
-            let _ = self
-                .store
-                .audit("livefire serve", "stop", id, "the server is stopping");
         }
         let deadline = tokio::time::Instant::now() + wait;
         while !self.live().is_empty() && tokio::time::Instant::now() < deadline {
@@ -567,7 +578,7 @@ pub fn verdict_of(dir: &Path) -> Option<String> {
 /// Writes `text` to `path` whole: into a file of its own beside it, then renamed over
 /// it, so a plan or run reading `path` meanwhile (two schedules firing at once) reads the
 /// old text or the new, never a half-written file.
-fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
