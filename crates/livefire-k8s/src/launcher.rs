@@ -214,6 +214,10 @@ impl Launcher for KubernetesLauncher {
             let Some(mut running) = self.running.take() else {
                 return Ok(());
             };
+            // Deleting the Job is how a pod is asked to stop: its agent gets SIGTERM,
+            // sends what it has and its `done`, and exits. Their logs are followed
+            // until then (up to `grace`), so those lines still reach the coordinator.
+            let deleted = running.cluster.delete(&running.name).await;
             let until = tokio::time::Instant::now() + grace;
             for f in &mut running.followers {
                 if tokio::time::timeout_at(until, &mut *f).await.is_err() {
@@ -223,7 +227,7 @@ impl Launcher for KubernetesLauncher {
             for f in &running.followers {
                 f.abort();
             }
-            match running.cluster.delete(&running.name).await {
+            match deleted {
                 Ok(done) => {
                     tracing::info!(job = %running.name, "{done}");
                     Ok(())

@@ -9,7 +9,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::{Request, Response};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -22,6 +22,33 @@ pub enum Pods {
     Run(Vec<String>),
     /// Every pod waits with this container reason and message, forever.
     Stuck { reason: String, message: String },
+    /// Every pod prints `lines` and keeps running (its log stays open) until its Job
+    /// is deleted, when it prints `last` (an agent's answer to SIGTERM) and ends.
+    UntilDeleted { lines: Vec<String>, last: String },
+}
+
+/// A response body: the whole of it at once, or a log that goes on (chunks as they
+/// come, over a channel).
+pub struct LogBody(tokio::sync::mpsc::UnboundedReceiver<Bytes>);
+
+impl hyper::body::Body for LogBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+fn whole(bytes: Bytes) -> LogBody {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let _ = tx.send(bytes);
+    LogBody(rx)
 }
 
 /// What the fake cluster holds and was asked.
@@ -84,15 +111,15 @@ impl FakeApi {
     }
 }
 
-fn reply(status: u16, body: Value) -> Response<Full<Bytes>> {
+fn reply(status: u16, body: Value) -> Response<LogBody> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(whole(Bytes::from(body.to_string())))
         .expect("response")
 }
 
-fn status(code: u16, reason: &str, message: &str) -> Response<Full<Bytes>> {
+fn status(code: u16, reason: &str, message: &str) -> Response<LogBody> {
     reply(
         code,
         json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
@@ -115,9 +142,9 @@ fn list(kind: &str, items: Vec<Value>) -> Value {
 
 async fn answer(
     req: Request<hyper::body::Incoming>,
-    st: &Mutex<State>,
+    shared: &Arc<Mutex<State>>,
     config: &Config,
-) -> Response<Full<Bytes>> {
+) -> Response<LogBody> {
     let method = req.method().to_string();
     let path = req.uri().path().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -137,7 +164,7 @@ async fn answer(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let mut st = st.lock().expect("state");
+    let mut st = shared.lock().expect("state");
     st.requests.push(format!("{method} {path}"));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (method.as_str(), parts.as_slice()) {
@@ -181,7 +208,7 @@ async fn answer(
             for i in 0..n {
                 let pod_name = format!("{name}-{i}-x7k2p");
                 let status = match &config.pods {
-                    Pods::Run(_) => json!({"phase": "Running"}),
+                    Pods::Run(_) | Pods::UntilDeleted { .. } => json!({"phase": "Running"}),
                     Pods::Stuck { reason, message } => json!({"phase": "Pending",
                         "containerStatuses": [{"name": "agent", "image": "x", "imageID": "", "ready": false,
                             "restartCount": 0, "state": {"waiting": {"reason": reason, "message": message}}}]}),
@@ -224,6 +251,35 @@ async fn answer(
                     .map(|l| l.replace("{i}", &index))
                     .collect::<Vec<_>>(),
                 Pods::Stuck { .. } => Vec::new(),
+                Pods::UntilDeleted { lines, last } => {
+                    // Its lines now, then `last` once its Job is gone.
+                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                    let text: String = lines
+                        .iter()
+                        .map(|l| l.replace("{i}", &index) + "\n")
+                        .collect();
+                    let _ = tx.send(Bytes::from(text));
+                    let last = last.replace("{i}", &index) + "\n";
+                    let job = pod["metadata"]["labels"]["job-name"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned();
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            if !shared.lock().expect("state").jobs.contains_key(&job) {
+                                let _ = tx.send(Bytes::from(last));
+                                return;
+                            }
+                        }
+                    });
+                    return Response::builder()
+                        .status(200)
+                        .header("content-type", "text/plain")
+                        .body(LogBody(rx))
+                        .expect("response");
+                }
             };
             // The agent is done once its log is read to the end.
             pod["status"] = json!({"phase": "Succeeded", "containerStatuses": [{"name": "agent", "image": "x",
@@ -232,7 +288,7 @@ async fn answer(
             Response::builder()
                 .status(200)
                 .header("content-type", "text/plain")
-                .body(Full::new(Bytes::from(lines.join("\n") + "\n")))
+                .body(whole(Bytes::from(lines.join("\n") + "\n")))
                 .expect("response")
         }
         ("GET", ["apis", "batch", "v1", "namespaces", _ns, "jobs"]) => {

@@ -119,6 +119,61 @@ async fn a_launch_runs_every_segment_streams_its_lines_and_deletes_everything_at
         .expect("a second stop is harmless");
 }
 
+/// Stopping segments that are still running (an abort, or past the end) asks them to
+/// stop by deleting the Job, then keeps reading their logs: what each agent sends on
+/// its way out (its `done`) reaches the coordinator, and nothing is left.
+#[tokio::test]
+async fn stopping_running_segments_deletes_the_job_first_and_still_reads_their_last_lines() {
+    let api = FakeApi::start(
+        &[],
+        Pods::UntilDeleted {
+            lines: vec!["{\"ready\":{i}}".into()],
+            last: "{\"done\":{i}}".into(),
+        },
+    )
+    .await;
+    let mut l = launcher(&api);
+    let spec = spec(2);
+    let mut launched = l.launch(&spec).await.expect("launch");
+    let mut lines: Vec<Vec<String>> = vec![Vec::new(); 2];
+    while lines.iter().any(|l| l.is_empty()) {
+        let event = tokio::time::timeout(Duration::from_secs(30), launched.events.recv())
+            .await
+            .expect("events keep coming")
+            .expect("open");
+        if let SegmentEvent::Line { index, line } = event {
+            lines[index as usize].push(line);
+        }
+    }
+    l.stop_all(Duration::from_secs(10)).await.expect("stop");
+    let mut exited = 0;
+    while let Ok(Some(event)) =
+        tokio::time::timeout(Duration::from_secs(5), launched.events.recv()).await
+    {
+        match event {
+            SegmentEvent::Line { index, line } => lines[index as usize].push(line),
+            SegmentEvent::Exited { index, .. } => {
+                exited += 1;
+                assert_eq!(
+                    lines[index as usize].len(),
+                    2,
+                    "its last line before its exit"
+                );
+            }
+            SegmentEvent::Started { .. } => {}
+        }
+    }
+    assert_eq!(exited, 2);
+    for (i, got) in lines.iter().enumerate() {
+        assert_eq!(
+            got,
+            &vec![format!("{{\"ready\":{i}}}"), format!("{{\"done\":{i}}}")]
+        );
+    }
+    let st = api.state.lock().expect("state");
+    assert!(st.jobs.is_empty() && st.configmaps.is_empty() && st.pods.is_empty());
+}
+
 #[tokio::test]
 async fn a_pod_that_cannot_pull_its_image_ends_the_launch_with_its_reason_and_leaves_nothing() {
     let api = FakeApi::start(
