@@ -131,12 +131,21 @@ pub async fn launch(
     let offset_s = offset.as_millis().div_ceil(1000) as u64;
     let start = journal.start() + Duration::from_secs(offset_s);
     split.spec.start_at = wall + start.duration_since(now);
-    let launched = match split.launcher.launch(&split.spec).await {
-        Ok(l) => l,
-        Err(e) => {
-            return Err(AbortCause::Error {
-                message: format!("{e} (nothing was applied)"),
-            });
+    // A launch may wait long (pods being scheduled, images pulled): a halt or Ctrl-C
+    // meanwhile ends it. What it created goes with the launcher's `stop_all`, or the
+    // ledger's undo record written before it (Kubernetes objects, by label).
+    let launched = tokio::select! {
+        launched = split.launcher.launch(&split.spec) => match launched {
+            Ok(l) => l,
+            Err(e) => {
+                return Err(AbortCause::Error {
+                    message: format!("{e} (nothing was applied)"),
+                });
+            }
+        },
+        cause = abort_rx.recv() => {
+            let _ = split.launcher.stop_all(Duration::ZERO).await;
+            return Err(cause.unwrap_or(AbortCause::Halt { from: None }));
         }
     };
     let mut state = State::new(

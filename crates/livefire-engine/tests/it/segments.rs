@@ -295,3 +295,82 @@ while true; do sleep 0.25; echo "{{\"type\":\"clock\",\"clock_ms\":$(date +%s%3N
     // Dropping the run's segments ends their processes (kill on drop).
     drop(result);
 }
+
+/// A back end whose launch never finishes (pods that wait for a node, an image that
+/// takes minutes): it counts the `stop_all` it is asked for.
+struct SlowLauncher(std::sync::Arc<std::sync::atomic::AtomicU32>);
+
+impl Launcher for SlowLauncher {
+    fn name(&self) -> &'static str {
+        "slow"
+    }
+    fn startup_allowance(&self, _count: u32) -> Duration {
+        Duration::from_secs(600)
+    }
+    fn check<'a>(
+        &'a self,
+        _spec: &'a LaunchSpec,
+    ) -> livefire_engine::segments::launch::BoxFuture<'a, Result<(), LaunchError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn launch<'a>(
+        &'a mut self,
+        _spec: &'a LaunchSpec,
+    ) -> livefire_engine::segments::launch::BoxFuture<
+        'a,
+        Result<livefire_engine::segments::Launched, LaunchError>,
+    > {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            Err(LaunchError::Refused("never".into()))
+        })
+    }
+    fn stop_all<'a>(
+        &'a mut self,
+        _grace: Duration,
+    ) -> livefire_engine::segments::launch::BoxFuture<'a, Result<(), LaunchError>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// A halt while the segments are still being launched ends the launch then, not when
+/// the back end gives up, and asks the back end to remove what it made.
+#[tokio::test]
+async fn a_halt_during_a_long_launch_ends_it_at_once() {
+    use livefire_core::events::AbortCause;
+    use livefire_engine::segments::coordinator::{Split, launch};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = livefire_engine::journal::Journal::create(
+        &dir.path().join("journal.jsonl"),
+        std::time::Instant::now(),
+        Vec::new(),
+    )
+    .unwrap();
+    let stops = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let split = Split {
+        launcher: Box::new(SlowLauncher(stops.clone())),
+        spec: spec(dir.path(), 2),
+        min_alive: 2,
+        loads: Vec::new(),
+    };
+    let (abort_tx, mut abort_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = abort_tx.send(AbortCause::Halt {
+            from: Some("a test".into()),
+        });
+    });
+    let result = tokio::time::timeout(
+        Duration::from_secs(30),
+        launch(split, &journal, &mut abort_rx),
+    )
+    .await
+    .expect("the launch ends on the halt, not after the back end's 600 s");
+    assert!(
+        matches!(&result, Err(AbortCause::Halt { from: Some(f) }) if f == "a test"),
+        "{:?}",
+        result.err()
+    );
+    assert_eq!(stops.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
