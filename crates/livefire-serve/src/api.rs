@@ -280,6 +280,9 @@ async fn login(app: &App, body: Incoming, tls: bool) -> Response<Body> {
         Ok(v) => v,
         Err(r) => return *r,
     };
+    if let Err(why) = crate::approval::only_keys(&v, &["token"]) {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
     let Some(token) = v.get("token").and_then(Value::as_str) else {
         return error(StatusCode::BAD_REQUEST, "send {\"token\": TOKEN}".into());
     };
@@ -496,6 +499,9 @@ fn run_file(app: &App, id: &str, file: &str) -> Response<Body> {
 }
 
 fn create_token(app: &App, caller: &Caller, v: &Value) -> Response<Body> {
+    if let Err(why) = crate::approval::only_keys(v, &["role", "name", "expires"]) {
+        return error(StatusCode::BAD_REQUEST, why);
+    }
     let Some(role) = v.get("role").and_then(Value::as_str).and_then(Role::parse) else {
         return error(
             StatusCode::BAD_REQUEST,

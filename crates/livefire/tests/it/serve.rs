@@ -293,6 +293,30 @@ fn every_change_needs_a_token_of_a_role_high_enough() {
         ),
         (Some(&admin), "GET", "/api/tokens", "", 200, "\"alice\""),
         (
+            Some(&operator),
+            "POST",
+            "/api/tokens",
+            r#"{"role": "admin", "name": "mine"}"#,
+            403,
+            "needs the admin role",
+        ),
+        (
+            Some(&admin),
+            "POST",
+            "/api/tokens",
+            r#"{"role": "viewer", "name": "carol", "expire": "1d"}"#,
+            400,
+            "unknown field `expire`",
+        ),
+        (
+            Some(&admin),
+            "POST",
+            "/api/tokens",
+            r#"{"role": "boss", "name": "carol"}"#,
+            400,
+            "send {",
+        ),
+        (
             Some(&viewer),
             "GET",
             "/api/experiments/e",
@@ -317,10 +341,30 @@ fn every_change_needs_a_token_of_a_role_high_enough() {
             "{method} {path}: `{words}` not in {answer}"
         );
     }
+    // An admin makes a token through the API: shown once, and it works for its role.
+    let (status, made) = server.json(
+        "POST",
+        "/api/tokens",
+        &admin,
+        Some(json!({"role": "viewer", "name": "carol", "expires": "1d"})),
+    );
+    assert_eq!(status, 201, "{made}");
+    let carol = made["token"].as_str().expect("the token").to_owned();
+    let (status, _) = server.json("GET", "/api/runs", &carol, None);
+    assert_eq!(status, 200);
+    let (status, answer) = server.start_run(&carol, "e");
+    assert_eq!(status, 403, "{answer}");
+    let (status, answer) = server.json(
+        "POST",
+        "/api/tokens",
+        &admin,
+        Some(json!({"role": "viewer", "name": "carol"})),
+    );
+    assert_eq!(status, 409, "a name is one token: {answer}");
     // The store keeps hashes: no token appears in it.
     let db = std::fs::read(server.home.path().join("data/serve.db")).unwrap();
     let db = String::from_utf8_lossy(&db);
-    for t in [&admin, &operator, &viewer] {
+    for t in [&admin, &operator, &viewer, &carol] {
         assert!(!db.contains(t.as_str()), "a token is stored in clear");
     }
 }
@@ -489,6 +533,64 @@ fn a_server_killed_mid_run_rolls_back_at_its_next_start_and_says_so() {
     let (_, v) = again.json("GET", &format!("/api/runs/{id}"), &operator, None);
     assert_eq!(v["run"]["state"], "ended", "{v}");
     assert_eq!(v["run"]["verdict"], "aborted", "{v}");
+}
+
+/// Stopping the service (`systemctl stop`: SIGTERM) halts the runs it has going: they
+/// roll back and are recorded as aborted before it exits, so its next start finds
+/// nothing to recover.
+#[test]
+fn a_server_stopped_with_sigterm_halts_its_runs_and_they_roll_back_first() {
+    let mut server = Server::start();
+    let operator = server.token("operator", "alice", None);
+    let victim = Victim::start();
+    let (status, body) =
+        server.put_experiment(&operator, "pause", &pause_with_probe(victim.pid(), 120));
+    assert_eq!(status, 201, "{body}");
+    let (status, run) = server.start_run(&operator, "pause");
+    assert_eq!(status, 201, "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    assert!(victim.wait_state('T'));
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exited = loop {
+        match server.child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            _ if Instant::now() > deadline => break None,
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    };
+    let exited = exited.unwrap_or_else(|| panic!("still running: {}", server.stderr()));
+    assert!(exited.success(), "{exited}: {}", server.stderr());
+    assert!(
+        victim.running(),
+        "the run rolled its pause back before the server exited"
+    );
+    // The same data folder again: the run is over, aborted, and nothing is left to do.
+    let home = std::mem::replace(&mut server.home, Home::new());
+    // (Its process is gone and reaped: no signal for the pid on drop.)
+    std::mem::forget(server);
+    let again = Server::start_in(home);
+    let said = again.stderr();
+    assert!(
+        !said.contains("the previous server stopped while run"),
+        "{said}"
+    );
+    let (_, v) = again.json("GET", &format!("/api/runs/{id}"), &operator, None);
+    assert_eq!(v["run"]["state"], "ended", "{v}");
+    assert_eq!(v["run"]["verdict"], "aborted", "{v}");
+    let (status, _, journal) = again.call(
+        "GET",
+        &format!("/api/runs/{id}/files/journal.jsonl"),
+        Some(&operator),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        journal.contains("the console, which is stopping"),
+        "{journal}"
+    );
 }
 
 #[test]
