@@ -430,6 +430,36 @@ fn a_game_day_from_the_console_has_its_pages_and_operators_mark_and_end_curvebal
     assert_eq!(status, 202);
     let ended = wait_run(&server, &viewer, &id, |v| v["run"]["state"] == "ended");
     assert_eq!(ended["run"]["verdict"], "aborted", "{ended}");
+    // The run's own journal has them too: the mark as the game day's event, and who
+    // did what in the console as `audit` events.
+    let (status, _, journal) = server.call(
+        "GET",
+        &format!("/api/runs/{id}/files/journal.jsonl"),
+        Some(&viewer),
+        None,
+    );
+    assert_eq!(status, 200);
+    let events: Vec<Value> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let audits: Vec<String> = events
+        .iter()
+        .filter(|e| e["type"] == "audit")
+        .map(|e| e.to_string())
+        .collect();
+    for words in ["detected as bob", "end curveball", "\"stop\""] {
+        assert!(
+            audits.iter().any(|a| a.contains(words)),
+            "`{words}` in the journal's audit events: {audits:?}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e.to_string().contains("\"bob\"") && e["type"] != "audit"),
+        "the mark itself in the journal: {journal}"
+    );
     let (status, _, _) = http(
         &server.addr(),
         "GET",
