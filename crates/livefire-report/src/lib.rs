@@ -427,6 +427,48 @@ mod tests {
         assert_eq!(Verdict::Invalid.exit_code(), 3);
     }
 
+    /// A fault that takes seconds to apply (a disk being filled) and shows before its
+    /// apply returns: impact after 0 ms, not at the first failure after the apply.
+    #[test]
+    fn a_failure_while_the_fault_is_being_applied_is_an_impact_after_0_ms() {
+        let lines = [
+            probe(500, 1, true, Phase::During),
+            // Sent at 1.5 s, failed at 2 s: the apply began at 1 s, returned at 4 s.
+            probe(2000, 2, false, Phase::During),
+            rec(
+                3,
+                4000,
+                Event::FaultApplied {
+                    activity: "disk full".into(),
+                    kind: "disk.fill".into(),
+                    target: "data".into(),
+                    detail: String::new(),
+                    applying_ms: Some(1000),
+                },
+            ),
+            probe(4600, 4, false, Phase::During),
+            rec(
+                5,
+                6000,
+                Event::FaultRolledBack {
+                    activity: "disk full".into(),
+                    kind: "disk.fill".into(),
+                    ok: true,
+                    detail: String::new(),
+                    by: "engine".into(),
+                },
+            ),
+        ];
+        let s = summarize(&parse_journal(&lines.join("\n")));
+        let f = &s.faults[0];
+        assert_eq!(f.time_to_impact_ms, Some(0), "{f:?}");
+        assert_eq!(
+            f.impact_signal.as_deref(),
+            Some("hypothesis `up` failed"),
+            "{f:?}"
+        );
+    }
+
     #[test]
     fn a_latency_fault_impacts_the_load_even_when_no_probe_fails() {
         use livefire_core::window::{Outcome, Window};

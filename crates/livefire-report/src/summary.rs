@@ -147,7 +147,8 @@ pub struct FaultSummary {
     pub rolled_back_by: Option<String>,
     /// Fault applied -> the first signal that it changed something while it was
     /// active: a failing hypothesis sample, or a load's latency, errors or throughput
-    /// moving away from the seconds before the fault.
+    /// moving away from the seconds before the fault. A signal while it was being
+    /// applied (after `applying_ms`) is an impact after 0 ms.
     #[serde(default)]
     pub time_to_impact_ms: Option<u64>,
     /// Which signal showed the impact, in words (`hypothesis `health answers` failed`,
@@ -583,24 +584,28 @@ pub fn summarize(journal: &Journal) -> Summary {
     };
     for f in &mut s.faults {
         let until = f.rolled_back_ms.unwrap_or(u64::MAX);
+        // From when its apply began (as the detectors count): a fault that takes a
+        // while to apply (a disk filled, a kill waiting for the process to go) may show
+        // before the apply returns, and that is an impact after 0 ms.
+        let opened = f.applying_ms.map_or(f.applied_ms, |a| a.min(f.applied_ms));
         // The first failing sample that was in flight while the fault was active,
         // counted from when it was sent (a probe that hangs was impacted when sent).
         let by_hypothesis = samples
             .iter()
-            .find(|x| !x.ok && x.done >= f.applied_ms && x.sent <= until)
+            .find(|x| !x.ok && x.done >= opened && x.sent <= until)
             .map(|x| {
                 (
-                    x.sent.max(f.applied_ms),
+                    x.sent.max(opened),
                     format!("hypothesis `{}` failed", conditions[x.cond].name),
                 )
             });
-        let by_load = crate::impact::first_load_impact(journal, f.applied_ms, until);
+        let by_load = crate::impact::first_load_impact(journal, opened, until);
         let first = match (by_hypothesis, by_load) {
             (Some(h), Some(l)) => Some(if l.0 < h.0 { l } else { h }),
             (h, l) => h.or(l),
         };
         if let Some((at, signal)) = first {
-            f.time_to_impact_ms = Some(at - f.applied_ms);
+            f.time_to_impact_ms = Some(at.saturating_sub(f.applied_ms));
             f.impact_signal = Some(signal);
         }
         if let (Some(back), Some(true)) = (f.rolled_back_ms, f.rollback_ok) {
