@@ -67,6 +67,7 @@ function loggedIn(me) {
   document.getElementById("nav").hidden = false;
   document.getElementById("logout").hidden = false;
   document.getElementById("who").textContent = `${me.name} (${me.role})`;
+  document.getElementById("nav-tokens").hidden = !can("admin");
   route();
 }
 
@@ -108,6 +109,7 @@ function route() {
   if (page === "schedules") return schedulesPage(view);
   if (page === "trends") return trendsPage(view, decodeURIComponent(arg || "")); // trends.js
   if (page === "gameday") return gamedayPage(view, decodeURIComponent(arg || "")); // gameday.js
+  if (page === "tokens") return tokensPage(view); // tokens.js
   return runsPage(view);
 }
 

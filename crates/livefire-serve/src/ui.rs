@@ -14,6 +14,8 @@ const APP_CSS: &str = include_str!("../assets/app.css");
 /// The Trends page (`#trends/NAME`) and the game-day pages (`#gameday/RUN`).
 const TRENDS_JS: &str = include_str!("../assets/trends.js");
 const GAMEDAY_JS: &str = include_str!("../assets/gameday.js");
+/// The Tokens page (`#tokens`), for admins.
+const TOKENS_JS: &str = include_str!("../assets/tokens.js");
 
 /// Only this origin's script, style and connections; no frames, no plug-ins.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -39,6 +41,7 @@ pub fn asset(name: &str) -> Response<Body> {
         "app.css" => with_type(StatusCode::OK, "text/css; charset=utf-8", APP_CSS),
         "trends.js" => with_type(StatusCode::OK, "text/javascript; charset=utf-8", TRENDS_JS),
         "gameday.js" => with_type(StatusCode::OK, "text/javascript; charset=utf-8", GAMEDAY_JS),
+        "tokens.js" => with_type(StatusCode::OK, "text/javascript; charset=utf-8", TOKENS_JS),
         _ => crate::api::error(StatusCode::NOT_FOUND, format!("no asset `{name}`")),
     }
 }

@@ -1,7 +1,8 @@
 //! The console's Trends and game-day pages in headless Chromium: a drill run four times
 //! draws its time to recover, margins and findings; a game day started from the console
 //! shows an operator the facilitator's board and the responders' page (its mark button
-//! records a mark through the console), and a viewer the page without buttons.
+//! records a mark through the console), and a viewer the page without buttons; an admin
+//! makes and revokes tokens on the Tokens page.
 //! Screenshots go where `crate::serve_ui::screenshot` puts them.
 
 use livefire_testkit::chromium::{self, Browser};
@@ -142,4 +143,76 @@ fn a_game_day_in_the_console_marks_for_operators_and_only_shows_to_viewers_in_ch
     assert_eq!(status, 202);
     wait_run(&server, &operator, &id, |v| v["run"]["state"] == "ended");
     assert!(victim.running());
+}
+
+/// An admin manages tokens from the console: makes one (shown once, and it works for
+/// its role), revokes one (refused from then on); an operator sees no Tokens page.
+#[test]
+fn an_admin_makes_and_revokes_tokens_on_the_tokens_page_in_chromium() {
+    let Some(bin) = chromium::find_or_skip("the Tokens page was not checked in a browser") else {
+        return;
+    };
+    let server = Server::start();
+    let admin = server.token("admin", "root", None);
+    let operator = server.token("operator", "alice", None);
+    let browser = Browser::start(&bin);
+    let mut page = browser.page();
+    page.goto(&format!("{}/", server.url));
+    log_in(&mut page, &admin);
+    page.wait_for(
+        "the Tokens link for an admin",
+        "!document.getElementById('nav-tokens').hidden",
+    );
+    page.eval("document.getElementById('nav-tokens').click(); true");
+    page.wait_for(
+        "the token list",
+        "!!document.querySelector('#tokens tr[data-token=\"alice\"]')",
+    );
+    page.eval(
+        "document.getElementById('new-token-name').value = 'dana'; document.getElementById('new-token-role').value = 'viewer'; document.getElementById('new-token-expires').value = '1d'; document.querySelector('#token-form button[type=submit]').click(); true",
+    );
+    let dana = page.wait_for(
+        "the new token, shown once",
+        "(() => { const c = document.getElementById('new-token-value'); return c ? c.textContent : false; })()",
+    );
+    let dana = dana.as_str().expect("the token").to_owned();
+    let (status, _) = server.json("GET", "/api/runs", &dana, None);
+    assert_eq!(status, 200, "the new viewer token reads");
+    let (status, _) = server.json("GET", "/api/tokens", &dana, None);
+    assert_eq!(status, 403, "and only reads");
+    // A name already taken says so, in the form.
+    page.eval(
+        "document.getElementById('new-token-name').value = 'alice'; document.querySelector('#token-form button[type=submit]').click(); true",
+    );
+    page.wait_for(
+        "the refusal",
+        "document.getElementById('new-token').className === 'error' && document.getElementById('new-token').textContent.includes('alice')",
+    );
+    // Revoke alice's token (confirmed): the list says so, and the API refuses it.
+    page.eval("window.confirm = () => true; location.hash = '#tokens'; true");
+    page.wait_for(
+        "the revoke button",
+        "!!document.querySelector('button[data-revoke=\"alice\"]')",
+    );
+    page.eval("document.querySelector('button[data-revoke=\"alice\"]').click(); true");
+    page.wait_for(
+        "alice revoked",
+        "(() => { const r = document.querySelector('#tokens tr[data-token=\"alice\"]'); return !!r && r.textContent.includes('revoked'); })()",
+    );
+    let (status, _) = server.json("GET", "/api/runs", &operator, None);
+    assert_eq!(status, 401, "a revoked token is refused");
+    assert!(page.complaints().is_empty(), "{:?}", page.complaints());
+    // An operator has no Tokens link, and the page says it is for admins.
+    let other = server.token("operator", "erin", None);
+    page.eval("document.getElementById('logout').click(); true");
+    log_in(&mut page, &other);
+    assert_eq!(
+        page.eval("document.getElementById('nav-tokens').hidden"),
+        true
+    );
+    page.eval("location.hash = '#tokens'; true");
+    page.wait_for(
+        "the refusal for an operator",
+        "!!document.getElementById('tokens-refused')",
+    );
 }
