@@ -37,14 +37,22 @@ pub(crate) fn first_load_impact(
         .flatten()
 }
 
-/// Each fault's span as the summary sees it: applied at its `fault_applied` event,
-/// until the first `fault_rolled_back` of the same activity after it (`u64::MAX` when
-/// never rolled back).
+/// Each fault's span as the summary sees it: from when its apply began (its
+/// `fault_applied` event's `applying_ms`, else the event's time), until the first
+/// `fault_rolled_back` of the same activity after it (`u64::MAX` when never rolled
+/// back). The summary looks impacts up by this span.
 pub(crate) fn fault_spans(records: &[Record]) -> Vec<(u64, u64)> {
     let mut faults: Vec<(&str, u64, Option<u64>)> = Vec::new();
     for r in records {
         match &r.event {
-            Event::FaultApplied { activity, .. } => faults.push((activity.as_str(), r.t, None)),
+            Event::FaultApplied {
+                activity,
+                applying_ms,
+                ..
+            } => {
+                let opened = applying_ms.map_or(r.t, |a| a.min(r.t));
+                faults.push((activity.as_str(), opened, None));
+            }
             Event::FaultRolledBack { activity, .. } => {
                 if let Some(f) = faults
                     .iter_mut()

@@ -471,6 +471,14 @@ mod tests {
 
     #[test]
     fn a_latency_fault_impacts_the_load_even_when_no_probe_fails() {
+        // As the engine journals it (when the apply began, then when it returned),
+        // and as older journals did (no `applying_ms`).
+        for applying_ms in [Some(5250), None] {
+            latency_fault_impacts_the_load(applying_ms);
+        }
+    }
+
+    fn latency_fault_impacts_the_load(applying_ms: Option<u64>) {
         use livefire_core::window::{Outcome, Window};
         let second = |seq: u64, s: u64, latency_ms: u64| {
             let mut w = Window::default();
@@ -502,7 +510,7 @@ mod tests {
                 kind: "proxy.latency".into(),
                 target: "auth-link".into(),
                 detail: String::new(),
-                applying_ms: None,
+                applying_ms,
             },
         ));
         lines.push(rec(
@@ -518,7 +526,7 @@ mod tests {
         ));
         let s = summarize(&parse_journal(&lines.join("\n")));
         let f = &s.faults[0];
-        assert_eq!(f.time_to_impact_ms, Some(700), "{f:?}");
+        assert_eq!(f.time_to_impact_ms, Some(700), "{applying_ms:?}: {f:?}");
         let signal = f.impact_signal.as_deref().unwrap();
         assert!(signal.starts_with("load `browse`: p99 2"), "{signal}");
         assert!(signal.contains("-> 220"), "{signal}");
