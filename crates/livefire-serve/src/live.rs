@@ -330,7 +330,8 @@ fn message(line: &[u8]) -> Option<(u64, String)> {
     Some((seq, format!("id: {seq}\nevent: record\ndata: {v}\n\n")))
 }
 
-/// A window's figures for a chart: completed requests, errors, p50, p99 and max (ms).
+/// A window's figures for a chart: completed requests, errors, dropped sends, and p50,
+/// p90, p99 and max (ms).
 fn compact_window(w: Value) -> Value {
     let Ok(w) = serde_json::from_value::<livefire_core::window::Window>(w) else {
         return Value::Null;

@@ -400,7 +400,10 @@ impl Runner {
         let command = format!("halt from the console by {}", caller.name);
         // In the audit log before the halt goes out: the run's journal takes the
         // audit rows when it ends, which a fast rollback may do before `send` returns.
-        self.store.audit(&caller.label(), "stop", id, &command)?;
+        // A store that cannot write (a disk being filled) does not hold the halt up.
+        if let Err(e) = self.store.audit(&caller.label(), "stop", id, &command) {
+            tracing::error!(run = %id, error = %e, "cannot write the stop to the audit log; halting anyway");
+        }
         let reply = match livefire_engine::control::send(&socket, &command).await {
             Ok(reply) => reply,
             Err(source) => {

@@ -128,6 +128,28 @@ impl Server {
         )
     }
 
+    /// Uploads [`pause_with_probe`] of `victim` as `pause`, starts it as `token` and waits
+    /// until the victim is paused; returns the run's id.
+    pub fn pause_run(&self, token: &str, victim: &Victim) -> String {
+        let (status, body) =
+            self.put_experiment(token, "pause", &pause_with_probe(victim.pid(), 120));
+        assert_eq!(status, 201, "{body}");
+        let (status, run) = self.start_run(token, "pause");
+        assert_eq!(status, 201, "{run}");
+        assert!(victim.wait_state('T'), "the run paused the victim");
+        run["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Run `id`'s journal as served to `token`, one record a line.
+    pub fn journal(&self, token: &str, id: &str) -> Vec<Value> {
+        let path = format!("/api/runs/{id}/files/journal.jsonl");
+        let (status, _, text) = self.call("GET", &path, Some(token), None);
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
     /// Kills the server and every run it started (its process group), as a crash would.
     pub fn kill_all(&mut self) {
         let _ = Command::new("kill")
@@ -458,19 +480,12 @@ fn a_run_pauses_a_process_stop_rolls_it_back_and_a_second_run_on_it_is_409() {
         actions.contains(&("stop".into(), "alice (operator)".into())),
         "{actions:?}"
     );
-    let (status, _, journal) = server.call(
-        "GET",
-        &format!("/api/runs/{id}/files/journal.jsonl"),
-        Some(&viewer),
-        None,
-    );
-    assert_eq!(status, 200);
-    let audits: Vec<Value> = journal
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let audits: Vec<Value> = server
+        .journal(&viewer, &id)
+        .into_iter()
         .filter(|v| v["type"] == "audit")
         .collect();
-    assert_eq!(audits.len(), 2, "{journal}");
+    assert_eq!(audits.len(), 2, "{audits:?}");
     assert_eq!(audits[1]["action"], "stop");
     // The run list shows the verdict; the report is served.
     let (_, runs) = server.json("GET", "/api/runs", &viewer, None);
@@ -509,13 +524,7 @@ fn a_server_killed_mid_run_rolls_back_at_its_next_start_and_says_so() {
     let mut server = Server::start();
     let operator = server.token("operator", "alice", None);
     let victim = Victim::start();
-    let (status, body) =
-        server.put_experiment(&operator, "pause", &pause_with_probe(victim.pid(), 120));
-    assert_eq!(status, 201, "{body}");
-    let (status, run) = server.start_run(&operator, "pause");
-    assert_eq!(status, 201, "{run}");
-    let id = run["id"].as_str().unwrap().to_owned();
-    assert!(victim.wait_state('T'));
+    let id = server.pause_run(&operator, &victim);
     // The server and its run die at once (kill -9 of the process group).
     server.kill_all();
     assert_eq!(victim.state(), 'T', "nobody rolled back yet");
@@ -543,13 +552,7 @@ fn a_server_stopped_with_sigterm_halts_its_runs_and_they_roll_back_first() {
     let mut server = Server::start();
     let operator = server.token("operator", "alice", None);
     let victim = Victim::start();
-    let (status, body) =
-        server.put_experiment(&operator, "pause", &pause_with_probe(victim.pid(), 120));
-    assert_eq!(status, 201, "{body}");
-    let (status, run) = server.start_run(&operator, "pause");
-    assert_eq!(status, 201, "{run}");
-    let id = run["id"].as_str().unwrap().to_owned();
-    assert!(victim.wait_state('T'));
+    let id = server.pause_run(&operator, &victim);
     let _ = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status();
@@ -580,16 +583,12 @@ fn a_server_stopped_with_sigterm_halts_its_runs_and_they_roll_back_first() {
     let (_, v) = again.json("GET", &format!("/api/runs/{id}"), &operator, None);
     assert_eq!(v["run"]["state"], "ended", "{v}");
     assert_eq!(v["run"]["verdict"], "aborted", "{v}");
-    let (status, _, journal) = again.call(
-        "GET",
-        &format!("/api/runs/{id}/files/journal.jsonl"),
-        Some(&operator),
-        None,
-    );
-    assert_eq!(status, 200);
+    let journal = again.journal(&operator, &id);
     assert!(
-        journal.contains("the console, which is stopping"),
-        "{journal}"
+        journal
+            .iter()
+            .any(|e| e.to_string().contains("the console, which is stopping")),
+        "{journal:?}"
     );
 }
 
@@ -684,12 +683,11 @@ fn a_login_or_logout_from_another_sites_page_is_refused() {
     let server = Server::start();
     let operator = server.token("operator", "alice", None);
     let host = server.addr().to_string();
+    // `origin`: the header lines a browser would add (`Origin: ...`), or none.
     let post = |path: &str, origin: Option<&str>, body: &str| {
         let mut s = TcpStream::connect(server.addr()).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let origin = origin
-            .map(|o| format!("Origin: {o}\r\n"))
-            .unwrap_or_default();
+        let origin = origin.map(|o| format!("{o}\r\n")).unwrap_or_default();
         write!(
             s,
             "POST {path} HTTP/1.1\r\nHost: {host}\r\n{origin}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -701,18 +699,24 @@ fn a_login_or_logout_from_another_sites_page_is_refused() {
     let login = format!("{{\"token\": \"{operator}\"}}");
     for path in ["/api/login", "/api/logout"] {
         for origin in [
-            "http://evil.example",
-            "null",
-            &format!("http://{host}.evil.example"),
+            "Origin: http://evil.example".to_owned(),
+            "Origin: null".to_owned(),
+            format!("Origin: http://{host}.evil.example"),
+            // What a browser says of another site's page, which it cannot change.
+            "Origin: null\r\nSec-Fetch-Site: cross-site".to_owned(),
         ] {
+            let origin = origin.as_str();
             let (status, head, body) = post(path, Some(origin), &login);
             assert_eq!(status, 403, "{path} from {origin}: {body}");
             assert!(body.contains("another site"), "{body}");
             assert!(!head.to_ascii_lowercase().contains("set-cookie"), "{head}");
         }
     }
-    let own = format!("http://{host}");
-    for origin in [Some(own.as_str()), None] {
+    let own = format!("Origin: http://{host}");
+    // The console's own page: its origin, or `null` (a `no-referrer` page in some
+    // browsers) with the browser's word that it is the same origin; and no browser.
+    let same = "Origin: null\r\nSec-Fetch-Site: same-origin";
+    for origin in [Some(own.as_str()), Some(same), None] {
         let (status, head, body) = post("/api/login", origin, &login);
         assert_eq!(status, 200, "from {origin:?}: {body}");
         assert!(head.to_ascii_lowercase().contains("set-cookie"), "{head}");
@@ -779,7 +783,15 @@ fn livefire_fuzz_finds_no_server_error_in_the_api_under_load() {
         .livefire()
         .arg("load")
         .arg(format!("{}/api/runs", server.url))
-        .args(["--rate", "50/s", "--duration", "16s", "--json"])
+        .args([
+            "--rate",
+            "50/s",
+            "--duration",
+            "16s",
+            "--timeout",
+            "30s",
+            "--json",
+        ])
         .args(["--header", &format!("Authorization: Bearer {viewer}")])
         .args(["--expect-status", "200"])
         .stdout(std::process::Stdio::piped())

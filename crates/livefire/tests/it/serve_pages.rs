@@ -432,17 +432,7 @@ fn a_game_day_from_the_console_has_its_pages_and_operators_mark_and_end_curvebal
     assert_eq!(ended["run"]["verdict"], "aborted", "{ended}");
     // The run's own journal has them too: the mark as the game day's event, and who
     // did what in the console as `audit` events.
-    let (status, _, journal) = server.call(
-        "GET",
-        &format!("/api/runs/{id}/files/journal.jsonl"),
-        Some(&viewer),
-        None,
-    );
-    assert_eq!(status, 200);
-    let events: Vec<Value> = journal
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let events = server.journal(&viewer, &id);
     let audits: Vec<String> = events
         .iter()
         .filter(|e| e["type"] == "audit")
@@ -458,7 +448,7 @@ fn a_game_day_from_the_console_has_its_pages_and_operators_mark_and_end_curvebal
         events
             .iter()
             .any(|e| e.to_string().contains("\"bob\"") && e["type"] != "audit"),
-        "the mark itself in the journal: {journal}"
+        "the mark itself in the journal: {events:?}"
     );
     let (status, _, _) = http(
         &server.addr(),
