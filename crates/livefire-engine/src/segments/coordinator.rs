@@ -54,6 +54,19 @@ pub struct Split {
     pub loads: Vec<livefire_load::LoadConfig>,
 }
 
+/// Whether `ev` is a segment's first step into the run: a line other than its clock
+/// (a ready segment's lines before the start are `clock` lines, or `done` when it has
+/// nothing to run).
+fn begins(ev: &SegmentEvent) -> bool {
+    match ev {
+        SegmentEvent::Line { line, .. } => !matches!(
+            serde_json::from_str::<Line>(line),
+            Ok(Line::Clock { .. }) | Ok(Line::Done { .. })
+        ),
+        _ => false,
+    }
+}
+
 /// The loads of a plan, as the coordinator needs them for a split run.
 pub fn loads_of(plan: &crate::plan::Plan) -> Vec<livefire_load::LoadConfig> {
     plan.activities
@@ -111,6 +124,9 @@ pub struct Following {
     /// The plan's loads: a load of one request has its request's series kept as the
     /// load's, here as in every segment (which then sends it once).
     loads: Vec<livefire_load::LoadConfig>,
+    /// Events the barrier took that belong to the run (a segment whose clock is ahead
+    /// began first): `follow` handles them first, with the run's sink.
+    pending: Vec<SegmentEvent>,
 }
 
 /// Launches the segments so that they start together at a whole second of the run's
@@ -167,6 +183,7 @@ pub async fn launch(
         start,
         end_wait: end_wait(&split.loads),
         loads: split.loads,
+        pending: Vec::new(),
     };
     // Every segment must be ready by the barrier; until then their `clock` lines
     // refine the clock offsets, judged once, there.
@@ -174,6 +191,12 @@ pub async fn launch(
     let failed = loop {
         tokio::select! {
             ev = f.events.recv() => match ev {
+                // Every segment ready, and one has begun (its clock is ahead of this
+                // one's): the barrier is over, and that line is the run's.
+                Some(ev) if f.state.ready.iter().all(|r| *r) && begins(&ev) => {
+                    f.pending.push(ev);
+                    break None;
+                }
                 Some(ev) => {
                     let exited = matches!(ev, SegmentEvent::Exited { .. });
                     let index = ev.index();
@@ -183,6 +206,10 @@ pub async fn launch(
                     }
                     if let Some(bad) = f.state.protocol_mismatch.take() {
                         break Some(bad);
+                    }
+                    // Segments lost before the start, below `min_alive`: no fault.
+                    if let Some(AbortCause::Error { message }) = f.state.below_min_alive.take() {
+                        break Some(message);
                     }
                 }
                 // Segments with nothing to run may be done before the start.
@@ -204,7 +231,11 @@ pub async fn launch(
                 ));
             }
             cause = abort_rx.recv() => {
+                for i in 0..count {
+                    f.state.ready_event(i, journal);
+                }
                 let _ = f.launcher.stop_all(Duration::ZERO).await;
+                f.drain_after_stop(journal).await;
                 return Err(cause.unwrap_or(AbortCause::Halt { from: None }));
             }
         }
@@ -244,19 +275,16 @@ impl Following {
         for load in &self.loads {
             load.share_series(&sink.store);
         }
+        for ev in std::mem::take(&mut self.pending) {
+            self.on_event(ev, &sink);
+        }
         let mut stop_at: Option<tokio::time::Instant> = None;
         let mut stopped = false;
         loop {
             tokio::select! {
                 ev = self.events.recv() => {
                     let Some(ev) = ev else { break };
-                    self.state.handle(ev, &sink.journal, Some(&sink));
-                    if let Some(cause) = self.state.below_min_alive.take()
-                        && !self.state.stopping
-                    {
-                        let _ = sink.abort.send(cause);
-                    }
-                    self.state.publish(&sink);
+                    self.on_event(ev, &sink);
                 }
                 _ = cancel.cancelled(), if stop_at.is_none() => {
                     self.state.stopping = true;
@@ -278,6 +306,18 @@ impl Following {
             });
         }
         self.state.finish(&sink)
+    }
+
+    /// One event of the run: handled with the run's sink; a segment lost below
+    /// `min_alive` aborts the run; the seconds every live segment passed are released.
+    fn on_event(&mut self, ev: SegmentEvent, sink: &Sink) {
+        self.state.handle(ev, &sink.journal, Some(sink));
+        if let Some(cause) = self.state.below_min_alive.take()
+            && !self.state.stopping
+        {
+            let _ = sink.abort.send(cause);
+        }
+        self.state.publish(sink);
     }
 
     /// After a failed barrier: journal what the segments said while they stop.

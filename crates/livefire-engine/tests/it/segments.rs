@@ -34,6 +34,15 @@ fn spec(dir: &Path, count: u32) -> LaunchSpec {
     }
 }
 
+/// A run's journal in `dir` (`journal.jsonl`), and its path.
+fn journal_in(dir: &Path) -> (livefire_engine::journal::Journal, PathBuf) {
+    let path = dir.join("journal.jsonl");
+    let journal =
+        livefire_engine::journal::Journal::create(&path, std::time::Instant::now(), Vec::new())
+            .unwrap();
+    (journal, path)
+}
+
 /// Every event until each of `count` segments has exited, grouped by segment.
 async fn collect(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<SegmentEvent>,
@@ -198,13 +207,7 @@ async fn a_segment_whose_clock_is_too_far_off_stops_the_run_at_the_ready_barrier
     ];
     for (what, skew, word) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let journal_path = dir.path().join("journal.jsonl");
-        let journal = livefire_engine::journal::Journal::create(
-            &journal_path,
-            std::time::Instant::now(),
-            Vec::new(),
-        )
-        .unwrap();
+        let (journal, journal_path) = journal_in(dir.path());
         let split = Split {
             launcher: Box::new(LocalLauncher::new(skewed_agent(dir.path(), skew))),
             spec: spec(dir.path(), 1),
@@ -259,13 +262,7 @@ echo "{{\"type\":\"ready\",\"protocol\":{protocol},\"segment\":\"$seg\",\"seed\"
 while true; do sleep 0.25; echo "{{\"type\":\"clock\",\"clock_ms\":$(date +%s%3N)}}"; done"#
         ),
     );
-    let journal_path = dir.path().join("journal.jsonl");
-    let journal = livefire_engine::journal::Journal::create(
-        &journal_path,
-        std::time::Instant::now(),
-        Vec::new(),
-    )
-    .unwrap();
+    let (journal, journal_path) = journal_in(dir.path());
     let split = Split {
         launcher: Box::new(LocalLauncher::new(program)),
         spec: spec(dir.path(), 2),
@@ -341,12 +338,7 @@ async fn a_halt_during_a_long_launch_ends_it_at_once() {
     use livefire_core::events::AbortCause;
     use livefire_engine::segments::coordinator::{Split, launch};
     let dir = tempfile::tempdir().unwrap();
-    let journal = livefire_engine::journal::Journal::create(
-        &dir.path().join("journal.jsonl"),
-        std::time::Instant::now(),
-        Vec::new(),
-    )
-    .unwrap();
+    let (journal, _) = journal_in(dir.path());
     let stops = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let split = Split {
         launcher: Box::new(SlowLauncher(stops.clone())),
@@ -373,4 +365,41 @@ async fn a_halt_during_a_long_launch_ends_it_at_once() {
         result.err()
     );
     assert_eq!(stops.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// Segments that are ready and then die before the start, leaving fewer than
+/// `min_alive`: the run stops at the barrier, before any fault, saying which was lost.
+#[tokio::test]
+async fn segments_lost_before_the_start_stop_the_run_at_the_barrier() {
+    use livefire_core::events::AbortCause;
+    use livefire_engine::segments::coordinator::{Split, launch};
+    let dir = tempfile::tempdir().unwrap();
+    let protocol = livefire_engine::segments::protocol::PROTOCOL;
+    // Segment 2 says it is ready, then exits without a `done`.
+    let program = script(
+        dir.path(),
+        &format!(
+            r#"seg=$(echo "$*" | sed 's/.*--segment \([0-9]*\/[0-9]*\).*/\1/')
+echo "{{\"type\":\"ready\",\"protocol\":{protocol},\"segment\":\"$seg\",\"seed\":42,\"livefire\":\"test\",\"workloads\":[],\"clock_ms\":$(date +%s%3N)}}"
+case "$seg" in 2/2) exit 0;; esac
+cat >/dev/null"#
+        ),
+    );
+    let (journal, journal_path) = journal_in(dir.path());
+    let split = Split {
+        launcher: Box::new(LocalLauncher::new(program)),
+        spec: spec(dir.path(), 2),
+        min_alive: 2,
+        loads: Vec::new(),
+    };
+    let (_abort_tx, mut abort_rx) = tokio::sync::mpsc::unbounded_channel();
+    let Err(AbortCause::Error { message }) = launch(split, &journal, &mut abort_rx).await else {
+        panic!("a segment lost before the start stops the run");
+    };
+    assert!(
+        message.contains("segment 2/2 was lost") && message.contains("no fault was applied"),
+        "{message}"
+    );
+    let text = std::fs::read_to_string(&journal_path).unwrap();
+    assert!(text.contains("\"state\":\"lost\""), "{text}");
 }
