@@ -4,9 +4,22 @@
 // and the same numbers as a table. Uses app.js's el() and svg().
 "use strict";
 
+/// `#trends` without a name (the nav's link): every experiment, each to its trends.
+async function trendsIndex(view) {
+  view.append(el("h1", {}, "Trends"), el("p", { class: "muted" }, "Pick an experiment: its ended runs, time to recover per fault, margins and findings, run after run."));
+  const list = el("ul", { id: "trends-index" });
+  view.append(list);
+  const r = await api("GET", "/api/experiments");
+  for (const e of (r.data || [])) {
+    list.append(el("li", {}, el("a", { href: `#trends/${encodeURIComponent(e.name)}`, "data-experiment": e.name }, e.name)));
+  }
+  if (!list.children.length) list.append(el("li", { class: "muted" }, "no experiment uploaded yet"));
+}
+
 const TREND_COLORS = ["#2563eb", "#d97706", "#059669", "#7c3aed", "#dc2626", "#0891b2", "#4b5563", "#be185d"];
 
 async function trendsPage(view, name) {
+  if (!name) return trendsIndex(view);
   view.append(el("h1", {}, `Trends: ${name}`),
     el("p", {}, el("a", { href: `#experiment/${encodeURIComponent(name)}` }, "the experiment"), " · ",
       el("span", { class: "muted" }, "each ended run of this experiment, oldest on the left")));

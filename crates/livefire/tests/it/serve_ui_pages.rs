@@ -43,7 +43,18 @@ fn the_trends_page_draws_an_experiments_runs_in_chromium() {
     let mut page = browser.page();
     page.goto(&format!("{}/", server.url));
     log_in(&mut page, &operator);
-    // From the experiment's page, its Trends link.
+    // From the nav's Trends, the list of experiments, then this one's trends.
+    page.eval("document.getElementById('nav-trends').click(); true");
+    page.wait_for(
+        "the experiments to pick from",
+        "!!document.querySelector('#trends-index a[data-experiment=\"drill\"]')",
+    );
+    page.eval("document.querySelector('#trends-index a[data-experiment=\"drill\"]').click(); true");
+    page.wait_for(
+        "the trend table",
+        &format!("document.querySelectorAll('#trends tr[data-run]').length === {runs}"),
+    );
+    // And from the experiment's page, its Trends link.
     page.eval("location.hash = '#experiment/drill'; true");
     page.wait_for(
         "the Trends link",
