@@ -188,67 +188,75 @@ pub async fn launch(
     // Every segment must be ready by the barrier; until then their `clock` lines
     // refine the clock offsets, judged once, there.
     let barrier = start.checked_sub(BARRIER_MARGIN).unwrap_or(start);
-    let failed = loop {
+    let outcome = loop {
         tokio::select! {
             ev = f.events.recv() => match ev {
                 // Every segment ready, and one has begun (its clock is ahead of this
                 // one's): the barrier is over, and that line is the run's.
                 Some(ev) if f.state.ready.iter().all(|r| *r) && begins(&ev) => {
                     f.pending.push(ev);
-                    break None;
+                    break Barrier::Passed;
                 }
                 Some(ev) => {
                     let exited = matches!(ev, SegmentEvent::Exited { .. });
                     let index = ev.index();
                     f.state.handle(ev, journal, None);
                     if exited && !f.state.ready[index as usize] {
-                        break Some(f.state.not_ready(index));
+                        break Barrier::Failed(f.state.not_ready(index));
                     }
                     if let Some(bad) = f.state.protocol_mismatch.take() {
-                        break Some(bad);
+                        break Barrier::Failed(bad);
                     }
                     // Segments lost before the start, below `min_alive`: no fault.
                     if let Some(AbortCause::Error { message }) = f.state.below_min_alive.take() {
-                        break Some(message);
+                        break Barrier::Failed(message);
                     }
                 }
                 // Segments with nothing to run may be done before the start.
-                None if f.state.ready.iter().all(|r| *r) => break None,
-                None => break Some("every segment's stream closed before it was ready".into()),
+                None if f.state.ready.iter().all(|r| *r) => break Barrier::Passed,
+                None => break Barrier::Failed("every segment's stream closed before it was ready".into()),
             },
             _ = tokio::time::sleep_until(barrier.into()) => {
                 if f.state.ready.iter().all(|r| *r) {
-                    break None;
+                    break Barrier::Passed;
                 }
                 let late: Vec<String> = (0..count)
                     .filter(|i| !f.state.ready[*i as usize])
                     .map(|i| f.state.name(i))
                     .collect();
-                break Some(format!(
+                break Barrier::Failed(format!(
                     "segment(s) {} not ready by the shared start ({:.1}s after launch): raise the back end's startup allowance or check segments/*/stderr.log",
                     late.join(", "),
                     allowance.as_secs_f64()
                 ));
             }
             cause = abort_rx.recv() => {
-                for i in 0..count {
-                    f.state.ready_event(i, journal);
-                }
-                let _ = f.launcher.stop_all(Duration::ZERO).await;
-                f.drain_after_stop(journal).await;
-                return Err(cause.unwrap_or(AbortCause::Halt { from: None }));
+                break Barrier::Halted(cause.unwrap_or(AbortCause::Halt { from: None }));
             }
         }
     };
+    // The ready segments' `ready` events, with their clocks judged, on every way out.
     let clocks = f.state.judge_clocks(journal);
-    if let Some(why) = failed.or(clocks) {
-        let _ = f.launcher.stop_all(Duration::ZERO).await;
-        f.drain_after_stop(journal).await;
-        return Err(AbortCause::Error {
+    let cause = match (outcome, clocks) {
+        (Barrier::Passed, None) => return Ok(f),
+        (Barrier::Halted(cause), _) => cause,
+        (Barrier::Failed(why), _) | (Barrier::Passed, Some(why)) => AbortCause::Error {
             message: format!("split run: {why} (no fault was applied)"),
-        });
-    }
-    Ok(f)
+        },
+    };
+    let _ = f.launcher.stop_all(Duration::ZERO).await;
+    f.drain_after_stop(journal).await;
+    Err(cause)
+}
+
+/// How the wait for the ready barrier ended.
+enum Barrier {
+    /// Every segment ready (and its clock not judged yet).
+    Passed,
+    /// Why the run stops before any fault.
+    Failed(String),
+    /// A halt or Ctrl-C while waiting.
+    Halted(AbortCause),
 }
 
 impl Following {
@@ -360,10 +368,9 @@ struct State {
     tallies: Vec<(u64, u64)>,
     offsets: Vec<Option<i64>>,
     /// Per segment, what its `ready` event will say besides the clock offset (open
-    /// files), kept until the barrier journals it with the offset judged there.
+    /// files), kept until the barrier journals it with the offset judged there (a
+    /// `clock` line after that changes an offset nothing reads any more).
     ready_detail: Vec<Option<String>>,
-    /// The clocks were judged at the barrier: later `clock` lines change nothing.
-    clocks_judged: bool,
     /// The plan's loads with `track_write`, the keys every segment sent for each
     /// (by load name), and how many acknowledged writes each segment sent.
     tracked: Vec<livefire_load::LoadConfig>,
@@ -422,7 +429,6 @@ impl State {
             tallies: vec![(0, 0); n],
             offsets: vec![None; n],
             ready_detail: vec![None; n],
-            clocks_judged: false,
             tracked: Vec::new(),
             writes: BTreeMap::new(),
             writes_acked: vec![0; n],
@@ -511,9 +517,6 @@ impl State {
     /// segment look behind by that much, so the largest difference is the best estimate.
     fn clock(&mut self, index: u32, clock_ms: Option<u64>) {
         let Some(theirs) = clock_ms else { return };
-        if self.clocks_judged {
-            return;
-        }
         let ours = super::agent::unix_ms(SystemTime::now());
         let offset = theirs as i64 - ours as i64;
         let best = &mut self.offsets[index as usize];
@@ -537,7 +540,6 @@ impl State {
     /// offset, warns past `CLOCK_WARN_MS`, and past `CLOCK_REFUSE_MS` gives the reason
     /// the run stops.
     fn judge_clocks(&mut self, journal: &Journal) -> Option<String> {
-        self.clocks_judged = true;
         let mut refused = None;
         for i in 0..self.ready.len() {
             let index = i as u32;

@@ -181,9 +181,10 @@ async fn refusals_come_before_anything_starts() {
     assert!(!dir.path().join("started").exists(), "nothing ran");
 }
 
-/// A segment whose `ready` line shows a clock `skew_ms` off this machine's: a shell
-/// script in the agent's place, since every process here shares one clock.
-fn skewed_agent(dir: &Path, skew_ms: i64) -> PathBuf {
+/// A shell script in the agent's place: it says `ready` for its segment (`$seg`, e.g.
+/// `2/3`) with the clock `$((now + skew_ms))`, then runs `then` (every process here
+/// shares one clock, so a skew is written in).
+fn ready_agent(dir: &Path, skew_ms: i64, then: &str) -> PathBuf {
     let protocol = livefire_engine::segments::protocol::PROTOCOL;
     script(
         dir,
@@ -191,9 +192,14 @@ fn skewed_agent(dir: &Path, skew_ms: i64) -> PathBuf {
             r#"now=$(date +%s%3N)
 seg=$(echo "$*" | sed 's/.*--segment \([0-9]*\/[0-9]*\).*/\1/')
 echo "{{\"type\":\"ready\",\"protocol\":{protocol},\"segment\":\"$seg\",\"seed\":42,\"livefire\":\"test\",\"workloads\":[],\"clock_ms\":$((now + {skew_ms}))}}"
-cat >/dev/null"#
+{then}"#
         ),
     )
+}
+
+/// A segment whose `ready` line shows a clock `skew_ms` off this machine's, then waits.
+fn skewed_agent(dir: &Path, skew_ms: i64) -> PathBuf {
+    ready_agent(dir, skew_ms, "cat >/dev/null")
 }
 
 #[tokio::test]
@@ -250,17 +256,12 @@ async fn a_segment_whose_clock_is_too_far_off_stops_the_run_at_the_ready_barrier
 async fn a_ready_line_delivered_late_is_not_taken_for_a_clock_behind() {
     use livefire_engine::segments::coordinator::{CLOCK_REFUSE_MS, Split, launch};
     let dir = tempfile::tempdir().unwrap();
-    let protocol = livefire_engine::segments::protocol::PROTOCOL;
     // Its `ready` says a clock 2.5 s behind (as a line written 2.5 s before it is read
     // would), then it writes its real clock every 0.25 s as an agent does.
-    let program = script(
+    let program = ready_agent(
         dir.path(),
-        &format!(
-            r#"now=$(date +%s%3N)
-seg=$(echo "$*" | sed 's/.*--segment \([0-9]*\/[0-9]*\).*/\1/')
-echo "{{\"type\":\"ready\",\"protocol\":{protocol},\"segment\":\"$seg\",\"seed\":42,\"livefire\":\"test\",\"workloads\":[],\"clock_ms\":$((now - 2500))}}"
-while true; do sleep 0.25; echo "{{\"type\":\"clock\",\"clock_ms\":$(date +%s%3N)}}"; done"#
-        ),
+        -2500,
+        r#"while true; do sleep 0.25; echo "{\"type\":\"clock\",\"clock_ms\":$(date +%s%3N)}"; done"#,
     );
     let (journal, journal_path) = journal_in(dir.path());
     let split = Split {
@@ -374,16 +375,11 @@ async fn segments_lost_before_the_start_stop_the_run_at_the_barrier() {
     use livefire_core::events::AbortCause;
     use livefire_engine::segments::coordinator::{Split, launch};
     let dir = tempfile::tempdir().unwrap();
-    let protocol = livefire_engine::segments::protocol::PROTOCOL;
     // Segment 2 says it is ready, then exits without a `done`.
-    let program = script(
+    let program = ready_agent(
         dir.path(),
-        &format!(
-            r#"seg=$(echo "$*" | sed 's/.*--segment \([0-9]*\/[0-9]*\).*/\1/')
-echo "{{\"type\":\"ready\",\"protocol\":{protocol},\"segment\":\"$seg\",\"seed\":42,\"livefire\":\"test\",\"workloads\":[],\"clock_ms\":$(date +%s%3N)}}"
-case "$seg" in 2/2) exit 0;; esac
-cat >/dev/null"#
-        ),
+        0,
+        "case \"$seg\" in 2/2) exit 0;; esac\ncat >/dev/null",
     );
     let (journal, journal_path) = journal_in(dir.path());
     let split = Split {

@@ -20,6 +20,23 @@ fn experiment(port: u16, rate: u32, secs: u32, extra: &str, entries: &str) -> St
     )
 }
 
+/// The journal of the run going in `home` so far (its last line may be half written:
+/// left out); empty before the run folder exists.
+fn live_events(home: &Home) -> Vec<serde_json::Value> {
+    let Some(dir) = std::fs::read_dir(home.path().join("runs"))
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(Result::ok)
+    else {
+        return Vec::new();
+    };
+    std::fs::read_to_string(dir.path().join("journal.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
 fn events(journal: &str) -> Vec<serde_json::Value> {
     journal
         .lines()
@@ -458,17 +475,7 @@ fn run_and_kill(home: &Home, file: &Path, n: u32, victim: &str) -> (i32, String)
     let victim = loop {
         assert!(Instant::now() < deadline, "the split load never started");
         std::thread::sleep(Duration::from_millis(200));
-        let Ok(dirs) = std::fs::read_dir(home.path().join("runs")) else {
-            continue;
-        };
-        let Some(dir) = dirs.flatten().next() else {
-            continue;
-        };
-        let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap_or_default();
-        let evs: Vec<serde_json::Value> = journal
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
+        let evs = live_events(home);
         let windows = evs.iter().filter(|e| e["type"] == "window").count();
         if windows >= 2 {
             break segment_pids(&evs)
@@ -1032,19 +1039,7 @@ fn variables_reach_local_segments_but_not_their_command_lines() {
             "the segments never started: {seen:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
-        let Some(dir) = std::fs::read_dir(home.path().join("runs"))
-            .ok()
-            .and_then(|mut d| d.next())
-            .and_then(Result::ok)
-        else {
-            continue;
-        };
-        let journal = std::fs::read_to_string(dir.path().join("journal.jsonl")).unwrap_or_default();
-        let evs: Vec<serde_json::Value> = journal
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
-        for (segment, pid) in segment_pids(&evs) {
+        for (segment, pid) in segment_pids(&live_events(&home)) {
             if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
                 seen.insert(
                     segment,
