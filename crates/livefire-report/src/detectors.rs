@@ -60,7 +60,7 @@ pub fn who_noticed(journal: &Journal, faults: &[FaultSummary]) -> Vec<FaultDetec
         .iter()
         .map(|f| {
             let from = f.applied_ms;
-            let opened = f.applying_ms.map_or(from, |a| a.min(from));
+            let opened = crate::summary::apply_began(from, f.applying_ms);
             let until = f.rolled_back_ms.unwrap_or(u64::MAX);
             let mut detectors: Vec<Detector> = streams
                 .iter()

@@ -50,7 +50,7 @@ pub(crate) fn fault_spans(records: &[Record]) -> Vec<(u64, u64)> {
                 applying_ms,
                 ..
             } => {
-                let opened = applying_ms.map_or(r.t, |a| a.min(r.t));
+                let opened = crate::summary::apply_began(r.t, *applying_ms);
                 faults.push((activity.as_str(), opened, None));
             }
             Event::FaultRolledBack { activity, .. } => {

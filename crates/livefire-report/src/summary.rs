@@ -263,6 +263,13 @@ pub struct ForgottenSummary {
 /// How many failing samples a condition keeps in words.
 const FAILURE_DETAILS: usize = 5;
 
+/// When a fault's apply began, from when it returned (`applied_ms`) and, when the
+/// journal says, when it began (`applying_ms`): what time to impact, the load-impact
+/// spans and the detectors all count from.
+pub(crate) fn apply_began(applied_ms: u64, applying_ms: Option<u64>) -> u64 {
+    applying_ms.map_or(applied_ms, |a| a.min(applied_ms))
+}
+
 /// Journal -> summary. Pure.
 pub fn summarize(journal: &Journal) -> Summary {
     let mut s = Summary {
@@ -587,7 +594,7 @@ pub fn summarize(journal: &Journal) -> Summary {
         // From when its apply began (as the detectors count): a fault that takes a
         // while to apply (a disk filled, a kill waiting for the process to go) may show
         // before the apply returns, and that is an impact after 0 ms.
-        let opened = f.applying_ms.map_or(f.applied_ms, |a| a.min(f.applied_ms));
+        let opened = apply_began(f.applied_ms, f.applying_ms);
         // The first failing sample that was in flight while the fault was active,
         // counted from when it was sent (a probe that hangs was impacted when sent).
         let by_hypothesis = samples

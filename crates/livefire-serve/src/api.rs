@@ -38,6 +38,26 @@ const RUN_FILES: &[(&str, &str)] = &[
     ("experiment.yaml", "text/plain; charset=utf-8"),
 ];
 
+/// Refuses a body that is not an object or that holds a key outside `allowed`, naming
+/// it: a misspelt `env` must not start a drill without its environment.
+pub(crate) fn only_keys(v: &Value, allowed: &[&str]) -> Result<(), String> {
+    let Some(m) = v.as_object() else {
+        return Err("send a JSON object".into());
+    };
+    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(format!(
+            "unknown field `{}`: the fields are {}",
+            k.escape_debug(),
+            allowed
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
 /// Answers one request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
     let (parts, body) = req.into_parts();
@@ -51,11 +71,11 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         (&Method::GET, ["api", "openapi.yaml"]) => {
             return with_type(StatusCode::OK, "application/yaml", OPENAPI);
         }
-        (&Method::POST, ["api", "login" | "logout"]) => {
+        (&Method::POST, ["api", which @ ("login" | "logout")]) => {
             if let Err(d) = auth::same_origin(&parts.headers) {
                 return denied(&d);
             }
-            return match segments[1] {
+            return match *which {
                 "login" => login(&app, body, app.tls).await,
                 _ => logout(app.tls),
             };
@@ -280,7 +300,7 @@ async fn login(app: &App, body: Incoming, tls: bool) -> Response<Body> {
         Ok(v) => v,
         Err(r) => return *r,
     };
-    if let Err(why) = crate::approval::only_keys(&v, &["token"]) {
+    if let Err(why) = only_keys(&v, &["token"]) {
         return error(StatusCode::BAD_REQUEST, why);
     }
     let Some(token) = v.get("token").and_then(Value::as_str) else {
@@ -499,7 +519,7 @@ fn run_file(app: &App, id: &str, file: &str) -> Response<Body> {
 }
 
 fn create_token(app: &App, caller: &Caller, v: &Value) -> Response<Body> {
-    if let Err(why) = crate::approval::only_keys(v, &["role", "name", "expires"]) {
+    if let Err(why) = only_keys(v, &["role", "name", "expires"]) {
         return error(StatusCode::BAD_REQUEST, why);
     }
     let Some(role) = v.get("role").and_then(Value::as_str).and_then(Role::parse) else {

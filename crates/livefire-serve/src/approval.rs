@@ -489,7 +489,7 @@ pub fn reason_of(v: &Value) -> Result<Option<String>, String> {
     if v.is_null() {
         return Ok(None);
     }
-    only_keys(v, &["reason"])?;
+    crate::api::only_keys(v, &["reason"])?;
     match v.get("reason") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.chars().count() > MAX_REASON => Err(format!(
@@ -534,26 +534,6 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApprovalRow> {
 
 /// Variables for a run, in order: `livefire run --var NAME=VALUE`.
 pub type Vars = Vec<(String, String)>;
-/// Refuses a body that is not an object or that holds a key outside `allowed`, naming
-/// it: a misspelt `env` must not start a drill without its environment.
-pub fn only_keys(v: &Value, allowed: &[&str]) -> Result<(), String> {
-    let Some(m) = v.as_object() else {
-        return Err("send a JSON object".into());
-    };
-    match m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(k) => Err(format!(
-            "unknown field `{}`: the fields are {}",
-            k.escape_debug(),
-            allowed
-                .iter()
-                .map(|a| format!("`{a}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
-}
-
 /// `env` and `vars` of a JSON body: a name, and an object of strings. A value that
 /// cannot be passed to `livefire run` (a NUL byte, a line break) is refused here.
 pub fn env_and_vars(v: &Value) -> Result<(Option<String>, Vars), String> {
@@ -598,7 +578,7 @@ pub fn env_and_vars(v: &Value) -> Result<(Option<String>, Vars), String> {
 /// `POST /api/runs` `{"experiment": NAME, "env": ENV, "vars": {...}}`: 201 with the run,
 /// or 202 when it waits for approval.
 pub async fn start(app: &Arc<App>, caller: &Caller, v: &Value, name: &str) -> Response<Body> {
-    if let Err(why) = only_keys(v, &["experiment", "env", "vars"]) {
+    if let Err(why) = crate::api::only_keys(v, &["experiment", "env", "vars"]) {
         return api::error(StatusCode::BAD_REQUEST, why);
     }
     let (env, vars) = match env_and_vars(v) {

@@ -564,7 +564,7 @@ pub async fn route(
 const SHAPE: &str = "send {\"name\": NAME, \"cron\": \"0 9 1 * *\", \"experiment\": NAME, \"env\": ENV, \"vars\": {NAME: VALUE}} (env and vars optional)";
 
 fn from_json(v: &Value, caller: &Caller) -> Result<ScheduleRow, String> {
-    approval::only_keys(v, &["name", "cron", "experiment", "env", "vars"])?;
+    crate::api::only_keys(v, &["name", "cron", "experiment", "env", "vars"])?;
     let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let (Some(name), Some(cron), Some(experiment)) =
         (text("name"), text("cron"), text("experiment"))

@@ -544,6 +544,39 @@ fn a_server_killed_mid_run_rolls_back_at_its_next_start_and_says_so() {
     assert_eq!(v["run"]["verdict"], "aborted", "{v}");
 }
 
+/// A run whose control socket is gone cannot be halted from the console: STOP says so
+/// (503), and the audit log has the attempt and why it failed.
+#[test]
+fn a_stop_the_runs_control_socket_does_not_take_is_503_and_audited() {
+    let server = Server::start();
+    let operator = server.token("operator", "alice", None);
+    let victim = Victim::start();
+    let id = server.pause_run(&operator, &victim);
+    let socket = server.home.path().join(format!("home/active/{id}.sock"));
+    std::fs::remove_file(&socket).unwrap_or_else(|e| panic!("{}: {e}", socket.display()));
+    let (status, answer) = server.json("POST", &format!("/api/runs/{id}/stop"), &operator, None);
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.to_string().contains(&id), "{answer}");
+    let (_, detail) = server.json("GET", &format!("/api/runs/{id}"), &operator, None);
+    let actions: Vec<&str> = detail["audit"]
+        .as_array()
+        .expect("the run's audit lines")
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"stop") && actions.contains(&"stop_failed"),
+        "{detail}"
+    );
+    assert_eq!(victim.state(), 'T', "nothing was rolled back");
+    // Without its socket only the ledger can undo it: kill everything, then recover.
+    let mut server = server;
+    server.kill_all();
+    let (code, _, err) = run(server.home.livefire().arg("recover"));
+    assert_eq!(code, 0, "{err}");
+    assert!(victim.running(), "recover rolled the pause back");
+}
+
 /// Stopping the service (`systemctl stop`: SIGTERM) halts the runs it has going: they
 /// roll back and are recorded as aborted before it exits, so its next start finds
 /// nothing to recover.
